@@ -1,0 +1,75 @@
+#include "stun/credentials.h"
+
+#include <openssl/crypto.h>
+#include <stringprep.h>
+
+#include <cstring>
+
+#include "stun/bytes.h"
+#include "stun/crypto.h"
+
+namespace stun {
+
+std::string_view to_string(CredentialError error) noexcept {
+    switch (error) {
+    case CredentialError::ok: return "ok";
+    case CredentialError::prohibited_character: return "prohibited_character";
+    case CredentialError::too_long: return "too_long";
+    }
+    return "unknown";
+}
+
+CredentialError saslprep(std::string_view input, std::span<char, 513> out,
+                         std::string_view& prepared) noexcept {
+    if (input.size() >= out.size()) return CredentialError::too_long;
+    std::memcpy(out.data(), input.data(), input.size());
+    out[input.size()] = '\0';
+    // RFC 4013: the SASLprep profile of stringprep (RFC 3454). Passwords are "stored strings"
+    // (RFC 3454 §7), so unassigned code points are refused rather than passed through.
+    const int rc = stringprep(out.data(), out.size(), STRINGPREP_NO_UNASSIGNED, stringprep_saslprep);
+    if (rc == STRINGPREP_TOO_SMALL_BUFFER) return CredentialError::too_long;
+    if (rc != STRINGPREP_OK) return CredentialError::prohibited_character;
+    prepared = {out.data(), std::strlen(out.data())};
+    return CredentialError::ok;
+}
+
+CredentialError long_term_key_md5(std::string_view username, std::string_view realm,
+                                  std::string_view password, LongTermKeyMd5& out) noexcept {
+    char storage[513];
+    std::string_view prepared;
+    if (const auto e = saslprep(password, storage, prepared); e != CredentialError::ok) return e;
+    // RFC 8489 §9.2.2: key = MD5(username ":" realm ":" password).
+    md5({as_bytes(username), as_bytes(":"), as_bytes(realm), as_bytes(":"), as_bytes(prepared)},
+        out);
+    OPENSSL_cleanse(storage, sizeof storage);
+    return CredentialError::ok;
+}
+
+CredentialError long_term_key_sha256(std::string_view username, std::string_view realm,
+                                     std::string_view password, LongTermKeySha256& out) noexcept {
+    char storage[513];
+    std::string_view prepared;
+    if (const auto e = saslprep(password, storage, prepared); e != CredentialError::ok) return e;
+    // RFC 8489 §9.2.2 with PASSWORD-ALGORITHM SHA-256.
+    sha256({as_bytes(username), as_bytes(":"), as_bytes(realm), as_bytes(":"),
+            as_bytes(prepared)},
+           out);
+    OPENSSL_cleanse(storage, sizeof storage);
+    return CredentialError::ok;
+}
+
+CredentialError short_term_key(std::string_view password, std::span<char, 513> storage,
+                               std::span<const std::byte>& key) noexcept {
+    std::string_view prepared;
+    if (const auto e = saslprep(password, storage, prepared); e != CredentialError::ok) return e;
+    // RFC 8489 §9.1.1: key = OpaqueString(password) (RFC 5389: SASLprep(password)).
+    key = as_bytes(prepared);
+    return CredentialError::ok;
+}
+
+void userhash(std::string_view username, std::string_view realm,
+              std::span<std::byte, 32> out) noexcept {
+    sha256({as_bytes(username), as_bytes(":"), as_bytes(realm)}, out);
+}
+
+}  // namespace stun
