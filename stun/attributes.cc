@@ -71,10 +71,21 @@ ParseError decode_xor_address(const Attribute& a,
 
 std::size_t text_limit(std::uint16_t type) noexcept {
     switch (type) {
-    case attr::username: return 512;
+    case attr::username:  // RFC 8489 §14.3, for compatibility with RFC 5389
     case attr::realm:
     case attr::nonce:
     case attr::software: return 763;  // RFC 8489 §14.9-§14.10, §14.14: < 128 characters
+    case attr::alternate_domain: return 255;
+    default: return 65535;
+    }
+}
+
+std::size_t text_send_limit(std::uint16_t type) noexcept {
+    switch (type) {
+    case attr::username: return 508;
+    case attr::realm:
+    case attr::nonce:
+    case attr::software: return 509;
     case attr::alternate_domain: return 255;
     default: return 65535;
     }

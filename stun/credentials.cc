@@ -21,15 +21,29 @@ std::string_view to_string(CredentialError error) noexcept {
 
 CredentialError saslprep(std::string_view input, std::span<char, 513> out,
                          std::string_view& prepared) noexcept {
-    if (input.size() >= out.size()) return CredentialError::too_long;
-    std::memcpy(out.data(), input.data(), input.size());
-    out[input.size()] = '\0';
+    // RFC 4013 §2.3 prohibits U+0000 (RFC 3454 table C.2.1); libidn takes C strings and would
+    // silently stop at it, so refuse it here.
+    if (input.find('\0') != std::string_view::npos) return CredentialError::prohibited_character;
+    // The limit is on the prepared string (mapping can shrink or grow the input), so prepare
+    // in a larger scratch buffer first.
+    char scratch[2048];
+    if (input.size() >= sizeof scratch) return CredentialError::too_long;
+    std::memcpy(scratch, input.data(), input.size());
+    scratch[input.size()] = '\0';
     // RFC 4013: the SASLprep profile of stringprep (RFC 3454). Passwords are "stored strings"
     // (RFC 3454 §7), so unassigned code points are refused rather than passed through.
-    const int rc = stringprep(out.data(), out.size(), STRINGPREP_NO_UNASSIGNED, stringprep_saslprep);
+    const int rc =
+        stringprep(scratch, sizeof scratch, STRINGPREP_NO_UNASSIGNED, stringprep_saslprep);
     if (rc == STRINGPREP_TOO_SMALL_BUFFER) return CredentialError::too_long;
     if (rc != STRINGPREP_OK) return CredentialError::prohibited_character;
-    prepared = {out.data(), std::strlen(out.data())};
+    const std::size_t length = std::strlen(scratch);
+    if (length >= out.size()) {
+        OPENSSL_cleanse(scratch, sizeof scratch);
+        return CredentialError::too_long;
+    }
+    std::memcpy(out.data(), scratch, length + 1);
+    OPENSSL_cleanse(scratch, sizeof scratch);
+    prepared = {out.data(), length};
     return CredentialError::ok;
 }
 

@@ -1,4 +1,4 @@
-// Digests by OpenSSL, CRC-32 by zlib.
+// Digests by OpenSSL, CRC-32 by libdeflate.
 //
 // Why the low-level OpenSSL digest functions (SHA1_Init ...) and not EVP: OpenSSL 3.0's EVP
 // layer allocates on every init (measured here: EVP_MAC_init 5 mallocs, HMAC() 13, HMAC_CTX
@@ -7,6 +7,10 @@
 // (SHA-1 of 100 bytes: ~60 ns). HMAC is then RFC 2104's construction over them; tests check it
 // against OpenSSL's own HMAC() and the RFC 2202 / RFC 4231 vectors. They are deprecated in
 // OpenSSL 3 but present in every 3.x release.
+//
+// Why libdeflate and not zlib for CRC-32 (same polynomial, same result): on the short inputs
+// STUN has, Debian 12's zlib costs 30 ns for 24 bytes and 109 ns for 88, libdeflate (PCLMULQDQ
+// folding where the CPU has it) 17 ns and 22 ns; a Binding answer computes two CRCs.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
 #include "stun/crypto.h"
@@ -15,7 +19,7 @@
 #include <openssl/md5.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include <cstring>
 
@@ -97,10 +101,9 @@ void sha256(Parts data, std::span<std::byte, 32> out) noexcept {
 }
 
 std::uint32_t crc32(Parts data) noexcept {
-    uLong crc = ::crc32(0L, Z_NULL, 0);
-    for (const auto part : data)
-        crc = ::crc32_z(crc, reinterpret_cast<const Bytef*>(part.data()), part.size());
-    return static_cast<std::uint32_t>(crc);
+    std::uint32_t crc = 0;
+    for (const auto part : data) crc = libdeflate_crc32(crc, part.data(), part.size());
+    return crc;
 }
 
 bool random_bytes(std::span<std::byte> out) noexcept {

@@ -55,7 +55,7 @@ void MessageWriter::add(std::uint16_t type, std::span<const std::byte> value) no
 }
 
 void MessageWriter::add_text(std::uint16_t type, std::string_view text) noexcept {
-    if (text.size() > text_limit(type)) return fail(WriteError::value_too_long);
+    if (text.size() > text_send_limit(type)) return fail(WriteError::value_too_long);
     add(type, as_bytes(text));
 }
 

@@ -1,7 +1,7 @@
 // stun_dump: decodes STUN/TURN messages and ChannelData frames and checks their integrity.
 //
 //   stun_dump [--password PASSWORD] FILE...       raw datagrams, one per file
-//   stun_dump [--password PASSWORD] --hex HEX...  datagrams as hex (spaces allowed)
+//   stun_dump [--password PASSWORD] --hex HEX...  datagrams as hex (spaces and colons allowed)
 //
 // With --password, MESSAGE-INTEGRITY(-SHA256) is checked with the long-term key when the
 // message carries USERNAME and REALM (MD5(username:realm:password)), else with the short-term
@@ -238,7 +238,7 @@ std::vector<std::byte> from_hex(const std::string& text, bool& ok) {
     std::vector<std::byte> bytes;
     std::string digits;
     for (const char c : text)
-        if (std::isspace(static_cast<unsigned char>(c)) == 0) digits += c;
+        if (std::isspace(static_cast<unsigned char>(c)) == 0 && c != ':') digits += c;
     ok = digits.size() % 2 == 0;
     for (std::size_t i = 0; ok && i < digits.size(); i += 2) {
         const std::string pair = digits.substr(i, 2);

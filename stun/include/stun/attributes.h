@@ -30,10 +30,15 @@ namespace stun {
                                             std::span<const std::byte, transaction_id_size> txid,
                                             Address& out) noexcept;
 
-/// The byte limit of a text attribute as a receiver enforces it (USERNAME 512: RFC 5389 allowed
-/// fewer than 513 and RFC 8489 writers stay under 509; REALM, NONCE, SOFTWARE 763;
-/// ALTERNATE-DOMAIN 255), or 65535 for types without one.
+/// The byte limit of a text attribute as a receiver enforces it: USERNAME, REALM, NONCE and
+/// SOFTWARE 763 (RFC 8489 §14.3: "MUST be able to parse ... 763 or fewer octets"; its senders
+/// stay under 509), ALTERNATE-DOMAIN 255; 65535 for types without one.
 [[nodiscard]] std::size_t text_limit(std::uint16_t type) noexcept;
+
+/// The byte limit a sender keeps to (MessageWriter::add_text): USERNAME 508 (RFC 8489 §14.3:
+/// "fewer than 509 bytes"), REALM, NONCE, SOFTWARE 509 (§14.9, §14.10, §14.14: < 128
+/// characters, "as long as 509 bytes when encoding them"), ALTERNATE-DOMAIN 255; 65535 else.
+[[nodiscard]] std::size_t text_send_limit(std::uint16_t type) noexcept;
 
 /// USERNAME, REALM, NONCE, SOFTWARE, ALTERNATE-DOMAIN: the UTF-8 text, checked against
 /// text_limit(). The codec does not validate UTF-8; the credential check does (SASLprep).

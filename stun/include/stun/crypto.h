@@ -1,4 +1,4 @@
-// The digests the codec needs, by OpenSSL (HMAC, MD5, SHA-256, random) and zlib (CRC-32).
+// The digests the codec needs, by OpenSSL (HMAC, MD5, SHA-256, random) and libdeflate (CRC-32).
 //
 // Inputs are given as several spans so that a message can be hashed with a rewritten header
 // without copying it. None of these allocates except random_bytes() (OpenSSL's generator sets

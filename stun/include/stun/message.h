@@ -40,7 +40,8 @@ public:
     /// visible to find() and unknown_comprehension_required() (RFC 8489 §14.5, §14.6: "agents
     /// MUST ignore all other attributes that follow MESSAGE-INTEGRITY").
     ///
-    /// Cost: one pass over the attribute headers, ~10 ns for a Binding request.
+    /// Cost: one pass over the attribute headers; ≈ 15 ns for a Binding request with
+    /// FINGERPRINT, ≈ 38 ns for an ICE check with six attributes (bench/stun_codec_bench).
     [[nodiscard]] static ParseError parse(std::span<const std::byte> datagram,
                                           Message& out) noexcept;
 

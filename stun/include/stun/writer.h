@@ -31,7 +31,7 @@ public:
 
     /// Any attribute from raw value bytes, zero-padded to 4.
     void add(std::uint16_t type, std::span<const std::byte> value) noexcept;
-    /// A text attribute; value_too_long past text_limit(type).
+    /// A text attribute; value_too_long past text_send_limit(type).
     void add_text(std::uint16_t type, std::string_view text) noexcept;
     void add_u32(std::uint16_t type, std::uint32_t value) noexcept;
     void add_u64(std::uint16_t type, std::uint64_t value) noexcept;
