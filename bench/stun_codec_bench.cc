@@ -94,7 +94,8 @@ BENCHMARK(BM_Baseline_CopyBindingRequestIce);
 
 // Message::parse and the lookups a Binding handler makes: FINGERPRINT, MESSAGE-INTEGRITY and
 // USERNAME (present in ICE checks, absent from a STUN server's requests).
-void parse_request(benchmark::State& state, std::span<const unsigned char> packet) {
+void parse_request(benchmark::State& state, std::span<const unsigned char> packet,
+                   std::string_view label) {
     PacketBuffer rx;
     const std::span<const std::byte> request = rx.load(packet);
     for (auto _ : state) {
@@ -112,14 +113,18 @@ void parse_request(benchmark::State& state, std::span<const unsigned char> packe
         benchmark::DoNotOptimize(username);
     }
     state.SetItemsProcessed(state.iterations());
-    state.SetLabel(std::string(baseline_label));
+    state.SetLabel(std::string(label));
 }
 
-void BM_Stun_ParseBindingRequest(benchmark::State& state) { parse_request(state, binding_request); }
+void BM_Stun_ParseBindingRequest(benchmark::State& state) {
+    parse_request(state, binding_request, baseline_label);
+}
 BENCHMARK(BM_Stun_ParseBindingRequest);
 
 void BM_Stun_ParseBindingRequestIce(benchmark::State& state) {
-    parse_request(state, stun::rfc5769::sample_request);
+    // Compared with copying the same 108 bytes.
+    parse_request(state, stun::rfc5769::sample_request,
+                  "baseline=BM_Baseline_CopyBindingRequestIce");
 }
 BENCHMARK(BM_Stun_ParseBindingRequestIce);
 
