@@ -47,29 +47,33 @@ CredentialError saslprep(std::string_view input, std::span<char, 513> out,
     return CredentialError::ok;
 }
 
-CredentialError long_term_key_md5(std::string_view username, std::string_view realm,
-                                  std::string_view password, LongTermKeyMd5& out) noexcept {
-    char storage[513];
-    std::string_view prepared;
-    if (const auto e = saslprep(password, storage, prepared); e != CredentialError::ok) return e;
-    // RFC 8489 §9.2.2: key = MD5(username ":" realm ":" password).
-    md5({as_bytes(username), as_bytes(":"), as_bytes(realm), as_bytes(":"), as_bytes(prepared)},
-        out);
-    OPENSSL_cleanse(storage, sizeof storage);
-    return CredentialError::ok;
-}
+namespace {
 
-CredentialError long_term_key_sha256(std::string_view username, std::string_view realm,
-                                     std::string_view password, LongTermKeySha256& out) noexcept {
+// RFC 8489 §9.2.2: key = H(username ":" realm ":" password), password SASLprep'd, H being MD5
+// or, with PASSWORD-ALGORITHM SHA-256, SHA-256.
+template <typename Digest, typename Key>
+CredentialError long_term_key(std::string_view username, std::string_view realm,
+                              std::string_view password, Digest digest, Key& out) noexcept {
     char storage[513];
     std::string_view prepared;
     if (const auto e = saslprep(password, storage, prepared); e != CredentialError::ok) return e;
-    // RFC 8489 §9.2.2 with PASSWORD-ALGORITHM SHA-256.
-    sha256({as_bytes(username), as_bytes(":"), as_bytes(realm), as_bytes(":"),
+    digest({as_bytes(username), as_bytes(":"), as_bytes(realm), as_bytes(":"),
             as_bytes(prepared)},
            out);
     OPENSSL_cleanse(storage, sizeof storage);
     return CredentialError::ok;
+}
+
+}  // namespace
+
+CredentialError long_term_key_md5(std::string_view username, std::string_view realm,
+                                  std::string_view password, LongTermKeyMd5& out) noexcept {
+    return long_term_key(username, realm, password, md5, out);
+}
+
+CredentialError long_term_key_sha256(std::string_view username, std::string_view realm,
+                                     std::string_view password, LongTermKeySha256& out) noexcept {
+    return long_term_key(username, realm, password, sha256, out);
 }
 
 CredentialError short_term_key(std::string_view password, std::span<char, 513> storage,
