@@ -1,0 +1,576 @@
+// punchlined's configuration: the TOML file read key by key into EngineConfig and validated as a
+// whole (style rule 13) before the engine applies any of it.
+//
+// Every problem is a ConfigError that names the dotted key (`port[0].ipv4[1]`), the line where
+// its value stands, and what was expected, so that an operator can fix the file without reading
+// this code. Keys the struct does not know are errors too: a typo must not silently leave a
+// setting at its default. Start-up code: exceptions are fine here (style rule 12).
+#include "engine/config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "stun/address.h"
+#include "stun/attributes.h"
+#include "stun/constants.h"
+
+namespace engine {
+namespace {
+
+[[noreturn]] void fail(const std::string& key, unsigned line, const std::string& what) {
+    throw ConfigError(key, line, what);
+}
+
+unsigned line_of(const toml::node& node) { return node.source().begin.line; }
+
+std::string child_key(const std::string& parent, std::string_view key) {
+    return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+std::string element_key(const std::string& array_key, std::size_t index) {
+    return array_key + "[" + std::to_string(index) + "]";
+}
+
+std::string quoted(std::string_view text) {
+    // Long strings are cut: the message is for a terminal, the line number finds the rest.
+    constexpr std::size_t shown = 64;
+    std::string out = "\"";
+    for (const char c : text.substr(0, shown)) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            out += '?';
+        } else {
+            out += c;
+        }
+    }
+    out += text.size() > shown ? "\"..." : "\"";
+    return out;
+}
+
+// What the file holds where something else was expected, as the operator wrote it.
+std::string describe(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::string: return quoted(node.as_string()->get());
+        case toml::node_type::integer: return std::to_string(node.as_integer()->get());
+        case toml::node_type::boolean: return node.as_boolean()->get() ? "true" : "false";
+        case toml::node_type::table: return "a table";
+        case toml::node_type::array:
+            return node.as_array()->empty() ? "an empty array" : "an array";
+        default: {
+            // Floating point, dates and times: toml++ prints them as TOML writes them.
+            std::ostringstream out;
+            node.visit([&out](const auto& value) {
+                if constexpr (toml::is_value<decltype(value)>) out << value;
+            });
+            return out.str();
+        }
+    }
+}
+
+std::string got(const toml::node& node) { return ", got " + describe(node); }
+
+std::string join(std::initializer_list<std::string_view> words) {
+    std::string out;
+    for (const std::string_view word : words) {
+        if (!out.empty()) out += ", ";
+        out += word;
+    }
+    return out;
+}
+
+// Rejects the first key (in file order) of `table` that is not in `known`.
+void reject_unknown_keys(const toml::table& table, const std::string& table_key,
+                         std::initializer_list<std::string_view> known) {
+    const toml::key* first_unknown = nullptr;
+    for (const auto& [key, node] : table) {
+        if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
+        if (first_unknown == nullptr ||
+            key.source().begin.line < first_unknown->source().begin.line)
+            first_unknown = &key;
+    }
+    if (first_unknown != nullptr)
+        fail(child_key(table_key, first_unknown->str()), first_unknown->source().begin.line,
+             "unknown key; known keys here: " + join(known));
+}
+
+// An optional sub-table of the root; null when absent.
+const toml::table* optional_table(const toml::table& root, std::string_view name) {
+    const toml::node* node = root.get(name);
+    if (node == nullptr) return nullptr;
+    const toml::table* table = node->as_table();
+    if (table == nullptr)
+        fail(std::string(name), line_of(*node),
+             "expected a table [" + std::string(name) + "]" + got(*node));
+    return table;
+}
+
+std::int64_t read_integer(const toml::node& node, const std::string& key, std::int64_t min,
+                          std::int64_t max, std::string_view note = {}) {
+    const toml::value<std::int64_t>* value = node.as_integer();
+    if (value == nullptr || value->get() < min || value->get() > max)
+        fail(key, line_of(node),
+             "expected an integer " + std::to_string(min) + ".." + std::to_string(max) +
+                 std::string(note) + got(node));
+    return value->get();
+}
+
+bool read_bool(const toml::node& node, const std::string& key) {
+    const toml::value<bool>* value = node.as_boolean();
+    if (value == nullptr) fail(key, line_of(node), "expected true or false" + got(node));
+    return value->get();
+}
+
+const std::string& read_string(const toml::node& node, const std::string& key,
+                               std::string_view expected = "expected a string") {
+    const toml::value<std::string>* value = node.as_string();
+    if (value == nullptr) fail(key, line_of(node), std::string(expected) + got(node));
+    return value->get();
+}
+
+std::string_view family_name(stun::AddressFamily family) {
+    return family == stun::AddressFamily::ipv4 ? "IPv4" : "IPv6";
+}
+
+std::string_view family_example(stun::AddressFamily family) {
+    return family == stun::AddressFamily::ipv4 ? "198.18.0.2" : "2001:db8::2";
+}
+
+stun::Address read_address(const toml::node& node, const std::string& key,
+                           stun::AddressFamily family) {
+    const std::string expected = "expected an " + std::string(family_name(family)) +
+                                 " address like " + std::string(family_example(family));
+    const std::string& text = read_string(node, key, expected);
+    stun::Address address;
+    if (!stun::Address::from_string(text, 0, address))
+        fail(key, line_of(node), expected + got(node));
+    if (address.family != family)
+        fail(key, line_of(node),
+             expected + got(node) + " (an " + std::string(family_name(address.family)) +
+                 " address)");
+    return address;
+}
+
+// The mask of byte `index` of an address under a prefix of `prefix_length` bits.
+std::byte prefix_mask(std::size_t index, unsigned prefix_length) {
+    const std::size_t bits_before = index * 8;
+    const std::size_t bits_here =
+        prefix_length > bits_before ? std::min<std::size_t>(8, prefix_length - bits_before) : 0;
+    return static_cast<std::byte>((0xff00u >> bits_here) & 0xffu);
+}
+
+bool same_prefix(const stun::Address& a, const stun::Address& b, unsigned prefix_length) {
+    for (std::size_t i = 0; i < a.ip_size(); ++i) {
+        const std::byte mask = prefix_mask(i, prefix_length);
+        if ((a.ip[i] & mask) != (b.ip[i] & mask)) return false;
+    }
+    return true;
+}
+
+// The network address of `address` under `prefix_length`, as text: "198.18.0.0".
+std::string network_text(const stun::Address& address, unsigned prefix_length) {
+    std::array<std::byte, 16> network{};
+    for (std::size_t i = 0; i < address.ip_size(); ++i)
+        network[i] = address.ip[i] & prefix_mask(i, prefix_length);
+    char text[INET6_ADDRSTRLEN] = {};
+    const int family = address.family == stun::AddressFamily::ipv4 ? AF_INET : AF_INET6;
+    if (inet_ntop(family, network.data(), text, sizeof text) == nullptr) return "?";
+    return text;
+}
+
+// Where an address was read, to name the first owner when a second port claims it.
+struct AddressSite {
+    stun::Address address;
+    std::string key;
+    unsigned line;
+    std::string text;
+};
+
+std::vector<stun::Address> read_address_list(const toml::node& node, const std::string& key,
+                                             stun::AddressFamily family,
+                                             std::vector<AddressSite>& sites) {
+    const std::string example = family == stun::AddressFamily::ipv4
+                                    ? R"(["198.18.0.2", "198.18.0.3"])"
+                                    : R"(["2001:db8::2", "2001:db8::3"])";
+    const std::string expected = "expected an array of 1 or 2 " +
+                                 std::string(family_name(family)) +
+                                 " addresses (primary, then RFC 5780 alternate), e.g. " + example;
+    const toml::array* array = node.as_array();
+    if (array == nullptr || array->empty()) fail(key, line_of(node), expected + got(node));
+    if (array->size() > 2)
+        fail(element_key(key, 2), line_of(*array->get(2)),
+             expected + ", got " + std::to_string(array->size()) + " addresses");
+    std::vector<stun::Address> addresses;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        const std::string this_key = element_key(key, i);
+        const stun::Address address = read_address(element, this_key, family);
+        // RFC 5780 §6.1: a CHANGE-REQUEST for "change IP" is answered from the alternate
+        // address; were it the primary, the client's NAT behaviour tests would learn nothing.
+        if (i == 1 && address == addresses[0])
+            fail(this_key, line_of(element),
+                 "expected an alternate address other than the primary" + got(element));
+        addresses.push_back(address);
+        sites.push_back({address, this_key, line_of(element), element.as_string()->get()});
+    }
+    return addresses;
+}
+
+std::optional<stun::Address> read_gateway(const toml::table& table, std::string_view name,
+                                          const std::string& port_key, stun::AddressFamily family,
+                                          const std::vector<stun::Address>& addresses,
+                                          unsigned prefix_length) {
+    const toml::node* node = table.get(name);
+    if (node == nullptr) return std::nullopt;
+    const std::string key = child_key(port_key, name);
+    const stun::Address gateway = read_address(*node, key, family);
+    const std::string list = family == stun::AddressFamily::ipv4 ? "ipv4" : "ipv6";
+    const std::string prefix = family == stun::AddressFamily::ipv4 ? "prefix4" : "prefix6";
+    if (addresses.empty())
+        fail(key, line_of(*node),
+             "expected " + list + " addresses on this port too: a gateway must be on-link, "
+             "inside the subnet of the port's primary " + list + " address");
+    if (std::find(addresses.begin(), addresses.end(), gateway) != addresses.end())
+        fail(key, line_of(*node),
+             "expected a next hop other than the port's own address" + got(*node));
+    // The next hop is resolved by ARP or neighbour discovery on this port's link: it must be
+    // inside the subnet of the port's primary address.
+    if (!same_prefix(gateway, addresses[0], prefix_length))
+        fail(key, line_of(*node),
+             "expected an on-link gateway inside " + network_text(addresses[0], prefix_length) +
+                 "/" + std::to_string(prefix_length) + " (the primary " + list +
+                 " address and " + prefix + ")" + got(*node));
+    return gateway;
+}
+
+void read_eal(const toml::table& root, EngineConfig& config) {
+    const std::string expected =
+        R"(expected the EAL arguments, e.g. ["-l", "0-1", "--no-pci", ...])";
+    const toml::table* eal = optional_table(root, "eal");
+    if (eal == nullptr)
+        fail("eal", 0,
+             R"(missing; expected an [eal] table with the EAL arguments, e.g. args = ["-l", )"
+             R"("0-1", "--no-pci", ...])");
+    reject_unknown_keys(*eal, "eal", {"args"});
+    const toml::node* args = eal->get("args");
+    if (args == nullptr) fail("eal.args", line_of(*eal), "missing; " + expected);
+    const toml::array* array = args->as_array();
+    if (array == nullptr || array->empty()) fail("eal.args", line_of(*args), expected + got(*args));
+    for (std::size_t i = 0; i < array->size(); ++i)
+        config.eal_args.push_back(read_string(*array->get(i), element_key("eal.args", i)));
+}
+
+void read_engine(const toml::table& root, EngineConfig& config) {
+    const toml::table* engine = optional_table(root, "engine");
+    if (engine == nullptr) return;
+    reject_unknown_keys(*engine, "engine", {"workers", "mbufs", "burst"});
+    if (const toml::node* workers = engine->get("workers")) {
+        const toml::array* array = workers->as_array();
+        if (array == nullptr || array->empty())
+            fail("engine.workers", line_of(*workers),
+                 "expected a non-empty array of worker lcore ids, e.g. [1]" + got(*workers));
+        config.workers.clear();
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const toml::node& element = *array->get(i);
+            const std::string key = element_key("engine.workers", i);
+            const auto lcore =
+                static_cast<unsigned>(read_integer(element, key, 0, 1023, " (an lcore id)"));
+            const auto same = std::find(config.workers.begin(), config.workers.end(), lcore);
+            if (same != config.workers.end())
+                fail(key, line_of(element),
+                     "expected distinct lcore ids; " + std::to_string(lcore) + " is also " +
+                         element_key("engine.workers",
+                                     static_cast<std::size_t>(same - config.workers.begin())));
+            config.workers.push_back(lcore);
+        }
+    }
+    if (const toml::node* mbufs = engine->get("mbufs"))
+        config.mbufs = static_cast<unsigned>(read_integer(*mbufs, "engine.mbufs", 1023, 1048575));
+    if (const toml::node* burst = engine->get("burst"))
+        config.burst = static_cast<unsigned>(read_integer(*burst, "engine.burst", 1, 512));
+}
+
+void read_stun(const toml::table& root, EngineConfig& config) {
+    const toml::table* stun = optional_table(root, "stun");
+    if (stun == nullptr) return;
+    StunConfig& out = config.stun;
+    reject_unknown_keys(*stun, "stun", {"enabled", "port", "alternate_port", "software"});
+    if (const toml::node* enabled = stun->get("enabled"))
+        out.enabled = read_bool(*enabled, "stun.enabled");
+    if (const toml::node* port = stun->get("port"))
+        out.port = static_cast<std::uint16_t>(read_integer(*port, "stun.port", 1, 65535));
+    const toml::node* alternate = stun->get("alternate_port");
+    if (alternate != nullptr)
+        out.alternate_port = static_cast<std::uint16_t>(
+            read_integer(*alternate, "stun.alternate_port", 0, 65535, " (0: no alternate port)"));
+    if (out.alternate_port != 0 && out.alternate_port == out.port)
+        fail("stun.alternate_port", alternate != nullptr ? line_of(*alternate) : line_of(*stun),
+             "expected 0 or a port other than stun.port (" + std::to_string(out.port) +
+                 "), got " + (alternate != nullptr ? "" : "the default ") +
+                 std::to_string(out.alternate_port));
+    if (const toml::node* software = stun->get("software")) {
+        const std::string& text = read_string(*software, "stun.software");
+        // RFC 8489 §14.14: SOFTWARE "MUST be a UTF-8-encoded sequence of fewer than 128
+        // characters (which can be as long as 509 when encoding them ...)".
+        const std::size_t limit = stun::text_send_limit(stun::attr::software);
+        if (text.size() > limit)
+            fail("stun.software", line_of(*software),
+                 "expected a string of at most " + std::to_string(limit) +
+                     " bytes (RFC 8489 §14.14), got " + std::to_string(text.size()) + " bytes");
+        out.software = text;
+    }
+}
+
+PortConfig read_port(const toml::table& table, const std::string& key,
+                     std::vector<AddressSite>& sites) {
+    PortConfig port;
+    reject_unknown_keys(
+        table, key,
+        {"device", "ipv4", "ipv6", "gateway4", "prefix4", "gateway6", "prefix6", "rx_checksum"});
+    const std::string device_expected =
+        R"(expected the EAL device name, e.g. "net_tap0" or "0000:03:00.0")";
+    const toml::node* device = table.get("device");
+    if (device == nullptr)
+        fail(child_key(key, "device"), line_of(table), "missing; " + device_expected);
+    port.device = read_string(*device, child_key(key, "device"), device_expected);
+    if (port.device.empty())
+        fail(child_key(key, "device"), line_of(*device), device_expected + got(*device));
+
+    if (const toml::node* prefix = table.get("prefix4"))
+        port.prefix4 =
+            static_cast<std::uint8_t>(read_integer(*prefix, child_key(key, "prefix4"), 1, 32));
+    if (const toml::node* prefix = table.get("prefix6"))
+        port.prefix6 =
+            static_cast<std::uint8_t>(read_integer(*prefix, child_key(key, "prefix6"), 1, 128));
+    if (const toml::node* list = table.get("ipv4"))
+        port.ipv4 =
+            read_address_list(*list, child_key(key, "ipv4"), stun::AddressFamily::ipv4, sites);
+    if (const toml::node* list = table.get("ipv6"))
+        port.ipv6 =
+            read_address_list(*list, child_key(key, "ipv6"), stun::AddressFamily::ipv6, sites);
+    if (port.ipv4.empty() && port.ipv6.empty())
+        fail(key, line_of(table),
+             "missing addresses; expected "
+             R"(ipv4 = ["198.18.0.2"] or ipv6 = ["2001:db8::2"] or both)");
+    port.gateway4 = read_gateway(table, "gateway4", key, stun::AddressFamily::ipv4, port.ipv4,
+                                 port.prefix4);
+    port.gateway6 = read_gateway(table, "gateway6", key, stun::AddressFamily::ipv6, port.ipv6,
+                                 port.prefix6);
+
+    if (const toml::node* checksum = table.get("rx_checksum")) {
+        const std::string expected = "expected one of verify, trust";
+        const std::string& text = read_string(*checksum, child_key(key, "rx_checksum"), expected);
+        if (text == "verify") {
+            port.rx_checksum = RxChecksum::verify;
+        } else if (text == "trust") {
+            port.rx_checksum = RxChecksum::trust;
+        } else {
+            fail(child_key(key, "rx_checksum"), line_of(*checksum), expected + got(*checksum));
+        }
+    }
+    return port;
+}
+
+void read_ports(const toml::table& root, EngineConfig& config) {
+    const std::string expected = "expected at least one [[port]] table with a device and its "
+                                 "ipv4 or ipv6 addresses";
+    const toml::node* node = root.get("port");
+    if (node == nullptr) fail("port", 0, "missing; " + expected);
+    const toml::array* array = node->as_array();
+    if (array == nullptr)
+        fail("port", line_of(*node),
+             "expected [[port]] tables (double brackets: one per port)" + got(*node));
+    if (array->empty()) fail("port", line_of(*node), expected + got(*node));
+
+    std::vector<AddressSite> sites;
+    std::vector<std::pair<std::string, std::string>> devices;  // device, the key that has it
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        const std::string key = element_key("port", i);
+        const toml::table* table = element.as_table();
+        if (table == nullptr)
+            fail(key, line_of(element), "expected a [[port]] table" + got(element));
+        const std::size_t first_site = sites.size();
+        PortConfig port = read_port(*table, key, sites);
+
+        for (const auto& [device, other] : devices)
+            if (device == port.device)
+                fail(child_key(key, "device"), line_of(*table->get("device")),
+                     "expected a device no other port uses; " + other + " is also " +
+                         quoted(device));
+        devices.emplace_back(port.device, child_key(key, "device"));
+        // An address answers on one port only: two would both answer ARP and neighbour
+        // solicitations for it, and replies could leave by either.
+        for (std::size_t s = first_site; s < sites.size(); ++s)
+            for (std::size_t earlier = 0; earlier < first_site; ++earlier)
+                if (sites[earlier].address == sites[s].address)
+                    fail(sites[s].key, sites[s].line,
+                         "expected an address no other port has; " + quoted(sites[s].text) +
+                             " is also " + sites[earlier].key + " (line " +
+                             std::to_string(sites[earlier].line) + ")");
+        config.ports.push_back(std::move(port));
+    }
+}
+
+bool is_bare_key_char(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+std::string_view trimmed(std::string_view text) {
+    const std::size_t first = text.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos) return {};
+    return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
+}
+
+// A dotted name made of bare keys ("stun", "port . x" as "port.x"), or "" when `text` is
+// something else (quoted keys included).
+std::string bare_dotted_name(std::string_view text) {
+    std::string name;
+    for (;;) {
+        const std::size_t dot = text.find('.');
+        const std::string_view part = trimmed(text.substr(0, dot));
+        if (part.empty() || !std::all_of(part.begin(), part.end(), is_bare_key_char)) return {};
+        name += part;
+        if (dot == std::string_view::npos) return name;
+        name += '.';
+        text.remove_prefix(dot + 1);
+    }
+}
+
+// The name in a table header line ("[stun]", "[[port]]"), or "" when `line` is not one.
+std::string header_name(std::string_view line, std::string_view open, std::string_view close) {
+    if (!line.starts_with(open)) return {};
+    const std::size_t end = line.find(close, open.size());
+    if (end == std::string_view::npos) return {};
+    return bare_dotted_name(line.substr(open.size(), end - open.size()));
+}
+
+// The key a syntax error stands at, for its message: the `key = ...` or table header on the
+// error's line, under the header above it (`port = 70000x` after [stun] gives "stun.port"; the
+// second `[[port]]` gives "port[1]"). "" when the line starts with neither, e.g. inside a
+// multi-line array: the line number then points at it alone. A hint, not a parse: a line of a
+// multi-line string that looks like a header would mislead it, hence only bare keys count.
+std::string key_at_line(std::string_view text, unsigned line) {
+    std::string table;
+    std::vector<std::pair<std::string, std::size_t>> array_counts;
+    unsigned number = 0;
+    while (!text.empty() && ++number <= line) {
+        const std::size_t end = text.find('\n');
+        std::string_view current = text.substr(0, end);
+        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+        current = trimmed(current);
+
+        const bool array_header = current.starts_with("[[");
+        std::string header = array_header ? header_name(current, "[[", "]]")
+                                          : header_name(current, "[", "]");
+        const bool is_header = !header.empty();
+        if (is_header && array_header) {
+            auto count = std::find_if(array_counts.begin(), array_counts.end(),
+                                      [&](const auto& c) { return c.first == header; });
+            if (count == array_counts.end())
+                count = array_counts.insert(array_counts.end(), {header, 0});
+            header = element_key(header, count->second++);
+        }
+        if (is_header) table = header;
+        if (number != line) continue;
+        if (is_header) return table;
+        const std::size_t equals = current.find('=');
+        if (equals == std::string_view::npos) return {};
+        const std::string key = bare_dotted_name(current.substr(0, equals));
+        return key.empty() ? std::string{} : child_key(table, key);
+    }
+    return {};
+}
+
+[[noreturn]] void cannot_read(const std::string& path, int error) {
+    const std::string reason = std::error_code(error, std::generic_category()).message();
+    fail("file", 0, "cannot read " + path + ": " + reason);
+}
+
+std::string read_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) cannot_read(path, errno);
+    std::string text;
+    char buffer[16384];
+    for (;;) {
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            const int error = errno;
+            ::close(fd);
+            cannot_read(path, error);
+        }
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return text;
+}
+
+}  // namespace
+
+std::string ConfigError::format(const std::string& source, const std::string& key,
+                                unsigned line, const std::string& expected) {
+    std::string out;
+    if (!source.empty()) out.append(source).append(": ");
+    if (!key.empty() && line != 0) {
+        out += key + " (line " + std::to_string(line) + "): ";
+    } else if (!key.empty()) {
+        out += key + ": ";
+    } else if (line != 0) {
+        out += "line " + std::to_string(line) + ": ";
+    }
+    return out + expected;
+}
+
+namespace {
+
+EngineConfig parse_unnamed(std::string_view toml_text, std::string_view source_name) {
+    toml::table root;
+    try {
+        root = toml::parse(toml_text, source_name);
+    } catch (const toml::parse_error& error) {
+        const unsigned line = error.source().begin.line;
+        fail(key_at_line(toml_text, line), line, std::string(error.description()));
+    }
+    EngineConfig config;
+    reject_unknown_keys(root, "", {"eal", "engine", "stun", "port"});
+    read_eal(root, config);
+    read_engine(root, config);
+    read_stun(root, config);
+    read_ports(root, config);
+    return config;
+}
+
+}  // namespace
+
+EngineConfig parse_config(std::string_view toml_text, std::string_view source_name) {
+    try {
+        return parse_unnamed(toml_text, source_name);
+    } catch (const ConfigError& error) {
+        throw error.in(std::string(source_name));
+    }
+}
+
+EngineConfig load_config(const std::string& path) { return parse_config(read_file(path), path); }
+
+}  // namespace engine

@@ -1,0 +1,257 @@
+// L2/L3 of the packet path (design.md §3): Ethernet, ARP (RFC 826), IPv4 with ICMP echo
+// (RFC 792), IPv6 with ICMPv6 echo (RFC 4443) and neighbour discovery (RFC 4861), UDP (RFC 768)
+// demultiplexed by destination port to the roles. Every length is checked before it is read.
+#include <cstring>
+
+#include "engine/checksum.h"
+#include "engine/handler.h"
+#include "stun/bytes.h"
+
+namespace engine {
+namespace {
+
+using stun::load_be16;
+using stun::store_be16;
+
+constexpr std::byte broadcast_mac[6] = {std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF},
+                                        std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}};
+
+bool mac_is(const std::byte* p, const std::byte* mac) noexcept {
+    return std::memcmp(p, mac, 6) == 0;
+}
+
+// Replies go back to the sender's MAC, from the port's.
+void reply_l2(Frame& f, const PortContext& port) noexcept {
+    std::memcpy(f.data, f.data + 6, 6);
+    std::memcpy(f.data + 6, port.mac.data(), 6);
+}
+
+Verdict handle_arp(Frame& f, const PortContext& port) noexcept {
+    // RFC 826 over Ethernet/IPv4: htype 1, ptype 0x0800, hlen 6, plen 4, then oper, SHA, SPA,
+    // THA, TPA: 28 bytes.
+    constexpr std::size_t arp = ethernet_header_size;
+    if (f.length < arp + 28) return Verdict::drop(DropReason::truncated_frame);
+    std::byte* p = f.data + arp;
+    if (load_be16(p) != 1 || load_be16(p + 2) != ethertype::ipv4 ||
+        std::to_integer<unsigned>(p[4]) != 6 || std::to_integer<unsigned>(p[5]) != 4)
+        return Verdict::drop(DropReason::arp_not_for_us);
+    const std::uint16_t operation = load_be16(p + 6);
+    if (operation == 2) return Verdict::drop(DropReason::arp_reply);
+    if (operation != 1 || port.ipv4.index_of({p + 24, 4}) < 0)
+        return Verdict::drop(DropReason::arp_not_for_us);
+    // Reply in place: the requester's SHA/SPA become THA/TPA, ours become SHA/SPA.
+    std::byte target_ip[4];
+    std::memcpy(target_ip, p + 24, 4);
+    store_be16(p + 6, 2);
+    std::memcpy(p + 18, p + 8, 10);  // THA, TPA := SHA, SPA
+    std::memcpy(p + 8, port.mac.data(), 6);
+    std::memcpy(p + 14, target_ip, 4);
+    std::memcpy(f.data, p + 18, 6);  // to the requester's hardware address
+    std::memcpy(f.data + 6, port.mac.data(), 6);
+    return Verdict::transmit();
+}
+
+Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_length, bool ipv6,
+                   const PortContext& port, CoreCounters& counters) noexcept {
+    if (l4_length < udp_header_size) return Verdict::drop(DropReason::bad_udp_length);
+    const std::uint16_t udp_length = load_be16(f.data + l4 + 4);
+    if (udp_length < udp_header_size || udp_length > l4_length)
+        return Verdict::drop(DropReason::bad_udp_length);
+    if (port.rx_checksum == RxChecksum::verify) {
+        const std::uint16_t checksum = load_be16(f.data + l4 + 6);
+        // RFC 768: zero means "no checksum" over IPv4; RFC 8200 §8.1: never valid over IPv6.
+        if (checksum != 0 || ipv6) {
+            const std::span<const std::byte> addresses(f.data + ip + (ipv6 ? 8 : 12),
+                                                       ipv6 ? 32 : 8);
+            if (checksum == 0 ||
+                transport_checksum(addresses, ip_protocol::udp, {f.data + l4, udp_length}) != 0)
+                return Verdict::drop(DropReason::bad_udp_checksum);
+        }
+    }
+    const std::uint16_t destination_port = load_be16(f.data + l4 + 2);
+    if (port.stun_enabled &&
+        (destination_port == port.stun_port ||
+         (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port)))
+        return respond_stun(f, ip, l4, ipv6, port, counters);
+    return Verdict::drop(DropReason::no_service);
+}
+
+Verdict handle_ipv4(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    if (f.length < ip + ipv4_header_size) return Verdict::drop(DropReason::truncated_frame);
+    std::byte* h = f.data + ip;
+    const unsigned version = std::to_integer<unsigned>(h[0]) >> 4;
+    const std::size_t header_length = (std::to_integer<std::size_t>(h[0]) & 0xF) * 4;
+    const std::size_t total_length = load_be16(h + 2);
+    // RFC 791: IHL of at least 5 words; the total length covers the header and fits the frame
+    // (Ethernet may pad a short packet, so the frame may be longer).
+    if (version != 4 || header_length < ipv4_header_size || total_length < header_length)
+        return Verdict::drop(DropReason::bad_ipv4_header);
+    if (ip + total_length > f.length) return Verdict::drop(DropReason::truncated_frame);
+    if (ipv4_header_checksum({h, header_length}) != 0)
+        return Verdict::drop(DropReason::bad_ipv4_checksum);
+    // More-fragments flag or a fragment offset: a fragment.
+    if ((load_be16(h + 6) & 0x3FFF) != 0) return Verdict::drop(DropReason::ip_fragment);
+    if (port.ipv4.index_of({h + 16, 4}) < 0) return Verdict::drop(DropReason::not_for_us_l3);
+    f.length = static_cast<std::uint16_t>(ip + total_length);  // trim Ethernet padding
+    const std::size_t l4 = ip + header_length;
+    const std::size_t l4_length = total_length - header_length;
+    const auto protocol = std::to_integer<std::uint8_t>(h[9]);
+    if (protocol == ip_protocol::udp)
+        return handle_udp(f, ip, l4, l4_length, false, port, counters);
+    if (protocol != ip_protocol::icmp) return Verdict::drop(DropReason::unsupported_protocol);
+
+    if (l4_length < 8) return Verdict::drop(DropReason::truncated_frame);
+    if (checksum_finish(checksum_add(0, {f.data + l4, l4_length})) != 0)
+        return Verdict::drop(DropReason::bad_icmp_checksum);
+    // RFC 792: echo request is type 8 code 0; the reply is type 0 with the same data.
+    if (load_be16(f.data + l4) != 0x0800) return Verdict::drop(DropReason::icmp_not_echo);
+    store_be16(f.data + l4, 0x0000);
+    store_be16(f.data + l4 + 2, checksum_update16(load_be16(f.data + l4 + 2), 0x0800, 0x0000));
+    std::byte source[4];
+    std::memcpy(source, h + 12, 4);
+    std::memcpy(h + 12, h + 16, 4);
+    std::memcpy(h + 16, source, 4);
+    h[8] = std::byte{64};  // TTL
+    store_be16(h + 10, 0);
+    store_be16(h + 10, ipv4_header_checksum({h, header_length}));
+    reply_l2(f, port);
+    return Verdict::transmit();
+}
+
+// RFC 4291 §2.7.1: ff02::1:ffXX:XXXX, the solicited-node group of an address.
+bool is_solicited_node_of(const std::byte* group, const std::optional<stun::Address>& owned) {
+    static constexpr std::byte prefix[13] = {
+        std::byte{0xFF}, std::byte{0x02}, std::byte{0}, std::byte{0}, std::byte{0},
+        std::byte{0},    std::byte{0},    std::byte{0}, std::byte{0}, std::byte{0},
+        std::byte{0},    std::byte{0x01}, std::byte{0xFF}};
+    return owned && std::memcmp(group, prefix, 13) == 0 &&
+           std::memcmp(group + 13, owned->ip.data() + 13, 3) == 0;
+}
+
+Verdict handle_icmpv6(Frame& f, std::size_t l4, std::size_t l4_length, bool to_unicast,
+                      const PortContext& port) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    std::byte* h = f.data + ip;
+    if (l4_length < 8) return Verdict::drop(DropReason::truncated_frame);
+    if (transport_checksum({h + 8, 32}, ip_protocol::icmpv6, {f.data + l4, l4_length}) != 0)
+        return Verdict::drop(DropReason::bad_icmp_checksum);
+    const auto type = std::to_integer<unsigned>(f.data[l4]);
+    const auto code = std::to_integer<unsigned>(f.data[l4 + 1]);
+    if (type == 128 && code == 0) {
+        // RFC 4443 §4.2: echo reply, type 129, same identifier, sequence and data.
+        if (!to_unicast) return Verdict::drop(DropReason::not_for_us_l3);
+        f.data[l4] = std::byte{129};
+        store_be16(f.data + l4 + 2, checksum_update16(load_be16(f.data + l4 + 2), 0x8000, 0x8100));
+        std::byte source[16];
+        std::memcpy(source, h + 8, 16);
+        std::memcpy(h + 8, h + 24, 16);
+        std::memcpy(h + 24, source, 16);
+        h[7] = std::byte{64};  // hop limit
+        reply_l2(f, port);
+        return Verdict::transmit();
+    }
+    if (type == 136) return Verdict::drop(DropReason::ndp_advertisement);
+    if (type != 135) return Verdict::drop(DropReason::icmp_not_echo);
+
+    // RFC 4861 §7.1.1: a valid solicitation has hop limit 255, code 0, at least 24 bytes, and
+    // a target that is not multicast.
+    if (std::to_integer<unsigned>(h[7]) != 255 || code != 0 || l4_length < 24)
+        return Verdict::drop(DropReason::ndp_invalid);
+    const std::byte* target = f.data + l4 + 8;
+    const int index = port.ipv6.index_of({target, 16});
+    if (index < 0) return Verdict::drop(DropReason::ndp_not_for_us);
+    static constexpr std::byte unspecified[16] = {};
+    // A duplicate address detection probe (source ::) would need an answer to all-nodes; the
+    // engine's addresses are configured, not autoconfigured, so it is not answered.
+    if (std::memcmp(h + 8, unspecified, 16) == 0) return Verdict::drop(DropReason::ndp_invalid);
+    // RFC 4861 §7.2.4: a solicited advertisement to the solicitation's source, with the
+    // Solicited and Override flags and our link-layer address as the target option.
+    constexpr std::size_t advert_length = 32;
+    if (l4 + advert_length > f.capacity) return Verdict::drop(DropReason::truncated_frame);
+    std::byte owned[16];
+    std::memcpy(owned, target, 16);
+    std::memcpy(h + 24, h + 8, 16);  // to the solicitor
+    std::memcpy(h + 8, owned, 16);   // from the target address
+    store_be16(h + 4, advert_length);
+    h[7] = std::byte{255};
+    std::byte* a = f.data + l4;
+    std::memset(a, 0, advert_length);
+    a[0] = std::byte{136};
+    a[4] = std::byte{0x60};  // S and O
+    std::memcpy(a + 8, owned, 16);
+    a[24] = std::byte{2};  // option: target link-layer address
+    a[25] = std::byte{1};  // length in units of 8 bytes
+    std::memcpy(a + 26, port.mac.data(), 6);
+    store_be16(a + 2, transport_checksum({h + 8, 32}, ip_protocol::icmpv6, {a, advert_length}));
+    f.length = static_cast<std::uint16_t>(l4 + advert_length);
+    reply_l2(f, port);
+    return Verdict::transmit();
+}
+
+bool is_ipv6_extension_header(std::uint8_t next_header) noexcept {
+    // RFC 8200 §4 and the IANA list: hop-by-hop, routing, destination options, AH, ESP,
+    // mobility, HIP, shim6 (fragment is told apart by the caller).
+    switch (next_header) {
+    case 0: case 43: case 50: case 51: case 60: case 135: case 139: case 140: return true;
+    default: return false;
+    }
+}
+
+Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    if (f.length < ip + ipv6_header_size) return Verdict::drop(DropReason::truncated_frame);
+    std::byte* h = f.data + ip;
+    if ((std::to_integer<unsigned>(h[0]) >> 4) != 6)
+        return Verdict::drop(DropReason::bad_ipv6_header);
+    const std::size_t payload_length = load_be16(h + 4);
+    if (ip + ipv6_header_size + payload_length > f.length)
+        return Verdict::drop(DropReason::truncated_frame);
+    f.length = static_cast<std::uint16_t>(ip + ipv6_header_size + payload_length);
+    const auto next_header = std::to_integer<std::uint8_t>(h[6]);
+    if (next_header == ip_protocol::ipv6_fragment) return Verdict::drop(DropReason::ip_fragment);
+    if (is_ipv6_extension_header(next_header))
+        return Verdict::drop(DropReason::ipv6_extension_header);
+    const bool to_unicast = port.ipv6.index_of({h + 24, 16}) >= 0;
+    const std::size_t l4 = ip + ipv6_header_size;
+    if (next_header == ip_protocol::icmpv6) {
+        if (!to_unicast && !is_solicited_node_of(h + 24, port.ipv6.primary) &&
+            !is_solicited_node_of(h + 24, port.ipv6.alternate))
+            return Verdict::drop(DropReason::not_for_us_l3);
+        return handle_icmpv6(f, l4, payload_length, to_unicast, port);
+    }
+    if (!to_unicast) return Verdict::drop(DropReason::not_for_us_l3);
+    if (next_header == ip_protocol::udp)
+        return handle_udp(f, ip, l4, payload_length, true, port, counters);
+    return Verdict::drop(DropReason::unsupported_protocol);
+}
+
+Verdict dispatch(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
+    if (f.length < ethernet_header_size) return Verdict::drop(DropReason::truncated_frame);
+    const bool multicast_v6 = f.data[0] == std::byte{0x33} && f.data[1] == std::byte{0x33};
+    if (!mac_is(f.data, port.mac.data()) && !mac_is(f.data, broadcast_mac) && !multicast_v6)
+        return Verdict::drop(DropReason::not_for_us_l2);
+    switch (load_be16(f.data + 12)) {
+    case ethertype::arp: return handle_arp(f, port);
+    case ethertype::ipv4: return handle_ipv4(f, port, counters);
+    case ethertype::ipv6: return handle_ipv6(f, port, counters);
+    default: return Verdict::drop(DropReason::unsupported_ethertype);
+    }
+}
+
+}  // namespace
+
+Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters) noexcept {
+    ++counters.rx_packets;
+    counters.rx_bytes += frame.length;
+    const Verdict verdict = dispatch(frame, port, counters);
+    if (verdict.transmits()) {
+        ++counters.tx_packets;
+        counters.tx_bytes += frame.length;
+    } else {
+        counters.drop(verdict.reason);
+    }
+    return verdict;
+}
+
+}  // namespace engine

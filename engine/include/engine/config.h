@@ -1,0 +1,114 @@
+// punchlined's configuration: one struct with in-class defaults (style rule 13), read from one
+// TOML file and validated as a whole before anything is applied.
+//
+// Example (the demo's default, engine/punchlined.toml):
+//
+//   [eal]
+//   args = ["-l", "0-1", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--no-telemetry",
+//           "--log-level=lib.eal:error", "--vdev=net_tap0,iface=punch0"]
+//
+//   [engine]
+//   workers = [1]            # worker lcores; the main lcore is the control thread
+//   mbufs = 16383            # packet buffers per port
+//   burst = 32               # rx/tx burst size
+//
+//   [stun]
+//   enabled = true
+//   port = 3478              # primary port
+//   alternate_port = 3479    # RFC 5780 alternate port (0: none)
+//   software = "punchline"   # SOFTWARE attribute in responses ("" to leave it out)
+//
+//   [[port]]
+//   device = "net_tap0"              # EAL device name (a PCI address or a vdev's name)
+//   ipv4 = ["198.18.0.2", "198.18.0.3"]   # primary, then RFC 5780 alternate (optional)
+//   ipv6 = ["2001:db8::2", "2001:db8::3"] # likewise (optional)
+//   gateway4 = "198.18.0.1"          # next hop for addresses off the port's subnet (optional)
+//   prefix4 = 24                     # on-link prefix length of ipv4 addresses
+//   gateway6 = "2001:db8::1"
+//   prefix6 = 64
+//   rx_checksum = "verify"           # verify | trust (veth/af_packet hands over partial sums)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "stun/address.h"
+
+namespace engine {
+
+/// How the engine treats the UDP checksum of received packets.
+enum class RxChecksum : std::uint8_t {
+    verify,  ///< check it in software; drop (bad_udp_checksum) when wrong
+    trust,   ///< the port delivers partial checksums (veth, af_packet): do not check
+};
+
+struct PortConfig {
+    std::string device;                 ///< EAL device name, e.g. "net_tap0" or "0000:03:00.0"
+    std::vector<stun::Address> ipv4;    ///< [primary] or [primary, alternate]; port field unused
+    std::vector<stun::Address> ipv6;    ///< likewise
+    std::optional<stun::Address> gateway4;
+    std::optional<stun::Address> gateway6;
+    std::uint8_t prefix4 = 24;
+    std::uint8_t prefix6 = 64;
+    RxChecksum rx_checksum = RxChecksum::verify;
+};
+
+struct StunConfig {
+    bool enabled = true;
+    std::uint16_t port = 3478;
+    std::uint16_t alternate_port = 3479;  ///< 0: no alternate port
+    std::string software = "punchline";
+};
+
+struct EngineConfig {
+    std::vector<std::string> eal_args;    ///< passed to rte_eal_init after argv[0]
+    std::vector<unsigned> workers = {1};  ///< worker lcore ids
+    unsigned mbufs = 16383;
+    unsigned burst = 32;
+    StunConfig stun;
+    std::vector<PortConfig> ports;
+};
+
+/// A configuration error: which file, which key, on which line, and what was expected. Thrown
+/// by parse_config and load_config (exceptions are fine at start-up, style rule 12). what() is
+/// "<source>: <key> (line N): <expected>", parts left out when unknown.
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string key, unsigned line, std::string expected, std::string source = {})
+        : std::runtime_error(format(source, key, line, expected)),
+          key_(std::move(key)),
+          line_(line),
+          expected_(std::move(expected)),
+          source_(std::move(source)) {}
+    [[nodiscard]] const std::string& key() const noexcept { return key_; }
+    /// 1-based line in the file; 0 when the problem is not at one line (a missing key).
+    [[nodiscard]] unsigned line() const noexcept { return line_; }
+    [[nodiscard]] const std::string& expected() const noexcept { return expected_; }
+    [[nodiscard]] const std::string& source() const noexcept { return source_; }
+    /// The same error, named after the file it came from.
+    [[nodiscard]] ConfigError in(std::string source) const {
+        return {key_, line_, expected_, std::move(source)};
+    }
+
+private:
+    static std::string format(const std::string& source, const std::string& key, unsigned line,
+                              const std::string& expected);
+    std::string key_;
+    unsigned line_;
+    std::string expected_;
+    std::string source_;
+};
+
+/// Parses and validates a whole configuration. `source_name` names the file in messages.
+/// Throws ConfigError for the first problem found.
+EngineConfig parse_config(std::string_view toml_text, std::string_view source_name);
+
+/// Reads `path` and parses it. Throws ConfigError (key "file") when it cannot be read.
+EngineConfig load_config(const std::string& path);
+
+}  // namespace engine

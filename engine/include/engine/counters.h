@@ -1,0 +1,38 @@
+// Per-core counters. Written only by the owner core (style rule 10), read by the control
+// thread for stats: plain 64-bit stores are atomic on x86-64 and a reader only needs a value
+// that was true at some instant, so no fences are used; the engine reads them after the
+// worker has stopped for the exit report.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "engine/drop_reason.h"
+
+namespace engine {
+
+struct alignas(64) CoreCounters {
+    std::uint64_t rx_packets = 0;
+    std::uint64_t rx_bytes = 0;
+    std::uint64_t tx_packets = 0;
+    std::uint64_t tx_bytes = 0;
+    std::uint64_t handed_off = 0;
+    std::array<std::uint64_t, drop_reason_count> drops{};
+    // What the STUN role did with the requests it answered (not part of the conservation law:
+    // each of these packets is also counted in tx_packets).
+    std::uint64_t stun_success = 0;
+    std::uint64_t stun_error = 0;
+
+    void drop(DropReason reason) noexcept { ++drops[static_cast<std::size_t>(reason)]; }
+    [[nodiscard]] std::uint64_t dropped() const noexcept {
+        std::uint64_t total = 0;
+        for (const auto n : drops) total += n;
+        return total;
+    }
+    /// design.md §3: every packet that enters is sent, handed off, or dropped under a reason.
+    [[nodiscard]] bool conserved() const noexcept {
+        return rx_packets == tx_packets + handed_off + dropped();
+    }
+};
+
+}  // namespace engine

@@ -1,0 +1,74 @@
+// Every reason the engine drops a packet, in one table with help text (style rule 6). The
+// names are the counter labels punchctl and Prometheus show, unchanged.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace engine {
+
+// X(name, help)
+#define ENGINE_DROP_REASONS(X)                                                                    \
+    X(truncated_frame, "shorter than the headers it claims (Ethernet, ARP, IP, UDP, ICMP)")      \
+    X(not_for_us_l2, "destination MAC is neither the port's, broadcast, nor IPv6 multicast")     \
+    X(unsupported_ethertype, "neither ARP, IPv4 nor IPv6 (VLAN tags included)")                  \
+    X(arp_not_for_us, "ARP request for an address this port does not own, or not Ethernet/IPv4") \
+    X(arp_reply, "ARP reply or announcement: nothing to answer")                                 \
+    X(bad_ipv4_header, "IPv4 version, header length or total length is wrong")                   \
+    X(bad_ipv4_checksum, "IPv4 header checksum does not verify")                                 \
+    X(bad_ipv6_header, "IPv6 version or payload length is wrong")                                \
+    X(ip_fragment, "an IPv4 or IPv6 fragment: the engine does not reassemble")                   \
+    X(ipv6_extension_header, "IPv6 with an extension header before the transport header")       \
+    X(not_for_us_l3, "destination IP is not an address this port owns")                          \
+    X(unsupported_protocol, "IP protocol other than UDP, ICMP or ICMPv6")                        \
+    X(bad_icmp_checksum, "ICMP or ICMPv6 checksum does not verify")                              \
+    X(icmp_not_echo, "ICMP/ICMPv6 other than echo request and neighbour discovery")              \
+    X(ndp_invalid, "solicitation with hop limit not 255, bad code or length, or a DAD probe")    \
+    X(ndp_not_for_us, "neighbour solicitation for an address this port does not own")           \
+    X(ndp_advertisement, "neighbour advertisement: nothing to answer")                           \
+    X(bad_udp_length, "UDP length field disagrees with the IP payload")                          \
+    X(bad_udp_checksum, "UDP checksum does not verify (ports with rx_checksum = verify)")        \
+    X(no_service, "UDP to a port on which no role listens")                                      \
+    X(stun_garbage, "not a STUN message on a STUN port (first byte, cookie or size)")            \
+    X(stun_not_request, "a STUN indication or response sent to the server")                      \
+    X(stun_bad_fingerprint, "FINGERPRINT present but wrong (RFC 8489 §7.3: discard)")            \
+    X(stun_response_too_large, "the response would not fit the packet buffer")                   \
+    /* Worker loop (punchlined.cc), after the handlers: */                                      \
+    X(multi_segment, "a chained mbuf: the handlers work on single-segment frames")               \
+    X(handoff_ring_full, "the owner core's handoff ring was full")                               \
+    X(tx_full, "the TX queue did not take the packet")
+
+enum class DropReason : std::uint8_t {
+#define ENGINE_DROP_ENUM(name, help) name,
+    ENGINE_DROP_REASONS(ENGINE_DROP_ENUM)
+#undef ENGINE_DROP_ENUM
+};
+
+inline constexpr std::size_t drop_reason_count = 0
+#define ENGINE_DROP_COUNT(name, help) +1
+    ENGINE_DROP_REASONS(ENGINE_DROP_COUNT)
+#undef ENGINE_DROP_COUNT
+    ;
+
+/// Reasons from here on are the worker loop's (DPDK queues and rings); handle_frame() never
+/// returns them.
+inline constexpr DropReason first_worker_drop_reason = DropReason::multi_segment;
+
+struct DropReasonInfo {
+    std::string_view name;
+    std::string_view help;
+};
+
+inline constexpr std::array<DropReasonInfo, drop_reason_count> drop_reasons = {{
+#define ENGINE_DROP_INFO(name, help) {#name, help},
+    ENGINE_DROP_REASONS(ENGINE_DROP_INFO)
+#undef ENGINE_DROP_INFO
+}};
+
+constexpr std::string_view to_string(DropReason reason) noexcept {
+    return drop_reasons[static_cast<std::size_t>(reason)].name;
+}
+
+}  // namespace engine

@@ -1,0 +1,53 @@
+// A frame as the handlers see it: bytes in a buffer the caller owns (an mbuf's data room in
+// the engine, a vector in tests), its length, and how far it may grow in place.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "engine/drop_reason.h"
+
+namespace engine {
+
+struct Frame {
+    std::byte* data = nullptr;
+    std::uint16_t length = 0;    ///< bytes of frame, from the Ethernet header on
+    std::uint16_t capacity = 0;  ///< bytes available from `data` (tailroom included)
+
+    [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data, length}; }
+};
+
+/// What becomes of a frame after its handler ran.
+struct Verdict {
+    enum class Action : std::uint8_t {
+        transmit,  ///< the frame was rewritten in place (its length possibly changed): send it
+        drop,      ///< free it; `reason` says why
+    };
+    Action action = Action::drop;
+    DropReason reason = DropReason::truncated_frame;
+
+    static constexpr Verdict transmit() noexcept { return {Action::transmit, {}}; }
+    static constexpr Verdict drop(DropReason why) noexcept { return {Action::drop, why}; }
+    [[nodiscard]] constexpr bool transmits() const noexcept { return action == Action::transmit; }
+};
+
+namespace ethertype {
+inline constexpr std::uint16_t ipv4 = 0x0800;
+inline constexpr std::uint16_t arp = 0x0806;
+inline constexpr std::uint16_t ipv6 = 0x86DD;
+}  // namespace ethertype
+
+namespace ip_protocol {
+inline constexpr std::uint8_t icmp = 1;
+inline constexpr std::uint8_t udp = 17;
+inline constexpr std::uint8_t ipv6_fragment = 44;
+inline constexpr std::uint8_t icmpv6 = 58;
+}  // namespace ip_protocol
+
+inline constexpr std::size_t ethernet_header_size = 14;
+inline constexpr std::size_t ipv4_header_size = 20;  ///< without options
+inline constexpr std::size_t ipv6_header_size = 40;
+inline constexpr std::size_t udp_header_size = 8;
+
+}  // namespace engine

@@ -1,0 +1,51 @@
+// What a port's handlers need to know, built by the control thread from EngineConfig at start
+// and read (never written) by the workers.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "engine/config.h"
+#include "stun/address.h"
+
+namespace engine {
+
+using MacAddress = std::array<std::byte, 6>;
+
+/// The addresses of one family that a port owns: RFC 5780's primary and (optional) alternate.
+struct OwnedAddresses {
+    std::optional<stun::Address> primary;
+    std::optional<stun::Address> alternate;
+
+    /// 0 for the primary, 1 for the alternate, -1 when `ip` (4 or 16 bytes) is neither.
+    [[nodiscard]] int index_of(std::span<const std::byte> ip) const noexcept;
+    [[nodiscard]] const std::optional<stun::Address>& at(int index) const noexcept {
+        return index == 0 ? primary : alternate;
+    }
+};
+
+struct PortContext {
+    MacAddress mac{};
+    OwnedAddresses ipv4;
+    OwnedAddresses ipv6;
+    RxChecksum rx_checksum = RxChecksum::verify;
+    // STUN role.
+    bool stun_enabled = true;
+    std::uint16_t stun_port = 3478;
+    std::uint16_t stun_alternate_port = 0;  ///< 0: none
+    std::string software;                   ///< SOFTWARE attribute; empty: none
+
+    /// RFC 5780 needs both an alternate address of the family and an alternate port.
+    [[nodiscard]] bool supports_change_request(bool ipv6_family) const noexcept {
+        return stun_alternate_port != 0 && (ipv6_family ? ipv6 : ipv4).alternate.has_value();
+    }
+
+    /// From one port of the configuration and the MAC the device reports.
+    static PortContext from_config(const EngineConfig& config, const PortConfig& port,
+                                   const MacAddress& mac);
+};
+
+}  // namespace engine

@@ -1,0 +1,72 @@
+// The worker loop (design.md §3): rx_burst → steer → handle → buffer tx → flush → quiescent
+// state. punchlined runs worker_main() on each worker lcore; the pipeline benchmark calls
+// worker_poll() itself between feeding its rings, so that it measures this very code.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/counters.h"
+#include "engine/port_context.h"
+
+struct rte_mbuf;
+struct rte_ring;
+
+namespace engine {
+
+inline constexpr unsigned max_burst = 512;
+
+struct DataplanePort {
+    std::uint16_t id = 0;
+    // Read by the workers with rcu_dereference; published by the control thread with
+    // rcu_assign_pointer (release) and reclaimed only after synchronize_rcu() or once the
+    // workers have stopped.
+    PortContext* context = nullptr;
+};
+
+/// What the workers share: set up by the control thread before they start, read-only after
+/// (except `stop`, and what RCU publishes).
+struct Dataplane {
+    std::vector<DataplanePort> ports;
+    unsigned workers = 1;
+    unsigned burst = 32;
+    /// rings[from * workers + to]: single producer `from`, single consumer `to`.
+    std::vector<rte_ring*> rings;
+    std::unique_ptr<CoreCounters[]> counters;  ///< one per worker, written only by it
+    /// Set by the control thread to stop the workers; read relaxed each loop (they only need
+    /// to see it eventually; their exit is joined by rte_eal_mp_wait_lcore).
+    std::atomic<bool> stop{false};
+};
+
+/// A worker's private state: its index and TX buffers. Built before the loop (it allocates).
+class Worker {
+public:
+    Worker(Dataplane& dataplane, unsigned index);
+    /// One loop iteration without the quiescent state: every port's RX queue `index`, then the
+    /// handoff rings into this worker, then the TX flush. Returns the packets taken in.
+    unsigned poll() noexcept;
+
+private:
+    struct TxBuffer {
+        rte_mbuf* packets[max_burst];
+        unsigned count = 0;
+    };
+    void handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexcept;
+    void flush(TxBuffer& tx, std::uint16_t port) noexcept;
+
+    Dataplane& dataplane_;
+    unsigned index_;
+    CoreCounters& counters_;
+    std::vector<TxBuffer> tx_;
+};
+
+/// rte_eal_remote_launch entry: `argument` is the worker index. Registers with QSBR RCU,
+/// polls until Dataplane::stop, announcing a quiescent state every iteration.
+int worker_main(void* argument);
+
+/// The Dataplane worker_main() serves; set once before any worker is launched.
+void set_dataplane(Dataplane* dataplane) noexcept;
+
+}  // namespace engine

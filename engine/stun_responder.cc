@@ -1,0 +1,232 @@
+// The STUN role: Binding requests answered in the request's own buffer (RFC 8489 §6.3, §7.3),
+// with NAT behaviour discovery (RFC 5780 §6.1, §7). Stateless; never amplifies.
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+
+#include "engine/checksum.h"
+#include "engine/handler.h"
+#include "stun/attributes.h"
+#include "stun/integrity.h"
+#include "stun/bytes.h"
+#include "stun/message.h"
+#include "stun/writer.h"
+
+namespace engine {
+namespace {
+
+using stun::load_be16;
+using stun::store_be16;
+
+// The attributes a STUN server understands (RFC 8489, RFC 5780, and ICE's, which a Binding
+// request may carry); TURN's are not understood here and get a 420 (RFC 8489 §6.3.1.1).
+bool stun_role_knows(std::uint16_t type) noexcept {
+    switch (type) {
+    case stun::attr::mapped_address:
+    case stun::attr::username:
+    case stun::attr::message_integrity:
+    case stun::attr::error_code:
+    case stun::attr::unknown_attributes:
+    case stun::attr::realm:
+    case stun::attr::nonce:
+    case stun::attr::message_integrity_sha256:
+    case stun::attr::password_algorithm:
+    case stun::attr::userhash:
+    case stun::attr::xor_mapped_address:
+    case stun::attr::change_request:
+    case stun::attr::padding:
+    case stun::attr::response_port:
+    case stun::attr::priority:
+    case stun::attr::use_candidate:
+        return true;
+    default:
+        return !stun::is_comprehension_required(type);
+    }
+}
+
+// Where the response goes and where it comes from, decided before the buffer is overwritten.
+struct Route {
+    stun::Address client;    // the request's source: what XOR-MAPPED-ADDRESS reports
+    stun::Address origin;    // the response's source (RESPONSE-ORIGIN)
+    stun::Address other;     // OTHER-ADDRESS: the alternate IP and port
+    std::uint16_t destination_port = 0;
+    bool rfc5780 = false;
+};
+
+stun::Address address_from(std::span<const std::byte> ip, std::uint16_t port) noexcept {
+    stun::Address a;
+    a.family = ip.size() == 4 ? stun::AddressFamily::ipv4 : stun::AddressFamily::ipv6;
+    a.port = port;
+    std::memcpy(a.ip.data(), ip.data(), ip.size());
+    return a;
+}
+
+// Rewrites Ethernet, IP and UDP headers around a payload of `payload_length` already written
+// after the UDP header: back to the client, from `route.origin`. Full UDP checksum: the
+// payload is new (≈ 10 ns for a 60-byte response).
+void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const Route& route,
+                  std::size_t payload_length, const PortContext& port) noexcept {
+    std::memcpy(f.data, f.data + 6, 6);
+    std::memcpy(f.data + 6, port.mac.data(), 6);
+    std::byte* h = f.data + ip;
+    const std::size_t ip_size = ipv6 ? 16 : 4;
+    std::byte* source = h + (ipv6 ? 8 : 12);
+    std::memcpy(source, route.origin.ip.data(), ip_size);
+    std::memcpy(source + ip_size, route.client.ip.data(), ip_size);
+    const auto udp_length = static_cast<std::uint16_t>(udp_header_size + payload_length);
+    if (ipv6) {
+        store_be16(h + 4, udp_length);
+        h[7] = std::byte{64};
+    } else {
+        const std::size_t header_length = (std::to_integer<std::size_t>(h[0]) & 0xF) * 4;
+        store_be16(h + 2, static_cast<std::uint16_t>(header_length + udp_length));
+        store_be16(h + 6, 0x4000);  // DF, no fragment
+        h[8] = std::byte{64};       // TTL
+        store_be16(h + 10, 0);
+        store_be16(h + 10, ipv4_header_checksum({h, header_length}));
+    }
+    std::byte* u = f.data + udp;
+    store_be16(u, route.origin.port);
+    store_be16(u + 2, route.destination_port);
+    store_be16(u + 4, udp_length);
+    store_be16(u + 6, 0);
+    std::uint16_t checksum =
+        transport_checksum({source, 2 * ip_size}, ip_protocol::udp, {u, udp_length});
+    // RFC 768: a computed zero is sent as all ones (zero means "none").
+    store_be16(u + 6, checksum == 0 ? 0xFFFF : checksum);
+    f.length = static_cast<std::uint16_t>(udp + udp_length);
+}
+
+}  // namespace
+
+std::size_t max_response_growth(const PortContext& port) noexcept {
+    // Four IPv6 address attributes, FINGERPRINT, SOFTWARE; and room for an ERROR-CODE with
+    // the longest reason this file writes (a 420's UNKNOWN-ATTRIBUTES lists only types the
+    // request itself carried, each of which took at least 4 bytes there).
+    return 4 * 24 + 8 + 4 + stun::padded4(port.software.size()) + 4 + 64;
+}
+
+Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
+                     const PortContext& port, CoreCounters& counters) noexcept {
+    const std::size_t payload_offset = udp + udp_header_size;
+    const std::size_t request_length = load_be16(f.data + udp + 4) - udp_header_size;
+    const std::span<const std::byte> request(f.data + payload_offset, request_length);
+
+    // Cheap before dear (style rule 11): RFC 8489 §6.3's header checks, so that garbage is
+    // dropped before a parse, and a malformed request still has a header to answer.
+    if (request_length < stun::header_size ||
+        (std::to_integer<unsigned>(request[0]) & 0xC0) != 0 ||
+        stun::load_be32(request.data() + 4) != stun::magic_cookie)
+        return Verdict::drop(DropReason::stun_garbage);
+    const std::uint16_t type = load_be16(request.data());
+    if (stun::class_of(type) != stun::MessageClass::request)
+        return Verdict::drop(DropReason::stun_not_request);
+    stun::TransactionId txid;
+    std::memcpy(txid.data(), request.data() + 8, txid.size());
+    const std::uint16_t method = stun::method_of(type);
+
+    // Where the response goes, from the request's headers.
+    Route route;
+    const OwnedAddresses& owned = ipv6 ? port.ipv6 : port.ipv4;
+    const std::size_t ip_size = ipv6 ? 16 : 4;
+    const std::byte* source_ip = f.data + ip + (ipv6 ? 8 : 12);
+    const std::byte* destination_ip = source_ip + ip_size;
+    route.client = address_from({source_ip, ip_size}, load_be16(f.data + udp));
+    route.destination_port = route.client.port;
+    const int ip_index = owned.index_of({destination_ip, ip_size});
+    const int port_index = load_be16(f.data + udp + 2) == port.stun_port ? 0 : 1;
+    auto port_at = [&](int index) { return index == 0 ? port.stun_port : port.stun_alternate_port; };
+    route.origin = address_from({destination_ip, ip_size}, port_at(port_index));
+    route.rfc5780 = port.supports_change_request(ipv6) && ip_index >= 0;
+
+    const std::span<std::byte> out(f.data + payload_offset, f.capacity - payload_offset);
+    auto send_error = [&](std::uint16_t code, std::string_view reason,
+                          std::span<const std::uint16_t> unknown, bool fingerprint) {
+        stun::MessageWriter w(out, method, stun::MessageClass::error_response, txid);
+        w.add_error_code(code, reason);
+        if (!unknown.empty()) w.add_unknown_attributes(unknown);
+        if (!port.software.empty()) w.add_text(stun::attr::software, port.software);
+        if (fingerprint) w.add_fingerprint();
+        if (!w.ok()) return Verdict::drop(DropReason::stun_response_too_large);
+        finish_reply(f, ip, udp, ipv6, route, w.size(), port);
+        ++counters.stun_error;
+        return Verdict::transmit();
+    };
+    // "Bad Request (attribute_overrun)": the RFC phrase and what was wrong, for the client's
+    // log (RFC 8489 §14.8: the reason phrase is meant for the user).
+    char reason_buffer[96];
+    auto bad_request = [&](std::string_view what, bool fingerprint) {
+        const int n = std::snprintf(reason_buffer, sizeof reason_buffer, "Bad Request (%.*s)",
+                                    static_cast<int>(what.size()), what.data());
+        const std::string_view reason(reason_buffer,
+                                      static_cast<std::size_t>(std::max(n, 0)));
+        return send_error(stun::error_code::bad_request, reason, {}, fingerprint);
+    };
+
+    stun::Message m;
+    if (const stun::ParseError e = stun::Message::parse(request, m); e != stun::ParseError::ok)
+        return bad_request(stun::to_string(e), false);
+    const bool fingerprint = m.fingerprint().has_value();
+    // RFC 8489 §7.3: a FINGERPRINT that does not verify means this is not STUN: discard.
+    if (fingerprint && stun::verify_fingerprint(m) != stun::IntegrityResult::ok)
+        return Verdict::drop(DropReason::stun_bad_fingerprint);
+    if (method != static_cast<std::uint16_t>(stun::Method::binding))
+        return bad_request("only Binding is served on this port", fingerprint);
+
+    // RFC 8489 §6.3.1.1: unknown comprehension-required attributes get a 420 listing them;
+    // RFC 5780 §7.2: so does CHANGE-REQUEST where the server has no alternate address.
+    std::array<std::uint16_t, 8> unknown{};
+    std::size_t unknown_count = std::min(m.unknown_comprehension_required(unknown, &stun_role_knows),
+                                         unknown.size());
+    const auto change_request = m.find(stun::attr::change_request);
+    if (change_request && !route.rfc5780 && unknown_count < unknown.size())
+        unknown[unknown_count++] = stun::attr::change_request;
+    if (unknown_count > 0)
+        return send_error(stun::error_code::unknown_attribute,
+                          stun::reason_phrase(stun::error_code::unknown_attribute),
+                          std::span<const std::uint16_t>(unknown).first(unknown_count),
+                          fingerprint);
+
+    std::uint32_t change = 0;
+    if (change_request && stun::decode_u32(*change_request, change) != stun::ParseError::ok)
+        return bad_request("CHANGE-REQUEST is not 4 bytes", fingerprint);
+    if (const auto response_port = m.find(stun::attr::response_port)) {
+        // RFC 5780 §7.5: send the response to this port of the source address.
+        if (stun::decode_response_port(*response_port, route.destination_port) !=
+                stun::ParseError::ok ||
+            route.destination_port == 0)
+            return bad_request("RESPONSE-PORT is not a port", fingerprint);
+    }
+    // RFC 5780 §7.6: a response to a request with PADDING is padded as much (never more, so
+    // the response still grows by at most max_response_growth()).
+    const auto padding = m.find(stun::attr::padding);
+    const std::size_t padding_length = padding ? padding->value.size() : 0;
+
+    if (route.rfc5780) {
+        // RFC 5780 §6.1: CHANGE-REQUEST picks the other IP and/or port, relative to where the
+        // request arrived; OTHER-ADDRESS is where "change IP and port" would answer from.
+        const int origin_ip = ip_index ^ ((change & stun::change_ip) != 0 ? 1 : 0);
+        const int origin_port = port_index ^ ((change & stun::change_port) != 0 ? 1 : 0);
+        route.origin = address_from(owned.at(origin_ip)->ip_bytes(), port_at(origin_port));
+        route.other = address_from(owned.at(ip_index ^ 1)->ip_bytes(), port_at(port_index ^ 1));
+    }
+
+    stun::MessageWriter w(out, stun::Method::binding, stun::MessageClass::success_response, txid);
+    w.add_xor_address(stun::attr::xor_mapped_address, route.client);
+    // RFC 8489 §12: MAPPED-ADDRESS too, for clients written to RFC 3489.
+    w.add_address(stun::attr::mapped_address, route.client);
+    if (route.rfc5780) {
+        w.add_address(stun::attr::response_origin, route.origin);
+        w.add_address(stun::attr::other_address, route.other);
+    }
+    if (!port.software.empty()) w.add_text(stun::attr::software, port.software);
+    if (padding_length > 0) w.add_padding(padding_length);
+    if (fingerprint) w.add_fingerprint();
+    if (!w.ok()) return Verdict::drop(DropReason::stun_response_too_large);
+    finish_reply(f, ip, udp, ipv6, route, w.size(), port);
+    ++counters.stun_success;
+    return Verdict::transmit();
+}
+
+}  // namespace engine

@@ -1,0 +1,126 @@
+#include "engine/worker.h"
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <urcu-qsbr.h>
+
+#include "engine/handler.h"
+#include "engine/steer.h"
+
+namespace engine {
+namespace {
+
+Dataplane* the_dataplane = nullptr;
+
+}  // namespace
+
+void set_dataplane(Dataplane* dataplane) noexcept { the_dataplane = dataplane; }
+
+Worker::Worker(Dataplane& dataplane, unsigned index)
+    : dataplane_(dataplane),
+      index_(index),
+      counters_(dataplane.counters[index]),
+      tx_(dataplane.ports.size()) {}
+
+void Worker::flush(TxBuffer& tx, std::uint16_t port) noexcept {
+    if (tx.count == 0) return;
+    const std::uint16_t sent =
+        rte_eth_tx_burst(port, static_cast<std::uint16_t>(index_), tx.packets,
+                         static_cast<std::uint16_t>(tx.count));
+    // handle_frame() counted these as transmitted; the ones the queue refused move to tx_full.
+    for (unsigned i = sent; i < tx.count; ++i) {
+        --counters_.tx_packets;
+        counters_.tx_bytes -= rte_pktmbuf_pkt_len(tx.packets[i]);
+        counters_.drop(DropReason::tx_full);
+        rte_pktmbuf_free(tx.packets[i]);
+    }
+    tx.count = 0;
+}
+
+void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexcept {
+    if (m->nb_segs != 1) {
+        ++counters_.rx_packets;
+        counters_.rx_bytes += rte_pktmbuf_pkt_len(m);
+        counters_.drop(DropReason::multi_segment);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    Frame frame;
+    frame.data = rte_pktmbuf_mtod(m, std::byte*);
+    frame.length = rte_pktmbuf_data_len(m);
+    frame.capacity = static_cast<std::uint16_t>(frame.length + rte_pktmbuf_tailroom(m));
+    if (!handle_frame(frame, context, counters_).transmits()) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    m->data_len = frame.length;
+    m->pkt_len = frame.length;
+    m->ol_flags = 0;
+    tx.packets[tx.count++] = m;
+}
+
+unsigned Worker::poll() noexcept {
+    Dataplane& d = dataplane_;
+    rte_mbuf* rx[max_burst];
+    unsigned taken = 0;
+    for (std::size_t p = 0; p < d.ports.size(); ++p) {
+        const PortContext* context = rcu_dereference(d.ports[p].context);
+        const std::uint16_t n = rte_eth_rx_burst(d.ports[p].id, static_cast<std::uint16_t>(index_),
+                                                 rx, static_cast<std::uint16_t>(d.burst));
+        taken += n;
+        for (std::uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = rx[i];
+            const int owner = owner_worker(
+                {rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)}, d.workers);
+            if (owner >= 0 && static_cast<unsigned>(owner) != index_) {
+                // Not ours: hand it to its owner, which reads the port from the mbuf.
+                ++counters_.rx_packets;
+                counters_.rx_bytes += rte_pktmbuf_pkt_len(m);
+                m->port = d.ports[p].id;
+                if (rte_ring_sp_enqueue(d.rings[index_ * d.workers + owner], m) == 0) {
+                    ++counters_.handed_off;
+                } else {
+                    counters_.drop(DropReason::handoff_ring_full);
+                    rte_pktmbuf_free(m);
+                }
+                continue;
+            }
+            handle(m, *context, tx_[p]);
+        }
+    }
+    for (unsigned from = 0; from < d.workers; ++from) {
+        if (from == index_) continue;
+        const unsigned n = rte_ring_sc_dequeue_burst(d.rings[from * d.workers + index_],
+                                                     reinterpret_cast<void**>(rx), d.burst,
+                                                     nullptr);
+        taken += n;
+        for (unsigned i = 0; i < n; ++i) {
+            for (std::size_t p = 0; p < d.ports.size(); ++p) {
+                if (d.ports[p].id != rx[i]->port) continue;
+                handle(rx[i], *rcu_dereference(d.ports[p].context), tx_[p]);
+                break;
+            }
+        }
+    }
+    for (std::size_t p = 0; p < d.ports.size(); ++p) flush(tx_[p], d.ports[p].id);
+    return taken;
+}
+
+int worker_main(void* argument) {
+    const auto index = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(argument));
+    Worker worker(*the_dataplane, index);  // allocates its buffers before the loop
+    // QSBR: a registered reader announces a quiescent state once per loop iteration and goes
+    // offline before it stops, so that synchronize_rcu() in the control thread never waits
+    // on a worker that has left.
+    rcu_register_thread();
+    while (!the_dataplane->stop.load(std::memory_order_relaxed)) {
+        worker.poll();
+        rcu_quiescent_state();
+    }
+    rcu_thread_offline();
+    rcu_unregister_thread();
+    return 0;
+}
+
+}  // namespace engine
