@@ -51,6 +51,30 @@ Verdict handle_arp(Frame& f, const PortContext& port) noexcept {
     return Verdict::transmit();
 }
 
+// RFC 1122 §3.2.1.3: a datagram whose source is 0.0.0.0, 127/8, broadcast or multicast (class
+// D and E) "MUST be silently discarded"; so is one claiming to come from our own address.
+bool valid_ipv4_source(const std::byte* source, const PortContext& port) noexcept {
+    const std::uint32_t a = stun::load_be32(source);
+    const unsigned first = a >> 24;
+    return a != 0 && first != 127 && first < 224 && port.ipv4.index_of({source, 4}) < 0;
+}
+
+// RFC 4291: a source is never multicast (ff00::/8, §2.7) nor the loopback (::1, §2.5.3); the
+// unspecified address (::) only in a DAD solicitation, which the caller allows.
+bool valid_ipv6_source(const std::byte* source, const PortContext& port) noexcept {
+    static constexpr std::byte loopback[16] = {
+        std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0},
+        std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0},
+        std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}};
+    return source[0] != std::byte{0xFF} && std::memcmp(source, loopback, 16) != 0 &&
+           port.ipv6.index_of({source, 16}) < 0;
+}
+
+bool is_unspecified_ipv6(const std::byte* address) noexcept {
+    static constexpr std::byte unspecified[16] = {};
+    return std::memcmp(address, unspecified, 16) == 0;
+}
+
 Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_length, bool ipv6,
                    const PortContext& port, CoreCounters& counters) noexcept {
     if (l4_length < udp_header_size) return Verdict::drop(DropReason::bad_udp_length);
@@ -68,6 +92,8 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
                 return Verdict::drop(DropReason::bad_udp_checksum);
         }
     }
+    // RFC 768 makes source port 0 mean "none": there is nowhere to answer.
+    if (load_be16(f.data + l4) == 0) return Verdict::drop(DropReason::bad_source_address);
     const std::uint16_t destination_port = load_be16(f.data + l4 + 2);
     if (port.stun_enabled &&
         (destination_port == port.stun_port ||
@@ -93,6 +119,7 @@ Verdict handle_ipv4(Frame& f, const PortContext& port, CoreCounters& counters) n
     // More-fragments flag or a fragment offset: a fragment.
     if ((load_be16(h + 6) & 0x3FFF) != 0) return Verdict::drop(DropReason::ip_fragment);
     if (port.ipv4.index_of({h + 16, 4}) < 0) return Verdict::drop(DropReason::not_for_us_l3);
+    if (!valid_ipv4_source(h + 12, port)) return Verdict::drop(DropReason::bad_source_address);
     f.length = static_cast<std::uint16_t>(ip + total_length);  // trim Ethernet padding
     const std::size_t l4 = ip + header_length;
     const std::size_t l4_length = total_length - header_length;
@@ -107,7 +134,14 @@ Verdict handle_ipv4(Frame& f, const PortContext& port, CoreCounters& counters) n
     // RFC 792: echo request is type 8 code 0; the reply is type 0 with the same data.
     if (load_be16(f.data + l4) != 0x0800) return Verdict::drop(DropReason::icmp_not_echo);
     store_be16(f.data + l4, 0x0000);
-    store_be16(f.data + l4 + 2, checksum_update16(load_be16(f.data + l4 + 2), 0x0800, 0x0000));
+    std::uint16_t checksum = checksum_update16(load_be16(f.data + l4 + 2), 0x0800, 0x0000);
+    if (checksum == 0x0000) {
+        // RFC 1624 eqn. 3 yields 0x0000 only where the rest of the message sums to zero (an
+        // all-zero echo), whose checksum is 0xFFFF: recompute in full (rare, and short).
+        store_be16(f.data + l4 + 2, 0);
+        checksum = checksum_finish(checksum_add(0, {f.data + l4, l4_length}));
+    }
+    store_be16(f.data + l4 + 2, checksum);
     std::byte source[4];
     std::memcpy(source, h + 12, 4);
     std::memcpy(h + 12, h + 16, 4);
@@ -138,6 +172,8 @@ Verdict handle_icmpv6(Frame& f, std::size_t l4, std::size_t l4_length, bool to_u
         return Verdict::drop(DropReason::bad_icmp_checksum);
     const auto type = std::to_integer<unsigned>(f.data[l4]);
     const auto code = std::to_integer<unsigned>(f.data[l4 + 1]);
+    if (type != 135 && is_unspecified_ipv6(h + 8))
+        return Verdict::drop(DropReason::bad_source_address);
     if (type == 128 && code == 0) {
         // RFC 4443 §4.2: echo reply, type 129, same identifier, sequence and data.
         if (!to_unicast) return Verdict::drop(DropReason::not_for_us_l3);
@@ -161,24 +197,43 @@ Verdict handle_icmpv6(Frame& f, std::size_t l4, std::size_t l4_length, bool to_u
     const std::byte* target = f.data + l4 + 8;
     const int index = port.ipv6.index_of({target, 16});
     if (index < 0) return Verdict::drop(DropReason::ndp_not_for_us);
-    static constexpr std::byte unspecified[16] = {};
-    // A duplicate address detection probe (source ::) would need an answer to all-nodes; the
-    // engine's addresses are configured, not autoconfigured, so it is not answered.
-    if (std::memcmp(h + 8, unspecified, 16) == 0) return Verdict::drop(DropReason::ndp_invalid);
+    // RFC 4861 §7.1.1: every option has a non-zero length and lies inside the message; a
+    // solicitation from the unspecified address carries no source link-layer address option.
+    const bool dad = is_unspecified_ipv6(h + 8);
+    for (std::size_t option = 24; option < l4_length;) {
+        if (l4_length - option < 2) return Verdict::drop(DropReason::ndp_invalid);
+        const std::size_t option_length = std::to_integer<std::size_t>(f.data[l4 + option + 1]) * 8;
+        if (option_length == 0 || option_length > l4_length - option ||
+            (dad && f.data[l4 + option] == std::byte{1}))
+            return Verdict::drop(DropReason::ndp_invalid);
+        option += option_length;
+    }
     // RFC 4861 §7.2.4: a solicited advertisement to the solicitation's source, with the
     // Solicited and Override flags and our link-layer address as the target option.
     constexpr std::size_t advert_length = 32;
     if (l4 + advert_length > f.capacity) return Verdict::drop(DropReason::truncated_frame);
     std::byte owned[16];
     std::memcpy(owned, target, 16);
-    std::memcpy(h + 24, h + 8, 16);  // to the solicitor
-    std::memcpy(h + 8, owned, 16);   // from the target address
+    if (dad) {
+        // RFC 4861 §7.2.4: to a duplicate address detection probe (source ::) the answer goes
+        // to all-nodes, ff02::1, with the Solicited flag clear, so the prober learns the
+        // address is taken (RFC 4862 §5.4.3).
+        static constexpr std::byte all_nodes[16] = {
+            std::byte{0xFF}, std::byte{0x02}, std::byte{0}, std::byte{0}, std::byte{0},
+            std::byte{0},    std::byte{0},    std::byte{0}, std::byte{0}, std::byte{0},
+            std::byte{0},    std::byte{0},    std::byte{0}, std::byte{0}, std::byte{0},
+            std::byte{1}};
+        std::memcpy(h + 24, all_nodes, 16);
+    } else {
+        std::memcpy(h + 24, h + 8, 16);  // to the solicitor
+    }
+    std::memcpy(h + 8, owned, 16);  // from the target address
     store_be16(h + 4, advert_length);
     h[7] = std::byte{255};
     std::byte* a = f.data + l4;
     std::memset(a, 0, advert_length);
     a[0] = std::byte{136};
-    a[4] = std::byte{0x60};  // S and O
+    a[4] = dad ? std::byte{0x20} : std::byte{0x60};  // O, and S unless answering DAD
     std::memcpy(a + 8, owned, 16);
     a[24] = std::byte{2};  // option: target link-layer address
     a[25] = std::byte{1};  // length in units of 8 bytes
@@ -186,6 +241,13 @@ Verdict handle_icmpv6(Frame& f, std::size_t l4, std::size_t l4_length, bool to_u
     store_be16(a + 2, transport_checksum({h + 8, 32}, ip_protocol::icmpv6, {a, advert_length}));
     f.length = static_cast<std::uint16_t>(l4 + advert_length);
     reply_l2(f, port);
+    if (dad) {
+        // RFC 2464 §7: IPv6 multicast to 33:33 and the group's last four bytes.
+        static constexpr std::byte all_nodes_mac[6] = {std::byte{0x33}, std::byte{0x33},
+                                                       std::byte{0},    std::byte{0},
+                                                       std::byte{0},    std::byte{1}};
+        std::memcpy(f.data, all_nodes_mac, 6);
+    }
     return Verdict::transmit();
 }
 
@@ -214,6 +276,10 @@ Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters) n
         return Verdict::drop(DropReason::ipv6_extension_header);
     const bool to_unicast = port.ipv6.index_of({h + 24, 16}) >= 0;
     const std::size_t l4 = ip + ipv6_header_size;
+    // :: is a valid source only for neighbour discovery's DAD probe (checked there).
+    if (!valid_ipv6_source(h + 8, port) ||
+        (is_unspecified_ipv6(h + 8) && next_header != ip_protocol::icmpv6))
+        return Verdict::drop(DropReason::bad_source_address);
     if (next_header == ip_protocol::icmpv6) {
         if (!to_unicast && !is_solicited_node_of(h + 24, port.ipv6.primary) &&
             !is_solicited_node_of(h + 24, port.ipv6.alternate))

@@ -75,10 +75,13 @@ void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const Ro
     std::memcpy(source, route.origin.ip.data(), ip_size);
     std::memcpy(source + ip_size, route.client.ip.data(), ip_size);
     const auto udp_length = static_cast<std::uint16_t>(udp_header_size + payload_length);
+    // STUN over UDP is not ECN-capable (RFC 3168 §5): the request's ECN bits are not echoed.
     if (ipv6) {
         store_be16(h + 4, udp_length);
+        h[1] &= std::byte{0xCF};  // traffic class bits 6-7 straddle bytes 0 and 1
         h[7] = std::byte{64};
     } else {
+        h[1] &= std::byte{0xFC};
         const std::size_t header_length = (std::to_integer<std::size_t>(h[0]) & 0xF) * 4;
         store_be16(h + 2, static_cast<std::uint16_t>(header_length + udp_length));
         store_be16(h + 6, 0x4000);  // DF, no fragment
@@ -164,15 +167,24 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         return send_error(stun::error_code::bad_request, reason, {}, fingerprint);
     };
 
+    // RFC 8489 §6.3: a length that is not sensible, or a method the agent does not support,
+    // is silently discarded; a request that gets that far but is malformed inside gets 400.
     stun::Message m;
-    if (const stun::ParseError e = stun::Message::parse(request, m); e != stun::ParseError::ok)
+    switch (const stun::ParseError e = stun::Message::parse(request, m)) {
+    case stun::ParseError::ok:
+        break;
+    case stun::ParseError::length_not_multiple_of_4:
+    case stun::ParseError::length_mismatch:
+        return Verdict::drop(DropReason::stun_garbage);
+    default:
         return bad_request(stun::to_string(e), false);
+    }
     const bool fingerprint = m.fingerprint().has_value();
     // RFC 8489 §7.3: a FINGERPRINT that does not verify means this is not STUN: discard.
     if (fingerprint && stun::verify_fingerprint(m) != stun::IntegrityResult::ok)
         return Verdict::drop(DropReason::stun_bad_fingerprint);
     if (method != static_cast<std::uint16_t>(stun::Method::binding))
-        return bad_request("only Binding is served on this port", fingerprint);
+        return Verdict::drop(DropReason::stun_unsupported_method);
 
     // RFC 8489 §6.3.1.1: unknown comprehension-required attributes get a 420 listing them;
     // RFC 5780 §7.2: so does CHANGE-REQUEST where the server has no alternate address.
@@ -191,17 +203,21 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     std::uint32_t change = 0;
     if (change_request && stun::decode_u32(*change_request, change) != stun::ParseError::ok)
         return bad_request("CHANGE-REQUEST is not 4 bytes", fingerprint);
-    if (const auto response_port = m.find(stun::attr::response_port)) {
-        // RFC 5780 §7.5: send the response to this port of the source address.
-        if (stun::decode_response_port(*response_port, route.destination_port) !=
-                stun::ParseError::ok ||
-            route.destination_port == 0)
-            return bad_request("RESPONSE-PORT is not a port", fingerprint);
-    }
     // RFC 5780 §7.6: a response to a request with PADDING is padded as much (never more, so
     // the response still grows by at most max_response_growth()).
     const auto padding = m.find(stun::attr::padding);
     const std::size_t padding_length = padding ? padding->value.size() : 0;
+    if (const auto response_port = m.find(stun::attr::response_port)) {
+        // RFC 5780 §6.1: "If the Binding Request contains both PADDING and RESPONSE-PORT
+        // attributes, the server MUST reject the request with a 400 (Bad Request)".
+        if (padding) return bad_request("PADDING with RESPONSE-PORT", fingerprint);
+        // RFC 5780 §7.5: send the response to this port of the source address.
+        std::uint16_t requested = 0;
+        if (stun::decode_response_port(*response_port, requested) != stun::ParseError::ok ||
+            requested == 0)
+            return bad_request("RESPONSE-PORT is not a port", fingerprint);
+        route.destination_port = requested;
+    }
 
     if (route.rfc5780) {
         // RFC 5780 §6.1: CHANGE-REQUEST picks the other IP and/or port, relative to where the
@@ -216,10 +232,10 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     w.add_xor_address(stun::attr::xor_mapped_address, route.client);
     // RFC 8489 §12: MAPPED-ADDRESS too, for clients written to RFC 3489.
     w.add_address(stun::attr::mapped_address, route.client);
-    if (route.rfc5780) {
-        w.add_address(stun::attr::response_origin, route.origin);
-        w.add_address(stun::attr::other_address, route.other);
-    }
+    // RFC 5780 §6.1: "The server MUST add a RESPONSE-ORIGIN attribute"; OTHER-ADDRESS only
+    // where there is an alternate address.
+    w.add_address(stun::attr::response_origin, route.origin);
+    if (route.rfc5780) w.add_address(stun::attr::other_address, route.other);
     if (!port.software.empty()) w.add_text(stun::attr::software, port.software);
     if (padding_length > 0) w.add_padding(padding_length);
     if (fingerprint) w.add_fingerprint();

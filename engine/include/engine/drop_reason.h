@@ -22,17 +22,23 @@ namespace engine {
     X(ip_fragment, "an IPv4 or IPv6 fragment: the engine does not reassemble")                   \
     X(ipv6_extension_header, "IPv6 with an extension header before the transport header")       \
     X(not_for_us_l3, "destination IP is not an address this port owns")                          \
+    X(bad_source_address, "source is broadcast, multicast, loopback, unspecified or our own, "   \
+                          "or UDP source port 0 (RFC 1122 §3.2.1.3, RFC 4291 §2.7)")             \
     X(unsupported_protocol, "IP protocol other than UDP, ICMP or ICMPv6")                        \
     X(bad_icmp_checksum, "ICMP or ICMPv6 checksum does not verify")                              \
     X(icmp_not_echo, "ICMP/ICMPv6 other than echo request and neighbour discovery")              \
-    X(ndp_invalid, "solicitation with hop limit not 255, bad code or length, or a DAD probe")    \
+    X(ndp_invalid, "solicitation with hop limit not 255, bad code, length or options "          \
+                   "(RFC 4861 §7.1.1)")                                                         \
     X(ndp_not_for_us, "neighbour solicitation for an address this port does not own")           \
     X(ndp_advertisement, "neighbour advertisement: nothing to answer")                           \
     X(bad_udp_length, "UDP length field disagrees with the IP payload")                          \
     X(bad_udp_checksum, "UDP checksum does not verify (ports with rx_checksum = verify)")        \
     X(no_service, "UDP to a port on which no role listens")                                      \
-    X(stun_garbage, "not a STUN message on a STUN port (first byte, cookie or size)")            \
+    X(stun_garbage, "not a STUN message on a STUN port: first bits, cookie, or a length that is " \
+                    "not sensible (RFC 8489 §6.3: silently discarded)")                         \
     X(stun_not_request, "a STUN indication or response sent to the server")                      \
+    X(stun_unsupported_method, "a STUN request for a method this port does not serve "          \
+                               "(RFC 8489 §6.3: silently discarded)")                           \
     X(stun_bad_fingerprint, "FINGERPRINT present but wrong (RFC 8489 §7.3: discard)")            \
     X(stun_response_too_large, "the response would not fit the packet buffer")                   \
     /* Worker loop (punchlined.cc), after the handlers: */                                      \
