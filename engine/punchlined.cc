@@ -7,6 +7,7 @@
 // management socket and RCU publications). Each worker lcore owns one RX and one TX queue on
 // every port, its counters, and a handoff ring from every other worker. A worker never locks,
 // allocates, logs or makes a syscall in its loop.
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -102,7 +103,7 @@ void print_counters(const Engine& e, bool final) {
     CoreCounters total;
     auto line = [final](const char* name, const CoreCounters& c) {
         std::printf("%-7s rx %llu pkts %llu B | tx %llu pkts %llu B | handed off %llu | "
-                    "dropped %llu | stun ok %llu err %llu | %s\n",
+                    "dropped %llu | stun ok %llu err %llu | busy cycles %llu | %s\n",
                     name, static_cast<unsigned long long>(c.rx_packets),
                     static_cast<unsigned long long>(c.rx_bytes),
                     static_cast<unsigned long long>(c.tx_packets),
@@ -111,6 +112,7 @@ void print_counters(const Engine& e, bool final) {
                     static_cast<unsigned long long>(c.dropped()),
                     static_cast<unsigned long long>(c.stun_success),
                     static_cast<unsigned long long>(c.stun_error),
+                    static_cast<unsigned long long>(c.busy_cycles),
                     !final ? "live" : c.conserved() ? "conserved" : "NOT CONSERVED");
     };
     for (std::size_t w = 0; w < e.worker_lcores.size(); ++w) {
@@ -125,9 +127,11 @@ void print_counters(const Engine& e, bool final) {
         total.handed_off += c.handed_off;
         total.stun_success += c.stun_success;
         total.stun_error += c.stun_error;
+        total.busy_cycles += c.busy_cycles;
         for (std::size_t r = 0; r < engine::drop_reason_count; ++r) total.drops[r] += c.drops[r];
     }
     line("total", total);
+    std::printf("tsc_hz %llu\n", static_cast<unsigned long long>(rte_get_tsc_hz()));
     for (std::size_t r = 0; r < engine::drop_reason_count; ++r)
         if (total.drops[r] != 0)
             std::printf("  drop %-24s %llu  (%s)\n",

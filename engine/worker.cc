@@ -1,5 +1,6 @@
 #include "engine/worker.h"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
@@ -114,8 +115,10 @@ int worker_main(void* argument) {
     // offline before it stops, so that synchronize_rcu() in the control thread never waits
     // on a worker that has left.
     rcu_register_thread();
+    CoreCounters& counters = the_dataplane->counters[index];
     while (!the_dataplane->stop.load(std::memory_order_relaxed)) {
-        worker.poll();
+        const std::uint64_t start = rte_rdtsc();
+        if (worker.poll() != 0) counters.busy_cycles += rte_rdtsc() - start;
         rcu_quiescent_state();
     }
     rcu_thread_offline();

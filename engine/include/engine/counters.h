@@ -22,6 +22,9 @@ struct alignas(64) CoreCounters {
     // each of these packets is also counted in tx_packets).
     std::uint64_t stun_success = 0;
     std::uint64_t stun_error = 0;
+    /// TSC cycles spent in loop iterations that took in at least one packet: the engine's
+    /// cost, without the idle polling (cycles per answered request = busy_cycles / answers).
+    std::uint64_t busy_cycles = 0;
 
     void drop(DropReason reason) noexcept { ++drops[static_cast<std::size_t>(reason)]; }
     [[nodiscard]] std::uint64_t dropped() const noexcept {
