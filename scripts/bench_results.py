@@ -2,7 +2,8 @@
 """bench_results.py - turn Google Benchmark JSON output into punchline's JSON-lines figures.
 
 Usage:
-    scripts/bench_results.py --out FILE.jsonl [--commit SHA] [--date ISO8601] BENCH.json...
+    scripts/bench_results.py --out FILE.jsonl [--commit SHA] [--date ISO8601]
+                             [--lines FIGURES.jsonl]... [BENCH.json...]
 
 BENCH.json is what a benchmark binary wrote with --benchmark_out=BENCH.json
 --benchmark_out_format=json --benchmark_repetitions=N (N > 1). scripts/bench calls this.
@@ -16,6 +17,16 @@ to its single iteration row) and converted to ns from the row's time_unit.
 A benchmark names its same-run baseline with state.SetLabel("baseline=BM_Baseline_Xyz");
 when that baseline's median is in the same run, "baseline" and "ratio" (3 decimals) are added.
 A compact table (name, ns/op, baseline, ratio) goes to stdout.
+
+FIGURES.jsonl (--lines, repeatable) holds figures that programs other than Google Benchmark
+printed as "RESULT {json}" lines (scripts/bench strips the prefix): bench/engine_pipeline_bench
+and bench/testpmd_baseline.sh. Each is one JSON object with at least "name", "value" and
+"unit"; it is appended as it is, plus "commit" and "date", except:
+    "baseline" without "ratio": the ratio value/baseline is added when that figure is in
+        this run (these are throughputs, so a higher ratio is better);
+    "compare": [names]: replaced by "ratios": {name: value/that figure} for each name in
+        this run, the "baseline" one included.
+They get a table of their own (name, value, unit, ratio to each baseline).
 """
 
 import argparse
@@ -59,19 +70,93 @@ def collect(paths):
     return rows
 
 
+def read_lines(paths):
+    """Returns the figures in FIGURES.jsonl files, in order."""
+    figures = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    line = line.strip()
+                    if not line:
+                        continue
+                    fig = json.loads(line)
+                    if not isinstance(fig, dict) or not {"name", "value", "unit"} <= fig.keys():
+                        sys.exit(f"bench_results: {path}:{number}: not a figure "
+                                 "(an object with name, value and unit)")
+                    figures.append(fig)
+        except (OSError, ValueError) as e:
+            sys.exit(f"bench_results: cannot read {path}: {e}")
+    return figures
+
+
+def line_figures(figures, commit, date):
+    """Adds commit, date and same-run ratios; returns (figures, table rows)."""
+    values = {fig["name"]: fig["value"] for fig in figures}
+    out, table = [], []
+    for fig in figures:
+        fig = dict(fig)
+        base = fig.get("baseline")
+        if base is not None and "ratio" not in fig:
+            if values.get(base):
+                fig["ratio"] = round(fig["value"] / values[base], 3)
+            else:
+                print(f"bench_results: {fig['name']}: baseline {base} not in this run",
+                      file=sys.stderr)
+        compare = fig.pop("compare", None)
+        if compare is not None:
+            ratios = {}
+            if base is not None and "ratio" in fig:
+                ratios[base] = fig["ratio"]
+            for other in compare:
+                if values.get(other):
+                    ratios[other] = round(fig["value"] / values[other], 3)
+                else:
+                    print(f"bench_results: {fig['name']}: {other} not in this run",
+                          file=sys.stderr)
+            fig["ratios"] = ratios
+        fig["commit"] = commit
+        fig["date"] = date
+        out.append(fig)
+        ratios = fig.get("ratios") or ({base: fig["ratio"]} if "ratio" in fig else {})
+        note = "" if fig.get("hugepages", True) else "  (no hugepages)"
+        table.append((fig["name"], fig["value"], fig["unit"], list(ratios.items()), note))
+    return out, table
+
+
+def print_line_table(table):
+    width = max(len("figure"), *(len(r[0]) for r in table))
+    bases = [b for r in table for b, _ in r[3]]
+    bwidth = max(len("vs"), *(len(b) for b in bases)) if bases else len("vs")
+    print(f"{'figure':<{width}}  {'value':>10}  {'unit':<6}  {'vs':<{bwidth}}  {'ratio':>7}")
+    for name, value, unit, ratios, note in table:
+        first = ratios[0] if ratios else ("", None)
+        r = f"{first[1]:.3f}" if first[1] is not None else ""
+        print(f"{name:<{width}}  {value:>10.3f}  {unit:<6}  {first[0]:<{bwidth}}  {r:>7}{note}")
+        for base, ratio in ratios[1:]:
+            print(f"{'':<{width}}  {'':>10}  {'':<6}  {base:<{bwidth}}  {ratio:>7.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("json", nargs="+", help="Google Benchmark JSON files")
+    ap.add_argument("json", nargs="*", help="Google Benchmark JSON files")
     ap.add_argument("--out", required=True, help="JSON-lines file to append to")
     ap.add_argument("--commit", default="unknown")
     ap.add_argument("--date", default=None, help="ISO 8601; default: now, UTC")
+    ap.add_argument("--lines", action="append", default=[], metavar="FIGURES.jsonl",
+                    help="figures as JSON lines (RESULT lines without the prefix)")
     args = ap.parse_args()
     date = args.date or datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds")
+    if not args.json and not args.lines:
+        ap.error("give Google Benchmark JSON files, --lines files, or both")
 
-    rows = collect(args.json)
-    if not rows:
+    extra, extra_table = line_figures(read_lines(args.lines), args.commit, date)
+    rows = collect(args.json) if args.json else {}
+    if args.json and not rows:
         sys.exit("bench_results: no benchmark results in " + " ".join(args.json))
+    if not rows and not extra:
+        sys.exit("bench_results: no figures in " + " ".join(args.lines))
 
     ns = {run: row["real_time"] * NS_PER[row.get("time_unit", "ns")]
           for run, row in rows.items()}
@@ -97,15 +182,20 @@ def main():
                             "commit": args.commit, "date": date})
 
     with open(args.out, "a", encoding="utf-8") as f:
-        for fig in figures:
+        for fig in figures + extra:
             f.write(json.dumps(fig) + "\n")
 
-    width = max(len("benchmark"), *(len(r[0]) for r in table))
-    bwidth = max(len("baseline"), *(len(r[2]) for r in table))
-    print(f"{'benchmark':<{width}}  {'ns/op':>12}  {'baseline':<{bwidth}}  {'ratio':>7}")
-    for run, value, base, ratio in table:
-        r = f"{ratio:.3f}" if ratio is not None else ""
-        print(f"{run:<{width}}  {value:>12.3f}  {base:<{bwidth}}  {r:>7}")
+    if table:
+        width = max(len("benchmark"), *(len(r[0]) for r in table))
+        bwidth = max(len("baseline"), *(len(r[2]) for r in table))
+        print(f"{'benchmark':<{width}}  {'ns/op':>12}  {'baseline':<{bwidth}}  {'ratio':>7}")
+        for run, value, base, ratio in table:
+            r = f"{ratio:.3f}" if ratio is not None else ""
+            print(f"{run:<{width}}  {value:>12.3f}  {base:<{bwidth}}  {r:>7}")
+    if extra_table:
+        if table:
+            print()
+        print_line_table(extra_table)
     return 0
 
 

@@ -12,7 +12,8 @@ namespace engine {
 /// Classifies and answers one received frame: ARP requests, IPv6 neighbour solicitations,
 /// ICMP/ICMPv6 echo requests, and the STUN role's Binding requests (RFC 8489, RFC 5780).
 /// Everything else is dropped under a reason. Counts rx, tx and drops in `counters`.
-/// Cost: ≈ 100 ns for a Binding request with FINGERPRINT (bench/engine_pipeline_bench).
+/// Cost: ≈ 240 ns per Binding request with FINGERPRINT, all layers included (measured by
+/// bench/engine_pipeline_bench on net_ring; docs/benchmarks.md).
 Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters) noexcept;
 
 /// The STUN role's answer to a UDP datagram addressed to one of its ports. `udp_offset` is the

@@ -1,0 +1,645 @@
+// engine_pipeline_bench: the engine's real worker loop on net_ring loopback, beside the same
+// run's bare parse-and-swap loop (design.md §6). A benchmark, not a test (style rule 19):
+// scripts/bench runs it and records its RESULT lines; nothing in `meson test` does.
+//
+//   engine_pipeline_bench [--mode both|engine|baseline] [--runs 3] [--seconds 2] [--warmup 0.5]
+//                         [--flows 4096] [--inflight 512] [--burst 32] [--no-huge]
+//                         [--trust-checksum] [--no-alternate] [--no-software]
+//                         [-- EAL ARGUMENTS]
+//
+// One lcore, run to completion. Two rte_rings are an ethdev (rte_eth_from_rings): what the
+// port transmits lands in the TX ring, what it receives is read from the RX ring. Each loop
+// iteration is
+//
+//   refill   dequeue the transmitted mbufs from the TX ring, copy a pre-generated Binding
+//            request (Ethernet/IPv4/UDP/STUN with FINGERPRINT, correct checksums, one of
+//            --flows source addresses, taken in turn) over each, enqueue them into the RX ring
+//   step     engine:   engine::Worker::poll(): rx_burst, steer, handle_frame, tx flush, the
+//                      very code punchlined's workers run (one worker, one port, burst 32)
+//            baseline: rx_burst, parse Ethernet/IPv4/UDP, swap MACs, IPs and ports, new IPv4
+//                      header checksum (rte_ipv4_cksum), tx_burst: environment.md's
+//                      "parse-and-swap" loop, the ceiling of any per-packet work here
+//
+// so both modes pay the same feeder and ring costs and their ratio is the engine's price per
+// packet. A run is --warmup seconds, then --seconds counted: Mpps = responses / seconds, where
+// a response is a STUN success (CoreCounters::stun_success) for the engine and a packet that
+// tx_burst took for the baseline. The modes alternate, --runs times each, in this process;
+// the medians and their ratio are printed as a table and as JSON lines prefixed "RESULT ".
+//
+// After each engine run every packet in flight is drained and checked: it parses as a Binding
+// success response (stun::Message::parse), its FINGERPRINT and its IP and UDP checksums verify,
+// and its XOR-MAPPED-ADDRESS is the source of the request it answers (found by the flow index
+// in the transaction ID). At the end the worker's counters must be conserved with no drop and
+// no error response. Exit status: 0; 1 when a check failed (figures then are not printed as
+// RESULT lines); 2 on a usage or set-up error.
+//
+// The port is 198.18.0.2 with the RFC 5780 alternate 198.18.0.3, STUN on 3478 and 3479,
+// SOFTWARE "punchline", UDP checksums verified; --trust-checksum, --no-alternate (no
+// RESPONSE-ORIGIN and OTHER-ADDRESS) and --no-software take those costs out, to see what each
+// costs; their RESULT lines say "port" so. The figures scripts/bench records use the defaults.
+//
+// EAL arguments: everything after "--"; default -l 1 --no-pci --in-memory --no-telemetry
+// --log-level=lib.eal:error, which needs reserved hugepages (dpdk-hugepages.py -p 2M --setup
+// 1G). --no-huge switches the default to --no-huge -m 512 --no-shconf: slower whenever
+// packet data is touched (1.4-5x, environment.md), and labelled so in the output.
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_memcpy.h>
+#include <rte_ring.h>
+#include <rte_udp.h>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/counters.h"
+#include "engine/port_context.h"
+#include "engine/worker.h"
+#include "stun/address.h"
+#include "stun/attributes.h"
+#include "stun/bytes.h"
+#include "stun/constants.h"
+#include "stun/errors.h"
+#include "stun/integrity.h"
+#include "stun/message.h"
+#include "stun/writer.h"
+
+namespace {
+
+constexpr std::uint32_t server_ip = 0xC6120002;            // 198.18.0.2, the port's primary
+constexpr std::uint32_t server_alternate_ip = 0xC6120003;  // 198.18.0.3 (RFC 5780)
+constexpr std::uint16_t stun_port = 3478;
+constexpr std::uint16_t stun_alternate_port = 3479;
+// Ethernet 14 + IPv4 20 + UDP 8 + STUN header 20 + FINGERPRINT 8.
+constexpr std::size_t stun_request_size = stun::header_size + 8;
+constexpr std::size_t request_frame_size = 14 + 20 + 8 + stun_request_size;
+// Templates are stored in slots of this stride (16-byte aligned copies).
+constexpr std::size_t template_stride = 80;
+static_assert(request_frame_size <= template_stride);
+// Transmitted mbufs moved back to the RX ring per refill: more than a burst, so the feeder
+// never falls behind the loop it feeds.
+constexpr unsigned feed_batch = 2 * engine::max_burst;
+
+struct Options {
+    std::string mode = "both";
+    unsigned runs = 3;
+    double seconds = 2.0;
+    double warmup = 0.5;
+    unsigned flows = 4096;
+    unsigned inflight = 512;
+    unsigned burst = 32;
+    bool no_huge = false;
+    // The port's configuration, for measuring what each feature costs (defaults: the demo's).
+    bool trust_checksum = false;
+    bool no_alternate = false;
+    bool no_software = false;
+};
+
+[[noreturn]] void fail_setup(const std::string& message) {
+    std::fprintf(stderr, "engine_pipeline_bench: %s\n", message.c_str());
+    std::exit(2);
+}
+
+// The pre-generated requests, and the source address each one carries.
+struct Requests {
+    std::vector<std::byte> frames;  // flows * template_stride
+    std::vector<stun::Address> sources;
+    unsigned next = 0;
+
+    [[nodiscard]] const std::byte* frame(unsigned flow) const noexcept {
+        return frames.data() + std::size_t{flow} * template_stride;
+    }
+};
+
+Requests generate_requests(unsigned flows, const rte_ether_addr& port_mac) {
+    Requests r;
+    r.frames.assign(std::size_t{flows} * template_stride, std::byte{0});
+    r.sources.resize(flows);
+    std::mt19937 random(20240517);  // fixed: every run sees the same sources
+    std::uniform_int_distribution<unsigned> port_number(1024, 65535);
+    for (unsigned flow = 0; flow < flows; ++flow) {
+        std::byte* f = r.frames.data() + std::size_t{flow} * template_stride;
+        // Sources 198.18.1.0 onwards (198.18.0.0/24 is the server's LAN), random ports.
+        const std::uint32_t source_ip = 0xC6120100 + flow;
+        const auto source_port = static_cast<std::uint16_t>(port_number(random));
+        r.sources[flow] = stun::Address::v4(source_ip, source_port);
+
+        // Ethernet: to the port, from a locally administered MAC per flow.
+        std::memcpy(f, port_mac.addr_bytes, 6);
+        const std::byte client_mac[6] = {std::byte{0x02},
+                                         std::byte{0x00},
+                                         static_cast<std::byte>(flow >> 24),
+                                         static_cast<std::byte>(flow >> 16),
+                                         static_cast<std::byte>(flow >> 8),
+                                         static_cast<std::byte>(flow)};
+        std::memcpy(f + 6, client_mac, 6);
+        stun::store_be16(f + 12, RTE_ETHER_TYPE_IPV4);
+
+        // IPv4, no options, DF.
+        std::byte* ip = f + 14;
+        ip[0] = std::byte{0x45};
+        stun::store_be16(ip + 2, static_cast<std::uint16_t>(20 + 8 + stun_request_size));
+        stun::store_be16(ip + 4, static_cast<std::uint16_t>(flow));
+        stun::store_be16(ip + 6, 0x4000);
+        ip[8] = std::byte{64};
+        ip[9] = std::byte{IPPROTO_UDP};
+        stun::store_be32(ip + 12, source_ip);
+        stun::store_be32(ip + 16, server_ip);
+
+        // UDP to the STUN port.
+        std::byte* udp = ip + 20;
+        stun::store_be16(udp, source_port);
+        stun::store_be16(udp + 2, stun_port);
+        stun::store_be16(udp + 4, static_cast<std::uint16_t>(8 + stun_request_size));
+
+        // STUN Binding request with FINGERPRINT; the transaction ID starts with the flow.
+        stun::TransactionId txid;
+        stun::store_be32(txid.data(), flow);
+        for (std::size_t i = 4; i < txid.size(); ++i)
+            txid[i] = static_cast<std::byte>(random());
+        stun::MessageWriter w(std::span<std::byte>(udp + 8, stun_request_size),
+                              stun::Method::binding, stun::MessageClass::request, txid);
+        w.add_fingerprint();
+        if (!w.ok() || w.size() != stun_request_size) fail_setup("cannot build a Binding request");
+
+        // Checksums from DPDK's own functions, not the engine's.
+        auto* ip_header = reinterpret_cast<rte_ipv4_hdr*>(ip);
+        ip_header->hdr_checksum = 0;
+        ip_header->hdr_checksum = rte_ipv4_cksum(ip_header);
+        auto* udp_header = reinterpret_cast<rte_udp_hdr*>(udp);
+        udp_header->dgram_cksum = 0;
+        udp_header->dgram_cksum = rte_ipv4_udptcp_cksum(ip_header, udp_header);
+    }
+    return r;
+}
+
+// Copies the next request over `m`: the whole frame and its lengths, as if it had just arrived.
+inline void restore(rte_mbuf* m, Requests& requests) noexcept {
+    rte_memcpy(rte_pktmbuf_mtod(m, void*), requests.frame(requests.next), request_frame_size);
+    if (++requests.next == requests.sources.size()) requests.next = 0;
+    m->data_len = static_cast<std::uint16_t>(request_frame_size);
+    m->pkt_len = static_cast<std::uint32_t>(request_frame_size);
+}
+
+struct Feeder {
+    rte_ring* rx = nullptr;  // the port receives from here
+    rte_ring* tx = nullptr;  // the port transmits into here
+    Requests* requests = nullptr;
+
+    // What the port transmitted goes back to its RX ring as fresh requests. Returns how many.
+    unsigned refill() noexcept {
+        void* packets[feed_batch];
+        const unsigned n = rte_ring_sc_dequeue_burst(tx, packets, feed_batch, nullptr);
+        for (unsigned i = 0; i < n; ++i) restore(static_cast<rte_mbuf*>(packets[i]), *requests);
+        // The RX ring holds every mbuf there is, so this never comes up short.
+        rte_ring_sp_enqueue_burst(rx, packets, n, nullptr);
+        return n;
+    }
+};
+
+// The bare loop the engine is measured against: no classification beyond Ethernet/IPv4/UDP,
+// no STUN, one IPv4 header checksum. Returns the packets transmitted.
+struct ParseAndSwap {
+    std::uint16_t port = 0;
+    std::uint16_t burst = 32;
+    std::uint64_t sent = 0;
+    std::uint64_t dropped = 0;
+
+    void poll() noexcept {
+        rte_mbuf* packets[engine::max_burst];
+        const std::uint16_t n = rte_eth_rx_burst(port, 0, packets, burst);
+        std::uint16_t out = 0;
+        for (std::uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = packets[i];
+            auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+            if (m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) ||
+                eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+                ++dropped;
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+            const std::uint8_t ip_length = rte_ipv4_hdr_len(ip);
+            if (ip->next_proto_id != IPPROTO_UDP || ip_length < sizeof(rte_ipv4_hdr) ||
+                m->data_len < sizeof(rte_ether_hdr) + ip_length + sizeof(rte_udp_hdr)) {
+                ++dropped;
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            auto* udp =
+                reinterpret_cast<rte_udp_hdr*>(reinterpret_cast<std::byte*>(ip) + ip_length);
+            const rte_ether_addr mac = eth->dst_addr;
+            eth->dst_addr = eth->src_addr;
+            eth->src_addr = mac;
+            const rte_be32_t address = ip->src_addr;
+            ip->src_addr = ip->dst_addr;
+            ip->dst_addr = address;
+            const rte_be16_t udp_port = udp->src_port;
+            udp->src_port = udp->dst_port;
+            udp->dst_port = udp_port;
+            ip->time_to_live = 64;
+            ip->hdr_checksum = 0;
+            ip->hdr_checksum = rte_ipv4_cksum(ip);
+            packets[out++] = m;
+        }
+        const std::uint16_t taken = rte_eth_tx_burst(port, 0, packets, out);
+        sent += taken;
+        for (std::uint16_t i = taken; i < out; ++i) {
+            ++dropped;
+            rte_pktmbuf_free(packets[i]);
+        }
+    }
+};
+
+// One timed run: warm-up, then `seconds` counted. `count` reads the running total of
+// responses. Returns Mpps.
+template <typename Step, typename Count>
+double timed_run(Feeder& feeder, Step step, Count count, double warmup, double seconds) {
+    const std::uint64_t hz = rte_get_tsc_hz();
+    const std::uint64_t warm_end = rte_rdtsc() + static_cast<std::uint64_t>(warmup * double(hz));
+    while (rte_rdtsc() < warm_end) {
+        for (int i = 0; i < 16; ++i) {
+            feeder.refill();
+            step();
+        }
+    }
+    const std::uint64_t first = count();
+    const std::uint64_t start = rte_rdtsc();
+    const std::uint64_t end = start + static_cast<std::uint64_t>(seconds * double(hz));
+    std::uint64_t now = start;
+    do {
+        // The clock is read once per 16 bursts (≈ 500 packets): its cost stays out of the figure.
+        for (int i = 0; i < 16; ++i) {
+            feeder.refill();
+            step();
+        }
+        now = rte_rdtsc();
+    } while (now < end);
+    const double elapsed = double(now - start) / double(hz);
+    return double(count() - first) / elapsed / 1e6;
+}
+
+// Lets `step` consume everything in the RX ring, so that every mbuf in flight ends in the TX
+// ring (or was dropped).
+template <typename Step>
+void drain(rte_ring* rx, Step step) {
+    for (int idle = 0; idle < 4;) {
+        step();
+        idle = rte_ring_count(rx) == 0 ? idle + 1 : 0;
+    }
+}
+
+// Checks one engine response against the request of the flow its transaction ID names.
+// Returns an empty string when it is right, else what is wrong.
+std::string check_response(const rte_mbuf* m, const Requests& requests,
+                           const rte_ether_addr& port_mac) {
+    const auto* f = rte_pktmbuf_mtod(m, const std::byte*);
+    const std::size_t length = rte_pktmbuf_data_len(m);
+    if (length < 14 + 20 + 8 + stun::header_size) return "shorter than a STUN response";
+    if (stun::load_be16(f + 12) != RTE_ETHER_TYPE_IPV4) return "not IPv4";
+    if (std::memcmp(f + 6, port_mac.addr_bytes, 6) != 0) return "not from the port's MAC";
+    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(f + 14);
+    if (rte_ipv4_hdr_len(ip) != 20 || ip->next_proto_id != IPPROTO_UDP) return "not UDP/IPv4";
+    // Summed over a header whose checksum is right, the ones' complement sum is all ones.
+    if (const std::uint16_t sum = rte_ipv4_cksum(ip); sum != 0 && sum != 0xFFFF)
+        return "IPv4 header checksum does not verify";
+    const std::size_t ip_total = stun::load_be16(f + 14 + 2);
+    if (14 + ip_total != length) return "IPv4 total length disagrees with the frame";
+    const std::size_t udp_length = stun::load_be16(f + 34 + 4);
+    if (udp_length != ip_total - 20) return "UDP length disagrees with IPv4";
+    // RFC 768: pseudo-header plus datagram, checksum field included, sums to all ones.
+    std::uint32_t sum =
+        std::uint32_t{rte_ipv4_phdr_cksum(ip, 0)} + rte_raw_cksum(f + 34, udp_length);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    if (stun::load_be16(f + 34 + 6) == 0 || sum != 0xFFFF) return "UDP checksum does not verify";
+    stun::Message message;
+    const std::span<const std::byte> datagram(f + 42, udp_length - 8);
+    if (const auto e = stun::Message::parse(datagram, message); e != stun::ParseError::ok)
+        return std::string("STUN parse: ") + std::string(stun::to_string(e));
+    if (!message.is(stun::Method::binding, stun::MessageClass::success_response))
+        return "not a Binding success response";
+    if (stun::verify_fingerprint(message) != stun::IntegrityResult::ok)
+        return "FINGERPRINT does not verify";
+    const std::uint32_t flow = stun::load_be32(message.transaction_id().data());
+    if (flow >= requests.sources.size()) return "transaction ID names no flow";
+    if (std::memcmp(message.transaction_id().data(),
+                    requests.frame(flow) + 42 + 8, stun::transaction_id_size) != 0)
+        return "transaction ID is not the request's";
+    const auto xor_mapped = message.find(stun::attr::xor_mapped_address);
+    if (!xor_mapped) return "no XOR-MAPPED-ADDRESS";
+    stun::Address mapped;
+    if (stun::decode_xor_address(*xor_mapped, message.transaction_id(), mapped) !=
+        stun::ParseError::ok)
+        return "XOR-MAPPED-ADDRESS does not decode";
+    if (!(mapped == requests.sources[flow]))
+        return "XOR-MAPPED-ADDRESS is not the request's source";
+    // Back to the client: its address and port are the destination.
+    if (stun::load_be32(f + 14 + 16) != stun::load_be32(requests.sources[flow].ip.data()) ||
+        stun::load_be16(f + 34 + 2) != requests.sources[flow].port)
+        return "not addressed to the request's source";
+    return {};
+}
+
+double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    const std::size_t n = values.size();
+    return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+std::string json_list(const std::vector<double>& values) {
+    std::string out = "[";
+    char buffer[32];
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        std::snprintf(buffer, sizeof buffer, "%s%.3f", i == 0 ? "" : ",", values[i]);
+        out += buffer;
+    }
+    return out + "]";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Our options before "--", EAL's after it.
+    int split = argc;
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], "--") == 0) {
+            split = i;
+            break;
+        }
+
+    Options options;
+    CLI::App app{"engine_pipeline_bench: engine::Worker::poll() on net_ring loopback vs a bare "
+                 "parse-and-swap loop, Mpps (EAL arguments after --)"};
+    app.add_option("--mode", options.mode, "both (alternating), engine or baseline")
+        ->check(CLI::IsMember({"both", "engine", "baseline"}));
+    app.add_option("--runs", options.runs, "timed runs of each mode")->check(CLI::Range(1, 99));
+    app.add_option("--seconds", options.seconds, "counted seconds per run")
+        ->check(CLI::Range(0.05, 600.0));
+    app.add_option("--warmup", options.warmup, "uncounted seconds before each run")
+        ->check(CLI::Range(0.0, 60.0));
+    app.add_option("--flows", options.flows, "distinct source addresses (request templates)")
+        ->check(CLI::Range(1, 65000));
+    app.add_option("--inflight", options.inflight, "mbufs circulating between feeder and port")
+        ->check(CLI::Range(64, 16384));
+    app.add_option("--burst", options.burst, "rx/tx burst size")
+        ->check(CLI::Range(1u, engine::max_burst));
+    app.add_flag("--trust-checksum", options.trust_checksum,
+                 "rx_checksum = trust: the engine does not verify UDP checksums");
+    app.add_flag("--no-alternate", options.no_alternate,
+                 "no RFC 5780 alternate address and port (no RESPONSE-ORIGIN, OTHER-ADDRESS)");
+    app.add_flag("--no-software", options.no_software, "no SOFTWARE attribute in responses");
+    app.add_flag("--no-huge", options.no_huge,
+                 "default EAL arguments without hugepages (slower; labelled in the output)");
+    try {
+        app.parse(split, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+
+    std::vector<std::string> eal_strings = {argv[0]};
+    if (split < argc) {
+        for (int i = split + 1; i < argc; ++i) eal_strings.emplace_back(argv[i]);
+    } else if (options.no_huge) {
+        eal_strings.insert(eal_strings.end(),
+                           {"-l", "1", "--no-pci", "--no-huge", "-m", "512", "--no-shconf",
+                            "--no-telemetry", "--log-level=lib.eal:error"});
+    } else {
+        eal_strings.insert(eal_strings.end(), {"-l", "1", "--no-pci", "--in-memory",
+                                               "--no-telemetry", "--log-level=lib.eal:error"});
+    }
+    const bool hugepages =
+        std::find(eal_strings.begin(), eal_strings.end(), "--no-huge") == eal_strings.end();
+    std::vector<char*> eal_argv;
+    for (auto& s : eal_strings) eal_argv.push_back(s.data());
+    if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0)
+        fail_setup(std::string("EAL initialisation failed: ") + rte_strerror(rte_errno) +
+                   (hugepages ? " (reserve hugepages: dpdk-hugepages.py -p 2M --setup 1G, "
+                                "or pass --no-huge)"
+                              : ""));
+
+    const int socket = static_cast<int>(rte_socket_id());
+    const unsigned ring_size = rte_align32pow2(2 * options.inflight);
+    const unsigned pool_size = options.inflight + 1024;
+    rte_mempool* pool = rte_pktmbuf_pool_create("pipeline_mbufs", pool_size, 0, 0,
+                                                RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    if (pool == nullptr) fail_setup(std::string("mbuf pool: ") + rte_strerror(rte_errno));
+    Feeder feeder;
+    feeder.rx = rte_ring_create("pipeline_rx", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    feeder.tx = rte_ring_create("pipeline_tx", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (feeder.rx == nullptr || feeder.tx == nullptr)
+        fail_setup(std::string("rings: ") + rte_strerror(rte_errno));
+    const int created = rte_eth_from_rings("pipeline", &feeder.rx, 1, &feeder.tx, 1,
+                                           static_cast<unsigned>(socket));
+    if (created < 0) fail_setup(std::string("rte_eth_from_rings: ") + rte_strerror(rte_errno));
+    const auto port_id = static_cast<std::uint16_t>(created);
+    rte_eth_conf conf{};
+    if (rte_eth_dev_configure(port_id, 1, 1, &conf) != 0 ||
+        rte_eth_rx_queue_setup(port_id, 0, 1024, static_cast<unsigned>(socket), nullptr, pool) !=
+            0 ||
+        rte_eth_tx_queue_setup(port_id, 0, 1024, static_cast<unsigned>(socket), nullptr) != 0 ||
+        rte_eth_dev_start(port_id) != 0)
+        fail_setup("cannot configure and start the ring port");
+    rte_ether_addr port_mac{};
+    rte_eth_macaddr_get(port_id, &port_mac);
+
+    engine::PortContext context;
+    std::memcpy(context.mac.data(), port_mac.addr_bytes, 6);
+    context.ipv4.primary = stun::Address::v4(server_ip, 0);
+    if (!options.no_alternate) context.ipv4.alternate = stun::Address::v4(server_alternate_ip, 0);
+    context.rx_checksum =
+        options.trust_checksum ? engine::RxChecksum::trust : engine::RxChecksum::verify;
+    context.stun_port = stun_port;
+    context.stun_alternate_port = options.no_alternate ? 0 : stun_alternate_port;
+    context.software = options.no_software ? "" : "punchline";
+
+    engine::Dataplane dataplane;
+    dataplane.ports = {engine::DataplanePort{port_id, &context}};
+    dataplane.workers = 1;
+    dataplane.burst = options.burst;
+    dataplane.rings.assign(1, nullptr);  // one worker: no handoff rings
+    dataplane.counters = std::make_unique<engine::CoreCounters[]>(1);
+    engine::Worker worker(dataplane, 0);
+    const engine::CoreCounters& counters = dataplane.counters[0];
+
+    ParseAndSwap baseline;
+    baseline.port = port_id;
+    baseline.burst = static_cast<std::uint16_t>(options.burst);
+
+    Requests requests = generate_requests(options.flows, port_mac);
+    feeder.requests = &requests;
+    {
+        std::vector<rte_mbuf*> initial(options.inflight);
+        if (rte_pktmbuf_alloc_bulk(pool, initial.data(), options.inflight) != 0)
+            fail_setup("cannot allocate the mbufs in flight");
+        for (rte_mbuf* m : initial) restore(m, requests);
+        rte_ring_sp_enqueue_burst(feeder.rx, reinterpret_cast<void* const*>(initial.data()),
+                                  options.inflight, nullptr);
+    }
+
+    std::printf("engine_pipeline_bench: net_ring loopback, 1 worker on lcore %u, %s, burst %u, "
+                "%u flows, %u mbufs in flight, %g s per run after %g s warm-up\n",
+                rte_lcore_id(),
+                hugepages ? "hugepages" : "NO HUGEPAGES (--no-huge: figures 1.4-5x low)",
+                options.burst, options.flows, options.inflight, options.seconds, options.warmup);
+    std::string port_variant;  // empty: the default port
+    for (const auto& [set, name] : {std::pair{options.trust_checksum, "trust_checksum"},
+                                    std::pair{options.no_alternate, "no_alternate"},
+                                    std::pair{options.no_software, "no_software"}})
+        if (set) port_variant += (port_variant.empty() ? "" : ",") + std::string(name);
+    if (!port_variant.empty())
+        std::printf("engine_pipeline_bench: NOT the default port: %s\n", port_variant.c_str());
+    std::fflush(stdout);
+
+    const bool run_engine = options.mode != "baseline";
+    const bool run_baseline = options.mode != "engine";
+    std::vector<double> engine_mpps, baseline_mpps;
+    unsigned bad_responses = 0;
+    std::string first_problem;
+    std::uint64_t lost = 0;
+
+    auto engine_step = [&] { worker.poll(); };
+    auto baseline_step = [&] { baseline.poll(); };
+    // After a run: everything in flight is in the TX ring; check it (engine responses) and
+    // turn it back into requests for the next run.
+    auto settle = [&](bool check) {
+        void* packets[feed_batch];
+        unsigned total = 0;
+        for (;;) {
+            const unsigned n = rte_ring_sc_dequeue_burst(feeder.tx, packets, feed_batch, nullptr);
+            if (n == 0) break;
+            for (unsigned i = 0; i < n; ++i) {
+                auto* m = static_cast<rte_mbuf*>(packets[i]);
+                if (check) {
+                    if (std::string problem = check_response(m, requests, port_mac);
+                        !problem.empty()) {
+                        if (bad_responses++ == 0) first_problem = problem;
+                    }
+                }
+                restore(m, requests);
+            }
+            rte_ring_sp_enqueue_burst(feeder.rx, packets, n, nullptr);
+            total += n;
+        }
+        if (total < options.inflight) lost += options.inflight - total;
+    };
+
+    for (unsigned run = 0; run < options.runs; ++run) {
+        if (run_engine) {
+            engine_mpps.push_back(timed_run(
+                feeder, engine_step, [&] { return counters.stun_success; }, options.warmup,
+                options.seconds));
+            drain(feeder.rx, engine_step);
+            settle(true);
+        }
+        if (run_baseline) {
+            baseline_mpps.push_back(timed_run(
+                feeder, baseline_step, [&] { return baseline.sent; }, options.warmup,
+                options.seconds));
+            drain(feeder.rx, baseline_step);
+            settle(false);
+        }
+        std::printf("run %u:", run + 1);
+        if (run_engine) std::printf("  engine %7.3f Mpps", engine_mpps.back());
+        if (run_baseline) std::printf("  parse-and-swap %7.3f Mpps", baseline_mpps.back());
+        std::printf("\n");
+        std::fflush(stdout);
+    }
+
+    // The checks: every packet answered correctly and accounted for.
+    std::vector<std::string> problems;
+    if (run_engine) {
+        if (!counters.conserved()) problems.emplace_back("worker counters not conserved");
+        for (std::size_t r = 0; r < engine::drop_reason_count; ++r)
+            if (counters.drops[r] != 0)
+                problems.push_back("dropped " + std::to_string(counters.drops[r]) + " as " +
+                                   std::string(engine::drop_reasons[r].name));
+        if (counters.stun_error != 0)
+            problems.push_back(std::to_string(counters.stun_error) + " STUN error responses");
+        if (counters.stun_success != counters.rx_packets)
+            problems.emplace_back("not every packet received was answered with a success");
+        if (bad_responses != 0)
+            problems.push_back(std::to_string(bad_responses) + " wrong responses, first: " +
+                               first_problem);
+    }
+    if (baseline.dropped != 0)
+        problems.push_back("parse-and-swap dropped " + std::to_string(baseline.dropped));
+    if (lost != 0) problems.push_back(std::to_string(lost) + " mbufs did not come back");
+
+    std::printf("\n%-36s %10s %10s   runs (Mpps)\n", "loop (1 core, net_ring)", "Mpps", "ns/pkt");
+    const double engine_median = run_engine ? median(engine_mpps) : 0;
+    const double baseline_median = run_baseline ? median(baseline_mpps) : 0;
+    if (run_engine)
+        std::printf("%-36s %10.3f %10.2f   %s\n", "engine Worker::poll, Binding", engine_median,
+                    1e3 / engine_median, json_list(engine_mpps).c_str());
+    if (run_baseline)
+        std::printf("%-36s %10.3f %10.2f   %s\n", "parse-and-swap baseline", baseline_median,
+                    1e3 / baseline_median, json_list(baseline_mpps).c_str());
+    const bool both = run_engine && run_baseline;
+    const double ratio = both && baseline_median > 0 ? engine_median / baseline_median : 0;
+    if (both)
+        std::printf("engine / parse-and-swap: %.3f  (goal >= 0.5; engine costs %.1f ns/pkt more)\n",
+                    ratio, 1e3 / engine_median - 1e3 / baseline_median);
+    if (run_engine)
+        std::printf("engine counters: rx %llu tx %llu dropped %llu stun ok %llu err %llu, %s\n",
+                    static_cast<unsigned long long>(counters.rx_packets),
+                    static_cast<unsigned long long>(counters.tx_packets),
+                    static_cast<unsigned long long>(counters.dropped()),
+                    static_cast<unsigned long long>(counters.stun_success),
+                    static_cast<unsigned long long>(counters.stun_error),
+                    counters.conserved() ? "conserved" : "NOT CONSERVED");
+
+    if (run_baseline)
+        std::printf("parse-and-swap: sent %llu, dropped %llu\n",
+                    static_cast<unsigned long long>(baseline.sent),
+                    static_cast<unsigned long long>(baseline.dropped));
+
+    if (!problems.empty()) {
+        for (const auto& p : problems)
+            std::fprintf(stderr, "engine_pipeline_bench: FAIL: %s\n", p.c_str());
+    } else {
+        std::printf("checks: every response parsed, verified and mapped to its request's "
+                    "source; counters conserved, nothing dropped\n");
+        const char* huge = hugepages ? "true" : "false";
+        if (run_engine) {
+            std::printf("RESULT {\"name\":\"engine_pipeline_binding_mpps\",\"value\":%.3f,"
+                        "\"unit\":\"Mpps\",",
+                        engine_median);
+            if (both)
+                std::printf("\"baseline\":\"parse_and_swap_mpps\",\"ratio\":%.3f,", ratio);
+            if (!port_variant.empty()) std::printf("\"port\":\"%s\",", port_variant.c_str());
+            std::printf("\"compare\":[\"testpmd_macswap_null_mpps\"],\"runs\":%s,"
+                        "\"hugepages\":%s}\n",
+                        json_list(engine_mpps).c_str(), huge);
+        }
+        if (run_baseline)
+            std::printf("RESULT {\"name\":\"parse_and_swap_mpps\",\"value\":%.3f,\"unit\":"
+                        "\"Mpps\",\"runs\":%s,\"hugepages\":%s}\n",
+                        baseline_median, json_list(baseline_mpps).c_str(), huge);
+    }
+    std::fflush(stdout);
+
+    rte_eth_dev_stop(port_id);
+    rte_eth_dev_close(port_id);
+    rte_ring_free(feeder.rx);
+    rte_ring_free(feeder.tx);
+    // The mbufs still in flight belonged to the rings; the pool goes with them.
+    rte_mempool_free(pool);
+    rte_eal_cleanup();
+    return problems.empty() ? 0 : 1;
+}
