@@ -86,11 +86,15 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
     rte_eth_macaddr_get(port.id, &mac);
     engine::MacAddress port_mac;
     std::memcpy(port_mac.data(), mac.addr_bytes, 6);
-    for (const auto& pc : e.config.ports)
-        if (pc.device == device)
-            rcu_assign_pointer(port.context,
-                               new engine::PortContext(
-                                   engine::PortContext::from_config(e.config, pc, port_mac)));
+    std::uint16_t mtu = 1500;
+    rte_eth_dev_get_mtu(port.id, &mtu);
+    for (const auto& pc : e.config.ports) {
+        if (pc.device != device) continue;
+        auto* context = new engine::PortContext(
+            engine::PortContext::from_config(e.config, pc, port_mac));
+        context->mtu = mtu;
+        rcu_assign_pointer(port.context, context);
+    }
     std::printf("punchlined: port %s (id %u) %02x:%02x:%02x:%02x:%02x:%02x, %u queue(s)\n",
                 device.c_str(), port.id, mac.addr_bytes[0], mac.addr_bytes[1],
                 mac.addr_bytes[2], mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5],

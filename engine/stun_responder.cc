@@ -237,7 +237,20 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     w.add_address(stun::attr::response_origin, route.origin);
     if (route.rfc5780) w.add_address(stun::attr::other_address, route.other);
     if (!port.software.empty()) w.add_text(stun::attr::software, port.software);
-    if (padding_length > 0) w.add_padding(padding_length);
+    if (padding_length > 0) {
+        // The response must fit the port's MTU (the engine does not fragment, and the response
+        // carries DF): PADDING is cut to what fits, in whole words. RFC 5780 §7.6 wants the
+        // response padded like the request, to test fragmentation of the return path; that
+        // needs IP fragmentation in the engine, which it does not have yet.
+        const std::size_t ip_header = ipv6 ? ipv6_header_size : udp - ip;
+        const std::size_t budget = port.mtu > ip_header + udp_header_size
+                                       ? port.mtu - ip_header - udp_header_size
+                                       : 0;
+        const std::size_t after = stun::attribute_header_size + (fingerprint ? 8 : 0);
+        const std::size_t room = budget > w.size() + after ? (budget - w.size() - after) & ~3u : 0;
+        const std::size_t fitted = std::min(padding_length, room);
+        if (fitted > 0) w.add_padding(fitted);
+    }
     if (fingerprint) w.add_fingerprint();
     if (!w.ok()) return Verdict::drop(DropReason::stun_response_too_large);
     finish_reply(f, ip, udp, ipv6, route, w.size(), port);

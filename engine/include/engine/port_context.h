@@ -32,6 +32,9 @@ struct PortContext {
     OwnedAddresses ipv4;
     OwnedAddresses ipv6;
     RxChecksum rx_checksum = RxChecksum::verify;
+    /// Largest IP datagram the port sends (the device's MTU). Nothing the engine builds may
+    /// exceed it: the engine does not fragment, and a frame over the MTU is lost at the port.
+    std::uint16_t mtu = 1500;
     // STUN role.
     bool stun_enabled = true;
     std::uint16_t stun_port = 3478;

@@ -717,6 +717,14 @@ def stun_cases():
     yield binding_v4("stun_padding", "PADDING of 100 bytes: the response is padded as much "
                      "(RFC 5780 §7.6), never more (no amplification)",
                      [attribute(PADDING, b"\0" * 100)], padding=100, fingerprint=True)
+    # The engine does not fragment and its responses carry DF, so a padded response must fit
+    # the port's MTU (1500): 20 (IPv4) + 8 (UDP) + 84 (header and XOR-MAPPED-ADDRESS,
+    # MAPPED-ADDRESS, RESPONSE-ORIGIN, OTHER-ADDRESS, SOFTWARE) + 4 (PADDING header) + 1376 +
+    # 8 (FINGERPRINT) = 1500 exactly.
+    yield binding_v4("stun_padding_capped_at_mtu",
+                     "PADDING of 1400 bytes: the response's PADDING is cut to 1376 so that the "
+                     "IPv4 datagram is 1500 bytes, the port's MTU",
+                     [attribute(PADDING, b"\0" * 1400)], padding=1376, fingerprint=True)
     yield binding_v4("stun_optional_unknown_ignored",
                      "an unknown comprehension-optional attribute 0xFFFE is ignored",
                      [attribute(0xFFFE, b"\x01\x02\x03")])
