@@ -139,7 +139,9 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     route.destination_port = route.client.port;
     const int ip_index = owned.index_of({destination_ip, ip_size});
     const int port_index = load_be16(f.data + udp + 2) == port.stun_port ? 0 : 1;
-    auto port_at = [&](int index) { return index == 0 ? port.stun_port : port.stun_alternate_port; };
+    auto port_at = [&](int index) {
+        return index == 0 ? port.stun_port : port.stun_alternate_port;
+    };
     route.origin = address_from({destination_ip, ip_size}, port_at(port_index));
     route.rfc5780 = port.supports_change_request(ipv6) && ip_index >= 0;
 
@@ -162,8 +164,10 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     auto bad_request = [&](std::string_view what, bool fingerprint) {
         const int n = std::snprintf(reason_buffer, sizeof reason_buffer, "Bad Request (%.*s)",
                                     static_cast<int>(what.size()), what.data());
-        const std::string_view reason(reason_buffer,
-                                      static_cast<std::size_t>(std::max(n, 0)));
+        // snprintf returns the untruncated length: clamp to what the buffer holds.
+        const std::string_view reason(
+            reason_buffer, std::min(static_cast<std::size_t>(std::max(n, 0)),
+                                    sizeof reason_buffer - 1));
         return send_error(stun::error_code::bad_request, reason, {}, fingerprint);
     };
 
@@ -189,8 +193,8 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     // RFC 8489 §6.3.1.1: unknown comprehension-required attributes get a 420 listing them;
     // RFC 5780 §7.2: so does CHANGE-REQUEST where the server has no alternate address.
     std::array<std::uint16_t, 8> unknown{};
-    std::size_t unknown_count = std::min(m.unknown_comprehension_required(unknown, &stun_role_knows),
-                                         unknown.size());
+    std::size_t unknown_count =
+        std::min(m.unknown_comprehension_required(unknown, &stun_role_knows), unknown.size());
     const auto change_request = m.find(stun::attr::change_request);
     if (change_request && !route.rfc5780 && unknown_count < unknown.size())
         unknown[unknown_count++] = stun::attr::change_request;

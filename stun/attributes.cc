@@ -226,7 +226,8 @@ std::optional<std::uint32_t> nonce_security_features(std::string_view nonce) noe
     if (nonce.size() < nonce_cookie.size() + 4 || !nonce.starts_with(nonce_cookie))
         return std::nullopt;
     unsigned char bits[4] = {};
-    const auto* encoded = reinterpret_cast<const unsigned char*>(nonce.data() + nonce_cookie.size());
+    const auto* encoded =
+        reinterpret_cast<const unsigned char*>(nonce.data() + nonce_cookie.size());
     // Four base64 characters decode to exactly the 24 feature bits.
     for (std::size_t i = 0; i < 4; ++i)
         if (encoded[i] == '=') return std::nullopt;

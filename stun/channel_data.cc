@@ -35,7 +35,8 @@ std::size_t write_channel_data(std::span<std::byte> out, std::uint16_t channel,
     const std::size_t total = channel_data_header_size + body;
     if (total > out.size()) return 0;
     write_channel_data_header(out.data(), channel, static_cast<std::uint16_t>(data.size()));
-    if (!data.empty()) std::memmove(out.data() + channel_data_header_size, data.data(), data.size());
+    if (!data.empty())
+        std::memmove(out.data() + channel_data_header_size, data.data(), data.size());
     std::memset(out.data() + channel_data_header_size + data.size(), 0, body - data.size());
     return total;
 }

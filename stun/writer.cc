@@ -123,7 +123,8 @@ void MessageWriter::add_address_family(std::uint16_t type, AddressFamily family)
 }
 
 void MessageWriter::add_even_port(bool reserve_next) noexcept {
-    if (std::byte* p = reserve(attr::even_port, 1)) p[0] = reserve_next ? std::byte{0x80} : std::byte{0};
+    if (std::byte* p = reserve(attr::even_port, 1))
+        p[0] = reserve_next ? std::byte{0x80} : std::byte{0};
 }
 
 void MessageWriter::add_response_port(std::uint16_t port) noexcept {

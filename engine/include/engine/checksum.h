@@ -10,7 +10,8 @@ namespace engine {
 
 /// Ones' complement sum of `bytes` (as big-endian 16-bit words, odd tail padded with zero)
 /// added to `sum`, folded to 16 bits (0..0xFFFF) so that it can be passed back in.
-[[nodiscard]] std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::byte> bytes) noexcept;
+[[nodiscard]] std::uint32_t checksum_add(std::uint32_t sum,
+                                         std::span<const std::byte> bytes) noexcept;
 
 /// Folds a 32-bit sum to 16 bits and complements it: the value to store.
 [[nodiscard]] std::uint16_t checksum_finish(std::uint32_t sum) noexcept;
