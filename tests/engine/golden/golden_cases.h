@@ -1,0 +1,293 @@
+// The golden-packet corpus (style rule 17), shared by the suites that replay it:
+// tests/engine/golden_test.cc runs engine::handle_frame() on plain buffers,
+// tests/engine/golden_ring_test.cc runs engine::Worker::poll() on a net_ring port. Every
+// *.golden file in this folder is one frame, the port context it arrives on, the verdict the
+// handlers must reach, and for a transmitted frame the exact bytes they must send. The files
+// are written by make_golden.py (beside this header) from scapy and hand-built STUN,
+// independently of the C++; rerun it after changing a case:
+//
+//   /usr/bin/python3 tests/engine/golden/make_golden.py
+//
+// The folder comes from the environment variable GOLDEN_DIR (meson sets it). Test-only: the
+// helpers report through GoogleTest and may allocate and throw.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "engine/drop_reason.h"
+#include "engine/frame.h"
+#include "engine/port_context.h"
+#include "stun/address.h"
+#include "stun/bytes.h"
+
+namespace engine::golden {
+
+/// The buffer a frame gets when its file has no `capacity:` line.
+inline constexpr std::size_t default_capacity = 2048;
+
+struct GoldenCase {
+    std::string file;         // file name, for messages
+    std::string name;         // the case's name (the file's stem)
+    std::string description;
+    std::string context;      // full | no_alternate | trust_checksum
+    std::size_t capacity = default_capacity;
+    std::string pending;      // non-empty: an RFC requirement the handlers do not meet yet
+    std::vector<std::byte> input;
+    bool transmit = false;
+    DropReason reason = DropReason::truncated_frame;
+    std::vector<std::byte> output;
+};
+
+// For gtest's messages about a parameter: the file, not a byte dump.
+inline void PrintTo(const GoldenCase& golden, std::ostream* out) { *out << golden.file; }
+
+inline std::optional<DropReason> drop_reason_named(std::string_view name) {
+    for (std::size_t i = 0; i < drop_reason_count; ++i)
+        if (drop_reasons[i].name == name) return static_cast<DropReason>(i);
+    return std::nullopt;
+}
+
+inline bool parse_hex(std::string_view text, std::vector<std::byte>& out) {
+    if (text.size() % 2 != 0) return false;
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    out.clear();
+    for (std::size_t i = 0; i < text.size(); i += 2) {
+        const int high = nibble(text[i]);
+        const int low = nibble(text[i + 1]);
+        if (high < 0 || low < 0) return false;
+        out.push_back(static_cast<std::byte>(high * 16 + low));
+    }
+    return true;
+}
+
+// Parses one file; on error returns false with `error` saying which line and why.
+inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
+                         std::string& error) {
+    std::ifstream in(path);
+    if (!in) {
+        error = "cannot open";
+        return false;
+    }
+    golden.file = path.filename().string();
+    std::map<std::string, std::string> fields;
+    std::string line;
+    for (unsigned number = 1; std::getline(in, line); ++number) {
+        if (line.empty() || line[0] == '#') continue;
+        const auto colon = line.find(": ");
+        if (colon == std::string::npos) {
+            error = "line " + std::to_string(number) + ": expected `key: value`";
+            return false;
+        }
+        std::string key = line.substr(0, colon);
+        static const std::vector<std::string> known = {
+            "name", "description", "context", "capacity", "pending", "input", "verdict",
+            "output"};
+        if (std::find(known.begin(), known.end(), key) == known.end()) {
+            error = "line " + std::to_string(number) + ": unknown key `" + key + "`";
+            return false;
+        }
+        if (!fields.emplace(key, line.substr(colon + 2)).second) {
+            error = "line " + std::to_string(number) + ": `" + key + "` given twice";
+            return false;
+        }
+    }
+    for (const char* required : {"name", "context", "input", "verdict"}) {
+        if (!fields.contains(required)) {
+            error = std::string("no `") + required + "` line";
+            return false;
+        }
+    }
+    golden.name = fields["name"];
+    if (golden.name + ".golden" != golden.file) {
+        error = "name `" + golden.name + "` differs from the file name";
+        return false;
+    }
+    golden.description = fields["description"];
+    golden.context = fields["context"];
+    golden.pending = fields["pending"];
+    if (fields.contains("capacity")) {
+        golden.capacity = std::strtoul(fields["capacity"].c_str(), nullptr, 10);
+        if (golden.capacity == 0 || golden.capacity > 0xFFFF) {
+            error = "capacity must be 1..65535";
+            return false;
+        }
+    }
+    if (!parse_hex(fields["input"], golden.input) || golden.input.empty()) {
+        error = "input is not hex";
+        return false;
+    }
+    if (golden.input.size() > golden.capacity) {
+        error = "input longer than its capacity";
+        return false;
+    }
+    const std::string& verdict = fields["verdict"];
+    if (verdict == "transmit") {
+        golden.transmit = true;
+        if (!fields.contains("output") || !parse_hex(fields["output"], golden.output) ||
+            golden.output.empty()) {
+            error = "verdict transmit needs a hex `output` line";
+            return false;
+        }
+    } else if (verdict.starts_with("drop ")) {
+        const auto reason = drop_reason_named(std::string_view(verdict).substr(5));
+        if (!reason) {
+            error = "unknown drop reason in `" + verdict + "` (not in drop_reason.h)";
+            return false;
+        }
+        golden.reason = *reason;
+        if (fields.contains("output")) {
+            error = "a dropped frame has no output";
+            return false;
+        }
+    } else {
+        error = "verdict must be `transmit` or `drop <reason>`";
+        return false;
+    }
+    return true;
+}
+
+struct Corpus {
+    std::string folder;
+    std::vector<GoldenCase> cases;
+    std::vector<std::string> errors;  // folder or file problems, each a failure
+};
+
+/// Every file of GOLDEN_DIR, sorted by name, loaded once per process.
+inline const Corpus& corpus() {
+    static const Corpus loaded = [] {
+        Corpus c;
+        const char* folder = std::getenv("GOLDEN_DIR");
+        if (folder == nullptr || *folder == '\0') {
+            c.errors.push_back("GOLDEN_DIR is not set: point it at tests/engine/golden");
+            return c;
+        }
+        c.folder = folder;
+        std::error_code ec;
+        std::vector<std::filesystem::path> files;
+        for (const auto& entry : std::filesystem::directory_iterator(folder, ec))
+            if (entry.path().extension() == ".golden") files.push_back(entry.path());
+        if (ec) {
+            c.errors.push_back("cannot list GOLDEN_DIR=" + c.folder + ": " + ec.message());
+            return c;
+        }
+        std::sort(files.begin(), files.end());
+        for (const auto& path : files) {
+            GoldenCase golden;
+            std::string error;
+            if (parse_golden(path, golden, error))
+                c.cases.push_back(std::move(golden));
+            else
+                c.errors.push_back(path.filename().string() + ": " + error);
+        }
+        if (c.cases.empty() && c.errors.empty())
+            c.errors.push_back("no *.golden files in GOLDEN_DIR=" + c.folder);
+        return c;
+    }();
+    return loaded;
+}
+
+/// The MAC every golden frame is addressed to: the port's own, in every context.
+inline constexpr MacAddress port_mac = {std::byte{0x02}, std::byte{0}, std::byte{0},
+                                        std::byte{0},    std::byte{0}, std::byte{0x01}};
+
+// The three contexts make_golden.py names. Client: 02:00:00:00:00:99, 198.18.0.100,
+// 2001:db8::100, port 40000.
+inline std::optional<PortContext> make_context(std::string_view name) {
+    auto address = [](std::string_view text) {
+        stun::Address a;
+        const bool ok = stun::Address::from_string(text, 0, a);
+        EXPECT_TRUE(ok) << text;
+        return a;
+    };
+    PortContext port;
+    port.mac = port_mac;
+    port.ipv4.primary = address("198.18.0.2");
+    port.ipv6.primary = address("2001:db8::2");
+    port.rx_checksum = RxChecksum::verify;
+    port.stun_enabled = true;
+    port.stun_port = 3478;
+    port.software = "punchline";
+    if (name == "no_alternate") {
+        port.stun_alternate_port = 0;
+        return port;
+    }
+    port.ipv4.alternate = address("198.18.0.3");
+    port.ipv6.alternate = address("2001:db8::3");
+    port.stun_alternate_port = 3479;
+    if (name == "full") return port;
+    if (name == "trust_checksum") {
+        port.rx_checksum = RxChecksum::trust;
+        return port;
+    }
+    return std::nullopt;
+}
+
+// 16 bytes a line, offsets in hex; `mark` (if within the dump) is bracketed.
+inline std::string hex_dump(std::span<const std::byte> bytes, std::size_t mark) {
+    std::string out;
+    char cell[32];
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        if (i % 16 == 0) {
+            std::snprintf(cell, sizeof cell, "%s%04zx:", i == 0 ? "" : "\n", i);
+            out += cell;
+        }
+        std::snprintf(cell, sizeof cell, i == mark ? "[%02x]" : " %02x ",
+                      std::to_integer<unsigned>(bytes[i]));
+        out += cell;
+    }
+    return out;
+}
+
+inline std::string describe(const Verdict& v) {
+    return v.transmits() ? std::string("transmit") : "drop " + std::string(to_string(v.reason));
+}
+
+// A transmitted answer to UDP is a STUN response: the only UDP the handlers answer.
+inline bool is_udp(std::span<const std::byte> frame) {
+    if (frame.size() < ethernet_header_size + ipv6_header_size) return false;
+    const std::uint16_t type = stun::load_be16(frame.data() + 12);
+    if (type == ethertype::ipv4) return frame[ethernet_header_size + 9] == std::byte{17};
+    if (type == ethertype::ipv6) return frame[ethernet_header_size + 6] == std::byte{17};
+    return false;
+}
+
+// "stun_binding_ipv4_fingerprint" -> "StunBindingIpv4Fingerprint" (style rule 15).
+inline std::string camel_case(std::string_view name) {
+    std::string out;
+    bool upper = true;
+    for (const char c : name) {
+        const bool alnum =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum) {
+            upper = true;
+            continue;
+        }
+        out += upper && c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+        upper = false;
+    }
+    return out.empty() ? "Unnamed" : out;
+}
+
+}  // namespace engine::golden

@@ -1,0 +1,578 @@
+// Golden packets (style rule 17) through the real DPDK path: the same tests/engine/golden/
+// files as golden_test.cc, but each frame is an mbuf that arrives on an ethdev, runs through
+// engine::Worker::poll() (rx_burst, steer, handle, buffer tx, flush: the loop punchlined's
+// workers run) and leaves by rte_eth_tx_burst. golden_test.cc proves the handlers right on
+// plain buffers; this suite proves the worker loop hands them the frame, its length and its
+// capacity as the mbuf has them, sends back exactly the bytes and length they produced, counts
+// every packet once, and returns every mbuf to its pool.
+//
+// The port is net_ring, built with rte_eth_from_rings(): the test enqueues mbufs into the RX
+// ring (the port's RX queue 0) and dequeues what the port transmitted from the TX ring (its TX
+// queue 0). One worker, one port, burst 32, no handoff rings: a one-worker Dataplane never
+// hands off, so steering is exercised only as "mine". The port's own MAC does not matter: the
+// PortContext carries the MAC the golden frames are addressed to.
+//
+// A case with `capacity:` gets an mbuf whose tailroom after the frame is capacity - length
+// (the data is placed that far into the buffer): the worker gives the handlers length +
+// tailroom as the frame's capacity, so this is the same buffer golden_test.cc gives them.
+//
+// EAL is initialised once per process (a GoogleTest global environment) with
+// -l 0 --no-pci --no-huge -m 256 --no-shconf --no-telemetry: no hugepages, no NIC, and safe
+// beside other test processes. When EAL cannot start and the process is not root, every test
+// is skipped and says why; as root, that is a failure. GOLDEN_DIR names the folder (meson sets
+// it).
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+#include <unistd.h>
+#include <urcu-qsbr.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/counters.h"
+#include "engine/drop_reason.h"
+#include "engine/frame.h"
+#include "engine/port_context.h"
+#include "engine/worker.h"
+#include "golden/golden_cases.h"
+#include "stun/bytes.h"
+
+namespace engine {
+namespace {
+
+using golden::camel_case;
+using golden::corpus;
+using golden::Corpus;
+using golden::GoldenCase;
+using golden::hex_dump;
+using golden::is_udp;
+using golden::make_context;
+
+// 2^n - 1 mbufs: the size rte_mempool stores best. No per-lcore cache, so that
+// rte_mempool_avail_count() is exact and "every mbuf is back" is a plain comparison.
+constexpr unsigned pool_size = 511;
+// Room for the burst test's frames, and small enough that filling the TX ring (the tx_full
+// test) takes fewer mbufs than the pool has.
+constexpr unsigned ring_size = 256;
+constexpr unsigned burst = 32;
+constexpr unsigned burst_test_frames = 64;
+
+// The net_ring port and the one-worker Dataplane over it: built once per process by
+// RingPortEnvironment, used by every test on the main lcore (this thread).
+struct RingPort {
+    rte_mempool* pool = nullptr;
+    rte_ring* rx = nullptr;  // the port receives from here: the test enqueues
+    rte_ring* tx = nullptr;  // the port transmits into here: the test dequeues
+    std::uint16_t port_id = 0;
+    bool port_started = false;
+    Dataplane dataplane;
+    std::unique_ptr<Worker> worker;
+    std::unique_ptr<PortContext> context;  // the one published to the worker
+
+    // Publishes `next` as the port's context. RCU: the worker reads ports[0].context with
+    // rcu_dereference, but only inside poll(), which runs on this thread between publications;
+    // so once rcu_assign_pointer (a release store) has returned, the previous context has no
+    // reader and is freed at once, with no synchronize_rcu(). (punchlined's control thread,
+    // which runs beside its workers, must wait for a grace period instead.)
+    void publish(const PortContext& next) {
+        auto fresh = std::make_unique<PortContext>(next);
+        rcu_assign_pointer(dataplane.ports[0].context, fresh.get());
+        context = std::move(fresh);
+    }
+
+    [[nodiscard]] const CoreCounters& counters() const { return dataplane.counters[0]; }
+};
+
+RingPort* ring_port = nullptr;  // null until the environment has built it
+std::string ring_port_missing = "the global test environment did not run";
+bool ring_port_missing_is_skip = false;  // EAL refused a non-root process
+
+// EAL starts once per process and cannot restart after rte_eal_cleanup(), so the environment
+// builds the port on its first SetUp only (--gtest_repeat calls SetUp and TearDown once per
+// iteration) and main() takes it down after the last test.
+class RingPortEnvironment : public testing::Environment {
+public:
+    void SetUp() override {
+        if (attempted_) return;
+        attempted_ = true;
+        std::vector<std::string> arguments = {
+            "engine_golden_ring_test", "-l", "0", "--no-pci", "--no-huge", "-m", "256",
+            "--no-shconf", "--no-telemetry", "--log-level=lib.eal:error"};
+        std::vector<char*> argv;
+        for (std::string& argument : arguments) argv.push_back(argument.data());
+        if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
+            ring_port_missing = std::string("EAL initialisation failed: ") +
+                                rte_strerror(rte_errno);
+            if (geteuid() != 0) {
+                ring_port_missing += " (DPDK's EAL needs root on these machines: run the suite "
+                                     "as root to replay the golden packets on net_ring)";
+                ring_port_missing_is_skip = true;
+            }
+            return;
+        }
+        eal_started_ = true;
+        port_ = std::make_unique<RingPort>();
+        if (const std::string error = build(*port_); !error.empty()) {
+            ring_port_missing = error;
+            return;
+        }
+        ring_port = port_.get();
+    }
+
+    // After RUN_ALL_TESTS(): everything back to DPDK, so that LeakSanitizer (build-san) sees a
+    // clean exit.
+    void stop() {
+        ring_port = nullptr;
+        ring_port_missing = "stopped";
+        if (port_) {
+            port_->worker.reset();
+            if (port_->port_started) {
+                rte_eth_dev_stop(port_->port_id);
+                rte_eth_dev_close(port_->port_id);
+            }
+            // Closing the port leaves the rings to their creator; an mbuf a failed test left
+            // in one goes back to the pool before the pool goes.
+            for (rte_ring* ring : {port_->rx, port_->tx}) {
+                if (ring == nullptr) continue;
+                void* left = nullptr;
+                while (rte_ring_dequeue(ring, &left) == 0)
+                    rte_pktmbuf_free(static_cast<rte_mbuf*>(left));
+                rte_ring_free(ring);
+            }
+            rte_mempool_free(port_->pool);
+            port_.reset();
+        }
+        if (eal_started_) rte_eal_cleanup();
+        eal_started_ = false;
+    }
+
+private:
+    // Returns an empty string, or what could not be set up.
+    static std::string build(RingPort& p) {
+        const int socket = static_cast<int>(rte_socket_id());
+        p.pool = rte_pktmbuf_pool_create("golden_ring_mbufs", pool_size, 0, 0,
+                                         RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+        if (p.pool == nullptr) return std::string("mbuf pool: ") + rte_strerror(rte_errno);
+        p.rx = rte_ring_create("golden_ring_rx", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        p.tx = rte_ring_create("golden_ring_tx", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (p.rx == nullptr || p.tx == nullptr)
+            return std::string("rings: ") + rte_strerror(rte_errno);
+        const int created = rte_eth_from_rings("golden_ring", &p.rx, 1, &p.tx, 1,
+                                               static_cast<unsigned>(socket));
+        if (created < 0) return std::string("rte_eth_from_rings: ") + rte_strerror(rte_errno);
+        p.port_id = static_cast<std::uint16_t>(created);
+        rte_eth_conf conf{};
+        if (rte_eth_dev_configure(p.port_id, 1, 1, &conf) != 0 ||
+            rte_eth_rx_queue_setup(p.port_id, 0, ring_size, static_cast<unsigned>(socket),
+                                   nullptr, p.pool) != 0 ||
+            rte_eth_tx_queue_setup(p.port_id, 0, ring_size, static_cast<unsigned>(socket),
+                                   nullptr) != 0 ||
+            rte_eth_dev_start(p.port_id) != 0)
+            return "cannot configure and start the net_ring port";
+        p.port_started = true;
+
+        const std::optional<PortContext> full = make_context("full");
+        if (!full) return "no `full` context";
+        p.dataplane.ports = {DataplanePort{p.port_id, nullptr}};
+        p.publish(*full);
+        p.dataplane.workers = 1;
+        p.dataplane.burst = burst;
+        p.dataplane.rings.assign(1, nullptr);  // rings[0 * 1 + 0]: a worker never hands to itself
+        p.dataplane.counters = std::make_unique<CoreCounters[]>(1);
+        p.worker = std::make_unique<Worker>(p.dataplane, 0);
+        return {};
+    }
+
+    bool attempted_ = false;
+    bool eal_started_ = false;
+    std::unique_ptr<RingPort> port_;
+};
+
+// Every test needs the port; without it each one is skipped (no root) or fails (a real
+// set-up error), saying which.
+class RingPortTest : public testing::Test {
+protected:
+    void SetUp() override {
+        if (ring_port == nullptr) {
+            if (ring_port_missing_is_skip) GTEST_SKIP() << ring_port_missing;
+            FAIL() << ring_port_missing;
+        }
+        ASSERT_EQ(rte_ring_count(ring_port->rx), 0u) << "a previous test left frames to receive";
+        ASSERT_EQ(rte_ring_count(ring_port->tx), 0u) << "a previous test left frames sent";
+        ASSERT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size)
+            << "a previous test left mbufs out of the pool";
+    }
+
+    // An mbuf holding `golden.input`, placed so that its tailroom is capacity - length: the
+    // capacity the worker then gives the handlers is the golden file's. The whole data room is
+    // poisoned first (as golden_test.cc poisons its buffer), so that a response relying on
+    // zeroed tailroom shows. Null (with a failure) when the pool is empty.
+    static rte_mbuf* make_mbuf(const GoldenCase& golden) {
+        rte_mbuf* m = rte_pktmbuf_alloc(ring_port->pool);
+        EXPECT_NE(m, nullptr) << "mbuf pool empty";
+        if (m == nullptr) return nullptr;
+        std::memset(m->buf_addr, 0xA5, m->buf_len);
+        m->data_off = static_cast<std::uint16_t>(m->buf_len - golden.capacity);
+        char* data = rte_pktmbuf_append(m, static_cast<std::uint16_t>(golden.input.size()));
+        EXPECT_NE(data, nullptr) << golden.file << ": no room for the input";
+        if (data == nullptr) {
+            rte_pktmbuf_free(m);
+            return nullptr;
+        }
+        std::memcpy(data, golden.input.data(), golden.input.size());
+        EXPECT_EQ(std::size_t{rte_pktmbuf_data_len(m)} + rte_pktmbuf_tailroom(m),
+                  golden.capacity);
+        return m;
+    }
+
+    // The largest capacity make_mbuf() can give: the whole data room, no headroom.
+    static std::size_t largest_capacity() {
+        return rte_pktmbuf_data_room_size(ring_port->pool);
+    }
+};
+
+// One frame the port transmitted, copied out of its mbuf before the mbuf was freed.
+struct Sent {
+    std::vector<std::byte> bytes;  // data_len bytes from the data pointer
+    std::uint32_t pkt_len = 0;
+    std::uint16_t data_len = 0;
+    std::uint16_t segments = 0;
+    std::uint64_t offload_flags = 0;
+};
+
+// Dequeues everything the port transmitted, in order, and frees it.
+std::vector<Sent> take_transmitted() {
+    std::vector<Sent> sent;
+    void* object = nullptr;
+    while (rte_ring_dequeue(ring_port->tx, &object) == 0) {
+        auto* m = static_cast<rte_mbuf*>(object);
+        const auto* data = rte_pktmbuf_mtod(m, const std::byte*);
+        sent.push_back(Sent{{data, data + rte_pktmbuf_data_len(m)},
+                            rte_pktmbuf_pkt_len(m),
+                            rte_pktmbuf_data_len(m),
+                            m->nb_segs,
+                            m->ol_flags});
+        rte_pktmbuf_free(m);
+    }
+    return sent;
+}
+
+// What the counters moved by between two snapshots.
+CoreCounters difference(const CoreCounters& after, const CoreCounters& before) {
+    CoreCounters d;
+    d.rx_packets = after.rx_packets - before.rx_packets;
+    d.rx_bytes = after.rx_bytes - before.rx_bytes;
+    d.tx_packets = after.tx_packets - before.tx_packets;
+    d.tx_bytes = after.tx_bytes - before.tx_bytes;
+    d.handed_off = after.handed_off - before.handed_off;
+    for (std::size_t i = 0; i < drop_reason_count; ++i)
+        d.drops[i] = after.drops[i] - before.drops[i];
+    d.stun_success = after.stun_success - before.stun_success;
+    d.stun_error = after.stun_error - before.stun_error;
+    return d;
+}
+
+// The verdict one received frame got, as the port and the counters show it: "transmit" (one
+// frame sent, nothing dropped), "drop <reason>" (nothing sent, one drop), or what happened
+// instead.
+std::string verdict_of(const CoreCounters& delta, std::size_t sent) {
+    if (sent == 1 && delta.dropped() == 0) return "transmit";
+    if (sent == 0 && delta.dropped() == 1) {
+        for (std::size_t i = 0; i < drop_reason_count; ++i)
+            if (delta.drops[i] == 1) return "drop " + std::string(drop_reasons[i].name);
+    }
+    return std::to_string(sent) + " frames sent and " + std::to_string(delta.dropped()) +
+           " dropped";
+}
+
+std::string expected_verdict(const GoldenCase& golden) {
+    return golden.transmit ? std::string("transmit")
+                           : "drop " + std::string(to_string(golden.reason));
+}
+
+// Fails with a hex dump of both at the first difference.
+void expect_bytes(const std::vector<std::byte>& got, const std::vector<std::byte>& expected) {
+    if (got == expected) return;
+    const auto [first, ignored] =
+        std::mismatch(got.begin(), got.end(), expected.begin(), expected.end());
+    const auto offset = static_cast<std::size_t>(first - got.begin());
+    ADD_FAILURE() << "output differs at offset " << offset << " (0x" << std::hex << offset
+                  << std::dec << "); got " << got.size() << " bytes, expected " << expected.size()
+                  << "\nexpected:\n"
+                  << hex_dump(expected, offset) << "\ngot:\n"
+                  << hex_dump(got, offset);
+}
+
+class GoldenRingTest : public RingPortTest, public testing::WithParamInterface<GoldenCase> {};
+
+TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
+    const GoldenCase& golden = GetParam();
+    SCOPED_TRACE(golden.file + ": " + golden.description);
+    const std::optional<PortContext> context = make_context(golden.context);
+    ASSERT_TRUE(context.has_value()) << "unknown context `" << golden.context << "`";
+    if (golden.capacity > largest_capacity())
+        GTEST_SKIP() << "capacity " << golden.capacity << " exceeds the mbuf's data room ("
+                     << largest_capacity() << "): golden_test.cc covers this case";
+    ring_port->publish(*context);
+
+    rte_mbuf* m = make_mbuf(golden);
+    ASSERT_NE(m, nullptr);
+    const CoreCounters before = ring_port->counters();
+    ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
+    const unsigned taken = ring_port->worker->poll();
+    const std::vector<Sent> sent = take_transmitted();
+    const CoreCounters delta = difference(ring_port->counters(), before);
+
+    // Whatever the verdict: one frame taken in, accounted for once, no mbuf kept or lost.
+    EXPECT_EQ(taken, 1u);
+    EXPECT_EQ(rte_ring_count(ring_port->rx), 0u);
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "an mbuf leaked";
+    EXPECT_TRUE(ring_port->counters().conserved());
+    EXPECT_TRUE(delta.conserved());
+    EXPECT_EQ(delta.rx_packets, 1u);
+    EXPECT_EQ(delta.rx_bytes, golden.input.size());
+    EXPECT_EQ(delta.handed_off, 0u);
+
+    const std::string verdict = verdict_of(delta, sent.size());
+    if (!golden.pending.empty()) {
+        const bool matches = verdict == expected_verdict(golden) &&
+                             (!golden.transmit || sent[0].bytes == golden.output);
+        ASSERT_FALSE(matches)
+            << "pending case now passes: remove its `pending:` mark in make_golden.py";
+        GTEST_SKIP() << "pending: " << golden.pending << " (worker gave: " << verdict << ")";
+    }
+    ASSERT_EQ(verdict, expected_verdict(golden));
+
+    if (!golden.transmit) {
+        EXPECT_EQ(delta.drops[static_cast<std::size_t>(golden.reason)], 1u);
+        EXPECT_EQ(delta.tx_packets, 0u);
+        EXPECT_EQ(delta.tx_bytes, 0u);
+        EXPECT_EQ(delta.stun_success + delta.stun_error, 0u);
+        return;
+    }
+    EXPECT_EQ(delta.tx_packets, 1u);
+    EXPECT_EQ(delta.tx_bytes, golden.output.size());
+    EXPECT_EQ(delta.dropped(), 0u);
+    const Sent& out = sent[0];
+    EXPECT_EQ(out.segments, 1u);
+    EXPECT_EQ(out.data_len, golden.output.size());
+    EXPECT_EQ(out.pkt_len, golden.output.size());
+    EXPECT_EQ(out.offload_flags, 0u) << "a response must not inherit the request's RX flags";
+    expect_bytes(out.bytes, golden.output);
+
+    if (is_udp(golden.input)) {
+        // Exactly one of success / error is counted, matching the response's class bits.
+        const std::size_t udp = ethernet_header_size +
+                                (stun::load_be16(golden.output.data() + 12) == ethertype::ipv6
+                                     ? ipv6_header_size
+                                     : (std::to_integer<std::size_t>(golden.output[14]) & 0xF) *
+                                           4);
+        ASSERT_GE(golden.output.size(), udp + udp_header_size + 2);
+        const std::uint16_t type = stun::load_be16(golden.output.data() + udp + udp_header_size);
+        const bool error = (type & 0x0110) == 0x0110;
+        EXPECT_EQ(delta.stun_error, error ? 1u : 0u);
+        EXPECT_EQ(delta.stun_success, error ? 0u : 1u);
+    } else {
+        EXPECT_EQ(delta.stun_success + delta.stun_error, 0u);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenRingTest, testing::ValuesIn(corpus().cases),
+                         [](const testing::TestParamInfo<GoldenCase>& info) {
+                             return camel_case(info.param.name);
+                         });
+// A missing or empty folder is reported by GoldenRingCorpusTest.LoadsEveryFile.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenRingTest);
+
+TEST(GoldenRingCorpusTest, LoadsEveryFile) {
+    const Corpus& c = corpus();
+    for (const std::string& error : c.errors) ADD_FAILURE() << error;
+    EXPECT_FALSE(c.cases.empty()) << "no golden case was loaded";
+}
+
+// The cases a burst on the `full` port can carry: settled, with the default buffer.
+std::vector<const GoldenCase*> burstable_cases() {
+    std::vector<const GoldenCase*> out;
+    for (const GoldenCase& golden : corpus().cases)
+        if (golden.context == "full" && golden.pending.empty() &&
+            golden.capacity == golden::default_capacity)
+            out.push_back(&golden);
+    return out;
+}
+
+class GoldenRingBurstTest : public RingPortTest {};
+
+// 64 frames spread over the whole corpus (ARP, ICMP, NDP, IPv4/IPv6 errors, STUN answers and
+// STUN drops) in one RX ring: two full bursts of 32. Every frame is accounted for once, each
+// drop under its own reason, and the answers leave in the order their requests came.
+TEST_F(GoldenRingBurstTest, SixtyFourMixedFramesAreAccountedForInOrder) {
+    const std::vector<const GoldenCase*> eligible = burstable_cases();
+    ASSERT_FALSE(eligible.empty()) << "no settled `full` case with the default capacity";
+    const std::optional<PortContext> full = make_context("full");
+    ASSERT_TRUE(full.has_value());
+    ring_port->publish(*full);
+
+    std::vector<const GoldenCase*> frames;
+    for (std::size_t i = 0; i < burst_test_frames; ++i) {
+        const std::size_t n = eligible.size();
+        frames.push_back(eligible[n >= burst_test_frames ? i * n / burst_test_frames : i % n]);
+    }
+    std::vector<const GoldenCase*> answered;
+    std::map<DropReason, std::uint64_t> expected_drops;
+    std::uint64_t rx_bytes = 0;
+    for (const GoldenCase* golden : frames) {
+        rx_bytes += golden->input.size();
+        if (golden->transmit)
+            answered.push_back(golden);
+        else
+            ++expected_drops[golden->reason];
+    }
+    ASSERT_FALSE(answered.empty()) << "the burst needs frames that are answered";
+    ASSERT_FALSE(expected_drops.empty()) << "the burst needs frames that are dropped";
+
+    std::vector<rte_mbuf*> mbufs;
+    for (const GoldenCase* golden : frames) {
+        mbufs.push_back(make_mbuf(*golden));
+        ASSERT_NE(mbufs.back(), nullptr);
+    }
+    const CoreCounters before = ring_port->counters();
+    ASSERT_EQ(rte_ring_enqueue_bulk(ring_port->rx, reinterpret_cast<void* const*>(mbufs.data()),
+                                    burst_test_frames, nullptr),
+              burst_test_frames);
+
+    unsigned taken = 0;
+    unsigned polls = 0;
+    while (rte_ring_count(ring_port->rx) != 0 && polls < burst_test_frames) {
+        taken += ring_port->worker->poll();
+        ++polls;
+    }
+    const std::vector<Sent> sent = take_transmitted();
+    const CoreCounters delta = difference(ring_port->counters(), before);
+
+    EXPECT_EQ(taken, burst_test_frames);
+    EXPECT_EQ(polls, burst_test_frames / burst) << "each poll takes one full burst";
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "an mbuf leaked";
+    EXPECT_TRUE(ring_port->counters().conserved());
+    EXPECT_EQ(delta.rx_packets, burst_test_frames);
+    EXPECT_EQ(delta.rx_bytes, rx_bytes);
+    EXPECT_EQ(delta.handed_off, 0u);
+    EXPECT_EQ(delta.tx_packets + delta.dropped(), burst_test_frames);
+    EXPECT_EQ(delta.tx_packets, answered.size());
+    for (std::size_t i = 0; i < drop_reason_count; ++i) {
+        const auto reason = static_cast<DropReason>(i);
+        const auto it = expected_drops.find(reason);
+        EXPECT_EQ(delta.drops[i], it == expected_drops.end() ? 0u : it->second)
+            << drop_reasons[i].name;
+    }
+
+    ASSERT_EQ(sent.size(), answered.size());
+    std::uint64_t tx_bytes = 0;
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        SCOPED_TRACE("answer " + std::to_string(i) + ", to " + answered[i]->file);
+        EXPECT_EQ(sent[i].data_len, answered[i]->output.size());
+        EXPECT_EQ(sent[i].pkt_len, answered[i]->output.size());
+        expect_bytes(sent[i].bytes, answered[i]->output);
+        tx_bytes += answered[i]->output.size();
+    }
+    EXPECT_EQ(delta.tx_bytes, tx_bytes);
+}
+
+// The worker loop's own drop reasons, which only the mbuf path can reach (handle_frame()
+// never gives them, so no golden file names them).
+class RingWorkerLoopTest : public RingPortTest {
+protected:
+    // The first settled case the `full` port answers with the default buffer.
+    static const GoldenCase* answered_case() {
+        for (const GoldenCase* golden : burstable_cases())
+            if (golden->transmit) return golden;
+        return nullptr;
+    }
+};
+
+// A chained mbuf is dropped before the handlers see it, both segments freed.
+TEST_F(RingWorkerLoopTest, ChainedMbufIsDroppedAsMultiSegment) {
+    const GoldenCase* golden = answered_case();
+    ASSERT_NE(golden, nullptr);
+    ring_port->publish(*make_context("full"));
+    const std::size_t split = golden->input.size() / 2;
+    GoldenCase head = *golden;
+    head.input.resize(split);
+    GoldenCase tail = *golden;
+    tail.input.erase(tail.input.begin(), tail.input.begin() + static_cast<std::ptrdiff_t>(split));
+    rte_mbuf* m = make_mbuf(head);
+    ASSERT_NE(m, nullptr);
+    rte_mbuf* second = make_mbuf(tail);
+    ASSERT_NE(second, nullptr);
+    ASSERT_EQ(rte_pktmbuf_chain(m, second), 0);
+    ASSERT_EQ(rte_pktmbuf_pkt_len(m), golden->input.size());
+
+    const CoreCounters before = ring_port->counters();
+    ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
+    EXPECT_EQ(ring_port->worker->poll(), 1u);
+    const CoreCounters delta = difference(ring_port->counters(), before);
+
+    EXPECT_EQ(rte_ring_count(ring_port->tx), 0u);
+    EXPECT_EQ(verdict_of(delta, 0), "drop multi_segment");
+    EXPECT_EQ(delta.rx_packets, 1u);
+    EXPECT_EQ(delta.rx_bytes, golden->input.size());
+    EXPECT_TRUE(ring_port->counters().conserved());
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "a segment leaked";
+}
+
+// An answer the TX queue refuses moves from tx_packets to tx_full, and its mbuf is freed.
+TEST_F(RingWorkerLoopTest, AnswerRefusedByFullTxQueueCountsAsTxFull) {
+    const GoldenCase* golden = answered_case();
+    ASSERT_NE(golden, nullptr);
+    ring_port->publish(*make_context("full"));
+    // Fill the TX ring with mbufs the port "already sent".
+    std::vector<rte_mbuf*> fillers(rte_ring_free_count(ring_port->tx));
+    ASSERT_EQ(rte_pktmbuf_alloc_bulk(ring_port->pool, fillers.data(),
+                                     static_cast<unsigned>(fillers.size())),
+              0);
+    ASSERT_EQ(rte_ring_enqueue_bulk(ring_port->tx, reinterpret_cast<void* const*>(fillers.data()),
+                                    static_cast<unsigned>(fillers.size()), nullptr),
+              fillers.size());
+
+    rte_mbuf* m = make_mbuf(*golden);
+    ASSERT_NE(m, nullptr);
+    const CoreCounters before = ring_port->counters();
+    ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
+    EXPECT_EQ(ring_port->worker->poll(), 1u);
+    const CoreCounters delta = difference(ring_port->counters(), before);
+    EXPECT_EQ(take_transmitted().size(), fillers.size()) << "the full ring took the answer";
+
+    EXPECT_EQ(verdict_of(delta, 0), "drop tx_full");
+    EXPECT_EQ(delta.rx_packets, 1u);
+    EXPECT_EQ(delta.tx_packets, 0u);
+    EXPECT_EQ(delta.tx_bytes, 0u);
+    EXPECT_TRUE(ring_port->counters().conserved());
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the answer leaked";
+}
+
+}  // namespace
+}  // namespace engine
+
+int main(int argc, char** argv) {
+    testing::InitGoogleTest(&argc, argv);
+    auto* environment = new engine::RingPortEnvironment;
+    testing::AddGlobalTestEnvironment(environment);  // gtest owns it
+    const int failed = RUN_ALL_TESTS();
+    environment->stop();
+    return failed;
+}
