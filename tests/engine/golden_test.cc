@@ -31,6 +31,7 @@ using golden::camel_case;
 using golden::corpus;
 using golden::Corpus;
 using golden::describe;
+using golden::expect_stun_counters;
 using golden::GoldenCase;
 using golden::hex_dump;
 using golden::is_udp;
@@ -117,20 +118,8 @@ TEST_P(GoldenPacketTest, ProducesExpectedVerdictAndBytes) {
     if (is_udp(golden.input)) {
         // No amplification: a STUN answer outgrows its request by a bounded amount.
         EXPECT_LE(outcome.output.size(), golden.input.size() + max_response_growth(*port));
-        // Exactly one of success / error is counted, matching the response's class bits.
-        const std::size_t udp = ethernet_header_size +
-                                (stun::load_be16(golden.output.data() + 12) == ethertype::ipv6
-                                     ? ipv6_header_size
-                                     : (std::to_integer<std::size_t>(golden.output[14]) & 0xF) *
-                                           4);
-        ASSERT_GE(golden.output.size(), udp + udp_header_size + 2);
-        const std::uint16_t type = stun::load_be16(golden.output.data() + udp + udp_header_size);
-        const bool error = (type & 0x0110) == 0x0110;
-        EXPECT_EQ(counters.stun_error, error ? 1u : 0u);
-        EXPECT_EQ(counters.stun_success, error ? 0u : 1u);
-    } else {
-        EXPECT_EQ(counters.stun_success + counters.stun_error, 0u);
     }
+    expect_stun_counters(golden, counters);
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenPacketTest, testing::ValuesIn(corpus().cases),

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/counters.h"
 #include "engine/drop_reason.h"
 #include "engine/frame.h"
 #include "engine/port_context.h"
@@ -288,6 +289,25 @@ inline std::string camel_case(std::string_view name) {
         upper = false;
     }
     return out.empty() ? "Unnamed" : out;
+}
+
+/// Checks that exactly one of stun_success / stun_error rose, matching the class bits of the
+/// STUN message in a transmitted UDP frame; neither for anything else. For GoogleTest bodies.
+inline void expect_stun_counters(const GoldenCase& golden, const CoreCounters& delta) {
+    if (!is_udp(golden.input)) {
+        EXPECT_EQ(delta.stun_success + delta.stun_error, 0u);
+        return;
+    }
+    const std::size_t udp =
+        ethernet_header_size +
+        (stun::load_be16(golden.output.data() + 12) == ethertype::ipv6
+             ? ipv6_header_size
+             : (std::to_integer<std::size_t>(golden.output[14]) & 0xF) * 4);
+    ASSERT_GE(golden.output.size(), udp + udp_header_size + 2);
+    const std::uint16_t type = stun::load_be16(golden.output.data() + udp + udp_header_size);
+    const bool error = (type & 0x0110) == 0x0110;
+    EXPECT_EQ(delta.stun_error, error ? 1u : 0u);
+    EXPECT_EQ(delta.stun_success, error ? 0u : 1u);
 }
 
 }  // namespace engine::golden

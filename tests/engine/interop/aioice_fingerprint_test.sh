@@ -27,17 +27,7 @@ if ! lab_exec_wait c timeout 40 "$python" "$here/aioice_fingerprint.py" 203.0.11
   failures=$((failures + 1))
 fi
 
-if ! lab_engine_stop; then
-  echo "FAIL: punchlined's counters"
-  failures=$((failures + 1))
-fi
-stun_ok=$(lab_engine_counter "stun ok")
-if [[ ${stun_ok:-0} -gt 0 ]]; then
-  echo "ok: stun ok $stun_ok"
-else
-  echo "FAIL: stun ok is ${stun_ok:-missing}"
-  failures=$((failures + 1))
-fi
+lab_engine_stop_checked
 if grep -Eq '^  drop stun_bad_fingerprint +1 ' "$LAB_ENGINE_LOG"; then
   echo "ok: one stun_bad_fingerprint drop"
 else
@@ -45,8 +35,4 @@ else
   failures=$((failures + 1))
 fi
 
-if [[ $failures -ne 0 ]]; then
-  echo "FAIL: $failures check(s)"
-  exit 1
-fi
-echo "PASS"
+lab_verdict

@@ -23,6 +23,8 @@
 #                              every counters line says "conserved" (rx = tx + handed off + drops)
 #   lab_engine_counter NAME    prints a total counter from the stopped engine's log: "stun ok",
 #                              "stun err", "dropped", "rx", "tx"
+#   lab_engine_stop_checked    lab_engine_stop, and "stun ok" > 0; counts failures in $failures
+#   lab_verdict                exits 1 with the count of failed checks, or prints PASS
 #   lab_public_pair            the lab of the af_packet tests: namespace "e" runs punchlined on
 #                              net_af_packet over veth eng0 (203.0.113.2, alternate .3, ports
 #                              3478/3479, rx_checksum trust); namespace "c" holds the peer veth
@@ -301,4 +303,30 @@ lab_cleanup() {
   done
   [[ -n $LAB_WORKDIR ]] && rm -rf -- "$LAB_WORKDIR"
   exit "$status"
+}
+
+# Stops the engine and checks what every test checks of it: the counters are conserved and
+# it answered at least one STUN request. Adds to $failures.
+lab_engine_stop_checked() {
+  if ! lab_engine_stop; then
+    echo "FAIL: punchlined's counters"
+    failures=$((failures + 1))
+  fi
+  local stun_ok
+  stun_ok=$(lab_engine_counter "stun ok")
+  if [[ ${stun_ok:-0} -gt 0 ]]; then
+    echo "ok: stun ok $stun_ok"
+  else
+    echo "FAIL: stun ok is ${stun_ok:-missing}"
+    failures=$((failures + 1))
+  fi
+}
+
+# Ends a test: exit 1 with the number of failed checks ($failures), else PASS.
+lab_verdict() {
+  if [[ $failures -ne 0 ]]; then
+    echo "FAIL: $failures check(s)"
+    exit 1
+  fi
+  echo "PASS"
 }

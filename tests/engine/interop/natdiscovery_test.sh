@@ -196,8 +196,4 @@ run_nat cone 203.0.113.20 "masquerade" 'NAT with Endpoint Independent Mapping!'
 run_nat symmetric 203.0.113.21 "masquerade random,fully-random" \
   'NAT with Address and Port Dependent Mapping!'
 
-if [[ $failures -ne 0 ]]; then
-  echo "FAIL: $failures check(s)"
-  exit 1
-fi
-echo "PASS"
+lab_verdict

@@ -62,20 +62,6 @@ for mode in plain rfc5780; do
   fi
 done
 
-if ! lab_engine_stop; then
-  echo "FAIL: punchlined's counters"
-  failures=$((failures + 1))
-fi
-stun_ok=$(lab_engine_counter "stun ok")
-if [[ ${stun_ok:-0} -gt 0 ]]; then
-  echo "ok: stun ok $stun_ok"
-else
-  echo "FAIL: stun ok is ${stun_ok:-missing}"
-  failures=$((failures + 1))
-fi
+lab_engine_stop_checked
 
-if [[ $failures -ne 0 ]]; then
-  echo "FAIL: $failures check(s)"
-  exit 1
-fi
-echo "PASS"
+lab_verdict

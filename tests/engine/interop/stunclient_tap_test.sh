@@ -76,20 +76,6 @@ check "alternate: Other addr 198.18.0.2:3478" "$output.1" 'Other addr: (: )?198\
 check "alternate: CHANGE-REQUEST answer from 198.18.0.2:3478" "$output.2" \
   'Response origin: (: )?198\.18\.0\.2:3478$'
 
-if ! lab_engine_stop; then
-  echo "FAIL: punchlined's counters"
-  failures=$((failures + 1))
-fi
-stun_ok=$(lab_engine_counter "stun ok")
-if [[ ${stun_ok:-0} -gt 0 ]]; then
-  echo "ok: stun ok $stun_ok"
-else
-  echo "FAIL: stun ok is ${stun_ok:-missing}"
-  failures=$((failures + 1))
-fi
+lab_engine_stop_checked
 
-if [[ $failures -ne 0 ]]; then
-  echo "FAIL: $failures check(s)"
-  exit 1
-fi
-echo "PASS"
+lab_verdict
