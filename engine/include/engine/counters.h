@@ -18,8 +18,9 @@ struct alignas(64) CoreCounters {
     std::uint64_t tx_bytes = 0;
     std::uint64_t handed_off = 0;
     std::array<std::uint64_t, drop_reason_count> drops{};
-    // What the STUN role did with the requests it answered (not part of the conservation law:
-    // each of these packets is also counted in tx_packets).
+    // What the STUN role did with the requests it answered: responses built (not part of the
+    // conservation law; each is also in tx_packets, or in drops[tx_full] if the TX queue then
+    // refused it — so during TX back-pressure these exceed what left the port).
     std::uint64_t stun_success = 0;
     std::uint64_t stun_error = 0;
     /// TSC cycles spent in loop iterations that took in at least one packet: the engine's
