@@ -4,16 +4,6 @@
 
 namespace engine {
 
-int OwnedAddresses::index_of(std::span<const std::byte> ip) const noexcept {
-    auto matches = [&](const std::optional<stun::Address>& owned) {
-        return owned && owned->ip_size() == ip.size() &&
-               std::memcmp(owned->ip.data(), ip.data(), ip.size()) == 0;
-    };
-    if (matches(primary)) return 0;
-    if (matches(alternate)) return 1;
-    return -1;
-}
-
 PortContext PortContext::from_config(const EngineConfig& config, const PortConfig& port,
                                      const MacAddress& mac) {
     PortContext context;

@@ -2,33 +2,99 @@
 // that the packet handlers build and test without DPDK.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 namespace engine {
 
 /// Ones' complement sum of `bytes` (as big-endian 16-bit words, odd tail padded with zero)
-/// added to `sum`, folded to 16 bits (0..0xFFFF) so that it can be passed back in.
-[[nodiscard]] std::uint32_t checksum_add(std::uint32_t sum,
-                                         std::span<const std::byte> bytes) noexcept;
+/// added to `sum`, folded to 16 bits (0..0xFFFF) so that it can be passed back in. Inline, so
+/// that a header of a fixed size (20 bytes of IPv4) is summed in a few unrolled loads.
+[[nodiscard]] inline std::uint32_t checksum_add(std::uint32_t sum,
+                                                std::span<const std::byte> bytes) noexcept;
 
 /// Folds a 32-bit sum to 16 bits and complements it: the value to store.
-[[nodiscard]] std::uint16_t checksum_finish(std::uint32_t sum) noexcept;
+[[nodiscard]] inline std::uint16_t checksum_finish(std::uint32_t sum) noexcept;
 
 /// IPv4 header checksum of `header` (its checksum field is included as it stands: to compute,
 /// zero it first; to verify, the result is 0).
-[[nodiscard]] std::uint16_t ipv4_header_checksum(std::span<const std::byte> header) noexcept;
+[[nodiscard]] inline std::uint16_t ipv4_header_checksum(
+    std::span<const std::byte> header) noexcept;
 
 /// UDP/ICMPv6 checksum with the pseudo-header (RFC 768, RFC 8200 §8.1). `segment` is the
 /// transport header and payload, its checksum field included as it stands. `addresses` is the
 /// source and destination address, contiguous in the IP header (8 or 32 bytes).
-[[nodiscard]] std::uint16_t transport_checksum(std::span<const std::byte> addresses,
-                                               std::uint8_t protocol,
-                                               std::span<const std::byte> segment) noexcept;
+[[nodiscard]] inline std::uint16_t transport_checksum(std::span<const std::byte> addresses,
+                                                      std::uint8_t protocol,
+                                                      std::span<const std::byte> segment) noexcept;
 
 /// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit field changing from m to m'.
 [[nodiscard]] std::uint16_t checksum_update16(std::uint16_t checksum, std::uint16_t old_value,
                                               std::uint16_t new_value) noexcept;
+
+// The inline definitions: the packet handlers call these on every packet.
+
+inline std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::byte> bytes) noexcept {
+    // RFC 1071 §2(B): the sum is independent of byte order, so the words are added as the CPU
+    // loads them (8 bytes a load, no byte swaps) and the 16-bit result is swapped once at the
+    // end. §2(C): a 64-bit word adds the same as its two 32-bit halves, which a 64-bit
+    // accumulator takes without overflow below 2^31 loads. About a cycle per 8 bytes in L1.
+    static_assert(std::endian::native == std::endian::little ||
+                  std::endian::native == std::endian::big);
+    std::uint64_t wide = 0;
+    const std::byte* p = bytes.data();
+    std::size_t n = bytes.size();
+    for (; n >= 8; p += 8, n -= 8) {
+        std::uint64_t word;
+        std::memcpy(&word, p, 8);
+        wide += (word & 0xFFFFFFFF) + (word >> 32);
+    }
+    if (n >= 4) {
+        std::uint32_t word;
+        std::memcpy(&word, p, 4);
+        wide += word;
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        std::uint16_t word;
+        std::memcpy(&word, p, 2);
+        wide += word;
+        p += 2;
+        n -= 2;
+    }
+    // An odd last byte is the high half of a big-endian word padded with zero.
+    if (n != 0)
+        wide += std::to_integer<std::uint32_t>(p[0])
+                << (std::endian::native == std::endian::little ? 0 : 8);
+    while ((wide >> 16) != 0) wide = (wide & 0xFFFF) + (wide >> 16);
+    auto folded = static_cast<std::uint32_t>(wide);
+    if constexpr (std::endian::native == std::endian::little)
+        folded = ((folded & 0xFF) << 8) | (folded >> 8);
+    std::uint64_t total = std::uint64_t{sum} + folded;
+    while ((total >> 16) != 0) total = (total & 0xFFFF) + (total >> 16);
+    return static_cast<std::uint32_t>(total);
+}
+
+inline std::uint16_t checksum_finish(std::uint32_t sum) noexcept {
+    while ((sum >> 16) != 0) sum = (sum & 0xFFFF) + (sum >> 16);
+    return static_cast<std::uint16_t>(~sum);
+}
+
+inline std::uint16_t ipv4_header_checksum(std::span<const std::byte> header) noexcept {
+    return checksum_finish(checksum_add(0, header));
+}
+
+inline std::uint16_t transport_checksum(std::span<const std::byte> addresses, std::uint8_t protocol,
+                                 std::span<const std::byte> segment) noexcept {
+    std::uint32_t sum = checksum_add(0, addresses);
+    sum += protocol;
+    sum += static_cast<std::uint32_t>(segment.size() & 0xFFFF);
+    sum += static_cast<std::uint32_t>(segment.size() >> 16);
+    return checksum_finish(checksum_add(sum, segment));
+}
 
 }  // namespace engine

@@ -5,8 +5,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
+#include <span>
 #include <string>
+#include <type_traits>
 
 #include "engine/config.h"
 #include "stun/address.h"
@@ -21,11 +24,29 @@ struct OwnedAddresses {
     std::optional<stun::Address> alternate;
 
     /// 0 for the primary, 1 for the alternate, -1 when `ip` (4 or 16 bytes) is neither.
+    /// Inline (below): the L3 checks call it on every packet.
     [[nodiscard]] int index_of(std::span<const std::byte> ip) const noexcept;
     [[nodiscard]] const std::optional<stun::Address>& at(int index) const noexcept {
         return index == 0 ? primary : alternate;
     }
 };
+
+inline int OwnedAddresses::index_of(std::span<const std::byte> ip) const noexcept {
+    // Compares of a fixed 4 or 16 bytes, which the compiler makes one or two loads each
+    // instead of a memcmp call: ≈ 1 ns, on every packet's destination and source.
+    auto matches = [&](const std::optional<stun::Address>& owned, auto size) {
+        return owned && owned->ip_size() == size &&
+               std::memcmp(owned->ip.data(), ip.data(), size) == 0;
+    };
+    auto find = [&](auto size) {
+        if (matches(primary, size)) return 0;
+        if (matches(alternate, size)) return 1;
+        return -1;
+    };
+    if (ip.size() == 4) return find(std::integral_constant<std::size_t, 4>{});
+    if (ip.size() == 16) return find(std::integral_constant<std::size_t, 16>{});
+    return -1;  // no owned address has another size
+}
 
 struct PortContext {
     MacAddress mac{};
