@@ -25,6 +25,9 @@
 #                              "stun err", "dropped", "rx", "tx"
 #   lab_engine_stop_checked    lab_engine_stop, and "stun ok" > 0; counts failures in $failures
 #   lab_verdict                exits 1 with the count of failed checks, or prints PASS
+#   check WHAT FILE PATTERN    "ok: WHAT" if a line of FILE matches PATTERN (ERE), else FAIL
+#                              and one more in $failures
+#   answer FILE N              turnutils_stunclient's "RFC 5780 response N" block from FILE
 #   lab_public_pair            the lab of the af_packet tests: namespace "e" runs punchlined on
 #                              net_af_packet over veth eng0 (203.0.113.2, alternate .3, ports
 #                              3478/3479, rx_checksum trust); namespace "c" holds the peer veth
@@ -329,4 +332,20 @@ lab_verdict() {
     exit 1
   fi
   echo "PASS"
+}
+
+# A check of a client's output: counted in $failures when PATTERN matches no line of FILE.
+check() {
+  local what=$1 output=$2 pattern=$3
+  if grep -Eq "$pattern" "$output"; then
+    echo "ok: $what"
+  else
+    echo "FAIL: $what (no line matching /$pattern/)"
+    failures=$((failures + 1))
+  fi
+}
+
+# The lines after "RFC 5780 response N" up to the next blank line: one answer's attributes.
+answer() {
+  awk -v n="RFC 5780 response $2" '$0 == n { on = 1; next } on && /^$/ { exit } on' "$1"
 }

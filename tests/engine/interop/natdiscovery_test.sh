@@ -78,15 +78,6 @@ EOF
 }
 
 failures=0
-check() {
-  local what=$1 output=$2 pattern=$3
-  if grep -Eq "$pattern" "$output"; then
-    echo "ok: $what"
-  else
-    echo "FAIL: $what (no line matching /$pattern/)"
-    failures=$((failures + 1))
-  fi
-}
 
 # nat_router NAME WAN_IP: router r-NAME with its WAN on the bridge, client c-NAME behind it.
 nat_router() {

@@ -20,20 +20,6 @@ lab_init "${1:?usage: stunclient_af_packet_test.sh PATH_TO_PUNCHLINED}" \
 lab_public_pair
 
 failures=0
-check() {
-  local what=$1 output=$2 pattern=$3
-  if grep -Eq "$pattern" "$output"; then
-    echo "ok: $what"
-  else
-    echo "FAIL: $what (no line matching /$pattern/)"
-    failures=$((failures + 1))
-  fi
-}
-
-# The line after "RFC 5780 response N" up to the next blank line: one answer's attributes.
-answer() {
-  awk -v n="RFC 5780 response $2" '$0 == n { on = 1; next } on && /^$/ { exit } on' "$1"
-}
 
 for mode in plain rfc5780; do
   output=$LAB_WORKDIR/stunclient-$mode.txt

@@ -34,20 +34,6 @@ lab_exec t ip link set punch0 up
 lab_wait_carrier t punch0
 
 failures=0
-check() {
-  local what=$1 output=$2 pattern=$3
-  if grep -Eq "$pattern" "$output"; then
-    echo "ok: $what"
-  else
-    echo "FAIL: $what (no line matching /$pattern/)"
-    failures=$((failures + 1))
-  fi
-}
-
-# The lines after "RFC 5780 response N" up to the next blank line: one answer's attributes.
-answer() {
-  awk -v n="RFC 5780 response $2" '$0 == n { on = 1; next } on && /^$/ { exit } on' "$1"
-}
 
 output=$LAB_WORKDIR/plain.txt
 lab_stunclient t "$output" -p 3478 198.18.0.2
