@@ -1,8 +1,28 @@
 #include "engine/port_context.h"
 
 #include <cstring>
+#include <vector>
+
+#include "stun/bytes.h"
 
 namespace engine {
+
+SoftwareText::SoftwareText(std::string_view text) : text_(text) {
+    if (text.empty()) return;
+    // RFC 8489 §14: type, length, the text, zeros up to a multiple of 4.
+    std::vector<std::byte> attribute;
+    auto append16 = [&](std::uint16_t value) {
+        attribute.push_back(static_cast<std::byte>(value >> 8));
+        attribute.push_back(static_cast<std::byte>(value & 0xFF));
+    };
+    append16(stun::attr::software);
+    append16(static_cast<std::uint16_t>(text.size()));
+    const auto bytes = stun::as_bytes(text);
+    attribute.insert(attribute.end(), bytes.begin(), bytes.end());
+    attribute.resize(stun::attribute_header_size + stun::padded4(text.size()), std::byte{0});
+    attribute_raw_crc_ = stun::crc32_raw(attribute);
+    attribute_size_ = attribute.size();
+}
 
 PortContext PortContext::from_config(const EngineConfig& config, const PortConfig& port,
                                      const MacAddress& mac) {

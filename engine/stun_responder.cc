@@ -2,6 +2,7 @@
 // with NAT behaviour discovery (RFC 5780 §6.1, §7). Stateless; never amplifies.
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "stun/attributes.h"
 #include "stun/integrity.h"
 #include "stun/bytes.h"
+#include "stun/crc32_terms.h"
 #include "stun/crypto.h"
 #include "stun/message.h"
 #include "stun/writer.h"
@@ -66,11 +68,7 @@ stun::Address address_from(std::span<const std::byte> ip, std::uint16_t port) no
 
 // Ones' complement sums kept in 64 bits and folded once at the end: a 32-bit big-endian word
 // adds the same as its two 16-bit halves (RFC 1071 §2(C)).
-std::uint32_t fold(std::uint64_t sum) noexcept {
-    sum = (sum & 0xFFFFFFFF) + (sum >> 32);
-    while ((sum >> 16) != 0) sum = (sum & 0xFFFF) + (sum >> 16);
-    return static_cast<std::uint32_t>(sum);
-}
+std::uint32_t fold(std::uint64_t sum) noexcept { return checksum_fold(sum); }
 
 // The sum of an IP address, 4 or 16 bytes, as big-endian 32-bit words.
 std::uint64_t address_sum(const std::byte* address, bool ipv6) noexcept {
@@ -195,6 +193,136 @@ struct SummingWriter {
     }
 };
 
+// FINGERPRINTs of the fast path (RFC 8489 §14.7) as sums of fields (stun/crc32_terms.h) where
+// the CPU multiplies carry-less: a few multiplies in registers instead of a CRC over bytes
+// that were just stored. Elsewhere, stun::crc32 over the bytes.
+const bool fingerprint_by_terms = stun::crc32_terms_supported();
+
+#if STUN_CRC32_TERMS
+
+std::uint64_t load_le64(const std::byte* p) noexcept {
+    static_assert(std::endian::native == std::endian::little);
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+std::uint32_t load_le32(const std::byte* p) noexcept {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+// A big-endian 16-bit field as it lies in the message, loaded little-endian.
+std::uint64_t le_field16(std::uint16_t value) noexcept { return __builtin_bswap16(value); }
+
+// The raw CRC (crc32_terms.h) of a message's constant layout: its first 4 bytes XOR 0xFF (the
+// CRC's initial value), zeros where the fields go. For the request: a Binding request of
+// length 8 (FINGERPRINT), the transaction ID zero.
+constexpr std::uint32_t request_layout_raw() noexcept {
+    std::array<std::byte, stun::header_size> m{};
+    const std::uint32_t first = 0x00010008u ^ 0xFFFFFFFFu;
+    const std::uint32_t words[2] = {first, stun::magic_cookie};
+    for (std::size_t i = 0; i < 8; ++i)
+        m[i] = static_cast<std::byte>(words[i / 4] >> (24 - 8 * (i % 4)));
+    return stun::crc32_raw(m);
+}
+
+// For the response's address part: header (success type; length, transaction ID zero),
+// XOR-MAPPED-ADDRESS (the cookie parts of its XORs; port and address zero), MAPPED-ADDRESS,
+// RESPONSE-ORIGIN and, with `other`, OTHER-ADDRESS, each with type, length and family.
+template <bool ipv6, bool other>
+constexpr std::uint32_t response_layout_raw() noexcept {
+    constexpr std::size_t address_size = stun::attribute_header_size + 4 + (ipv6 ? 16 : 4);
+    std::array<std::byte, stun::header_size + 4 * address_size> m{};
+    std::size_t at = 0;
+    auto word = [&](std::uint32_t value) {
+        for (int shift = 24; shift >= 0; shift -= 8)
+            m[at++] = static_cast<std::byte>(value >> shift);
+    };
+    word(std::uint32_t{stun::message_type(stun::Method::binding,
+                                          stun::MessageClass::success_response)}
+             << 16 ^
+         0xFFFFFFFFu);
+    word(stun::magic_cookie);
+    at += 12;
+    const std::uint32_t family = ipv6 ? 0x00020000u : 0x00010000u;
+    const std::uint32_t length = ipv6 ? 20 : 8;
+    const std::uint16_t types[4] = {stun::attr::xor_mapped_address, stun::attr::mapped_address,
+                                    stun::attr::response_origin, stun::attr::other_address};
+    for (int i = 0; i < (other ? 4 : 3); ++i) {
+        word(std::uint32_t{types[i]} << 16 | length);
+        word(family | (i == 0 ? stun::magic_cookie >> 16 : 0));
+        word(i == 0 ? stun::magic_cookie : 0);  // XOR-MAPPED-ADDRESS: the cookie first
+        at += ipv6 ? 12 : 0;
+    }
+    return stun::crc32_raw(std::span<const std::byte>(m.data(), at));
+}
+
+// CRC-32 of the 20-byte header of the fast path's Binding request: the layout and the
+// transaction ID.
+STUN_CRC32_TARGET std::uint32_t request_crc_by_terms(const std::byte* m) noexcept {
+    static constexpr std::uint32_t layout = request_layout_raw();
+    stun::Crc32Terms t;
+    t.add(load_le64(m + 8), 8, 4);
+    t.add(load_le32(m + 16), 4, 0);
+    return layout ^ t.raw() ^ 0xFFFFFFFFu;
+}
+
+// An address attribute's port and address as fields, `offset` bytes into the message
+// (where its port is at +6 and its address at +8), `covered` bytes long.
+template <bool ipv6>
+STUN_CRC32_TARGET void add_address(stun::Crc32Terms& t, std::size_t covered, std::size_t offset,
+                                   std::uint16_t port_number, const std::byte* ip) noexcept {
+    if constexpr (ipv6) {
+        t.add(le_field16(port_number), 2, covered - offset - 8);
+        t.add(load_le64(ip), 8, covered - offset - 16);
+        t.add(load_le64(ip + 8), 8, covered - offset - 24);
+    } else {
+        t.add(le_field16(port_number) | std::uint64_t{load_le32(ip)} << 16, 6,
+              covered - offset - 12);
+    }
+}
+
+// CRC-32 over the fast path's response up to its FINGERPRINT attribute (RFC 8489 §14.7: its
+// type and length are not covered): the layout, the length field, the transaction ID (still in
+// place at m + 8), the client's address twice (XOR-MAPPED and MAPPED), RESPONSE-ORIGIN,
+// OTHER-ADDRESS if any, and the port's SOFTWARE attribute.
+template <bool ipv6>
+STUN_CRC32_TARGET std::uint32_t response_crc_by_terms(
+    const std::byte* m, std::uint16_t length_field, std::uint16_t client_port,
+    const std::byte* client_ip, std::uint16_t origin_port, const std::byte* origin_ip,
+    const std::byte* other_ip, std::uint16_t other_port, const SoftwareText& software) noexcept {
+    constexpr std::size_t a = stun::attribute_header_size + 4 + (ipv6 ? 16 : 4);
+    const std::size_t tail = software.attribute_size();
+    const std::size_t covered = stun::header_size + (other_ip != nullptr ? 4 : 3) * a + tail;
+    static constexpr std::uint32_t layout_with_other = response_layout_raw<ipv6, true>();
+    static constexpr std::uint32_t layout_without_other = response_layout_raw<ipv6, false>();
+    stun::Crc32Terms t;
+    t.add_raw(other_ip != nullptr ? layout_with_other : layout_without_other, tail);
+    t.add(le_field16(length_field), 2, covered - 4);
+    t.add(load_le64(m + 8), 8, covered - 16);
+    t.add(load_le32(m + 16), 4, covered - 20);
+    // The client, in XOR-MAPPED-ADDRESS (its XOR with the cookie is in the layout) and in
+    // MAPPED-ADDRESS: each field once, at both places.
+    const std::size_t x = stun::header_size;
+    if constexpr (ipv6) {
+        t.add_twice(le_field16(client_port), 2, covered - x - 8, covered - x - a - 8);
+        t.add_twice(load_le64(client_ip), 8, covered - x - 16, covered - x - a - 16);
+        t.add_twice(load_le64(client_ip + 8), 8, covered - x - 24, covered - x - a - 24);
+        // RFC 8489 §14.2: the IPv6 address is also XORed with the transaction ID.
+        t.add(load_le32(m + 8), 4, covered - x - 16);
+        t.add(load_le64(m + 12), 8, covered - x - 24);
+    } else {
+        t.add_twice(le_field16(client_port) | std::uint64_t{load_le32(client_ip)} << 16, 6,
+                    covered - x - 12, covered - x - a - 12);
+    }
+    add_address<ipv6>(t, covered, x + 2 * a, origin_port, origin_ip);
+    if (other_ip != nullptr) add_address<ipv6>(t, covered, x + 3 * a, other_port, other_ip);
+    // SOFTWARE after the address part: its raw CRC as it stands (zeros before it add nothing).
+    return t.raw() ^ software.attribute_raw_crc() ^ 0xFFFFFFFFu;
+}
+
+#endif
+
 // The fast path, ≈ 30 ns: the request nearly every STUN client and ICE agent sends a STUN
 // server, a Binding request with no attribute at all or with FINGERPRINT alone. Its layout is
 // fixed, so it is checked in place without a parse, and the success response is written word
@@ -223,10 +351,17 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
     if (fingerprint) {
         // RFC 8489 §14.7: FINGERPRINT is 4 bytes, the CRC-32 of the message before it XOR
         // 0x5354554E (one CRC over the 20-byte header).
-        if (load_be16(m + 20) != stun::attr::fingerprint || load_be16(m + 22) != 4 ||
-            (stun::crc32({std::span<const std::byte>(m, stun::header_size)}) ^
-             stun::fingerprint_xor) != stun::load_be32(m + 24))
+        if (load_be16(m + 20) != stun::attr::fingerprint || load_be16(m + 22) != 4)
             return false;
+#if STUN_CRC32_TERMS
+        const std::uint32_t crc =
+            fingerprint_by_terms
+                ? request_crc_by_terms(m)
+                : stun::crc32({std::span<const std::byte>(m, stun::header_size)});
+#else
+        const std::uint32_t crc = stun::crc32({std::span<const std::byte>(m, stun::header_size)});
+#endif
+        if ((crc ^ stun::fingerprint_xor) != stun::load_be32(m + 24)) return false;
     }
 
     // Where the response goes and comes from: as the general path's Route, straight from the
@@ -245,7 +380,8 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
         if (other->ip_size() != ip_size) return false;  // a family mixed up in the context
     }
     const std::size_t software_length = port.software.size();
-    if (software_length > stun::text_send_limit(stun::attr::software)) return false;
+    static const std::size_t software_limit = stun::text_send_limit(stun::attr::software);
+    if (software_length > software_limit) return false;
 
     const std::size_t address_size = stun::attribute_header_size + 4 + ip_size;
     const std::size_t response_length =
@@ -279,7 +415,7 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
     if (software_length > 0) {
         w.word(std::uint32_t{stun::attr::software} << 16 |
                static_cast<std::uint32_t>(software_length));
-        const std::span<const std::byte> text = stun::as_bytes(port.software);
+        const std::span<const std::byte> text = stun::as_bytes(port.software.str());
         // RFC 8489 §14: padding bytes "MUST be ignored by the receiver"; we send zeros: the
         // last word is zeroed, then the text copied over it. The sum pads an odd tail with a
         // zero byte too.
@@ -291,7 +427,20 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
     if (fingerprint) {
         // RFC 8489 §14.7: the CRC covers the header, whose length already includes it.
         w.word(std::uint32_t{stun::attr::fingerprint} << 16 | 4);
-        w.word(stun::crc32({std::span<const std::byte>(m, w.at - 4)}) ^ stun::fingerprint_xor);
+#if STUN_CRC32_TERMS
+        const std::uint32_t crc =
+            fingerprint_by_terms
+                ? response_crc_by_terms<ipv6>(
+                      m, static_cast<std::uint16_t>(response_length - stun::header_size),
+                      client_port, client_ip, origin_port, arrival_ip,
+                      other != nullptr ? other->ip.data() : nullptr,
+                      port_index == 0 ? port.stun_alternate_port : port.stun_port,
+                      port.software)
+                : stun::crc32({std::span<const std::byte>(m, w.at - 4)});
+#else
+        const std::uint32_t crc = stun::crc32({std::span<const std::byte>(m, w.at - 4)});
+#endif
+        w.word(crc ^ stun::fingerprint_xor);
     }
     finish_reply(f, ip, udp, ipv6, arrival_ip, origin_port, client_ip, client_port,
                  response_length, w.sum, port);

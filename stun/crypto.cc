@@ -23,6 +23,8 @@
 
 #include <cstring>
 
+#include "stun/crc32_terms.h"
+
 namespace stun {
 namespace {
 
@@ -98,6 +100,15 @@ void sha256(Parts data, std::span<std::byte, 32> out) noexcept {
     SHA256_Init(&context);
     for (const auto part : data) SHA256_Update(&context, part.data(), part.size());
     SHA256_Final(reinterpret_cast<unsigned char*>(out.data()), &context);
+}
+
+bool crc32_terms_supported() noexcept {
+#if STUN_CRC32_TERMS
+    static const bool supported = __builtin_cpu_supports("pclmul") != 0;
+    return supported;
+#else
+    return false;
+#endif
 }
 
 std::uint32_t crc32(Parts data) noexcept {

@@ -16,6 +16,9 @@ namespace engine {
 [[nodiscard]] inline std::uint32_t checksum_add(std::uint32_t sum,
                                                 std::span<const std::byte> bytes) noexcept;
 
+/// Folds a ones' complement sum kept in 64 bits to 16 bits (0..0xFFFF), in end-around carries.
+[[nodiscard]] inline std::uint32_t checksum_fold(std::uint64_t sum) noexcept;
+
 /// Folds a 32-bit sum to 16 bits and complements it: the value to store.
 [[nodiscard]] inline std::uint16_t checksum_finish(std::uint32_t sum) noexcept;
 
@@ -70,18 +73,33 @@ inline std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::byte> 
     if (n != 0)
         wide += std::to_integer<std::uint32_t>(p[0])
                 << (std::endian::native == std::endian::little ? 0 : 8);
-    while ((wide >> 16) != 0) wide = (wide & 0xFFFF) + (wide >> 16);
-    auto folded = static_cast<std::uint32_t>(wide);
+    auto folded = checksum_fold(wide);
     if constexpr (std::endian::native == std::endian::little)
         folded = ((folded & 0xFF) << 8) | (folded >> 8);
-    std::uint64_t total = std::uint64_t{sum} + folded;
-    while ((total >> 16) != 0) total = (total & 0xFFFF) + (total >> 16);
-    return static_cast<std::uint32_t>(total);
+    return checksum_fold(std::uint64_t{sum} + folded);
+}
+
+inline std::uint32_t checksum_fold(std::uint64_t sum) noexcept {
+    // End-around carries as add-with-carry, no loop: a loop's trip count depends on the data,
+    // and its mispredicted exit cost more than the packet's whole checksum.
+    std::uint32_t half;
+    half = static_cast<std::uint32_t>(sum) + static_cast<std::uint32_t>(sum >> 32) +
+           (__builtin_add_overflow(static_cast<std::uint32_t>(sum),
+                                   static_cast<std::uint32_t>(sum >> 32), &half)
+                ? 1u
+                : 0u);
+    std::uint16_t quarter;
+    quarter = static_cast<std::uint16_t>(
+        static_cast<std::uint16_t>(half) + static_cast<std::uint16_t>(half >> 16) +
+        (__builtin_add_overflow(static_cast<std::uint16_t>(half),
+                                static_cast<std::uint16_t>(half >> 16), &quarter)
+             ? 1u
+             : 0u));
+    return quarter;
 }
 
 inline std::uint16_t checksum_finish(std::uint32_t sum) noexcept {
-    while ((sum >> 16) != 0) sum = (sum & 0xFFFF) + (sum >> 16);
-    return static_cast<std::uint16_t>(~sum);
+    return static_cast<std::uint16_t>(~checksum_fold(sum));
 }
 
 inline std::uint16_t ipv4_header_checksum(std::span<const std::byte> header) noexcept {

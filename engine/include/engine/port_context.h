@@ -13,6 +13,8 @@
 
 #include "engine/config.h"
 #include "stun/address.h"
+#include "stun/constants.h"
+#include "stun/crc32_terms.h"
 
 namespace engine {
 
@@ -48,6 +50,32 @@ inline int OwnedAddresses::index_of(std::span<const std::byte> ip) const noexcep
     return -1;  // no owned address has another size
 }
 
+/// The SOFTWARE attribute's text (RFC 8489 §14.14), with what the STUN fast path's FINGERPRINT
+/// needs of it computed once, when the text is set: the raw CRC-32 (stun/crc32_terms.h) of the
+/// whole attribute as a response carries it (type, length, text, zero padding; nothing when the
+/// text is empty). Converts from and to a string, so that a context is set up as
+/// `port.software = "punchline"`.
+class SoftwareText {
+public:
+    SoftwareText() : SoftwareText(std::string_view{}) {}
+    SoftwareText(std::string_view text);  // NOLINT: implicit, as a string field would be
+    SoftwareText(const char* text) : SoftwareText(std::string_view(text)) {}  // NOLINT
+    SoftwareText(const std::string& text) : SoftwareText(std::string_view(text)) {}  // NOLINT
+
+    operator std::string_view() const noexcept { return text_; }  // NOLINT
+    [[nodiscard]] const std::string& str() const noexcept { return text_; }
+    [[nodiscard]] std::size_t size() const noexcept { return text_.size(); }
+    [[nodiscard]] bool empty() const noexcept { return text_.empty(); }
+    /// The raw CRC-32 of the attribute, and its size with padding (0 and 0 when empty).
+    [[nodiscard]] std::uint32_t attribute_raw_crc() const noexcept { return attribute_raw_crc_; }
+    [[nodiscard]] std::size_t attribute_size() const noexcept { return attribute_size_; }
+
+private:
+    std::string text_;
+    std::uint32_t attribute_raw_crc_ = 0;
+    std::size_t attribute_size_ = 0;
+};
+
 struct PortContext {
     MacAddress mac{};
     OwnedAddresses ipv4;
@@ -60,7 +88,7 @@ struct PortContext {
     bool stun_enabled = true;
     std::uint16_t stun_port = 3478;
     std::uint16_t stun_alternate_port = 0;  ///< 0: none
-    std::string software;                   ///< SOFTWARE attribute; empty: none
+    SoftwareText software;                  ///< SOFTWARE attribute; empty: none
 
     /// RFC 5780 needs both an alternate address of the family and an alternate port.
     [[nodiscard]] bool supports_change_request(bool ipv6_family) const noexcept {

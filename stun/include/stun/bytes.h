@@ -4,43 +4,54 @@
 // caller has checked the length before calling (the helpers do not, they are the inner loop).
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 
 namespace stun {
 
+// One unaligned load or store and a byte swap each (memcpy of a constant size compiles to a
+// single move): a field written byte by byte costs a dozen instructions, and the packet path
+// writes dozens of fields per packet.
+static_assert(std::endian::native == std::endian::little || std::endian::native == std::endian::big);
+
 inline std::uint16_t load_be16(const std::byte* p) noexcept {
-    return static_cast<std::uint16_t>((std::to_integer<std::uint16_t>(p[0]) << 8) |
-                                      std::to_integer<std::uint16_t>(p[1]));
+    std::uint16_t v;
+    std::memcpy(&v, p, 2);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap16(v);
+    return v;
 }
 
 inline std::uint32_t load_be32(const std::byte* p) noexcept {
-    return (std::to_integer<std::uint32_t>(p[0]) << 24) |
-           (std::to_integer<std::uint32_t>(p[1]) << 16) |
-           (std::to_integer<std::uint32_t>(p[2]) << 8) | std::to_integer<std::uint32_t>(p[3]);
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap32(v);
+    return v;
 }
 
 inline std::uint64_t load_be64(const std::byte* p) noexcept {
-    return (std::uint64_t{load_be32(p)} << 32) | load_be32(p + 4);
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    return v;
 }
 
 inline void store_be16(std::byte* p, std::uint16_t v) noexcept {
-    p[0] = static_cast<std::byte>(v >> 8);
-    p[1] = static_cast<std::byte>(v);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap16(v);
+    std::memcpy(p, &v, 2);
 }
 
 inline void store_be32(std::byte* p, std::uint32_t v) noexcept {
-    p[0] = static_cast<std::byte>(v >> 24);
-    p[1] = static_cast<std::byte>(v >> 16);
-    p[2] = static_cast<std::byte>(v >> 8);
-    p[3] = static_cast<std::byte>(v);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap32(v);
+    std::memcpy(p, &v, 4);
 }
 
 inline void store_be64(std::byte* p, std::uint64_t v) noexcept {
-    store_be32(p, static_cast<std::uint32_t>(v >> 32));
-    store_be32(p + 4, static_cast<std::uint32_t>(v));
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    std::memcpy(p, &v, 8);
 }
 
 /// Rounds a STUN attribute length up to the 32-bit boundary (RFC 8489 §14).

@@ -1,0 +1,173 @@
+// The STUN role's fast path (respond_plain_binding in engine/stun_responder.cc), whose
+// FINGERPRINTs are sums of fields (stun/crc32_terms.h): on random transaction IDs, clients and
+// ports, for every layout it writes (IPv4 and IPv6, with and without OTHER-ADDRESS, SOFTWARE of
+// every padding), each response is checked by the codec's own parser and its CRC-32 over the
+// bytes (libdeflate), and each request with a corrupted FINGERPRINT is dropped.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/checksum.h"
+#include "engine/handler.h"
+#include "engine/port_context.h"
+#include "stun/attributes.h"
+#include "stun/bytes.h"
+#include "stun/integrity.h"
+#include "stun/message.h"
+#include "stun/writer.h"
+
+namespace engine {
+namespace {
+
+struct Case {
+    bool ipv6;
+    bool alternate;
+    std::size_t software_length;
+};
+
+PortContext make_port(const Case& c) {
+    PortContext port;
+    port.mac = {std::byte{0x02}, std::byte{0x50}, std::byte{0}, std::byte{0}, std::byte{0},
+                std::byte{2}};
+    stun::Address a;
+    EXPECT_TRUE(stun::Address::from_string("198.18.0.2", 0, a));
+    port.ipv4.primary = a;
+    EXPECT_TRUE(stun::Address::from_string("2001:db8::2", 0, a));
+    port.ipv6.primary = a;
+    if (c.alternate) {
+        EXPECT_TRUE(stun::Address::from_string("198.18.0.3", 0, a));
+        port.ipv4.alternate = a;
+        EXPECT_TRUE(stun::Address::from_string("2001:db8::3", 0, a));
+        port.ipv6.alternate = a;
+        port.stun_alternate_port = 3479;
+    } else {
+        port.stun_alternate_port = 0;
+    }
+    port.software = std::string(c.software_length, 's');
+    return port;
+}
+
+// An Ethernet/IP/UDP frame holding a Binding request with FINGERPRINT from `client` to
+// `server_ip`:`server_port`, checksums right.
+std::vector<std::byte> make_request(const PortContext& port, const stun::Address& client,
+                                    const std::byte* server_ip, std::uint16_t server_port,
+                                    const stun::TransactionId& txid) {
+    const bool ipv6 = client.family == stun::AddressFamily::ipv6;
+    const std::size_t ip_size = ipv6 ? 40 : 20;
+    const std::size_t udp_length = 8 + 28;
+    std::vector<std::byte> f(14 + ip_size + udp_length);
+    std::memcpy(f.data(), port.mac.data(), 6);
+    f[6] = std::byte{0x02};
+    stun::store_be16(f.data() + 12, ipv6 ? ethertype::ipv6 : ethertype::ipv4);
+    std::byte* h = f.data() + 14;
+    const std::size_t address_size = ipv6 ? 16 : 4;
+    std::byte* addresses = h + (ipv6 ? 8 : 12);
+    if (ipv6) {
+        h[0] = std::byte{0x60};
+        stun::store_be16(h + 4, static_cast<std::uint16_t>(udp_length));
+        h[6] = std::byte{ip_protocol::udp};
+        h[7] = std::byte{64};
+    } else {
+        h[0] = std::byte{0x45};
+        stun::store_be16(h + 2, static_cast<std::uint16_t>(20 + udp_length));
+        h[8] = std::byte{64};
+        h[9] = std::byte{ip_protocol::udp};
+    }
+    std::memcpy(addresses, client.ip.data(), address_size);
+    std::memcpy(addresses + address_size, server_ip, address_size);
+    if (!ipv6) stun::store_be16(h + 10, ipv4_header_checksum({h, 20}));
+    std::byte* u = h + ip_size;
+    stun::store_be16(u, client.port);
+    stun::store_be16(u + 2, server_port);
+    stun::store_be16(u + 4, static_cast<std::uint16_t>(udp_length));
+    stun::MessageWriter w(std::span<std::byte>(u + 8, 28), stun::Method::binding,
+                          stun::MessageClass::request, txid);
+    w.add_fingerprint();
+    EXPECT_TRUE(w.ok());
+    const std::uint16_t sum =
+        transport_checksum({addresses, 2 * address_size}, ip_protocol::udp, {u, udp_length});
+    stun::store_be16(u + 6, sum == 0 ? 0xFFFF : sum);
+    return f;
+}
+
+class StunFastPathTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(StunFastPathTest, EveryResponseParsesAndItsFingerprintVerifies) {
+    const Case c = GetParam();
+    const PortContext port = make_port(c);
+    std::mt19937 random(static_cast<unsigned>(c.software_length * 4 + c.ipv6 * 2 + c.alternate));
+    CoreCounters counters;
+    for (int round = 0; round < 300; ++round) {
+        stun::Address client;
+        client.family = c.ipv6 ? stun::AddressFamily::ipv6 : stun::AddressFamily::ipv4;
+        for (std::size_t i = 0; i < client.ip_size(); ++i)
+            client.ip[i] = static_cast<std::byte>(random());
+        client.ip[0] = c.ipv6 ? std::byte{0x20} : std::byte{0x0B};  // not multicast, loopback or ours
+        client.port = static_cast<std::uint16_t>(1 + random() % 65535);
+        stun::TransactionId txid;
+        for (auto& b : txid) b = static_cast<std::byte>(random());
+        const OwnedAddresses& owned = c.ipv6 ? port.ipv6 : port.ipv4;
+        const bool to_alternate_ip = c.alternate && random() % 2 == 1;
+        const bool to_alternate_port = c.alternate && random() % 2 == 1;
+        const std::byte* server_ip = owned.at(to_alternate_ip ? 1 : 0)->ip.data();
+        const std::uint16_t server_port = to_alternate_port ? 3479 : 3478;
+
+        auto frame = make_request(port, client, server_ip, server_port, txid);
+        frame.resize(frame.size() + max_response_growth(port));
+        Frame f{frame.data(), static_cast<std::uint16_t>(frame.size() - max_response_growth(port)),
+                static_cast<std::uint16_t>(frame.size())};
+        ASSERT_TRUE(handle_frame(f, port, counters).transmits());
+        const std::size_t stun_offset = 14 + (c.ipv6 ? 40 : 20) + 8;
+        stun::Message m;
+        ASSERT_EQ(stun::Message::parse({f.data + stun_offset, f.length - stun_offset}, m),
+                  stun::ParseError::ok);
+        ASSERT_EQ(stun::verify_fingerprint(m), stun::IntegrityResult::ok) << "round " << round;
+        const auto xma = m.find(stun::attr::xor_mapped_address);
+        ASSERT_TRUE(xma);
+        stun::Address mapped;
+        ASSERT_EQ(stun::decode_xor_address(*xma, txid, mapped), stun::ParseError::ok);
+        EXPECT_EQ(mapped, client);
+        const auto other = m.find(stun::attr::other_address);
+        EXPECT_EQ(other.has_value(), c.alternate);
+        EXPECT_EQ(m.find(stun::attr::software).has_value(), c.software_length > 0);
+
+        // The same request with one bit of its FINGERPRINT flipped is not answered.
+        auto bad = make_request(port, client, server_ip, server_port, txid);
+        bad[bad.size() - 1 - random() % 4] ^= static_cast<std::byte>(1u << (random() % 8));
+        const std::size_t udp = 14 + (c.ipv6 ? 40 : 20);
+        stun::store_be16(bad.data() + udp + 6, 0);
+        const std::size_t address_size = c.ipv6 ? 16 : 4;
+        const std::uint16_t sum = transport_checksum(
+            {bad.data() + 14 + (c.ipv6 ? 8 : 12), 2 * address_size}, ip_protocol::udp,
+            {bad.data() + udp, 36});
+        stun::store_be16(bad.data() + udp + 6, sum == 0 ? 0xFFFF : sum);
+        Frame g{bad.data(), static_cast<std::uint16_t>(bad.size()),
+                static_cast<std::uint16_t>(bad.size())};
+        const Verdict v = handle_frame(g, port, counters);
+        EXPECT_FALSE(v.transmits());
+        EXPECT_EQ(v.reason, DropReason::stun_bad_fingerprint);
+    }
+    EXPECT_TRUE(counters.conserved());
+}
+
+std::vector<Case> all_cases() {
+    std::vector<Case> cases;
+    for (bool ipv6 : {false, true})
+        for (bool alternate : {false, true})
+            for (std::size_t software : {0, 1, 2, 3, 4, 9, 31})
+                cases.push_back({ipv6, alternate, software});
+    return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, StunFastPathTest, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                             return std::string(info.param.ipv6 ? "Ipv6" : "Ipv4") +
+                                    (info.param.alternate ? "Alternate" : "Plain") + "Software" +
+                                    std::to_string(info.param.software_length);
+                         });
+
+}  // namespace
+}  // namespace engine
