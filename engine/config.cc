@@ -339,6 +339,27 @@ void read_stun(const toml::table& root, EngineConfig& config) {
     }
 }
 
+void read_neighbour(const toml::table& root, EngineConfig& config) {
+    const toml::table* table = optional_table(root, "neighbour");
+    if (table == nullptr) return;
+    NeighbourConfig& out = config.neighbour;
+    reject_unknown_keys(*table, "neighbour",
+                        {"reachable_ms", "retransmit_ms", "max_probes", "failed_retry_ms",
+                         "capacity"});
+    auto read = [&](std::string_view name, std::uint32_t& value, std::int64_t min,
+                    std::int64_t max, std::string_view note = {}) {
+        if (const toml::node* node = table->get(name))
+            value = static_cast<std::uint32_t>(
+                read_integer(*node, child_key("neighbour", name), min, max, note));
+    };
+    read("reachable_ms", out.reachable_ms, 100, 3600000, " (milliseconds)");
+    read("retransmit_ms", out.retransmit_ms, 100, 60000, " (milliseconds)");
+    read("max_probes", out.max_probes, 1, 20);
+    read("failed_retry_ms", out.failed_retry_ms, 100, 3600000, " (milliseconds)");
+    // Two: a port's gateway4 and gateway6 always have their entries.
+    read("capacity", out.capacity, 2, 4096, " (entries per port, the gateways included)");
+}
+
 PortConfig read_port(const toml::table& table, const std::string& key,
                      std::vector<AddressSite>& sites) {
     PortConfig port;
@@ -553,10 +574,11 @@ EngineConfig parse_unnamed(std::string_view toml_text, std::string_view source_n
         fail(key_at_line(toml_text, line), line, std::string(error.description()));
     }
     EngineConfig config;
-    reject_unknown_keys(root, "", {"eal", "engine", "stun", "port"});
+    reject_unknown_keys(root, "", {"eal", "engine", "stun", "neighbour", "port"});
     read_eal(root, config);
     read_engine(root, config);
     read_stun(root, config);
+    read_neighbour(root, config);
     read_ports(root, config);
     return config;
 }

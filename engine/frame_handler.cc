@@ -5,6 +5,7 @@
 
 #include "engine/checksum.h"
 #include "engine/handler.h"
+#include "engine/neighbour.h"
 #include "stun/bytes.h"
 
 namespace engine {
@@ -36,6 +37,17 @@ Verdict handle_arp(Frame& f, const PortContext& port) noexcept {
         std::to_integer<unsigned>(p[4]) != 6 || std::to_integer<unsigned>(p[5]) != 4)
         return Verdict::drop(DropReason::arp_not_for_us);
     const std::uint16_t operation = load_be16(p + 6);
+    // A reply, or an announcement (RFC 5227 §2.3: a request with sender and target protocol
+    // addresses equal), from an address the neighbour cache watches goes to the control
+    // thread, which alone writes the cache (RFC 826's merge: only watched addresses, so that
+    // unsolicited replies cannot fill it). parse_neighbour_frame() also refuses a multicast or
+    // zero sender MAC, which nobody can be reached at.
+    if (operation == 2 || (operation == 1 && std::memcmp(p + 14, p + 24, 4) == 0)) {
+        NeighbourReply reply;
+        if (port.neighbours.watches({p + 14, 4}) &&
+            parse_neighbour_frame({f.data, f.length}, reply) == NeighbourFrame::reply)
+            return Verdict::to_control();
+    }
     if (operation == 2) return Verdict::drop(DropReason::arp_reply);
     if (operation != 1 || port.ipv4.index_of({p + 24, 4}) < 0)
         return Verdict::drop(DropReason::arp_not_for_us);
@@ -189,7 +201,18 @@ Verdict handle_icmpv6(Frame& f, std::size_t l4, std::size_t l4_length, bool to_u
         reply_l2(f, port);
         return Verdict::transmit();
     }
-    if (type == 136) return Verdict::drop(DropReason::ndp_advertisement);
+    if (type == 136) {
+        // An advertisement about an address the neighbour cache watches goes to the control
+        // thread once valid (RFC 4861 §7.1.2, checked by parse_neighbour_frame), with or
+        // without a target link-layer address (an answer to a unicast probe may leave it out,
+        // §7.2.4, and still confirms the entry, §7.2.5); others have nothing to answer.
+        if (l4_length < 24 || !port.neighbours.watches({f.data + l4 + 8, 16}))
+            return Verdict::drop(DropReason::ndp_advertisement);
+        NeighbourReply reply;
+        if (parse_neighbour_frame({f.data, f.length}, reply) != NeighbourFrame::reply)
+            return Verdict::drop(DropReason::ndp_invalid);
+        return Verdict::to_control();
+    }
     if (type != 135) return Verdict::drop(DropReason::icmp_not_echo);
 
     // RFC 4861 §7.1.1: a valid solicitation has hop limit 255, code 0, at least 24 bytes, and
@@ -253,6 +276,20 @@ Verdict handle_icmpv6(Frame& f, std::size_t l4, std::size_t l4_length, bool to_u
     return Verdict::transmit();
 }
 
+// RFC 4861 §7.2.6: a node announces a new link-layer address with unsolicited advertisements
+// to all-nodes, ff02::1; the other ICMPv6 the engine takes is unicast or to its solicited-node
+// groups. `l4` is the ICMPv6 header's offset, checked against the payload length first.
+bool is_advertisement_to_all_nodes(const Frame& f, std::size_t l4,
+                                   std::size_t payload_length) noexcept {
+    static constexpr std::byte all_nodes[16] = {
+        std::byte{0xFF}, std::byte{0x02}, std::byte{0}, std::byte{0}, std::byte{0},
+        std::byte{0},    std::byte{0},    std::byte{0}, std::byte{0}, std::byte{0},
+        std::byte{0},    std::byte{0},    std::byte{0}, std::byte{0}, std::byte{0},
+        std::byte{1}};
+    return payload_length >= 1 && f.data[l4] == std::byte{136} &&
+           std::memcmp(f.data + ethernet_header_size + 24, all_nodes, 16) == 0;
+}
+
 bool is_ipv6_extension_header(std::uint8_t next_header) noexcept {
     // RFC 8200 §4 and the IANA list: hop-by-hop, routing, destination options, AH, ESP,
     // mobility, HIP, shim6 (fragment is told apart by the caller).
@@ -284,7 +321,8 @@ Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters) n
         return Verdict::drop(DropReason::bad_source_address);
     if (next_header == ip_protocol::icmpv6) {
         if (!to_unicast && !is_solicited_node_of(h + 24, port.ipv6.primary) &&
-            !is_solicited_node_of(h + 24, port.ipv6.alternate))
+            !is_solicited_node_of(h + 24, port.ipv6.alternate) &&
+            !is_advertisement_to_all_nodes(f, l4, payload_length))
             return Verdict::drop(DropReason::not_for_us_l3);
         return handle_icmpv6(f, l4, payload_length, to_unicast, port);
     }
@@ -317,7 +355,13 @@ Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counte
         ++counters.tx_packets;
         counters.tx_bytes += frame.length;
     } else {
-        counters.drop(verdict.reason);
+        if (verdict.goes_to_control()) {
+            // Handed off like a packet for another core (design.md §3's conservation law).
+            ++counters.handed_off;
+            ++counters.to_control;
+        } else {
+            counters.drop(verdict.reason);
+        }
     }
     return verdict;
 }

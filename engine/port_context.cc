@@ -1,6 +1,7 @@
 #include "engine/port_context.h"
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "stun/bytes.h"
@@ -21,7 +22,9 @@ SoftwareText::SoftwareText(std::string_view text) : text_(text) {
     attribute.insert(attribute.end(), bytes.begin(), bytes.end());
     attribute.resize(stun::attribute_header_size + stun::padded4(text.size()), std::byte{0});
     attribute_raw_crc_ = stun::crc32_raw(attribute);
-    attribute_size_ = attribute.size();
+    for (std::size_t i = 0; i < attribute.size(); i += 4)
+        attribute_sum_ += stun::load_be32(&attribute[i]);
+    attribute_ = std::move(attribute);
 }
 
 PortContext PortContext::from_config(const EngineConfig& config, const PortConfig& port,

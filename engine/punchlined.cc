@@ -3,10 +3,14 @@
 //   punchlined --config FILE          run until SIGINT/SIGTERM; SIGUSR1 prints the counters
 //   punchlined --config FILE --check  validate the configuration and exit
 //
-// Threads: the main lcore is the control thread (signals, counters report; later the
-// management socket and RCU publications). Each worker lcore owns one RX and one TX queue on
-// every port, its counters, and a handoff ring from every other worker. A worker never locks,
-// allocates, logs or makes a syscall in its loop.
+// Threads: the main lcore is the control thread (signals, counters report, the neighbour cache
+// and its RCU publications; later the management socket). Each worker lcore owns one RX and one
+// TX queue on every port, its counters, a handoff ring from every other worker, and a ring to
+// the control thread. A worker never locks, allocates, logs or makes a syscall in its loop.
+//
+// The control loop ticks every 50 ms (sigtimedwait): it takes the neighbour replies the workers
+// handed over, advances each port's NeighbourTable, gives the probes to worker 0 to send, and
+// republishes a port's PortContext when its neighbours changed.
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -19,7 +23,9 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -28,8 +34,10 @@
 
 #include "engine/config.h"
 #include "engine/counters.h"
+#include "engine/neighbour.h"
 #include "engine/port_context.h"
 #include "engine/worker.h"
+#include "stun/address.h"
 
 namespace {
 
@@ -37,13 +45,50 @@ using engine::CoreCounters;
 
 constexpr std::uint16_t queue_descriptors = 1024;
 constexpr unsigned handoff_ring_size = 4096;
+// Neighbour replies and probes: a few a second per port; the rings only need to absorb a burst
+// of gratuitous ARP.
+constexpr unsigned control_ring_size = 512;
+// The control loop's period: the granularity of the neighbour timers (config.h).
+constexpr long control_tick_ms = 50;
 
 struct Engine {
     engine::EngineConfig config;
     std::vector<std::string> devices;  // parallel to dataplane.ports
     std::vector<unsigned> worker_lcores;
     engine::Dataplane dataplane;
+    // One per port, parallel to dataplane.ports; the control thread's alone.
+    std::vector<std::unique_ptr<engine::NeighbourTable>> neighbours;
+    rte_mempool* pool = nullptr;
+    // What the control thread could not do with neighbour frames (for the report).
+    std::uint64_t neighbour_frames_invalid = 0;
+    std::uint64_t probes_unsent = 0;  // no mbuf, or the ring to worker 0 was full
 };
+
+std::uint64_t monotonic_ms() {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1000 +
+           static_cast<std::uint64_t>(now.tv_nsec) / 1000000;
+}
+
+std::string mac_text(const engine::MacAddress& mac) {
+    char text[18];
+    std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x",
+                  std::to_integer<unsigned>(mac[0]), std::to_integer<unsigned>(mac[1]),
+                  std::to_integer<unsigned>(mac[2]), std::to_integer<unsigned>(mac[3]),
+                  std::to_integer<unsigned>(mac[4]), std::to_integer<unsigned>(mac[5]));
+    return text;
+}
+
+std::string ip_text(const stun::Address& address) {
+    std::array<char, 48> text{};
+    const std::size_t n = address.format(text);
+    std::string out(text.data(), n);
+    // format() writes "ip:port" or "[ip]:port": keep the address alone.
+    out.erase(out.rfind(':'));
+    if (!out.empty() && out.front() == '[') out = out.substr(1, out.size() - 2);
+    return out;
+}
 
 [[noreturn]] void fail(const std::string& message) {
     std::fprintf(stderr, "punchlined: %s\n", message.c_str());
@@ -56,6 +101,8 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
         fail("port.device \"" + device +
              "\": no such DPDK port (name it in eal.args, e.g. --vdev=" + device +
              ",iface=..., or give a PCI address bound to a DPDK driver)");
+    // One RX and one TX queue per worker; the control thread sends through worker 0's
+    // (Dataplane::from_control says why it has none of its own).
     const auto queues = static_cast<std::uint16_t>(e.worker_lcores.size());
     rte_eth_dev_info info{};
     if (rte_eth_dev_info_get(port.id, &info) != 0) fail("cannot query " + device);
@@ -93,6 +140,11 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
         auto* context = new engine::PortContext(
             engine::PortContext::from_config(e.config, pc, port_mac));
         context->mtu = mtu;
+        auto table = std::make_unique<engine::NeighbourTable>(e.config.neighbour, pc, port_mac,
+                                                              monotonic_ms());
+        context->neighbours = table->snapshot();
+        table->take_changed();  // this snapshot is the one published
+        e.neighbours.push_back(std::move(table));
         rcu_assign_pointer(port.context, context);
     }
     std::printf("punchlined: port %s (id %u) %02x:%02x:%02x:%02x:%02x:%02x, %u queue(s)\n",
@@ -132,10 +184,19 @@ void print_counters(const Engine& e, bool final) {
         total.stun_success += c.stun_success;
         total.stun_error += c.stun_error;
         total.busy_cycles += c.busy_cycles;
+        total.to_control += c.to_control;
+        total.control_sent += c.control_sent;
+        total.control_refused += c.control_refused;
         for (std::size_t r = 0; r < engine::drop_reason_count; ++r) total.drops[r] += c.drops[r];
     }
     line("total", total);
     std::printf("tsc_hz %llu\n", static_cast<unsigned long long>(rte_get_tsc_hz()));
+    // Of "handed off", what went to the control thread; and the probes it sent (never
+    // received: outside the conservation law).
+    std::printf("control: %llu frames handed to it | %llu sent for it, %llu refused by TX\n",
+                static_cast<unsigned long long>(total.to_control),
+                static_cast<unsigned long long>(total.control_sent),
+                static_cast<unsigned long long>(total.control_refused));
     for (std::size_t r = 0; r < engine::drop_reason_count; ++r)
         if (total.drops[r] != 0)
             std::printf("  drop %-24s %llu  (%s)\n",
@@ -143,6 +204,117 @@ void print_counters(const Engine& e, bool final) {
                         static_cast<unsigned long long>(total.drops[r]),
                         std::string(engine::drop_reasons[r].help).c_str());
     std::fflush(stdout);
+}
+
+// One line per entry, then one per port with the table's own counters:
+//   neighbour port net_tap0 198.18.0.1 lladdr 02:00:00:00:00:01 REACHABLE gateway
+//   neighbour port net_tap0 2001:db8::1 FAILED gateway
+//   neighbour port net_tap0: 2 entries, 0 refused (table full), 0 unsolicited replies ignored
+void print_neighbours(const Engine& e) {
+    for (std::size_t p = 0; p < e.neighbours.size(); ++p) {
+        const engine::NeighbourTable& table = *e.neighbours[p];
+        for (const engine::NeighbourEntry& entry : table.entries())
+            std::printf("neighbour port %s %s%s%s %s%s\n", e.devices[p].c_str(),
+                        ip_text(entry.ip).c_str(), entry.usable() ? " lladdr " : "",
+                        entry.usable() ? mac_text(entry.mac).c_str() : "",
+                        std::string(engine::to_string(entry.state)).c_str(),
+                        entry.gateway ? " gateway" : "");
+        std::printf("neighbour port %s: %zu entries, %llu refused (table full), %llu unsolicited "
+                    "replies ignored\n",
+                    e.devices[p].c_str(), table.entries().size(),
+                    static_cast<unsigned long long>(table.refused()),
+                    static_cast<unsigned long long>(table.ignored_replies()));
+    }
+    std::printf("neighbour frames: %llu invalid, %llu probes unsent\n",
+                static_cast<unsigned long long>(e.neighbour_frames_invalid),
+                static_cast<unsigned long long>(e.probes_unsent));
+    std::fflush(stdout);
+}
+
+// Republishes port `p`'s context with the table's current snapshot. RCU: the workers read
+// ports[p].context with rcu_dereference inside a loop iteration; rcu_assign_pointer (a release
+// store) makes the new context whole before any worker can see it, and synchronize_rcu()
+// returns once every registered worker has passed a quiescent state, after which none holds the
+// old one. The control thread is not a QSBR reader (never registered), so it may wait here.
+void publish_neighbours(Engine& e, std::size_t p) {
+    engine::DataplanePort& port = e.dataplane.ports[p];
+    engine::PortContext* old = port.context;
+    auto* next = new engine::PortContext(*old);
+    next->neighbours = e.neighbours[p]->snapshot();
+    rcu_assign_pointer(port.context, next);
+    synchronize_rcu();
+    delete old;
+}
+
+// Frees every mbuf left in `ring` (shutdown, or a frame for a port the engine does not have).
+void drain(rte_ring* ring) {
+    void* object = nullptr;
+    while (ring != nullptr && rte_ring_dequeue(ring, &object) == 0)
+        rte_pktmbuf_free(static_cast<rte_mbuf*>(object));
+}
+
+// One tick of the control loop: replies in, timers, probes out, events logged, publications.
+void control_tick(Engine& e) {
+    const std::uint64_t now = monotonic_ms();
+    // 1. The workers' hand-overs: parse (the handlers checked, the control thread trusts no
+    //    one), apply, free.
+    for (rte_ring* ring : e.dataplane.to_control) {
+        rte_mbuf* frames[32];
+        unsigned n;
+        while ((n = rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(frames), 32,
+                                              nullptr)) != 0) {
+            for (unsigned i = 0; i < n; ++i) {
+                rte_mbuf* m = frames[i];
+                std::size_t p = 0;
+                while (p < e.dataplane.ports.size() && e.dataplane.ports[p].id != m->port) ++p;
+                engine::NeighbourReply reply;
+                if (p < e.dataplane.ports.size() &&
+                    engine::parse_neighbour_frame(
+                        {rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)},
+                        reply) == engine::NeighbourFrame::reply)
+                    e.neighbours[p]->on_reply(reply, now);
+                else
+                    ++e.neighbour_frames_invalid;
+                rte_pktmbuf_free(m);
+            }
+        }
+    }
+    for (std::size_t p = 0; p < e.neighbours.size(); ++p) {
+        engine::NeighbourTable& table = *e.neighbours[p];
+        // 2. Timers, and the probes they call for, through worker 0.
+        for (const engine::NeighbourProbe& probe : table.tick(now)) {
+            rte_mbuf* m = rte_pktmbuf_alloc(e.pool);
+            if (m == nullptr) {
+                ++e.probes_unsent;
+                continue;
+            }
+            const std::size_t length = table.build_probe(
+                probe, {rte_pktmbuf_mtod(m, std::byte*), rte_pktmbuf_tailroom(m)});
+            m->port = e.dataplane.ports[p].id;  // before the enqueue: worker 0 reads it
+            if (length == 0 ||
+                rte_pktmbuf_append(m, static_cast<std::uint16_t>(length)) == nullptr ||
+                e.dataplane.from_control == nullptr ||
+                rte_ring_sp_enqueue(e.dataplane.from_control, m) != 0) {
+                ++e.probes_unsent;
+                rte_pktmbuf_free(m);
+            }
+        }
+        // 3. A gateway resolved, changed its MAC, or failed: one line each.
+        for (const engine::NeighbourEvent& event : table.take_events()) {
+            if (!event.gateway) continue;
+            if (event.kind == engine::NeighbourEvent::Kind::resolved)
+                std::printf("punchlined: port %s gateway %s resolved: lladdr %s\n",
+                            e.devices[p].c_str(), ip_text(event.ip).c_str(),
+                            mac_text(event.mac).c_str());
+            else
+                std::printf("punchlined: port %s gateway %s FAILED: no answer to %u probes\n",
+                            e.devices[p].c_str(), ip_text(event.ip).c_str(),
+                            e.config.neighbour.max_probes);
+            std::fflush(stdout);
+        }
+        // 4. The workers see the change.
+        if (table.take_changed()) publish_neighbours(e, p);
+    }
 }
 
 }  // namespace
@@ -199,6 +371,7 @@ int main(int argc, char** argv) {
     if (pool == nullptr)
         fail(std::string("cannot create the mbuf pool (engine.mbufs, EAL -m): ") +
              rte_strerror(rte_errno));
+    e.pool = pool;
     e.dataplane.ports.resize(e.config.ports.size());
     for (std::size_t p = 0; p < e.config.ports.size(); ++p) {
         e.devices.push_back(e.config.ports[p].device);
@@ -215,6 +388,20 @@ int main(int argc, char** argv) {
             if (e.dataplane.rings[from * workers + to] == nullptr)
                 fail("cannot create handoff ring " + name + ": " + rte_strerror(rte_errno));
         }
+    for (unsigned w = 0; w < workers; ++w) {
+        const std::string name = "to_control_" + std::to_string(w);
+        rte_ring* ring = rte_ring_create(name.c_str(), control_ring_size,
+                                         static_cast<int>(rte_socket_id()),
+                                         RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (ring == nullptr)
+            fail("cannot create ring " + name + ": " + rte_strerror(rte_errno));
+        e.dataplane.to_control.push_back(ring);
+    }
+    e.dataplane.from_control = rte_ring_create("from_control", control_ring_size,
+                                               static_cast<int>(rte_socket_id()),
+                                               RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (e.dataplane.from_control == nullptr)
+        fail(std::string("cannot create ring from_control: ") + rte_strerror(rte_errno));
 
     engine::set_dataplane(&e.dataplane);
     for (unsigned w = 0; w < workers; ++w)
@@ -225,17 +412,22 @@ int main(int argc, char** argv) {
                 workers);
     std::fflush(stdout);
 
+    // A signal, or every control_tick_ms the neighbour cache's turn (EAGAIN).
+    const timespec tick = {0, control_tick_ms * 1000000};
     for (;;) {
-        const int s = sigwaitinfo(&signals, nullptr);
+        const int s = sigtimedwait(&signals, nullptr, &tick);
         if (s == SIGUSR1) {
             print_counters(e, false);
+            print_neighbours(e);
         } else if (s == SIGINT || s == SIGTERM) {
             break;
         }
+        control_tick(e);
     }
     e.dataplane.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
     print_counters(e, true);
+    print_neighbours(e);
 
     for (engine::DataplanePort& port : e.dataplane.ports) {
         rte_eth_dev_stop(port.id);
@@ -245,6 +437,13 @@ int main(int argc, char** argv) {
         port.context = nullptr;
     }
     for (rte_ring* ring : e.dataplane.rings) rte_ring_free(ring);
+    // What the workers handed over or were yet to send when they stopped.
+    for (rte_ring* ring : e.dataplane.to_control) {
+        drain(ring);
+        rte_ring_free(ring);
+    }
+    drain(e.dataplane.from_control);
+    rte_ring_free(e.dataplane.from_control);
     rte_mempool_free(pool);
     rte_eal_cleanup();
     return 0;

@@ -413,16 +413,11 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
         w.address<ipv6>(stun::attr::other_address, other->ip.data(),
                         port_index == 0 ? port.stun_alternate_port : port.stun_port, nullptr);
     if (software_length > 0) {
-        w.word(std::uint32_t{stun::attr::software} << 16 |
-               static_cast<std::uint32_t>(software_length));
-        const std::span<const std::byte> text = stun::as_bytes(port.software.str());
-        // RFC 8489 §14: padding bytes "MUST be ignored by the receiver"; we send zeros: the
-        // last word is zeroed, then the text copied over it. The sum pads an odd tail with a
-        // zero byte too.
-        stun::store_be32(w.at + stun::padded4(software_length) - 4, 0);
-        std::memcpy(w.at, text.data(), software_length);
-        w.sum += checksum_add(0, text);
-        w.at += stun::padded4(software_length);
+        // The whole attribute, padding included, and its sum were made when the text was set.
+        const std::span<const std::byte> attribute = port.software.attribute();
+        std::memcpy(w.at, attribute.data(), attribute.size());
+        w.sum += port.software.attribute_sum();
+        w.at += attribute.size();
     }
     if (fingerprint) {
         // RFC 8489 §14.7: the CRC covers the header, whose length already includes it.

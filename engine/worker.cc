@@ -51,7 +51,12 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexc
     frame.data = rte_pktmbuf_mtod(m, std::byte*);
     frame.length = rte_pktmbuf_data_len(m);
     frame.capacity = static_cast<std::uint16_t>(frame.length + rte_pktmbuf_tailroom(m));
-    if (!handle_frame(frame, context, counters_).transmits()) {
+    const Verdict verdict = handle_frame(frame, context, counters_);
+    if (verdict.goes_to_control()) {
+        hand_to_control(m, tx);
+        return;
+    }
+    if (!verdict.transmits()) {
         rte_pktmbuf_free(m);
         return;
     }
@@ -59,6 +64,37 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexc
     m->pkt_len = frame.length;
     m->ol_flags = 0;
     tx.packets[tx.count++] = m;
+}
+
+void Worker::hand_to_control(rte_mbuf* m, const TxBuffer& tx) noexcept {
+    // The TX buffer is the port's (tx_[p]): the control thread reads the port from the mbuf,
+    // which not every PMD sets (net_ring does not).
+    m->port = dataplane_.ports[static_cast<std::size_t>(&tx - tx_.data())].id;
+    rte_ring* ring =
+        index_ < dataplane_.to_control.size() ? dataplane_.to_control[index_] : nullptr;
+    if (ring != nullptr && rte_ring_sp_enqueue(ring, m) == 0) return;
+    // handle_frame() counted it as handed off to the control thread; it was not.
+    --counters_.handed_off;
+    --counters_.to_control;
+    counters_.drop(DropReason::control_ring_full);
+    rte_pktmbuf_free(m);
+}
+
+void Worker::send_for_control() noexcept {
+    // A few probes a second at most: one tx_burst per frame keeps this simple. Costs an empty
+    // ring check (≈ 2 ns) per loop iteration otherwise.
+    rte_mbuf* frames[32];
+    const unsigned n = rte_ring_sc_dequeue_burst(dataplane_.from_control,
+                                                 reinterpret_cast<void**>(frames), 32, nullptr);
+    for (unsigned i = 0; i < n; ++i) {
+        if (rte_eth_tx_burst(frames[i]->port, static_cast<std::uint16_t>(index_), &frames[i],
+                             1) == 1) {
+            ++counters_.control_sent;
+        } else {
+            ++counters_.control_refused;
+            rte_pktmbuf_free(frames[i]);
+        }
+    }
 }
 
 unsigned Worker::poll() noexcept {
@@ -105,6 +141,7 @@ unsigned Worker::poll() noexcept {
         }
     }
     for (std::size_t p = 0; p < d.ports.size(); ++p) flush(tx_[p], d.ports[p].id);
+    if (index_ == 0 && d.from_control != nullptr) send_for_control();
     return taken;
 }
 

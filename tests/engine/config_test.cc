@@ -13,16 +13,13 @@
 #include <system_error>
 #include <vector>
 
+#include "test_support.h"
 #include "stun/address.h"
 
 namespace engine {
 namespace {
 
-stun::Address address(std::string_view text) {
-    stun::Address out;
-    EXPECT_TRUE(stun::Address::from_string(text, 0, out)) << text;
-    return out;
-}
+using test::address;
 
 // The error parse_config throws for `text`; a test failure when it parses.
 std::optional<ConfigError> error_of(const std::string& text) {
@@ -94,6 +91,11 @@ TEST(ParseConfig, DefaultFileParsesToTheDemoConfig) {
     EXPECT_EQ(tap.prefix4, 24);
     EXPECT_EQ(tap.prefix6, 64);
     EXPECT_EQ(tap.rx_checksum, RxChecksum::verify);
+    EXPECT_EQ(config.neighbour.reachable_ms, 30000u);
+    EXPECT_EQ(config.neighbour.retransmit_ms, 1000u);
+    EXPECT_EQ(config.neighbour.max_probes, 3u);
+    EXPECT_EQ(config.neighbour.failed_retry_ms, 10000u);
+    EXPECT_EQ(config.neighbour.capacity, 64u);
 }
 
 TEST(LoadConfig, ReadsTheDefaultFile) {
@@ -137,6 +139,11 @@ TEST(ParseConfig, AbsentOptionalKeysTakeTheirDefaults) {
     EXPECT_EQ(config.stun.port, defaults.stun.port);
     EXPECT_EQ(config.stun.alternate_port, defaults.stun.alternate_port);
     EXPECT_EQ(config.stun.software, defaults.stun.software);
+    EXPECT_EQ(config.neighbour.reachable_ms, defaults.neighbour.reachable_ms);
+    EXPECT_EQ(config.neighbour.retransmit_ms, defaults.neighbour.retransmit_ms);
+    EXPECT_EQ(config.neighbour.max_probes, defaults.neighbour.max_probes);
+    EXPECT_EQ(config.neighbour.failed_retry_ms, defaults.neighbour.failed_retry_ms);
+    EXPECT_EQ(config.neighbour.capacity, defaults.neighbour.capacity);
     ASSERT_EQ(config.ports.size(), 1u);
     const PortConfig& ring = config.ports[0];
     EXPECT_EQ(ring.device, "net_ring0");
@@ -150,16 +157,20 @@ TEST(ParseConfig, AbsentOptionalKeysTakeTheirDefaults) {
 }
 
 TEST(ParseConfig, EmptyTablesTakeTheirDefaults) {
-    const EngineConfig config = parse_config("[engine]\n[stun]\n" + eal + port, "test.toml");
+    const EngineConfig config =
+        parse_config("[engine]\n[stun]\n[neighbour]\n" + eal + port, "test.toml");
     EXPECT_EQ(config.workers, EngineConfig{}.workers);
     EXPECT_EQ(config.stun.port, StunConfig{}.port);
+    EXPECT_EQ(config.neighbour.capacity, NeighbourConfig{}.capacity);
 }
 
 TEST(ParseConfig, ReadsEveryKeyAtItsLimits) {
     const EngineConfig config = parse_config(
         "[engine]\nworkers = [0, 1023]\nmbufs = 1048575\nburst = 512\n"
         "[stun]\nenabled = false\nport = 65535\nalternate_port = 0\nsoftware = \"" +
-            std::string(509, 's') + "\"\n" + eal +
+            std::string(509, 's') + "\"\n" +
+            "[neighbour]\nreachable_ms = 3600000\nretransmit_ms = 60000\nmax_probes = 20\n"
+            "failed_retry_ms = 3600000\ncapacity = 4096\n" + eal +
             "[[port]]\ndevice = \"net_af_packet0\"\n"
             "ipv6 = [\"2001:db8::2\"]\nprefix6 = 128\n"
             "prefix4 = 32\nrx_checksum = \"trust\"\n",
@@ -171,11 +182,28 @@ TEST(ParseConfig, ReadsEveryKeyAtItsLimits) {
     EXPECT_EQ(config.stun.port, 65535);
     EXPECT_EQ(config.stun.alternate_port, 0) << "0 turns the alternate port off";
     EXPECT_EQ(config.stun.software.size(), 509u);
+    EXPECT_EQ(config.neighbour.reachable_ms, 3600000u);
+    EXPECT_EQ(config.neighbour.retransmit_ms, 60000u);
+    EXPECT_EQ(config.neighbour.max_probes, 20u);
+    EXPECT_EQ(config.neighbour.failed_retry_ms, 3600000u);
+    EXPECT_EQ(config.neighbour.capacity, 4096u);
     ASSERT_EQ(config.ports.size(), 1u);
     EXPECT_TRUE(config.ports[0].ipv4.empty()) << "an IPv6-only port";
     EXPECT_EQ(config.ports[0].prefix6, 128);
     EXPECT_EQ(config.ports[0].prefix4, 32);
     EXPECT_EQ(config.ports[0].rx_checksum, RxChecksum::trust);
+}
+
+TEST(ParseConfig, NeighbourKeysAtTheirLowerLimits) {
+    const EngineConfig config = parse_config(
+        "[neighbour]\nreachable_ms = 100\nretransmit_ms = 100\nmax_probes = 1\n"
+        "failed_retry_ms = 100\ncapacity = 2\n" + eal + port,
+        "test.toml");
+    EXPECT_EQ(config.neighbour.reachable_ms, 100u);
+    EXPECT_EQ(config.neighbour.retransmit_ms, 100u);
+    EXPECT_EQ(config.neighbour.max_probes, 1u);
+    EXPECT_EQ(config.neighbour.failed_retry_ms, 100u);
+    EXPECT_EQ(config.neighbour.capacity, 2u);
 }
 
 TEST(ParseConfig, EmptySoftwareLeavesTheAttributeOut) {
@@ -293,7 +321,7 @@ const std::vector<ErrorCase> error_cases = {
 
     // Unknown keys, the first in file order.
     {"UnknownRootKey", "workers = [1]\n", Append::eal_and_port, "workers", 1,
-     "unknown key; known keys here: eal, engine, stun, port"},
+     "unknown key; known keys here: eal, engine, stun, neighbour, port"},
     {"UnknownEalKey", "[eal]\nargs = [\"--no-pci\"]\nargv = []\n", Append::port, "eal.argv", 3,
      "unknown key; known keys here: args"},
     {"UnknownEngineKey", "[engine]\nworker = [1]\n", Append::eal_and_port, "engine.worker", 2,
@@ -367,6 +395,34 @@ const std::vector<ErrorCase> error_cases = {
      "expected a string of at most 509 bytes (RFC 8489 §14.14), got 510 bytes"},
     {"SoftwareNotAString", "[stun]\nsoftware = 1.5\n", Append::eal_and_port, "stun.software", 2,
      "expected a string, got 1.5"},
+
+    // [neighbour]
+    {"NeighbourNotATable", "neighbour = 1\n", Append::eal_and_port, "neighbour", 1,
+     "expected a table [neighbour], got 1"},
+    {"UnknownNeighbourKey", "[neighbour]\nreachable = 1000\n", Append::eal_and_port,
+     "neighbour.reachable", 2,
+     "known keys here: reachable_ms, retransmit_ms, max_probes, failed_retry_ms, capacity"},
+    {"ReachableBelow100", "[neighbour]\nreachable_ms = 99\n", Append::eal_and_port,
+     "neighbour.reachable_ms", 2, "expected an integer 100..3600000 (milliseconds), got 99"},
+    {"ReachableAbove3600000", "[neighbour]\nreachable_ms = 3600001\n", Append::eal_and_port,
+     "neighbour.reachable_ms", 2, "got 3600001"},
+    {"RetransmitBelow100", "[neighbour]\nretransmit_ms = 50\n", Append::eal_and_port,
+     "neighbour.retransmit_ms", 2, "expected an integer 100..60000 (milliseconds), got 50"},
+    {"RetransmitAbove60000", "[neighbour]\nretransmit_ms = 60001\n", Append::eal_and_port,
+     "neighbour.retransmit_ms", 2, "got 60001"},
+    {"MaxProbesZero", "[neighbour]\nmax_probes = 0\n", Append::eal_and_port,
+     "neighbour.max_probes", 2, "expected an integer 1..20, got 0"},
+    {"MaxProbesAbove20", "[neighbour]\nmax_probes = 21\n", Append::eal_and_port,
+     "neighbour.max_probes", 2, "got 21"},
+    {"FailedRetryBelow100", "[neighbour]\nfailed_retry_ms = 0\n", Append::eal_and_port,
+     "neighbour.failed_retry_ms", 2, "expected an integer 100..3600000 (milliseconds), got 0"},
+    {"CapacityBelowTwo", "[neighbour]\ncapacity = 1\n", Append::eal_and_port,
+     "neighbour.capacity", 2,
+     "expected an integer 2..4096 (entries per port, the gateways included), got 1"},
+    {"CapacityAbove4096", "[neighbour]\ncapacity = 4097\n", Append::eal_and_port,
+     "neighbour.capacity", 2, "got 4097"},
+    {"CapacityNotAnInteger", "[neighbour]\ncapacity = \"64\"\n", Append::eal_and_port,
+     "neighbour.capacity", 2, R"(got "64")"},
 
     // [[port]]: the list
     {"PortASingleTable", "[port]\ndevice = \"net_ring0\"\n", Append::eal, "port", 1,

@@ -9,7 +9,9 @@
 // The port is net_ring, built with rte_eth_from_rings(): the test enqueues mbufs into the RX
 // ring (the port's RX queue 0) and dequeues what the port transmitted from the TX ring (its TX
 // queue 0). One worker, one port, burst 32, no handoff rings: a one-worker Dataplane never
-// hands off, so steering is exercised only as "mine". The port's own MAC does not matter: the
+// hands off, so steering is exercised only as "mine". A frame with the verdict to_control (a
+// neighbour reply) must come out of the worker's ring to the control thread, unchanged and
+// with its port set, and not out of the TX ring. The port's own MAC does not matter: the
 // PortContext carries the MAC the golden frames are addressed to.
 //
 // A case with `capacity:` gets an mbuf whose tailroom after the frame is capacity - length
@@ -35,6 +37,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -48,6 +51,7 @@
 #include "engine/counters.h"
 #include "engine/drop_reason.h"
 #include "engine/frame.h"
+#include "engine/neighbour.h"
 #include "engine/port_context.h"
 #include "engine/worker.h"
 #include "golden/golden_cases.h"
@@ -60,6 +64,7 @@ using golden::camel_case;
 using golden::expect_stun_counters;
 using golden::corpus;
 using golden::Corpus;
+using golden::expected_verdict;
 using golden::GoldenCase;
 using golden::hex_dump;
 using golden::make_context;
@@ -79,6 +84,8 @@ struct RingPort {
     rte_mempool* pool = nullptr;
     rte_ring* rx = nullptr;  // the port receives from here: the test enqueues
     rte_ring* tx = nullptr;  // the port transmits into here: the test dequeues
+    rte_ring* control = nullptr;  // the worker's ring to the control thread: the test dequeues
+    rte_ring* from_control = nullptr;  // what "the control thread" sends: the test enqueues
     std::uint16_t port_id = 0;
     bool port_started = false;
     Dataplane dataplane;
@@ -148,7 +155,7 @@ public:
             }
             // Closing the port leaves the rings to their creator; an mbuf a failed test left
             // in one goes back to the pool before the pool goes.
-            for (rte_ring* ring : {port_->rx, port_->tx}) {
+            for (rte_ring* ring : {port_->rx, port_->tx, port_->control, port_->from_control}) {
                 if (ring == nullptr) continue;
                 void* left = nullptr;
                 while (rte_ring_dequeue(ring, &left) == 0)
@@ -171,7 +178,12 @@ private:
         if (p.pool == nullptr) return std::string("mbuf pool: ") + rte_strerror(rte_errno);
         p.rx = rte_ring_create("golden_ring_rx", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
         p.tx = rte_ring_create("golden_ring_tx", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
-        if (p.rx == nullptr || p.tx == nullptr)
+        p.control = rte_ring_create("golden_ring_control", ring_size, socket,
+                                    RING_F_SP_ENQ | RING_F_SC_DEQ);
+        p.from_control = rte_ring_create("golden_ring_from_control", ring_size, socket,
+                                         RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (p.rx == nullptr || p.tx == nullptr || p.control == nullptr ||
+            p.from_control == nullptr)
             return std::string("rings: ") + rte_strerror(rte_errno);
         const int created = rte_eth_from_rings("golden_ring", &p.rx, 1, &p.tx, 1,
                                                static_cast<unsigned>(socket));
@@ -194,6 +206,8 @@ private:
         p.dataplane.workers = 1;
         p.dataplane.burst = burst;
         p.dataplane.rings.assign(1, nullptr);  // rings[0 * 1 + 0]: a worker never hands to itself
+        p.dataplane.to_control = {p.control};
+        p.dataplane.from_control = p.from_control;
         p.dataplane.counters = std::make_unique<CoreCounters[]>(1);
         p.worker = std::make_unique<Worker>(p.dataplane, 0);
         return {};
@@ -215,6 +229,8 @@ protected:
         }
         ASSERT_EQ(rte_ring_count(ring_port->rx), 0u) << "a previous test left frames to receive";
         ASSERT_EQ(rte_ring_count(ring_port->tx), 0u) << "a previous test left frames sent";
+        ASSERT_EQ(rte_ring_count(ring_port->control), 0u)
+            << "a previous test left frames for the control thread";
         ASSERT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size)
             << "a previous test left mbufs out of the pool";
     }
@@ -256,6 +272,20 @@ struct Sent {
     std::uint64_t offload_flags = 0;
 };
 
+// Fills `ring` with fresh mbufs from the port's pool, as if a full queue held them. Returns how
+// many (0 if the pool or the ring refused them).
+std::size_t fill_ring(rte_ring* ring) {
+    std::vector<rte_mbuf*> fillers(rte_ring_free_count(ring));
+    const auto n = static_cast<unsigned>(fillers.size());
+    if (rte_pktmbuf_alloc_bulk(ring_port->pool, fillers.data(), n) != 0) return 0;
+    if (rte_ring_enqueue_bulk(ring, reinterpret_cast<void* const*>(fillers.data()), n,
+                              nullptr) != n) {
+        rte_pktmbuf_free_bulk(fillers.data(), n);
+        return 0;
+    }
+    return n;
+}
+
 // Dequeues everything the port transmitted, in order, and frees it.
 std::vector<Sent> take_transmitted() {
     std::vector<Sent> sent;
@@ -273,6 +303,25 @@ std::vector<Sent> take_transmitted() {
     return sent;
 }
 
+// One frame the worker handed to the control thread, copied out before its mbuf was freed.
+struct Handed {
+    std::vector<std::byte> bytes;
+    std::uint16_t port = 0;
+};
+
+// Dequeues everything in the worker's ring to the control thread, in order, and frees it.
+std::vector<Handed> take_handed_to_control() {
+    std::vector<Handed> handed;
+    void* object = nullptr;
+    while (rte_ring_dequeue(ring_port->control, &object) == 0) {
+        auto* m = static_cast<rte_mbuf*>(object);
+        const auto* data = rte_pktmbuf_mtod(m, const std::byte*);
+        handed.push_back(Handed{{data, data + rte_pktmbuf_data_len(m)}, m->port});
+        rte_pktmbuf_free(m);
+    }
+    return handed;
+}
+
 // What the counters moved by between two snapshots.
 CoreCounters difference(const CoreCounters& after, const CoreCounters& before) {
     CoreCounters d;
@@ -281,6 +330,7 @@ CoreCounters difference(const CoreCounters& after, const CoreCounters& before) {
     d.tx_packets = after.tx_packets - before.tx_packets;
     d.tx_bytes = after.tx_bytes - before.tx_bytes;
     d.handed_off = after.handed_off - before.handed_off;
+    d.to_control = after.to_control - before.to_control;
     for (std::size_t i = 0; i < drop_reason_count; ++i)
         d.drops[i] = after.drops[i] - before.drops[i];
     d.stun_success = after.stun_success - before.stun_success;
@@ -288,22 +338,21 @@ CoreCounters difference(const CoreCounters& after, const CoreCounters& before) {
     return d;
 }
 
-// The verdict one received frame got, as the port and the counters show it: "transmit" (one
-// frame sent, nothing dropped), "drop <reason>" (nothing sent, one drop), or what happened
+// The verdict one received frame got, as the port, the control ring and the counters show it:
+// "transmit" (one frame sent, nothing dropped), "to_control" (one frame in the control ring,
+// counted as handed off to it), "drop <reason>" (nothing sent, one drop), or what happened
 // instead.
-std::string verdict_of(const CoreCounters& delta, std::size_t sent) {
-    if (sent == 1 && delta.dropped() == 0) return "transmit";
-    if (sent == 0 && delta.dropped() == 1) {
+std::string verdict_of(const CoreCounters& delta, std::size_t sent, std::size_t handed = 0) {
+    if (sent == 1 && handed == 0 && delta.dropped() == 0) return "transmit";
+    if (sent == 0 && handed == 1 && delta.dropped() == 0 && delta.to_control == 1 &&
+        delta.handed_off == 1)
+        return "to_control";
+    if (sent == 0 && handed == 0 && delta.dropped() == 1) {
         for (std::size_t i = 0; i < drop_reason_count; ++i)
             if (delta.drops[i] == 1) return "drop " + std::string(drop_reasons[i].name);
     }
-    return std::to_string(sent) + " frames sent and " + std::to_string(delta.dropped()) +
-           " dropped";
-}
-
-std::string expected_verdict(const GoldenCase& golden) {
-    return golden.transmit ? std::string("transmit")
-                           : "drop " + std::string(to_string(golden.reason));
+    return std::to_string(sent) + " frames sent, " + std::to_string(handed) +
+           " handed to the control thread and " + std::to_string(delta.dropped()) + " dropped";
 }
 
 // Fails with a hex dump of both at the first difference.
@@ -337,6 +386,7 @@ TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
     ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
     const unsigned taken = ring_port->worker->poll();
     const std::vector<Sent> sent = take_transmitted();
+    const std::vector<Handed> handed = take_handed_to_control();
     const CoreCounters delta = difference(ring_port->counters(), before);
 
     // Whatever the verdict: one frame taken in, accounted for once, no mbuf kept or lost.
@@ -347,9 +397,9 @@ TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
     EXPECT_TRUE(delta.conserved());
     EXPECT_EQ(delta.rx_packets, 1u);
     EXPECT_EQ(delta.rx_bytes, golden.input.size());
-    EXPECT_EQ(delta.handed_off, 0u);
+    EXPECT_EQ(delta.handed_off, golden.to_control ? 1u : 0u);
 
-    const std::string verdict = verdict_of(delta, sent.size());
+    const std::string verdict = verdict_of(delta, sent.size(), handed.size());
     if (!golden.pending.empty()) {
         const bool matches = verdict == expected_verdict(golden) &&
                              (!golden.transmit || sent[0].bytes == golden.output);
@@ -359,6 +409,13 @@ TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
     }
     ASSERT_EQ(verdict, expected_verdict(golden));
 
+    if (golden.to_control) {
+        // The control thread parses the frame as it came, and learns its port from the mbuf.
+        EXPECT_EQ(handed[0].port, ring_port->port_id);
+        expect_bytes(handed[0].bytes, golden.input);
+        EXPECT_EQ(delta.tx_packets, 0u);
+        return;
+    }
     if (!golden.transmit) {
         EXPECT_EQ(delta.drops[static_cast<std::size_t>(golden.reason)], 1u);
         EXPECT_EQ(delta.tx_packets, 0u);
@@ -405,8 +462,9 @@ std::vector<const GoldenCase*> burstable_cases() {
 class GoldenRingBurstTest : public RingPortTest {};
 
 // 64 frames spread over the whole corpus (ARP, ICMP, NDP, IPv4/IPv6 errors, STUN answers and
-// STUN drops) in one RX ring: two full bursts of 32. Every frame is accounted for once, each
-// drop under its own reason, and the answers leave in the order their requests came.
+// STUN drops, neighbour replies) in one RX ring: two full bursts of 32. Every frame is
+// accounted for once, each drop under its own reason, the answers leave in the order their
+// requests came, and the neighbour replies reach the control ring in theirs.
 TEST_F(GoldenRingBurstTest, SixtyFourMixedFramesAreAccountedForInOrder) {
     const std::vector<const GoldenCase*> eligible = burstable_cases();
     ASSERT_FALSE(eligible.empty()) << "no settled `full` case with the default capacity";
@@ -420,16 +478,20 @@ TEST_F(GoldenRingBurstTest, SixtyFourMixedFramesAreAccountedForInOrder) {
         frames.push_back(eligible[n >= burst_test_frames ? i * n / burst_test_frames : i % n]);
     }
     std::vector<const GoldenCase*> answered;
+    std::vector<const GoldenCase*> for_control;
     std::map<DropReason, std::uint64_t> expected_drops;
     std::uint64_t rx_bytes = 0;
     for (const GoldenCase* golden : frames) {
         rx_bytes += golden->input.size();
         if (golden->transmit)
             answered.push_back(golden);
+        else if (golden->to_control)
+            for_control.push_back(golden);
         else
             ++expected_drops[golden->reason];
     }
     ASSERT_FALSE(answered.empty()) << "the burst needs frames that are answered";
+    ASSERT_FALSE(for_control.empty()) << "the burst needs frames for the control thread";
     ASSERT_FALSE(expected_drops.empty()) << "the burst needs frames that are dropped";
 
     std::vector<rte_mbuf*> mbufs;
@@ -449,6 +511,7 @@ TEST_F(GoldenRingBurstTest, SixtyFourMixedFramesAreAccountedForInOrder) {
         ++polls;
     }
     const std::vector<Sent> sent = take_transmitted();
+    const std::vector<Handed> handed = take_handed_to_control();
     const CoreCounters delta = difference(ring_port->counters(), before);
 
     EXPECT_EQ(taken, burst_test_frames);
@@ -457,8 +520,9 @@ TEST_F(GoldenRingBurstTest, SixtyFourMixedFramesAreAccountedForInOrder) {
     EXPECT_TRUE(ring_port->counters().conserved());
     EXPECT_EQ(delta.rx_packets, burst_test_frames);
     EXPECT_EQ(delta.rx_bytes, rx_bytes);
-    EXPECT_EQ(delta.handed_off, 0u);
-    EXPECT_EQ(delta.tx_packets + delta.dropped(), burst_test_frames);
+    EXPECT_EQ(delta.handed_off, for_control.size());
+    EXPECT_EQ(delta.to_control, for_control.size());
+    EXPECT_EQ(delta.tx_packets + delta.handed_off + delta.dropped(), burst_test_frames);
     EXPECT_EQ(delta.tx_packets, answered.size());
     for (std::size_t i = 0; i < drop_reason_count; ++i) {
         const auto reason = static_cast<DropReason>(i);
@@ -477,6 +541,12 @@ TEST_F(GoldenRingBurstTest, SixtyFourMixedFramesAreAccountedForInOrder) {
         tx_bytes += answered[i]->output.size();
     }
     EXPECT_EQ(delta.tx_bytes, tx_bytes);
+
+    ASSERT_EQ(handed.size(), for_control.size());
+    for (std::size_t i = 0; i < handed.size(); ++i) {
+        SCOPED_TRACE("hand-over " + std::to_string(i) + ", of " + for_control[i]->file);
+        expect_bytes(handed[i].bytes, for_control[i]->input);
+    }
 }
 
 // The worker loop's own drop reasons, which only the mbuf path can reach (handle_frame()
@@ -488,6 +558,16 @@ protected:
         for (const GoldenCase* golden : burstable_cases())
             if (golden->transmit) return golden;
         return nullptr;
+    }
+    // Puts `golden`'s input on the port's RX ring, runs one loop iteration, and returns what it
+    // added to the worker's counters.
+    static CoreCounters poll_one(const GoldenCase& golden) {
+        rte_mbuf* m = make_mbuf(golden);
+        EXPECT_NE(m, nullptr);
+        const CoreCounters before = ring_port->counters();
+        EXPECT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
+        EXPECT_EQ(ring_port->worker->poll(), 1u);
+        return difference(ring_port->counters(), before);
     }
 };
 
@@ -521,27 +601,78 @@ TEST_F(RingWorkerLoopTest, ChainedMbufIsDroppedAsMultiSegment) {
     EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "a segment leaked";
 }
 
+// A neighbour reply that the full ring to the control thread refuses moves from handed_off
+// (and to_control) to control_ring_full, and its mbuf is freed.
+TEST_F(RingWorkerLoopTest, ReplyRefusedByFullControlRingCountsAsControlRingFull) {
+    const GoldenCase* golden = nullptr;
+    for (const GoldenCase* candidate : burstable_cases())
+        if (candidate->to_control) golden = candidate;
+    ASSERT_NE(golden, nullptr) << "no settled to_control case";
+    ring_port->publish(*make_context("full"));
+    const std::size_t fillers = fill_ring(ring_port->control);
+    ASSERT_NE(fillers, 0u);
+
+    CoreCounters delta;
+    ASSERT_NO_FATAL_FAILURE(delta = poll_one(*golden));
+    EXPECT_EQ(take_handed_to_control().size(), fillers) << "the full ring took the reply";
+
+    EXPECT_EQ(verdict_of(delta, 0), "drop control_ring_full");
+    EXPECT_EQ(delta.handed_off, 0u);
+    EXPECT_EQ(delta.to_control, 0u);
+    EXPECT_EQ(rte_ring_count(ring_port->tx), 0u);
+    EXPECT_TRUE(ring_port->counters().conserved());
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the reply leaked";
+}
+
+// What the control thread sends (a neighbour probe) leaves by worker 0's TX queue on the port
+// its mbuf names, counted as control_sent: never received, so not in tx_packets, and the
+// conservation law is untouched.
+TEST_F(RingWorkerLoopTest, ControlThreadFramesLeaveThroughWorkerZero) {
+    ring_port->publish(*make_context("full"));
+    rte_mbuf* m = rte_pktmbuf_alloc(ring_port->pool);
+    ASSERT_NE(m, nullptr);
+    const std::array<std::byte, 4> sender = {std::byte{198}, std::byte{18}, std::byte{0},
+                                             std::byte{2}};
+    const std::array<std::byte, 4> target = {std::byte{198}, std::byte{18}, std::byte{0},
+                                             std::byte{1}};
+    const std::size_t length = build_arp_request(
+        {rte_pktmbuf_mtod(m, std::byte*), rte_pktmbuf_tailroom(m)}, golden::port_mac, sender,
+        target, nullptr);
+    ASSERT_EQ(length, arp_request_size);
+    ASSERT_NE(rte_pktmbuf_append(m, static_cast<std::uint16_t>(length)), nullptr);
+    const std::vector<std::byte> probe(rte_pktmbuf_mtod(m, const std::byte*),
+                                       rte_pktmbuf_mtod(m, const std::byte*) + length);
+    m->port = ring_port->port_id;
+
+    const CoreCounters before = ring_port->counters();
+    ASSERT_EQ(rte_ring_enqueue(ring_port->from_control, m), 0);
+    EXPECT_EQ(ring_port->worker->poll(), 0u) << "nothing was received";
+    const std::vector<Sent> sent = take_transmitted();
+    const CoreCounters after = ring_port->counters();
+
+    ASSERT_EQ(sent.size(), 1u);
+    expect_bytes(sent[0].bytes, probe);
+    EXPECT_EQ(after.control_sent - before.control_sent, 1u);
+    EXPECT_EQ(after.control_refused - before.control_refused, 0u);
+    EXPECT_EQ(after.tx_packets, before.tx_packets);
+    EXPECT_EQ(after.rx_packets, before.rx_packets);
+    EXPECT_TRUE(after.conserved());
+    EXPECT_EQ(rte_ring_count(ring_port->from_control), 0u);
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the probe leaked";
+}
+
 // An answer the TX queue refuses moves from tx_packets to tx_full, and its mbuf is freed.
 TEST_F(RingWorkerLoopTest, AnswerRefusedByFullTxQueueCountsAsTxFull) {
     const GoldenCase* golden = answered_case();
     ASSERT_NE(golden, nullptr);
     ring_port->publish(*make_context("full"));
     // Fill the TX ring with mbufs the port "already sent".
-    std::vector<rte_mbuf*> fillers(rte_ring_free_count(ring_port->tx));
-    ASSERT_EQ(rte_pktmbuf_alloc_bulk(ring_port->pool, fillers.data(),
-                                     static_cast<unsigned>(fillers.size())),
-              0);
-    ASSERT_EQ(rte_ring_enqueue_bulk(ring_port->tx, reinterpret_cast<void* const*>(fillers.data()),
-                                    static_cast<unsigned>(fillers.size()), nullptr),
-              fillers.size());
+    const std::size_t fillers = fill_ring(ring_port->tx);
+    ASSERT_NE(fillers, 0u);
 
-    rte_mbuf* m = make_mbuf(*golden);
-    ASSERT_NE(m, nullptr);
-    const CoreCounters before = ring_port->counters();
-    ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
-    EXPECT_EQ(ring_port->worker->poll(), 1u);
-    const CoreCounters delta = difference(ring_port->counters(), before);
-    EXPECT_EQ(take_transmitted().size(), fillers.size()) << "the full ring took the answer";
+    CoreCounters delta;
+    ASSERT_NO_FATAL_FAILURE(delta = poll_one(*golden));
+    EXPECT_EQ(take_transmitted().size(), fillers) << "the full ring took the answer";
 
     EXPECT_EQ(verdict_of(delta, 0), "drop tx_full");
     EXPECT_EQ(delta.rx_packets, 1u);

@@ -41,6 +41,7 @@ using golden::make_context;
 struct Outcome {
     Verdict verdict;
     std::vector<std::byte> output;
+    std::vector<std::byte> buffer;  // the input's bytes after the handlers ran
     CoreCounters counters;
 };
 
@@ -54,10 +55,13 @@ Outcome run(const GoldenCase& golden, const PortContext& port) {
     outcome.verdict = handle_frame(frame, port, outcome.counters);
     if (outcome.verdict.transmits())
         outcome.output.assign(buffer.begin(), buffer.begin() + frame.length);
+    outcome.buffer.assign(buffer.begin(),
+                          buffer.begin() + static_cast<std::ptrdiff_t>(golden.input.size()));
     return outcome;
 }
 
 bool matches(const GoldenCase& golden, const Outcome& outcome) {
+    if (outcome.verdict.goes_to_control() != golden.to_control) return false;
     if (outcome.verdict.transmits() != golden.transmit) return false;
     if (!golden.transmit) return outcome.verdict.reason == golden.reason;
     return outcome.output == golden.output;
@@ -83,17 +87,26 @@ TEST_P(GoldenPacketTest, ProducesExpectedVerdictAndBytes) {
                      << ")";
     }
 
-    const std::string expected_verdict =
-        golden.transmit ? std::string("transmit")
-                        : "drop " + std::string(to_string(golden.reason));
-    ASSERT_EQ(describe(outcome.verdict), expected_verdict);
+    ASSERT_EQ(describe(outcome.verdict), golden::expected_verdict(golden));
 
     // Counters: one packet in, and it is accounted for exactly once (design.md §3).
     const CoreCounters& counters = outcome.counters;
     EXPECT_TRUE(counters.conserved());
     EXPECT_EQ(counters.rx_packets, 1u);
     EXPECT_EQ(counters.rx_bytes, golden.input.size());
+    if (golden.to_control) {
+        // Handed off, to the control thread, as it came: the control thread parses the
+        // original bytes.
+        EXPECT_EQ(counters.handed_off, 1u);
+        EXPECT_EQ(counters.to_control, 1u);
+        EXPECT_EQ(counters.tx_packets, 0u);
+        EXPECT_EQ(counters.dropped(), 0u);
+        EXPECT_EQ(outcome.buffer, golden.input) << "the handlers changed a frame they handed on";
+        EXPECT_EQ(counters.stun_success + counters.stun_error, 0u);
+        return;
+    }
     EXPECT_EQ(counters.handed_off, 0u);
+    EXPECT_EQ(counters.to_control, 0u);
     if (!golden.transmit) {
         EXPECT_EQ(counters.drops[static_cast<std::size_t>(golden.reason)], 1u);
         EXPECT_EQ(counters.tx_packets, 0u);
@@ -150,7 +163,7 @@ TEST(GoldenCorpusTest, CoversEveryHandlerDropReason) {
     const auto first_worker = static_cast<std::size_t>(first_worker_drop_reason);
     std::vector<bool> covered(drop_reason_count, false);
     for (const GoldenCase& golden : corpus().cases) {
-        if (golden.transmit) continue;
+        if (golden.transmit || golden.to_control) continue;
         const auto reason = static_cast<std::size_t>(golden.reason);
         EXPECT_LT(reason, first_worker)
             << golden.file << ": " << drop_reasons[reason].name
@@ -159,6 +172,21 @@ TEST(GoldenCorpusTest, CoversEveryHandlerDropReason) {
     }
     for (std::size_t i = 0; i < first_worker; ++i)
         EXPECT_TRUE(covered[i]) << "no golden packet is dropped as " << drop_reasons[i].name;
+}
+
+// The neighbour cache's path is covered for both protocols: at least one ARP frame and one
+// neighbour advertisement reach the control thread.
+TEST(GoldenCorpusTest, CoversTheControlThreadPathForArpAndNdp) {
+    bool arp = false;
+    bool ndp = false;
+    for (const GoldenCase& golden : corpus().cases) {
+        if (!golden.to_control || !golden.pending.empty()) continue;
+        const std::uint16_t type = stun::load_be16(golden.input.data() + 12);
+        arp = arp || type == ethertype::arp;
+        ndp = ndp || type == ethertype::ipv6;
+    }
+    EXPECT_TRUE(arp) << "no ARP golden packet has the verdict to_control";
+    EXPECT_TRUE(ndp) << "no neighbour advertisement golden packet has the verdict to_control";
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "stun/integrity.h"
 #include "stun/message.h"
 #include "stun/writer.h"
+#include "test_support.h"
 
 namespace engine {
 namespace {
@@ -32,16 +33,11 @@ PortContext make_port(const Case& c) {
     PortContext port;
     port.mac = {std::byte{0x02}, std::byte{0x50}, std::byte{0}, std::byte{0}, std::byte{0},
                 std::byte{2}};
-    stun::Address a;
-    EXPECT_TRUE(stun::Address::from_string("198.18.0.2", 0, a));
-    port.ipv4.primary = a;
-    EXPECT_TRUE(stun::Address::from_string("2001:db8::2", 0, a));
-    port.ipv6.primary = a;
+    port.ipv4.primary = test::address("198.18.0.2");
+    port.ipv6.primary = test::address("2001:db8::2");
     if (c.alternate) {
-        EXPECT_TRUE(stun::Address::from_string("198.18.0.3", 0, a));
-        port.ipv4.alternate = a;
-        EXPECT_TRUE(stun::Address::from_string("2001:db8::3", 0, a));
-        port.ipv6.alternate = a;
+        port.ipv4.alternate = test::address("198.18.0.3");
+        port.ipv6.alternate = test::address("2001:db8::3");
         port.stun_alternate_port = 3479;
     } else {
         port.stun_alternate_port = 0;
@@ -105,7 +101,8 @@ TEST_P(StunFastPathTest, EveryResponseParsesAndItsFingerprintVerifies) {
         client.family = c.ipv6 ? stun::AddressFamily::ipv6 : stun::AddressFamily::ipv4;
         for (std::size_t i = 0; i < client.ip_size(); ++i)
             client.ip[i] = static_cast<std::byte>(random());
-        client.ip[0] = c.ipv6 ? std::byte{0x20} : std::byte{0x0B};  // not multicast, loopback or ours
+        // Not multicast, loopback or ours.
+        client.ip[0] = c.ipv6 ? std::byte{0x20} : std::byte{0x0B};
         client.port = static_cast<std::uint16_t>(1 + random() % 65535);
         stun::TransactionId txid;
         for (auto& b : txid) b = static_cast<std::byte>(random());

@@ -27,6 +27,13 @@
 //   gateway6 = "2001:db8::1"
 //   prefix6 = 64
 //   rx_checksum = "verify"           # verify | trust (veth/af_packet hands over partial sums)
+//
+//   [neighbour]                      # the cache that resolves gateway4/gateway6 (ARP, NDP)
+//   reachable_ms = 30000             # a confirmed MAC is trusted this long, then re-probed
+//   retransmit_ms = 1000             # between two probes for one address
+//   max_probes = 3                   # unanswered probes before an entry is FAILED
+//   failed_retry_ms = 10000          # a FAILED gateway is probed again after this (doubling)
+//   capacity = 64                    # entries per port, gateways included
 #pragma once
 
 #include <cstdint>
@@ -65,12 +72,29 @@ struct StunConfig {
     std::string software = "punchline";
 };
 
+/// The neighbour cache (ARP, RFC 826; NDP, RFC 4861 §7.3): timers in milliseconds of the
+/// control thread's clock, which ticks every 50 ms (shorter intervals are rounded up to it).
+struct NeighbourConfig {
+    /// RFC 4861 §6.3.2's ReachableTime: how long a reply keeps an entry REACHABLE.
+    std::uint32_t reachable_ms = 30000;
+    /// RFC 4861 §6.3.2's RetransTimer: between two probes for one address.
+    std::uint32_t retransmit_ms = 1000;
+    /// RFC 4861 §10's MAX_MULTICAST_SOLICIT and MAX_UNICAST_SOLICIT, both 3.
+    std::uint32_t max_probes = 3;
+    /// A FAILED gateway is probed again after this, doubled after each further failure (up to
+    /// 32 times): a router that went away is looked for without flooding the link.
+    std::uint32_t failed_retry_ms = 10000;
+    /// Entries per port, the (at most two) gateways included.
+    std::uint32_t capacity = 64;
+};
+
 struct EngineConfig {
     std::vector<std::string> eal_args;    ///< passed to rte_eal_init after argv[0]
     std::vector<unsigned> workers = {1};  ///< worker lcore ids
     unsigned mbufs = 16383;
     unsigned burst = 32;
     StunConfig stun;
+    NeighbourConfig neighbour;
     std::vector<PortConfig> ports;
 };
 

@@ -23,6 +23,14 @@ struct alignas(64) CoreCounters {
     // refused it — so during TX back-pressure these exceed what left the port).
     std::uint64_t stun_success = 0;
     std::uint64_t stun_error = 0;
+    /// Of handed_off, the frames given to the control thread (neighbour replies for its cache;
+    /// a verdict of to_control). One that its ring refused moves to drops[control_ring_full].
+    std::uint64_t to_control = 0;
+    /// Frames the control thread sent through this worker's TX queues (ARP requests and
+    /// neighbour solicitations, worker 0 only), and those the TX queue refused (freed). Never
+    /// received, so outside the conservation law.
+    std::uint64_t control_sent = 0;
+    std::uint64_t control_refused = 0;
     /// TSC cycles spent in loop iterations that took in at least one packet: the engine's
     /// cost, without the idle polling (cycles per answered request = busy_cycles / answers).
     std::uint64_t busy_cycles = 0;

@@ -15,7 +15,8 @@ namespace engine {
     X(not_for_us_l2, "destination MAC is neither the port's, broadcast, nor IPv6 multicast")     \
     X(unsupported_ethertype, "neither ARP, IPv4 nor IPv6 (VLAN tags included)")                  \
     X(arp_not_for_us, "ARP request for an address this port does not own, or not Ethernet/IPv4") \
-    X(arp_reply, "ARP reply or announcement: nothing to answer")                                 \
+    X(arp_reply, "ARP reply from an address the neighbour cache does not watch: nothing to "     \
+                 "answer or learn")                                                             \
     X(bad_ipv4_header, "IPv4 version, header length or total length is wrong")                   \
     X(bad_ipv4_checksum, "IPv4 header checksum does not verify")                                 \
     X(bad_ipv6_header, "IPv6 version or payload length is wrong")                                \
@@ -27,10 +28,11 @@ namespace engine {
     X(unsupported_protocol, "IP protocol other than UDP, ICMP or ICMPv6")                        \
     X(bad_icmp_checksum, "ICMP or ICMPv6 checksum does not verify")                              \
     X(icmp_not_echo, "ICMP/ICMPv6 other than echo request and neighbour discovery")              \
-    X(ndp_invalid, "solicitation with hop limit not 255, bad code, length or options "          \
-                   "(RFC 4861 §7.1.1)")                                                         \
+    X(ndp_invalid, "solicitation or watched advertisement with hop limit not 255, bad code, "   \
+                   "length, flags or options (RFC 4861 §7.1.1, §7.1.2)")                        \
     X(ndp_not_for_us, "neighbour solicitation for an address this port does not own")           \
-    X(ndp_advertisement, "neighbour advertisement: nothing to answer")                           \
+    X(ndp_advertisement, "neighbour advertisement for an address the neighbour cache does not "  \
+                         "watch: nothing to answer or learn")                                   \
     X(bad_udp_length, "UDP length field disagrees with the IP payload")                          \
     X(bad_udp_checksum, "UDP checksum does not verify (ports with rx_checksum = verify)")        \
     X(no_service, "UDP to a port on which no role listens")                                      \
@@ -44,6 +46,7 @@ namespace engine {
     /* Worker loop (punchlined.cc), after the handlers: */                                      \
     X(multi_segment, "a chained mbuf: the handlers work on single-segment frames")               \
     X(handoff_ring_full, "the owner core's handoff ring was full")                               \
+    X(control_ring_full, "the ring to the control thread (neighbour replies) was full")          \
     X(tx_full, "the TX queue did not take the packet")
 
 enum class DropReason : std::uint8_t {

@@ -21,15 +21,22 @@ struct Frame {
 /// What becomes of a frame after its handler ran.
 struct Verdict {
     enum class Action : std::uint8_t {
-        transmit,  ///< the frame was rewritten in place (its length possibly changed): send it
-        drop,      ///< free it; `reason` says why
+        transmit,    ///< the frame was rewritten in place (its length possibly changed): send it
+        drop,        ///< free it; `reason` says why
+        to_control,  ///< hand it, unchanged, to the control thread: an ARP reply or announcement
+                     ///< or a neighbour advertisement about an address its neighbour cache
+                     ///< watches (engine/neighbour.h)
     };
     Action action = Action::drop;
     DropReason reason = DropReason::truncated_frame;
 
     static constexpr Verdict transmit() noexcept { return {Action::transmit, {}}; }
     static constexpr Verdict drop(DropReason why) noexcept { return {Action::drop, why}; }
+    static constexpr Verdict to_control() noexcept { return {Action::to_control, {}}; }
     [[nodiscard]] constexpr bool transmits() const noexcept { return action == Action::transmit; }
+    [[nodiscard]] constexpr bool goes_to_control() const noexcept {
+        return action == Action::to_control;
+    }
 };
 
 namespace ethertype {

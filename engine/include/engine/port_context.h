@@ -10,15 +10,15 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "engine/config.h"
+#include "engine/neighbour.h"  // MacAddress, NeighbourSnapshot
 #include "stun/address.h"
 #include "stun/constants.h"
 #include "stun/crc32_terms.h"
 
 namespace engine {
-
-using MacAddress = std::array<std::byte, 6>;
 
 /// The addresses of one family that a port owns: RFC 5780's primary and (optional) alternate.
 struct OwnedAddresses {
@@ -53,8 +53,8 @@ inline int OwnedAddresses::index_of(std::span<const std::byte> ip) const noexcep
 /// The SOFTWARE attribute's text (RFC 8489 §14.14), with what the STUN fast path's FINGERPRINT
 /// needs of it computed once, when the text is set: the raw CRC-32 (stun/crc32_terms.h) of the
 /// whole attribute as a response carries it (type, length, text, zero padding; nothing when the
-/// text is empty). Converts from and to a string, so that a context is set up as
-/// `port.software = "punchline"`.
+/// text is empty), and the attribute itself. Converts from and to a string, so that a context
+/// is set up as `port.software = "punchline"`.
 class SoftwareText {
 public:
     SoftwareText() : SoftwareText(std::string_view{}) {}
@@ -66,14 +66,18 @@ public:
     [[nodiscard]] const std::string& str() const noexcept { return text_; }
     [[nodiscard]] std::size_t size() const noexcept { return text_.size(); }
     [[nodiscard]] bool empty() const noexcept { return text_.empty(); }
-    /// The raw CRC-32 of the attribute, and its size with padding (0 and 0 when empty).
+    /// The whole attribute as a response carries it (empty when the text is), its raw CRC-32
+    /// and its ones' complement sum as big-endian 32-bit words (engine/checksum.h).
+    [[nodiscard]] std::span<const std::byte> attribute() const noexcept { return attribute_; }
+    [[nodiscard]] std::size_t attribute_size() const noexcept { return attribute_.size(); }
     [[nodiscard]] std::uint32_t attribute_raw_crc() const noexcept { return attribute_raw_crc_; }
-    [[nodiscard]] std::size_t attribute_size() const noexcept { return attribute_size_; }
+    [[nodiscard]] std::uint64_t attribute_sum() const noexcept { return attribute_sum_; }
 
 private:
     std::string text_;
+    std::vector<std::byte> attribute_;
     std::uint32_t attribute_raw_crc_ = 0;
-    std::size_t attribute_size_ = 0;
+    std::uint64_t attribute_sum_ = 0;
 };
 
 struct PortContext {
@@ -89,6 +93,11 @@ struct PortContext {
     std::uint16_t stun_port = 3478;
     std::uint16_t stun_alternate_port = 0;  ///< 0: none
     SoftwareText software;                  ///< SOFTWARE attribute; empty: none
+    /// The neighbour cache as the control thread last published it, with this context (one
+    /// RCU publication per change, so that a worker sees addresses and neighbours that belong
+    /// together). ARP replies and advertisements about its entries go to the control thread;
+    /// the relay will take next hops from it. Empty from from_config(): watches nothing.
+    NeighbourSnapshot neighbours;
 
     /// RFC 5780 needs both an alternate address of the family and an alternate port.
     [[nodiscard]] bool supports_change_request(bool ipv6_family) const noexcept {

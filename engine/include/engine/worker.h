@@ -34,6 +34,16 @@ struct Dataplane {
     unsigned burst = 32;
     /// rings[from * workers + to]: single producer `from`, single consumer `to`.
     std::vector<rte_ring*> rings;
+    /// to_control[w]: single producer worker w, single consumer the control thread: frames with
+    /// the to_control verdict (neighbour replies), `port` set. Missing (empty vector or null):
+    /// such frames are dropped as control_ring_full.
+    std::vector<rte_ring*> to_control;
+    /// Single producer the control thread, single consumer worker 0: frames the control thread
+    /// sends (neighbour probes), each on the port its mbuf's `port` names, through worker 0's
+    /// TX queue. The control thread has no TX queue of its own: an extra queue pair would have
+    /// RX queues nobody polls, and net_af_packet and net_tap spread received flows over every
+    /// queue the device has. Null: none.
+    rte_ring* from_control = nullptr;
     std::unique_ptr<CoreCounters[]> counters;  ///< one per worker, written only by it
     /// Set by the control thread to stop the workers; read relaxed each loop (they only need
     /// to see it eventually; their exit is joined by rte_eal_mp_wait_lcore).
@@ -45,7 +55,8 @@ class Worker {
 public:
     Worker(Dataplane& dataplane, unsigned index);
     /// One loop iteration without the quiescent state: every port's RX queue `index`, then the
-    /// handoff rings into this worker, then the TX flush. Returns the packets taken in.
+    /// handoff rings into this worker, then the TX flush, then (worker 0) the control thread's
+    /// frames to send. Returns the packets taken in.
     unsigned poll() noexcept;
 
 private:
@@ -54,6 +65,8 @@ private:
         unsigned count = 0;
     };
     void handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexcept;
+    void hand_to_control(rte_mbuf* m, const TxBuffer& tx) noexcept;
+    void send_for_control() noexcept;
     void flush(TxBuffer& tx, std::uint16_t port) noexcept;
 
     Dataplane& dataplane_;

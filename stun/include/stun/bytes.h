@@ -16,7 +16,8 @@ namespace stun {
 // One unaligned load or store and a byte swap each (memcpy of a constant size compiles to a
 // single move): a field written byte by byte costs a dozen instructions, and the packet path
 // writes dozens of fields per packet.
-static_assert(std::endian::native == std::endian::little || std::endian::native == std::endian::big);
+static_assert(std::endian::native == std::endian::little ||
+              std::endian::native == std::endian::big);
 
 inline std::uint16_t load_be16(const std::byte* p) noexcept {
     std::uint16_t v;

@@ -90,8 +90,10 @@ inline constexpr auto powers = make_powers();
 /// XOR. Byte at a time; for constants computed once, and for tests.
 constexpr std::uint32_t crc32_raw(std::span<const std::byte> bytes,
                                   std::uint32_t raw = 0) noexcept {
-    for (const std::byte b : bytes)
-        raw = (raw >> 8) ^ crc32_detail::slices[0][(raw ^ std::to_integer<std::uint32_t>(b)) & 0xFF];
+    for (const std::byte b : bytes) {
+        const std::uint32_t index = (raw ^ std::to_integer<std::uint32_t>(b)) & 0xFF;
+        raw = (raw >> 8) ^ crc32_detail::slices[0][index];
+    }
     return raw;
 }
 

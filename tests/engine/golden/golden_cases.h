@@ -2,7 +2,9 @@
 // tests/engine/golden_test.cc runs engine::handle_frame() on plain buffers,
 // tests/engine/golden_ring_test.cc runs engine::Worker::poll() on a net_ring port. Every
 // *.golden file in this folder is one frame, the port context it arrives on, the verdict the
-// handlers must reach, and for a transmitted frame the exact bytes they must send. The files
+// handlers must reach (transmit, drop <reason>, or to_control: handed, unchanged, to the
+// control thread's neighbour cache), and for a transmitted frame the exact bytes they must
+// send. The files
 // are written by make_golden.py (beside this header) from scapy and hand-built STUN,
 // independently of the C++; rerun it after changing a case:
 //
@@ -52,6 +54,7 @@ struct GoldenCase {
     std::string pending;      // non-empty: an RFC requirement the handlers do not meet yet
     std::vector<std::byte> input;
     bool transmit = false;
+    bool to_control = false;  // neither transmitted nor dropped: for the neighbour cache
     DropReason reason = DropReason::truncated_frame;
     std::vector<std::byte> output;
 };
@@ -151,6 +154,12 @@ inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
             error = "verdict transmit needs a hex `output` line";
             return false;
         }
+    } else if (verdict == "to_control") {
+        golden.to_control = true;
+        if (fields.contains("output")) {
+            error = "a frame for the control thread has no output";
+            return false;
+        }
     } else if (verdict.starts_with("drop ")) {
         const auto reason = drop_reason_named(std::string_view(verdict).substr(5));
         if (!reason) {
@@ -163,7 +172,7 @@ inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
             return false;
         }
     } else {
-        error = "verdict must be `transmit` or `drop <reason>`";
+        error = "verdict must be `transmit`, `to_control` or `drop <reason>`";
         return false;
     }
     return true;
@@ -212,6 +221,10 @@ inline const Corpus& corpus() {
 /// The MAC every golden frame is addressed to: the port's own, in every context.
 inline constexpr MacAddress port_mac = {std::byte{0x02}, std::byte{0}, std::byte{0},
                                         std::byte{0},    std::byte{0}, std::byte{0x01}};
+/// The resolved gateway's MAC in every context's neighbour snapshot (make_golden.py's
+/// GATEWAY_MAC).
+inline constexpr MacAddress gateway_mac = {std::byte{0x02}, std::byte{0}, std::byte{0},
+                                           std::byte{0},    std::byte{0}, std::byte{0xFE}};
 
 // The three contexts make_golden.py names. Client: 02:00:00:00:00:99, 198.18.0.100,
 // 2001:db8::100, port 40000.
@@ -230,6 +243,13 @@ inline std::optional<PortContext> make_context(std::string_view name) {
     port.stun_enabled = true;
     port.stun_port = 3478;
     port.software = "punchline";
+    // The neighbour cache watches the gateways, as punchlined publishes it: 198.18.0.1
+    // resolved, 2001:db8::1 still INCOMPLETE. Entries sorted as NeighbourTable::snapshot()
+    // sorts them (IPv4 first).
+    port.neighbours.ipv4 = {port.ipv4.primary, 24, address("198.18.0.1")};
+    port.neighbours.ipv6 = {port.ipv6.primary, 64, address("2001:db8::1")};
+    port.neighbours.entries = {{address("198.18.0.1"), gateway_mac, true},
+                               {address("2001:db8::1"), {}, false}};
     if (name == "no_alternate") {
         port.stun_alternate_port = 0;
         return port;
@@ -262,7 +282,15 @@ inline std::string hex_dump(std::span<const std::byte> bytes, std::size_t mark) 
 }
 
 inline std::string describe(const Verdict& v) {
+    if (v.goes_to_control()) return "to_control";
     return v.transmits() ? std::string("transmit") : "drop " + std::string(to_string(v.reason));
+}
+
+/// The verdict a case expects, written as describe() writes one.
+inline std::string expected_verdict(const GoldenCase& golden) {
+    if (golden.to_control) return "to_control";
+    return golden.transmit ? std::string("transmit")
+                           : "drop " + std::string(to_string(golden.reason));
 }
 
 // A transmitted answer to UDP is a STUN response: the only UDP the handlers answer.

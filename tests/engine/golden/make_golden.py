@@ -2,7 +2,8 @@
 """Golden packets for the engine's packet handlers (style rule 17, after Katran's).
 
 Each case is one file, <name>.golden, in this folder: the input frame, the port context it
-arrives on, the verdict the handlers must reach, and for a transmitted frame the exact bytes
+arrives on, the verdict the handlers must reach (transmit, drop <reason>, or to_control: handed
+unchanged to the control thread's neighbour cache), and for a transmitted frame the exact bytes
 they must send. tests/engine/golden_test.cc replays every file through engine::handle_frame().
 
 Nothing here comes from our C++: input and expected frames are built with scapy (Ethernet,
@@ -61,6 +62,11 @@ V6 = {"primary": "2001:db8::2", "alternate": "2001:db8::3"}
 CLIENT4 = "198.18.0.100"
 CLIENT6 = "2001:db8::100"
 CLIENT_PORT = 40000
+# The gateways every context's neighbour cache watches (golden_cases.h publishes the same
+# snapshot): 198.18.0.1 resolved to GATEWAY_MAC, 2001:db8::1 not resolved yet.
+GATEWAY_MAC = "02:00:00:00:00:fe"
+GATEWAY4 = "198.18.0.1"
+GATEWAY6 = "2001:db8::1"
 STUN_PORT = 3478
 STUN_ALTERNATE_PORT = 3479
 SOFTWARE = b"punchline"
@@ -284,6 +290,9 @@ def drop(reason):
     return f"drop {reason}"
 
 
+TO_CONTROL = "to_control"
+
+
 def arp_cases():
     def request(target, pad=False):
         frame = (Ether(dst=BROADCAST, src=CLIENT_MAC) /
@@ -317,6 +326,41 @@ def arp_cases():
                Ether(dst=BROADCAST, src=CLIENT_MAC) /
                ARP(op=2, hwsrc=CLIENT_MAC, psrc=CLIENT4, hwdst=BROADCAST, pdst=CLIENT4),
                drop("arp_reply"))
+    # The neighbour cache (engine/neighbour.h): what the gateway says about itself goes to the
+    # control thread; RFC 826's merge updates only addresses the cache already has.
+    yield Case("arp_reply_from_gateway",
+               "ARP reply from the watched gateway 198.18.0.1: to the control thread",
+               Ether(dst=PORT_MAC, src=GATEWAY_MAC) /
+               ARP(op=2, hwsrc=GATEWAY_MAC, psrc=GATEWAY4, hwdst=PORT_MAC, pdst=V4["primary"]),
+               TO_CONTROL)
+    yield Case("arp_gratuitous_reply_from_gateway",
+               "gratuitous ARP reply (broadcast, sender = target) from the watched gateway: "
+               "to the control thread",
+               Ether(dst=BROADCAST, src=GATEWAY_MAC) /
+               ARP(op=2, hwsrc=GATEWAY_MAC, psrc=GATEWAY4, hwdst=BROADCAST, pdst=GATEWAY4),
+               TO_CONTROL)
+    yield Case("arp_announcement_request_from_gateway",
+               "ARP announcement (RFC 5227 §2.3: a request, sender = target) from the watched "
+               "gateway: to the control thread",
+               Ether(dst=BROADCAST, src=GATEWAY_MAC) /
+               ARP(op=1, hwsrc=GATEWAY_MAC, psrc=GATEWAY4, hwdst="00:00:00:00:00:00",
+                   pdst=GATEWAY4),
+               TO_CONTROL)
+    yield Case("arp_reply_from_gateway_multicast_sender",
+               "ARP reply for the watched gateway with a multicast sender MAC: nobody's "
+               "address, nothing to learn",
+               Ether(dst=PORT_MAC, src=GATEWAY_MAC) /
+               ARP(op=2, hwsrc="01:00:5e:00:00:01", psrc=GATEWAY4, hwdst=PORT_MAC,
+                   pdst=V4["primary"]),
+               drop("arp_reply"))
+    yield Case("arp_request_from_gateway",
+               "ARP request from the watched gateway for our address: answered, not diverted",
+               Ether(dst=BROADCAST, src=GATEWAY_MAC) /
+               ARP(op=1, hwsrc=GATEWAY_MAC, psrc=GATEWAY4, hwdst="00:00:00:00:00:00",
+                   pdst=V4["primary"]),
+               "transmit",
+               Ether(dst=GATEWAY_MAC, src=PORT_MAC) /
+               ARP(op=2, hwsrc=PORT_MAC, psrc=V4["primary"], hwdst=GATEWAY_MAC, pdst=GATEWAY4))
     yield Case("arp_ptype_ipv6", "ARP with protocol type IPv6 (plen 16): not Ethernet/IPv4",
                Ether(dst=BROADCAST, src=CLIENT_MAC) /
                ARP(op=1, ptype=0x86DD, plen=16, hwsrc=CLIENT_MAC, psrc=CLIENT6,
@@ -488,11 +532,53 @@ def icmpv6_cases():
                ICMPv6ND_NA(R=0, S=1, O=1, tgt=CLIENT6) / ICMPv6NDOptDstLLAddr(lladdr=CLIENT_MAC),
                drop("ndp_advertisement"))
     yield Case("ndp_unsolicited_advertisement_all_nodes",
-               "an unsolicited NA to ff02::1: not a group the port answers",
+               "an unsolicited NA to ff02::1 (RFC 4861 §7.2.6) about an address the neighbour "
+               "cache does not watch: nothing to learn",
                Ether(dst="33:33:00:00:00:01", src=CLIENT_MAC) /
                IPv6(src=CLIENT6, dst="ff02::1", hlim=255) /
                ICMPv6ND_NA(R=0, S=0, O=1, tgt=CLIENT6) / ICMPv6NDOptDstLLAddr(lladdr=CLIENT_MAC),
-               drop("not_for_us_l3"))
+               drop("ndp_advertisement"))
+
+    def gateway_advertisement(destination=V6["primary"], hlim=255, solicited=1, code=0,
+                              option=True):
+        mac = "33:33:00:00:00:01" if destination == "ff02::1" else PORT_MAC
+        frame = (Ether(dst=mac, src=GATEWAY_MAC) /
+                 IPv6(src=GATEWAY6, dst=destination, hlim=hlim) /
+                 ICMPv6ND_NA(R=1, S=solicited, O=1, code=code, tgt=GATEWAY6))
+        return frame / ICMPv6NDOptDstLLAddr(lladdr=GATEWAY_MAC) if option else frame
+
+    yield Case("ndp_advertisement_from_gateway",
+               "solicited NA with TLLA from the watched gateway 2001:db8::1: to the control "
+               "thread", gateway_advertisement(), TO_CONTROL)
+    yield Case("ndp_unsolicited_advertisement_from_gateway_all_nodes",
+               "unsolicited NA (S clear) to ff02::1 from the watched gateway, announcing its "
+               "MAC (RFC 4861 §7.2.6): to the control thread",
+               gateway_advertisement(destination="ff02::1", solicited=0), TO_CONTROL)
+    # RFC 4861 §7.1.2: "A node MUST silently discard any received Neighbor Advertisement
+    # messages that do not satisfy all of the following validity checks".
+    yield Case("ndp_advertisement_from_gateway_hop_limit_64",
+               "NA from the watched gateway with hop limit 64 (RFC 4861 §7.1.2: must be 255)",
+               gateway_advertisement(hlim=64), drop("ndp_invalid"))
+    yield Case("ndp_advertisement_from_gateway_code_1",
+               "NA from the watched gateway with ICMP code 1 (RFC 4861 §7.1.2: must be 0)",
+               gateway_advertisement(code=1), drop("ndp_invalid"))
+    yield Case("ndp_advertisement_from_gateway_solicited_to_all_nodes",
+               "NA to ff02::1 with the Solicited flag (RFC 4861 §7.1.2: must be clear to a "
+               "multicast destination)",
+               gateway_advertisement(destination="ff02::1", solicited=1), drop("ndp_invalid"))
+    zero_option_advertisement = (Ether(dst=PORT_MAC, src=GATEWAY_MAC) /
+                                 IPv6(src=GATEWAY6, dst=V6["primary"], hlim=255) /
+                                 ICMPv6ND_NA(R=1, S=1, O=1, tgt=GATEWAY6) /
+                                 Raw(b"\x02\x00" + bytes.fromhex(GATEWAY_MAC.replace(":", ""))))
+    yield Case("ndp_advertisement_from_gateway_zero_length_option",
+               "NA from the watched gateway with an option of length 0 (RFC 4861 §7.1.2)",
+               zero_option_advertisement, drop("ndp_invalid"))
+    # RFC 4861 §7.2.4: the answer to a unicast solicitation may leave the option out (Linux
+    # does); §7.2.5: it still confirms an entry that has a MAC.
+    yield Case("ndp_advertisement_from_gateway_without_option",
+               "valid NA from the watched gateway without a target link-layer address (an "
+               "answer to a unicast probe): to the control thread, which it can confirm",
+               gateway_advertisement(option=False), TO_CONTROL)
     yield Case("icmpv6_router_solicitation",
                "router solicitation unicast to the port: ICMPv6 it does not handle",
                Ether(dst=PORT_MAC, src=CLIENT_MAC) /

@@ -37,6 +37,10 @@
 #                              returns once it has printed its last RFC 5780 answer (at most 3 s)
 #   lab_poll TENTHS COMMAND... runs COMMAND every 0.1 s until it succeeds, at most TENTHS times
 #   lab_fail MESSAGE...        prints "FAIL: MESSAGE" and exits 1 (the trap cleans up)
+#   lab_link_mac NS IF         prints IF's MAC address in NS (from `ip -j link`)
+#   lab_engine_report FILE     SIGUSR1 to the running engine; writes the lines it printed in
+#                              answer (counters, then the neighbour table) to FILE once the last
+#                              ("neighbour frames: ...") is out (at most 5 s)
 #
 # Environment rules (docs: /work/shared/environment.md): traffic stays inside namespaces this
 # run creates, which are named pl<pid>-<name> so that parallel runs do not collide; every
@@ -348,4 +352,20 @@ check() {
 # The lines after "RFC 5780 response N" up to the next blank line: one answer's attributes.
 answer() {
   awk -v n="RFC 5780 response $2" '$0 == n { on = 1; next } on && /^$/ { exit } on' "$1"
+}
+
+lab_link_mac() {
+  ip -n "$(lab_ns "$1")" -j link show dev "$2" |
+    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["address"])'
+}
+
+lab_engine_report() {
+  local file=$1 lines reports
+  lines=$(wc -l <"$LAB_ENGINE_LOG")
+  reports=$(grep -c '^neighbour frames: ' "$LAB_ENGINE_LOG" || true)
+  kill -USR1 "$LAB_ENGINE_PID" || return 1
+  lab_poll 50 eval "[[ \$(grep -c '^neighbour frames: ' \"\$LAB_ENGINE_LOG\") -gt $reports ]]" ||
+    return 1
+  # Everything printed since the signal: the report, and any line the engine logged meanwhile.
+  tail -n +"$((lines + 1))" "$LAB_ENGINE_LOG" >"$file"
 }
