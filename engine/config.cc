@@ -281,7 +281,7 @@ void read_eal(const toml::table& root, EngineConfig& config) {
 void read_engine(const toml::table& root, EngineConfig& config) {
     const toml::table* engine = optional_table(root, "engine");
     if (engine == nullptr) return;
-    reject_unknown_keys(*engine, "engine", {"workers", "mbufs", "burst"});
+    reject_unknown_keys(*engine, "engine", {"workers", "mbufs", "burst", "steering"});
     if (const toml::node* workers = engine->get("workers")) {
         const toml::array* array = workers->as_array();
         if (array == nullptr || array->empty())
@@ -306,6 +306,17 @@ void read_engine(const toml::table& root, EngineConfig& config) {
         config.mbufs = static_cast<unsigned>(read_integer(*mbufs, "engine.mbufs", 1023, 1048575));
     if (const toml::node* burst = engine->get("burst"))
         config.burst = static_cast<unsigned>(read_integer(*burst, "engine.burst", 1, 512));
+    if (const toml::node* steering = engine->get("steering")) {
+        const std::string expected = "expected \"auto\" or \"software\"";
+        const std::string& text = read_string(*steering, "engine.steering", expected);
+        if (text == "auto") {
+            config.steering = Steering::automatic;
+        } else if (text == "software") {
+            config.steering = Steering::software;
+        } else {
+            fail("engine.steering", line_of(*steering), expected + got(*steering));
+        }
+    }
 }
 
 void read_stun(const toml::table& root, EngineConfig& config) {

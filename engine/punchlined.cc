@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "engine/config.h"
+#include "engine/flow_steering.h"
 #include "engine/counters.h"
 #include "engine/neighbour.h"
 #include "engine/port_context.h"
@@ -129,6 +130,16 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
         fail("rte_eth_dev_start(" + device + "): " + rte_strerror(-rc));
     // Neighbour solicitations go to solicited-node multicast groups.
     rte_eth_allmulticast_enable(port.id);
+    // design.md §3: the NIC steers by rule where it can; otherwise the workers do.
+    engine::SteeringResult steering;
+    if (e.config.steering == engine::Steering::automatic) {
+        steering = engine::install_steering_rules(port.id, queues);
+    } else {
+        steering.reason = "engine.steering = \"software\"";
+    }
+    port.steer_in_software = steering.mode == engine::SteeringMode::software;
+    std::printf("punchlined: port %s steering: %s (%s)\n", device.c_str(),
+                port.steer_in_software ? "software" : "rules", steering.reason.c_str());
     rte_ether_addr mac{};
     rte_eth_macaddr_get(port.id, &mac);
     engine::MacAddress port_mac;
@@ -430,6 +441,7 @@ int main(int argc, char** argv) {
     print_neighbours(e);
 
     for (engine::DataplanePort& port : e.dataplane.ports) {
+        if (!port.steer_in_software) engine::remove_steering_rules(port.id);
         rte_eth_dev_stop(port.id);
         rte_eth_dev_close(port.id);
         // Workers are gone (unregistered), so no reader can hold the context any more.

@@ -108,8 +108,11 @@ unsigned Worker::poll() noexcept {
         taken += n;
         for (std::uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = rx[i];
-            const int owner = owner_worker(
-                {rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)}, d.workers);
+            const int owner =
+                d.ports[p].steer_in_software
+                    ? owner_worker({rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)},
+                                   d.workers)
+                    : -1;  // the port's rules brought it to its owner's queue
             if (owner >= 0 && static_cast<unsigned>(owner) != index_) {
                 // Not ours: hand it to its owner, which reads the port from the mbuf.
                 ++counters_.rx_packets;

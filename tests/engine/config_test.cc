@@ -135,6 +135,7 @@ TEST(ParseConfig, AbsentOptionalKeysTakeTheirDefaults) {
     EXPECT_EQ(config.workers, defaults.workers);
     EXPECT_EQ(config.mbufs, defaults.mbufs);
     EXPECT_EQ(config.burst, defaults.burst);
+    EXPECT_EQ(config.steering, Steering::automatic);
     EXPECT_EQ(config.stun.enabled, defaults.stun.enabled);
     EXPECT_EQ(config.stun.port, defaults.stun.port);
     EXPECT_EQ(config.stun.alternate_port, defaults.stun.alternate_port);
@@ -166,7 +167,7 @@ TEST(ParseConfig, EmptyTablesTakeTheirDefaults) {
 
 TEST(ParseConfig, ReadsEveryKeyAtItsLimits) {
     const EngineConfig config = parse_config(
-        "[engine]\nworkers = [0, 1023]\nmbufs = 1048575\nburst = 512\n"
+        "[engine]\nworkers = [0, 1023]\nmbufs = 1048575\nburst = 512\nsteering = \"software\"\n"
         "[stun]\nenabled = false\nport = 65535\nalternate_port = 0\nsoftware = \"" +
             std::string(509, 's') + "\"\n" +
             "[neighbour]\nreachable_ms = 3600000\nretransmit_ms = 60000\nmax_probes = 20\n"
@@ -178,6 +179,7 @@ TEST(ParseConfig, ReadsEveryKeyAtItsLimits) {
     EXPECT_EQ(config.workers, (std::vector<unsigned>{0, 1023}));
     EXPECT_EQ(config.mbufs, 1048575u);
     EXPECT_EQ(config.burst, 512u);
+    EXPECT_EQ(config.steering, Steering::software);
     EXPECT_FALSE(config.stun.enabled);
     EXPECT_EQ(config.stun.port, 65535);
     EXPECT_EQ(config.stun.alternate_port, 0) << "0 turns the alternate port off";
@@ -325,7 +327,7 @@ const std::vector<ErrorCase> error_cases = {
     {"UnknownEalKey", "[eal]\nargs = [\"--no-pci\"]\nargv = []\n", Append::port, "eal.argv", 3,
      "unknown key; known keys here: args"},
     {"UnknownEngineKey", "[engine]\nworker = [1]\n", Append::eal_and_port, "engine.worker", 2,
-     "unknown key; known keys here: workers, mbufs, burst"},
+     "unknown key; known keys here: workers, mbufs, burst, steering"},
     {"UnknownStunKey", "[stun]\nport = 3478\nalternate = 3479\n", Append::eal_and_port,
      "stun.alternate", 3, "known keys here: enabled, port, alternate_port, software"},
     {"UnknownKeyFirstInFileOrder", "[stun]\nzzz = 1\naaa = 2\n", Append::eal_and_port,
@@ -373,6 +375,10 @@ const std::vector<ErrorCase> error_cases = {
      "got 513"},
     {"BurstFloatingPoint", "[engine]\nburst = 32.0\n", Append::eal_and_port, "engine.burst", 2,
      "expected an integer 1..512, got 32.0"},
+    {"SteeringUnknown", "[engine]\nsteering = \"rss\"\n", Append::eal_and_port,
+     "engine.steering", 2, "expected \"auto\" or \"software\", got \"rss\""},
+    {"SteeringNotAString", "[engine]\nsteering = 1\n", Append::eal_and_port, "engine.steering",
+     2, "expected \"auto\" or \"software\""},
 
     // [stun]
     {"StunNotATable", "stun = true\n", Append::eal_and_port, "stun", 1,

@@ -7,7 +7,9 @@
 # frames, all dropped as not_for_us_l2) for one second, asks for its counters with SIGUSR1,
 # stops it with SIGINT, and checks: exit status 0, the counters report says "conserved" with
 # a non-zero rx, and — in the sanitize build — no AddressSanitizer or LeakSanitizer report
-# (ASAN_OPTIONS=detect_leaks=1 there: "nothing leaks"). Needs root for EAL; skips (77) if not.
+# (ASAN_OPTIONS=detect_leaks=1 there: "nothing leaks"). Then the same with two workers, whose
+# port refuses rte_flow rules: software steering, with the PMD's reason in the log. Needs root
+# for EAL; skips (77) if not.
 set -uo pipefail
 
 engine=$1
@@ -39,28 +41,34 @@ device = "net_null0"
 ipv4 = ["198.18.0.2", "198.18.0.3"]
 EOT
 
-"$engine" --config "$work/engine.toml" >"$work/out" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  grep -q "punchlined: running" "$work/out" && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if ! grep -q "punchlined: running" "$work/out"; then
-  echo "shutdown_test: the engine did not start:"; cat "$work/out"; exit 1
-fi
-sleep 1
-kill -USR1 "$pid"
-sleep 0.2
-kill -INT "$pid"
-status=0
-for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$pid" 2>/dev/null; then
-  echo "shutdown_test: still running 10 s after SIGINT"; cat "$work/out"; exit 1
-fi
-wait "$pid" || status=$?
-pid=""
-cat "$work/out"
+# run_engine CONFIG OUT: starts the engine, SIGUSR1 after a second, then SIGINT; sets $status.
+run_engine() {
+  local config=$1 out=$2
+  status=0
+  "$engine" --config "$config" >"$out" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    grep -q "punchlined: running" "$out" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! grep -q "punchlined: running" "$out"; then
+    echo "shutdown_test: the engine did not start:"; cat "$out"; exit 1
+  fi
+  sleep 1
+  kill -USR1 "$pid"
+  sleep 0.2
+  kill -INT "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "shutdown_test: still running 10 s after SIGINT"; cat "$out"; exit 1
+  fi
+  wait "$pid" || status=$?
+  pid=""
+  cat "$out"
+}
+
+run_engine "$work/engine.toml" "$work/out"
 
 failed=0
 check() { if ! eval "$2"; then echo "shutdown_test: FAILED: $1"; failed=1; fi; }
@@ -69,4 +77,19 @@ check "two counter reports (SIGUSR1 and exit)" '[[ $(grep -c "^total" "$work/out
 check "the exit report is conserved" 'grep "^total" "$work/out" | tail -1 | grep -q " conserved$"'
 check "packets were received" '! grep "^total" "$work/out" | tail -1 | grep -q "rx 0 pkts"'
 check "no sanitizer report" '! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$work/out"'
+check "one queue needs no steering" 'grep -q "steering: software (one queue" "$work/out"'
+
+# Two workers (lcores 1 and 2 share CPU 1: this machine may have two CPUs): net_null takes no
+# rte_flow rule, so the engine says why and steers in software; still conserved, still clean.
+sed -e 's/"-l", "0-1"/"--lcores=0@0,1@1,2@1"/' -e 's/^workers = \[1\]/workers = [1, 2]/' \
+  "$work/engine.toml" >"$work/two.toml"
+run_engine "$work/two.toml" "$work/two.out"
+check "two workers: exit status 0 (got $status)" '[[ $status -eq 0 ]]'
+check "two workers: the PMD's refusal reported, software steering" \
+  'grep -qE "steering: software \(rte_flow refused the UDP/IPv4 rule: .+\)" "$work/two.out"'
+check "two workers: the exit report is conserved" \
+  'grep "^total" "$work/two.out" | tail -1 | grep -q " conserved$"'
+check "two workers: both report" '[[ $(grep -c "^lcore[12] " "$work/two.out") -eq 4 ]]'
+check "two workers: no sanitizer report" \
+  '! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$work/two.out"'
 exit $failed

@@ -11,6 +11,7 @@
 //   workers = [1]            # worker lcores; the main lcore is the control thread
 //   mbufs = 16383            # packet buffers per port
 //   burst = 32               # rx/tx burst size
+//   steering = "auto"        # auto: rte_flow rules where the port takes them, else software
 //
 //   [stun]
 //   enabled = true
@@ -88,11 +89,18 @@ struct NeighbourConfig {
     std::uint32_t capacity = 64;
 };
 
+/// How packets reach their owner worker (engine/flow_steering.h).
+enum class Steering : std::uint8_t {
+    automatic,  ///< "auto": rte_flow rules where the port accepts them, software elsewhere
+    software,   ///< "software": always the workers' own hash and handoff rings
+};
+
 struct EngineConfig {
     std::vector<std::string> eal_args;    ///< passed to rte_eal_init after argv[0]
     std::vector<unsigned> workers = {1};  ///< worker lcore ids
     unsigned mbufs = 16383;
     unsigned burst = 32;
+    Steering steering = Steering::automatic;
     StunConfig stun;
     NeighbourConfig neighbour;
     std::vector<PortConfig> ports;

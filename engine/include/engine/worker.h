@@ -24,6 +24,10 @@ struct DataplanePort {
     // rcu_assign_pointer (release) and reclaimed only after synchronize_rcu() or once the
     // workers have stopped.
     PortContext* context = nullptr;
+    /// Whether workers steer this port's packets themselves (owner_worker(), handoff rings):
+    /// false where the port's rte_flow rules deliver each packet to its owner's queue
+    /// (engine/flow_steering.h).
+    bool steer_in_software = true;
 };
 
 /// What the workers share: set up by the control thread before they start, read-only after
