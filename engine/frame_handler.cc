@@ -93,7 +93,8 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
     const std::uint16_t udp_length = load_be16(f.data + l4 + 4);
     if (udp_length < udp_header_size || udp_length > l4_length)
         return Verdict::drop(DropReason::bad_udp_length);
-    if (port.rx_checksum == RxChecksum::verify) {
+    if (f.l4_checksum == L4ChecksumHint::bad) return Verdict::drop(DropReason::bad_udp_checksum);
+    if (port.rx_checksum == RxChecksum::verify && f.l4_checksum == L4ChecksumHint::unknown) {
         const std::uint16_t checksum = load_be16(f.data + l4 + 6);
         // RFC 768: zero means "no checksum" over IPv4; RFC 8200 §8.1: never valid over IPv6.
         if (checksum != 0 || ipv6) {

@@ -111,6 +111,10 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
         fail("port " + device + " has " + std::to_string(info.max_rx_queues) +
              " RX queues; engine.workers asks for " + std::to_string(queues));
     rte_eth_conf conf{};
+    // Where the device checks UDP checksums itself, the mbuf says so and the handlers do not
+    // check again (Frame::l4_checksum); a port without the offload leaves it to them.
+    const bool checksum_offload = (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) != 0;
+    if (checksum_offload) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
     if (int rc = rte_eth_dev_configure(port.id, queues, queues, &conf); rc != 0)
         fail("rte_eth_dev_configure(" + device + "): " + rte_strerror(-rc));
     std::uint16_t rx_descriptors = queue_descriptors;
@@ -138,8 +142,9 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
         steering.reason = "engine.steering = \"software\"";
     }
     port.steer_in_software = steering.mode == engine::SteeringMode::software;
-    std::printf("punchlined: port %s steering: %s (%s)\n", device.c_str(),
-                port.steer_in_software ? "software" : "rules", steering.reason.c_str());
+    std::printf("punchlined: port %s steering: %s (%s); RX UDP checksum offload %s\n",
+                device.c_str(), port.steer_in_software ? "software" : "rules",
+                steering.reason.c_str(), checksum_offload ? "on" : "off");
     rte_ether_addr mac{};
     rte_eth_macaddr_get(port.id, &mac);
     engine::MacAddress port_mac;

@@ -51,6 +51,12 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexc
     frame.data = rte_pktmbuf_mtod(m, std::byte*);
     frame.length = rte_pktmbuf_data_len(m);
     frame.capacity = static_cast<std::uint16_t>(frame.length + rte_pktmbuf_tailroom(m));
+    // A NIC with RX checksum offload (requested in setup_port) has checked the UDP checksum.
+    switch (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) {
+    case RTE_MBUF_F_RX_L4_CKSUM_GOOD: frame.l4_checksum = L4ChecksumHint::good; break;
+    case RTE_MBUF_F_RX_L4_CKSUM_BAD: frame.l4_checksum = L4ChecksumHint::bad; break;
+    default: break;
+    }
     const Verdict verdict = handle_frame(frame, context, counters_);
     if (verdict.goes_to_control()) {
         hand_to_control(m, tx);

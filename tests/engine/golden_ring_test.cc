@@ -661,6 +661,49 @@ TEST_F(RingWorkerLoopTest, ControlThreadFramesLeaveThroughWorkerZero) {
     EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the probe leaked";
 }
 
+// The golden case of that name, or null.
+const GoldenCase* case_named(std::string_view name) {
+    for (const GoldenCase& golden : corpus().cases)
+        if (golden.name == name) return &golden;
+    return nullptr;
+}
+
+// A NIC with RX checksum offload marks the mbuf (RTE_MBUF_F_RX_L4_CKSUM_*), and its word is
+// taken over the software check: BAD drops a request whose checksum is right...
+TEST_F(RingWorkerLoopTest, ChecksumMarkedBadByThePortIsDropped) {
+    const GoldenCase* golden = case_named("stun_binding_ipv4");
+    ASSERT_NE(golden, nullptr);
+    ASSERT_TRUE(golden->transmit) << "the case is answered without the mark";
+    ring_port->publish(*make_context("full"));
+    rte_mbuf* m = make_mbuf(*golden);
+    ASSERT_NE(m, nullptr);
+    m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_BAD;
+    const CoreCounters before = ring_port->counters();
+    ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
+    EXPECT_EQ(ring_port->worker->poll(), 1u);
+    const CoreCounters delta = difference(ring_port->counters(), before);
+    EXPECT_EQ(verdict_of(delta, 0), "drop bad_udp_checksum");
+    EXPECT_TRUE(take_transmitted().empty());
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the request leaked";
+}
+
+// ... and GOOD answers, on a verifying port, a request whose checksum is wrong: the same answer
+// a port that trusts the NIC gives (the golden case of the trust_checksum context).
+TEST_F(RingWorkerLoopTest, ChecksumMarkedGoodByThePortIsNotCheckedAgain) {
+    const GoldenCase* golden = case_named("stun_trust_checksum_wrong_udp_checksum");
+    ASSERT_NE(golden, nullptr);
+    ASSERT_TRUE(golden->transmit);
+    ring_port->publish(*make_context("full"));
+    rte_mbuf* m = make_mbuf(*golden);
+    ASSERT_NE(m, nullptr);
+    m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+    ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
+    EXPECT_EQ(ring_port->worker->poll(), 1u);
+    const std::vector<Sent> sent = take_transmitted();
+    ASSERT_EQ(sent.size(), 1u) << "not answered";
+    EXPECT_EQ(sent[0].bytes, golden->output);
+}
+
 // An answer the TX queue refuses moves from tx_packets to tx_full, and its mbuf is freed.
 TEST_F(RingWorkerLoopTest, AnswerRefusedByFullTxQueueCountsAsTxFull) {
     const GoldenCase* golden = answered_case();

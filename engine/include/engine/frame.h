@@ -10,10 +10,19 @@
 
 namespace engine {
 
+/// What the port says of a received frame's UDP checksum (a NIC's RX checksum offload; DPDK's
+/// RTE_MBUF_F_RX_L4_CKSUM_* flags). The vdevs here never say.
+enum class L4ChecksumHint : std::uint8_t {
+    unknown,  ///< not checked by the port: the handlers verify it if the port's config says so
+    good,     ///< the port verified it: not checked again
+    bad,      ///< the port found it wrong: dropped (bad_udp_checksum) whatever the config says
+};
+
 struct Frame {
     std::byte* data = nullptr;
     std::uint16_t length = 0;    ///< bytes of frame, from the Ethernet header on
     std::uint16_t capacity = 0;  ///< bytes available from `data` (tailroom included)
+    L4ChecksumHint l4_checksum = L4ChecksumHint::unknown;
 
     [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data, length}; }
 };
