@@ -12,9 +12,9 @@ namespace engine {
 /// Classifies and answers one received frame: ARP requests, IPv6 neighbour solicitations,
 /// ICMP/ICMPv6 echo requests, and the STUN role's Binding requests (RFC 8489, RFC 5780).
 /// Everything else is dropped under a reason. Counts rx, tx and drops in `counters`.
-/// Cost: ≈ 87 ns per Binding request with FINGERPRINT, all layers and the worker loop
-/// included, ≈ 1,180 instructions, a third of it CRC-32 (measured by
-/// bench/engine_pipeline_bench on net_ring; docs/benchmarks.md).
+/// Cost: ≈ 80 ns per Binding request with FINGERPRINT in the worker loop on net_ring, ≈ 65 ns
+/// for this call alone on a hot buffer, ≈ 950 instructions (bench/engine_pipeline_bench,
+/// bench/engine_handler_bench; docs/benchmarks.md).
 Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters) noexcept;
 
 /// The STUN role's answer to a UDP datagram addressed to one of its ports. `udp_offset` is the
