@@ -323,12 +323,12 @@ STUN_CRC32_TARGET std::uint32_t response_crc_by_terms(
 
 #endif
 
-// The fast path, ≈ 30 ns: the request nearly every STUN client and ICE agent sends a STUN
-// server, a Binding request with no attribute at all or with FINGERPRINT alone. Its layout is
-// fixed, so it is checked in place without a parse, and the success response is written word
-// by word: XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, RESPONSE-ORIGIN, OTHER-ADDRESS where RFC 5780
-// applies, SOFTWARE, and FINGERPRINT if the request had one; the same bytes the general path
-// writes for it (the golden files hold both paths to them).
+// The fast path (its cost: docs/benchmarks.md): the request nearly every STUN client and ICE
+// agent sends a STUN server, a Binding request with no attribute at all or with FINGERPRINT
+// alone. Its layout is fixed, so it is checked in place without a parse, and the success
+// response is written word by word: XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, RESPONSE-ORIGIN,
+// OTHER-ADDRESS where RFC 5780 applies, SOFTWARE, and FINGERPRINT if the request had one; the
+// same bytes the general path writes for it (the golden files hold both paths to them).
 // Returns false, having written nothing, for anything else: another type, any other
 // attribute, a FINGERPRINT that does not verify, a response that would not fit the buffer.
 // The general path then decides, with every check of its own.
