@@ -559,11 +559,13 @@ protected:
             if (golden->transmit) return golden;
         return nullptr;
     }
-    // Puts `golden`'s input on the port's RX ring, runs one loop iteration, and returns what it
-    // added to the worker's counters.
-    static CoreCounters poll_one(const GoldenCase& golden) {
+    // Puts `golden`'s input on the port's RX ring (its mbuf marked with `offload_flags`, as a
+    // NIC marks what it checked), runs one loop iteration, and returns what it added to the
+    // worker's counters.
+    static CoreCounters poll_one(const GoldenCase& golden, std::uint64_t offload_flags = 0) {
         rte_mbuf* m = make_mbuf(golden);
         EXPECT_NE(m, nullptr);
+        if (m != nullptr) m->ol_flags |= offload_flags;
         const CoreCounters before = ring_port->counters();
         EXPECT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
         EXPECT_EQ(ring_port->worker->poll(), 1u);
@@ -675,13 +677,8 @@ TEST_F(RingWorkerLoopTest, ChecksumMarkedBadByThePortIsDropped) {
     ASSERT_NE(golden, nullptr);
     ASSERT_TRUE(golden->transmit) << "the case is answered without the mark";
     ring_port->publish(*make_context("full"));
-    rte_mbuf* m = make_mbuf(*golden);
-    ASSERT_NE(m, nullptr);
-    m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_BAD;
-    const CoreCounters before = ring_port->counters();
-    ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
-    EXPECT_EQ(ring_port->worker->poll(), 1u);
-    const CoreCounters delta = difference(ring_port->counters(), before);
+    CoreCounters delta;
+    ASSERT_NO_FATAL_FAILURE(delta = poll_one(*golden, RTE_MBUF_F_RX_L4_CKSUM_BAD));
     EXPECT_EQ(verdict_of(delta, 0), "drop bad_udp_checksum");
     EXPECT_TRUE(take_transmitted().empty());
     EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the request leaked";
@@ -694,11 +691,9 @@ TEST_F(RingWorkerLoopTest, ChecksumMarkedGoodByThePortIsNotCheckedAgain) {
     ASSERT_NE(golden, nullptr);
     ASSERT_TRUE(golden->transmit);
     ring_port->publish(*make_context("full"));
-    rte_mbuf* m = make_mbuf(*golden);
-    ASSERT_NE(m, nullptr);
-    m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD;
-    ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
-    EXPECT_EQ(ring_port->worker->poll(), 1u);
+    CoreCounters delta;
+    ASSERT_NO_FATAL_FAILURE(delta = poll_one(*golden, RTE_MBUF_F_RX_L4_CKSUM_GOOD));
+    EXPECT_EQ(delta.tx_packets, 1u);
     const std::vector<Sent> sent = take_transmitted();
     ASSERT_EQ(sent.size(), 1u) << "not answered";
     EXPECT_EQ(sent[0].bytes, golden->output);
