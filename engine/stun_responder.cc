@@ -66,10 +66,6 @@ stun::Address address_from(std::span<const std::byte> ip, std::uint16_t port) no
     return a;
 }
 
-// Ones' complement sums kept in 64 bits and folded once at the end: a 32-bit big-endian word
-// adds the same as its two 16-bit halves (RFC 1071 §2(C)).
-std::uint32_t fold(std::uint64_t sum) noexcept { return checksum_fold(sum); }
-
 // The sum of an IP address, 4 or 16 bytes, as big-endian 32-bit words.
 std::uint64_t address_sum(const std::byte* address, bool ipv6) noexcept {
     if (!ipv6) return stun::load_be32(address);
@@ -139,7 +135,7 @@ void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         replace16(h + 6, 0x4000);  // DF, no fragment
         replace16(h + 8, static_cast<std::uint16_t>(
                              0x4000 | std::to_integer<std::uint16_t>(h[9])));  // TTL 64
-        store_be16(h + 10, checksum_finish(fold(sum)));
+        store_be16(h + 10, checksum_finish(checksum_fold(sum)));
     }
     std::byte* u = f.data + udp;
     store_be16(u, origin_port);
@@ -150,8 +146,11 @@ void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     if (payload_sum) {
         // RFC 768: the pseudo-header (addresses, protocol, UDP length), then the UDP header
         // (ports, length, a zero checksum) and the payload.
-        checksum = checksum_finish(fold(addresses + ip_protocol::udp + udp_length + origin_port +
-                                        client_port + udp_length + *payload_sum));
+        // Ones' complement sums kept in 64 bits and folded once: a 32-bit big-endian word adds
+        // the same as its two 16-bit halves (RFC 1071 §2(C)).
+        checksum = checksum_finish(checksum_fold(addresses + ip_protocol::udp + udp_length +
+                                                 origin_port + client_port + udp_length +
+                                                 *payload_sum));
     } else {
         checksum = transport_checksum({source, 2 * ip_size}, ip_protocol::udp, {u, udp_length});
     }
@@ -197,6 +196,9 @@ struct SummingWriter {
 // the CPU multiplies carry-less: a few multiplies in registers instead of a CRC over bytes
 // that were just stored. Elsewhere, stun::crc32 over the bytes.
 const bool fingerprint_by_terms = stun::crc32_terms_supported();
+
+// The longest SOFTWARE the fast path writes (RFC 8489 §14.14); read once, not per packet.
+const std::size_t software_send_limit = stun::text_send_limit(stun::attr::software);
 
 #if STUN_CRC32_TERMS
 
@@ -380,8 +382,7 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
         if (other->ip_size() != ip_size) return false;  // a family mixed up in the context
     }
     const std::size_t software_length = port.software.size();
-    static const std::size_t software_limit = stun::text_send_limit(stun::attr::software);
-    if (software_length > software_limit) return false;
+    if (software_length > software_send_limit) return false;
 
     const std::size_t address_size = stun::attribute_header_size + 4 + ip_size;
     const std::size_t response_length =
