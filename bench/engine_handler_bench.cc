@@ -49,6 +49,7 @@ engine::PortContext make_port(bool alternate, bool software) {
     port.stun_port = 3478;
     port.software = software ? "punchline" : "";
     port.rx_checksum = engine::RxChecksum::verify;
+    port.prepare();
     return port;
 }
 

@@ -467,6 +467,7 @@ int main(int argc, char** argv) {
     context.stun_port = stun_port;
     context.stun_alternate_port = options.no_alternate ? 0 : stun_alternate_port;
     context.software = options.no_software ? "" : "punchline";
+    context.prepare();
 
     engine::Dataplane dataplane;
     dataplane.ports = {engine::DataplanePort{port_id, &context}};

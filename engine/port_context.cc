@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/handler.h"
 #include "stun/bytes.h"
 
 namespace engine {
@@ -27,6 +28,8 @@ SoftwareText::SoftwareText(std::string_view text) : text_(text) {
     attribute_ = std::move(attribute);
 }
 
+void PortContext::prepare() { prepare_binding_templates(*this); }
+
 PortContext PortContext::from_config(const EngineConfig& config, const PortConfig& port,
                                      const MacAddress& mac) {
     PortContext context;
@@ -42,6 +45,7 @@ PortContext PortContext::from_config(const EngineConfig& config, const PortConfi
     context.stun_port = config.stun.port;
     context.stun_alternate_port = config.stun.alternate_port;
     context.software = config.stun.software;
+    context.prepare();
     return context;
 }
 

@@ -66,13 +66,6 @@ stun::Address address_from(std::span<const std::byte> ip, std::uint16_t port) no
     return a;
 }
 
-// The sum of an IP address, 4 or 16 bytes, as big-endian 32-bit words.
-std::uint64_t address_sum(const std::byte* address, bool ipv6) noexcept {
-    if (!ipv6) return stun::load_be32(address);
-    return std::uint64_t{stun::load_be32(address)} + stun::load_be32(address + 4) +
-           stun::load_be32(address + 8) + stun::load_be32(address + 12);
-}
-
 // Copies the response's two IP addresses into the header: from `origin_ip` to `client_ip`
 // (either may point into the header itself, hence the staging copy). Fixed-size copies.
 void store_ip_pair(std::byte* source, const std::byte* origin_ip, const std::byte* client_ip,
@@ -90,24 +83,19 @@ void store_ip_pair(std::byte* source, const std::byte* origin_ip, const std::byt
 }
 
 // Rewrites Ethernet, IP and UDP headers around a payload of `payload_length` already written
-// after the UDP header: back to `client_ip`:`client_port`, from `origin_ip`:`origin_port`
-// (raw addresses, `ipv6` ? 16 : 4 bytes). The IPv4 header checksum is updated (RFC 1624) from
-// the one handle_ipv4 verified, over the words that change. The UDP checksum is computed
-// whole, since the payload is new: from `payload_sum`, the payload's ones' complement sum as
-// its writer added it up (≈ 1 ns), or without one by a pass over the payload (≈ 10 ns: its
-// loads wait for the stores just made to it to drain).
-void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
-                  const std::byte* origin_ip, std::uint16_t origin_port,
-                  const std::byte* client_ip, std::uint16_t client_port,
-                  std::size_t payload_length, std::optional<std::uint64_t> payload_sum,
-                  const PortContext& port) noexcept {
+// after the UDP header: back to the client (at the route's destination port), from the
+// route's origin. The IPv4 header checksum is updated (RFC 1624) from the one handle_ipv4
+// verified, over the words that change; the UDP checksum is computed whole, since the payload
+// is new.
+void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const Route& route,
+                  std::size_t payload_length, const PortContext& port) noexcept {
+    const std::byte* origin_ip = route.origin.ip.data();
+    const std::byte* client_ip = route.client.ip.data();
     std::memcpy(f.data, f.data + 6, 6);
     std::memcpy(f.data + 6, port.mac.data(), 6);
     std::byte* h = f.data + ip;
     const std::size_t ip_size = ipv6 ? 16 : 4;
     std::byte* source = h + (ipv6 ? 8 : 12);
-    // Read before anything is stored: either address may lie in the header itself.
-    const std::uint64_t addresses = address_sum(origin_ip, ipv6) + address_sum(client_ip, ipv6);
     const auto udp_length = static_cast<std::uint16_t>(udp_header_size + payload_length);
     // STUN over UDP is not ECN-capable (RFC 3168 §5): the request's ECN bits are not echoed.
     if (ipv6) {
@@ -121,9 +109,11 @@ void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         // protocol make the new header's sum nonzero). Needs the arrival checksum to verify,
         // which handle_ipv4 checked.
         const std::size_t header_length = (std::to_integer<std::size_t>(h[0]) & 0xF) * 4;
+        // In 64 bits from the first term: two 32-bit words may carry out of 32 bits.
         std::uint64_t sum = static_cast<std::uint16_t>(~load_be16(h + 10));
-        sum += static_cast<std::uint32_t>(~stun::load_be32(h + 12)) +
-               static_cast<std::uint32_t>(~stun::load_be32(h + 16)) + addresses;
+        sum += std::uint64_t{static_cast<std::uint32_t>(~stun::load_be32(h + 12))} +
+               std::uint64_t{static_cast<std::uint32_t>(~stun::load_be32(h + 16))} +
+               stun::load_be32(origin_ip) + stun::load_be32(client_ip);
         store_ip_pair(source, origin_ip, client_ip, false);
         auto replace16 = [&](std::byte* field, std::uint16_t value) {
             sum += static_cast<std::uint16_t>(~load_be16(field));
@@ -138,59 +128,30 @@ void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         store_be16(h + 10, checksum_finish(checksum_fold(sum)));
     }
     std::byte* u = f.data + udp;
-    store_be16(u, origin_port);
-    store_be16(u + 2, client_port);
+    store_be16(u, route.origin.port);
+    store_be16(u + 2, route.destination_port);
     store_be16(u + 4, udp_length);
     store_be16(u + 6, 0);
-    std::uint16_t checksum = 0;
-    if (payload_sum) {
-        // RFC 768: the pseudo-header (addresses, protocol, UDP length), then the UDP header
-        // (ports, length, a zero checksum) and the payload.
-        // Ones' complement sums kept in 64 bits and folded once: a 32-bit big-endian word adds
-        // the same as its two 16-bit halves (RFC 1071 §2(C)).
-        checksum = checksum_finish(checksum_fold(addresses + ip_protocol::udp + udp_length +
-                                                 origin_port + client_port + udp_length +
-                                                 *payload_sum));
-    } else {
-        checksum = transport_checksum({source, 2 * ip_size}, ip_protocol::udp, {u, udp_length});
-    }
+    const std::uint16_t checksum =
+        transport_checksum({source, 2 * ip_size}, ip_protocol::udp, {u, udp_length});
     // RFC 768: a computed zero is sent as all ones (zero means "none").
     store_be16(u + 6, checksum == 0 ? 0xFFFF : checksum);
     f.length = static_cast<std::uint16_t>(udp + udp_length);
 }
 
-void finish_reply(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const Route& route,
-                  std::size_t payload_length, const PortContext& port) noexcept {
-    finish_reply(f, ip, udp, ipv6, route.origin.ip.data(), route.origin.port,
-                 route.client.ip.data(), route.destination_port, payload_length, std::nullopt,
-                 port);
+// The success response's attributes before any PADDING and FINGERPRINT: XOR-MAPPED-ADDRESS,
+// MAPPED-ADDRESS, RESPONSE-ORIGIN, OTHER-ADDRESS where RFC 5780 applies, and SOFTWARE. The
+// general path and the fast path's templates both write them here.
+void add_binding_attributes(stun::MessageWriter& w, const Route& route, const PortContext& port) {
+    w.add_xor_address(stun::attr::xor_mapped_address, route.client);
+    // RFC 8489 §12: MAPPED-ADDRESS too, for clients written to RFC 3489.
+    w.add_address(stun::attr::mapped_address, route.client);
+    // RFC 5780 §6.1: "The server MUST add a RESPONSE-ORIGIN attribute"; OTHER-ADDRESS only
+    // where there is an alternate address.
+    w.add_address(stun::attr::response_origin, route.origin);
+    if (route.rfc5780) w.add_address(stun::attr::other_address, route.other);
+    if (!port.software.empty()) w.add_text(stun::attr::software, port.software);
 }
-
-// Writes a STUN message as big-endian 32-bit words and adds each to a ones' complement sum
-// as it goes, so that the UDP checksum needs no second pass over the bytes just stored.
-struct SummingWriter {
-    std::byte* at;
-    std::uint64_t sum = 0;
-
-    void word(std::uint32_t value) noexcept {
-        stun::store_be32(at, value);
-        sum += value;
-        at += 4;
-    }
-    // An address attribute (RFC 8489 §14.1): type, length, a zero byte, the family, the port
-    // and the address XOR `mask` (4 or 16 bytes; zeros for a plain address).
-    template <bool ipv6>
-    void address(std::uint16_t type, const std::byte* ip, std::uint16_t port_number,
-                 const std::byte* mask) noexcept {
-        word(std::uint32_t{type} << 16 | (ipv6 ? 20u : 8u));
-        word(static_cast<std::uint32_t>(ipv6 ? stun::AddressFamily::ipv6
-                                             : stun::AddressFamily::ipv4)
-                 << 16 |
-             port_number);
-        for (std::size_t i = 0; i < (ipv6 ? 16u : 4u); i += 4)  // unrolled: a constant count
-            word(stun::load_be32(ip + i) ^ (mask != nullptr ? stun::load_be32(mask + i) : 0));
-    }
-};
 
 // FINGERPRINTs of the fast path (RFC 8489 §14.7) as sums of fields (stun/crc32_terms.h) where
 // the CPU multiplies carry-less: a few multiplies in registers instead of a CRC over bytes
@@ -228,37 +189,6 @@ constexpr std::uint32_t request_layout_raw() noexcept {
     return stun::crc32_raw(m);
 }
 
-// For the response's address part: header (success type; length, transaction ID zero),
-// XOR-MAPPED-ADDRESS (the cookie parts of its XORs; port and address zero), MAPPED-ADDRESS,
-// RESPONSE-ORIGIN and, with `other`, OTHER-ADDRESS, each with type, length and family.
-template <bool ipv6, bool other>
-constexpr std::uint32_t response_layout_raw() noexcept {
-    constexpr std::size_t address_size = stun::attribute_header_size + 4 + (ipv6 ? 16 : 4);
-    std::array<std::byte, stun::header_size + 4 * address_size> m{};
-    std::size_t at = 0;
-    auto word = [&](std::uint32_t value) {
-        for (int shift = 24; shift >= 0; shift -= 8)
-            m[at++] = static_cast<std::byte>(value >> shift);
-    };
-    word(std::uint32_t{stun::message_type(stun::Method::binding,
-                                          stun::MessageClass::success_response)}
-             << 16 ^
-         0xFFFFFFFFu);
-    word(stun::magic_cookie);
-    at += 12;
-    const std::uint32_t family = ipv6 ? 0x00020000u : 0x00010000u;
-    const std::uint32_t length = ipv6 ? 20 : 8;
-    const std::uint16_t types[4] = {stun::attr::xor_mapped_address, stun::attr::mapped_address,
-                                    stun::attr::response_origin, stun::attr::other_address};
-    for (int i = 0; i < (other ? 4 : 3); ++i) {
-        word(std::uint32_t{types[i]} << 16 | length);
-        word(family | (i == 0 ? stun::magic_cookie >> 16 : 0));
-        word(i == 0 ? stun::magic_cookie : 0);  // XOR-MAPPED-ADDRESS: the cookie first
-        at += ipv6 ? 12 : 0;
-    }
-    return stun::crc32_raw(std::span<const std::byte>(m.data(), at));
-}
-
 // CRC-32 of the 20-byte header of the fast path's Binding request: the layout and the
 // transaction ID.
 STUN_CRC32_TARGET std::uint32_t request_crc_by_terms(const std::byte* m) noexcept {
@@ -269,77 +199,58 @@ STUN_CRC32_TARGET std::uint32_t request_crc_by_terms(const std::byte* m) noexcep
     return layout ^ t.raw() ^ 0xFFFFFFFFu;
 }
 
-// An address attribute's port and address as fields, `offset` bytes into the message
-// (where its port is at +6 and its address at +8), `covered` bytes long.
+// The response's FINGERPRINT CRC from its template's layout and the fields the client fills
+// in: the transaction ID (in the header, and for IPv6 in XOR-MAPPED-ADDRESS's address too,
+// RFC 8489 §14.2) and the client's port and address, once in XOR-MAPPED-ADDRESS (whose XOR
+// with the cookie is in the layout) and once in MAPPED-ADDRESS: each field one multiply.
 template <bool ipv6>
-STUN_CRC32_TARGET void add_address(stun::Crc32Terms& t, std::size_t covered, std::size_t offset,
-                                   std::uint16_t port_number, const std::byte* ip) noexcept {
-    if constexpr (ipv6) {
-        t.add(le_field16(port_number), 2, covered - offset - 8);
-        t.add(load_le64(ip), 8, covered - offset - 16);
-        t.add(load_le64(ip + 8), 8, covered - offset - 24);
-    } else {
-        t.add(le_field16(port_number) | std::uint64_t{load_le32(ip)} << 16, 6,
-              covered - offset - 12);
-    }
-}
-
-// CRC-32 over the fast path's response up to its FINGERPRINT attribute (RFC 8489 §14.7: its
-// type and length are not covered): the layout, the length field, the transaction ID (still in
-// place at m + 8), the client's address twice (XOR-MAPPED and MAPPED), RESPONSE-ORIGIN,
-// OTHER-ADDRESS if any, and the port's SOFTWARE attribute.
-template <bool ipv6>
-STUN_CRC32_TARGET std::uint32_t response_crc_by_terms(
-    const std::byte* m, std::uint16_t length_field, std::uint16_t client_port,
-    const std::byte* client_ip, std::uint16_t origin_port, const std::byte* origin_ip,
-    const std::byte* other_ip, std::uint16_t other_port, const SoftwareText& software) noexcept {
+STUN_CRC32_TARGET std::uint32_t response_crc_by_terms(const BindingTemplate& t,
+                                                      const std::byte* txid,
+                                                      std::uint16_t client_port,
+                                                      const std::byte* client_ip) noexcept {
+    // Offsets in the message: XOR-MAPPED-ADDRESS at 20, its port at +6 and address at +8;
+    // MAPPED-ADDRESS an attribute later. A field ending at offset e lies covered - e from the
+    // end.
     constexpr std::size_t a = stun::attribute_header_size + 4 + (ipv6 ? 16 : 4);
-    const std::size_t tail = software.attribute_size();
-    const std::size_t covered = stun::header_size + (other_ip != nullptr ? 4 : 3) * a + tail;
-    static constexpr std::uint32_t layout_with_other = response_layout_raw<ipv6, true>();
-    static constexpr std::uint32_t layout_without_other = response_layout_raw<ipv6, false>();
-    stun::Crc32Terms t;
-    t.add_raw(other_ip != nullptr ? layout_with_other : layout_without_other, tail);
-    t.add(le_field16(length_field), 2, covered - 4);
-    t.add(load_le64(m + 8), 8, covered - 16);
-    t.add(load_le32(m + 16), 4, covered - 20);
-    // The client, in XOR-MAPPED-ADDRESS (its XOR with the cookie is in the layout) and in
-    // MAPPED-ADDRESS: each field once, at both places.
-    const std::size_t x = stun::header_size;
+    constexpr std::size_t x = stun::header_size;
+    const std::size_t covered = t.crc_covered;
+    stun::Crc32Terms c;
+    c.add_raw(t.crc_layout, 0);
     if constexpr (ipv6) {
-        t.add_twice(le_field16(client_port), 2, covered - x - 8, covered - x - a - 8);
-        t.add_twice(load_le64(client_ip), 8, covered - x - 16, covered - x - a - 16);
-        t.add_twice(load_le64(client_ip + 8), 8, covered - x - 24, covered - x - a - 24);
-        // RFC 8489 §14.2: the IPv6 address is also XORed with the transaction ID.
-        t.add(load_le32(m + 8), 4, covered - x - 16);
-        t.add(load_le64(m + 12), 8, covered - x - 24);
+        c.add_twice(load_le32(txid), 4, covered - 12, covered - (x + 8 + 8));
+        c.add_twice(load_le64(txid + 4), 8, covered - 20, covered - (x + 8 + 16));
+        c.add_twice(le_field16(client_port), 2, covered - (x + 8), covered - (x + a + 8));
+        c.add_twice(load_le64(client_ip), 8, covered - (x + 16), covered - (x + a + 16));
+        c.add_twice(load_le64(client_ip + 8), 8, covered - (x + 24), covered - (x + a + 24));
     } else {
-        t.add_twice(le_field16(client_port) | std::uint64_t{load_le32(client_ip)} << 16, 6,
-                    covered - x - 12, covered - x - a - 12);
+        c.add(load_le64(txid), 8, covered - 16);
+        c.add(load_le32(txid + 8), 4, covered - 20);
+        c.add_twice(le_field16(client_port) | std::uint64_t{load_le32(client_ip)} << 16, 6,
+                    covered - (x + 12), covered - (x + a + 12));
     }
-    add_address<ipv6>(t, covered, x + 2 * a, origin_port, origin_ip);
-    if (other_ip != nullptr) add_address<ipv6>(t, covered, x + 3 * a, other_port, other_ip);
-    // SOFTWARE after the address part: its raw CRC as it stands (zeros before it add nothing).
-    return t.raw() ^ software.attribute_raw_crc() ^ 0xFFFFFFFFu;
+    return c.raw() ^ 0xFFFFFFFFu;
 }
 
 #endif
 
 // The fast path (its cost: docs/benchmarks.md): the request nearly every STUN client and ICE
 // agent sends a STUN server, a Binding request with no attribute at all or with FINGERPRINT
-// alone. Its layout is fixed, so it is checked in place without a parse, and the success
-// response is written word by word: XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, RESPONSE-ORIGIN,
-// OTHER-ADDRESS where RFC 5780 applies, SOFTWARE, and FINGERPRINT if the request had one; the
-// same bytes the general path writes for it (the golden files hold both paths to them).
+// alone. Its layout is fixed, so it is checked in place without a parse, and the response is
+// the port's template for it (prepare_binding_templates: the general path's own bytes for a
+// client of zeros) copied over the request, with the client filled in and the checksums and
+// FINGERPRINT completed from the template's sums: no attribute is written one by one.
 // Returns false, having written nothing, for anything else: another type, any other
-// attribute, a FINGERPRINT that does not verify, a response that would not fit the buffer.
-// The general path then decides, with every check of its own.
-// One instance per family, so that every size in it is a constant.
+// attribute, a FINGERPRINT that does not verify, IPv4 options, a context never prepared, a
+// response that would not fit the buffer. The general path then decides, with every check
+// of its own. One instance per family, so that every size in it is a constant.
 template <bool ipv6>
 bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const PortContext& port,
                            CoreCounters& counters) noexcept {
+    constexpr std::size_t ip_size = ipv6 ? 16 : 4;
+    constexpr std::size_t ip_header = ipv6 ? ipv6_header_size : ipv4_header_size;
+    if (ip != ethernet_header_size || udp != ip + ip_header) return false;
     const std::size_t request_length = load_be16(f.data + udp + 4) - udp_header_size;
-    std::byte* m = f.data + udp + udp_header_size;
+    const std::byte* m = f.data + udp + udp_header_size;
     // RFC 8489 §6.3: the top two bits zero and the magic cookie; §5: the length field is the
     // datagram's, here 0 or 8 (FINGERPRINT). Type 0x0001 is a Binding request.
     constexpr std::uint16_t binding_request =
@@ -366,80 +277,86 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
         if ((crc ^ stun::fingerprint_xor) != stun::load_be32(m + 24)) return false;
     }
 
-    // Where the response goes and comes from: as the general path's Route, straight from the
-    // headers. With no CHANGE-REQUEST the response leaves from where the request arrived.
-    const OwnedAddresses& owned = ipv6 ? port.ipv6 : port.ipv4;
-    const std::size_t ip_size = ipv6 ? 16 : 4;
-    const std::byte* client_ip = f.data + ip + (ipv6 ? 8 : 12);
-    const std::byte* arrival_ip = client_ip + ip_size;
-    const std::uint16_t client_port = load_be16(f.data + udp);
-    const int ip_index = owned.index_of({arrival_ip, ip_size});
+    // With no CHANGE-REQUEST the response leaves from where the request arrived: the template
+    // of that address and port.
+    std::byte* h = f.data + ip;
+    const std::byte* source_ip = h + (ipv6 ? 8 : 12);
+    const int ip_index = (ipv6 ? port.ipv6 : port.ipv4).index_of({source_ip + ip_size, ip_size});
+    if (ip_index < 0) return false;
     const int port_index = load_be16(f.data + udp + 2) == port.stun_port ? 0 : 1;
-    const std::uint16_t origin_port = port_index == 0 ? port.stun_port : port.stun_alternate_port;
-    const stun::Address* other = nullptr;
-    if (port.supports_change_request(ipv6) && ip_index >= 0) {
-        other = &*owned.at(ip_index ^ 1);
-        if (other->ip_size() != ip_size) return false;  // a family mixed up in the context
+    const BindingTemplate& t =
+        port.binding_templates[BindingTemplate::index(ipv6, ip_index, port_index, fingerprint)];
+    const std::size_t length = t.frame.size();
+    if (length == 0 || length > f.capacity) return false;
+
+    // What the response takes from the request, read before the template covers it.
+    std::byte client_mac[6];
+    std::memcpy(client_mac, f.data + 6, 6);
+    std::byte client_ip[ip_size];
+    std::memcpy(client_ip, source_ip, ip_size);
+    const std::uint16_t client_port = load_be16(f.data + udp);
+    std::byte txid[stun::transaction_id_size];
+    std::memcpy(txid, m + 8, sizeof txid);
+    // IPv4: version, TOS, total length; IPv6: version, traffic class, flow label. STUN over
+    // UDP is not ECN-capable (RFC 3168 §5): the request's ECN bits are not echoed.
+    const std::uint32_t first_word = stun::load_be32(h) & (ipv6 ? 0xFFCFFFFFu : 0xFFFCFFFFu);
+    const std::uint16_t identification = load_be16(h + 4);
+
+    std::memcpy(f.data, t.frame.data(), length);
+    std::memcpy(f.data, client_mac, 6);
+    std::byte* u = f.data + udp;
+    std::byte* r = u + udp_header_size;
+    std::byte* xor_mapped = r + stun::header_size;
+    std::byte* mapped = xor_mapped + stun::attribute_header_size + 4 + ip_size;
+    std::memcpy(h + (ipv6 ? 24 : 16), client_ip, ip_size);
+    store_be16(u + 2, client_port);
+    std::memcpy(r + 8, txid, sizeof txid);
+    // RFC 8489 §14.2: the port XOR the cookie's high half, the address XOR the cookie and (for
+    // IPv6) the transaction ID; §12: MAPPED-ADDRESS plain.
+    const auto xor_port = static_cast<std::uint16_t>(client_port ^ (stun::magic_cookie >> 16));
+    store_be16(xor_mapped + 6, xor_port);
+    store_be16(mapped + 6, client_port);
+    std::memcpy(mapped + 8, client_ip, ip_size);
+    // UDP checksum (RFC 768): the template's sum plus the client's words, each where it went:
+    // the pseudo-header's destination, the UDP destination port, the transaction ID, both
+    // address attributes (a 32-bit big-endian word adds as its halves, RFC 1071 §2(C)).
+    std::uint64_t sum = t.udp_sum + 2 * std::uint64_t{client_port} + xor_port;
+    for (std::size_t i = 0; i < ip_size; i += 4) {
+        const std::uint32_t word = stun::load_be32(client_ip + i);
+        const std::uint32_t mask =
+            i == 0 ? stun::magic_cookie : stun::load_be32(txid + i - 4);
+        stun::store_be32(xor_mapped + 8 + i, word ^ mask);
+        sum += 2 * std::uint64_t{word} + (word ^ mask);
     }
-    const std::size_t software_length = port.software.size();
-    if (software_length > software_send_limit) return false;
-
-    const std::size_t address_size = stun::attribute_header_size + 4 + ip_size;
-    const std::size_t response_length =
-        stun::header_size + (other != nullptr ? 4 : 3) * address_size +
-        (software_length > 0 ? stun::attribute_header_size + stun::padded4(software_length) : 0) +
-        (fingerprint ? stun::attribute_header_size + 4 : 0);
-    if (udp + udp_header_size + response_length > f.capacity) return false;
-
-    // RFC 8489 §6.3.1.1: the success response keeps the cookie and the transaction ID, which
-    // stay where they are, at m + 4 .. m + 20 (summed, not rewritten).
-    SummingWriter w{m};
-    w.word(std::uint32_t{stun::message_type(stun::Method::binding,
-                                            stun::MessageClass::success_response)}
-               << 16 |
-           static_cast<std::uint32_t>(response_length - stun::header_size));
-    w.at += 16;
-    w.sum += std::uint64_t{stun::magic_cookie} + stun::load_be32(m + 8) + stun::load_be32(m + 12) +
-             stun::load_be32(m + 16);
-    // RFC 8489 §14.2: XOR-MAPPED-ADDRESS, the port XOR the cookie's high half, the address
-    // XOR the cookie and (IPv6) the transaction ID, which are the bytes at m + 4.
-    w.address<ipv6>(stun::attr::xor_mapped_address, client_ip,
-                    static_cast<std::uint16_t>(client_port ^ (stun::magic_cookie >> 16)), m + 4);
-    // RFC 8489 §12: MAPPED-ADDRESS too, for clients written to RFC 3489.
-    w.address<ipv6>(stun::attr::mapped_address, client_ip, client_port, nullptr);
-    // RFC 5780 §6.1: "The server MUST add a RESPONSE-ORIGIN attribute"; OTHER-ADDRESS only
-    // where there is an alternate address: the other IP and the other port.
-    w.address<ipv6>(stun::attr::response_origin, arrival_ip, origin_port, nullptr);
-    if (other != nullptr)
-        w.address<ipv6>(stun::attr::other_address, other->ip.data(),
-                        port_index == 0 ? port.stun_alternate_port : port.stun_port, nullptr);
-    if (software_length > 0) {
-        // The whole attribute, padding included, and its sum were made when the text was set.
-        const std::span<const std::byte> attribute = port.software.attribute();
-        std::memcpy(w.at, attribute.data(), attribute.size());
-        w.sum += port.software.attribute_sum();
-        w.at += attribute.size();
+    for (std::size_t i = 0; i < sizeof txid; i += 4) sum += stun::load_be32(txid + i);
+    if constexpr (ipv6) {
+        stun::store_be32(h, first_word);
+    } else {
+        // The IPv4 header checksum from the template's: TOS, identification, destination.
+        h[1] = static_cast<std::byte>(first_word >> 16);
+        store_be16(h + 4, identification);
+        store_be16(h + 10,
+                   checksum_finish(checksum_fold(t.ip_sum + ((first_word >> 16) & 0xFF) +
+                                                 identification +
+                                                 stun::load_be32(client_ip))));
     }
     if (fingerprint) {
-        // RFC 8489 §14.7: the CRC covers the header, whose length already includes it.
-        w.word(std::uint32_t{stun::attr::fingerprint} << 16 | 4);
 #if STUN_CRC32_TERMS
         const std::uint32_t crc =
             fingerprint_by_terms
-                ? response_crc_by_terms<ipv6>(
-                      m, static_cast<std::uint16_t>(response_length - stun::header_size),
-                      client_port, client_ip, origin_port, arrival_ip,
-                      other != nullptr ? other->ip.data() : nullptr,
-                      port_index == 0 ? port.stun_alternate_port : port.stun_port,
-                      port.software)
-                : stun::crc32({std::span<const std::byte>(m, w.at - 4)});
+                ? response_crc_by_terms<ipv6>(t, txid, client_port, client_ip)
+                : stun::crc32({std::span<const std::byte>(r, t.crc_covered)});
 #else
-        const std::uint32_t crc = stun::crc32({std::span<const std::byte>(m, w.at - 4)});
+        const std::uint32_t crc = stun::crc32({std::span<const std::byte>(r, t.crc_covered)});
 #endif
-        w.word(crc ^ stun::fingerprint_xor);
+        const std::uint32_t value = crc ^ stun::fingerprint_xor;
+        stun::store_be32(f.data + length - 4, value);
+        sum += value;
     }
-    finish_reply(f, ip, udp, ipv6, arrival_ip, origin_port, client_ip, client_port,
-                 response_length, w.sum, port);
+    const std::uint16_t checksum = checksum_finish(checksum_fold(sum));
+    // RFC 768: a computed zero is sent as all ones (zero means "none").
+    store_be16(u + 6, checksum == 0 ? 0xFFFF : checksum);
+    f.length = static_cast<std::uint16_t>(length);
     ++counters.stun_success;
     return true;
 }
@@ -579,14 +496,7 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     }
 
     stun::MessageWriter w(out, stun::Method::binding, stun::MessageClass::success_response, txid);
-    w.add_xor_address(stun::attr::xor_mapped_address, route.client);
-    // RFC 8489 §12: MAPPED-ADDRESS too, for clients written to RFC 3489.
-    w.add_address(stun::attr::mapped_address, route.client);
-    // RFC 5780 §6.1: "The server MUST add a RESPONSE-ORIGIN attribute"; OTHER-ADDRESS only
-    // where there is an alternate address.
-    w.add_address(stun::attr::response_origin, route.origin);
-    if (route.rfc5780) w.add_address(stun::attr::other_address, route.other);
-    if (!port.software.empty()) w.add_text(stun::attr::software, port.software);
+    add_binding_attributes(w, route, port);
     if (padding_length > 0) {
         // The response must fit the port's MTU (the engine does not fragment, and the response
         // carries DF): PADDING is cut to what fits, in whole words. RFC 5780 §7.6 wants the
@@ -606,6 +516,96 @@ Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     finish_reply(f, ip, udp, ipv6, route, w.size(), port);
     ++counters.stun_success;
     return Verdict::transmit();
+}
+
+void prepare_binding_templates(PortContext& port) {
+    for (BindingTemplate& t : port.binding_templates) t = BindingTemplate{};
+    if (!port.stun_enabled || port.software.size() > software_send_limit) return;
+    auto port_at = [&](int index) {
+        return index == 0 ? port.stun_port : port.stun_alternate_port;
+    };
+    for (const bool ipv6 : {false, true}) {
+        const OwnedAddresses& owned = ipv6 ? port.ipv6 : port.ipv4;
+        const std::size_t ip_size = ipv6 ? 16 : 4;
+        const std::size_t ip = ethernet_header_size;
+        const std::size_t udp = ip + (ipv6 ? ipv6_header_size : ipv4_header_size);
+        const std::size_t message = udp + udp_header_size;
+        for (int ip_index = 0; ip_index < 2; ++ip_index) {
+            for (int port_index = 0; port_index < 2; ++port_index) {
+                const std::optional<stun::Address>& origin = owned.at(ip_index);
+                if (!origin || origin->ip_size() != ip_size || port_at(port_index) == 0)
+                    continue;
+                // The general path's route for a request from a client of zeros to here.
+                Route route;
+                route.client.family = origin->family;
+                route.origin = address_from(origin->ip_bytes(), port_at(port_index));
+                route.rfc5780 = port.supports_change_request(ipv6);
+                if (route.rfc5780) {
+                    const std::optional<stun::Address>& other = owned.at(ip_index ^ 1);
+                    if (other->ip_size() != ip_size) continue;  // the fast path would decline
+                    route.other = address_from(other->ip_bytes(), port_at(port_index ^ 1));
+                }
+                for (const bool fingerprint : {false, true}) {
+                    std::vector<std::byte> frame(message + stun::header_size + 4 * 24 +
+                                                 stun::attribute_header_size +
+                                                 stun::padded4(port.software.size()) + 8);
+                    stun::MessageWriter w(std::span<std::byte>(frame).subspan(message),
+                                          stun::Method::binding,
+                                          stun::MessageClass::success_response,
+                                          stun::TransactionId{});
+                    add_binding_attributes(w, route, port);
+                    const std::size_t covered = w.size();
+                    if (fingerprint) w.add_fingerprint();
+                    if (!w.ok()) continue;
+                    frame.resize(message + w.size());
+                    std::byte* r = frame.data() + message;
+                    BindingTemplate& t = port.binding_templates[BindingTemplate::index(
+                        ipv6, ip_index, port_index, fingerprint)];
+                    // The CRC layout: the first 4 bytes XOR 0xFF (crc32_terms.h), and the
+                    // client of zeros leaves the cookie's part in XOR-MAPPED-ADDRESS.
+                    std::vector<std::byte> layout(r, r + covered);
+                    for (std::size_t i = 0; i < 4; ++i) layout[i] ^= std::byte{0xFF};
+                    t.crc_layout = stun::crc32_raw(layout);
+                    t.crc_covered = static_cast<std::uint16_t>(covered);
+                    // Zeros where the client's fields go: XOR-MAPPED-ADDRESS's port and
+                    // address (MAPPED-ADDRESS and the transaction ID are zeros already) and
+                    // FINGERPRINT's value.
+                    std::memset(r + stun::header_size + 6, 0, 2 + ip_size);
+                    if (fingerprint) std::memset(frame.data() + frame.size() - 4, 0, 4);
+                    // Ethernet, IP and UDP headers as finish_reply() leaves them, with the
+                    // client's MAC and address zeros and the request's IPv4 TOS and
+                    // identification (or IPv6 traffic class and flow label) zeros.
+                    std::memcpy(frame.data() + 6, port.mac.data(), 6);
+                    store_be16(frame.data() + 12, ipv6 ? ethertype::ipv6 : ethertype::ipv4);
+                    std::byte* h = frame.data() + ip;
+                    const auto udp_length = static_cast<std::uint16_t>(frame.size() - udp);
+                    std::byte* source = h + (ipv6 ? 8 : 12);
+                    std::memcpy(source, origin->ip.data(), ip_size);
+                    if (ipv6) {
+                        h[0] = std::byte{0x60};
+                        store_be16(h + 4, udp_length);
+                        h[6] = std::byte{ip_protocol::udp};
+                        h[7] = std::byte{64};
+                    } else {
+                        h[0] = std::byte{0x45};
+                        store_be16(h + 2, static_cast<std::uint16_t>(ipv4_header_size +
+                                                                      udp_length));
+                        store_be16(h + 6, 0x4000);  // DF, no fragment
+                        h[8] = std::byte{64};
+                        h[9] = std::byte{ip_protocol::udp};
+                        t.ip_sum = checksum_add(0, {h, ipv4_header_size});
+                    }
+                    std::byte* u = frame.data() + udp;
+                    store_be16(u, route.origin.port);
+                    store_be16(u + 4, udp_length);
+                    t.udp_sum = checksum_add(checksum_add(0, {source, 2 * ip_size}) +
+                                                 ip_protocol::udp + udp_length,
+                                             {u, udp_length});
+                    t.frame = std::move(frame);
+                }
+            }
+        }
+    }
 }
 
 }  // namespace engine

@@ -135,6 +135,22 @@ TEST_P(GoldenPacketTest, ProducesExpectedVerdictAndBytes) {
     expect_stun_counters(golden, counters);
 }
 
+// The STUN role's fast path answers from the prepared context's templates; a context never
+// prepared is answered by the general path alone. Both give every case the same verdict and
+// the same bytes (and so both meet the golden files).
+TEST_P(GoldenPacketTest, GeneralPathGivesTheSameAnswer) {
+    const GoldenCase& golden = GetParam();
+    SCOPED_TRACE(golden.file + ": " + golden.description);
+    const std::optional<PortContext> prepared = make_context(golden.context);
+    const std::optional<PortContext> unprepared = golden::make_unprepared_context(golden.context);
+    ASSERT_TRUE(prepared.has_value() && unprepared.has_value());
+    const Outcome fast = run(golden, *prepared);
+    const Outcome general = run(golden, *unprepared);
+    EXPECT_EQ(describe(general.verdict), describe(fast.verdict));
+    EXPECT_EQ(general.output, fast.output);
+    EXPECT_EQ(general.buffer, fast.buffer);
+}
+
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenPacketTest, testing::ValuesIn(corpus().cases),
                          [](const testing::TestParamInfo<GoldenCase>& info) {
                              return camel_case(info.param.name);

@@ -24,6 +24,11 @@ Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counte
 Verdict respond_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
                      const PortContext& port, CoreCounters& counters) noexcept;
 
+/// Makes `port.binding_templates` from its other fields (PortContext::prepare() calls it):
+/// one per family, owned address, STUN port and FINGERPRINT or not, where the STUN role answers
+/// that combination; the others stay empty.
+void prepare_binding_templates(PortContext& port);
+
 /// The most a STUN response exceeds its request by (no amplification): XOR-MAPPED-ADDRESS,
 /// MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS for IPv6 (4 x 24), FINGERPRINT (8),
 /// SOFTWARE (4 + its padded length) and an ERROR-CODE of 420 with a reason and

@@ -80,6 +80,29 @@ private:
     std::uint64_t attribute_sum_ = 0;
 };
 
+/// The STUN fast path's answer to a plain Binding request (engine/stun_responder.cc) for one
+/// family, owned address, STUN port and FINGERPRINT or not: the whole response frame as the
+/// general path writes it, with zeros where the client goes (its MAC, IP address and port, the
+/// transaction ID, XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, FINGERPRINT's value, IPv4's TOS and
+/// identification), and what the per-packet checksums and CRC start from. The fast path copies
+/// it over the request and fills in the client. Made by PortContext::prepare().
+struct BindingTemplate {
+    std::vector<std::byte> frame;  ///< empty: no template; the general path answers
+    std::uint64_t ip_sum = 0;      ///< IPv4 header's ones' complement sum, checksum field zero
+    std::uint64_t udp_sum = 0;     ///< pseudo-header, UDP header and message, as they stand
+    /// Raw CRC-32 (stun/crc32_terms.h) of the message up to its FINGERPRINT attribute, the
+    /// first 4 bytes XOR 0xFF and XOR-MAPPED-ADDRESS holding the magic cookie's part of it.
+    std::uint32_t crc_layout = 0;
+    std::uint16_t crc_covered = 0;  ///< message bytes the FINGERPRINT covers
+
+    /// Where a template sits in PortContext::binding_templates.
+    static constexpr std::size_t index(bool ipv6, int ip_index, int port_index,
+                                       bool fingerprint) noexcept {
+        return (ipv6 ? 8u : 0u) + static_cast<std::size_t>(ip_index) * 4 +
+               static_cast<std::size_t>(port_index) * 2 + (fingerprint ? 1u : 0u);
+    }
+};
+
 struct PortContext {
     MacAddress mac{};
     OwnedAddresses ipv4;
@@ -98,13 +121,21 @@ struct PortContext {
     /// together). ARP replies and advertisements about its entries go to the control thread;
     /// the relay will take next hops from it. Empty from from_config(): watches nothing.
     NeighbourSnapshot neighbours;
+    /// The STUN fast path's responses, made by prepare() from the fields above. A context
+    /// without them (never prepared) is answered by the general path, to the same bytes.
+    std::array<BindingTemplate, 16> binding_templates;
 
     /// RFC 5780 needs both an alternate address of the family and an alternate port.
     [[nodiscard]] bool supports_change_request(bool ipv6_family) const noexcept {
         return stun_alternate_port != 0 && (ipv6_family ? ipv6 : ipv4).alternate.has_value();
     }
 
-    /// From one port of the configuration and the MAC the device reports.
+    /// Makes what the handlers precompute from the fields above (the STUN fast path's response
+    /// templates). Call it after setting or changing any of them: a stale template answers
+    /// with the old values. from_config() calls it; copies keep what it made.
+    void prepare();
+
+    /// From one port of the configuration and the MAC the device reports, prepared.
     static PortContext from_config(const EngineConfig& config, const PortConfig& port,
                                    const MacAddress& mac);
 };

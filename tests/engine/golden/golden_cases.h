@@ -226,9 +226,10 @@ inline constexpr MacAddress port_mac = {std::byte{0x02}, std::byte{0}, std::byte
 inline constexpr MacAddress gateway_mac = {std::byte{0x02}, std::byte{0}, std::byte{0},
                                            std::byte{0},    std::byte{0}, std::byte{0xFE}};
 
-// The three contexts make_golden.py names. Client: 02:00:00:00:00:99, 198.18.0.100,
-// 2001:db8::100, port 40000.
-inline std::optional<PortContext> make_context(std::string_view name) {
+// The three contexts make_golden.py names, as set up field by field, before
+// PortContext::prepare(): the STUN role answers such a context by its general path alone.
+// Client: 02:00:00:00:00:99, 198.18.0.100, 2001:db8::100, port 40000.
+inline std::optional<PortContext> make_unprepared_context(std::string_view name) {
     auto address = [](std::string_view text) {
         stun::Address a;
         const bool ok = stun::Address::from_string(text, 0, a);
@@ -263,6 +264,14 @@ inline std::optional<PortContext> make_context(std::string_view name) {
         return port;
     }
     return std::nullopt;
+}
+
+/// A context make_golden.py names, prepared as punchlined prepares its ports (the STUN fast
+/// path's templates made).
+inline std::optional<PortContext> make_context(std::string_view name) {
+    std::optional<PortContext> port = make_unprepared_context(name);
+    if (port) port->prepare();
+    return port;
 }
 
 // 16 bytes a line, offsets in hex; `mark` (if within the dump) is bracketed.
