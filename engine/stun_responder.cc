@@ -363,6 +363,52 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
 
 }  // namespace
 
+bool answer_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    constexpr std::size_t udp = ip + ipv4_header_size;
+    constexpr std::size_t plain = udp_header_size + stun::header_size;  // UDP length
+    constexpr std::size_t with_fingerprint = plain + 8;
+    if (f.length < udp + plain) return false;
+    const std::byte* h = f.data + ip;
+    const std::byte* u = f.data + udp;
+    // Ethernet to us; IPv4 with a 20-byte header (RFC 791: version 4, IHL 5), carrying UDP.
+    if (!port.is_own_mac(f.data) || load_be16(f.data + 12) != ethertype::ipv4 ||
+        h[0] != std::byte{0x45} || h[9] != std::byte{ip_protocol::udp})
+        return false;
+    // The total length covers the header and UDP's length exactly, within the frame (Ethernet
+    // may pad); UDP's length is a plain Binding request's, with or without FINGERPRINT.
+    const std::size_t udp_length = load_be16(u + 4);
+    if ((udp_length != plain && udp_length != with_fingerprint) ||
+        load_be16(h + 2) != ipv4_header_size + udp_length || udp + udp_length > f.length)
+        return false;
+    // Not a fragment; to a STUN port; from a port (RFC 768: 0 is none); between an address of
+    // ours and a valid source.
+    const std::uint16_t destination_port = load_be16(u + 2);
+    if ((load_be16(h + 6) & 0x3FFF) != 0 || !port.stun_enabled ||
+        (destination_port != port.stun_port &&
+         (port.stun_alternate_port == 0 || destination_port != port.stun_alternate_port)) ||
+        load_be16(u) == 0 || port.ipv4.index_of({h + 16, 4}) < 0 ||
+        !port.accepts_ipv4_source(h + 12))
+        return false;
+    // Both checksums verify: each sum, folded, is all ones (RFC 1071). Summed as the CPU loads
+    // the words, the addresses once for both.
+    const std::uint64_t addresses = checksum_native_sum<8>(h + 12);
+    if (checksum_fold(checksum_native_sum<12>(h) + addresses) != 0xFFFF ||
+        f.l4_checksum == L4ChecksumHint::bad)
+        return false;
+    // RFC 768: zero means "no checksum" over IPv4. The pseudo-header's protocol and length
+    // are big-endian words, byte-swapped to add to the loaded ones.
+    if (port.rx_checksum == RxChecksum::verify && f.l4_checksum == L4ChecksumHint::unknown &&
+        load_be16(u + 6) != 0 &&
+        checksum_fold(addresses + __builtin_bswap16(std::uint16_t{ip_protocol::udp}) +
+                      __builtin_bswap16(static_cast<std::uint16_t>(udp_length)) +
+                      (udp_length == plain ? checksum_native_sum<plain>(u)
+                                           : checksum_native_sum<with_fingerprint>(u))) !=
+            0xFFFF)
+        return false;
+    return respond_plain_binding<false>(f, ip, udp, port, counters);
+}
+
 std::size_t max_response_growth(const PortContext& port) noexcept {
     // Four IPv6 address attributes, FINGERPRINT, SOFTWARE; and room for an ERROR-CODE with
     // the longest reason this file writes (a 420's UNKNOWN-ATTRIBUTES lists only types the

@@ -11,9 +11,10 @@
 namespace engine {
 
 /// Ones' complement sum of `bytes` (as big-endian 16-bit words, odd tail padded with zero)
-/// added to `sum`, folded to 16 bits (0..0xFFFF) so that it can be passed back in. Inline, so
-/// that a header of a fixed size (20 bytes of IPv4) is summed in a few unrolled loads.
-[[nodiscard]] inline std::uint32_t checksum_add(std::uint32_t sum,
+/// added to `sum`, folded to 16 bits (0..0xFFFF) so that it can be passed back in. Always
+/// inline, so that a span of a constant size (20 bytes of IPv4 header, a STUN request's UDP
+/// datagram) is summed in a few unrolled loads.
+[[nodiscard, gnu::always_inline]] inline std::uint32_t checksum_add(std::uint32_t sum,
                                                 std::span<const std::byte> bytes) noexcept;
 
 /// Folds a ones' complement sum kept in 64 bits to 16 bits (0..0xFFFF), in end-around carries.
@@ -30,9 +31,16 @@ namespace engine {
 /// UDP/ICMPv6 checksum with the pseudo-header (RFC 768, RFC 8200 §8.1). `segment` is the
 /// transport header and payload, its checksum field included as it stands. `addresses` is the
 /// source and destination address, contiguous in the IP header (8 or 32 bytes).
-[[nodiscard]] inline std::uint16_t transport_checksum(std::span<const std::byte> addresses,
+[[nodiscard, gnu::always_inline]] inline std::uint16_t transport_checksum(std::span<const std::byte> addresses,
                                                       std::uint8_t protocol,
                                                       std::span<const std::byte> segment) noexcept;
+
+/// The ones' complement sum of `N` bytes (a multiple of 4) as 32-bit words in the CPU's order,
+/// not folded: a few unrolled loads. A sum of a datagram loaded so folds to the byte-swapped
+/// big-endian one (RFC 1071 §2(B)), so `checksum_fold(...) == 0xFFFF` (all ones) verifies as
+/// the big-endian sum does; a big-endian 16-bit word adds to it byte-swapped.
+template <std::size_t N>
+[[nodiscard]] std::uint64_t checksum_native_sum(const std::byte* p) noexcept;
 
 /// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit field changing from m to m'.
 [[nodiscard]] std::uint16_t checksum_update16(std::uint16_t checksum, std::uint16_t old_value,
@@ -77,6 +85,23 @@ inline std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::byte> 
     if constexpr (std::endian::native == std::endian::little)
         folded = ((folded & 0xFF) << 8) | (folded >> 8);
     return checksum_fold(std::uint64_t{sum} + folded);
+}
+
+template <std::size_t N>
+std::uint64_t checksum_native_sum(const std::byte* p) noexcept {
+    static_assert(N % 4 == 0);
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i + 8 <= N; i += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, p + i, 8);
+        sum += (word & 0xFFFFFFFF) + (word >> 32);
+    }
+    if constexpr (N % 8 != 0) {
+        std::uint32_t word;
+        std::memcpy(&word, p + N - 4, 4);
+        sum += word;
+    }
+    return sum;
 }
 
 inline std::uint32_t checksum_fold(std::uint64_t sum) noexcept {

@@ -24,6 +24,16 @@ Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counte
 Verdict respond_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
                      const PortContext& port, CoreCounters& counters) noexcept;
 
+/// The express lane (its cost: docs/benchmarks.md) for the frame nearly every STUN client
+/// sends: a plain Binding request (no attribute, or FINGERPRINT alone) in an IPv4 datagram
+/// without options, to the port's MAC and one of its STUN ports. Makes every check the general
+/// dispatch makes of such a frame, straight through with the sizes constant, and answers it by
+/// the STUN fast path: returns true, counting it in `stun_success` only (handle_frame() counts
+/// rx and tx). Returns false, having written nothing, for anything else or anything wrong with
+/// it: the general dispatch then decides, and names the reason of a drop.
+[[nodiscard]] bool answer_express_ipv4(Frame& frame, const PortContext& port,
+                                       CoreCounters& counters) noexcept;
+
 /// Makes `port.binding_templates` from its other fields (PortContext::prepare() calls it):
 /// one per family, owned address, STUN port and FINGERPRINT or not, where the STUN role answers
 /// that combination; the others stay empty.

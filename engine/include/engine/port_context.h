@@ -125,6 +125,29 @@ struct PortContext {
     /// without them (never prepared) is answered by the general path, to the same bytes.
     std::array<BindingTemplate, 16> binding_templates;
 
+    /// Whether the 6 bytes at `p` are the port's MAC. Two loads a side: a memcmp of 6 bytes
+    /// stays a library call.
+    [[nodiscard]] bool is_own_mac(const std::byte* p) const noexcept {
+        std::uint32_t a, b;
+        std::uint16_t c, d;
+        std::memcpy(&a, p, 4);
+        std::memcpy(&b, mac.data(), 4);
+        std::memcpy(&c, p + 4, 2);
+        std::memcpy(&d, mac.data() + 4, 2);
+        return ((a ^ b) | static_cast<std::uint32_t>(c ^ d)) == 0;
+    }
+
+    /// RFC 1122 §3.2.1.3: a datagram whose source is 0.0.0.0, 127/8, broadcast or multicast
+    /// (class D and E) "MUST be silently discarded"; so is one claiming to come from one of
+    /// the port's own addresses. `source` is 4 bytes.
+    [[nodiscard]] bool accepts_ipv4_source(const std::byte* source) const noexcept {
+        std::uint32_t a;
+        std::memcpy(&a, source, 4);
+        a = __builtin_bswap32(a);
+        const unsigned first = a >> 24;
+        return a != 0 && first != 127 && first < 224 && ipv4.index_of({source, 4}) < 0;
+    }
+
     /// RFC 5780 needs both an alternate address of the family and an alternate port.
     [[nodiscard]] bool supports_change_request(bool ipv6_family) const noexcept {
         return stun_alternate_port != 0 && (ipv6_family ? ipv6 : ipv4).alternate.has_value();
