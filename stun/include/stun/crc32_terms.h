@@ -47,18 +47,32 @@ constexpr std::uint32_t times_x(std::uint32_t r) noexcept {
     return (r >> 1) ^ ((r & 1) != 0 ? polynomial : 0);
 }
 
-// slice[k][b]: the raw CRC of byte b followed by k zero bytes.
-constexpr std::array<std::array<std::uint32_t, 256>, 8> make_slices() noexcept {
-    std::array<std::array<std::uint32_t, 256>, 8> t{};
+// table[b]: the raw CRC of byte b, for crc32_raw() (constants, computed once).
+constexpr std::array<std::uint32_t, 256> make_table() noexcept {
+    std::array<std::uint32_t, 256> t{};
     for (std::uint32_t b = 0; b < 256; ++b) {
         std::uint32_t r = b;
         for (int i = 0; i < 8; ++i) r = times_x(r);
-        t[0][b] = r;
+        t[b] = r;
     }
-    for (std::size_t k = 1; k < 8; ++k)
-        for (std::size_t b = 0; b < 256; ++b)
-            t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFF];
     return t;
+}
+
+// Barrett reduction's constant (Crc32Terms::raw): mu = floor(x^96 / P), of degree 64, without
+// its x^64 term, held reflected in 64 bits (bit j: the coefficient of x^(63-j)). Long division
+// of x^96 by P (x^32 + 0x04C11DB7, not reflected), a quotient bit per dividend bit.
+constexpr std::uint64_t make_barrett_mu() noexcept {
+    constexpr std::uint64_t p = 0x104C11DB7ull;
+    std::uint64_t remainder = 0;
+    std::uint64_t mu = 0;
+    for (int i = 96; i >= 0; --i) {
+        remainder = (remainder << 1) | (i == 96 ? 1u : 0u);
+        if ((remainder >> 32) & 1) {
+            remainder ^= p;
+            if (i < 64) mu |= std::uint64_t{1} << (63 - i);  // x^i, reflected
+        }
+    }
+    return mu;
 }
 
 }  // namespace crc32_detail
@@ -68,7 +82,9 @@ inline constexpr std::size_t crc32_terms_max_distance = 1024;
 
 namespace crc32_detail {
 
-inline constexpr auto slices = make_slices();
+inline constexpr auto table = make_table();
+inline constexpr std::uint64_t barrett_mu = make_barrett_mu();
+static_assert(barrett_mu == 0x5A72D812FB808B20ull);  // as computed independently
 
 // powers[d] = x^(8d + 31) mod P, reflected: the multiplier of a field d bytes from the end
 // (the carry-less product's representation adds the last factor x; see Crc32Terms::add).
@@ -92,7 +108,7 @@ constexpr std::uint32_t crc32_raw(std::span<const std::byte> bytes,
                                   std::uint32_t raw = 0) noexcept {
     for (const std::byte b : bytes) {
         const std::uint32_t index = (raw ^ std::to_integer<std::uint32_t>(b)) & 0xFF;
-        raw = (raw >> 8) ^ crc32_detail::slices[0][index];
+        raw = (raw >> 8) ^ crc32_detail::table[index];
     }
     return raw;
 }
@@ -132,17 +148,21 @@ public:
     }
     /// The raw CRC of the sum.
     STUN_CRC32_TARGET [[nodiscard]] std::uint32_t raw() const noexcept {
-        // Bits 0-63 of the sum are the coefficients of x^95 .. x^32: the raw CRC of those 8
-        // bytes as a message (slice tables, all independent loads); bits 64-95 are x^31 .. x^0,
-        // already reduced.
+        // Bits 64-95 of the sum are x^31 .. x^0, already reduced. Bits 0-63 are x^95 .. x^32:
+        // L(x)·x^32 for the 64-bit L they hold reflected, reduced by Barrett (two multiplies,
+        // no table): the quotient's low 32 bits are q = L mod x^32 + (L·mu)/x^64 mod x^32, and
+        // the remainder is q·P mod x^32. A reflected n-bit by m-bit product holds x^k at bit
+        // n + m - 2 - k, hence the shifts by 31.
         const auto low = static_cast<std::uint64_t>(_mm_cvtsi128_si64(sum_));
         const auto high =
             static_cast<std::uint32_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sum_, sum_)));
-        using crc32_detail::slices;
-        return reduced_ ^ high ^ slices[7][low & 0xFF] ^ slices[6][(low >> 8) & 0xFF] ^
-               slices[5][(low >> 16) & 0xFF] ^ slices[4][(low >> 24) & 0xFF] ^
-               slices[3][(low >> 32) & 0xFF] ^ slices[2][(low >> 40) & 0xFF] ^
-               slices[1][(low >> 48) & 0xFF] ^ slices[0][low >> 56];
+        const auto t1 = static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_clmulepi64_si128(
+            sum_, _mm_cvtsi64_si128(static_cast<long long>(crc32_detail::barrett_mu)), 0x00)));
+        const auto q = static_cast<std::uint32_t>(low >> 32) ^ static_cast<std::uint32_t>(t1 >> 31);
+        const auto t2 = static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_clmulepi64_si128(
+            _mm_cvtsi32_si128(static_cast<int>(q)),
+            _mm_cvtsi32_si128(static_cast<int>(crc32_detail::polynomial)), 0x00)));
+        return reduced_ ^ high ^ static_cast<std::uint32_t>(t2 >> 31);
     }
 
 private:
