@@ -11,10 +11,9 @@
 namespace engine {
 
 /// Ones' complement sum of `bytes` (as big-endian 16-bit words, odd tail padded with zero)
-/// added to `sum`, folded to 16 bits (0..0xFFFF) so that it can be passed back in. Always
-/// inline, so that a span of a constant size (20 bytes of IPv4 header, a STUN request's UDP
-/// datagram) is summed in a few unrolled loads.
-[[nodiscard, gnu::always_inline]] inline std::uint32_t checksum_add(std::uint32_t sum,
+/// added to `sum`, folded to 16 bits (0..0xFFFF) so that it can be passed back in. Inline, so
+/// that a header of a fixed size (20 bytes of IPv4) is summed in a few unrolled loads.
+[[nodiscard]] inline std::uint32_t checksum_add(std::uint32_t sum,
                                                 std::span<const std::byte> bytes) noexcept;
 
 /// Folds a ones' complement sum kept in 64 bits to 16 bits (0..0xFFFF), in end-around carries.
@@ -31,7 +30,7 @@ namespace engine {
 /// UDP/ICMPv6 checksum with the pseudo-header (RFC 768, RFC 8200 §8.1). `segment` is the
 /// transport header and payload, its checksum field included as it stands. `addresses` is the
 /// source and destination address, contiguous in the IP header (8 or 32 bytes).
-[[nodiscard, gnu::always_inline]] inline std::uint16_t transport_checksum(std::span<const std::byte> addresses,
+[[nodiscard]] inline std::uint16_t transport_checksum(std::span<const std::byte> addresses,
                                                       std::uint8_t protocol,
                                                       std::span<const std::byte> segment) noexcept;
 
