@@ -191,7 +191,8 @@ constexpr std::uint32_t request_layout_raw() noexcept {
 
 // CRC-32 of the 20-byte header of the fast path's Binding request: the layout and the
 // transaction ID.
-STUN_CRC32_TARGET std::uint32_t request_crc_by_terms(const std::byte* m) noexcept {
+[[gnu::always_inline]] STUN_CRC32_TARGET inline std::uint32_t request_crc_by_terms(
+    const std::byte* m) noexcept {
     static constexpr std::uint32_t layout = request_layout_raw();
     stun::Crc32Terms t;
     t.add(load_le64(m + 8), 8, 4);
@@ -204,10 +205,9 @@ STUN_CRC32_TARGET std::uint32_t request_crc_by_terms(const std::byte* m) noexcep
 // RFC 8489 §14.2) and the client's port and address, once in XOR-MAPPED-ADDRESS (whose XOR
 // with the cookie is in the layout) and once in MAPPED-ADDRESS: each field one multiply.
 template <bool ipv6>
-STUN_CRC32_TARGET std::uint32_t response_crc_by_terms(const BindingTemplate& t,
-                                                      const std::byte* txid,
-                                                      std::uint16_t client_port,
-                                                      const std::byte* client_ip) noexcept {
+[[gnu::always_inline]] STUN_CRC32_TARGET inline std::uint32_t response_crc_by_terms(
+    const BindingTemplate& t, const std::byte* txid, std::uint16_t client_port,
+    const std::byte* client_ip) noexcept {
     // Offsets in the message: XOR-MAPPED-ADDRESS at 20, its port at +6 and address at +8;
     // MAPPED-ADDRESS an attribute later. A field ending at offset e lies covered - e from the
     // end.
@@ -243,9 +243,13 @@ STUN_CRC32_TARGET std::uint32_t response_crc_by_terms(const BindingTemplate& t,
 // attribute, a FINGERPRINT that does not verify, IPv4 options, a context never prepared, a
 // response that would not fit the buffer. The general path then decides, with every check
 // of its own. One instance per family, so that every size in it is a constant.
+// Inline into its callers (with their constant offsets, the express lane's checks make some
+// of its own redundant), and compiled for PCLMULQDQ so that the CRC helpers inline too: only
+// their calls, behind fingerprint_by_terms, use it.
 template <bool ipv6>
-bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const PortContext& port,
-                           CoreCounters& counters) noexcept {
+[[gnu::always_inline]] STUN_CRC32_TARGET inline bool respond_plain_binding(
+    Frame& f, std::size_t ip, std::size_t udp, const PortContext& port,
+    CoreCounters& counters) noexcept {
     constexpr std::size_t ip_size = ipv6 ? 16 : 4;
     constexpr std::size_t ip_header = ipv6 ? ipv6_header_size : ipv4_header_size;
     if (ip != ethernet_header_size || udp != ip + ip_header) return false;
@@ -302,7 +306,8 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
     const std::uint32_t first_word = stun::load_be32(h) & (ipv6 ? 0xFFCFFFFFu : 0xFFFCFFFFu);
     const std::uint16_t identification = load_be16(h + 4);
 
-    std::memcpy(f.data, t.frame.data(), length);
+    for (std::size_t i = 0; i + 16 <= length; i += 16) std::memcpy(f.data + i, t.frame.data() + i, 16);
+    std::memcpy(f.data + length - 16, t.frame.data() + length - 16, 16);
     std::memcpy(f.data, client_mac, 6);
     std::byte* u = f.data + udp;
     std::byte* r = u + udp_header_size;
@@ -363,7 +368,8 @@ bool respond_plain_binding(Frame& f, std::size_t ip, std::size_t udp, const Port
 
 }  // namespace
 
-bool answer_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
+STUN_CRC32_TARGET bool answer_express_ipv4(Frame& f, const PortContext& port,
+                                           CoreCounters& counters) noexcept {
     constexpr std::size_t ip = ethernet_header_size;
     constexpr std::size_t udp = ip + ipv4_header_size;
     constexpr std::size_t plain = udp_header_size + stun::header_size;  // UDP length
@@ -416,8 +422,8 @@ std::size_t max_response_growth(const PortContext& port) noexcept {
     return 4 * 24 + 8 + 4 + stun::padded4(port.software.size()) + 4 + 64;
 }
 
-Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
-                     const PortContext& port, CoreCounters& counters) noexcept {
+STUN_CRC32_TARGET Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
+                                       const PortContext& port, CoreCounters& counters) noexcept {
     const std::size_t payload_offset = udp + udp_header_size;
     const std::size_t request_length = load_be16(f.data + udp + 4) - udp_header_size;
     const std::span<const std::byte> request(f.data + payload_offset, request_length);

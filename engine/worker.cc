@@ -112,13 +112,16 @@ unsigned Worker::poll() noexcept {
         const std::uint16_t n = rte_eth_rx_burst(d.ports[p].id, static_cast<std::uint16_t>(index_),
                                                  rx, static_cast<std::uint16_t>(d.burst));
         taken += n;
+        // One worker owns everything; otherwise the port's rules brought each packet to its
+        // owner's queue, or software finds the owner.
+        const bool steer = d.workers > 1 && d.ports[p].steer_in_software;
         for (std::uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = rx[i];
             const int owner =
-                d.ports[p].steer_in_software
-                    ? owner_worker({rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)},
-                                   d.workers)
-                    : -1;  // the port's rules brought it to its owner's queue
+                steer ? owner_worker({rte_pktmbuf_mtod(m, const std::byte*),
+                                      rte_pktmbuf_data_len(m)},
+                                     d.workers)
+                      : -1;
             if (owner >= 0 && static_cast<unsigned>(owner) != index_) {
                 // Not ours: hand it to its owner, which reads the port from the mbuf.
                 ++counters_.rx_packets;
