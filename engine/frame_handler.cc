@@ -325,9 +325,7 @@ Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters) n
     return Verdict::drop(DropReason::unsupported_protocol);
 }
 
-// Out of line, so that handle_frame() saves no registers for it when the express lane answers.
-[[gnu::noinline]] Verdict dispatch(Frame& f, const PortContext& port,
-                                   CoreCounters& counters) noexcept {
+Verdict dispatch(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
     if (f.length < ethernet_header_size) return Verdict::drop(DropReason::truncated_frame);
     const bool multicast_v6 = f.data[0] == std::byte{0x33} && f.data[1] == std::byte{0x33};
     if (!port.is_own_mac(f.data) && !mac_is(f.data, broadcast_mac) && !multicast_v6)
@@ -342,14 +340,8 @@ Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters) n
 
 }  // namespace
 
-Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters) noexcept {
-    ++counters.rx_packets;
-    counters.rx_bytes += frame.length;
-    if (answer_express_ipv4(frame, port, counters)) {
-        ++counters.tx_packets;
-        counters.tx_bytes += frame.length;
-        return Verdict::transmit();
-    }
+Verdict handle_frame_generally(Frame& frame, const PortContext& port,
+                               CoreCounters& counters) noexcept {
     const Verdict verdict = dispatch(frame, port, counters);
     if (verdict.transmits()) {
         ++counters.tx_packets;
