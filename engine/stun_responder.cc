@@ -261,9 +261,10 @@ void copy_template(std::byte* to, const std::byte* from, std::size_t length) noe
 // Inline into its callers (with their constant offsets, the express lane's checks make some
 // of its own redundant), and compiled for PCLMULQDQ so that the CRC helpers inline too: only
 // their calls, behind fingerprint_by_terms, use it.
+// `ip_index` is the index of the address the request came to (0 or 1; OwnedAddresses).
 template <bool ipv6>
 [[gnu::always_inline]] STUN_CRC32_TARGET inline bool respond_plain_binding(
-    Frame& f, std::size_t ip, std::size_t udp, const PortContext& port,
+    Frame& f, std::size_t ip, std::size_t udp, int ip_index, const PortContext& port,
     CoreCounters& counters) noexcept {
     constexpr std::size_t ip_size = ipv6 ? 16 : 4;
     constexpr std::size_t ip_header = ipv6 ? ipv6_header_size : ipv4_header_size;
@@ -300,8 +301,6 @@ template <bool ipv6>
     // of that address and port.
     std::byte* h = f.data + ip;
     const std::byte* source_ip = h + (ipv6 ? 8 : 12);
-    const int ip_index = (ipv6 ? port.ipv6 : port.ipv4).index_of({source_ip + ip_size, ip_size});
-    if (ip_index < 0) return false;
     const int port_index = load_be16(f.data + udp + 2) == port.stun_port ? 0 : 1;
     const BindingTemplate& t =
         port.binding_templates[BindingTemplate::index(ipv6, ip_index, port_index, fingerprint)];
@@ -407,9 +406,10 @@ STUN_CRC32_TARGET bool answer_express_ipv4(Frame& f, const PortContext& port,
     if ((load_be16(h + 6) & 0x3FFF) != 0 || !port.stun_enabled ||
         (destination_port != port.stun_port &&
          (port.stun_alternate_port == 0 || destination_port != port.stun_alternate_port)) ||
-        load_be16(u) == 0 || port.ipv4.index_of({h + 16, 4}) < 0 ||
-        !port.accepts_ipv4_source(h + 12))
+        load_be16(u) == 0)
         return false;
+    const int ip_index = port.ipv4.index_of({h + 16, 4});
+    if (ip_index < 0 || !port.accepts_ipv4_source(h + 12)) return false;
     // Both checksums verify: each sum, folded, is all ones (RFC 1071). Summed as the CPU loads
     // the words, the addresses once for both.
     const std::uint64_t addresses = checksum_native_sum<8>(h + 12);
@@ -426,7 +426,7 @@ STUN_CRC32_TARGET bool answer_express_ipv4(Frame& f, const PortContext& port,
                                            : checksum_native_sum<with_fingerprint>(u))) !=
             0xFFFF)
         return false;
-    return respond_plain_binding<false>(f, ip, udp, port, counters);
+    return respond_plain_binding<false>(f, ip, udp, ip_index, port, counters);
 }
 
 std::size_t max_response_growth(const PortContext& port) noexcept {
@@ -441,8 +441,15 @@ STUN_CRC32_TARGET Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp
     const std::size_t payload_offset = udp + udp_header_size;
     const std::size_t request_length = load_be16(f.data + udp + 4) - udp_header_size;
     const std::span<const std::byte> request(f.data + payload_offset, request_length);
-    if (ipv6 ? respond_plain_binding<true>(f, ip, udp, port, counters)
-             : respond_plain_binding<false>(f, ip, udp, port, counters))
+    const OwnedAddresses& owned = ipv6 ? port.ipv6 : port.ipv4;
+    const std::size_t ip_size = ipv6 ? 16 : 4;
+    const std::byte* source_ip = f.data + ip + (ipv6 ? 8 : 12);
+    const std::byte* destination_ip = source_ip + ip_size;
+    // The L3 handlers accepted only frames to an owned address.
+    const int ip_index = owned.index_of({destination_ip, ip_size});
+    if (ip_index >= 0 &&
+        (ipv6 ? respond_plain_binding<true>(f, ip, udp, ip_index, port, counters)
+              : respond_plain_binding<false>(f, ip, udp, ip_index, port, counters)))
         return Verdict::transmit();
 
     // Cheap before dear (style rule 11): RFC 8489 §6.3's header checks, so that garbage is
@@ -460,13 +467,8 @@ STUN_CRC32_TARGET Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp
 
     // Where the response goes, from the request's headers.
     Route route;
-    const OwnedAddresses& owned = ipv6 ? port.ipv6 : port.ipv4;
-    const std::size_t ip_size = ipv6 ? 16 : 4;
-    const std::byte* source_ip = f.data + ip + (ipv6 ? 8 : 12);
-    const std::byte* destination_ip = source_ip + ip_size;
     route.client = address_from({source_ip, ip_size}, load_be16(f.data + udp));
     route.destination_port = route.client.port;
-    const int ip_index = owned.index_of({destination_ip, ip_size});
     const int port_index = load_be16(f.data + udp + 2) == port.stun_port ? 0 : 1;
     auto port_at = [&](int index) {
         return index == 0 ? port.stun_port : port.stun_alternate_port;
