@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "engine/reason_table.h"
+
 namespace engine {
 
 // X(name, help)
@@ -49,32 +51,16 @@ namespace engine {
     X(control_ring_full, "the ring to the control thread (neighbour replies) was full")          \
     X(tx_full, "the TX queue did not take the packet")
 
-enum class DropReason : std::uint8_t {
-#define ENGINE_DROP_ENUM(name, help) name,
-    ENGINE_DROP_REASONS(ENGINE_DROP_ENUM)
-#undef ENGINE_DROP_ENUM
-};
+enum class DropReason : std::uint8_t { ENGINE_DROP_REASONS(ENGINE_REASON_ENUMERATOR) };
 
-inline constexpr std::size_t drop_reason_count = 0
-#define ENGINE_DROP_COUNT(name, help) +1
-    ENGINE_DROP_REASONS(ENGINE_DROP_COUNT)
-#undef ENGINE_DROP_COUNT
-    ;
+inline constexpr std::size_t drop_reason_count = 0 ENGINE_DROP_REASONS(ENGINE_REASON_COUNT);
 
 /// Reasons from here on are the worker loop's (DPDK queues and rings); handle_frame() never
 /// returns them.
 inline constexpr DropReason first_worker_drop_reason = DropReason::multi_segment;
 
-struct DropReasonInfo {
-    std::string_view name;
-    std::string_view help;
-};
-
-inline constexpr std::array<DropReasonInfo, drop_reason_count> drop_reasons = {{
-#define ENGINE_DROP_INFO(name, help) {#name, help},
-    ENGINE_DROP_REASONS(ENGINE_DROP_INFO)
-#undef ENGINE_DROP_INFO
-}};
+inline constexpr std::array<ReasonInfo, drop_reason_count> drop_reasons = {
+    {ENGINE_DROP_REASONS(ENGINE_REASON_INFO)}};
 
 constexpr std::string_view to_string(DropReason reason) noexcept {
     return drop_reasons[static_cast<std::size_t>(reason)].name;
