@@ -100,6 +100,32 @@ TEST(ChecksumTest, LongInputKeepsEveryCarry) {
     EXPECT_EQ(checksum_finish(checksum_add(0, almost)), 0x0001);
 }
 
+// checksum_native_sum folds to the byte-swapped big-endian sum, for data of every kind
+// (all ones, so that the carries out of 64 bits are at their most; random).
+template <std::size_t N>
+void expect_native_sum_matches(std::mt19937& random) {
+    for (int round = 0; round < 2000; ++round) {
+        std::vector<std::byte> data(N, std::byte{0xFF});
+        if (round > 0)
+            for (auto& b : data) b = static_cast<std::byte>(random());
+        const std::uint32_t folded = checksum_fold(checksum_native_sum<N>(data.data()));
+        const auto swapped = static_cast<std::uint32_t>(((folded & 0xFF) << 8) | (folded >> 8));
+        const std::uint32_t expected = checksum_add(0, data);
+        // Zero and 0xFFFF are the same sum in ones' complement; either fold may give either.
+        EXPECT_EQ(swapped % 0xFFFF, expected % 0xFFFF) << "N " << N << ", round " << round;
+    }
+}
+
+TEST(ChecksumTest, NativeSumFoldsToTheSwappedSum) {
+    std::mt19937 random(11);
+    expect_native_sum_matches<4>(random);
+    expect_native_sum_matches<8>(random);
+    expect_native_sum_matches<12>(random);
+    expect_native_sum_matches<28>(random);
+    expect_native_sum_matches<36>(random);
+    expect_native_sum_matches<64>(random);
+}
+
 TEST(Ipv4HeaderChecksumTest, MatchesScapy) {
     auto header = from_hex(scapy_udp4.substr(0, 40));
     EXPECT_EQ(ipv4_header_checksum(header), 0) << "a correct header verifies to 0";

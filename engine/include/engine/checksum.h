@@ -89,18 +89,26 @@ inline std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::byte> 
 template <std::size_t N>
 std::uint64_t checksum_native_sum(const std::byte* p) noexcept {
     static_assert(N % 4 == 0);
-    std::uint64_t sum = 0;
+    // 64-bit words added with their carries (an add and an add-with-carry each): the sum
+    // modulo 2^64 - 1, a multiple of 2^16 - 1, so it folds to the same 16 bits (RFC 1071
+    // §2(C)). The carries are added back once, and a 32-bit tail on its own.
+    __extension__ using wide = unsigned __int128;
+    wide sum = 0;
     for (std::size_t i = 0; i + 8 <= N; i += 8) {
         std::uint64_t word;
         std::memcpy(&word, p + i, 8);
-        sum += (word & 0xFFFFFFFF) + (word >> 32);
+        sum += word;
     }
+    std::uint64_t folded = static_cast<std::uint64_t>(sum);
+    const auto carries = static_cast<std::uint64_t>(sum >> 64);
+    // Without a carry out of 64 bits: carries < 2^3, and the 32-bit halves take them.
+    std::uint64_t result = (folded & 0xFFFFFFFF) + (folded >> 32) + carries;
     if constexpr (N % 8 != 0) {
         std::uint32_t word;
         std::memcpy(&word, p + N - 4, 4);
-        sum += word;
+        result += word;
     }
-    return sum;
+    return result;
 }
 
 inline std::uint32_t checksum_fold(std::uint64_t sum) noexcept {
