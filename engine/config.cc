@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -27,9 +28,11 @@
 
 #include <toml++/toml.h>
 
+#include "engine/peer_policy.h"
 #include "stun/address.h"
 #include "stun/attributes.h"
 #include "stun/constants.h"
+#include "stun/credentials.h"
 
 namespace engine {
 namespace {
@@ -87,6 +90,22 @@ std::string describe(const toml::node& node) {
 }
 
 std::string got(const toml::node& node) { return ", got " + describe(node); }
+
+// What a secret (a password, a REST secret) is, without what it says: messages end up in logs.
+std::string got_secret(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::string: {
+            const std::size_t size = node.as_string()->get().size();
+            return ", got a string of " + std::to_string(size) + (size == 1 ? " byte" : " bytes");
+        }
+        case toml::node_type::integer: return ", got an integer";
+        case toml::node_type::floating_point: return ", got a floating-point number";
+        case toml::node_type::boolean: return ", got a boolean";
+        case toml::node_type::table:
+        case toml::node_type::array: return got(node);
+        default: return ", got a date or time";
+    }
+}
 
 std::string join(std::initializer_list<std::string_view> words) {
     std::string out;
@@ -371,6 +390,313 @@ void read_neighbour(const toml::table& root, EngineConfig& config) {
     read("capacity", out.capacity, 2, 4096, " (entries per port, the gateways included)");
 }
 
+const toml::array& read_array(const toml::node& node, const std::string& key,
+                              const std::string& expected) {
+    const toml::array* array = node.as_array();
+    if (array == nullptr) fail(key, line_of(node), expected + got(node));
+    return *array;
+}
+
+// RFC 8489 §14.9: REALM "MUST be a UTF-8-encoded sequence of fewer than 128 characters (which
+// can be as long as 509 bytes when encoding them ...) and MUST have been processed using the
+// OpaqueString profile"; its text is RFC 3261's realm-value without the quotes, "a sequence of
+// qdtext or quoted-pair":
+//   qdtext      = LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII
+//   quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+// A CR or LF (LWS's line folding) is refused; SASLprep refuses control characters anyway.
+void check_realm(const std::string& realm, const toml::node& node) {
+    const std::string key = "relay.realm";
+    if (realm.empty()) fail(key, line_of(node), "expected a non-empty realm" + got(node));
+    const std::size_t characters = static_cast<std::size_t>(
+        std::count_if(realm.begin(), realm.end(),
+                      [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+    // 127 characters of UTF-8 take 508 bytes at most: within text_send_limit(attr::realm).
+    if (characters >= 128)
+        fail(key, line_of(node),
+             "expected fewer than 128 characters (RFC 8489 §14.9), got " +
+                 std::to_string(characters) + " characters");
+    for (std::size_t i = 0; i < realm.size(); ++i) {
+        const auto c = static_cast<unsigned char>(realm[i]);
+        const auto next = i + 1 < realm.size() ? static_cast<unsigned char>(realm[i + 1]) : 0;
+        const bool quoted_pair = c == '\\' && i + 1 < realm.size() && next != '\r' &&
+                                 next != '\n' && next < 0x80;
+        if (quoted_pair) {
+            ++i;
+        } else if (c == '"' || c == '\\' || c == '\r' || c == '\n') {
+            fail(key, line_of(node),
+                 "expected qdtext or quoted-pair (RFC 8489 §14.9): a quote or a backslash "
+                 "only escaped by a backslash, no line breaks" + got(node));
+        }
+    }
+    std::array<char, 513> buffer{};
+    std::string_view prepared;
+    const stun::CredentialError error = stun::saslprep(realm, buffer, prepared);
+    if (error != stun::CredentialError::ok || prepared != realm)
+        fail(key, line_of(node),
+             "expected a realm that SASLprep (RFC 4013) leaves as it is (RFC 8489 §14.9: "
+             "processed with OpaqueString)" + got(node) +
+             (error != stun::CredentialError::ok
+                  ? " (" + std::string(stun::to_string(error)) + ")"
+                  : " (prepared: " + quoted(prepared) + ")"));
+}
+
+// "first-last": two numbers of 1 to 5 digits, no sign, no spaces.
+bool parse_port_range(std::string_view text, unsigned& first, unsigned& last) {
+    auto parse = [](std::string_view digits, unsigned& out) {
+        const char* end = digits.data() + digits.size();
+        // from_chars takes no sign for an unsigned type.
+        return !digits.empty() && digits.size() <= 5 &&
+               std::from_chars(digits.data(), end, out).ptr == end;
+    };
+    const std::size_t dash = text.find('-');
+    return dash != std::string_view::npos && parse(text.substr(0, dash), first) &&
+           parse(text.substr(dash + 1), last);
+}
+
+void read_relay_ports(const toml::node& node, RelayConfig& out) {
+    const std::string key = "relay.ports";
+    const std::string expected =
+        R"(expected a port range like "49152-65535" (first-last, inclusive))";
+    const std::string& text = read_string(node, key, expected);
+    unsigned first = 0;
+    unsigned last = 0;
+    if (!parse_port_range(text, first, last)) fail(key, line_of(node), expected + got(node));
+    // Below 1024 are the system ports (RFC 6335 §6): other services' listeners, not relays.
+    if (first < 1024 || last > 65535)
+        fail(key, line_of(node),
+             "expected ports 1024..65535 (below 1024: system ports)" + got(node));
+    if (first > last)
+        fail(key, line_of(node), "expected the first port no higher than the last" + got(node));
+    out.port_first = static_cast<std::uint16_t>(first);
+    out.port_last = static_cast<std::uint16_t>(last);
+}
+
+// Long-term credentials: `users = [{ name = "alice", password = "..." }]` or [[relay.users]].
+void read_relay_users(const toml::node& node, RelayConfig& out) {
+    const std::string expected =
+        R"(expected an array of user tables, e.g. [{ name = "alice", password = "..." }])";
+    const toml::array& array = read_array(node, "relay.users", expected);
+    std::vector<unsigned> name_lines;
+    for (std::size_t i = 0; i < array.size(); ++i) {
+        const toml::node& element = *array.get(i);
+        const std::string key = element_key("relay.users", i);
+        const toml::table* table = element.as_table();
+        if (table == nullptr) fail(key, line_of(element), expected + got(element));
+        reject_unknown_keys(*table, key, {"name", "password"});
+
+        const std::string name_key = child_key(key, "name");
+        const toml::node* name = table->get("name");
+        if (name == nullptr)
+            fail(name_key, line_of(*table), "missing; expected the user's name, e.g. \"alice\"");
+        const std::string& written = read_string(*name, name_key);
+        // RFC 8489 §14.3: USERNAME is processed with OpaqueString (here SASLprep, as the
+        // credential keys are: stun/credentials.h) and "MUST contain ... fewer than 509 bytes".
+        std::array<char, 513> buffer{};
+        std::string_view prepared;
+        const stun::CredentialError name_error = stun::saslprep(written, buffer, prepared);
+        if (name_error == stun::CredentialError::prohibited_character)
+            fail(name_key, line_of(*name),
+                 "expected a name SASLprep (RFC 4013) accepts" + got(*name) + " (" +
+                     std::string(stun::to_string(name_error)) + ")");
+        const std::size_t name_limit = stun::text_send_limit(stun::attr::username);
+        if (name_error != stun::CredentialError::ok || prepared.size() > name_limit)
+            fail(name_key, line_of(*name),
+                 "expected a name of at most " + std::to_string(name_limit) +
+                     " bytes after SASLprep (RFC 8489 §14.3), got " +
+                     (name_error == stun::CredentialError::ok
+                          ? std::to_string(prepared.size()) + " bytes"
+                          : "more than 512 bytes"));
+        if (prepared.empty())
+            fail(name_key, line_of(*name),
+                 "expected a non-empty name after SASLprep" + got(*name));
+        RelayUser relay_user{std::string(prepared), {}};
+        for (std::size_t other = 0; other < out.users.size(); ++other)
+            if (out.users[other].name == relay_user.name)
+                fail(name_key, line_of(*name),
+                     "expected a name no other user has; " +
+                         child_key(element_key("relay.users", other), "name") + " (line " +
+                         std::to_string(name_lines[other]) + ") is also " +
+                         quoted(relay_user.name) +
+                         (relay_user.name != written ? " after SASLprep" : ""));
+
+        const std::string password_key = child_key(key, "password");
+        const std::string user = " of user " + quoted(relay_user.name);
+        const toml::node* password = table->get("password");
+        if (password == nullptr)
+            fail(password_key, line_of(*table), "missing; expected the password" + user);
+        const toml::value<std::string>* text = password->as_string();
+        if (text == nullptr || text->get().empty())
+            fail(password_key, line_of(*password),
+                 "expected a non-empty password" + user + got_secret(*password));
+        // RFC 8489 §9.2.2: the key is made from OpaqueString(password); one SASLprep refuses
+        // would let no client in, and the operator would learn it only from 401s.
+        const stun::CredentialError password_error =
+            stun::saslprep(text->get(), buffer, prepared);
+        if (password_error != stun::CredentialError::ok)
+            fail(password_key, line_of(*password),
+                 "expected a password" + user + " that SASLprep (RFC 4013) accepts" +
+                     got_secret(*password) + " (" + std::string(stun::to_string(password_error)) +
+                     ")");
+        relay_user.password = text->get();
+        out.users.push_back(std::move(relay_user));
+        name_lines.push_back(line_of(*name));
+    }
+}
+
+// TURN REST shared secrets: HMAC-SHA1 keys (stun/rest.h), used as bytes, never prepared.
+void read_rest_secrets(const toml::node& node, RelayConfig& out) {
+    // Every client holds a username and the password HMAC-SHA1(secret, username) made from
+    // it: enough to search for the secret offline, so a short one is soon found. 16 bytes is
+    // the floor (RFC 2104 §3 would have 20, SHA-1's output).
+    constexpr std::size_t shortest = 16;
+    const toml::array* array = node.as_array();
+    if (array == nullptr)
+        fail("relay.rest_secrets", line_of(node),
+             R"(expected an array of secrets, e.g. ["<16 bytes or more>"])" + got_secret(node));
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        const std::string key = element_key("relay.rest_secrets", i);
+        const toml::value<std::string>* secret = element.as_string();
+        if (secret == nullptr || secret->get().size() < shortest)
+            fail(key, line_of(element),
+                 "expected a secret of at least " + std::to_string(shortest) + " bytes" +
+                     got_secret(element));
+        const auto same =
+            std::find(out.rest_secrets.begin(), out.rest_secrets.end(), secret->get());
+        if (same != out.rest_secrets.end())
+            fail(key, line_of(element),
+                 "expected distinct secrets; this one is also " +
+                     element_key("relay.rest_secrets",
+                                 static_cast<std::size_t>(same - out.rest_secrets.begin())));
+        out.rest_secrets.push_back(secret->get());
+    }
+}
+
+std::vector<Cidr> read_peer_list(const toml::node& node, const std::string& key) {
+    const std::string expected =
+        R"(expected an address or a prefix like "10.0.0.0/8" or "fc00::/7")";
+    const toml::array& array =
+        read_array(node, key, R"(expected an array of prefixes, e.g. ["10.1.2.0/24"])");
+    std::vector<Cidr> list;
+    for (std::size_t i = 0; i < array.size(); ++i) {
+        const toml::node& element = *array.get(i);
+        const std::string this_key = element_key(key, i);
+        const std::string& text = read_string(element, this_key, expected);
+        Cidr cidr;
+        const CidrError error = parse_cidr(text, cidr);
+        if (error != CidrError::ok)
+            fail(this_key, line_of(element),
+                 expected + got(element) + " (" + std::string(to_string(error)) + ")");
+        list.push_back(cidr);
+    }
+    return list;
+}
+
+// The checks against the rest of the file, for an enabled relay only: a disabled section
+// must never stop the engine.
+void check_relay(const toml::table& table, const EngineConfig& config) {
+    const RelayConfig& relay = config.relay;
+    const toml::node* ports = table.get("ports");
+    const std::string range =
+        std::to_string(relay.port_first) + "-" + std::to_string(relay.port_last);
+    const unsigned ports_line = ports != nullptr ? line_of(*ports) : line_of(table);
+    const std::string got_ports =
+        ports != nullptr ? got(*ports) : ", got the default " + quoted(range);
+    // A datagram to stun.port or stun.alternate_port is the listener's: a relay port there
+    // would never see its peers' packets.
+    auto refuse_service_port = [&](std::string_view name, std::uint16_t port) {
+        if (port != 0 && port >= relay.port_first && port <= relay.port_last)
+            fail("relay.ports", ports_line,
+                 "expected a range without " + std::string(name) + " (" + std::to_string(port) +
+                     ")" + got_ports);
+    };
+    refuse_service_port("stun.port", config.stun.port);
+    refuse_service_port("stun.alternate_port", config.stun.alternate_port);
+    // Relay ports are shared out among the workers, and a relay port's owner core is the one
+    // its number encodes (design.md §3): each worker needs one at least.
+    const std::size_t port_count = std::size_t{relay.port_last} - relay.port_first + 1;
+    if (port_count < config.workers.size())
+        fail("relay.ports", ports_line,
+             "expected at least one port per worker (" + std::to_string(config.workers.size()) +
+                 " in engine.workers)" + got_ports + " (" + std::to_string(port_count) +
+                 (port_count == 1 ? " port)" : " ports)"));
+    if (relay.users.empty() && relay.rest_secrets.empty())
+        fail("relay.enabled", line_of(*table.get("enabled")),
+             "expected users or rest_secrets too: a relay without credentials lets no one "
+             R"(allocate; add users = [{ name = "alice", password = "..." }] or )"
+             R"(rest_secrets = ["<16 bytes or more>"])");
+}
+
+void read_relay(const toml::table& root, EngineConfig& config) {
+    const toml::table* table = optional_table(root, "relay");
+    if (table == nullptr) return;
+    RelayConfig& out = config.relay;
+    reject_unknown_keys(
+        *table, "relay",
+        {"enabled", "realm", "ports", "users", "rest_secrets", "nonce_lifetime_s",
+         "allocation_lifetime_max_s", "max_allocations", "max_allocations_per_user",
+         "max_permissions_per_allocation", "max_channels_per_allocation",
+         "bandwidth_bytes_per_s", "bandwidth_burst_bytes", "unauthenticated_requests_per_s",
+         "unauthenticated_burst", "peer_allow", "peer_deny"});
+    if (const toml::node* enabled = table->get("enabled"))
+        out.enabled = read_bool(*enabled, "relay.enabled");
+    if (const toml::node* realm = table->get("realm")) {
+        out.realm = read_string(*realm, "relay.realm");
+        check_realm(out.realm, *realm);
+    }
+    if (const toml::node* ports = table->get("ports")) read_relay_ports(*ports, out);
+    if (const toml::node* users = table->get("users")) read_relay_users(*users, out);
+    if (const toml::node* secrets = table->get("rest_secrets")) read_rest_secrets(*secrets, out);
+
+    auto read = [&]<typename T>(std::string_view name, T& value, std::int64_t min,
+                                std::int64_t max, std::string_view note = {}) {
+        if (const toml::node* node = table->get(name))
+            value = static_cast<T>(read_integer(*node, child_key("relay", name), min, max, note));
+    };
+    read("nonce_lifetime_s", out.nonce_lifetime_s, 60, 86400, " (seconds)");
+    // RFC 8656 §7.2: a client that asks for less than the default lifetime gets the default,
+    // so a cap below it could not be kept.
+    read("allocation_lifetime_max_s", out.allocation_lifetime_max_s,
+         RelayConfig::default_allocation_lifetime_s, 86400,
+         " (seconds; not below RFC 8656 §7.2's default lifetime, 600)");
+    read("max_allocations", out.max_allocations, 1, 1048576);
+    read("max_allocations_per_user", out.max_allocations_per_user, 1, 1048576);
+    read("max_permissions_per_allocation", out.max_permissions_per_allocation, 1, 4096);
+    read("max_channels_per_allocation", out.max_channels_per_allocation, 1, 4096,
+         " (RFC 8656 §12: channel numbers 0x4000-0x4FFF)");
+    // Token buckets (engine/rate_limit.h): RateLimit::make() needs burst × the clock's ticks
+    // per second to fit 64 bits; bursts of 10^9 keep that so up to an 18 GHz clock.
+    constexpr std::int64_t largest_bucket = 1000000000;
+    read("bandwidth_bytes_per_s", out.bandwidth_bytes_per_s, 0, largest_bucket,
+         " (bytes per second; 0: unlimited)");
+    const toml::node* burst = table->get("bandwidth_burst_bytes");
+    // A bucket must hold the largest packet, or that packet never passes (TokenBucket::take).
+    constexpr std::int64_t largest_packet = 1500;
+    read("bandwidth_burst_bytes", out.bandwidth_burst_bytes, largest_packet, largest_bucket,
+         " (bytes, at least one full-size packet)");
+    if (burst != nullptr && out.bandwidth_bytes_per_s == 0)
+        fail("relay.bandwidth_burst_bytes", line_of(*burst),
+             "expected relay.bandwidth_bytes_per_s too: without a bandwidth there is no bucket "
+             "to size");
+    if (burst == nullptr) out.bandwidth_burst_bytes = out.bandwidth_bytes_per_s;
+    if (burst == nullptr && out.bandwidth_bytes_per_s != 0 &&
+        out.bandwidth_burst_bytes < largest_packet)
+        fail("relay.bandwidth_burst_bytes", line_of(*table),
+             "expected at least " + std::to_string(largest_packet) +
+                 " bytes (one full-size packet), got the default " +
+                 std::to_string(out.bandwidth_burst_bytes) +
+                 " (one second of relay.bandwidth_bytes_per_s)");
+    read("unauthenticated_requests_per_s", out.unauthenticated_requests_per_s, 1, 1000000,
+         " (requests per second)");
+    read("unauthenticated_burst", out.unauthenticated_burst, 1, 1000000, " (requests)");
+
+    if (const toml::node* allow = table->get("peer_allow"))
+        out.peer_allow = read_peer_list(*allow, "relay.peer_allow");
+    if (const toml::node* deny = table->get("peer_deny"))
+        out.peer_deny = read_peer_list(*deny, "relay.peer_deny");
+    if (out.enabled) check_relay(*table, config);
+}
+
 PortConfig read_port(const toml::table& table, const std::string& key,
                      std::vector<AddressSite>& sites) {
     PortConfig port;
@@ -585,11 +911,12 @@ EngineConfig parse_unnamed(std::string_view toml_text, std::string_view source_n
         fail(key_at_line(toml_text, line), line, std::string(error.description()));
     }
     EngineConfig config;
-    reject_unknown_keys(root, "", {"eal", "engine", "stun", "neighbour", "port"});
+    reject_unknown_keys(root, "", {"eal", "engine", "stun", "neighbour", "relay", "port"});
     read_eal(root, config);
     read_engine(root, config);
     read_stun(root, config);
     read_neighbour(root, config);
+    read_relay(root, config);  // after engine and stun: it is checked against them
     read_ports(root, config);
     return config;
 }

@@ -4,12 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -96,6 +98,16 @@ TEST(ParseConfig, DefaultFileParsesToTheDemoConfig) {
     EXPECT_EQ(config.neighbour.max_probes, 3u);
     EXPECT_EQ(config.neighbour.failed_retry_ms, 10000u);
     EXPECT_EQ(config.neighbour.capacity, 64u);
+    // The file shows [relay] with its defaults: disabled, so the demo runs the STUN role alone.
+    EXPECT_FALSE(config.relay.enabled);
+    EXPECT_EQ(config.relay.realm, "punchline");
+    EXPECT_EQ(config.relay.port_first, 49152);
+    EXPECT_EQ(config.relay.port_last, 65535);
+    EXPECT_TRUE(config.relay.users.empty());
+    EXPECT_TRUE(config.relay.rest_secrets.empty());
+    EXPECT_EQ(config.relay.bandwidth_burst_bytes, 0u);
+    EXPECT_TRUE(config.relay.peer_allow.empty());
+    EXPECT_TRUE(config.relay.peer_deny.empty());
 }
 
 TEST(LoadConfig, ReadsTheDefaultFile) {
@@ -145,6 +157,7 @@ TEST(ParseConfig, AbsentOptionalKeysTakeTheirDefaults) {
     EXPECT_EQ(config.neighbour.max_probes, defaults.neighbour.max_probes);
     EXPECT_EQ(config.neighbour.failed_retry_ms, defaults.neighbour.failed_retry_ms);
     EXPECT_EQ(config.neighbour.capacity, defaults.neighbour.capacity);
+    EXPECT_FALSE(config.relay.enabled) << "no [relay]: no relay";
     ASSERT_EQ(config.ports.size(), 1u);
     const PortConfig& ring = config.ports[0];
     EXPECT_EQ(ring.device, "net_ring0");
@@ -159,10 +172,11 @@ TEST(ParseConfig, AbsentOptionalKeysTakeTheirDefaults) {
 
 TEST(ParseConfig, EmptyTablesTakeTheirDefaults) {
     const EngineConfig config =
-        parse_config("[engine]\n[stun]\n[neighbour]\n" + eal + port, "test.toml");
+        parse_config("[engine]\n[stun]\n[neighbour]\n[relay]\n" + eal + port, "test.toml");
     EXPECT_EQ(config.workers, EngineConfig{}.workers);
     EXPECT_EQ(config.stun.port, StunConfig{}.port);
     EXPECT_EQ(config.neighbour.capacity, NeighbourConfig{}.capacity);
+    EXPECT_EQ(config.relay.realm, RelayConfig{}.realm);
 }
 
 TEST(ParseConfig, ReadsEveryKeyAtItsLimits) {
@@ -240,6 +254,240 @@ TEST(ParseConfig, PortsAsAnInlineArrayOfTables) {
         "port = [{ device = \"net_ring0\", ipv4 = [\"198.18.0.2\"] }]\n" + eal, "test.toml");
     ASSERT_EQ(config.ports.size(), 1u);
     EXPECT_EQ(config.ports[0].device, "net_ring0");
+}
+
+std::string repeated(std::string_view text, std::size_t count) {
+    std::string out;
+    for (std::size_t i = 0; i < count; ++i) out += text;
+    return out;
+}
+
+// Three lines: the smallest [relay] that is enabled and valid.
+const std::string relay_on = "[relay]\nenabled = true\nrest_secrets = [\"0123456789abcdef\"]\n";
+
+// The relay's numeric keys against `expected`'s (a RelayConfig with designated initializers).
+void expect_numbers(const RelayConfig& relay, const RelayConfig& expected) {
+    EXPECT_EQ(relay.nonce_lifetime_s, expected.nonce_lifetime_s);
+    EXPECT_EQ(relay.allocation_lifetime_max_s, expected.allocation_lifetime_max_s);
+    EXPECT_EQ(relay.max_allocations, expected.max_allocations);
+    EXPECT_EQ(relay.max_allocations_per_user, expected.max_allocations_per_user);
+    EXPECT_EQ(relay.max_permissions_per_allocation, expected.max_permissions_per_allocation);
+    EXPECT_EQ(relay.max_channels_per_allocation, expected.max_channels_per_allocation);
+    EXPECT_EQ(relay.bandwidth_bytes_per_s, expected.bandwidth_bytes_per_s);
+    EXPECT_EQ(relay.bandwidth_burst_bytes, expected.bandwidth_burst_bytes);
+    EXPECT_EQ(relay.unauthenticated_requests_per_s, expected.unauthenticated_requests_per_s);
+    EXPECT_EQ(relay.unauthenticated_burst, expected.unauthenticated_burst);
+}
+
+// The defaults config.h documents, and that docs/operations.md and punchlined.toml show.
+TEST(ParseConfig, RelayDefaults) {
+    const RelayConfig relay = parse_config(relay_on + eal + port, "test.toml").relay;
+    EXPECT_TRUE(relay.enabled);
+    EXPECT_EQ(relay.realm, "punchline");
+    EXPECT_EQ(relay.port_first, 49152);
+    EXPECT_EQ(relay.port_last, 65535);
+    EXPECT_TRUE(relay.users.empty());
+    EXPECT_EQ(relay.rest_secrets, std::vector<std::string>{"0123456789abcdef"});
+    const RelayConfig defaults = {.nonce_lifetime_s = 600,
+                                  .allocation_lifetime_max_s = 3600,
+                                  .max_allocations = 10000,
+                                  .max_allocations_per_user = 10,
+                                  .max_permissions_per_allocation = 16,
+                                  .max_channels_per_allocation = 16,
+                                  .bandwidth_bytes_per_s = 0,  // unlimited
+                                  .bandwidth_burst_bytes = 0,
+                                  .unauthenticated_requests_per_s = 20,
+                                  .unauthenticated_burst = 40};
+    expect_numbers(relay, defaults);
+    EXPECT_TRUE(relay.peer_allow.empty());
+    EXPECT_TRUE(relay.peer_deny.empty());
+    // Fixed by RFC 8656, not keys.
+    EXPECT_EQ(RelayConfig::default_allocation_lifetime_s, 600u);
+    EXPECT_EQ(RelayConfig::permission_lifetime_s, 300u);
+    EXPECT_EQ(RelayConfig::channel_lifetime_s, 600u);
+
+    const RelayConfig absent = parse_config(eal + port, "test.toml").relay;
+    EXPECT_FALSE(absent.enabled);
+    EXPECT_EQ(absent.realm, relay.realm);
+    EXPECT_EQ(absent.port_first, relay.port_first);
+    EXPECT_EQ(absent.port_last, relay.port_last);
+    EXPECT_TRUE(absent.users.empty());
+    EXPECT_TRUE(absent.rest_secrets.empty());
+    expect_numbers(absent, defaults);
+}
+
+TEST(ParseConfig, RelaySectionRoundTrips) {
+    const RelayConfig relay =
+        parse_config("[relay]\nenabled = true\nrealm = \"example.org\"\nports = \"40000-40999\"\n"
+                     "users = [{ name = \"alice\", password = \"correct horse\" },\n"
+                     "         { name = \"bob\", password = \"battery staple\" }]\n"
+                     "rest_secrets = [\"0123456789abcdef\", \"the next secret, rotated in\"]\n"
+                     "nonce_lifetime_s = 300\nallocation_lifetime_max_s = 7200\n"
+                     "max_allocations = 5000\nmax_allocations_per_user = 3\n"
+                     "max_permissions_per_allocation = 8\nmax_channels_per_allocation = 32\n"
+                     "bandwidth_bytes_per_s = 125000\nbandwidth_burst_bytes = 250000\n"
+                     "unauthenticated_requests_per_s = 5\nunauthenticated_burst = 10\n"
+                     "peer_allow = [\"10.1.2.0/24\", \"fd00::1\"]\n"
+                     "peer_deny = [\"203.0.113.0/24\", \"2001:db8:dead::/48\"]\n" +
+                         eal + port,
+                     "test.toml")
+            .relay;
+    EXPECT_TRUE(relay.enabled);
+    EXPECT_EQ(relay.realm, "example.org");
+    EXPECT_EQ(relay.port_first, 40000);
+    EXPECT_EQ(relay.port_last, 40999);
+    ASSERT_EQ(relay.users.size(), 2u);
+    EXPECT_EQ(relay.users[0].name, "alice");
+    EXPECT_EQ(relay.users[0].password, "correct horse");
+    EXPECT_EQ(relay.users[1].name, "bob");
+    EXPECT_EQ(relay.users[1].password, "battery staple");
+    EXPECT_EQ(relay.rest_secrets,
+              (std::vector<std::string>{"0123456789abcdef", "the next secret, rotated in"}));
+    expect_numbers(relay, {.nonce_lifetime_s = 300,
+                           .allocation_lifetime_max_s = 7200,
+                           .max_allocations = 5000,
+                           .max_allocations_per_user = 3,
+                           .max_permissions_per_allocation = 8,
+                           .max_channels_per_allocation = 32,
+                           .bandwidth_bytes_per_s = 125000,
+                           .bandwidth_burst_bytes = 250000,
+                           .unauthenticated_requests_per_s = 5,
+                           .unauthenticated_burst = 10});
+    ASSERT_EQ(relay.peer_allow.size(), 2u);
+    EXPECT_EQ(relay.peer_allow[0].family, stun::AddressFamily::ipv4);
+    EXPECT_EQ(relay.peer_allow[0].prefix_length, 24);
+    EXPECT_EQ(relay.peer_allow[0].network, address("10.1.2.0").ip);
+    EXPECT_EQ(relay.peer_allow[1].family, stun::AddressFamily::ipv6);
+    EXPECT_EQ(relay.peer_allow[1].prefix_length, 128) << "a bare address is a /128";
+    EXPECT_EQ(relay.peer_allow[1].network, address("fd00::1").ip);
+    ASSERT_EQ(relay.peer_deny.size(), 2u);
+    EXPECT_EQ(relay.peer_deny[0].prefix_length, 24);
+    EXPECT_EQ(relay.peer_deny[0].network, address("203.0.113.0").ip);
+    EXPECT_EQ(relay.peer_deny[1].prefix_length, 48);
+    EXPECT_EQ(relay.peer_deny[1].network, address("2001:db8:dead::").ip);
+}
+
+TEST(ParseConfig, RelayUsersAsTablesOfTheirOwn) {
+    const RelayConfig relay = parse_config(
+        "[relay]\nenabled = true\n"
+        "[[relay.users]]\nname = \"alice\"\npassword = \"a\"\n"
+        "[[relay.users]]\nname = \"bob\"\npassword = \"b\"\n" + eal + port,
+        "test.toml").relay;
+    ASSERT_EQ(relay.users.size(), 2u);
+    EXPECT_EQ(relay.users[1].name, "bob");
+    EXPECT_TRUE(relay.rest_secrets.empty()) << "users alone authenticate";
+}
+
+TEST(ParseConfig, RelayKeysAtTheirLowerLimits) {
+    const RelayConfig relay = parse_config(
+        relay_on + "ports = \"1024-1024\"\nnonce_lifetime_s = 60\n"
+        "allocation_lifetime_max_s = 600\nmax_allocations = 1\nmax_allocations_per_user = 1\n"
+        "max_permissions_per_allocation = 1\nmax_channels_per_allocation = 1\n"
+        "bandwidth_bytes_per_s = 1\nbandwidth_burst_bytes = 1500\n"
+        "unauthenticated_requests_per_s = 1\nunauthenticated_burst = 1\n"
+        "realm = \"r\"\nusers = [{ name = \"a\", password = \"p\" }]\n" + eal + port,
+        "test.toml").relay;
+    EXPECT_EQ(relay.port_first, 1024);
+    EXPECT_EQ(relay.port_last, 1024) << "one port for the one worker";
+    expect_numbers(relay, {.nonce_lifetime_s = 60,
+                           .allocation_lifetime_max_s = 600,
+                           .max_allocations = 1,
+                           .max_allocations_per_user = 1,
+                           .max_permissions_per_allocation = 1,
+                           .max_channels_per_allocation = 1,
+                           .bandwidth_bytes_per_s = 1,
+                           .bandwidth_burst_bytes = 1500,
+                           .unauthenticated_requests_per_s = 1,
+                           .unauthenticated_burst = 1});
+    EXPECT_EQ(relay.realm, "r");
+    EXPECT_EQ(relay.users[0].name, "a");
+}
+
+TEST(ParseConfig, RelayKeysAtTheirUpperLimits) {
+    // 127 characters in 254 bytes: the limit counts characters.
+    const std::string realm = repeated("\u00e9", 127);
+    const RelayConfig relay = parse_config(
+        relay_on + "ports = \"65535-65535\"\nnonce_lifetime_s = 86400\n"
+        "allocation_lifetime_max_s = 86400\nmax_allocations = 1048576\n"
+        "max_allocations_per_user = 1048576\nmax_permissions_per_allocation = 4096\n"
+        "max_channels_per_allocation = 4096\nbandwidth_bytes_per_s = 1000000000\n"
+        "bandwidth_burst_bytes = 1000000000\nunauthenticated_requests_per_s = 1000000\n"
+        "unauthenticated_burst = 1000000\nrealm = \"" + realm + "\"\n" +
+        "users = [{ name = \"" + std::string(508, 'n') + "\", password = \"" +
+        std::string(512, 'p') + "\" }]\n" + eal + port,
+        "test.toml").relay;
+    EXPECT_EQ(relay.port_first, 65535);
+    expect_numbers(relay, {.nonce_lifetime_s = 86400,
+                           .allocation_lifetime_max_s = 86400,
+                           .max_allocations = 1048576,
+                           .max_allocations_per_user = 1048576,
+                           .max_permissions_per_allocation = 4096,
+                           .max_channels_per_allocation = 4096,  // 0x4000-0x4FFF
+                           .bandwidth_bytes_per_s = 1000000000,
+                           .bandwidth_burst_bytes = 1000000000,
+                           .unauthenticated_requests_per_s = 1000000,
+                           .unauthenticated_burst = 1000000});
+    EXPECT_EQ(relay.realm, realm);
+    EXPECT_EQ(relay.users[0].name.size(), 508u);
+    EXPECT_EQ(relay.users[0].password.size(), 512u);
+}
+
+TEST(ParseConfig, RelayBandwidthBurstDefaultsToOneSecond) {
+    const RelayConfig relay =
+        parse_config("[relay]\nbandwidth_bytes_per_s = 125000\n" + eal + port, "test.toml").relay;
+    EXPECT_EQ(relay.bandwidth_burst_bytes, 125000u);
+    const RelayConfig smallest =
+        parse_config("[relay]\nbandwidth_bytes_per_s = 1500\n" + eal + port, "test.toml").relay;
+    EXPECT_EQ(smallest.bandwidth_burst_bytes, 1500u);
+}
+
+// RFC 8489 §9.2.2: the client sends its name prepared; the password stays as written, since
+// the key derivation (stun::long_term_key_md5) prepares it itself.
+TEST(ParseConfig, RelayUserNameIsKeptAsSaslprepMakesIt) {
+    const RelayConfig relay = parse_config(
+        relay_on + "users = [{ name = \"al\\u00ADice\", password = \"pass\\u00A0word\" }]\n" +
+            eal + port,
+        "test.toml").relay;
+    ASSERT_EQ(relay.users.size(), 1u);
+    EXPECT_EQ(relay.users[0].name, "alice") << "SASLprep maps the soft hyphen to nothing";
+    EXPECT_EQ(relay.users[0].password, "pass\u00a0word");
+}
+
+TEST(ParseConfig, RelayRealmMayHoldQuotedPairs) {
+    // TOML 'literal strings' keep backslashes: the realm is a\"b, a quote escaped (RFC 3261).
+    const RelayConfig relay =
+        parse_config(relay_on + "realm = 'a\\\"b\\\\c'\n" + eal + port, "test.toml").relay;
+    EXPECT_EQ(relay.realm, "a\\\"b\\\\c");
+}
+
+// A disabled relay's section is read and its keys checked, but not against the rest of the
+// file: stun.port inside the range, more workers than ports, no credentials.
+TEST(ParseConfig, DisabledRelayIsNotCheckedAgainstTheRestOfTheFile) {
+    const EngineConfig config = parse_config(
+        "[engine]\nworkers = [1, 2, 3]\n[stun]\nport = 50000\n"
+        "[relay]\nenabled = false\nports = \"50000-50001\"\n" + eal + port,
+        "test.toml");
+    EXPECT_FALSE(config.relay.enabled);
+    EXPECT_EQ(config.relay.port_first, 50000);
+}
+
+// Messages end up in logs: a password or a REST secret is described, never shown.
+TEST(ParseConfig, RelayMessagesNeverShowSecrets) {
+    for (const std::string& section : {
+             std::string("[relay]\nusers = [{ name = \"alice\", password = \"hunter\\u0007\" }]\n"),
+             std::string("[relay]\nusers = [{ name = \"alice\", password = 20240101 }]\n"),
+             std::string("[relay]\nusers = [{ name = \"alice\", password = \"hunter" +
+                         std::string(600, '2') + "\" }]\n"),
+             std::string("[relay]\nrest_secrets = [\"hunter2\"]\n"),
+             std::string("[relay]\nrest_secrets = [20240101]\n"),
+             std::string("[relay]\nrest_secrets = \"hunter2hunter2hunter2\"\n"),
+         }) {
+        const auto error = error_of(section + eal + port);
+        ASSERT_TRUE(error);
+        const std::string what = error->what();
+        EXPECT_EQ(what.find("hunter"), std::string::npos) << what;
+        EXPECT_EQ(what.find("20240101"), std::string::npos) << what;
+    }
 }
 
 TEST(ParseConfig, MessageNamesSourceKeyLineAndWhatWasExpected) {
@@ -323,7 +571,7 @@ const std::vector<ErrorCase> error_cases = {
 
     // Unknown keys, the first in file order.
     {"UnknownRootKey", "workers = [1]\n", Append::eal_and_port, "workers", 1,
-     "unknown key; known keys here: eal, engine, stun, neighbour, port"},
+     "unknown key; known keys here: eal, engine, stun, neighbour, relay, port"},
     {"UnknownEalKey", "[eal]\nargs = [\"--no-pci\"]\nargv = []\n", Append::port, "eal.argv", 3,
      "unknown key; known keys here: args"},
     {"UnknownEngineKey", "[engine]\nworker = [1]\n", Append::eal_and_port, "engine.worker", 2,
@@ -524,6 +772,258 @@ const std::vector<ErrorCase> error_cases = {
      "port[0].rx_checksum", 4, R"(expected one of verify, trust, got "check")"},
     {"RxChecksumNotAString", port + "rx_checksum = true\n", Append::eal, "port[0].rx_checksum",
      4, "expected one of verify, trust, got true"},
+
+    // [relay]
+    {"RelayNotATable", "relay = true\n", Append::eal_and_port, "relay", 1,
+     "expected a table [relay], got true"},
+    {"UnknownRelayKey", "[relay]\nrealms = \"example.org\"\n", Append::eal_and_port,
+     "relay.realms", 2,
+     "unknown key; known keys here: enabled, realm, ports, users, rest_secrets, "
+     "nonce_lifetime_s, allocation_lifetime_max_s, max_allocations, max_allocations_per_user, "
+     "max_permissions_per_allocation, max_channels_per_allocation, bandwidth_bytes_per_s, "
+     "bandwidth_burst_bytes, unauthenticated_requests_per_s, unauthenticated_burst, "
+     "peer_allow, peer_deny"},
+    {"PermissionLifetimeIsNotAKey", "[relay]\npermission_lifetime_s = 300\n",
+     Append::eal_and_port, "relay.permission_lifetime_s", 2, "unknown key"},
+    {"ChannelLifetimeIsNotAKey", "[relay]\nchannel_lifetime_s = 600\n", Append::eal_and_port,
+     "relay.channel_lifetime_s", 2, "unknown key"},
+    {"SyntaxInRelayUser", "[[relay.users]]\nname = \"alice\" x\n", Append::eal_and_port,
+     "relay.users[0].name", 2, "Error while parsing"},
+    {"RelayEnabledNotABool", "[relay]\nenabled = 1\n", Append::eal_and_port, "relay.enabled", 2,
+     "expected true or false, got 1"},
+    {"RelayWithoutCredentials", "[relay]\nenabled = true\n", Append::eal_and_port,
+     "relay.enabled", 2,
+     "expected users or rest_secrets too: a relay without credentials lets no one allocate; "
+     R"(add users = [{ name = "alice", password = "..." }] or )"
+     R"(rest_secrets = ["<16 bytes or more>"])"},
+    {"RelayWithEmptyCredentialLists", "[relay]\nusers = []\nrest_secrets = []\nenabled = true\n",
+     Append::eal_and_port, "relay.enabled", 4, "expected users or rest_secrets too"},
+
+    // [relay]: realm (RFC 8489 §14.9)
+    {"RealmNotAString", "[relay]\nrealm = 1\n", Append::eal_and_port, "relay.realm", 2,
+     "expected a string, got 1"},
+    {"RealmEmpty", "[relay]\nrealm = \"\"\n", Append::eal_and_port, "relay.realm", 2,
+     R"(expected a non-empty realm, got "")"},
+    {"Realm128Characters", "[relay]\nrealm = \"" + std::string(128, 'r') + "\"\n",
+     Append::eal_and_port, "relay.realm", 2,
+     "expected fewer than 128 characters (RFC 8489 §14.9), got 128 characters"},
+    {"Realm128CharactersIn256Bytes", "[relay]\nrealm = \"" + repeated("\u00e9", 128) + "\"\n",
+     Append::eal_and_port, "relay.realm", 2, "got 128 characters"},
+    {"RealmUnescapedQuote", "[relay]\nrealm = 'say \"hi\"'\n", Append::eal_and_port,
+     "relay.realm", 2,
+     "expected qdtext or quoted-pair (RFC 8489 §14.9): a quote or a backslash only escaped by "
+     R"(a backslash, no line breaks, got "say \"hi\"")"},
+    {"RealmTrailingBackslash", "[relay]\nrealm = 'example\\'\n", Append::eal_and_port,
+     "relay.realm", 2, R"(expected qdtext or quoted-pair (RFC 8489 §14.9))"},
+    {"RealmLineBreak", "[relay]\nrealm = \"exam\\nple\"\n", Append::eal_and_port, "relay.realm",
+     2, R"(no line breaks, got "exam?ple")"},
+    {"RealmControlCharacter", "[relay]\nrealm = \"exam\\tple\"\n", Append::eal_and_port,
+     "relay.realm", 2,
+     "expected a realm that SASLprep (RFC 4013) leaves as it is (RFC 8489 §14.9: processed "
+     R"(with OpaqueString), got "exam?ple" (prohibited_character))"},
+    {"RealmChangedBySaslprep", "[relay]\nrealm = \"exam\\u00ADple.org\"\n", Append::eal_and_port,
+     "relay.realm", 2, R"((prepared: "example.org"))"},
+
+    // [relay]: ports
+    {"RelayPortsNotAString", "[relay]\nports = 49152\n", Append::eal_and_port, "relay.ports", 2,
+     R"(expected a port range like "49152-65535" (first-last, inclusive), got 49152)"},
+    {"RelayPortsOnePort", "[relay]\nports = \"49152\"\n", Append::eal_and_port, "relay.ports", 2,
+     R"((first-last, inclusive), got "49152")"},
+    {"RelayPortsWithSpaces", "[relay]\nports = \"49152 - 65535\"\n", Append::eal_and_port,
+     "relay.ports", 2, R"((first-last, inclusive), got "49152 - 65535")"},
+    {"RelayPortsNegative", "[relay]\nports = \"-1-65535\"\n", Append::eal_and_port,
+     "relay.ports", 2, R"((first-last, inclusive), got "-1-65535")"},
+    {"RelayPortsSixDigits", "[relay]\nports = \"49152-065535\"\n", Append::eal_and_port,
+     "relay.ports", 2, R"((first-last, inclusive), got "49152-065535")"},
+    {"RelayPortsBelow1024", "[relay]\nports = \"1000-2000\"\n", Append::eal_and_port,
+     "relay.ports", 2,
+     R"(expected ports 1024..65535 (below 1024: system ports), got "1000-2000")"},
+    {"RelayPortsAbove65535", "[relay]\nports = \"49152-65536\"\n", Append::eal_and_port,
+     "relay.ports", 2,
+     R"(expected ports 1024..65535 (below 1024: system ports), got "49152-65536")"},
+    {"RelayPortsReversed", "[relay]\nports = \"60000-50000\"\n", Append::eal_and_port,
+     "relay.ports", 2, R"(expected the first port no higher than the last, got "60000-50000")"},
+    {"RelayPortsHoldStunPort", "[stun]\nport = 50000\nalternate_port = 0\n" + relay_on,
+     Append::eal_and_port, "relay.ports", 4,
+     R"(expected a range without stun.port (50000), got the default "49152-65535")"},
+    {"RelayPortsHoldAlternatePort", relay_on + "ports = \"3479-4000\"\n", Append::eal_and_port,
+     "relay.ports", 4, R"(expected a range without stun.alternate_port (3479), got "3479-4000")"},
+    {"RelayPortsFewerThanWorkers",
+     "[engine]\nworkers = [1, 2]\n" + relay_on + "ports = \"50000-50000\"\n",
+     Append::eal_and_port, "relay.ports", 6,
+     R"(expected at least one port per worker (2 in engine.workers), got "50000-50000" (1 port))"},
+
+    // [relay]: users (RFC 8489 §9.2)
+    {"RelayUsersNotAnArray", "[relay]\nusers = \"alice\"\n", Append::eal_and_port, "relay.users",
+     2, R"(expected an array of user tables, e.g. [{ name = "alice", password = "..." }], )"
+        R"(got "alice")"},
+    {"RelayUsersASingleTable", "[relay.users]\nname = \"alice\"\n", Append::eal_and_port,
+     "relay.users", 1, "expected an array of user tables"},
+    {"RelayUserNotATable", "[relay]\nusers = [\"alice\"]\n", Append::eal_and_port,
+     "relay.users[0]", 2, R"(expected an array of user tables, e.g. [{ name = "alice", )"},
+    {"UnknownRelayUserKey",
+     "[relay]\nusers = [{ name = \"alice\", password = \"a\", realm = \"b\" }]\n",
+     Append::eal_and_port, "relay.users[0].realm", 2,
+     "unknown key; known keys here: name, password"},
+    {"RelayUserNameMissing", "[[relay.users]]\npassword = \"a\"\n", Append::eal_and_port,
+     "relay.users[0].name", 1, R"(missing; expected the user's name, e.g. "alice")"},
+    {"RelayUserNameNotAString", "[[relay.users]]\nname = 7\n", Append::eal_and_port,
+     "relay.users[0].name", 2, "expected a string, got 7"},
+    {"RelayUserNameEmpty", "[[relay.users]]\nname = \"\"\npassword = \"a\"\n",
+     Append::eal_and_port, "relay.users[0].name", 2,
+     R"(expected a non-empty name after SASLprep, got "")"},
+    {"RelayUserNameEmptyAfterSaslprep", "[[relay.users]]\nname = \"\\u00AD\"\npassword = \"a\"\n",
+     Append::eal_and_port, "relay.users[0].name", 2, "expected a non-empty name after SASLprep"},
+    {"RelayUserNameProhibited", "[[relay.users]]\nname = \"al\\u0007ice\"\npassword = \"a\"\n",
+     Append::eal_and_port, "relay.users[0].name", 2,
+     R"(expected a name SASLprep (RFC 4013) accepts, got "al?ice" (prohibited_character))"},
+    {"RelayUserNameAbove508Bytes",
+     "[[relay.users]]\nname = \"" + std::string(509, 'n') + "\"\npassword = \"a\"\n",
+     Append::eal_and_port, "relay.users[0].name", 2,
+     "expected a name of at most 508 bytes after SASLprep (RFC 8489 §14.3), got 509 bytes"},
+    {"RelayUserNameAbove512Bytes",
+     "[[relay.users]]\nname = \"" + std::string(600, 'n') + "\"\npassword = \"a\"\n",
+     Append::eal_and_port, "relay.users[0].name", 2,
+     "expected a name of at most 508 bytes after SASLprep (RFC 8489 §14.3), got more than "
+     "512 bytes"},
+    {"RelayUserNameTwice",
+     "[[relay.users]]\nname = \"alice\"\npassword = \"a\"\n"
+     "[[relay.users]]\nname = \"alice\"\npassword = \"b\"\n",
+     Append::eal_and_port, "relay.users[1].name", 5,
+     R"(expected a name no other user has; relay.users[0].name (line 2) is also "alice")"},
+    {"RelayUserNameTwiceAfterSaslprep",
+     "[relay]\nusers = [{ name = \"alice\", password = \"a\" },\n"
+     "         { name = \"al\\u00ADice\", password = \"b\" }]\n",
+     Append::eal_and_port, "relay.users[1].name", 3,
+     R"(relay.users[0].name (line 2) is also "alice" after SASLprep)"},
+    {"RelayUserPasswordMissing", "[[relay.users]]\nname = \"alice\"\n", Append::eal_and_port,
+     "relay.users[0].password", 1, R"(missing; expected the password of user "alice")"},
+    {"RelayUserPasswordNotAString", "[[relay.users]]\nname = \"alice\"\npassword = 1234\n",
+     Append::eal_and_port, "relay.users[0].password", 3,
+     R"(expected a non-empty password of user "alice", got an integer)"},
+    {"RelayUserPasswordEmpty", "[[relay.users]]\nname = \"alice\"\npassword = \"\"\n",
+     Append::eal_and_port, "relay.users[0].password", 3,
+     R"(expected a non-empty password of user "alice", got a string of 0 bytes)"},
+    {"RelayUserPasswordProhibited",
+     "[[relay.users]]\nname = \"alice\"\npassword = \"pass\\u0007word\"\n", Append::eal_and_port,
+     "relay.users[0].password", 3,
+     R"(expected a password of user "alice" that SASLprep (RFC 4013) accepts, got a string )"
+     "of 9 bytes (prohibited_character)"},
+    {"RelayUserPasswordUnassignedCodePoint",
+     "[[relay.users]]\nname = \"bob\"\npassword = \"pass\\u0221\"\n", Append::eal_and_port,
+     "relay.users[0].password", 3,
+     R"(expected a password of user "bob" that SASLprep (RFC 4013) accepts)"},
+    {"RelayUserPasswordAbove512Bytes",
+     "[[relay.users]]\nname = \"alice\"\npassword = \"" + std::string(513, 'p') + "\"\n",
+     Append::eal_and_port, "relay.users[0].password", 3,
+     "got a string of 513 bytes (too_long)"},
+
+    // [relay]: TURN REST secrets
+    {"RestSecretsNotAnArray", "[relay]\nrest_secrets = \"0123456789abcdef\"\n",
+     Append::eal_and_port, "relay.rest_secrets", 2,
+     R"(expected an array of secrets, e.g. ["<16 bytes or more>"], got a string of 16 bytes)"},
+    {"RestSecretNotAString", "[relay]\nrest_secrets = [1234]\n", Append::eal_and_port,
+     "relay.rest_secrets[0]", 2, "expected a secret of at least 16 bytes, got an integer"},
+    {"RestSecretBelow16Bytes", "[relay]\nrest_secrets = [\"0123456789abcde\"]\n",
+     Append::eal_and_port, "relay.rest_secrets[0]", 2,
+     "expected a secret of at least 16 bytes, got a string of 15 bytes"},
+    {"RestSecretTwice",
+     "[relay]\nrest_secrets = [\"0123456789abcdef\",\n                \"fedcba9876543210\",\n"
+     "                \"0123456789abcdef\"]\n",
+     Append::eal_and_port, "relay.rest_secrets[2]", 4,
+     "expected distinct secrets; this one is also relay.rest_secrets[0]"},
+
+    // [relay]: lifetimes
+    {"NonceLifetimeBelow60", "[relay]\nnonce_lifetime_s = 59\n", Append::eal_and_port,
+     "relay.nonce_lifetime_s", 2, "expected an integer 60..86400 (seconds), got 59"},
+    {"NonceLifetimeAbove86400", "[relay]\nnonce_lifetime_s = 86401\n", Append::eal_and_port,
+     "relay.nonce_lifetime_s", 2, "got 86401"},
+    {"AllocationLifetimeMaxBelow600", "[relay]\nallocation_lifetime_max_s = 599\n",
+     Append::eal_and_port, "relay.allocation_lifetime_max_s", 2,
+     "expected an integer 600..86400 (seconds; not below RFC 8656 §7.2's default lifetime, "
+     "600), got 599"},
+    {"AllocationLifetimeMaxAbove86400", "[relay]\nallocation_lifetime_max_s = 86401\n",
+     Append::eal_and_port, "relay.allocation_lifetime_max_s", 2, "got 86401"},
+
+    // [relay]: quotas
+    {"MaxAllocationsZero", "[relay]\nmax_allocations = 0\n", Append::eal_and_port,
+     "relay.max_allocations", 2, "expected an integer 1..1048576, got 0"},
+    {"MaxAllocationsAbove1048576", "[relay]\nmax_allocations = 1048577\n", Append::eal_and_port,
+     "relay.max_allocations", 2, "got 1048577"},
+    {"MaxAllocationsNotAnInteger", "[relay]\nmax_allocations = \"10\"\n", Append::eal_and_port,
+     "relay.max_allocations", 2, R"(got "10")"},
+    {"MaxAllocationsPerUserZero", "[relay]\nmax_allocations_per_user = 0\n",
+     Append::eal_and_port, "relay.max_allocations_per_user", 2,
+     "expected an integer 1..1048576, got 0"},
+    {"MaxAllocationsPerUserAbove1048576", "[relay]\nmax_allocations_per_user = 1048577\n",
+     Append::eal_and_port, "relay.max_allocations_per_user", 2, "got 1048577"},
+    {"MaxPermissionsZero", "[relay]\nmax_permissions_per_allocation = 0\n",
+     Append::eal_and_port, "relay.max_permissions_per_allocation", 2,
+     "expected an integer 1..4096, got 0"},
+    {"MaxPermissionsAbove4096", "[relay]\nmax_permissions_per_allocation = 4097\n",
+     Append::eal_and_port, "relay.max_permissions_per_allocation", 2, "got 4097"},
+    {"MaxChannelsZero", "[relay]\nmax_channels_per_allocation = 0\n", Append::eal_and_port,
+     "relay.max_channels_per_allocation", 2,
+     "expected an integer 1..4096 (RFC 8656 §12: channel numbers 0x4000-0x4FFF), got 0"},
+    {"MaxChannelsAbove4096", "[relay]\nmax_channels_per_allocation = 4097\n",
+     Append::eal_and_port, "relay.max_channels_per_allocation", 2, "got 4097"},
+
+    // [relay]: bandwidth and the unauthenticated-request limit (token buckets)
+    {"BandwidthNegative", "[relay]\nbandwidth_bytes_per_s = -1\n", Append::eal_and_port,
+     "relay.bandwidth_bytes_per_s", 2,
+     "expected an integer 0..1000000000 (bytes per second; 0: unlimited), got -1"},
+    {"BandwidthAbove1000000000", "[relay]\nbandwidth_bytes_per_s = 1000000001\n",
+     Append::eal_and_port, "relay.bandwidth_bytes_per_s", 2, "got 1000000001"},
+    {"BandwidthBurstBelow1500",
+     "[relay]\nbandwidth_bytes_per_s = 125000\nbandwidth_burst_bytes = 1499\n",
+     Append::eal_and_port, "relay.bandwidth_burst_bytes", 3,
+     "expected an integer 1500..1000000000 (bytes, at least one full-size packet), got 1499"},
+    {"BandwidthBurstAbove1000000000",
+     "[relay]\nbandwidth_bytes_per_s = 125000\nbandwidth_burst_bytes = 1000000001\n",
+     Append::eal_and_port, "relay.bandwidth_burst_bytes", 3, "got 1000000001"},
+    {"BandwidthBurstWithoutBandwidth", "[relay]\nbandwidth_burst_bytes = 3000\n",
+     Append::eal_and_port, "relay.bandwidth_burst_bytes", 2,
+     "expected relay.bandwidth_bytes_per_s too: without a bandwidth there is no bucket to size"},
+    {"BandwidthBurstDefaultBelow1500", "[relay]\nbandwidth_bytes_per_s = 1000\n",
+     Append::eal_and_port, "relay.bandwidth_burst_bytes", 1,
+     "expected at least 1500 bytes (one full-size packet), got the default 1000 (one second "
+     "of relay.bandwidth_bytes_per_s)"},
+    {"UnauthenticatedRateZero", "[relay]\nunauthenticated_requests_per_s = 0\n",
+     Append::eal_and_port, "relay.unauthenticated_requests_per_s", 2,
+     "expected an integer 1..1000000 (requests per second), got 0"},
+    {"UnauthenticatedRateAbove1000000", "[relay]\nunauthenticated_requests_per_s = 1000001\n",
+     Append::eal_and_port, "relay.unauthenticated_requests_per_s", 2, "got 1000001"},
+    {"UnauthenticatedBurstZero", "[relay]\nunauthenticated_burst = 0\n", Append::eal_and_port,
+     "relay.unauthenticated_burst", 2, "expected an integer 1..1000000 (requests), got 0"},
+    {"UnauthenticatedBurstAbove1000000", "[relay]\nunauthenticated_burst = 1000001\n",
+     Append::eal_and_port, "relay.unauthenticated_burst", 2, "got 1000001"},
+
+    // [relay]: peer policy lists (engine::parse_cidr's reason in brackets)
+    {"PeerAllowNotAnArray", "[relay]\npeer_allow = \"10.0.0.0/8\"\n", Append::eal_and_port,
+     "relay.peer_allow", 2,
+     R"(expected an array of prefixes, e.g. ["10.1.2.0/24"], got "10.0.0.0/8")"},
+    {"PeerAllowEntryNotAString", "[relay]\npeer_allow = [10]\n", Append::eal_and_port,
+     "relay.peer_allow[0]", 2,
+     R"(expected an address or a prefix like "10.0.0.0/8" or "fc00::/7", got 10)"},
+    {"PeerAllowBadAddress", "[relay]\npeer_allow = [\"10.0.0/8\"]\n", Append::eal_and_port,
+     "relay.peer_allow[0]", 2,
+     R"(expected an address or a prefix like "10.0.0.0/8" or "fc00::/7", got "10.0.0/8" )"
+     "(bad_address)"},
+    {"PeerAllowBadPrefix", "[relay]\npeer_allow = [\"10.0.0.0/\"]\n", Append::eal_and_port,
+     "relay.peer_allow[0]", 2, R"(got "10.0.0.0/" (bad_prefix))"},
+    {"PeerAllowPrefixTooLong", "[relay]\npeer_allow = [\"10.0.0.0/33\"]\n", Append::eal_and_port,
+     "relay.peer_allow[0]", 2, R"(got "10.0.0.0/33" (prefix_too_long))"},
+    {"PeerAllowHostBitsSet",
+     "[relay]\npeer_allow = [\"10.1.2.0/24\",\n              \"10.0.0.1/8\"]\n",
+     Append::eal_and_port, "relay.peer_allow[1]", 3, R"(got "10.0.0.1/8" (host_bits_set))"},
+    {"PeerDenyNotAnArray", "[relay]\npeer_deny = 10\n", Append::eal_and_port, "relay.peer_deny",
+     2, R"(expected an array of prefixes, e.g. ["10.1.2.0/24"], got 10)"},
+    {"PeerDenyBadAddress", "[relay]\npeer_deny = [\"example.org\"]\n", Append::eal_and_port,
+     "relay.peer_deny[0]", 2, R"(got "example.org" (bad_address))"},
+    {"PeerDenyPrefixTooLong", "[relay]\npeer_deny = [\"2001:db8::/129\"]\n",
+     Append::eal_and_port, "relay.peer_deny[0]", 2, R"(got "2001:db8::/129" (prefix_too_long))"},
+    {"PeerDenyHostBitsSet", "[relay]\npeer_deny = [\"fc00::1/7\"]\n", Append::eal_and_port,
+     "relay.peer_deny[0]", 2, R"(got "fc00::1/7" (host_bits_set))"},
 };
 
 class ParseConfigError : public testing::TestWithParam<ErrorCase> {};

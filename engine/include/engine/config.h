@@ -35,6 +35,25 @@
 //   max_probes = 3                   # unanswered probes before an entry is FAILED
 //   failed_retry_ms = 10000          # a FAILED gateway is probed again after this (doubling)
 //   capacity = 64                    # entries per port, gateways included
+//
+//   [relay]                          # TURN relay (RFC 8656); absent: disabled
+//   enabled = false
+//   realm = "punchline"              # REALM (RFC 8489 §14.9)
+//   ports = "49152-65535"            # relay ports, inclusive, shared out among the workers
+//   users = [{ name = "alice", password = "..." }]   # long-term credentials
+//   rest_secrets = ["..."]           # TURN REST shared secrets, any of them verifies
+//   nonce_lifetime_s = 600
+//   allocation_lifetime_max_s = 3600
+//   max_allocations = 10000          # quotas: total, per user, per allocation
+//   max_allocations_per_user = 10
+//   max_permissions_per_allocation = 16
+//   max_channels_per_allocation = 16
+//   bandwidth_bytes_per_s = 0        # per allocation; 0: unlimited
+//   bandwidth_burst_bytes = ...      # default: one second of bandwidth_bytes_per_s
+//   unauthenticated_requests_per_s = 20   # per source IP
+//   unauthenticated_burst = 40
+//   peer_allow = ["10.1.2.0/24"]     # holes in the default peer ranges (peer_policy.h)
+//   peer_deny = ["203.0.113.0/24"]
 #pragma once
 
 #include <cstdint>
@@ -45,6 +64,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/peer_policy.h"
 #include "stun/address.h"
 
 namespace engine {
@@ -89,6 +109,68 @@ struct NeighbourConfig {
     std::uint32_t capacity = 64;
 };
 
+/// One long-term credential (RFC 8489 §9.2) of the TURN relay.
+struct RelayUser {
+    /// SASLprep'd (RFC 4013), as a client sends it in USERNAME: non-empty, at most 508 bytes
+    /// (RFC 8489 §14.3), unique among the users.
+    std::string name;
+    /// As written; non-empty, and SASLprep accepts it (stun::long_term_key_md5 prepares it).
+    std::string password;
+};
+
+/// The TURN relay role (RFC 8656, design.md §3). Parsing and validation only: the relay's
+/// handlers read it. Cross-checks against the rest of the file (stun ports, workers, some way
+/// to authenticate) apply only when `enabled`, so that a disabled section never stops the
+/// engine.
+struct RelayConfig {
+    /// RFC 8656 §7.2: the lifetime of an allocation whose client asks for less, or none.
+    static constexpr std::uint32_t default_allocation_lifetime_s = 600;
+    /// Fixed by the RFC, hence not keys: a permission lasts 300 s (RFC 8656 §9), a channel
+    /// binding 600 s (§12).
+    static constexpr std::uint32_t permission_lifetime_s = 300;
+    static constexpr std::uint32_t channel_lifetime_s = 600;
+
+    bool enabled = false;
+    /// REALM (RFC 8489 §14.9): fewer than 128 characters, qdtext or quoted-pair, unchanged by
+    /// SASLprep (OpaqueString), so that client and server derive the same key from it.
+    std::string realm = "punchline";
+    /// The relay ports, both inclusive, 1024..65535; stun.port and stun.alternate_port lie
+    /// outside, and every worker gets at least one (the engine shares them out).
+    std::uint16_t port_first = 49152;
+    std::uint16_t port_last = 65535;
+    /// Long-term credentials; names unique.
+    std::vector<RelayUser> users{};
+    /// TURN REST shared secrets (coturn's use-auth-secret): any of them verifies a REST
+    /// username, so that a new secret can be added before the old one is removed. Each at least
+    /// 16 bytes; no two alike.
+    std::vector<std::string> rest_secrets{};
+    /// How long a nonce is accepted after it was issued, in seconds (60..86400); then 438.
+    std::uint32_t nonce_lifetime_s = 600;
+    /// The longest lifetime an Allocate or Refresh gets, in seconds (600..86400): RFC 8656
+    /// §7.2 lets the server cap the client's LIFETIME; not below the default lifetime.
+    std::uint32_t allocation_lifetime_max_s = 3600;
+    /// Allocations at once, in all, 1..1048576 (508 Insufficient Capacity past it).
+    std::uint32_t max_allocations = 10000;
+    /// Allocations at once per username, 1..1048576 (486 Allocation Quota Reached past it).
+    std::uint32_t max_allocations_per_user = 10;
+    /// Peer IP addresses with a permission, per allocation, 1..4096.
+    std::uint32_t max_permissions_per_allocation = 16;
+    /// Channels per allocation, 1..4096: the channel numbers 0x4000-0x4FFF (RFC 8656 §12).
+    std::uint32_t max_channels_per_allocation = 16;
+    /// Relayed bytes per second per allocation, 0..10^9; 0: unlimited.
+    std::uint64_t bandwidth_bytes_per_s = 0;
+    /// The bandwidth bucket's depth in bytes, 1500 (one full-size packet)..10^9; 0 when
+    /// bandwidth_bytes_per_s is 0. The file's default is one second of bandwidth_bytes_per_s.
+    std::uint64_t bandwidth_burst_bytes = 0;
+    /// Requests without valid credentials per second per source IP (an IPv6 /64), and the
+    /// bucket's depth in requests (engine::SourceRateLimiter); each 1..10^6.
+    std::uint32_t unauthenticated_requests_per_s = 20;
+    std::uint32_t unauthenticated_burst = 40;
+    /// The peer address policy's lists (engine/peer_policy.h gives the order of the rules).
+    std::vector<Cidr> peer_allow{};
+    std::vector<Cidr> peer_deny{};
+};
+
 /// How packets reach their owner worker (engine/flow_steering.h).
 enum class Steering : std::uint8_t {
     automatic,  ///< "auto": rte_flow rules where the port accepts them, software elsewhere
@@ -103,6 +185,7 @@ struct EngineConfig {
     Steering steering = Steering::automatic;
     StunConfig stun;
     NeighbourConfig neighbour;
+    RelayConfig relay;
     std::vector<PortConfig> ports;
 };
 
