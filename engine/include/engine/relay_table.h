@@ -1,0 +1,658 @@
+// The relay's session table (design.md §3, role `relay`): one per worker, holding the TURN
+// allocations (RFC 8656 §6) whose 5-tuples that worker owns, each with its permissions (§9),
+// channels (§12), counters, bandwidth bucket and last answer (§5: retransmissions).
+//
+// Who owns what. The worker that owns a table is its only writer: it looks allocations up by
+// 5-tuple (requests and ChannelData from the client) and by relay port (datagrams from peers;
+// relay ports are partitioned among the workers, so the port alone names the allocation), and
+// inserts, refreshes and erases them, with no lock, no syscall and no heap allocation: the
+// constructor allocates and touches every byte the table will use. The control thread may
+// call snapshot() and list() (punchctl's /allocations) at any time while the worker runs;
+// nothing else. They never make the worker wait.
+//
+// Layout (docs/architecture.md, "Relay session table", has the figures):
+//   - records: one arena of `capacity` fixed-stride slots, allocated once. A slot holds an
+//     Allocation (four cache lines, then the username's 512 bytes), then its permission array
+//     and its channel arrays, sized by the constructor's limits. A slot number is stable for
+//     the allocation's life; free slots are a LIFO stack (the last freed is the warmest).
+//   - 5-tuple index: open addressing with linear probing over 8-byte entries (32 bits of the
+//     key's seeded hash, slot + 1; 0 is empty), at most half full, erased by backward shift,
+//     so that no tombstone ever lengthens a probe. A look-up reads one index line and the
+//     record's first line, whose key it compares.
+//   - relay-port index: a direct array, (relay address, port) → slot, over the worker's
+//     ports [first_relay_port, first_relay_port + count) on each of the server's relay
+//     addresses (one address gives at most 64k allocations: past that the server needs
+//     more). Free (address, port) pairs are a FIFO, seeded-shuffled at construction: a freed
+//     pair is the last to be handed out again, so that a peer still sending to an old
+//     allocation's port reaches a new allocation as late as possible, and ports are not
+//     predictable.
+//
+// Concurrent listing: every slot has a sequence counter (a seqlock). The owner makes each
+// change the listing can see between two increments (odd while writing); the control thread
+// copies the fields the listing shows and keeps the copy only when it read the same even
+// sequence before and after, else it retries, up to a bound, then reports the slot skipped.
+// The owner never waits; on x86 its write costs two plain stores more. Fields the control
+// thread reads are std::atomic, so that the racing read is defined behaviour: the owner
+// stores them with release inside a write section, the reader loads them with acquire (both
+// plain moves on x86), which orders them against the sequence without a standalone fence
+// (which ThreadSanitizer could not check). Fields the control thread never reads (keys,
+// permissions, channels, the bucket, the last answer) are plain. Packet and byte counters
+// change outside the seqlock (a write section per packet would tax the fast path to order
+// four counters that need no mutual consistency): a snapshot is one allocation (its key,
+// username, port, expiry and counts from one moment), and each counter is a value it had
+// while the snapshot was taken.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "engine/rate_limit.h"
+#include "stun/address.h"
+#include "stun/constants.h"
+#include "stun/message.h"
+
+namespace engine {
+
+/// The 5-tuple of an allocation (RFC 8656 §2): client IP and port, server IP and port; the
+/// transport is UDP (the only client transport this server relays). Both addresses have one
+/// family, that of the IP header they came in. Packed into five 64-bit words that the table
+/// hashes and compares.
+class FiveTuple {
+public:
+    /// All zeros: no packet has it (its family is neither IPv4 nor IPv6).
+    FiveTuple() = default;
+
+    /// The key of a datagram from `client` to `server`; nullopt when their families differ.
+    [[nodiscard]] static std::optional<FiveTuple> make(const stun::Address& client,
+                                                       const stun::Address& server) noexcept;
+
+    [[nodiscard]] stun::Address client() const noexcept;
+    [[nodiscard]] stun::Address server() const noexcept;
+    [[nodiscard]] const std::array<std::uint64_t, 5>& words() const noexcept { return words_; }
+
+    friend bool operator==(const FiveTuple&, const FiveTuple&) = default;
+
+private:
+    friend class Allocation;
+    friend class RelayTable;
+    // 0-1: client IP, 2-3: server IP (network order, as stun::Address::ip, IPv4 in the first
+    // 4 bytes); 4: client port | server port << 16 | family << 32.
+    std::array<std::uint64_t, 5> words_{};
+};
+
+/// Relayed address families of an allocation, as a mask (RFC 8656 §7.2: one by default or
+/// by REQUESTED-ADDRESS-FAMILY, both with ADDITIONAL-ADDRESS-FAMILY). One relay port serves
+/// both: the port range belongs to the worker on every relay address, and a relay address
+/// index names an IPv4 and an IPv6 address (config's).
+inline constexpr std::uint8_t relay_ipv4 = 1;
+inline constexpr std::uint8_t relay_ipv6 = 2;
+
+/// The relay_ipv4 or relay_ipv6 bit of `family`.
+[[nodiscard]] constexpr std::uint8_t relay_family(stun::AddressFamily family) noexcept {
+    return family == stun::AddressFamily::ipv6 ? relay_ipv6 : relay_ipv4;
+}
+
+/// The longest username a table stores: RFC 5389 §15.3 allowed "less than 513 bytes"
+/// (RFC 8489 §14.3: "fewer than 509"); kept inline in the slot, not as an index into a user
+/// table, because with TURN REST credentials every allocation has a username of its own.
+inline constexpr std::size_t max_username_length = 512;
+
+/// RFC 8656 §9: a permission is a peer IP address (the port is ignored) and an expiry.
+struct Permission {
+    std::array<std::byte, 16> ip{};  ///< network order; IPv4 in the first 4 bytes
+    std::uint64_t expiry = 0;        ///< in the caller's ticks: live while now < expiry
+    stun::AddressFamily family = stun::AddressFamily::ipv4;
+};
+
+/// RFC 8656 §12: a channel binding, number 0x4000-0x4FFF ↔ peer transport address.
+struct Channel {
+    std::uint64_t expiry = 0;  ///< live while now < expiry
+    stun::Address peer;
+    std::uint16_t number = 0;
+};
+
+/// The last request answered on an allocation, so that a retransmission (same transaction
+/// ID and method) gets the same answer: RFC 8656 §5 asks the server to treat a retransmitted
+/// request as idempotent, and RFC 8489 §6.3.1 to answer it so that the client ends in the
+/// state the first answer would have left it in. A retransmitted Allocate is the case that
+/// matters most: §7.2 would answer it 437 (its 5-tuple is now in use) where the client must
+/// see its success again.
+struct CachedAnswer {
+    stun::TransactionId transaction_id{};
+    stun::Method method = stun::Method::binding;
+    std::uint16_t error_code = 0;  ///< 0: a success response; else its ERROR-CODE
+    std::uint32_t lifetime = 0;    ///< the LIFETIME a success to Allocate or Refresh carried
+};
+
+/// Packets and bytes relayed, each direction (payload bytes as the handler counts them).
+struct AllocationCounters {
+    std::uint64_t to_peer_packets = 0;
+    std::uint64_t to_peer_bytes = 0;
+    std::uint64_t to_client_packets = 0;
+    std::uint64_t to_client_bytes = 0;
+};
+
+enum class PermissionResult : std::uint8_t {
+    installed,  ///< a new permission (or one that had expired)
+    refreshed,  ///< a live permission for this IP, its expiry reset (RFC 8656 §9)
+    full,       ///< max_permissions live permissions already: 508 (Insufficient Capacity,
+                ///< RFC 8656's answer to a capacity limit, as in §12.2)
+};
+
+enum class ChannelResult : std::uint8_t {
+    bound,          ///< a new binding
+    refreshed,      ///< the same number to the same peer: expiry reset (RFC 8656 §12)
+    bad_number,     ///< outside 0x4000-0x4FFF: 400 (§12.2)
+    number_in_use,  ///< the number is bound to another peer: 400 (§12.2)
+    peer_in_use,    ///< the peer is bound to another number: 400 (§12.2)
+    full,           ///< max_channels live bindings already: 508 (§12.2)
+};
+
+namespace detail {
+
+/// A field of a seqlock-protected record that the control thread reads while the owner
+/// writes it. Every access states its order; on x86 all four are plain moves.
+template <class T>
+class SeqField {
+public:
+    /// The owner's read of its own field: relaxed (it is the only writer).
+    [[nodiscard]] T get() const noexcept { return value_.load(std::memory_order_relaxed); }
+    /// The owner's store inside a write section: release, so that the odd sequence stored
+    /// before it is visible to a reader that sees this value (Allocation::begin_write()).
+    void set(T value) noexcept { value_.store(value, std::memory_order_release); }
+    /// The owner's store outside any write section (a counter): relaxed, single writer.
+    void set_relaxed(T value) noexcept { value_.store(value, std::memory_order_relaxed); }
+    /// The control thread's read: acquire, so that the sequence it reads after is no older
+    /// than the section whose store it saw (RelayTable::snapshot()).
+    [[nodiscard]] T read() const noexcept { return value_.load(std::memory_order_acquire); }
+
+private:
+    static_assert(std::atomic<T>::is_always_lock_free);
+    std::atomic<T> value_{};
+};
+
+/// Frees what ::operator new(bytes, alignment) gave.
+struct AlignedFree {
+    std::size_t alignment = 64;
+    void operator()(std::byte* p) const noexcept {
+        ::operator delete(p, std::align_val_t{alignment});
+    }
+};
+
+/// Memory that the constructor allocates once, aligned to a cache line (to 2 MiB and
+/// advised for transparent huge pages when it is that large: a table of 100k allocations
+/// spans 100 MB, and 4 KiB pages would cost a TLB miss per look-up), zeroed and touched so
+/// that no page fault is left for the fast path.
+class TableMemory {
+public:
+    TableMemory() = default;
+    /// Throws std::bad_alloc.
+    explicit TableMemory(std::size_t bytes);
+    [[nodiscard]] std::byte* data() const noexcept { return bytes_.get(); }
+
+private:
+    std::unique_ptr<std::byte, AlignedFree> bytes_;
+};
+
+}  // namespace detail
+
+/// One TURN allocation in a RelayTable's slot. Only the table makes them; every member is
+/// for the owning worker alone (the control thread sees them through snapshots).
+class alignas(64) Allocation {
+public:
+    Allocation(const Allocation&) = delete;
+    Allocation& operator=(const Allocation&) = delete;
+
+    [[nodiscard]] FiveTuple key() const noexcept;
+    /// Whether the key is `key`: five word compares (the index's hit check).
+    [[nodiscard]] bool has_key(const FiveTuple& key) const noexcept {
+        const auto& w = key.words_;
+        return key_[0].get() == w[0] && key_[1].get() == w[1] && key_[2].get() == w[2] &&
+               key_[3].get() == w[3] && key_[4].get() == w[4];
+    }
+    [[nodiscard]] std::uint16_t relay_port() const noexcept {
+        return static_cast<std::uint16_t>(shape_.get());
+    }
+    /// Which of the server's relay addresses (0 .. relay_addresses - 1) the port is on.
+    [[nodiscard]] std::uint8_t relay_address() const noexcept {
+        return static_cast<std::uint8_t>(shape_.get() >> 24);
+    }
+    /// relay_ipv4 | relay_ipv6: the relayed addresses this allocation still has.
+    [[nodiscard]] std::uint8_t families() const noexcept {
+        return static_cast<std::uint8_t>(shape_.get() >> 16 & 3);
+    }
+
+    /// The expiry of the relayed address of `family` (relay_ipv4 or relay_ipv6), in the
+    /// caller's ticks; 0 when the allocation has none of that family. RFC 8656 §6 keeps one
+    /// time-to-expiry per relayed address; §8.1 refreshes or deletes either of a pair.
+    [[nodiscard]] std::uint64_t expiry(std::uint8_t family) const noexcept {
+        return (families() & family) == 0 ? 0 : expiry_[family == relay_ipv6 ? 1 : 0].get();
+    }
+    /// The later of the two: when the whole allocation expires.
+    [[nodiscard]] std::uint64_t expiry() const noexcept;
+    /// Sets the expiry of each relayed address in `families` that the allocation has (a
+    /// Refresh, §8.2); the others are unchanged. One write section: a listing sees both.
+    void refresh(std::uint8_t families, std::uint64_t expiry) noexcept;
+    /// Drops the relayed addresses in `families` (a Refresh with LIFETIME 0 and
+    /// REQUESTED-ADDRESS-FAMILY, §8.2). An allocation left with none is for the caller to
+    /// erase (RelayTable::sweep() does).
+    void drop_families(std::uint8_t families) noexcept;
+
+    [[nodiscard]] std::size_t username_length() const noexcept {
+        return static_cast<std::size_t>(counts_.get() >> 32 & 0xFFFF);
+    }
+    /// RFC 8656 §5: every request after Allocate must carry the username that created the
+    /// allocation (else 441). Cost: a length compare and one word compare per 8 bytes.
+    [[nodiscard]] bool username_equals(std::string_view username) const noexcept;
+    /// Copies the username into `out`; returns a view of it there.
+    std::string_view copy_username(std::span<char, max_username_length> out) const noexcept;
+
+    /// RFC 8656 §6: the server stores the long-term key, never the password.
+    [[nodiscard]] stun::PasswordAlgorithm password_algorithm() const noexcept {
+        return algorithm_;
+    }
+    /// 16 bytes (MD5) or 32 (SHA-256, RFC 8489 §9.2.2) for MESSAGE-INTEGRITY(-SHA256).
+    [[nodiscard]] std::span<const std::byte> integrity_key() const noexcept {
+        return {integrity_key_.data(), algorithm_ == stun::PasswordAlgorithm::sha256 ? 32u : 16u};
+    }
+
+    /// RFC 8656 §9 (CreatePermission §10.2, ChannelBind §12.2): installs a permission for
+    /// `peer`'s IP (its port ignored) until `expiry`, or resets the expiry of the one there.
+    /// When the array is full, expired entries are removed first. Cost: a scan of the
+    /// permissions, and of them again when full.
+    PermissionResult install_permission(const stun::Address& peer, std::uint64_t expiry,
+                                        std::uint64_t now) noexcept;
+    /// RFC 8656 §9: whether a live permission has `peer`'s IP ("only addresses are compared
+    /// and port numbers are not considered"). Cost: a scan of up to max_permissions entries
+    /// of 32 bytes. Per datagram from a peer and per Send indication.
+    [[nodiscard]] bool permits(const stun::Address& peer, std::uint64_t now) const noexcept;
+    /// Permissions in the array, expired ones not yet removed included.
+    [[nodiscard]] std::size_t permission_count() const noexcept {
+        return static_cast<std::size_t>(counts_.get() & 0xFFFF);
+    }
+
+    /// RFC 8656 §12.2: binds `number` to `peer` until `expiry`, or refreshes that binding.
+    /// An expired binding is unbound (§12): its number and peer are free again. Errors:
+    /// bad_number, number_in_use, peer_in_use, full. Installing the permission a ChannelBind
+    /// also installs (§12.2) is the caller's: install_permission(). Cost: a scan of the
+    /// bindings, and removal of expired ones before a new binding.
+    ChannelResult bind_channel(std::uint16_t number, const stun::Address& peer,
+                               std::uint64_t expiry, std::uint64_t now) noexcept;
+    /// The live binding of `number` (ChannelData from the client, §12.6), or null; valid
+    /// until the allocation's channels next change. Cost: a scan of a compact array of
+    /// 2-byte numbers (32 to a cache line).
+    [[nodiscard]] const Channel* channel(std::uint16_t number,
+                                         std::uint64_t now) const noexcept;
+    /// The live binding to `peer` (IP and port; a datagram from the peer, §12.7: the server
+    /// MUST use ChannelData when one exists, §12.5), or null; valid as channel()'s. Cost: a
+    /// scan of the bindings.
+    [[nodiscard]] const Channel* channel_to(const stun::Address& peer,
+                                            std::uint64_t now) const noexcept;
+    /// Bindings in the array, expired ones not yet removed included.
+    [[nodiscard]] std::size_t channel_count() const noexcept {
+        return static_cast<std::size_t>(counts_.get() >> 16 & 0xFFFF);
+    }
+    /// Removes expired permissions and bindings (§9: "the permission expires and is
+    /// deleted"). RelayTable::sweep() calls it; lookups ignore expired entries anyway.
+    void expire(std::uint64_t now) noexcept;
+
+    /// One datagram of `bytes` relayed to the peer / to the client. Cost: two loads and two
+    /// stores (single writer: no atomic read-modify-write).
+    void count_to_peer(std::uint64_t bytes) noexcept {
+        counters_[0].set_relaxed(counters_[0].get() + 1);
+        counters_[1].set_relaxed(counters_[1].get() + bytes);
+    }
+    void count_to_client(std::uint64_t bytes) noexcept {
+        counters_[2].set_relaxed(counters_[2].get() + 1);
+        counters_[3].set_relaxed(counters_[3].get() + bytes);
+    }
+    [[nodiscard]] AllocationCounters counters() const noexcept;
+
+    /// The allocation's bandwidth bucket (engine/rate_limit.h), full when inserted.
+    [[nodiscard]] TokenBucket& bandwidth() noexcept { return bandwidth_; }
+
+    /// Remembers the answer to the request just handled, replacing the last one.
+    void remember_answer(const CachedAnswer& answer) noexcept {
+        answer_ = answer;
+        has_answer_ = true;
+    }
+    /// The remembered answer when `transaction_id` and `method` are those of the last
+    /// request answered (a retransmission), else null.
+    [[nodiscard]] const CachedAnswer* answer_for(const stun::TransactionId& transaction_id,
+                                                 stun::Method method) const noexcept {
+        return has_answer_ && answer_.method == method &&
+                       answer_.transaction_id == transaction_id
+                   ? &answer_
+                   : nullptr;
+    }
+
+private:
+    friend class RelayTable;
+
+    Allocation(Permission* permissions, std::uint16_t* channel_numbers, Channel* channels,
+               std::uint16_t max_permissions, std::uint16_t max_channels) noexcept
+        : permissions_(permissions),
+          channel_numbers_(channel_numbers),
+          channels_(channels),
+          max_permissions_(max_permissions),
+          max_channels_(max_channels) {}
+
+    // The seqlock's writer side. Owner only, so the sequence is read relaxed.
+    void begin_write() noexcept {
+        // Relaxed: the field stores that follow are releases (SeqField::set()), and a
+        // release orders this odd value before itself. A reader whose acquire load sees any
+        // of them then reads a sequence no older than this odd one, and drops its copy: it
+        // cannot take a half-written record for a whole one.
+        sequence_.store(sequence_.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+    }
+    void end_write() noexcept {
+        // Release: every field store of the section happens before this even value; a
+        // reader that acquires it sees them all.
+        sequence_.store(sequence_.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_release);
+    }
+
+    [[nodiscard]] bool live() const noexcept { return (shape_.get() & live_bit) != 0; }
+    void set_shape(std::uint16_t port, std::uint8_t address, std::uint8_t families,
+                   bool live) noexcept {
+        shape_.set(port | std::uint32_t{families} << 16 | (live ? live_bit : 0) |
+                   std::uint32_t{address} << 24);
+    }
+    void set_counts(std::size_t permissions, std::size_t channels,
+                    std::size_t username_length) noexcept {
+        counts_.set(permissions | channels << 16 | std::uint64_t{username_length} << 32);
+    }
+    std::size_t remove_expired_permissions(std::uint64_t now) noexcept;
+    std::size_t remove_expired_channels(std::uint64_t now) noexcept;
+
+    static constexpr std::uint32_t live_bit = 1u << 23;
+
+    // Line 0: what a look-up and the listing read first.
+    std::atomic<std::uint32_t> sequence_{0};  // even: stable; odd: the owner is writing
+    detail::SeqField<std::uint32_t> shape_;   // relay port | families << 16 | live bit 23 |
+                                              // relay address << 24
+    detail::SeqField<std::uint64_t> key_[5];  // FiveTuple::words_
+    detail::SeqField<std::uint64_t> expiry_[2];  // relay_ipv4, relay_ipv6
+    // Line 1: what every relayed datagram writes.
+    alignas(64) detail::SeqField<std::uint64_t> counts_;  // permissions | channels << 16 |
+                                                          // username length << 32
+    detail::SeqField<std::uint64_t> counters_[4];         // AllocationCounters, in order
+    TokenBucket bandwidth_;
+    // Lines 2-3: owner only.
+    alignas(64) Permission* permissions_;
+    std::uint16_t* channel_numbers_;  // channel_numbers_[i] == channels_[i].number, compact
+    Channel* channels_;
+    std::uint16_t max_permissions_;
+    std::uint16_t max_channels_;
+    stun::PasswordAlgorithm algorithm_ = stun::PasswordAlgorithm::md5;
+    bool has_answer_ = false;
+    std::array<std::byte, 32> integrity_key_{};
+    CachedAnswer answer_;
+    // Lines 4-11: the username, zero-padded, read by the listing.
+    alignas(64) detail::SeqField<std::uint64_t> username_[max_username_length / 8];
+};
+
+/// What the control thread sees of one allocation: a consistent copy (see the header
+/// comment); never the long-term key.
+struct AllocationSnapshot {
+    std::uint32_t slot = 0;
+    FiveTuple key;
+    std::uint16_t relay_port = 0;
+    std::uint8_t relay_address = 0;
+    std::uint8_t families = 0;
+    std::uint64_t expiry_ipv4 = 0;  ///< 0 without an IPv4 relayed address
+    std::uint64_t expiry_ipv6 = 0;  ///< 0 without an IPv6 relayed address
+    AllocationCounters counters;
+    std::uint16_t permission_count = 0;
+    std::uint16_t channel_count = 0;
+    std::uint16_t username_length = 0;
+    std::array<char, max_username_length> username_bytes{};
+
+    [[nodiscard]] std::string_view username() const noexcept {
+        return {username_bytes.data(), username_length};
+    }
+};
+
+/// The table's sizes, from config (all memory is allocated from them at construction).
+struct RelayTableLimits {
+    std::uint32_t capacity = 4096;  ///< allocations, 1 .. 2^24
+    /// The worker's relay ports: [first_relay_port, first_relay_port + relay_port_count),
+    /// inside 1 .. 65535, on each relay address. RFC 8656 §7.2: SHOULD be inside
+    /// 49152-65535, SHOULD NOT below 1024 (config's to enforce; the table takes any range).
+    std::uint16_t first_relay_port = 49152;
+    std::uint32_t relay_port_count = 16384;
+    /// The server's relay addresses (each an IPv4 and/or an IPv6 address), 1 .. 256.
+    std::uint16_t relay_addresses = 1;
+    std::uint16_t max_permissions = 16;  ///< per allocation, 1 .. 4096
+    std::uint16_t max_channels = 16;     ///< per allocation, 0 .. 4096
+    /// Seeds the 5-tuple hash and the order of free ports: random in production
+    /// (stun::random_bytes), so that nobody can aim clients at one probe chain; fixed in tests.
+    std::uint64_t seed = 0;
+};
+
+/// One worker's TURN allocations. See the header comment for the layout and who may call
+/// what.
+class RelayTable {
+public:
+    static constexpr std::uint32_t no_slot = 0xFFFFFFFF;
+
+    /// Allocates and touches all the table's memory. Throws std::invalid_argument for limits
+    /// outside the ranges RelayTableLimits gives, std::bad_alloc (start-up, style rule 12).
+    explicit RelayTable(const RelayTableLimits& limits);
+    ~RelayTable();
+    RelayTable(const RelayTable&) = delete;
+    RelayTable& operator=(const RelayTable&) = delete;
+
+    /// What insert() needs, all written in one write section (a listing sees all or none).
+    struct NewAllocation {
+        FiveTuple key;
+        std::string_view username;  ///< at most max_username_length bytes
+        stun::PasswordAlgorithm password_algorithm = stun::PasswordAlgorithm::md5;
+        std::span<const std::byte> integrity_key;  ///< 16 bytes (MD5) or 32 (SHA-256)
+        std::uint8_t families = relay_ipv4;        ///< relay_ipv4, relay_ipv6 or both
+        std::uint64_t expiry = 0;                  ///< of each relayed address
+        /// 0: the free (address, port) freed longest ago; else this port on relay_address
+        /// (RESERVATION-TOKEN, EVEN-PORT: RFC 8656 §7.2, the caller having chosen it by
+        /// relay_port_available()).
+        std::uint16_t relay_port = 0;
+        std::uint8_t relay_address = 0;
+    };
+
+    enum class InsertStatus : std::uint8_t {
+        inserted,
+        exists,             ///< the 5-tuple has an allocation (its slot is returned): a
+                            ///< retransmission (answer_for()) or 437 (RFC 8656 §7.2)
+        table_full,         ///< capacity allocations already: 486 or 508
+        no_relay_port,      ///< every relay port of this worker is taken: 508 (§7.2)
+        port_unavailable,   ///< the port asked for is taken or not this worker's: 508
+        bad_username,       ///< longer than max_username_length
+        bad_integrity_key,  ///< not 16 bytes for MD5 or 32 for SHA-256
+        bad_families,       ///< neither relay_ipv4 nor relay_ipv6, or another bit
+    };
+    struct InsertResult {
+        InsertStatus status;
+        std::uint32_t slot;  ///< the new or existing allocation's slot; no_slot otherwise
+    };
+
+    /// Inserts an allocation with no permissions, channels, counters or remembered answer, a
+    /// full bandwidth bucket, and a relay port. Cost: a look-up, a free-slot pop, a port pop,
+    /// the record's first lines and its 512 username bytes written, an index store.
+    [[nodiscard]] InsertResult insert(const NewAllocation& allocation) noexcept;
+
+    /// The slot of the allocation of `key`, or no_slot. Expired allocations stay until
+    /// erased: the caller compares Allocation::expiry() with its clock (or runs sweep()).
+    /// Cost: a seeded hash (three 64×64→128-bit multiplications), one index line (the table
+    /// is at most half full: 1.5 probes on a hit, 2.5 on a miss, on average), the record's
+    /// first line on a tag match. Per request and per ChannelData from a client.
+    [[nodiscard]] std::uint32_t find(const FiveTuple& key) const noexcept;
+
+    /// The slot of the allocation that holds `port` on relay address `address`, or no_slot
+    /// (also for a port or address outside this worker's). Cost: two compares and an array
+    /// load. Per datagram from a peer.
+    [[nodiscard]] std::uint32_t find_by_relay_port(std::uint8_t address,
+                                                   std::uint16_t port) const noexcept {
+        const std::uint32_t endpoint = relay_endpoint(address, port);
+        return endpoint == no_slot ? no_slot : port_slot_[endpoint];
+    }
+
+    /// Whether `port` on `address` is this worker's and free (for EVEN-PORT, reservations).
+    [[nodiscard]] bool relay_port_available(std::uint8_t address,
+                                            std::uint16_t port) const noexcept {
+        const std::uint32_t endpoint = relay_endpoint(address, port);
+        return endpoint != no_slot && port_slot_[endpoint] == no_slot;
+    }
+
+    /// Removes the allocation in `slot`: its index entry (backward shift), its relay port (to
+    /// the back of the free FIFO), its slot. A slot that holds none is left alone. Cost: a
+    /// look-up and a shift of the probe chain after it (short at half load).
+    void erase(std::uint32_t slot) noexcept;
+
+    /// Visits up to `max_slots` slots from where the last call stopped, round robin: drops
+    /// relayed addresses whose expiry <= now, erases allocations left with none, and removes
+    /// expired permissions and bindings from the others. Returns how many it erased. Bounded
+    /// work per call, for the worker loop's idle time.
+    std::size_t sweep(std::uint64_t now, std::size_t max_slots) noexcept;
+
+    /// The allocation in `slot` (a slot find() or insert() returned).
+    [[nodiscard]] Allocation& at(std::uint32_t slot) noexcept {
+        return *std::launder(reinterpret_cast<Allocation*>(records_.data() + slot * stride_));
+    }
+    [[nodiscard]] const Allocation& at(std::uint32_t slot) const noexcept {
+        return *std::launder(
+            reinterpret_cast<const Allocation*>(records_.data() + slot * stride_));
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    /// Bytes per slot (Allocation, permissions, channels), a multiple of 64.
+    [[nodiscard]] std::size_t slot_bytes() const noexcept { return stride_; }
+
+    // --- The control thread's side: any thread may call these, while the owner runs. ---
+
+    enum class SnapshotStatus : std::uint8_t {
+        live,     ///< `out` holds a consistent copy
+        empty,    ///< no allocation in the slot
+        skipped,  ///< the owner kept changing it through every attempt
+    };
+    static constexpr unsigned default_snapshot_attempts = 8;
+
+    /// Copies the allocation in `slot` (< capacity()) into `out` under the seqlock: at most
+    /// `attempts` reads, each of 15 words plus the username's. Never blocks the owner, never
+    /// allocates.
+    [[nodiscard]] SnapshotStatus snapshot(std::uint32_t slot, AllocationSnapshot& out,
+                                          unsigned attempts = default_snapshot_attempts) const
+        noexcept;
+
+    struct ListSummary {
+        std::size_t listed = 0;
+        std::size_t skipped = 0;
+    };
+    /// Calls `visit(const AllocationSnapshot&)` for each live allocation, in slot order, up
+    /// to the highest slot ever used. An allocation inserted or erased during the walk may
+    /// or may not be seen; one seen is consistent. The table must outlive the call.
+    template <class Visitor>
+    ListSummary list(Visitor&& visit, unsigned attempts = default_snapshot_attempts) const {
+        ListSummary summary;
+        AllocationSnapshot copy;
+        // Relaxed: a slot beyond the value read was first used after the walk began, which
+        // the walk may miss; the seqlock orders each slot's contents.
+        const std::uint32_t end = slots_used_.load(std::memory_order_relaxed);
+        for (std::uint32_t slot = 0; slot < end; ++slot) {
+            switch (snapshot(slot, copy, attempts)) {
+            case SnapshotStatus::live:
+                ++summary.listed;
+                visit(static_cast<const AllocationSnapshot&>(copy));
+                break;
+            case SnapshotStatus::skipped: ++summary.skipped; break;
+            case SnapshotStatus::empty: break;
+            }
+        }
+        return summary;
+    }
+
+private:
+    [[nodiscard]] std::uint64_t hash(const FiveTuple& key) const noexcept;
+    // find() with the key's tag (its hash >> 32) computed already.
+    [[nodiscard]] std::uint32_t find(const FiveTuple& key, std::uint64_t tag) const noexcept;
+    // (address, port) as an index into port_slot_: address × port_count_ + port offset;
+    // no_slot when either is not this worker's.
+    [[nodiscard]] std::uint32_t relay_endpoint(std::uint8_t address,
+                                               std::uint16_t port) const noexcept {
+        const std::uint32_t offset = static_cast<std::uint32_t>(port - first_port_);
+        return port >= first_port_ && offset < port_count_ && address < relay_addresses_
+                   ? address * port_count_ + offset
+                   : no_slot;
+    }
+    [[nodiscard]] std::uint32_t take_free_endpoint() noexcept;
+    void release_endpoint(std::uint32_t endpoint) noexcept;
+
+    std::size_t stride_ = 0;
+    std::uint32_t capacity_ = 0;
+    std::uint32_t size_ = 0;
+    // The highest slot ever used + 1, for list(). Written by the owner (relaxed: see list()).
+    std::atomic<std::uint32_t> slots_used_{0};
+    detail::TableMemory records_;
+
+    detail::TableMemory index_memory_;
+    std::uint64_t* index_ = nullptr;  // (hash >> 32) << 32 | (slot + 1); 0: empty
+    std::uint32_t index_mask_ = 0;
+    std::array<std::uint64_t, 6> seed_{};
+
+    std::unique_ptr<std::uint32_t[]> free_slots_;  // a stack
+    std::uint32_t free_count_ = 0;
+
+    std::uint16_t first_port_ = 0;
+    std::uint32_t port_count_ = 0;
+    std::uint32_t relay_addresses_ = 0;
+    std::uint32_t endpoint_count_ = 0;            // relay_addresses_ × port_count_
+    std::unique_ptr<std::uint32_t[]> port_slot_;  // by relay_endpoint(); no_slot: free
+    // The free FIFO of endpoints; one taken by number while queued stays queued and is
+    // skipped when it comes up (port_queued_ keeps each endpoint in the ring once).
+    std::unique_ptr<std::uint32_t[]> port_ring_;
+    std::unique_ptr<bool[]> port_queued_;
+    std::uint32_t ring_head_ = 0;
+    std::uint32_t ring_count_ = 0;
+
+    std::uint32_t sweep_cursor_ = 0;
+};
+
+inline std::uint64_t RelayTable::hash(const FiveTuple& key) const noexcept {
+    __extension__ using Product = unsigned __int128;
+    // Multiply-fold (as in wyhash): each 128-bit product of two keyed words, its halves
+    // XORed, mixes every input bit into the middle bits, which the index uses. The seed
+    // enters every product, so which 5-tuples collide depends on it.
+    const auto fold = [](std::uint64_t a, std::uint64_t b) noexcept {
+        const Product product = static_cast<Product>(a) * b;
+        return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+    };
+    const auto& w = key.words();
+    return fold(w[0] ^ seed_[0], w[1] ^ seed_[1]) ^ fold(w[2] ^ seed_[2], w[3] ^ seed_[3]) ^
+           fold(w[4] ^ seed_[4], seed_[5]);
+}
+
+inline std::uint32_t RelayTable::find(const FiveTuple& key) const noexcept {
+    return find(key, hash(key) >> 32);
+}
+
+inline std::uint32_t RelayTable::find(const FiveTuple& key, std::uint64_t tag) const noexcept {
+    // The index is at most half full: an empty entry ends every probe.
+    for (std::uint32_t i = static_cast<std::uint32_t>(tag) & index_mask_;;
+         i = (i + 1) & index_mask_) {
+        const std::uint64_t entry = index_[i];
+        if (entry == 0) return no_slot;
+        if (entry >> 32 == tag) {
+            const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
+            if (at(slot).has_key(key)) return slot;
+        }
+    }
+}
+
+}  // namespace engine
