@@ -20,7 +20,7 @@
 // grace period, or call_rcu for a node); here nothing reads concurrently, so they reuse it
 // at once, which flatters them: a worker would also pay for a deferred-free queue.
 //
-// Run: build-h3/bench/relay_table_bench --benchmark_repetitions=5
+// Run: build/bench/relay_table_bench --benchmark_repetitions=5
 //        --benchmark_report_aggregates_only=true [-- EAL arguments]
 // EAL arguments default to "-l 1 --no-pci --in-memory --no-telemetry" when 512 MiB of 2 MiB
 // hugepages are free, else "--no-huge -m 512 --no-shconf" (environment.md); the context line
