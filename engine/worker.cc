@@ -51,6 +51,7 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexc
     frame.data = rte_pktmbuf_mtod(m, std::byte*);
     frame.length = rte_pktmbuf_data_len(m);
     frame.capacity = static_cast<std::uint16_t>(frame.length + rte_pktmbuf_tailroom(m));
+    frame.headroom = rte_pktmbuf_headroom(m);
     // A NIC with RX checksum offload (requested in setup_port) has checked the UDP checksum.
     switch (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) {
     case RTE_MBUF_F_RX_L4_CKSUM_GOOD: frame.l4_checksum = L4ChecksumHint::good; break;
@@ -66,6 +67,8 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexc
         rte_pktmbuf_free(m);
         return;
     }
+    // A handler may have moved the frame's start (the relay puts longer headers in front).
+    m->data_off = static_cast<std::uint16_t>(frame.data - static_cast<std::byte*>(m->buf_addr));
     m->data_len = frame.length;
     m->pkt_len = frame.length;
     m->ol_flags = 0;

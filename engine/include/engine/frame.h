@@ -22,6 +22,9 @@ struct Frame {
     std::byte* data = nullptr;
     std::uint16_t length = 0;    ///< bytes of frame, from the Ethernet header on
     std::uint16_t capacity = 0;  ///< bytes available from `data` (tailroom included)
+    /// Bytes before `data` that a handler may prepend into (an mbuf's headroom): the relay
+    /// moves `data` back to put longer headers in front of a payload it does not copy.
+    std::uint16_t headroom = 0;
     L4ChecksumHint l4_checksum = L4ChecksumHint::unknown;
 
     [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data, length}; }
