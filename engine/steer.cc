@@ -5,7 +5,8 @@
 
 namespace engine {
 
-int owner_worker(std::span<const std::byte> frame, unsigned workers) noexcept {
+int owner_worker(std::span<const std::byte> frame, unsigned workers,
+                 const RelayPortPartition& relay) noexcept {
     if (workers <= 1 || frame.size() < ethernet_header_size) return -1;
     const std::byte* ip = frame.data() + ethernet_header_size;
     const std::size_t available = frame.size() - ethernet_header_size;
@@ -30,7 +31,9 @@ int owner_worker(std::span<const std::byte> frame, unsigned workers) noexcept {
     default:
         return -1;
     }
-    if (l4 + 2 > available) return -1;
+    if (l4 + 4 > available) return -1;
+    if (const int owner = relay.owner_of(stun::load_be16(ip + l4 + 2), workers); owner >= 0)
+        return owner;
     key = (key << 16) ^ stun::load_be16(ip + l4);
     // Fibonacci hashing: multiply by 2^64 / golden ratio, keep the high bits.
     key *= 0x9E3779B97F4A7C15ull;
