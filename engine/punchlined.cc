@@ -354,6 +354,15 @@ int main(int argc, char** argv) {
         std::printf("punchlined: %s is valid\n", config_path.c_str());
         return 0;
     }
+    // The relay role's parts exist (docs/architecture.md) but the packet path does not reach
+    // them yet: an engine that said it relays and did not would lose every call it was given.
+    if (e.config.relay.enabled) {
+        std::fprintf(stderr,
+                     "punchlined: %s: relay.enabled = true, but this punchlined cannot relay "
+                     "yet (the TURN role is being built); set relay.enabled = false\n",
+                     config_path.c_str());
+        return 1;
+    }
 
     // Signals are taken by the control thread with sigtimedwait; block them before EAL
     // creates its threads so that they inherit the mask and none runs a handler.
