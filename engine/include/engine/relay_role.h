@@ -1,0 +1,301 @@
+// The TURN relay role at the STUN-message level (design.md §3, role `relay`; RFC 8656 over
+// UDP): Allocate, Refresh, CreatePermission and ChannelBind requests answered, and Send
+// indications turned into a datagram for the data path. Ethernet, IP and UDP framing are the
+// caller's: it hands over a parsed message, its bytes and the 5-tuple it came on, and gets a
+// TurnAnswer back.
+//
+// Who owns what. A RelayContext is read-only: the control thread builds it from config (the
+// credentials, the peer policy, the relay addresses, the lifetimes and quotas) and publishes
+// it to every worker (RCU, design.md §3). A RelayShard is one worker's: its session table
+// (engine/relay_table.h), its unauthenticated-request limiter and its per-user allocation
+// counts, written by that worker alone, with no lock, no syscall and no heap allocation after
+// construction. The table of a shard is changed only through this file's functions (handle_turn
+// and sweep), which keep the per-user counts in step with it: never call RelayTable::insert,
+// erase or sweep on it directly.
+//
+// Order of the checks for a request (RFC 8489 §6.3, §9.2.4; RFC 8656 §5):
+//   1. Method: Allocate, Refresh, CreatePermission, ChannelBind; anything else is dropped
+//      (Binding belongs to the STUN role, which the caller demultiplexes to).
+//   2. Long-term credentials, authenticate(). A request that fails them costs a token of the
+//      client IP's bucket first: with the bucket empty it is dropped unanswered; else it is
+//      answered 400, 401 or 438 by write_auth_error().
+//   3. The allocation of the 5-tuple, if any (an expired one is removed now: RFC 8656 §6, "the
+//      allocation ... is deleted" when its time-to-expiry reaches zero).
+//   4. A retransmission (the transaction ID and method of the last request its user had
+//      answered on the allocation) gets that answer again, rebuilt byte for byte (§5; RFC 8489
+//      §6.3.1).
+//   5. Unknown comprehension-required attributes: 420 with UNKNOWN-ATTRIBUTES (RFC 8489
+//      §6.3.1.1, after the authentication checks as it says).
+//   6. The method's own checks (relay_role.cc cites each), first among them the allocation:
+//      Allocate on a 5-tuple that has one gets 437 (§7.2), the others 437 without one, and 441
+//      on one that another username made (§5).
+// Every response after step 2 carries the integrity attribute the request was verified with
+// (RFC 8489 §9.2.4), and FINGERPRINT when the request had one (§7.3).
+//
+// The per-user quota (RelayConfig::max_allocations_per_user, 486) is counted per worker:
+// steering spreads one user's 5-tuples over the workers by source address and port, so a user
+// may hold up to the quota on each worker. Counting globally would need a shared counter
+// written by every worker on every Allocate; per worker is exact for the common case of one
+// client host, and bounds the whole by workers × quota. A user is its whole USERNAME: each TURN
+// REST username ("<expiry>:<user>") counts on its own, as the RFC's "username" would.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "engine/config.h"
+#include "engine/peer_policy.h"
+#include "engine/rate_limit.h"
+#include "engine/reason_table.h"
+#include "engine/relay_table.h"
+#include "engine/turn_auth.h"
+#include "stun/address.h"
+#include "stun/message.h"
+
+namespace engine {
+
+// What became of a TURN message: X(name, error code of the response or 0, help). Success
+// outcomes first, then errors answered (each with its RFC 8656 section), then drops.
+#define ENGINE_TURN_OUTCOMES(X)                                                                   \
+    X(allocated, 0, "Allocate succeeded: a relayed address and LIFETIME (RFC 8656 §7.2)")          \
+    X(refreshed, 0, "Refresh succeeded: the allocation's lifetime reset (§8.2)")                  \
+    X(deleted, 0, "Refresh with LIFETIME 0: the allocation, or one family of it, deleted (§8.2)") \
+    X(permission_installed, 0, "CreatePermission succeeded: permissions installed or "            \
+                               "refreshed (§10.2)")                                              \
+    X(channel_bound, 0, "ChannelBind succeeded: the channel and its permission installed or "     \
+                        "refreshed (§12.2)")                                                     \
+    X(retransmission, 0, "a retransmitted request answered again from the allocation's last "     \
+                         "answer (§5)")                                                          \
+    X(forwarded, 0, "a Send indication's DATA handed to the data path for its peer (§11.2)")      \
+    X(auth_failed, 0, "authenticate() refused the request: answered 400, 401 or 438 as its "      \
+                      "AuthVerdict says (RFC 8489 §9.2.4)")                                      \
+    X(unknown_attribute, 420, "an unknown comprehension-required attribute (RFC 8489 §6.3.1.1)")  \
+    X(username_too_long, 400, "an authenticated USERNAME longer than the table stores (512 "     \
+                              "bytes)")                                                          \
+    X(wrong_credentials, 441, "the allocation was made by another username (§5)")                 \
+    X(allocation_exists, 437, "Allocate on a 5-tuple that has an allocation, not a "              \
+                              "retransmission (§7.2)")                                           \
+    X(no_allocation, 437, "Refresh, CreatePermission or ChannelBind on a 5-tuple without an "     \
+                          "allocation, or with an expired one (§8.2, §10.2, §12.2)")             \
+    X(missing_transport, 400, "Allocate without a well-formed REQUESTED-TRANSPORT (§7.2)")        \
+    X(unsupported_transport, 442, "REQUESTED-TRANSPORT other than UDP (§7.2)")                    \
+    X(bad_family_attribute, 400, "REQUESTED-ADDRESS-FAMILY or ADDITIONAL-ADDRESS-FAMILY "         \
+                                 "malformed, both present, ADDITIONAL-ADDRESS-FAMILY not IPv6, " \
+                                 "or with EVEN-PORT's R bit (§7.2)")                             \
+    X(token_with_family_or_even_port, 400, "RESERVATION-TOKEN with EVEN-PORT, "                   \
+                                           "REQUESTED-ADDRESS-FAMILY or "                        \
+                                           "ADDITIONAL-ADDRESS-FAMILY (§7.2)")                   \
+    X(bad_allocate_attribute, 400, "EVEN-PORT, RESERVATION-TOKEN, DONT-FRAGMENT or LIFETIME "     \
+                                   "malformed (§7.2)")                                           \
+    X(family_not_supported, 440, "the relayed address family asked for is not one the server "    \
+                                 "has (§7.2)")                                                   \
+    X(unknown_reservation, 508, "RESERVATION-TOKEN names no reservation: this server keeps "      \
+                                "none (§7.2)")                                                   \
+    X(even_port_unavailable, 508, "EVEN-PORT with no even relay port free, or with the R bit, "   \
+                                  "which asks for a reservation this server does not keep "      \
+                                  "(§7.2)")                                                      \
+    X(user_quota_reached, 486, "the username has max_allocations_per_user allocations on this "   \
+                               "worker (§7.2)")                                                  \
+    X(table_full, 508, "the worker's allocation table is full (§7.2)")                            \
+    X(no_relay_port, 508, "every relay port of the worker is taken (§7.2)")                       \
+    X(bad_refresh_attribute, 400, "LIFETIME or REQUESTED-ADDRESS-FAMILY malformed in a Refresh "  \
+                                  "(§8.2)")                                                      \
+    X(refresh_family_mismatch, 443, "Refresh for an address family the allocation does not "      \
+                                    "have (§8.2)")                                               \
+    X(missing_peer_address, 400, "CreatePermission or ChannelBind without a well-formed "         \
+                                 "XOR-PEER-ADDRESS (§10.2, §12.2)")                              \
+    X(peer_family_mismatch, 443, "a peer address of a family the allocation has no relayed "      \
+                                 "address of (§10.2, §12.2)")                                    \
+    X(peer_forbidden, 403, "the peer address policy refuses a peer (§10.2, §12.2, §21)")          \
+    X(too_many_peers, 508, "more XOR-PEER-ADDRESS attributes than a request may install (§10.2)") \
+    X(permission_quota, 508, "the allocation has max_permissions live permissions (§10.2)")       \
+    X(bad_channel_number, 400, "CHANNEL-NUMBER missing, malformed, or outside 0x4000-0x4FFF "     \
+                               "(§12.2)")                                                        \
+    X(channel_number_in_use, 400, "the channel number is bound to another peer (§12.2)")          \
+    X(channel_peer_in_use, 400, "the peer is bound to another channel number (§12.2)")            \
+    X(channel_quota, 508, "the allocation has max_channels live channels (§12.2)")                \
+    /* Dropped, unanswered: */                                                                   \
+    X(rate_limited, 0, "an unauthenticated or failing request from a source IP whose token "      \
+                       "bucket is empty: dropped, not answered")                                 \
+    X(not_turn, 0, "a response, a Data indication or a method other than the four TURN "          \
+                   "requests and Send (RFC 8489 §6.3: discarded)")                               \
+    X(send_missing_peer_address, 0, "Send indication without a well-formed XOR-PEER-ADDRESS "     \
+                                    "(§11.2: discarded)")                                        \
+    X(send_unknown_attribute, 0, "Send indication with an unknown comprehension-required "        \
+                                 "attribute (RFC 8489 §6.3.2: discarded)")                       \
+    X(send_missing_data, 0, "Send indication without DATA (§11.2: discarded)")                    \
+    X(send_no_allocation, 0, "Send indication on a 5-tuple without a live allocation (§11.2)")    \
+    X(send_no_permission, 0, "Send indication to a peer without a live permission (§11.2)")       \
+    X(response_too_large, 0, "the response did not fit the caller's buffer")
+
+#define ENGINE_TURN_OUTCOME_ENUMERATOR(name, code, help) ENGINE_REASON_ENUMERATOR(name, help)
+#define ENGINE_TURN_OUTCOME_COUNT(name, code, help) ENGINE_REASON_COUNT(name, help)
+#define ENGINE_TURN_OUTCOME_INFO(name, code, help) ENGINE_REASON_INFO(name, help)
+#define ENGINE_TURN_OUTCOME_CODE(name, code, help) code,
+
+enum class TurnOutcome : std::uint8_t { ENGINE_TURN_OUTCOMES(ENGINE_TURN_OUTCOME_ENUMERATOR) };
+
+inline constexpr std::size_t turn_outcome_count =
+    0 ENGINE_TURN_OUTCOMES(ENGINE_TURN_OUTCOME_COUNT);
+
+/// Each outcome's name and help, indexed by TurnOutcome: the counter labels.
+inline constexpr std::array<ReasonInfo, turn_outcome_count> turn_outcomes = {
+    {ENGINE_TURN_OUTCOMES(ENGINE_TURN_OUTCOME_INFO)}};
+
+/// The ERROR-CODE each outcome answers with; 0 for a success, a drop, or auth_failed (whose
+/// code is its AuthVerdict's).
+inline constexpr std::array<std::uint16_t, turn_outcome_count> turn_outcome_codes = {
+    ENGINE_TURN_OUTCOMES(ENGINE_TURN_OUTCOME_CODE)};
+
+/// "allocated", "rate_limited", ...
+constexpr std::string_view to_string(TurnOutcome outcome) noexcept {
+    return turn_outcomes[static_cast<std::size_t>(outcome)].name;
+}
+
+/// What the caller does with the message handle_turn() was given.
+enum class TurnAction : std::uint8_t {
+    respond,  ///< send the response_length bytes written to `out` back on the 5-tuple
+    drop,     ///< count `outcome` and discard the datagram
+    forward,  ///< send `payload` from the allocation's relayed address to `peer`
+};
+
+struct TurnAnswer {
+    TurnAction action = TurnAction::drop;
+    TurnOutcome outcome = TurnOutcome::not_turn;
+    /// The error code of the response sent (0 for a success or no response).
+    std::uint16_t error_code = 0;
+    /// For outcome auth_failed: why (ok otherwise).
+    AuthVerdict auth = AuthVerdict::ok;
+    /// respond: the response's size at the start of `out`.
+    std::size_t response_length = 0;
+    /// forward: the allocation's slot in the shard's table (for its counters and bandwidth
+    /// bucket, which the data path charges when it sends), the peer, and the DATA payload, a
+    /// view into the request's bytes.
+    std::uint32_t slot = RelayTable::no_slot;
+    stun::Address peer;
+    std::span<const std::byte> payload;
+};
+
+/// One relay address index of the server (Allocation::relay_address()): its IPv4 and IPv6
+/// address (ports ignored), each present when `families` has its bit.
+struct RelayAddress {
+    stun::Address ipv4;
+    stun::Address ipv6;
+    std::uint8_t families = relay_ipv4;  ///< relay_ipv4 | relay_ipv6
+};
+
+/// The lifetimes and quotas of the relay, in seconds and counts.
+struct RelayLimits {
+    std::uint32_t default_lifetime_s = RelayConfig::default_allocation_lifetime_s;
+    std::uint32_t max_lifetime_s = 3600;
+    std::uint32_t permission_lifetime_s = RelayConfig::permission_lifetime_s;
+    std::uint32_t channel_lifetime_s = RelayConfig::channel_lifetime_s;
+    std::uint32_t max_allocations_per_user = 10;
+    /// The rate of the clock whose ticks handle_turn() gets as now_ticks.
+    std::uint64_t ticks_per_second = 1'000'000'000;
+
+    /// The limits `config` gives, on a clock of `ticks_per_second`.
+    [[nodiscard]] static RelayLimits from(const RelayConfig& config,
+                                          std::uint64_t ticks_per_second) noexcept;
+};
+
+/// What every worker reads and none writes. Built by the control thread (allocates).
+class RelayContext {
+public:
+    /// `addresses`: indexed by relay address index, at least one, all of the same families
+    /// (so that a family is the server's or not, whichever index an allocation gets). Throws
+    /// std::invalid_argument otherwise, or for a default lifetime of 0 or above the maximum.
+    RelayContext(Credentials credentials, PeerPolicy policy, std::vector<RelayAddress> addresses,
+                 const RelayLimits& limits);
+
+    [[nodiscard]] const Credentials& credentials() const noexcept { return credentials_; }
+    [[nodiscard]] const PeerPolicy& policy() const noexcept { return policy_; }
+    [[nodiscard]] const RelayLimits& limits() const noexcept { return limits_; }
+    /// relay_ipv4 | relay_ipv6: the families the server relays.
+    [[nodiscard]] std::uint8_t families() const noexcept { return addresses_.front().families; }
+    /// The relayed transport address of `port` on relay address `index`, of `family`.
+    [[nodiscard]] stun::Address relayed_address(std::uint8_t index, std::uint16_t port,
+                                                std::uint8_t family) const noexcept;
+
+private:
+    Credentials credentials_;
+    PeerPolicy policy_;
+    std::vector<RelayAddress> addresses_;
+    RelayLimits limits_;
+};
+
+/// One worker's mutable relay state. alignas(64): per-core state (style rule 10).
+class alignas(64) RelayShard {
+public:
+    /// Allocates everything: the table (`table_limits`), `rate_buckets` token buckets for
+    /// unauthenticated requests at `unauthenticated`, and the per-user counts (twice the
+    /// table's capacity, a power of two). `seed` seeds the limiter's and the counts' hashes
+    /// (random in production, fixed in tests); the table has its own in `table_limits`.
+    /// Throws what RelayTable and SourceRateLimiter throw (start-up, style rule 12).
+    RelayShard(const RelayTableLimits& table_limits, const RateLimit& unauthenticated,
+               std::size_t rate_buckets, std::uint64_t seed);
+
+    /// The table, to look allocations up (ChannelData, peer datagrams) and list them. Change
+    /// it only through handle_turn() and sweep() (header comment).
+    [[nodiscard]] RelayTable& table() noexcept { return table_; }
+    [[nodiscard]] const RelayTable& table() const noexcept { return table_; }
+    /// Allocations this worker holds for `username`.
+    [[nodiscard]] std::uint32_t allocations_of(std::string_view username) const noexcept;
+
+private:
+    friend struct RelayShardAccess;
+
+    struct UserCount {
+        std::uint64_t hash = 0;  // 0: empty
+        std::uint32_t count = 0;
+    };
+
+    [[nodiscard]] std::uint64_t user_hash(std::string_view username) const noexcept;
+    [[nodiscard]] std::size_t find_user(std::uint64_t hash) const noexcept;
+    void add_user(std::uint64_t hash, std::uint32_t slot) noexcept;
+    void erase_slot(std::uint32_t slot) noexcept;
+
+    RelayTable table_;
+    SourceRateLimiter limiter_;
+    RelayTableLimits table_limits_;
+    std::uint64_t seed_;
+    // Open addressing, linear probing, erased by backward shift; at most half full, since
+    // no more users than allocations are counted.
+    std::unique_ptr<UserCount[]> users_;
+    std::size_t users_mask_;
+    // The hash of each slot's username (0: a free slot), to uncount it when the slot goes.
+    std::unique_ptr<std::uint64_t[]> slot_user_;
+    std::uint32_t sweep_cursor_ = 0;
+};
+
+/// Handles one TURN message from the client of `five_tuple` (the header comment gives the
+/// order of the checks; relay_role.cc cites the RFC for each). `request` is `raw_request`
+/// parsed (stun::Message::parse); `now_ticks` is the shard's clock (RelayLimits::
+/// ticks_per_second), `now_s` Unix seconds (nonces, REST usernames). A response is written to
+/// `out`, which may be `raw_request`'s own buffer: everything is read from the request before
+/// the first byte is written.
+///
+/// Returns respond (a success, or an error with one of 400, 401, 403, 420, 437, 438, 440, 441,
+/// 442, 443, 486, 508), forward (a Send indication with a permission), or drop (rate_limited,
+/// not_turn, send_*, response_too_large), the outcome naming which.
+///
+/// Cost: a request costs authenticate() (two HMACs), a table look-up and a response with one
+/// HMAC; a Send indication a look-up and a permission scan. No allocation, no lock, no syscall.
+[[nodiscard]] TurnAnswer handle_turn(const RelayContext& context, RelayShard& shard,
+                                     const stun::Message& request,
+                                     std::span<const std::byte> raw_request,
+                                     const FiveTuple& five_tuple, std::uint64_t now_ticks,
+                                     std::uint64_t now_s, std::span<std::byte> out) noexcept;
+
+/// RelayTable::sweep()'s work, for the worker loop's idle time, keeping the per-user counts:
+/// visits up to `max_slots` slots round robin, drops the relayed addresses whose expiry is at
+/// or before `now_ticks`, erases allocations left with none, and removes expired permissions
+/// and channels from the others. Returns how many allocations it erased.
+std::size_t sweep(RelayShard& shard, std::uint64_t now_ticks, std::size_t max_slots) noexcept;
+
+}  // namespace engine
