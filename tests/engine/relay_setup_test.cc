@@ -1,0 +1,131 @@
+// engine/relay_setup.h: what punchlined builds for the relay from its configuration. A real
+// config text parsed by parse_config(), then: the context's relay address and peer policy
+// (the port's own addresses refused, the lists applied), the port shares that steering and
+// the tables agree on, the tables' share of the allocation quota, and a shard built from it.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "engine/config.h"
+#include "engine/relay_setup.h"
+#include "test_support.h"
+
+namespace engine {
+namespace {
+
+constexpr std::uint64_t ticks_per_second = 1'000'000'000;
+
+EngineConfig relay_config(unsigned workers) {
+    std::string workers_list = "[1";
+    for (unsigned w = 2; w <= workers; ++w) workers_list += ", " + std::to_string(w);
+    workers_list += "]";
+    const std::string text = R"([eal]
+args = ["-l", "0-3", "--no-pci", "--vdev=net_null0"]
+[engine]
+workers = )" + workers_list + R"(
+[stun]
+port = 3478
+alternate_port = 3479
+[[port]]
+device = "net_null0"
+ipv4 = ["198.51.100.2", "198.51.100.3"]
+ipv6 = ["2001:db8::2"]
+[relay]
+enabled = true
+realm = "example.org"
+ports = "49152-65535"
+max_allocations = 10000
+users = [{ name = "alice", password = "wonderland" }]
+rest_secrets = ["0123456789abcdef0123"]
+peer_allow = ["10.1.2.0/24"]
+peer_deny = ["203.0.113.0/24"]
+)";
+    return parse_config(text, "relay_setup_test.toml");
+}
+
+NonceKeys keys() {
+    NonceKeys k;
+    k.current.id = 1;
+    k.current.secret.fill(std::byte{7});
+    return k;
+}
+
+TEST(RelaySetupTest, TheContextRelaysFromThePortsPrimaryAddresses) {
+    const EngineConfig config = relay_config(2);
+    const auto context =
+        make_relay_context(config.relay, config.ports.front(), keys(), ticks_per_second);
+    EXPECT_EQ(context->families(), relay_ipv4 | relay_ipv6);
+    stun::Address expected = test::address("198.51.100.2");
+    expected.port = 50000;
+    EXPECT_EQ(context->relayed_address(0, 50000, relay_ipv4), expected);
+    expected = test::address("2001:db8::2");
+    expected.port = 50000;
+    EXPECT_EQ(context->relayed_address(0, 50000, relay_ipv6), expected);
+    EXPECT_EQ(context->credentials().realm(), "example.org");
+}
+
+TEST(RelaySetupTest, ThePolicyRefusesThePortsOwnAddressesAndAppliesTheLists) {
+    const EngineConfig config = relay_config(2);
+    const auto context =
+        make_relay_context(config.relay, config.ports.front(), keys(), ticks_per_second);
+    const PeerPolicy& policy = context->policy();
+    // The alternate address too: a peer there is the server itself.
+    for (const char* own : {"198.51.100.2", "198.51.100.3", "2001:db8::2"})
+        EXPECT_EQ(policy.check(test::address(own)), PeerVerdict::own_address) << own;
+    EXPECT_EQ(policy.check(test::address("203.0.113.7")), PeerVerdict::denied_by_config);
+    EXPECT_EQ(policy.check(test::address("10.1.2.3")), PeerVerdict::allowed);
+    EXPECT_EQ(policy.check(test::address("10.9.9.9")), PeerVerdict::private_network);
+    EXPECT_EQ(policy.check(test::address("192.0.2.10")), PeerVerdict::allowed);
+}
+
+TEST(RelaySetupTest, WorkersShareThePortsAsSteeringFindsThem) {
+    const EngineConfig config = relay_config(3);
+    const RelayPortPartition partition = relay_port_partition(config.relay, 3);
+    EXPECT_EQ(partition.first, 49152);
+    EXPECT_EQ(partition.per_worker, 16384 / 3);
+    std::uint32_t total_capacity = 0;
+    for (unsigned w = 0; w < 3; ++w) {
+        const RelayTableLimits limits = relay_table_limits(config.relay, w, 3, 42);
+        const auto last =
+            static_cast<std::uint16_t>(limits.first_relay_port + limits.relay_port_count - 1);
+        // Every port of a worker's table steers to that worker, and only those.
+        EXPECT_EQ(partition.owner_of(limits.first_relay_port, 3), static_cast<int>(w));
+        EXPECT_EQ(partition.owner_of(last, 3), static_cast<int>(w));
+        EXPECT_NE(partition.owner_of(static_cast<std::uint16_t>(last + 1), 3),
+                  static_cast<int>(w));
+        EXPECT_EQ(limits.max_permissions, config.relay.max_permissions_per_allocation);
+        EXPECT_EQ(limits.max_channels, config.relay.max_channels_per_allocation);
+        total_capacity += limits.capacity;
+    }
+    // The configured total, rounded up to a multiple of the workers.
+    EXPECT_EQ(total_capacity, 3 * 3334u);
+}
+
+TEST(RelaySetupTest, AShardIsBuiltFromWhatTheConfigGives) {
+    const EngineConfig config = relay_config(2);
+    const RateLimit limit = unauthenticated_limit(config.relay, ticks_per_second);
+    EXPECT_EQ(limit.tokens_per_second(), config.relay.unauthenticated_requests_per_s);
+    EXPECT_EQ(limit.burst(), config.relay.unauthenticated_burst);
+    const RelayShard shard(relay_table_limits(config.relay, 1, 2, 7), limit, 1024, 7);
+    EXPECT_EQ(shard.table().capacity(), 5000u);
+    EXPECT_EQ(shard.table().size(), 0u);
+}
+
+TEST(RelaySetupTest, APortWithNoAddressCannotRelay) {
+    const EngineConfig config = relay_config(1);
+    PortConfig port = config.ports.front();
+    port.ipv4.clear();
+    port.ipv6.clear();
+    try {
+        (void)make_relay_context(config.relay, port, keys(), ticks_per_second);
+        FAIL() << "no exception";
+    } catch (const std::runtime_error& error) {
+        EXPECT_NE(std::string(error.what()).find("net_null0 has no address to relay from"),
+                  std::string::npos)
+            << error.what();
+    }
+}
+
+}  // namespace
+}  // namespace engine
