@@ -940,8 +940,9 @@ TEST_F(RelayRole, NoHeapAllocationOnTheSuccessPathAfterWarmUp) {
     requests.push_back(build(c, Method::refresh, MessageClass::request, [](auto& w) {
         w.add_u32(stun::attr::lifetime, 600);
     }));
-    requests.push_back(build(c, Method::create_permission, MessageClass::request,
-                             [](auto& w) { w.add_xor_address(stun::attr::xor_peer_address, peer_b); }));
+    requests.push_back(build(c, Method::create_permission, MessageClass::request, [](auto& w) {
+        w.add_xor_address(stun::attr::xor_peer_address, peer_b);
+    }));
     requests.push_back(build(c, Method::channel_bind, MessageClass::request, [](auto& w) {
         w.add_channel_number(0x4000);
         w.add_xor_address(stun::attr::xor_peer_address, peer_a);

@@ -76,7 +76,8 @@ check "exit status 0 (got $status)" '[[ $status -eq 0 ]]'
 check "two counter reports (SIGUSR1 and exit)" '[[ $(grep -c "^total" "$work/out") -eq 2 ]]'
 check "the exit report is conserved" 'grep "^total" "$work/out" | tail -1 | grep -q " conserved$"'
 check "packets were received" '! grep "^total" "$work/out" | tail -1 | grep -q "rx 0 pkts"'
-check "no sanitizer report" '! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$work/out"'
+check "no sanitizer report" \
+  '! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$work/out"'
 check "one queue needs no steering" 'grep -q "steering: software (one queue" "$work/out"'
 
 # Two workers (lcores 1 and 2 share CPU 1: this machine may have two CPUs): net_null takes no
