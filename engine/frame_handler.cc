@@ -80,7 +80,7 @@ bool is_unspecified_ipv6(const std::byte* address) noexcept {
 }
 
 Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_length, bool ipv6,
-                   const PortContext& port, CoreCounters& counters) noexcept {
+                   const PortContext& port, CoreCounters& counters, RelayState* relay) noexcept {
     if (l4_length < udp_header_size) return Verdict::drop(DropReason::bad_udp_length);
     const std::uint16_t udp_length = load_be16(f.data + l4 + 4);
     if (udp_length < udp_header_size || udp_length > l4_length)
@@ -103,11 +103,12 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
     if (port.stun_enabled &&
         (destination_port == port.stun_port ||
          (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port)))
-        return respond_stun(f, ip, l4, ipv6, port, counters);
+        return respond_stun(f, ip, l4, ipv6, port, counters, relay);
     return Verdict::drop(DropReason::no_service);
 }
 
-Verdict handle_ipv4(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
+Verdict handle_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
+                    RelayState* relay) noexcept {
     constexpr std::size_t ip = ethernet_header_size;
     if (f.length < ip + ipv4_header_size) return Verdict::drop(DropReason::truncated_frame);
     std::byte* h = f.data + ip;
@@ -132,7 +133,7 @@ Verdict handle_ipv4(Frame& f, const PortContext& port, CoreCounters& counters) n
     const std::size_t l4_length = total_length - header_length;
     const auto protocol = std::to_integer<std::uint8_t>(h[9]);
     if (protocol == ip_protocol::udp)
-        return handle_udp(f, ip, l4, l4_length, false, port, counters);
+        return handle_udp(f, ip, l4, l4_length, false, port, counters, relay);
     if (protocol != ip_protocol::icmp) return Verdict::drop(DropReason::unsupported_protocol);
 
     if (l4_length < 8) return Verdict::drop(DropReason::truncated_frame);
@@ -292,7 +293,8 @@ bool is_ipv6_extension_header(std::uint8_t next_header) noexcept {
     }
 }
 
-Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
+Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters,
+                    RelayState* relay) noexcept {
     constexpr std::size_t ip = ethernet_header_size;
     if (f.length < ip + ipv6_header_size) return Verdict::drop(DropReason::truncated_frame);
     std::byte* h = f.data + ip;
@@ -321,28 +323,29 @@ Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters) n
     }
     if (!to_unicast) return Verdict::drop(DropReason::not_for_us_l3);
     if (next_header == ip_protocol::udp)
-        return handle_udp(f, ip, l4, payload_length, true, port, counters);
+        return handle_udp(f, ip, l4, payload_length, true, port, counters, relay);
     return Verdict::drop(DropReason::unsupported_protocol);
 }
 
-Verdict dispatch(Frame& f, const PortContext& port, CoreCounters& counters) noexcept {
+Verdict dispatch(Frame& f, const PortContext& port, CoreCounters& counters,
+                 RelayState* relay) noexcept {
     if (f.length < ethernet_header_size) return Verdict::drop(DropReason::truncated_frame);
     const bool multicast_v6 = f.data[0] == std::byte{0x33} && f.data[1] == std::byte{0x33};
     if (!port.is_own_mac(f.data) && !mac_is(f.data, broadcast_mac) && !multicast_v6)
         return Verdict::drop(DropReason::not_for_us_l2);
     switch (load_be16(f.data + 12)) {
     case ethertype::arp: return handle_arp(f, port);
-    case ethertype::ipv4: return handle_ipv4(f, port, counters);
-    case ethertype::ipv6: return handle_ipv6(f, port, counters);
+    case ethertype::ipv4: return handle_ipv4(f, port, counters, relay);
+    case ethertype::ipv6: return handle_ipv6(f, port, counters, relay);
     default: return Verdict::drop(DropReason::unsupported_ethertype);
     }
 }
 
 }  // namespace
 
-Verdict handle_frame_generally(Frame& frame, const PortContext& port,
-                               CoreCounters& counters) noexcept {
-    const Verdict verdict = dispatch(frame, port, counters);
+Verdict handle_frame_generally(Frame& frame, const PortContext& port, CoreCounters& counters,
+                               RelayState* relay) noexcept {
+    const Verdict verdict = dispatch(frame, port, counters, relay);
     if (verdict.transmits()) {
         ++counters.tx_packets;
         counters.tx_bytes += frame.length;

@@ -9,6 +9,8 @@
 
 #include "engine/checksum.h"
 #include "engine/handler.h"
+#include "engine/relay_forward.h"
+#include "engine/relay_role.h"
 #include "stun/attributes.h"
 #include "stun/integrity.h"
 #include "stun/bytes.h"
@@ -379,6 +381,56 @@ template <bool ipv6>
     return true;
 }
 
+// The relay role's messages on the STUN ports (engine/relay_role.h): handle_turn() answers in
+// the request's own buffer, and the answer goes back on the 5-tuple as the STUN role's does;
+// a Send indication's DATA goes to its peer from the allocation's relayed address, rewritten
+// in place around the payload (engine/relay_forward.h). `route` is where the request came
+// from and arrived (its client and origin).
+Verdict respond_turn(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
+                     const stun::Message& message, std::span<const std::byte> request,
+                     const Route& route, const PortContext& port, RelayState& relay) noexcept {
+    const std::optional<FiveTuple> five_tuple = FiveTuple::make(route.client, route.origin);
+    if (!five_tuple) return Verdict::drop(DropReason::turn_dropped);  // one family: never
+    const std::size_t payload = udp + udp_header_size;
+    const TurnAnswer answer =
+        handle_turn(*port.relay, relay.shard, message, request, *five_tuple, relay.now_ticks,
+                    relay.now_s, std::span<std::byte>(f.data + payload, f.capacity - payload));
+    switch (answer.action) {
+    case TurnAction::respond:
+        finish_reply(f, ip, udp, ipv6, route, answer.response_length, port);
+        return Verdict::transmit();
+    case TurnAction::drop:
+        return Verdict::drop(DropReason::turn_dropped);
+    case TurnAction::forward:
+        break;
+    }
+    // RFC 8656 §11.2: the DATA, as a UDP datagram from the relayed address to the peer.
+    Allocation& allocation = relay.shard.table().at(answer.slot);
+    const MacAddress* next_hop = port.neighbours.next_hop_mac(answer.peer);
+    if (next_hop == nullptr) return Verdict::drop(DropReason::relay_no_route);
+    RelayHop hop;
+    hop.source_mac = port.mac;
+    hop.destination_mac = *next_hop;
+    hop.source = port.relay->relayed_address(
+        allocation.relay_address(), allocation.relay_port(),
+        answer.peer.family == stun::AddressFamily::ipv6 ? relay_ipv6 : relay_ipv4);
+    hop.destination = answer.peer;
+    // The engine never fragments, so it never sends a fragment either: DF whether or not the
+    // client asked with DONT-FRAGMENT (RFC 8656 §14's "as the client asked" would allow
+    // clearing it, which only an engine that fragments could honour).
+    hop.dont_fragment = true;
+    RelayDatagram datagram;
+    datagram.ip = ip;
+    datagram.udp = udp;
+    datagram.ipv6 = ipv6;
+    datagram.keep = static_cast<std::size_t>(answer.payload.data() - f.data);
+    datagram.keep_length = answer.payload.size();
+    if (rewrite_for_relay(f, datagram, {}, 0, hop, port.mtu) != RelayRewriteResult::ok)
+        return Verdict::drop(DropReason::relay_unforwardable);
+    allocation.count_to_peer(datagram.keep_length);
+    return Verdict::transmit();
+}
+
 }  // namespace
 
 STUN_CRC32_TARGET bool answer_express_ipv4(Frame& f, const PortContext& port,
@@ -437,7 +489,8 @@ std::size_t max_response_growth(const PortContext& port) noexcept {
 }
 
 STUN_CRC32_TARGET Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
-                                       const PortContext& port, CoreCounters& counters) noexcept {
+                                       const PortContext& port, CoreCounters& counters,
+                                       RelayState* relay) noexcept {
     const std::size_t payload_offset = udp + udp_header_size;
     const std::size_t request_length = load_be16(f.data + udp + 4) - udp_header_size;
     const std::span<const std::byte> request(f.data + payload_offset, request_length);
@@ -459,11 +512,15 @@ STUN_CRC32_TARGET Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp
         stun::load_be32(request.data() + 4) != stun::magic_cookie)
         return Verdict::drop(DropReason::stun_garbage);
     const std::uint16_t type = load_be16(request.data());
-    if (stun::class_of(type) != stun::MessageClass::request)
+    const std::uint16_t method = stun::method_of(type);
+    // Every method but Binding goes to the relay role where the port has one (its own checks
+    // then decide what a response or an indication gets: Send indications are its).
+    const bool to_relay = relay != nullptr && port.relay != nullptr &&
+                          method != static_cast<std::uint16_t>(stun::Method::binding);
+    if (!to_relay && stun::class_of(type) != stun::MessageClass::request)
         return Verdict::drop(DropReason::stun_not_request);
     stun::TransactionId txid;
     std::memcpy(txid.data(), request.data() + 8, txid.size());
-    const std::uint16_t method = stun::method_of(type);
 
     // Where the response goes, from the request's headers.
     Route route;
@@ -518,6 +575,7 @@ STUN_CRC32_TARGET Verdict respond_stun(Frame& f, std::size_t ip, std::size_t udp
     // RFC 8489 §7.3: a FINGERPRINT that does not verify means this is not STUN: discard.
     if (fingerprint && stun::verify_fingerprint(m) != stun::IntegrityResult::ok)
         return Verdict::drop(DropReason::stun_bad_fingerprint);
+    if (to_relay) return respond_turn(f, ip, udp, ipv6, m, request, route, port, *relay);
     if (method != static_cast<std::uint16_t>(stun::Method::binding))
         return Verdict::drop(DropReason::stun_unsupported_method);
 

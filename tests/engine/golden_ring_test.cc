@@ -378,6 +378,9 @@ TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
     if (golden.capacity > largest_capacity())
         GTEST_SKIP() << "capacity " << golden.capacity << " exceeds the mbuf's data room ("
                      << largest_capacity() << "): golden_test.cc covers this case";
+    if (context->relay)
+        GTEST_SKIP() << "the worker loop does not run the relay role yet: golden_test.cc "
+                        "covers this case";
     ring_port->publish(*context);
 
     rte_mbuf* m = make_mbuf(golden);

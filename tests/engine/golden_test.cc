@@ -45,18 +45,33 @@ struct Outcome {
     CoreCounters counters;
 };
 
+// Headroom before the frame, as an mbuf has (RTE_PKTMBUF_HEADROOM): the relay writes longer
+// headers into it.
+constexpr std::size_t golden_headroom = 128;
+
 Outcome run(const GoldenCase& golden, const PortContext& port) {
-    // Bytes past the input are poisoned so that a response relying on zeroed tailroom shows.
-    std::vector<std::byte> buffer(golden.capacity, std::byte{0xA5});
-    std::copy(golden.input.begin(), golden.input.end(), buffer.begin());
-    Frame frame{buffer.data(), static_cast<std::uint16_t>(golden.input.size()),
+    // Bytes past the input are poisoned so that a response relying on zeroed tailroom shows;
+    // the headroom too.
+    std::vector<std::byte> room(golden_headroom + golden.capacity, std::byte{0xA5});
+    std::byte* const start = room.data() + golden_headroom;
+    std::copy(golden.input.begin(), golden.input.end(), start);
+    Frame frame{start, static_cast<std::uint16_t>(golden.input.size()),
                 static_cast<std::uint16_t>(golden.capacity)};
+    frame.headroom = golden_headroom;
     Outcome outcome;
-    outcome.verdict = handle_frame(frame, port, outcome.counters);
-    if (outcome.verdict.transmits())
-        outcome.output.assign(buffer.begin(), buffer.begin() + frame.length);
-    outcome.buffer.assign(buffer.begin(),
-                          buffer.begin() + static_cast<std::ptrdiff_t>(golden.input.size()));
+    // A relay context's cases meet a shard in the state golden_cases.h makes, a second later.
+    std::unique_ptr<RelayShard> shard;
+    std::optional<RelayState> relay;
+    if (port.relay) {
+        shard = golden::make_relay_shard(*port.relay);
+        relay.emplace(RelayState{*shard,
+                                 golden::relay_setup_ticks + golden::relay_ticks_per_second,
+                                 golden::relay_setup_s + 1});
+    }
+    outcome.verdict = handle_frame(frame, port, outcome.counters, relay ? &*relay : nullptr);
+    // The frame may start elsewhere now (the relay moves it within the buffer).
+    if (outcome.verdict.transmits()) outcome.output.assign(frame.data, frame.data + frame.length);
+    outcome.buffer.assign(start, start + golden.input.size());
     return outcome;
 }
 

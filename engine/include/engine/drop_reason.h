@@ -45,6 +45,12 @@ namespace engine {
                                "(RFC 8489 §6.3: silently discarded)")                           \
     X(stun_bad_fingerprint, "FINGERPRINT present but wrong (RFC 8489 §7.3: discard)")            \
     X(stun_response_too_large, "the response would not fit the packet buffer")                   \
+    X(turn_dropped, "a TURN message the relay role discards unanswered: rate-limited, a Send "     \
+                    "indication without allocation, permission, peer or data (relay_role.h)")  \
+    X(relay_no_route, "no link-layer next hop for the relayed datagram's destination yet "       \
+                      "(the neighbour cache has not resolved it)")                             \
+    X(relay_unforwardable, "the relayed datagram cannot be built: TTL 1 or 0, over the MTU, or " \
+                           "no room for its headers (RFC 8656 §14)")                           \
     /* Worker loop (punchlined.cc), after the handlers: */                                      \
     X(multi_segment, "a chained mbuf: the handlers work on single-segment frames")               \
     X(handoff_ring_full, "the owner core's handoff ring was full")                               \

@@ -3,11 +3,22 @@
 // the worker loop calls handle_frame() per received packet; tests call it on golden packets.
 #pragma once
 
+#include <cstdint>
+
 #include "engine/counters.h"
 #include "engine/frame.h"
 #include "engine/port_context.h"
+#include "engine/relay_role.h"
 
 namespace engine {
+
+/// A worker's relay, as the packet path sees it: its shard of allocations (written by this
+/// worker alone) and the time, read once per burst. Null where the port relays nothing.
+struct RelayState {
+    RelayShard& shard;
+    std::uint64_t now_ticks;  ///< the clock RelayLimits::ticks_per_second counts
+    std::uint64_t now_s;      ///< Unix seconds, for nonces
+};
 
 /// Classifies and answers one received frame: ARP requests, IPv6 neighbour solicitations,
 /// ICMP/ICMPv6 echo requests, and the STUN role's Binding requests (RFC 8489, RFC 5780).
@@ -15,19 +26,23 @@ namespace engine {
 /// Inline (below): the express lane first, then the general dispatch, so that the worker loop
 /// reaches the express lane in one call.
 /// Cost: docs/benchmarks.md (bench/engine_pipeline_bench, bench/engine_handler_bench).
-Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters) noexcept;
+/// With `relay` (and a port whose context has a relay), TURN messages to the STUN ports go to
+/// the relay role (engine/relay_role.h).
+Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters,
+                     RelayState* relay = nullptr) noexcept;
 
 /// handle_frame() for a frame the express lane declined, rx already counted: the general
 /// dispatch, and the count of its verdict.
-Verdict handle_frame_generally(Frame& frame, const PortContext& port,
-                               CoreCounters& counters) noexcept;
+Verdict handle_frame_generally(Frame& frame, const PortContext& port, CoreCounters& counters,
+                               RelayState* relay) noexcept;
 
 /// The STUN role's answer to a UDP datagram addressed to one of its ports. `udp_offset` is the
 /// UDP header's offset in the frame, which has been validated up to the UDP header (an IPv4
 /// header checksum verified: the response's is updated from it, RFC 1624). Exposed for tests;
 /// handle_frame() calls it.
 Verdict respond_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
-                     const PortContext& port, CoreCounters& counters) noexcept;
+                     const PortContext& port, CoreCounters& counters,
+                     RelayState* relay = nullptr) noexcept;
 
 /// The express lane (its cost: docs/benchmarks.md) for the frame nearly every STUN client
 /// sends: a plain Binding request (no attribute, or FINGERPRINT alone) in an IPv4 datagram
@@ -51,8 +66,8 @@ void prepare_binding_templates(PortContext& port);
 /// carried.
 [[nodiscard]] std::size_t max_response_growth(const PortContext& port) noexcept;
 
-inline Verdict handle_frame(Frame& frame, const PortContext& port,
-                            CoreCounters& counters) noexcept {
+inline Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters,
+                            RelayState* relay) noexcept {
     ++counters.rx_packets;
     counters.rx_bytes += frame.length;
     if (answer_express_ipv4(frame, port, counters)) {
@@ -60,7 +75,7 @@ inline Verdict handle_frame(Frame& frame, const PortContext& port,
         counters.tx_bytes += frame.length;
         return Verdict::transmit();
     }
-    return handle_frame_generally(frame, port, counters);
+    return handle_frame_generally(frame, port, counters, relay);
 }
 
 }  // namespace engine

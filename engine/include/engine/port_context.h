@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -19,6 +20,8 @@
 #include "stun/crc32_terms.h"
 
 namespace engine {
+
+class RelayContext;  // engine/relay_role.h
 
 /// The addresses of one family that a port owns: RFC 5780's primary and (optional) alternate.
 struct OwnedAddresses {
@@ -131,6 +134,9 @@ struct PortContext {
     /// The STUN fast path's responses, made by prepare() from the fields above. A context
     /// without them (never prepared) is answered by the general path, to the same bytes.
     std::array<BindingTemplate, 16> binding_templates;
+    /// The relay role's read-only context (engine/relay_role.h); null where the port relays
+    /// nothing. Shared by the copies a neighbour change publishes.
+    std::shared_ptr<const RelayContext> relay;
 
     /// Whether the 6 bytes at `p` are the port's MAC. Two loads a side: a memcmp of 6 bytes
     /// stays a library call.

@@ -36,6 +36,11 @@
 #include "engine/counters.h"
 #include "engine/drop_reason.h"
 #include "engine/frame.h"
+#include "engine/handler.h"
+#include "engine/peer_policy.h"
+#include "engine/relay_role.h"
+#include "stun/credentials.h"
+#include "stun/writer.h"
 #include "engine/port_context.h"
 #include "stun/address.h"
 #include "stun/bytes.h"
@@ -226,6 +231,109 @@ inline constexpr MacAddress port_mac = {std::byte{0x02}, std::byte{0}, std::byte
 inline constexpr MacAddress gateway_mac = {std::byte{0x02}, std::byte{0}, std::byte{0},
                                            std::byte{0},    std::byte{0}, std::byte{0xFE}};
 
+// The `relay` context (make_golden.py's RELAY_*): `full` with a relay role. User "golden",
+// password "golden-password", realm "punchline"; relay address 198.18.0.2 with one relay
+// port, 49152, so that the relayed address is known; peers in 198.18.0.0/24 allowed (the
+// golden addresses are all in 198.18/15, which the defaults refuse). Its clock: the state is
+// made at relay_setup_s, the cases arrive one second later.
+inline constexpr std::uint64_t relay_ticks_per_second = 1'000'000'000;
+inline constexpr std::uint64_t relay_setup_s = 1'800'000'000;
+inline constexpr std::uint64_t relay_setup_ticks = 100 * relay_ticks_per_second;
+
+inline std::shared_ptr<const RelayContext> make_relay_context() {
+    const LongTermUser users[] = {{"golden", "golden-password"}};
+    CredentialsSettings settings;
+    settings.realm = "punchline";
+    settings.users = users;
+    settings.nonce_keys.current.id = 1;
+    settings.nonce_keys.current.secret.fill(std::byte{0x33});
+    Credentials credentials;
+    EXPECT_EQ(Credentials::build(settings, credentials), CredentialsError::ok);
+    Cidr lan;
+    EXPECT_EQ(parse_cidr("198.18.0.0/24", lan), CidrError::ok);
+    auto parse = [](std::string_view text) {
+        stun::Address a;
+        EXPECT_TRUE(stun::Address::from_string(text, 0, a)) << text;
+        return a;
+    };
+    const std::vector<stun::Address> own = {parse("198.18.0.2"), parse("198.18.0.3"),
+                                            parse("2001:db8::2"), parse("2001:db8::3")};
+    RelayAddress address;
+    address.ipv4 = parse("198.18.0.2");
+    address.families = relay_ipv4;
+    RelayLimits limits;
+    limits.ticks_per_second = relay_ticks_per_second;
+    return std::make_shared<const RelayContext>(std::move(credentials),
+                                                PeerPolicy({&lan, 1}, {}, own),
+                                                std::vector<RelayAddress>{address}, limits);
+}
+
+/// One case's relay shard, in the state the `relay` cases expect: the client 198.18.0.100:40000
+/// (to 198.18.0.2:3478) holds an allocation on 198.18.0.2:49152, made the way a client makes
+/// one (an Allocate answered 401, then one with the nonce and MESSAGE-INTEGRITY), with
+/// permissions for 203.0.113.5 and 198.18.0.77.
+inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context) {
+    RelayTableLimits limits;
+    limits.capacity = 16;
+    limits.first_relay_port = 49152;
+    limits.relay_port_count = 1;
+    limits.max_permissions = 4;
+    limits.max_channels = 4;
+    limits.seed = 1;
+    auto shard = std::make_unique<RelayShard>(
+        limits, *RateLimit::make(20, 40, relay_ticks_per_second), 64, 1);
+    const std::optional<FiveTuple> five_tuple =
+        FiveTuple::make(stun::Address::v4(0xC6120064, 40000), stun::Address::v4(0xC6120002, 3478));
+    stun::LongTermKeyMd5 key{};
+    EXPECT_EQ(stun::long_term_key_md5("golden", "punchline", "golden-password", key),
+              stun::CredentialError::ok);
+    std::string nonce;
+    std::uint8_t id = 0;
+    // One request: written, parsed, answered; the answer's outcome returned.
+    auto exchange = [&](stun::Method method, auto&& attributes) {
+        std::array<std::byte, 512> request{};
+        stun::TransactionId txid{};
+        txid[0] = std::byte{++id};
+        stun::MessageWriter w(request, method, stun::MessageClass::request, txid);
+        attributes(w);
+        if (!nonce.empty()) {
+            w.add_text(stun::attr::username, "golden");
+            w.add_text(stun::attr::realm, "punchline");
+            w.add_text(stun::attr::nonce, nonce);
+            w.add_message_integrity(key);
+        }
+        EXPECT_TRUE(w.ok());
+        stun::Message m;
+        EXPECT_EQ(stun::Message::parse({request.data(), w.size()}, m), stun::ParseError::ok);
+        std::array<std::byte, 1024> out{};
+        const TurnAnswer answer =
+            handle_turn(context, *shard, m, {request.data(), w.size()}, *five_tuple,
+                        relay_setup_ticks, relay_setup_s, out);
+        stun::Message response;
+        if (answer.action == TurnAction::respond &&
+            stun::Message::parse({out.data(), answer.response_length}, response) ==
+                stun::ParseError::ok) {
+            if (const auto n = response.find(stun::attr::nonce)) {
+                std::string_view text;
+                if (stun::decode_text(*n, text) == stun::ParseError::ok) nonce = text;
+            }
+        }
+        return answer.outcome;
+    };
+    auto allocate = [](stun::MessageWriter& w) { w.add_requested_transport(17); };
+    EXPECT_EQ(exchange(stun::Method::allocate, allocate), TurnOutcome::auth_failed);
+    EXPECT_EQ(exchange(stun::Method::allocate, allocate), TurnOutcome::allocated);
+    EXPECT_EQ(exchange(stun::Method::create_permission,
+                       [](stun::MessageWriter& w) {
+                           w.add_xor_address(stun::attr::xor_peer_address,
+                                             stun::Address::v4(0xCB007105, 0));
+                           w.add_xor_address(stun::attr::xor_peer_address,
+                                             stun::Address::v4(0xC612004D, 0));
+                       }),
+              TurnOutcome::permission_installed);
+    return shard;
+}
+
 // The three contexts make_golden.py names, as set up field by field, before
 // PortContext::prepare(): the STUN role answers such a context by its general path alone.
 // Client: 02:00:00:00:00:99, 198.18.0.100, 2001:db8::100, port 40000.
@@ -259,6 +367,10 @@ inline std::optional<PortContext> make_unprepared_context(std::string_view name)
     port.ipv6.alternate = address("2001:db8::3");
     port.stun_alternate_port = 3479;
     if (name == "full") return port;
+    if (name == "relay") {
+        port.relay = make_relay_context();
+        return port;
+    }
     if (name == "trust_checksum") {
         port.rx_checksum = RxChecksum::trust;
         return port;
@@ -267,7 +379,7 @@ inline std::optional<PortContext> make_unprepared_context(std::string_view name)
 }
 
 /// A context make_golden.py names, prepared as punchlined prepares its ports (the STUN fast
-/// path's templates made).
+/// path's templates made; `relay` with its relay role).
 inline std::optional<PortContext> make_context(std::string_view name) {
     std::optional<PortContext> port = make_unprepared_context(name);
     if (port) port->prepare();
@@ -332,6 +444,11 @@ inline std::string camel_case(std::string_view name) {
 /// STUN message in a transmitted UDP frame; neither for anything else. For GoogleTest bodies.
 inline void expect_stun_counters(const GoldenCase& golden, const CoreCounters& delta) {
     if (!is_udp(golden.input)) {
+        EXPECT_EQ(delta.stun_success + delta.stun_error, 0u);
+        return;
+    }
+    if (golden.context == "relay") {
+        // What the relay role sends is counted by its shard, not as a STUN answer.
         EXPECT_EQ(delta.stun_success + delta.stun_error, 0u);
         return;
     }

@@ -76,7 +76,17 @@ CONTEXTS = {
     "full": True,
     "no_alternate": False,
     "trust_checksum": True,   # `full`, with rx_checksum = trust
+    "relay": True,            # `full`, with the relay role (below)
 }
+# The `relay` context (golden_cases.h makes the same state before each case): the client
+# CLIENT4:CLIENT_PORT holds an allocation on RELAY_ADDRESS:RELAY_PORT, with permissions for
+# RELAY_PEER and RELAY_ONLINK_PEER (on the port's subnet, which the neighbour cache does not
+# know: no next hop yet). Peers off the subnet go through GATEWAY4 (resolved: GATEWAY_MAC).
+RELAY_ADDRESS = "198.18.0.2"
+RELAY_PORT = 49152
+RELAY_PEER = "203.0.113.5"
+RELAY_ONLINK_PEER = "198.18.0.77"
+RELAY_UNPERMITTED_PEER = "203.0.113.99"
 DEFAULT_CAPACITY = 2048
 # Four bytes of IPv4 options (three NOPs and an end-of-list), for IHL 6.
 OPTIONS = [IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_EOL()]
@@ -99,6 +109,9 @@ CHANGE_REQUEST = 0x0003
 ERROR_CODE = 0x0009
 UNKNOWN_ATTRIBUTES = 0x000A
 REQUESTED_TRANSPORT = 0x0019
+SEND_INDICATION = 0x0016
+XOR_PEER_ADDRESS = 0x0012
+DATA_ATTR = 0x0013
 XOR_MAPPED_ADDRESS = 0x0020
 PADDING = 0x0026
 RESPONSE_PORT = 0x0027
@@ -938,10 +951,43 @@ def source_and_ecn_cases():
                UDP(sport=sport, dport=reply_port) / Raw(payload))
 
 
+def relay_cases():
+    """RFC 8656 §11.2: a Send indication's DATA leaves from the allocation's relayed address to
+    the peer, as a UDP datagram of its own; §14: TTL one less than received, DSCP and ECN
+    copied, DF (the engine does not fragment). What cannot be sent is discarded, counted."""
+    def send(name, peer, data):
+        return stun_message(SEND_INDICATION, txid_for(name),
+                            [attribute(XOR_PEER_ADDRESS,
+                                       xor_address_value(peer, 5000, txid_for(name))),
+                             attribute(DATA_ATTR, data)])
+    data = b"media over the relay"
+    yield Case("relay_send_indication",
+               "a Send indication with a permission: its DATA to the peer, from the relayed "
+               "address, through the gateway, TTL one less, TOS kept",
+               client_udp4(send("relay_send_indication", RELAY_PEER, data), tos=0xB8),
+               "transmit",
+               Ether(dst=GATEWAY_MAC, src=PORT_MAC) /
+               IP(src=RELAY_ADDRESS, dst=RELAY_PEER, id=0x5A17, flags="DF", ttl=56, tos=0xB8) /
+               UDP(sport=RELAY_PORT, dport=5000) / Raw(data),
+               context="relay")
+    yield Case("relay_send_no_permission",
+               "a Send indication to a peer without a permission: discarded (RFC 8656 §11.2)",
+               client_udp4(send("relay_send_no_permission", RELAY_UNPERMITTED_PEER, data)),
+               drop("turn_dropped"), context="relay")
+    yield Case("relay_send_ttl_expired",
+               "a Send indication that arrived with TTL 1: none left to relay it with (§14)",
+               client_udp4(send("relay_send_ttl_expired", RELAY_PEER, data), ttl=1),
+               drop("relay_unforwardable"), context="relay")
+    yield Case("relay_send_no_next_hop",
+               "a Send indication to a peer on the port's subnet whose MAC is not known yet",
+               client_udp4(send("relay_send_no_next_hop", RELAY_ONLINK_PEER, data)),
+               drop("relay_no_route"), context="relay")
+
+
 def all_cases():
     cases = []
     for group in (arp_cases, icmp_cases, icmpv6_cases, l2_l3_drop_cases, udp_drop_cases,
-                  stun_drop_cases, stun_cases, source_and_ecn_cases):
+                  stun_drop_cases, stun_cases, source_and_ecn_cases, relay_cases):
         cases.extend(group())
     names = [c.name for c in cases]
     duplicates = {n for n in names if names.count(n) > 1}
