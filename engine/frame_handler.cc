@@ -100,9 +100,20 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
     // RFC 768 makes source port 0 mean "none": there is nowhere to answer.
     if (load_be16(f.data + l4) == 0) return Verdict::drop(DropReason::bad_source_address);
     const std::uint16_t destination_port = load_be16(f.data + l4 + 2);
-    if (port.stun_enabled &&
-        (destination_port == port.stun_port ||
-         (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port)))
+    const bool to_stun_port =
+        destination_port == port.stun_port ||
+        (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port);
+    if (relay != nullptr && port.relay != nullptr) {
+        // The relay listens on the STUN ports: there RFC 7983's first byte 64-79 is ChannelData
+        // (STUN's is 0-3). Anywhere else, a datagram may be a peer's to a relayed address.
+        if (to_stun_port && udp_length > udp_header_size &&
+            (std::to_integer<unsigned>(f.data[l4 + udp_header_size]) & 0xF0) == 0x40)
+            return relay_channel_data(f, ip, l4, ipv6, port, *relay);
+        Verdict verdict;
+        if (!to_stun_port && relay_from_peer(f, ip, l4, ipv6, port, *relay, verdict))
+            return verdict;
+    }
+    if (port.stun_enabled && to_stun_port)
         return respond_stun(f, ip, l4, ipv6, port, counters, relay);
     return Verdict::drop(DropReason::no_service);
 }

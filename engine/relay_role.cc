@@ -617,6 +617,21 @@ std::size_t RelayShard::find_user(std::uint64_t hash) const noexcept {
     return at;
 }
 
+stun::TransactionId RelayShard::next_indication_id() noexcept {
+    // splitmix64 (Steele, Lea and Flood) of the seed and a counter: 96 bits from two outputs.
+    auto mix = [](std::uint64_t z) {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    const std::uint64_t a = mix(seed_ + 0x9E3779B97F4A7C15ull * ++indications_);
+    const std::uint64_t b = mix(a ^ seed_);
+    stun::TransactionId id;
+    std::memcpy(id.data(), &a, 8);
+    std::memcpy(id.data() + 8, &b, 4);
+    return id;
+}
+
 std::uint32_t RelayShard::allocations_of(std::string_view username) const noexcept {
     return users_[find_user(user_hash(username))].count;
 }

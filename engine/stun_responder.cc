@@ -398,6 +398,12 @@ Verdict respond_turn(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     switch (answer.action) {
     case TurnAction::respond:
         finish_reply(f, ip, udp, ipv6, route, answer.response_length, port);
+        if (answer.outcome == TurnOutcome::allocated) {
+            // Where peers' datagrams for this client go: the request came from this MAC (now
+            // the response's destination).
+            const std::uint32_t slot = relay.shard.table().find(*five_tuple);
+            if (slot != RelayTable::no_slot) relay.shard.table().at(slot).set_client_hop(f.data);
+        }
         return Verdict::transmit();
     case TurnAction::drop:
         return Verdict::drop(DropReason::turn_dropped);

@@ -59,6 +59,18 @@ Verdict respond_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_offset
 /// that combination; the others stay empty.
 void prepare_binding_templates(PortContext& port);
 
+/// The relay's data path, on a port with a relay, the UDP checksum verified: ChannelData from a
+/// client on a STUN port, to the peer its channel is bound to (RFC 8656 §12.6).
+Verdict relay_channel_data(Frame& frame, std::size_t ip_offset, std::size_t udp_offset,
+                           bool ipv6, const PortContext& port, RelayState& relay) noexcept;
+
+/// A datagram from a peer to a relayed address: to the client as ChannelData on the peer's
+/// channel, else in a Data indication (RFC 8656 §11.3, §12.5), with a permission for the
+/// peer (§9). Returns false, having written and decided nothing, when the datagram is not to
+/// an allocated relay port of this worker (the caller goes on with it).
+bool relay_from_peer(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
+                     const PortContext& port, RelayState& relay, Verdict& verdict) noexcept;
+
 /// The most a STUN response exceeds its request by (no amplification): XOR-MAPPED-ADDRESS,
 /// MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS for IPv6 (4 x 24), FINGERPRINT (8),
 /// SOFTWARE (4 + its padded length) and an ERROR-CODE of 420 with a reason and

@@ -247,6 +247,11 @@ public:
     /// Allocations this worker holds for `username`.
     [[nodiscard]] std::uint32_t allocations_of(std::string_view username) const noexcept;
 
+    /// A transaction ID for a Data indication (RFC 8656 §11.4): a seeded 64-bit mix of a
+    /// counter, so that two are never alike on this worker and nobody outside can guess the
+    /// next; not a secret (an indication has no integrity to protect).
+    [[nodiscard]] stun::TransactionId next_indication_id() noexcept;
+
 private:
     friend struct RelayShardAccess;
 
@@ -264,6 +269,7 @@ private:
     SourceRateLimiter limiter_;
     RelayTableLimits table_limits_;
     std::uint64_t seed_;
+    std::uint64_t indications_ = 0;
     // Open addressing, linear probing, erased by backward shift; at most half full, since
     // no more users than allocations are counted.
     std::unique_ptr<UserCount[]> users_;

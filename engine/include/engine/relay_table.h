@@ -43,6 +43,7 @@
 // while the snapshot was taken.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -318,6 +319,15 @@ public:
     /// The allocation's bandwidth bucket (engine/rate_limit.h), full when inserted.
     [[nodiscard]] TokenBucket& bandwidth() noexcept { return bandwidth_; }
 
+    /// The link-layer hop towards the client: the source MAC of the frame that made the
+    /// allocation (the client's, or its router's), where datagrams from peers go. Owner only.
+    void set_client_hop(const std::byte* mac) noexcept {
+        std::copy(mac, mac + client_hop_.size(), client_hop_.begin());
+    }
+    [[nodiscard]] const std::array<std::byte, 6>& client_hop() const noexcept {
+        return client_hop_;
+    }
+
     /// Remembers the answer to the request just handled, replacing the last one.
     void remember_answer(const CachedAnswer& answer) noexcept {
         answer_ = answer;
@@ -396,6 +406,7 @@ private:
     bool has_answer_ = false;
     std::array<std::byte, 32> integrity_key_{};
     CachedAnswer answer_;
+    std::array<std::byte, 6> client_hop_{};  // the MAC the Allocate came from
     // Lines 4-11: the username, zero-padded, read by the listing.
     alignas(64) detail::SeqField<std::uint64_t> username_[max_username_length / 8];
 };

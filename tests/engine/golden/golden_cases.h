@@ -271,7 +271,7 @@ inline std::shared_ptr<const RelayContext> make_relay_context() {
 /// One case's relay shard, in the state the `relay` cases expect: the client 198.18.0.100:40000
 /// (to 198.18.0.2:3478) holds an allocation on 198.18.0.2:49152, made the way a client makes
 /// one (an Allocate answered 401, then one with the nonce and MESSAGE-INTEGRITY), with
-/// permissions for 203.0.113.5 and 198.18.0.77.
+/// permissions for 203.0.113.5 and 198.18.0.77 and channel 0x4000 bound to 203.0.113.5:5000.
 inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context) {
     RelayTableLimits limits;
     limits.capacity = 16;
@@ -331,6 +331,22 @@ inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context)
                                              stun::Address::v4(0xC612004D, 0));
                        }),
               TurnOutcome::permission_installed);
+    EXPECT_EQ(exchange(stun::Method::channel_bind,
+                       [](stun::MessageWriter& w) {
+                           w.add_channel_number(0x4000);
+                           w.add_xor_address(stun::attr::xor_peer_address,
+                                             stun::Address::v4(0xCB007105, 5000));
+                       }),
+              TurnOutcome::channel_bound);
+    // What respond_turn() records when it answers the Allocate in a frame: the MAC it came
+    // from, CLIENT_MAC (these requests went to handle_turn() directly).
+    const std::uint32_t slot = shard->table().find(*five_tuple);
+    EXPECT_NE(slot, RelayTable::no_slot);
+    if (slot != RelayTable::no_slot) {
+        const std::byte client_mac[6] = {std::byte{2}, std::byte{0}, std::byte{0},
+                                         std::byte{0}, std::byte{0}, std::byte{0x99}};
+        shard->table().at(slot).set_client_hop(client_mac);
+    }
     return shard;
 }
 

@@ -110,6 +110,7 @@ ERROR_CODE = 0x0009
 UNKNOWN_ATTRIBUTES = 0x000A
 REQUESTED_TRANSPORT = 0x0019
 SEND_INDICATION = 0x0016
+DATA_INDICATION = 0x0017
 XOR_PEER_ADDRESS = 0x0012
 DATA_ATTR = 0x0013
 XOR_MAPPED_ADDRESS = 0x0020
@@ -984,10 +985,92 @@ def relay_cases():
                drop("relay_no_route"), context="relay")
 
 
+def splitmix64(z):
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
+def indication_txid(seed, count):
+    """The shard's n-th Data indication transaction ID (RelayShard::next_indication_id: two
+    splitmix64 outputs of the seed and a counter, stored little-endian)."""
+    a = splitmix64((seed + 0x9E3779B97F4A7C15 * count) & 0xFFFFFFFFFFFFFFFF)
+    b = splitmix64(a ^ seed)
+    return struct.pack("<Q", a) + struct.pack("<Q", b)[:4]
+
+
+def relay_data_cases():
+    """RFC 8656 §12.6: ChannelData from the client goes to the channel's peer without its
+    4-byte header; §12.5, §11.3: a peer's datagram goes to the client as ChannelData on its
+    channel, else in a Data indication; §9: only from peers with a permission."""
+    data = b"rtp over a channel"
+
+    def channel_data(number, payload, length=None, padding=b""):
+        return struct.pack("!HH", number, len(payload) if length is None else length) + \
+            payload + padding
+
+    yield Case("relay_channel_data",
+               "ChannelData on a bound channel: its data to the peer, from the relayed address",
+               client_udp4(channel_data(0x4000, data)), "transmit",
+               Ether(dst=GATEWAY_MAC, src=PORT_MAC) /
+               IP(src=RELAY_ADDRESS, dst=RELAY_PEER, id=0x5A17, flags="DF", ttl=56, tos=0) /
+               UDP(sport=RELAY_PORT, dport=5000) / Raw(data),
+               context="relay")
+    yield Case("relay_channel_data_padded",
+               "ChannelData padded to 4 bytes (RFC 8656 §12.5: a receiver accepts it): the "
+               "padding is not relayed",
+               client_udp4(channel_data(0x4000, b"hello", padding=b"\0\0\0")), "transmit",
+               Ether(dst=GATEWAY_MAC, src=PORT_MAC) /
+               IP(src=RELAY_ADDRESS, dst=RELAY_PEER, id=0x5A17, flags="DF", ttl=56, tos=0) /
+               UDP(sport=RELAY_PORT, dport=5000) / Raw(b"hello"),
+               context="relay")
+    yield Case("relay_channel_data_unbound", "ChannelData on channel 0x4001, bound to nobody",
+               client_udp4(channel_data(0x4001, data)), drop("relay_no_channel"),
+               context="relay")
+    yield Case("relay_channel_data_no_allocation",
+               "ChannelData from a 5-tuple with no allocation",
+               client_udp4(channel_data(0x4000, data), sport=CLIENT_PORT + 1),
+               drop("relay_no_allocation"), context="relay")
+    yield Case("relay_channel_data_overrun",
+               "ChannelData whose length field says more than the datagram holds",
+               client_udp4(channel_data(0x4000, data, length=200)),
+               drop("relay_bad_channel_data"), context="relay")
+
+    def from_peer(peer, sport, payload, ttl=50):
+        return (Ether(dst=PORT_MAC, src=GATEWAY_MAC) /
+                IP(src=peer, dst=RELAY_ADDRESS, id=0x1234, ttl=ttl, tos=0x28) /
+                UDP(sport=sport, dport=RELAY_PORT) / Raw(payload))
+
+    def to_client(payload):
+        return (Ether(dst=CLIENT_MAC, src=PORT_MAC) /
+                IP(src=V4["primary"], dst=CLIENT4, id=0x1234, flags="DF", ttl=49, tos=0x28) /
+                UDP(sport=STUN_PORT, dport=CLIENT_PORT) / Raw(payload))
+
+    yield Case("relay_peer_on_channel",
+               "a datagram from the channel's peer: to the client as ChannelData 0x4000",
+               from_peer(RELAY_PEER, 5000, data), "transmit",
+               to_client(channel_data(0x4000, data)), context="relay")
+    txid = indication_txid(1, 1)
+    indication = stun_message(DATA_INDICATION, txid,
+                              [attribute(XOR_PEER_ADDRESS,
+                                         xor_address_value(RELAY_PEER, 6000, txid)),
+                               attribute(DATA_ATTR, data)])
+    yield Case("relay_peer_data_indication",
+               "a datagram from a permitted peer on a port with no channel: a Data indication "
+               "(XOR-PEER-ADDRESS, DATA padded to 4 bytes)",
+               from_peer(RELAY_PEER, 6000, data), "transmit", to_client(indication),
+               context="relay")
+    yield Case("relay_peer_no_permission",
+               "a datagram to the relayed address from a peer without a permission",
+               from_peer(RELAY_UNPERMITTED_PEER, 5000, data), drop("relay_no_permission"),
+               context="relay")
+
+
 def all_cases():
     cases = []
     for group in (arp_cases, icmp_cases, icmpv6_cases, l2_l3_drop_cases, udp_drop_cases,
-                  stun_drop_cases, stun_cases, source_and_ecn_cases, relay_cases):
+                  stun_drop_cases, stun_cases, source_and_ecn_cases, relay_cases,
+                  relay_data_cases):
         cases.extend(group())
     names = [c.name for c in cases]
     duplicates = {n for n in names if names.count(n) > 1}
