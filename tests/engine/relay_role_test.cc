@@ -374,8 +374,9 @@ TEST_F(RelayRole, LifetimeNegotiatedBetweenDefaultAndMaximum) {
     for (const auto& [requested, granted] : cases) {
         Client c = make_client("bob", "bob-password", port++);
         challenge(c);
+        const std::uint32_t asked = requested;  // a lambda may not capture a binding (clang)
         const Exchange e = allocate(
-            c, [&](stun::MessageWriter& w) { w.add_u32(stun::attr::lifetime, requested); });
+            c, [asked](stun::MessageWriter& w) { w.add_u32(stun::attr::lifetime, asked); });
         ASSERT_EQ(e.code(), 0) << requested;
         EXPECT_EQ(lifetime_of(e.message()), granted) << requested;
         ASSERT_EQ(refresh(c, 0).code(), 0);  // bob's quota is 2
