@@ -80,7 +80,8 @@ RelayRewriteResult rewrite_for_relay(Frame& f, const RelayDatagram& received,
     const std::size_t back = received.keep + received.keep_length;
     const std::size_t removed_back = received.udp + old_udp_length - back;
     std::uint64_t kept_sum = 0;
-    if (old_checksum != 0) {
+    const bool update = received.checksum_verified && old_checksum != 0;
+    if (update) {
         std::uint64_t sum = static_cast<std::uint16_t>(~old_checksum);
         sum += static_cast<std::uint16_t>(~header_sum(old_addresses, old_address_bytes,
                                                       load_be16(u), load_be16(u + 2),
@@ -94,7 +95,7 @@ RelayRewriteResult rewrite_for_relay(Frame& f, const RelayDatagram& received,
     }
     // The kept bytes, summed where they were (after removed_front bytes of payload, or from a
     // word boundary), add byte-swapped where they go if that moves them by an odd count.
-    const std::size_t was = old_checksum != 0 ? removed_front : 0;
+    const std::size_t was = update ? removed_front : 0;
     if (((was ^ prefix.size()) & 1) != 0) kept_sum = ((kept_sum & 0xFF) << 8) | (kept_sum >> 8);
 
     // The new frame, front to back.

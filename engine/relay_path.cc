@@ -28,6 +28,11 @@ stun::Address endpoint(const Frame& f, std::size_t ip, std::size_t udp, bool ipv
     return a;
 }
 
+// Whether handle_udp() or the port verified the UDP checksum (relay_forward.h updates it then).
+bool checksum_verified(const Frame& f, const PortContext& port) noexcept {
+    return f.l4_checksum == L4ChecksumHint::good || port.rx_checksum == RxChecksum::verify;
+}
+
 std::uint8_t family_bit(const stun::Address& a) noexcept {
     return a.family == stun::AddressFamily::ipv6 ? relay_ipv6 : relay_ipv4;
 }
@@ -73,7 +78,7 @@ Verdict relay_channel_data(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     hop.destination = peer;
     hop.dont_fragment = true;  // the engine never fragments (see respond_turn)
     RelayDatagram datagram{ip, udp, ipv6, payload + stun::channel_data_header_size,
-                           message.data.size()};
+                           message.data.size(), checksum_verified(f, port)};
     const Verdict verdict = forward(f, datagram, {}, 0, hop, port);
     if (verdict.transmits()) allocation.count_to_peer(message.data.size());
     return verdict;
@@ -107,7 +112,7 @@ bool relay_from_peer(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     hop.dont_fragment = true;
     const std::size_t payload = udp + udp_header_size;
     const std::size_t length = load_be16(f.data + udp + 4) - udp_header_size;
-    RelayDatagram datagram{ip, udp, ipv6, payload, length};
+    RelayDatagram datagram{ip, udp, ipv6, payload, length, checksum_verified(f, port)};
     if (const Channel* channel = allocation.channel_to(peer, relay.now_ticks)) {
         // RFC 8656 §12.5: a bound peer's data goes as ChannelData, number and length (over
         // UDP not padded, §12.4).

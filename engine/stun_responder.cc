@@ -431,6 +431,9 @@ Verdict respond_turn(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     datagram.ipv6 = ipv6;
     datagram.keep = static_cast<std::size_t>(answer.payload.data() - f.data);
     datagram.keep_length = answer.payload.size();
+    // Verified by handle_udp() or the port, or not at all (rx_checksum = trust).
+    datagram.checksum_verified =
+        f.l4_checksum == L4ChecksumHint::good || port.rx_checksum == RxChecksum::verify;
     if (rewrite_for_relay(f, datagram, {}, 0, hop, port.mtu) != RelayRewriteResult::ok)
         return Verdict::drop(DropReason::relay_unforwardable);
     allocation.count_to_peer(datagram.keep_length);

@@ -42,6 +42,10 @@ struct RelayDatagram {
     bool ipv6 = false;        ///< its IP family
     std::size_t keep = 0;     ///< offset of the payload part that is relayed
     std::size_t keep_length = 0;
+    /// Whether its UDP checksum was verified (by the packet path or the port). Where it was
+    /// not (rx_checksum = trust: a veth hands over partial checksums), it cannot be updated
+    /// and the new one is summed over the payload instead.
+    bool checksum_verified = true;
 };
 
 enum class RelayRewriteResult : std::uint8_t {
