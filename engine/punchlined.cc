@@ -25,9 +25,9 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
-#include <ctime>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,8 +37,10 @@
 #include "engine/counters.h"
 #include "engine/neighbour.h"
 #include "engine/port_context.h"
+#include "engine/relay_setup.h"
 #include "engine/worker.h"
 #include "stun/address.h"
+#include "stun/crypto.h"
 
 namespace {
 
@@ -63,6 +65,8 @@ struct Engine {
     // What the control thread could not do with neighbour frames (for the report).
     std::uint64_t neighbour_frames_invalid = 0;
     std::uint64_t probes_unsent = 0;  // no mbuf, or the ring to worker 0 was full
+    // The relay's nonce keys (random at start); its contexts live in the PortContexts.
+    engine::NonceKeys nonce_keys;
 };
 
 std::uint64_t monotonic_ms() {
@@ -156,6 +160,14 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
         auto* context = new engine::PortContext(
             engine::PortContext::from_config(e.config, pc, port_mac));
         context->mtu = mtu;
+        if (e.config.relay.enabled) {
+            try {
+                context->relay = engine::make_relay_context(e.config.relay, pc, e.nonce_keys,
+                                                            e.dataplane.tsc_hz);
+            } catch (const std::exception& error) {
+                fail(error.what());
+            }
+        }
         auto table = std::make_unique<engine::NeighbourTable>(e.config.neighbour, pc, port_mac,
                                                               monotonic_ms());
         context->neighbours = table->snapshot();
@@ -167,6 +179,42 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
                 device.c_str(), port.id, mac.addr_bytes[0], mac.addr_bytes[1],
                 mac.addr_bytes[2], mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5],
                 queues);
+}
+
+// The relay role (engine/relay_setup.h): nonce keys and table seeds from the system's random
+// source, the TSC as the relay's clock (the workers read no time of day), one shard per
+// worker with its share of the relay ports. The PortContexts get their RelayContext in
+// setup_port().
+void setup_relay(Engine& e, unsigned workers) {
+    auto random64 = [] {
+        std::uint64_t value = 0;
+        if (!stun::random_bytes({reinterpret_cast<std::byte*>(&value), sizeof value}))
+            fail("relay: the system's random source failed");
+        return value;
+    };
+    e.nonce_keys.current.id = 1;
+    if (!stun::random_bytes(e.nonce_keys.current.secret))
+        fail("relay: the system's random source failed");
+    e.dataplane.tsc_hz = rte_get_tsc_hz();
+    e.dataplane.start_tsc = rte_rdtsc();
+    e.dataplane.start_unix_s = static_cast<std::uint64_t>(std::time(nullptr));
+    e.dataplane.relay_ports = engine::relay_port_partition(e.config.relay, workers);
+    try {
+        const engine::RateLimit limit =
+            engine::unauthenticated_limit(e.config.relay, e.dataplane.tsc_hz);
+        for (unsigned w = 0; w < workers; ++w) {
+            const std::uint64_t seed = random64();
+            e.dataplane.relay_shards.push_back(std::make_unique<engine::RelayShard>(
+                engine::relay_table_limits(e.config.relay, w, workers, seed), limit, 4096,
+                seed));
+        }
+    } catch (const std::exception& error) {
+        fail(std::string("relay: ") + error.what());
+    }
+    std::printf("punchlined: relay on: ports %u-%u, %u per worker, realm \"%s\"\n",
+                e.config.relay.port_first,
+                e.config.relay.port_first + e.dataplane.relay_ports.per_worker * workers - 1,
+                e.dataplane.relay_ports.per_worker, e.config.relay.realm.c_str());
 }
 
 // `final`: the workers have stopped, so the counters are at rest and the conservation law
@@ -207,6 +255,21 @@ void print_counters(const Engine& e, bool final) {
     }
     line("total", total);
     std::printf("tsc_hz %llu\n", static_cast<unsigned long long>(rte_get_tsc_hz()));
+    // The relay's allocations, listed as the control thread may while workers run.
+    for (std::size_t w = 0; w < e.dataplane.relay_shards.size(); ++w) {
+        std::uint64_t to_peer = 0;
+        std::uint64_t to_client = 0;
+        const auto summary = e.dataplane.relay_shards[w]->table().list(
+            [&](const engine::AllocationSnapshot& a) {
+                to_peer += a.counters.to_peer_packets;
+                to_client += a.counters.to_client_packets;
+            });
+        std::printf("relay lcore%u: %zu allocations (%zu skipped) | relayed %llu to peers, "
+                    "%llu to clients\n",
+                    e.worker_lcores[w], summary.listed, summary.skipped,
+                    static_cast<unsigned long long>(to_peer),
+                    static_cast<unsigned long long>(to_client));
+    }
     // Of "handed off", what went to the control thread; and the probes it sent (never
     // received: outside the conservation law).
     std::printf("control: %llu frames handed to it | %llu sent for it, %llu refused by TX\n",
@@ -354,15 +417,6 @@ int main(int argc, char** argv) {
         std::printf("punchlined: %s is valid\n", config_path.c_str());
         return 0;
     }
-    // The relay role's parts exist (docs/architecture.md) but the packet path does not reach
-    // them yet: an engine that said it relays and did not would lose every call it was given.
-    if (e.config.relay.enabled) {
-        std::fprintf(stderr,
-                     "punchlined: %s: relay.enabled = true, but this punchlined cannot relay "
-                     "yet (the TURN role is being built); set relay.enabled = false\n",
-                     config_path.c_str());
-        return 1;
-    }
 
     // Signals are taken by the control thread with sigtimedwait; block them before EAL
     // creates its threads so that they inherit the mask and none runs a handler.
@@ -389,6 +443,7 @@ int main(int argc, char** argv) {
     e.dataplane.workers = workers;
     e.dataplane.burst = e.config.burst;
     e.dataplane.counters = std::make_unique<CoreCounters[]>(workers);
+    if (e.config.relay.enabled) setup_relay(e, workers);
 
     rte_mempool* pool = rte_pktmbuf_pool_create(
         "punchline_mbufs", e.config.mbufs * static_cast<unsigned>(e.config.ports.size()), 256, 0,

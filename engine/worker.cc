@@ -4,6 +4,8 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+
+#include <optional>
 #include <urcu-qsbr.h>
 
 #include "engine/handler.h"
@@ -39,7 +41,8 @@ void Worker::flush(TxBuffer& tx, std::uint16_t port) noexcept {
     tx.count = 0;
 }
 
-void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexcept {
+void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx,
+                    RelayState* relay) noexcept {
     if (m->nb_segs != 1) {
         ++counters_.rx_packets;
         counters_.rx_bytes += rte_pktmbuf_pkt_len(m);
@@ -58,7 +61,7 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexc
     case RTE_MBUF_F_RX_L4_CKSUM_BAD: frame.l4_checksum = L4ChecksumHint::bad; break;
     default: break;
     }
-    const Verdict verdict = handle_frame(frame, context, counters_);
+    const Verdict verdict = handle_frame(frame, context, counters_, relay);
     if (verdict.goes_to_control()) {
         hand_to_control(m, tx);
         return;
@@ -110,6 +113,16 @@ unsigned Worker::poll() noexcept {
     Dataplane& d = dataplane_;
     rte_mbuf* rx[max_burst];
     unsigned taken = 0;
+    // The relay's state for this iteration: the shard and the time, read once.
+    std::optional<RelayState> relay_state;
+    if (index_ < d.relay_shards.size() && d.relay_shards[index_] != nullptr) {
+        const std::uint64_t now = rte_rdtsc();
+        relay_state.emplace(RelayState{*d.relay_shards[index_], now,
+                                       d.start_unix_s + (now - d.start_tsc) / d.tsc_hz});
+        // Expired allocations, permissions and channels go a few slots per iteration.
+        sweep(*d.relay_shards[index_], now, 4);
+    }
+    RelayState* relay = relay_state ? &*relay_state : nullptr;
     for (std::size_t p = 0; p < d.ports.size(); ++p) {
         const PortContext* context = rcu_dereference(d.ports[p].context);
         const std::uint16_t n = rte_eth_rx_burst(d.ports[p].id, static_cast<std::uint16_t>(index_),
@@ -123,7 +136,7 @@ unsigned Worker::poll() noexcept {
             const int owner =
                 steer ? owner_worker({rte_pktmbuf_mtod(m, const std::byte*),
                                       rte_pktmbuf_data_len(m)},
-                                     d.workers)
+                                     d.workers, d.relay_ports)
                       : -1;
             if (owner >= 0 && static_cast<unsigned>(owner) != index_) {
                 // Not ours: hand it to its owner, which reads the port from the mbuf.
@@ -138,7 +151,7 @@ unsigned Worker::poll() noexcept {
                 }
                 continue;
             }
-            handle(m, *context, tx_[p]);
+            handle(m, *context, tx_[p], relay);
         }
     }
     for (unsigned from = 0; from < d.workers; ++from) {
@@ -150,7 +163,7 @@ unsigned Worker::poll() noexcept {
         for (unsigned i = 0; i < n; ++i) {
             for (std::size_t p = 0; p < d.ports.size(); ++p) {
                 if (d.ports[p].id != rx[i]->port) continue;
-                handle(rx[i], *rcu_dereference(d.ports[p].context), tx_[p]);
+                handle(rx[i], *rcu_dereference(d.ports[p].context), tx_[p], relay);
                 break;
             }
         }

@@ -9,7 +9,10 @@
 #include <vector>
 
 #include "engine/counters.h"
+#include "engine/handler.h"
 #include "engine/port_context.h"
+#include "engine/relay_role.h"
+#include "engine/steer.h"
 
 struct rte_mbuf;
 struct rte_ring;
@@ -49,6 +52,15 @@ struct Dataplane {
     /// queue the device has. Null: none.
     rte_ring* from_control = nullptr;
     std::unique_ptr<CoreCounters[]> counters;  ///< one per worker, written only by it
+    /// The relay role: relay_shards[w] is worker w's (written only by it); empty where no port
+    /// relays. Steering gives each worker the datagrams to its share of the relay ports.
+    std::vector<std::unique_ptr<RelayShard>> relay_shards;
+    RelayPortPartition relay_ports;
+    /// The relay's clock: TSC ticks (RelayLimits::ticks_per_second is the TSC rate) and Unix
+    /// seconds as the TSC counts them from start-up, so that no worker reads the time of day.
+    std::uint64_t tsc_hz = 1;
+    std::uint64_t start_tsc = 0;
+    std::uint64_t start_unix_s = 0;
     /// Set by the control thread to stop the workers; read relaxed each loop (they only need
     /// to see it eventually; their exit is joined by rte_eal_mp_wait_lcore).
     std::atomic<bool> stop{false};
@@ -68,7 +80,8 @@ private:
         rte_mbuf* packets[max_burst];
         unsigned count = 0;
     };
-    void handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx) noexcept;
+    void handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx,
+                RelayState* relay) noexcept;
     void hand_to_control(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void send_for_control() noexcept;
     void flush(TxBuffer& tx, std::uint16_t port) noexcept;
