@@ -128,7 +128,8 @@ RelayRewriteResult rewrite_for_relay(Frame& f, const RelayDatagram& received,
     store_be16(udp, hop.source.port);
     store_be16(udp + 2, hop.destination.port);
     store_be16(udp + 4, static_cast<std::uint16_t>(udp_length));
-    std::memcpy(udp + udp_header_size, prefix.data(), prefix.size());
+    // An empty prefix may have no data pointer at all, which memcpy may not be given.
+    if (!prefix.empty()) std::memcpy(udp + udp_header_size, prefix.data(), prefix.size());
     std::memset(keep + received.keep_length, 0, pad);
     const std::uint64_t sum =
         kept_sum + checksum_add(0, prefix) +
