@@ -186,6 +186,11 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
 // worker with its share of the relay ports. The PortContexts get their RelayContext in
 // setup_port().
 void setup_relay(Engine& e, unsigned workers) {
+    // One shard per worker holds the allocations of one port's relay address.
+    if (e.config.ports.size() != 1)
+        fail("relay.enabled = true with " + std::to_string(e.config.ports.size()) +
+             " [[port]] tables: the relay runs on one port; keep one, or set "
+             "relay.enabled = false");
     auto random64 = [] {
         std::uint64_t value = 0;
         if (!stun::random_bytes({reinterpret_cast<std::byte*>(&value), sizeof value}))

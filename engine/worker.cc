@@ -4,9 +4,9 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <urcu-qsbr.h>
 
 #include <optional>
-#include <urcu-qsbr.h>
 
 #include "engine/handler.h"
 #include "engine/steer.h"

@@ -53,7 +53,9 @@ struct Dataplane {
     rte_ring* from_control = nullptr;
     std::unique_ptr<CoreCounters[]> counters;  ///< one per worker, written only by it
     /// The relay role: relay_shards[w] is worker w's (written only by it); empty where no port
-    /// relays. Steering gives each worker the datagrams to its share of the relay ports.
+    /// relays. Steering gives each worker the datagrams to its share of the relay ports. One
+    /// shard serves its worker's one relaying port (relay address index 0): punchlined refuses
+    /// a relay over several ports, which would need an index per port.
     std::vector<std::unique_ptr<RelayShard>> relay_shards;
     RelayPortPartition relay_ports;
     /// The relay's clock: TSC ticks (RelayLimits::ticks_per_second is the TSC rate) and Unix
