@@ -30,16 +30,6 @@ std::uint32_t header_sum(const std::byte* addresses, std::size_t address_bytes,
 
 }  // namespace
 
-std::string_view to_string(RelayRewriteResult result) noexcept {
-    switch (result) {
-    case RelayRewriteResult::ok: return "ok";
-    case RelayRewriteResult::ttl_expired: return "ttl_expired";
-    case RelayRewriteResult::no_room: return "no_room";
-    case RelayRewriteResult::too_big: return "too_big";
-    }
-    return "unknown";
-}
-
 RelayRewriteResult rewrite_for_relay(Frame& f, const RelayDatagram& received,
                                      std::span<const std::byte> prefix, std::size_t pad,
                                      const RelayHop& hop, std::uint16_t mtu) noexcept {

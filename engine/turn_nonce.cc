@@ -19,7 +19,8 @@ constexpr std::size_t signed_size = cookie_size + key_id_digits + time_digits;
 static_assert(signed_size + 2 * mac_bytes == turn_nonce_size);
 
 // RFC 8489 §9.2.1 bit 0: the server supports PASSWORD-ALGORITHMS. Bit 1, username anonymity
-// (USERHASH), stays clear: the engine does not look users up by hash.
+// (USERHASH), stays clear: turn_auth.h accepts a USERHASH a client sends, but the nonce does
+// not invite clients to send one instead of USERNAME.
 constexpr std::uint32_t security_features = stun::feature_password_algorithms;
 
 constexpr char hex_digits[] = "0123456789abcdef";

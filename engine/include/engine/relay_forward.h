@@ -18,7 +18,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <string_view>
 
 #include "engine/frame.h"
 #include "engine/neighbour.h"  // MacAddress
@@ -54,8 +53,6 @@ enum class RelayRewriteResult : std::uint8_t {
     no_room,      ///< the new headers do not fit the headroom, or the padding the tailroom
     too_big,      ///< the datagram would exceed the port's MTU (the engine does not fragment)
 };
-
-[[nodiscard]] std::string_view to_string(RelayRewriteResult result) noexcept;
 
 /// Rewrites the frame into a datagram from `hop.source` to `hop.destination` whose UDP payload
 /// is `prefix`, then the kept part of the received payload, then `pad` zero bytes (`pad`
