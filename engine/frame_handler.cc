@@ -104,10 +104,11 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
         destination_port == port.stun_port ||
         (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port);
     if (relay != nullptr && port.relay != nullptr) {
-        // The relay listens on the STUN ports: there RFC 7983's first byte 64-79 is ChannelData
-        // (STUN's is 0-3). Anywhere else, a datagram may be a peer's to a relayed address.
+        // The relay listens on the STUN ports: there a first byte of 64-127 is ChannelData
+        // (RFC 7983's 64-79, and RFC 5766's channels to 0x7FFF: stun::channel_accepted_max);
+        // STUN's is 0-3. Anywhere else, a datagram may be a peer's to a relayed address.
         if (to_stun_port && udp_length > udp_header_size &&
-            (std::to_integer<unsigned>(f.data[l4 + udp_header_size]) & 0xF0) == 0x40)
+            (std::to_integer<unsigned>(f.data[l4 + udp_header_size]) & 0xC0) == 0x40)
             return relay_channel_data(f, ip, l4, ipv6, port, *relay);
         Verdict verdict;
         if (!to_stun_port && relay_from_peer(f, ip, l4, ipv6, port, *relay, verdict))
@@ -365,6 +366,9 @@ Verdict handle_frame_generally(Frame& frame, const PortContext& port, CoreCounte
             // Handed off like a packet for another core (design.md §3's conservation law).
             ++counters.handed_off;
             ++counters.to_control;
+        } else if (verdict.hairpins()) {
+            ++counters.handed_off;
+            ++counters.hairpinned;
         } else {
             counters.drop(verdict.reason);
         }

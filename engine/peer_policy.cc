@@ -167,20 +167,28 @@ CidrError parse_cidr(std::string_view text, Cidr& out) noexcept {
 }
 
 PeerPolicy::PeerPolicy(std::span<const Cidr> allow, std::span<const Cidr> deny,
-                       std::span<const stun::Address> own_addresses)
+                       std::span<const stun::Address> own_addresses,
+                       std::span<const stun::Address> relayed_addresses)
     : deny_(compile(deny, PeerVerdict::denied_by_config)),
       allow_(compile(allow, PeerVerdict::allowed)) {
     own_.reserve(own_addresses.size());
     for (const stun::Address& own : own_addresses)
         own_.push_back(make_rule(own, max_prefix_length(own.family), PeerVerdict::own_address));
+    relayed_.reserve(relayed_addresses.size());
+    for (const stun::Address& relayed : relayed_addresses)
+        relayed_.push_back(
+            make_rule(relayed, max_prefix_length(relayed.family), PeerVerdict::relayed_address));
 }
 
 PeerVerdict PeerPolicy::check(const stun::Address& peer) const noexcept {
     stun::Address embedded;
     const bool embeds = embedded_ipv4(peer, embedded);
-    // The header comment's order: own addresses, deny, allow, defaults.
-    if (any_holds(own_, peer, embeds, embedded)) return PeerVerdict::own_address;
+    // The header comment's order: own addresses, deny, relayed addresses, allow, defaults. A
+    // relayed address is one exactly, in its own family, not in an embedding form.
+    const bool relayed = any_holds(relayed_, peer, false, embedded);
+    if (!relayed && any_holds(own_, peer, embeds, embedded)) return PeerVerdict::own_address;
     if (any_holds(deny_, peer, embeds, embedded)) return PeerVerdict::denied_by_config;
+    if (relayed) return PeerVerdict::relayed_address;
     if (any_holds(allow_, peer, embeds, embedded)) return PeerVerdict::allowed;
     // The defaults judge an embedding address by the IPv4 address alone: the IPv6 transition
     // prefixes themselves are not in the table.

@@ -254,6 +254,7 @@ void print_counters(const Engine& e, bool final) {
         total.stun_error += c.stun_error;
         total.busy_cycles += c.busy_cycles;
         total.to_control += c.to_control;
+        total.hairpinned += c.hairpinned;
         total.control_sent += c.control_sent;
         total.control_refused += c.control_refused;
         for (std::size_t r = 0; r < engine::drop_reason_count; ++r) total.drops[r] += c.drops[r];
@@ -269,11 +270,13 @@ void print_counters(const Engine& e, bool final) {
                 to_peer += a.counters.to_peer_packets;
                 to_client += a.counters.to_client_packets;
             });
+        // Of "handed off", the datagrams relayed to another worker's relayed address.
         std::printf("relay lcore%u: %zu allocations (%zu skipped) | relayed %llu to peers, "
-                    "%llu to clients\n",
+                    "%llu to clients | %llu hairpinned to other workers\n",
                     e.worker_lcores[w], summary.listed, summary.skipped,
                     static_cast<unsigned long long>(to_peer),
-                    static_cast<unsigned long long>(to_client));
+                    static_cast<unsigned long long>(to_client),
+                    static_cast<unsigned long long>(e.dataplane.counters[w].hairpinned));
     }
     // Of "handed off", what went to the control thread; and the probes it sent (never
     // received: outside the conservation law).
@@ -462,17 +465,23 @@ int main(int argc, char** argv) {
         e.devices.push_back(e.config.ports[p].device);
         setup_port(e, e.devices[p], e.dataplane.ports[p], pool);
     }
-    e.dataplane.rings.assign(static_cast<std::size_t>(workers) * workers, nullptr);
-    for (unsigned from = 0; from < workers; ++from)
-        for (unsigned to = 0; to < workers; ++to) {
-            if (from == to) continue;
-            const std::string name = "handoff_" + std::to_string(from) + "_" + std::to_string(to);
-            e.dataplane.rings[from * workers + to] = rte_ring_create(
-                name.c_str(), handoff_ring_size, static_cast<int>(rte_socket_id()),
-                RING_F_SP_ENQ | RING_F_SC_DEQ);
-            if (e.dataplane.rings[from * workers + to] == nullptr)
-                fail("cannot create handoff ring " + name + ": " + rte_strerror(rte_errno));
-        }
+    // A ring from every worker to every other: the packets steering hands over and, with a
+    // relay, the datagrams relayed to another worker's relay port (hairpin).
+    auto make_rings = [&](std::vector<rte_ring*>& rings, const std::string& prefix) {
+        rings.assign(static_cast<std::size_t>(workers) * workers, nullptr);
+        for (unsigned from = 0; from < workers; ++from)
+            for (unsigned to = 0; to < workers; ++to) {
+                if (from == to) continue;
+                const std::string name = prefix + std::to_string(from) + "_" + std::to_string(to);
+                rings[from * workers + to] = rte_ring_create(name.c_str(), handoff_ring_size,
+                                                             static_cast<int>(rte_socket_id()),
+                                                             RING_F_SP_ENQ | RING_F_SC_DEQ);
+                if (rings[from * workers + to] == nullptr)
+                    fail("cannot create ring " + name + ": " + rte_strerror(rte_errno));
+            }
+    };
+    make_rings(e.dataplane.rings, "handoff_");
+    if (!e.dataplane.relay_shards.empty()) make_rings(e.dataplane.hairpin_rings, "hairpin_");
     for (unsigned w = 0; w < workers; ++w) {
         const std::string name = "to_control_" + std::to_string(w);
         rte_ring* ring = rte_ring_create(name.c_str(), control_ring_size,
@@ -523,6 +532,7 @@ int main(int argc, char** argv) {
         port.context = nullptr;
     }
     for (rte_ring* ring : e.dataplane.rings) rte_ring_free(ring);
+    for (rte_ring* ring : e.dataplane.hairpin_rings) rte_ring_free(ring);
     // What the workers handed over or were yet to send when they stopped.
     for (rte_ring* ring : e.dataplane.to_control) {
         drain(ring);

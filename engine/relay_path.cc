@@ -44,7 +44,70 @@ Verdict forward(Frame& f, const RelayDatagram& datagram, std::span<const std::by
                : Verdict::drop(DropReason::relay_unforwardable);
 }
 
+// A frame rewritten into a datagram to a relayed address on this worker's relay port: the
+// peer's datagram to the allocation there. Its UDP checksum is the one the rewrite wrote.
+Verdict deliver_hairpin(Frame& f, bool ipv6, const PortContext& port,
+                        RelayState& relay) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    const std::size_t udp = ip + (ipv6 ? ipv6_header_size : ipv4_header_size);
+    f.l4_checksum = L4ChecksumHint::good;
+    Verdict verdict = Verdict::drop(DropReason::relay_no_allocation);
+    static_cast<void>(relay_from_peer(f, ip, udp, ipv6, port, relay, verdict));
+    return verdict;
+}
+
 }  // namespace
+
+Verdict relay_to_peer(Frame& f, const RelayDatagram& datagram, Allocation& allocation,
+                      const stun::Address& peer, const PortContext& port,
+                      RelayState& relay) noexcept {
+    const RelayContext& context = *port.relay;
+    // A relayed address of the server (peer_policy.h, rule 3): only its relay ports, and
+    // never through the wire.
+    const bool hairpin = context.is_relayed_ip(peer);
+    if (hairpin && !context.is_relay_port(peer.port))
+        return Verdict::drop(DropReason::relay_own_port);
+    RelayHop hop;
+    hop.source_mac = port.mac;
+    if (hairpin) {
+        hop.destination_mac = port.mac;
+    } else {
+        const MacAddress* next_hop = port.neighbours.next_hop_mac(peer);
+        if (next_hop == nullptr) return Verdict::drop(DropReason::relay_no_route);
+        hop.destination_mac = *next_hop;
+    }
+    hop.source = context.relayed_address(allocation.relay_address(), allocation.relay_port(),
+                                         family_bit(peer));
+    hop.destination = peer;
+    // The engine never fragments, so it never sends a fragment either: DF whether or not the
+    // client asked with DONT-FRAGMENT (RFC 8656 §14's "as the client asked" would allow
+    // clearing it, which only an engine that fragments could honour).
+    hop.dont_fragment = true;
+    const Verdict verdict = forward(f, datagram, {}, 0, hop, port);
+    if (!verdict.transmits()) return verdict;
+    allocation.count_to_peer(datagram.keep_length);
+    if (!hairpin) return verdict;
+    if (!relay.shard.owns_relay_port(peer.port)) return Verdict::hairpin();
+    return deliver_hairpin(f, peer.family == stun::AddressFamily::ipv6, port, relay);
+}
+
+Verdict handle_hairpin(Frame& f, const PortContext& port, CoreCounters& counters,
+                       RelayState* relay) noexcept {
+    ++counters.rx_packets;
+    counters.rx_bytes += f.length;
+    Verdict verdict = Verdict::drop(DropReason::relay_no_allocation);
+    if (relay != nullptr && port.relay != nullptr && f.length >= ethernet_header_size) {
+        const bool ipv6 = load_be16(f.data + 12) == ethertype::ipv6;
+        verdict = deliver_hairpin(f, ipv6, port, *relay);
+    }
+    if (verdict.transmits()) {
+        ++counters.tx_packets;
+        counters.tx_bytes += f.length;
+    } else {
+        counters.drop(verdict.reason);
+    }
+    return verdict;
+}
 
 Verdict relay_channel_data(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
                            const PortContext& port, RelayState& relay) noexcept {
@@ -68,20 +131,13 @@ Verdict relay_channel_data(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         return Verdict::drop(DropReason::relay_no_allocation);
     if (!allocation.permits(peer, relay.now_ticks))
         return Verdict::drop(DropReason::relay_no_permission);
-    const MacAddress* next_hop = port.neighbours.next_hop_mac(peer);
-    if (next_hop == nullptr) return Verdict::drop(DropReason::relay_no_route);
-    RelayHop hop;
-    hop.source_mac = port.mac;
-    hop.destination_mac = *next_hop;
-    hop.source = port.relay->relayed_address(allocation.relay_address(),
-                                             allocation.relay_port(), family_bit(peer));
-    hop.destination = peer;
-    hop.dont_fragment = true;  // the engine never fragments (see respond_turn)
-    RelayDatagram datagram{ip, udp, ipv6, payload + stun::channel_data_header_size,
-                           message.data.size(), checksum_verified(f, port)};
-    const Verdict verdict = forward(f, datagram, {}, 0, hop, port);
-    if (verdict.transmits()) allocation.count_to_peer(message.data.size());
-    return verdict;
+    const RelayDatagram datagram{ip,
+                                 udp,
+                                 ipv6,
+                                 payload + stun::channel_data_header_size,
+                                 message.data.size(),
+                                 checksum_verified(f, port)};
+    return relay_to_peer(f, datagram, allocation, peer, port, relay);
 }
 
 bool relay_from_peer(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,

@@ -379,7 +379,7 @@ TurnOutcome check_peer(const RelayContext& context, const Allocation& allocation
         return TurnOutcome::peer_family_mismatch;
     // §10.2: the server may restrict the peer addresses it relays to, and refuses the others
     // with a 403 (Forbidden); engine/peer_policy.h gives the rules.
-    if (context.policy().check(peer) != PeerVerdict::allowed) return TurnOutcome::peer_forbidden;
+    if (!relays_to(context.policy().check(peer))) return TurnOutcome::peer_forbidden;
     return TurnOutcome::permission_installed;
 }
 
@@ -437,11 +437,12 @@ Decision channel_bind(const RelayContext& context, RelayShard& shard,
                       std::uint32_t slot) noexcept {
     Allocation& allocation = shard.table().at(slot);
     // "The request contains both a CHANNEL-NUMBER and an XOR-PEER-ADDRESS attribute; the
-    // channel number is in the range 0x4000 through 0x4FFF (inclusive)" (else 400).
+    // channel number is in the range 0x4000 through 0x4FFF (inclusive)" (else 400); RFC
+    // 5766's range, to 0x7FFF, is accepted too (stun::channel_accepted_max).
     std::uint16_t number = 0;
     if (decode_optional(request, stun::attr::channel_number, number,
                         stun::decode_channel_number) != Presence::present ||
-        number < stun::channel_min || number > stun::channel_max)
+        number < stun::channel_min || number > stun::channel_accepted_max)
         return {TurnOutcome::bad_channel_number};
     stun::Address peer;
     const std::optional<stun::Attribute> peer_attribute =
@@ -553,6 +554,8 @@ RelayLimits RelayLimits::from(const RelayConfig& config,
     RelayLimits limits;
     limits.max_lifetime_s = config.allocation_lifetime_max_s;
     limits.max_allocations_per_user = config.max_allocations_per_user;
+    limits.first_relay_port = config.port_first;
+    limits.last_relay_port = config.port_last;
     limits.ticks_per_second = ticks_per_second;
     return limits;
 }
@@ -581,6 +584,16 @@ stun::Address RelayContext::relayed_address(std::uint8_t index, std::uint16_t po
     stun::Address out = family == relay_ipv6 ? address.ipv6 : address.ipv4;
     out.port = port;
     return out;
+}
+
+bool RelayContext::is_relayed_ip(const stun::Address& peer) const noexcept {
+    const bool ipv6 = peer.family == stun::AddressFamily::ipv6;
+    if ((families() & (ipv6 ? relay_ipv6 : relay_ipv4)) == 0) return false;
+    for (const RelayAddress& address : addresses_) {
+        const stun::Address& relayed = ipv6 ? address.ipv6 : address.ipv4;
+        if (std::memcmp(relayed.ip.data(), peer.ip.data(), peer.ip_size()) == 0) return true;
+    }
+    return false;
 }
 
 RelayShard::RelayShard(const RelayTableLimits& table_limits, const RateLimit& unauthenticated,

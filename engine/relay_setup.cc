@@ -33,10 +33,9 @@ std::unique_ptr<const RelayContext> make_relay_context(const RelayConfig& relay,
                                  "): check relay.realm, relay.users and relay.rest_secrets");
 
     // Every address the port owns, the RFC 5780 alternates included: a peer there is the
-    // server itself (peer_policy.h, rule 1).
+    // server itself (peer_policy.h, rule 1), except the relayed addresses (rule 3).
     std::vector<stun::Address> own(port.ipv4.begin(), port.ipv4.end());
     own.insert(own.end(), port.ipv6.begin(), port.ipv6.end());
-    PeerPolicy policy(relay.peer_allow, relay.peer_deny, own);
 
     RelayAddress address;
     address.families = 0;
@@ -51,6 +50,10 @@ std::unique_ptr<const RelayContext> make_relay_context(const RelayConfig& relay,
     if (address.families == 0)
         throw std::runtime_error("relay: port " + port.device +
                                  " has no address to relay from: give it ipv4 or ipv6");
+    std::vector<stun::Address> relayed;
+    if ((address.families & relay_ipv4) != 0) relayed.push_back(address.ipv4);
+    if ((address.families & relay_ipv6) != 0) relayed.push_back(address.ipv6);
+    PeerPolicy policy(relay.peer_allow, relay.peer_deny, own, relayed);
     return std::make_unique<const RelayContext>(std::move(credentials), std::move(policy),
                                                 std::vector<RelayAddress>{address},
                                                 RelayLimits::from(relay, ticks_per_second));

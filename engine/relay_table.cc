@@ -192,8 +192,9 @@ bool Allocation::permits(const stun::Address& peer, std::uint64_t now) const noe
 
 ChannelResult Allocation::bind_channel(std::uint16_t number, const stun::Address& peer,
                                        std::uint64_t expiry, std::uint64_t now) noexcept {
-    // RFC 8656 §12.2: "The channel number is in the range 0x4000 through 0x4FFF".
-    if (number < stun::channel_min || number > stun::channel_max)
+    // RFC 8656 §12.2: "The channel number is in the range 0x4000 through 0x4FFF"; RFC
+    // 5766's numbers up to 0x7FFF are accepted too (stun::channel_accepted_max).
+    if (number < stun::channel_min || number > stun::channel_accepted_max)
         return ChannelResult::bad_number;
     std::size_t count = channel_count();
     for (std::size_t i = 0; i < count; ++i) {

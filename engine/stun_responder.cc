@@ -411,20 +411,6 @@ Verdict respond_turn(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         break;
     }
     // RFC 8656 §11.2: the DATA, as a UDP datagram from the relayed address to the peer.
-    Allocation& allocation = relay.shard.table().at(answer.slot);
-    const MacAddress* next_hop = port.neighbours.next_hop_mac(answer.peer);
-    if (next_hop == nullptr) return Verdict::drop(DropReason::relay_no_route);
-    RelayHop hop;
-    hop.source_mac = port.mac;
-    hop.destination_mac = *next_hop;
-    hop.source = port.relay->relayed_address(
-        allocation.relay_address(), allocation.relay_port(),
-        answer.peer.family == stun::AddressFamily::ipv6 ? relay_ipv6 : relay_ipv4);
-    hop.destination = answer.peer;
-    // The engine never fragments, so it never sends a fragment either: DF whether or not the
-    // client asked with DONT-FRAGMENT (RFC 8656 §14's "as the client asked" would allow
-    // clearing it, which only an engine that fragments could honour).
-    hop.dont_fragment = true;
     RelayDatagram datagram;
     datagram.ip = ip;
     datagram.udp = udp;
@@ -434,10 +420,8 @@ Verdict respond_turn(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     // Verified by handle_udp() or the port, or not at all (rx_checksum = trust).
     datagram.checksum_verified =
         f.l4_checksum == L4ChecksumHint::good || port.rx_checksum == RxChecksum::verify;
-    if (rewrite_for_relay(f, datagram, {}, 0, hop, port.mtu) != RelayRewriteResult::ok)
-        return Verdict::drop(DropReason::relay_unforwardable);
-    allocation.count_to_peer(datagram.keep_length);
-    return Verdict::transmit();
+    return relay_to_peer(f, datagram, relay.shard.table().at(answer.slot), answer.peer, port,
+                         relay);
 }
 
 }  // namespace

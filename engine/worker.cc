@@ -41,8 +41,8 @@ void Worker::flush(TxBuffer& tx, std::uint16_t port) noexcept {
     tx.count = 0;
 }
 
-void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx,
-                    RelayState* relay) noexcept {
+void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, RelayState* relay,
+                    bool hairpin) noexcept {
     if (m->nb_segs != 1) {
         ++counters_.rx_packets;
         counters_.rx_bytes += rte_pktmbuf_pkt_len(m);
@@ -61,12 +61,13 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx,
     case RTE_MBUF_F_RX_L4_CKSUM_BAD: frame.l4_checksum = L4ChecksumHint::bad; break;
     default: break;
     }
-    const Verdict verdict = handle_frame(frame, context, counters_, relay);
+    const Verdict verdict = hairpin ? handle_hairpin(frame, context, counters_, relay)
+                                    : handle_frame(frame, context, counters_, relay);
     if (verdict.goes_to_control()) {
         hand_to_control(m, tx);
         return;
     }
-    if (!verdict.transmits()) {
+    if (!verdict.transmits() && !verdict.hairpins()) {
         rte_pktmbuf_free(m);
         return;
     }
@@ -75,7 +76,32 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx,
     m->data_len = frame.length;
     m->pkt_len = frame.length;
     m->ol_flags = 0;
+    if (verdict.hairpins()) {
+        hand_to_hairpin(m, tx);
+        return;
+    }
     tx.packets[tx.count++] = m;
+}
+
+void Worker::hand_to_hairpin(rte_mbuf* m, const TxBuffer& tx) noexcept {
+    const Dataplane& d = dataplane_;
+    m->port = d.ports[static_cast<std::size_t>(&tx - tx_.data())].id;
+    // The relayed address's port names the worker (steer.h), as for a peer's datagram.
+    const int owner = owner_worker({rte_pktmbuf_mtod(m, const std::byte*),
+                                    rte_pktmbuf_data_len(m)},
+                                   d.workers, d.relay_ports);
+    const std::size_t ring = index_ * d.workers + static_cast<std::size_t>(owner);
+    if (owner >= 0 && static_cast<unsigned>(owner) != index_ && ring < d.hairpin_rings.size() &&
+        d.hairpin_rings[ring] != nullptr && rte_ring_sp_enqueue(d.hairpin_rings[ring], m) == 0)
+        return;
+    // handle_frame() counted it as handed off; it was not. A port no worker owns (the
+    // partition's remainder) has no allocation: never the case when the ring was full.
+    --counters_.handed_off;
+    --counters_.hairpinned;
+    counters_.drop(owner >= 0 && static_cast<unsigned>(owner) != index_
+                       ? DropReason::handoff_ring_full
+                       : DropReason::relay_no_allocation);
+    rte_pktmbuf_free(m);
 }
 
 void Worker::hand_to_control(rte_mbuf* m, const TxBuffer& tx) noexcept {
@@ -156,15 +182,19 @@ unsigned Worker::poll() noexcept {
     }
     for (unsigned from = 0; from < d.workers; ++from) {
         if (from == index_) continue;
-        const unsigned n = rte_ring_sc_dequeue_burst(d.rings[from * d.workers + index_],
-                                                     reinterpret_cast<void**>(rx), d.burst,
-                                                     nullptr);
-        taken += n;
-        for (unsigned i = 0; i < n; ++i) {
-            for (std::size_t p = 0; p < d.ports.size(); ++p) {
-                if (d.ports[p].id != rx[i]->port) continue;
-                handle(rx[i], *rcu_dereference(d.ports[p].context), tx_[p], relay);
-                break;
+        for (const bool hairpin : {false, true}) {
+            const std::vector<rte_ring*>& rings = hairpin ? d.hairpin_rings : d.rings;
+            const std::size_t r = from * d.workers + index_;
+            if (r >= rings.size() || rings[r] == nullptr) continue;
+            const unsigned n = rte_ring_sc_dequeue_burst(rings[r], reinterpret_cast<void**>(rx),
+                                                         d.burst, nullptr);
+            taken += n;
+            for (unsigned i = 0; i < n; ++i) {
+                for (std::size_t p = 0; p < d.ports.size(); ++p) {
+                    if (d.ports[p].id != rx[i]->port) continue;
+                    handle(rx[i], *rcu_dereference(d.ports[p].context), tx_[p], relay, hairpin);
+                    break;
+                }
             }
         }
     }

@@ -10,9 +10,11 @@ namespace stun {
 ParseError parse_channel_data(std::span<const std::byte> datagram, ChannelData& out) noexcept {
     if (datagram.size() < channel_data_header_size) return ParseError::channel_data_truncated;
     const std::uint16_t channel = load_be16(datagram.data());
-    // RFC 8656 §12: 0x4000-0x4FFF are channel numbers; 0x5000-0xFFFF are reserved and a
-    // ChannelData message with one "MUST be discarded".
-    if (channel < channel_min || channel > channel_max) return ParseError::bad_channel_number;
+    // RFC 8656 §12: 0x4000-0x4FFF are channel numbers, and a ChannelData message with a
+    // number outside them "MUST be discarded"; RFC 5766's 0x5000-0x7FFF are accepted too
+    // (constants.h, channel_accepted_max).
+    if (channel < channel_min || channel > channel_accepted_max)
+        return ParseError::bad_channel_number;
     const std::uint16_t length = load_be16(datagram.data() + 2);
     // RFC 8656 §12.5: a message whose length field exceeds the data that follows is
     // discarded; extra bytes (padding) after the data are ignored.

@@ -16,13 +16,16 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/checksum.h"
 #include "engine/counters.h"
 #include "engine/drop_reason.h"
 #include "engine/frame.h"
 #include "engine/handler.h"
 #include "engine/port_context.h"
 #include "golden/golden_cases.h"
+#include "stun/attributes.h"
 #include "stun/bytes.h"
+#include "stun/message.h"
 
 namespace engine {
 namespace {
@@ -218,6 +221,86 @@ TEST(GoldenCorpusTest, CoversTheControlThreadPathForArpAndNdp) {
     }
     EXPECT_TRUE(arp) << "no ARP golden packet has the verdict to_control";
     EXPECT_TRUE(ndp) << "no neighbour advertisement golden packet has the verdict to_control";
+}
+
+// A hairpin across workers (peer_policy.h, rule 3): the client's relay sends to a relayed
+// address on a relay port its worker does not own. The frame, rewritten as it would leave,
+// goes back to the worker loop (Verdict::hairpin, counted handed off), which hands it to the
+// port's owner; there handle_hairpin() delivers it to the allocation on that port, to its
+// client as a Data indication from the first relayed address. relay_send_hairpin's input is
+// the client's Send indication to 198.18.0.2:49152; here its worker's shard owns 49153.
+TEST(GoldenHairpinTest, ARelayPortOfAnotherWorkerGetsTheDatagramThroughTheWorkerLoop) {
+    const auto found = std::find_if(corpus().cases.begin(), corpus().cases.end(),
+                                    [](const GoldenCase& c) { return c.name == "relay_send_hairpin"; });
+    ASSERT_NE(found, corpus().cases.end());
+    const std::optional<PortContext> port = make_context("relay");
+    ASSERT_TRUE(port && port->relay);
+    const std::uint64_t now = golden::relay_setup_ticks + golden::relay_ticks_per_second;
+    // Worker 0: this client (port 40000), relayed on 49153. Worker 1: another client (40001),
+    // relayed on 49152, with a permission for 198.18.0.2.
+    const auto mine = golden::make_relay_shard(*port->relay, 49153, 40000);
+    const auto theirs = golden::make_relay_shard(*port->relay, 49152, 40001);
+    RelayState relay_mine{*mine, now, golden::relay_setup_s + 1};
+    RelayState relay_theirs{*theirs, now, golden::relay_setup_s + 1};
+
+    std::vector<std::byte> room(128 + found->capacity, std::byte{0xA5});
+    std::copy(found->input.begin(), found->input.end(), room.begin() + 128);
+    Frame frame{room.data() + 128, static_cast<std::uint16_t>(found->input.size()),
+                static_cast<std::uint16_t>(found->capacity)};
+    frame.headroom = 128;
+    CoreCounters counters_mine;
+    const Verdict handed = handle_frame(frame, *port, counters_mine, &relay_mine);
+    ASSERT_TRUE(handed.hairpins()) << describe(handed);
+    EXPECT_EQ(counters_mine.handed_off, 1u);
+    EXPECT_EQ(counters_mine.hairpinned, 1u);
+    EXPECT_TRUE(counters_mine.conserved());
+    // As it would leave: to the port's own MAC, 198.18.0.2:49153 → 198.18.0.2:49152.
+    EXPECT_TRUE(std::equal(frame.data, frame.data + 6, port->mac.begin()));
+    EXPECT_EQ(stun::load_be16(frame.data + 34), 49153);
+    EXPECT_EQ(stun::load_be16(frame.data + 36), 49152);
+
+    // Its owner finds nothing on 49152 in a shard without it...
+    {
+        std::vector<std::byte> copy(frame.data - frame.headroom, frame.data + frame.length);
+        Frame again{copy.data() + frame.headroom, frame.length,
+                    static_cast<std::uint16_t>(frame.length)};
+        again.headroom = frame.headroom;
+        CoreCounters counters;
+        const Verdict dropped = handle_hairpin(again, *port, counters, &relay_mine);
+        EXPECT_EQ(describe(dropped), "drop relay_no_allocation");
+        EXPECT_TRUE(counters.conserved());
+    }
+    // ...and the allocation there in its own.
+    CoreCounters counters_theirs;
+    const Verdict delivered = handle_hairpin(frame, *port, counters_theirs, &relay_theirs);
+    ASSERT_TRUE(delivered.transmits()) << describe(delivered);
+    EXPECT_EQ(counters_theirs.rx_packets, 1u);
+    EXPECT_EQ(counters_theirs.tx_packets, 1u);
+    EXPECT_TRUE(counters_theirs.conserved());
+    // To the other client, from the STUN port, with a UDP checksum that verifies.
+    const std::byte* ip = frame.data + ethernet_header_size;
+    EXPECT_EQ(stun::load_be32(ip + 16), 0xC6120064u);
+    const std::byte* udp = ip + ipv4_header_size;
+    EXPECT_EQ(stun::load_be16(udp), 3478);
+    EXPECT_EQ(stun::load_be16(udp + 2), 40001);
+    const std::size_t udp_length = stun::load_be16(udp + 4);
+    EXPECT_EQ(transport_checksum({ip + 12, 8}, ip_protocol::udp, {udp, udp_length}), 0);
+    stun::Message indication;
+    ASSERT_EQ(stun::Message::parse({udp + udp_header_size, udp_length - udp_header_size},
+                                   indication),
+              stun::ParseError::ok);
+    EXPECT_EQ(indication.method(), static_cast<std::uint16_t>(stun::Method::data));
+    const auto peer_attribute = indication.find(stun::attr::xor_peer_address);
+    ASSERT_TRUE(peer_attribute);
+    stun::Address peer;
+    ASSERT_EQ(stun::decode_xor_address(*peer_attribute, indication.transaction_id(), peer),
+              stun::ParseError::ok);
+    EXPECT_EQ(peer, stun::Address::v4(0xC6120002, 49153));
+    const auto data = indication.find(stun::attr::data);
+    ASSERT_TRUE(data);
+    const std::string_view text(reinterpret_cast<const char*>(data->value.data()),
+                                data->value.size());
+    EXPECT_EQ(text, "media over the relay");
 }
 
 }  // namespace

@@ -196,6 +196,31 @@ TEST(PeerPolicy, OwnAddressesAreRefusedEvenIfAllowed) {
               PeerVerdict::own_address);
 }
 
+// Rule 3: the relayed addresses are peers (two clients of one server relay to each other),
+// exactly and in their own family only; a deny still refuses them, and the server's other
+// addresses stay refused.
+TEST(PeerPolicy, RelayedAddressesAreAllowedExactlyUnlessDenied) {
+    const std::vector<stun::Address> own = {address("10.0.0.2"), address("10.0.0.3"),
+                                            address("fd00::2")};
+    const std::vector<stun::Address> relayed = {address("10.0.0.2"), address("fd00::2")};
+    const PeerPolicy policy({}, {}, own, relayed);
+    expect_verdicts(policy, {
+        // Inside default-refused ranges (RFC 1918, RFC 4193), allowed all the same.
+        {"10.0.0.2", PeerVerdict::relayed_address},
+        {"fd00::2", PeerVerdict::relayed_address},
+        {"10.0.0.3", PeerVerdict::own_address},
+        {"10.0.0.4", PeerVerdict::private_network},
+        {"::ffff:10.0.0.2", PeerVerdict::own_address},
+        {"64:ff9b::10.0.0.2", PeerVerdict::own_address},
+    });
+    EXPECT_TRUE(relays_to(PeerVerdict::relayed_address));
+    EXPECT_TRUE(relays_to(PeerVerdict::allowed));
+    EXPECT_FALSE(relays_to(PeerVerdict::own_address));
+    const std::vector<Cidr> deny = {cidr("10.0.0.0/24")};
+    EXPECT_EQ(PeerPolicy({}, deny, own, relayed).check(address("10.0.0.2")),
+              PeerVerdict::denied_by_config);
+}
+
 TEST(PeerPolicy, AllowingADefaultIpv4RangeOpensItsEmbeddedForms) {
     const std::vector<Cidr> allow = {cidr("192.168.7.0/24")};
     const PeerPolicy policy(allow, {}, {});

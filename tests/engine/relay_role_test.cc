@@ -844,7 +844,7 @@ TEST_F(RelayRole, ChannelBindErrors) {
     };
     const Case cases[] = {
         {"below the range", 0x3FFF, peer_b, 400, TurnOutcome::bad_channel_number},
-        {"above the range", 0x5000, peer_b, 400, TurnOutcome::bad_channel_number},
+        {"above RFC 5766's range", 0x8000, peer_b, 400, TurnOutcome::bad_channel_number},
         {"number bound to another peer", 0x4000, peer_b, 400,
          TurnOutcome::channel_number_in_use},
         {"peer bound to another number", 0x4001, peer_a, 400, TurnOutcome::channel_peer_in_use},

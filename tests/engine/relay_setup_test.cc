@@ -70,9 +70,14 @@ TEST(RelaySetupTest, ThePolicyRefusesThePortsOwnAddressesAndAppliesTheLists) {
     const auto context =
         make_relay_context(config.relay, config.ports.front(), keys(), ticks_per_second);
     const PeerPolicy& policy = context->policy();
-    // The alternate address too: a peer there is the server itself.
-    for (const char* own : {"198.51.100.2", "198.51.100.3", "2001:db8::2"})
+    // The alternate address too: a peer there is the server itself; and the relayed
+    // addresses (the primaries) in an embedding form.
+    for (const char* own : {"198.51.100.3", "::ffff:198.51.100.2", "64:ff9b::198.51.100.2"})
         EXPECT_EQ(policy.check(test::address(own)), PeerVerdict::own_address) << own;
+    // The relayed addresses themselves: another allocation's, delivered in the engine.
+    for (const char* relayed : {"198.51.100.2", "2001:db8::2"})
+        EXPECT_EQ(policy.check(test::address(relayed)), PeerVerdict::relayed_address)
+            << relayed;
     EXPECT_EQ(policy.check(test::address("203.0.113.7")), PeerVerdict::denied_by_config);
     EXPECT_EQ(policy.check(test::address("10.1.2.3")), PeerVerdict::allowed);
     EXPECT_EQ(policy.check(test::address("10.9.9.9")), PeerVerdict::private_network);

@@ -432,7 +432,7 @@ TEST(RelayTable, ChannelsBothWaysOnAnInjectedClock) {
     const stun::Address peer_c = with_port("2001:db8::30", 5000);
 
     EXPECT_EQ(a.bind_channel(0x3FFF, peer_a, 600, 0), ChannelResult::bad_number);
-    EXPECT_EQ(a.bind_channel(0x5000, peer_a, 600, 0), ChannelResult::bad_number);
+    EXPECT_EQ(a.bind_channel(0x8000, peer_a, 600, 0), ChannelResult::bad_number);
     EXPECT_EQ(a.bind_channel(0x4000, peer_a, 600, 0), ChannelResult::bound);
     ASSERT_NE(a.channel(0x4000, 0), nullptr);
     EXPECT_EQ(a.channel(0x4000, 0)->peer, peer_a);
@@ -443,8 +443,8 @@ TEST(RelayTable, ChannelsBothWaysOnAnInjectedClock) {
 
     EXPECT_EQ(a.bind_channel(0x4000, peer_a, 900, 300), ChannelResult::refreshed);
     EXPECT_EQ(a.bind_channel(0x4000, peer_b, 900, 300), ChannelResult::number_in_use);
-    EXPECT_EQ(a.bind_channel(0x4FFF, peer_a, 900, 300), ChannelResult::peer_in_use);
-    EXPECT_EQ(a.bind_channel(0x4FFF, peer_b, 900, 300), ChannelResult::bound);
+    EXPECT_EQ(a.bind_channel(0x7FFF, peer_a, 900, 300), ChannelResult::peer_in_use);
+    EXPECT_EQ(a.bind_channel(0x7FFF, peer_b, 900, 300), ChannelResult::bound);
     EXPECT_EQ(a.bind_channel(0x4001, peer_c, 900, 300), ChannelResult::full);
     EXPECT_EQ(a.channel_count(), 2u);
 
@@ -456,7 +456,7 @@ TEST(RelayTable, ChannelsBothWaysOnAnInjectedClock) {
     EXPECT_EQ(a.channel(0x4000, 900)->peer, peer_c);
     EXPECT_EQ(a.channel_to(peer_a, 900)->number, 0x4001);
     EXPECT_EQ(a.channel_to(peer_b, 900), nullptr);
-    EXPECT_EQ(a.channel(0x4FFF, 900), nullptr);
+    EXPECT_EQ(a.channel(0x7FFF, 900), nullptr);
     EXPECT_EQ(a.channel_count(), 2u);
     a.expire(1500);
     EXPECT_EQ(a.channel_count(), 0u);

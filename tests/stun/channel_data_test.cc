@@ -46,7 +46,8 @@ TEST(ChannelDataParse, EveryChannelNumber) {
         const std::byte datagram[4] = {static_cast<std::byte>(channel >> 8),
                                        static_cast<std::byte>(channel), std::byte{0}, std::byte{0}};
         ChannelData cd;
-        const ParseError expected = channel >= 0x4000 && channel <= 0x4FFF
+        // RFC 8656 §12's 0x4000-0x4FFF and RFC 5766 §11's numbers up to 0x7FFF.
+        const ParseError expected = channel >= 0x4000 && channel <= 0x7FFF
                                         ? ParseError::ok
                                         : ParseError::bad_channel_number;
         ASSERT_EQ(parse_channel_data(datagram, cd), expected) << std::hex << channel;

@@ -26,6 +26,10 @@ struct alignas(64) CoreCounters {
     /// Of handed_off, the frames given to the control thread (neighbour replies for its cache;
     /// a verdict of to_control). One that its ring refused moves to drops[control_ring_full].
     std::uint64_t to_control = 0;
+    /// Of handed_off, the datagrams the relay addressed to a relayed address on another
+    /// worker's relay port (Verdict::hairpin), handed to it on its hairpin ring. One that the
+    /// ring refused moves to drops[handoff_ring_full]; the owner counts it received again.
+    std::uint64_t hairpinned = 0;
     /// Frames the control thread sent through this worker's TX queues (ARP requests and
     /// neighbour solicitations, worker 0 only), and those the TX queue refused (freed). Never
     /// received, so outside the conservation law.

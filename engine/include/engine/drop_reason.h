@@ -48,11 +48,14 @@ namespace engine {
     X(turn_dropped, "a TURN message the relay role discards unanswered: rate-limited, a Send "     \
                     "indication without allocation, permission, peer or data (relay_role.h)")  \
     X(relay_bad_channel_data, "ChannelData whose length exceeds the datagram (RFC 8656 §12.4)") \
-    X(relay_no_allocation, "ChannelData on a 5-tuple without a live allocation (RFC 8656 §12.6)") \
+    X(relay_no_allocation, "ChannelData on a 5-tuple without a live allocation (RFC 8656 §12.6)," \
+                           " or a datagram relayed to a relayed address with none on its port")   \
     X(relay_no_channel, "ChannelData on a channel number not bound (RFC 8656 §12.6)")           \
     X(relay_no_permission, "a datagram from a peer without a live permission (RFC 8656 §9)")    \
     X(relay_no_route, "no link-layer next hop for the relayed datagram's destination yet "       \
                       "(the neighbour cache has not resolved it)")                             \
+    X(relay_own_port, "relayed to one of the server's relayed addresses on a port outside the "   \
+                      "relay ports: the server's own listeners (peer_policy.h)")                 \
     X(relay_unforwardable, "the relayed datagram cannot be built: TTL 1 or 0, over the MTU, or " \
                            "no room for its headers (RFC 8656 §14)")                           \
     /* Worker loop (punchlined.cc), after the handlers: */                                      \

@@ -38,6 +38,9 @@ struct Verdict {
         to_control,  ///< hand it, unchanged, to the control thread: an ARP reply or announcement
                      ///< or a neighbour advertisement about an address its neighbour cache
                      ///< watches (engine/neighbour.h)
+        hairpin,     ///< the relay rewrote it into a datagram to one of the server's relayed
+                     ///< addresses on another worker's relay port: hand it to that worker,
+                     ///< which delivers it to the allocation there (handle_hairpin())
     };
     Action action = Action::drop;
     DropReason reason = DropReason::truncated_frame;
@@ -45,10 +48,12 @@ struct Verdict {
     static constexpr Verdict transmit() noexcept { return {Action::transmit, {}}; }
     static constexpr Verdict drop(DropReason why) noexcept { return {Action::drop, why}; }
     static constexpr Verdict to_control() noexcept { return {Action::to_control, {}}; }
+    static constexpr Verdict hairpin() noexcept { return {Action::hairpin, {}}; }
     [[nodiscard]] constexpr bool transmits() const noexcept { return action == Action::transmit; }
     [[nodiscard]] constexpr bool goes_to_control() const noexcept {
         return action == Action::to_control;
     }
+    [[nodiscard]] constexpr bool hairpins() const noexcept { return action == Action::hairpin; }
 };
 
 namespace ethertype {

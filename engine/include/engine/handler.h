@@ -8,6 +8,7 @@
 #include "engine/counters.h"
 #include "engine/frame.h"
 #include "engine/port_context.h"
+#include "engine/relay_forward.h"
 #include "engine/relay_role.h"
 
 namespace engine {
@@ -70,6 +71,25 @@ Verdict relay_channel_data(Frame& frame, std::size_t ip_offset, std::size_t udp_
 /// an allocated relay port of this worker (the caller goes on with it).
 bool relay_from_peer(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
                      const PortContext& port, RelayState& relay, Verdict& verdict) noexcept;
+
+/// The last leg of ChannelData (relay_channel_data()) and of a Send indication (the relay
+/// role's answer): the kept part of `datagram` to `peer`, from `allocation`'s relayed address,
+/// the permission checked by the caller. To the wire through the neighbour cache's next hop;
+/// to one of the server's relayed addresses (peer_policy.h, rule 3) on a relay port, a
+/// "hairpin": delivered here to the allocation on that port as a peer's datagram when this
+/// worker owns the port, else Verdict::hairpin (the worker hands the frame to the owner,
+/// which calls handle_hairpin()); on any other port of it, dropped (relay_own_port). Counts
+/// the bytes to the peer on `allocation`.
+Verdict relay_to_peer(Frame& frame, const RelayDatagram& datagram, Allocation& allocation,
+                      const stun::Address& peer, const PortContext& port,
+                      RelayState& relay) noexcept;
+
+/// A frame another worker's relay_to_peer() handed over (Verdict::hairpin): a datagram from a
+/// relayed address to a relayed address on one of this worker's relay ports, delivered to
+/// the allocation there as a peer's (relay_from_peer()), else dropped (relay_no_allocation).
+/// Counts rx, tx and drops in `counters` as handle_frame() does; never Verdict::hairpin.
+Verdict handle_hairpin(Frame& frame, const PortContext& port, CoreCounters& counters,
+                       RelayState* relay) noexcept;
 
 /// The most a STUN response exceeds its request by (no amplification): XOR-MAPPED-ADDRESS,
 /// MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS for IPv6 (4 x 24), FINGERPRINT (8),

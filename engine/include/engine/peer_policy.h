@@ -9,24 +9,29 @@
 // indication to one.
 //
 // Rules, in this order; the first that applies decides:
-//   1. The server's own addresses are always refused, even when an allow entry covers them
-//      (a broad allow, such as 0.0.0.0/0 to switch the defaults off, must not open them by
-//      accident). Relayed to itself, a client reaches the server's own listeners (STUN/TURN,
-//      SFU, anything else bound there) from one of the server's own addresses, a source they
-//      have every reason to trust and answer; and two allocations whose client addresses are
-//      each other's relayed addresses would pass one packet between them forever (the "TURN
-//      Loop Attack" of RFC 8656 §21). A DPDK port has no loopback either: such a packet
-//      leaves through the NIC, and whether it comes back is up to the router. The cost: two
-//      clients of one server cannot relay to each other's relayed addresses; they pair other
-//      candidates, or use two servers.
+//   1. The server's own addresses are refused, even when an allow entry covers them (a broad
+//      allow, such as 0.0.0.0/0 to switch the defaults off, must not open them by accident):
+//      relayed to itself, a client would reach the server's own listeners (STUN/TURN, SFU,
+//      anything else bound there) from one of the server's own addresses, a source they have
+//      every reason to trust and answer. The one exception is rule 3.
 //   2. deny: a peer inside an entry of the configured deny list is refused. A deny is final:
 //      nothing allows it back. (coturn differs: its allowed-peer-ip wins over denied-peer-ip.
 //      Here allow punches holes in the defaults only, so that a deny list an operator wrote
 //      cannot be undone by a broad allow written later.)
-//   3. allow: a peer inside an entry of the configured allow list is allowed, although a
+//   3. The server's relayed addresses themselves (exactly: not in an embedding IPv6 form) are
+//      allowed as PeerVerdict::relayed_address, whatever range holds them: two clients of one
+//      server relay to each other's relayed addresses (WebRTC's relay-relay pair when both
+//      sides use the same TURN server). The data path never sends such a datagram to the wire
+//      (a DPDK port has no loopback); it delivers it to the allocation on that relay port
+//      itself ("hairpin", relay_path.cc), and drops one for any other port of the address, so
+//      no listener of the server is reached. No loop either: what a relay port receives goes
+//      to its allocation's client, whose address is never the server's (a frame from one of
+//      the port's own addresses is dropped on receipt), so the "TURN Loop Attack" of RFC 8656
+//      §21 has no second allocation to bounce from.
+//   4. allow: a peer inside an entry of the configured allow list is allowed, although a
 //      default range holds it (an SFU on 10.1.2.3 behind the relay, say).
-//   4. defaults: the special-purpose ranges below are refused, each under its own reason.
-//   5. Anything else is allowed.
+//   5. defaults: the special-purpose ranges below are refused, each under its own reason.
+//   6. Anything else is allowed.
 //
 // Default ranges, from RFC 6890's special-purpose address registries:
 //   unspecified           0.0.0.0/8 (RFC 1122 §3.2.1.3), ::/128 (RFC 4291 §2.5.2); Linux
@@ -66,6 +71,7 @@ namespace engine {
 // X(name, help)
 #define ENGINE_PEER_VERDICTS(X)                                                                    \
     X(allowed, "the relay may send to this peer")                                                  \
+    X(relayed_address, "one of the server's relayed addresses: allowed, delivered in the engine")  \
     X(own_address, "one of the server's own addresses: refused even if allowed (loops)")           \
     X(denied_by_config, "inside an entry of the configured deny list")                             \
     X(unspecified, "0.0.0.0/8 or ::, which Linux delivers to the host itself")                     \
@@ -90,6 +96,11 @@ inline constexpr std::array<ReasonInfo, peer_verdict_count> peer_verdicts = {
 /// The verdict's name, as counters and logs show it ("allowed", "loopback", ...).
 constexpr std::string_view to_string(PeerVerdict verdict) noexcept {
     return peer_verdicts[static_cast<std::size_t>(verdict)].name;
+}
+
+/// Whether the verdict lets the relay send to the peer: allowed, or a relayed address.
+constexpr bool relays_to(PeerVerdict verdict) noexcept {
+    return verdict == PeerVerdict::allowed || verdict == PeerVerdict::relayed_address;
 }
 
 /// An IPv4 or IPv6 prefix. Its host bits are zero (parse_cidr() refuses any that are not).
@@ -126,10 +137,12 @@ enum class CidrError : std::uint8_t {
 class PeerPolicy {
 public:
     /// `allow` and `deny`: the configured lists; `own_addresses`: every address the server
-    /// owns (listening, alternate and relay addresses; ports ignored). The header comment
-    /// gives the order in which they apply.
+    /// owns (listening, alternate and relay addresses; ports ignored); `relayed_addresses`:
+    /// those of them that are relayed addresses (rule 3). The header comment gives the order
+    /// in which they apply.
     PeerPolicy(std::span<const Cidr> allow, std::span<const Cidr> deny,
-               std::span<const stun::Address> own_addresses);
+               std::span<const stun::Address> own_addresses,
+               std::span<const stun::Address> relayed_addresses = {});
 
     /// Whether the relay may send to `peer` (its port ignored): PeerVerdict::allowed, or the
     /// reason it may not. Cost: a linear scan over the own addresses, both lists and the 18
@@ -149,6 +162,7 @@ public:
 private:
 
     std::vector<Rule> own_;
+    std::vector<Rule> relayed_;
     std::vector<Rule> deny_;
     std::vector<Rule> allow_;
 };

@@ -114,7 +114,7 @@ namespace engine {
     X(peer_forbidden, 403, "the peer address policy refuses a peer (§10.2, §12.2, §21)")          \
     X(too_many_peers, 508, "more XOR-PEER-ADDRESS attributes than a request may install (§10.2)") \
     X(permission_quota, 508, "the allocation has max_permissions live permissions (§10.2)")       \
-    X(bad_channel_number, 400, "CHANNEL-NUMBER missing, malformed, or outside 0x4000-0x4FFF "     \
+    X(bad_channel_number, 400, "CHANNEL-NUMBER missing, malformed, or outside 0x4000-0x7FFF "     \
                                "(§12.2)")                                                        \
     X(channel_number_in_use, 400, "the channel number is bound to another peer (§12.2)")          \
     X(channel_peer_in_use, 400, "the peer is bound to another channel number (§12.2)")            \
@@ -196,6 +196,11 @@ struct RelayLimits {
     std::uint32_t permission_lifetime_s = RelayConfig::permission_lifetime_s;
     std::uint32_t channel_lifetime_s = RelayConfig::channel_lifetime_s;
     std::uint32_t max_allocations_per_user = 10;
+    /// Every worker's relay ports, first_relay_port..last_relay_port (config's relay.ports):
+    /// a datagram relayed to a relayed address on one of them is delivered in the engine
+    /// (hairpin, relay_path.cc); to one on any other port, dropped (relay_own_port).
+    std::uint16_t first_relay_port = 49152;
+    std::uint16_t last_relay_port = 65535;
     /// The rate of the clock whose ticks handle_turn() gets as now_ticks.
     std::uint64_t ticks_per_second = 1'000'000'000;
 
@@ -221,6 +226,13 @@ public:
     /// The relayed transport address of `port` on relay address `index`, of `family`.
     [[nodiscard]] stun::Address relayed_address(std::uint8_t index, std::uint16_t port,
                                                 std::uint8_t family) const noexcept;
+    /// Whether `peer`'s IP (its port ignored) is one of the relayed addresses, in its own
+    /// family. Cost: a compare per relay address.
+    [[nodiscard]] bool is_relayed_ip(const stun::Address& peer) const noexcept;
+    /// Whether `port` is one of the relay ports (RelayLimits).
+    [[nodiscard]] bool is_relay_port(std::uint16_t port) const noexcept {
+        return port >= limits_.first_relay_port && port <= limits_.last_relay_port;
+    }
 
 private:
     Credentials credentials_;
@@ -246,6 +258,12 @@ public:
     [[nodiscard]] const RelayTable& table() const noexcept { return table_; }
     /// Allocations this worker holds for `username`.
     [[nodiscard]] std::uint32_t allocations_of(std::string_view username) const noexcept;
+    /// Whether `port` is one of this worker's relay ports (its table's share).
+    [[nodiscard]] bool owns_relay_port(std::uint16_t port) const noexcept {
+        return port >= table_limits_.first_relay_port &&
+               static_cast<std::uint32_t>(port - table_limits_.first_relay_port) <
+                   table_limits_.relay_port_count;
+    }
 
     /// A transaction ID for a Data indication (RFC 8656 §11.4): a seeded 64-bit mix of a
     /// counter, so that two are never alike on this worker and nobody outside can guess the

@@ -112,7 +112,7 @@ struct Permission {
     stun::AddressFamily family = stun::AddressFamily::ipv4;
 };
 
-/// RFC 8656 §12: a channel binding, number 0x4000-0x4FFF ↔ peer transport address.
+/// RFC 8656 §12: a channel binding, number 0x4000-0x7FFF ↔ peer transport address.
 struct Channel {
     std::uint64_t expiry = 0;  ///< live while now < expiry
     stun::Address peer;
@@ -150,7 +150,7 @@ enum class PermissionResult : std::uint8_t {
 enum class ChannelResult : std::uint8_t {
     bound,          ///< a new binding
     refreshed,      ///< the same number to the same peer: expiry reset (RFC 8656 §12)
-    bad_number,     ///< outside 0x4000-0x4FFF: 400 (§12.2)
+    bad_number,     ///< outside 0x4000-0x7FFF: 400 (§12.2)
     number_in_use,  ///< the number is bound to another peer: 400 (§12.2)
     peer_in_use,    ///< the peer is bound to another number: 400 (§12.2)
     full,           ///< max_channels live bindings already: 508 (§12.2)

@@ -41,6 +41,10 @@ struct Dataplane {
     unsigned burst = 32;
     /// rings[from * workers + to]: single producer `from`, single consumer `to`.
     std::vector<rte_ring*> rings;
+    /// hairpin_rings[from * workers + to], the same way round: datagrams worker `from`'s relay
+    /// addressed to a relayed address on worker `to`'s relay ports (Verdict::hairpin), `port`
+    /// set. Empty, or a null ring: such frames are dropped as handoff_ring_full.
+    std::vector<rte_ring*> hairpin_rings;
     /// to_control[w]: single producer worker w, single consumer the control thread: frames with
     /// the to_control verdict (neighbour replies), `port` set. Missing (empty vector or null):
     /// such frames are dropped as control_ring_full.
@@ -73,7 +77,7 @@ class Worker {
 public:
     Worker(Dataplane& dataplane, unsigned index);
     /// One loop iteration without the quiescent state: every port's RX queue `index`, then the
-    /// handoff rings into this worker, then the TX flush, then (worker 0) the control thread's
+    /// handoff and hairpin rings into this worker, then the TX flush, then (worker 0) the control thread's
     /// frames to send. Returns the packets taken in.
     unsigned poll() noexcept;
 
@@ -82,8 +86,10 @@ private:
         rte_mbuf* packets[max_burst];
         unsigned count = 0;
     };
-    void handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx,
-                RelayState* relay) noexcept;
+    /// `hairpin`: `m` came on a hairpin ring (handle_hairpin()), not from a port.
+    void handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, RelayState* relay,
+                bool hairpin = false) noexcept;
+    void hand_to_hairpin(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void hand_to_control(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void send_for_control() noexcept;
     void flush(TxBuffer& tx, std::uint16_t port) noexcept;

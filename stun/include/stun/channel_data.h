@@ -23,8 +23,8 @@ struct ChannelData {
     std::span<const std::byte> data;
 };
 
-/// Errors: channel_data_truncated, bad_channel_number (outside 0x4000-0x4FFF; RFC 8656 §12:
-/// 0x5000-0xFFFF are reserved), channel_data_overrun. Cost: two loads and three compares.
+/// Errors: channel_data_truncated, bad_channel_number (outside 0x4000-0x7FFF: RFC 8656 §12's
+/// range and RFC 5766's, see channel_accepted_max), channel_data_overrun. Cost: two loads and three compares.
 [[nodiscard]] ParseError parse_channel_data(std::span<const std::byte> datagram,
                                             ChannelData& out) noexcept;
 

@@ -119,9 +119,14 @@ constexpr MessageClass class_of(std::uint16_t type) noexcept {
 /// RFC 8656 §14: IANA protocol number of UDP, the only REQUESTED-TRANSPORT a UDP relay serves.
 inline constexpr std::uint8_t transport_udp = 17;
 
-/// RFC 8656 §12: channel numbers a client may bind.
+/// RFC 8656 §12: channel numbers a client may bind; our clients choose from these.
 inline constexpr std::uint16_t channel_min = 0x4000;
 inline constexpr std::uint16_t channel_max = 0x4FFF;
+/// The last channel number a server accepts: RFC 5766 §11's 0x7FFF, which RFC 8656 §12
+/// narrowed to 0x4FFF (RFC 7983 keeps first bytes 64-79 for TURN). Clients still bind
+/// 0x5000-0x7FFF (coturn's turnutils_uclient picks from 0x4000-0x7FFF), and coturn's and
+/// pion's servers accept them; so does ours. ChannelData on a server's port starts 64-127.
+inline constexpr std::uint16_t channel_accepted_max = 0x7FFF;
 
 /// RFC 5780 §7.2: CHANGE-REQUEST flag bits.
 inline constexpr std::uint32_t change_ip = 0x4;

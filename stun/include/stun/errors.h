@@ -29,7 +29,7 @@ enum class ParseError : std::uint8_t {
     attribute_missing,         ///< a typed getter found no such attribute
     // ChannelData, RFC 8656 §12.4.
     channel_data_truncated,    ///< fewer than 4 bytes
-    bad_channel_number,        ///< channel number outside 0x4000-0x4FFF
+    bad_channel_number,        ///< channel number outside 0x4000-0x7FFF
     channel_data_overrun,      ///< the length field runs past the datagram
 };
 

@@ -264,18 +264,23 @@ inline std::shared_ptr<const RelayContext> make_relay_context() {
     RelayLimits limits;
     limits.ticks_per_second = relay_ticks_per_second;
     return std::make_shared<const RelayContext>(std::move(credentials),
-                                                PeerPolicy({&lan, 1}, {}, own),
+                                                PeerPolicy({&lan, 1}, {}, own, {&address.ipv4, 1}),
                                                 std::vector<RelayAddress>{address}, limits);
 }
 
 /// One case's relay shard, in the state the `relay` cases expect: the client 198.18.0.100:40000
 /// (to 198.18.0.2:3478) holds an allocation on 198.18.0.2:49152, made the way a client makes
 /// one (an Allocate answered 401, then one with the nonce and MESSAGE-INTEGRITY), with
-/// permissions for 203.0.113.5 and 198.18.0.77 and channel 0x4000 bound to 203.0.113.5:5000.
-inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context) {
+/// permissions for 203.0.113.5, 198.18.0.77 and its own relayed address 198.18.0.2, channel
+/// 0x4000 bound to 203.0.113.5:5000 and 0x4002 to 198.18.0.2:49152 (a hairpin to itself).
+/// `relay_port` and `client_port` make another worker's shard: its one relay port, and the
+/// client's port (its channel 0x4002 then points at the first shard's relayed address).
+inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context,
+                                                    std::uint16_t relay_port = 49152,
+                                                    std::uint16_t client_port = 40000) {
     RelayTableLimits limits;
     limits.capacity = 16;
-    limits.first_relay_port = 49152;
+    limits.first_relay_port = relay_port;
     limits.relay_port_count = 1;
     limits.max_permissions = 4;
     limits.max_channels = 4;
@@ -283,7 +288,8 @@ inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context)
     auto shard = std::make_unique<RelayShard>(
         limits, *RateLimit::make(20, 40, relay_ticks_per_second), 64, 1);
     const std::optional<FiveTuple> five_tuple =
-        FiveTuple::make(stun::Address::v4(0xC6120064, 40000), stun::Address::v4(0xC6120002, 3478));
+        FiveTuple::make(stun::Address::v4(0xC6120064, client_port),
+                        stun::Address::v4(0xC6120002, 3478));
     stun::LongTermKeyMd5 key{};
     EXPECT_EQ(stun::long_term_key_md5("golden", "punchline", "golden-password", key),
               stun::CredentialError::ok);
@@ -329,6 +335,8 @@ inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context)
                                              stun::Address::v4(0xCB007105, 0));
                            w.add_xor_address(stun::attr::xor_peer_address,
                                              stun::Address::v4(0xC612004D, 0));
+                           w.add_xor_address(stun::attr::xor_peer_address,
+                                             stun::Address::v4(0xC6120002, 0));
                        }),
               TurnOutcome::permission_installed);
     EXPECT_EQ(exchange(stun::Method::channel_bind,
@@ -336,6 +344,13 @@ inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context)
                            w.add_channel_number(0x4000);
                            w.add_xor_address(stun::attr::xor_peer_address,
                                              stun::Address::v4(0xCB007105, 5000));
+                       }),
+              TurnOutcome::channel_bound);
+    EXPECT_EQ(exchange(stun::Method::channel_bind,
+                       [](stun::MessageWriter& w) {
+                           w.add_channel_number(0x4002);
+                           w.add_xor_address(stun::attr::xor_peer_address,
+                                             stun::Address::v4(0xC6120002, 49152));
                        }),
               TurnOutcome::channel_bound);
     // What respond_turn() records when it answers the Allocate in a frame: the MAC it came

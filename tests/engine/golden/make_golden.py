@@ -80,7 +80,8 @@ CONTEXTS = {
 }
 # The `relay` context (golden_cases.h makes the same state before each case): the client
 # CLIENT4:CLIENT_PORT holds an allocation on RELAY_ADDRESS:RELAY_PORT, with permissions for
-# RELAY_PEER and RELAY_ONLINK_PEER (on the port's subnet, which the neighbour cache does not
+# RELAY_PEER, RELAY_ONLINK_PEER and RELAY_ADDRESS itself (channel 0x4002 bound to
+# RELAY_ADDRESS:RELAY_PORT) (on the port's subnet, which the neighbour cache does not
 # know: no next hop yet). Peers off the subnet go through GATEWAY4 (resolved: GATEWAY_MAC).
 RELAY_ADDRESS = "198.18.0.2"
 RELAY_PORT = 49152
@@ -956,10 +957,10 @@ def relay_cases():
     """RFC 8656 §11.2: a Send indication's DATA leaves from the allocation's relayed address to
     the peer, as a UDP datagram of its own; §14: TTL one less than received, DSCP and ECN
     copied, DF (the engine does not fragment). What cannot be sent is discarded, counted."""
-    def send(name, peer, data):
+    def send(name, peer, data, port=5000):
         return stun_message(SEND_INDICATION, txid_for(name),
                             [attribute(XOR_PEER_ADDRESS,
-                                       xor_address_value(peer, 5000, txid_for(name))),
+                                       xor_address_value(peer, port, txid_for(name))),
                              attribute(DATA_ATTR, data)])
     data = b"media over the relay"
     yield Case("relay_send_indication",
@@ -983,6 +984,24 @@ def relay_cases():
                "a Send indication to a peer on the port's subnet whose MAC is not known yet",
                client_udp4(send("relay_send_no_next_hop", RELAY_ONLINK_PEER, data)),
                drop("relay_no_route"), context="relay")
+    # The server's relayed address as a peer (peer_policy.h, rule 3): delivered in the engine
+    # to the allocation on that relay port (here the client's own, whose channel 0x4002 is
+    # bound to it), never to the wire; its other ports are the server's own listeners.
+    yield Case("relay_send_hairpin",
+               "a Send indication to the relayed address itself: delivered to the allocation "
+               "there, back to its client on channel 0x4002, TTL one less at each leg",
+               client_udp4(send("relay_send_hairpin", RELAY_ADDRESS, data, RELAY_PORT)),
+               "transmit",
+               Ether(dst=CLIENT_MAC, src=PORT_MAC) /
+               IP(src=V4["primary"], dst=CLIENT4, id=0x5A17, flags="DF", ttl=55, tos=0) /
+               UDP(sport=STUN_PORT, dport=CLIENT_PORT) /
+               Raw(struct.pack("!HH", 0x4002, len(data)) + data),
+               context="relay")
+    yield Case("relay_send_own_port",
+               "a Send indication to the relayed address on its STUN port, not a relay port: "
+               "the server's own listener, never reached",
+               client_udp4(send("relay_send_own_port", RELAY_ADDRESS, data, STUN_PORT)),
+               drop("relay_own_port"), context="relay")
 
 
 def splitmix64(z):
@@ -1027,6 +1046,11 @@ def relay_data_cases():
     yield Case("relay_channel_data_unbound", "ChannelData on channel 0x4001, bound to nobody",
                client_udp4(channel_data(0x4001, data)), drop("relay_no_channel"),
                context="relay")
+    yield Case("relay_channel_data_rfc5766_number",
+               "ChannelData on 0x7FFF (RFC 5766's range, first byte 127), bound to nobody: "
+               "taken as ChannelData, not as STUN",
+               client_udp4(channel_data(0x7FFF, data)), drop("relay_no_channel"),
+               context="relay")
     yield Case("relay_channel_data_no_allocation",
                "ChannelData from a 5-tuple with no allocation",
                client_udp4(channel_data(0x4000, data), sport=CLIENT_PORT + 1),
@@ -1035,6 +1059,14 @@ def relay_data_cases():
                "ChannelData whose length field says more than the datagram holds",
                client_udp4(channel_data(0x4000, data, length=200)),
                drop("relay_bad_channel_data"), context="relay")
+    yield Case("relay_channel_data_hairpin",
+               "ChannelData on 0x4002, bound to the relayed address itself: delivered to the "
+               "allocation there, back to its client as ChannelData 0x4002",
+               client_udp4(channel_data(0x4002, data)), "transmit",
+               Ether(dst=CLIENT_MAC, src=PORT_MAC) /
+               IP(src=V4["primary"], dst=CLIENT4, id=0x5A17, flags="DF", ttl=55, tos=0) /
+               UDP(sport=STUN_PORT, dport=CLIENT_PORT) / Raw(channel_data(0x4002, data)),
+               context="relay")
 
     def from_peer(peer, sport, payload, ttl=50):
         return (Ether(dst=PORT_MAC, src=GATEWAY_MAC) /
