@@ -653,7 +653,7 @@ void read_relay(const toml::table& root, EngineConfig& config) {
         if (const toml::node* node = table->get(name))
             value = static_cast<T>(read_integer(*node, child_key("relay", name), min, max, note));
     };
-    read("nonce_lifetime_s", out.nonce_lifetime_s, 60, 86400, " (seconds)");
+    read("nonce_lifetime_s", out.nonce_lifetime_s, 5, 86400, " (seconds)");
     // RFC 8656 §7.2: a client that asks for less than the default lifetime gets the default,
     // so a cap below it could not be kept.
     read("allocation_lifetime_max_s", out.allocation_lifetime_max_s,

@@ -380,7 +380,7 @@ TEST(ParseConfig, RelayUsersAsTablesOfTheirOwn) {
 
 TEST(ParseConfig, RelayKeysAtTheirLowerLimits) {
     const RelayConfig relay = parse_config(
-        relay_on + "ports = \"1024-1024\"\nnonce_lifetime_s = 60\n"
+        relay_on + "ports = \"1024-1024\"\nnonce_lifetime_s = 5\n"
         "allocation_lifetime_max_s = 600\nmax_allocations = 1\nmax_allocations_per_user = 1\n"
         "max_permissions_per_allocation = 1\nmax_channels_per_allocation = 1\n"
         "bandwidth_bytes_per_s = 1\nbandwidth_burst_bytes = 1500\n"
@@ -389,7 +389,7 @@ TEST(ParseConfig, RelayKeysAtTheirLowerLimits) {
         "test.toml").relay;
     EXPECT_EQ(relay.port_first, 1024);
     EXPECT_EQ(relay.port_last, 1024) << "one port for the one worker";
-    expect_numbers(relay, {.nonce_lifetime_s = 60,
+    expect_numbers(relay, {.nonce_lifetime_s = 5,
                            .allocation_lifetime_max_s = 600,
                            .max_allocations = 1,
                            .max_allocations_per_user = 1,
@@ -934,8 +934,8 @@ const std::vector<ErrorCase> error_cases = {
      "expected distinct secrets; this one is also relay.rest_secrets[0]"},
 
     // [relay]: lifetimes
-    {"NonceLifetimeBelow60", "[relay]\nnonce_lifetime_s = 59\n", Append::eal_and_port,
-     "relay.nonce_lifetime_s", 2, "expected an integer 60..86400 (seconds), got 59"},
+    {"NonceLifetimeBelow5", "[relay]\nnonce_lifetime_s = 4\n", Append::eal_and_port,
+     "relay.nonce_lifetime_s", 2, "expected an integer 5..86400 (seconds), got 4"},
     {"NonceLifetimeAbove86400", "[relay]\nnonce_lifetime_s = 86401\n", Append::eal_and_port,
      "relay.nonce_lifetime_s", 2, "got 86401"},
     {"AllocationLifetimeMaxBelow600", "[relay]\nallocation_lifetime_max_s = 599\n",

@@ -144,7 +144,8 @@ struct RelayConfig {
     /// username, so that a new secret can be added before the old one is removed. Each at least
     /// 16 bytes; no two alike.
     std::vector<std::string> rest_secrets{};
-    /// How long a nonce is accepted after it was issued, in seconds (60..86400); then 438.
+    /// How long a nonce is accepted after it was issued, in seconds (5..86400); then 438.
+    /// Short lifetimes cost clients a round trip each time; coturn's stale-nonce is 600.
     std::uint32_t nonce_lifetime_s = 600;
     /// The longest lifetime an Allocate or Refresh gets, in seconds (600..86400): RFC 8656
     /// §7.2 lets the server cap the client's LIFETIME; not below the default lifetime.

@@ -1,25 +1,39 @@
 #!/usr/bin/env bash
 # tests/engine/interop/relay_uclient_af_packet_test.sh PUNCHLINED — coturn's turnutils_uclient
-# and turnutils_peer against punchlined's relay role (RFC 8656) on net_af_packet.
+# and turnutils_peer against punchlined's relay role (RFC 8656) on net_af_packet, and the
+# refusals a client must get, checked with aioice's STUN codec (relay_refusals.py).
 #
 # Namespaces: "e" holds the engine's end of a veth pair (203.0.113.2/.3, no kernel address);
 # "c" holds the client (203.0.113.10/24) and, behind it as the engine's gateway, the peer
 # (198.51.100.7, a documentation address the default peer policy allows). The client allocates
-# with long-term credentials (401, nonce, signed Allocate), asks for a permission and a
-# channel, and sends its messages to turnutils_peer through the relay, which echoes them back
-# through the relay: the relayed address on the way out, the neighbour cache's gateway as the
-# next hop, the MAC the Allocate came from on the way back. Passes iff, with Send and Data
-# indications (-s), every message comes back ("Total lost packets 0") and the engine's
-# counters are conserved with the datagrams relayed both ways.
-# Exit 77 (skipped) when not root or when coturn is not installed.
+# (401, nonce, signed Allocate), asks for a permission and a channel, and sends its messages to
+# turnutils_peer through the relay, which echoes them back through the relay: the relayed
+# address on the way out, the neighbour cache's gateway as the next hop, the MAC the Allocate
+# came from on the way back. Three runs, each passing iff every message comes back ("Total
+# lost packets 0"): ChannelData (uclient's default; its channel numbers come from RFC 5766's
+# 0x4000-0x7FFF), Send and Data indications (-s), and ChannelData with TURN REST credentials
+# (-W: a username "expiry:name" and the HMAC of a shared secret). Then relay_refusals.py: a
+# wrong password and an expired REST username get 401, a stale nonce 438 (the nonce lifetime
+# is 5 s here for it), a denied peer 403. Last, the engine's counters are conserved and count
+# the datagrams relayed both ways.
+# uclient runs with -c (no RTCP allocation): without it, it asks for EVEN-PORT with the R bit
+# and then allocates with the RESERVATION-TOKEN, which this server answers 508 (it keeps no
+# reservations yet).
+# Exit 77 (skipped) when not root, or when coturn or aioice is not installed.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/engine/interop/lab.sh
 source "$here/lab.sh"
 
+# Debian's python3-aioice lives in /usr/bin/python3's dist-packages, not in a pyenv shim's.
+python=/usr/bin/python3
 lab_init "${1:?usage: relay_uclient_af_packet_test.sh PATH_TO_PUNCHLINED}" \
-  turnutils_uclient turnutils_peer timeout
+  turnutils_uclient turnutils_peer timeout "$python"
+if ! "$python" -c 'import aioice' 2>/dev/null; then
+  echo "SKIP: aioice is not importable by $python (apt-get install python3-aioice)"
+  exit 77
+fi
 
 lab_ns_add e
 lab_ns_add c
@@ -36,12 +50,17 @@ lab_engine_config "$config" net_af_packet0,iface=eng0,qpairs=1 net_af_packet0 tr
 # The peer is off the engine's subnet: its next hop is the gateway, which the neighbour cache
 # resolves (the kernel in "c" answers its ARP and delivers to the peer's address).
 sed -i 's/^prefix4 = 24$/prefix4 = 24\ngateway4 = "203.0.113.10"/' "$config"
-cat >>"$config" <<'EOF'
+secret=punchline-rest-secret-for-the-lab
+nonce_lifetime_s=5
+cat >>"$config" <<EOF
 
 [relay]
 enabled = true
 realm = "punchline.test"
 users = [{ name = "alice", password = "relay-password" }]
+rest_secrets = ["$secret"]
+nonce_lifetime_s = $nonce_lifetime_s
+peer_deny = ["198.51.100.99"]
 EOF
 lab_engine_start e "$config"
 
@@ -50,29 +69,47 @@ peer_log=$LAB_WORKDIR/peer.log
 ip netns exec "$(lab_ns c)" turnutils_peer -L 198.51.100.7 -p 3480 >"$peer_log" 2>&1 &
 
 failures=0
-# -s: Send and Data indications. Channels are not tried: coturn's client picks channel numbers
-# from RFC 5766's 0x4000-0x7FFF, which RFC 8656 §12 narrowed to 0x4000-0x4FFF (its ChannelBind
-# gets 400 here); the golden packets cover ChannelData.
-output=$LAB_WORKDIR/uclient.txt
-status=0
-lab_exec c timeout 30 turnutils_uclient -s -u alice -w relay-password -X \
-  -e 198.51.100.7 -r 3480 -n 40 -l 180 -m 1 -c 203.0.113.2 >"$output" 2>&1 || status=$?
-echo "turnutils_uclient exit $status:"
-sed 's/^/  | /' "$output" | tail -n 12
-check "all 40 messages went through the relay and came back" "$output" \
-  'tot_send_msgs=40, tot_recv_msgs=40$'
-check "none lost" "$output" 'Total lost packets 0 \('
+# uclient NAME ARG...: 40 messages of 180 bytes to the peer through the relay and back
+# (verbose: -v prints each ChannelBind's answer).
+uclient() {
+  local name=$1 status=0
+  local output="$LAB_WORKDIR/uclient-${name// /-}.txt"
+  shift
+  lab_exec c timeout 30 turnutils_uclient "$@" -v -X -c -e 198.51.100.7 -r 3480 -n 40 -l 180 \
+    -m 1 203.0.113.2 >"$output" 2>&1 || status=$?
+  echo "turnutils_uclient ($name) exit $status:"
+  grep -E 'channel bind|success: 0x|tot_(send|recv)_msgs=|lost packets' "$output" |
+    sed 's/^/  | /' | tail -n 8
+  check "$name: all 40 messages went through the relay and came back" "$output" \
+    'tot_send_msgs=40, tot_recv_msgs=40$'
+  check "$name: none lost" "$output" 'Total lost packets 0 \('
+}
+uclient channels -u alice -w relay-password
+check "channels: a ChannelBind succeeded" "$LAB_WORKDIR/uclient-channels.txt" \
+  'success: 0x[0-9a-f]{4}$'
+uclient "send indications" -s -u alice -w relay-password
+uclient "REST credentials" -W "$secret" -u bob
+check "REST credentials: a ChannelBind succeeded" "$LAB_WORKDIR/uclient-REST-credentials.txt" \
+  'success: 0x[0-9a-f]{4}$'
+
+if lab_exec_wait c timeout 40 "$python" "$here/relay_refusals.py" 203.0.113.2 3478 \
+  punchline.test alice relay-password "$secret" "$nonce_lifetime_s" 198.51.100.99; then
+  echo "ok: relay_refusals.py"
+else
+  echo "FAIL: relay_refusals.py"
+  failures=$((failures + 1))
+fi
 
 if ! lab_engine_stop; then
   echo "FAIL: punchlined's counters"
   failures=$((failures + 1))
 fi
-# 40 out and 40 back through the engine, beside the requests and their answers.
+# 40 out and 40 back through the engine per run, beside the requests and their answers.
 tx=$(lab_engine_counter tx)
-if [[ ${tx:-0} -ge 80 ]]; then
+if [[ ${tx:-0} -ge 240 ]]; then
   echo "ok: the engine sent $tx packets"
 else
-  echo "FAIL: the engine sent ${tx:-no} packets, fewer than the 80 relayed"
+  echo "FAIL: the engine sent ${tx:-no} packets, fewer than the 240 relayed"
   failures=$((failures + 1))
 fi
 
