@@ -261,23 +261,43 @@ void print_counters(const Engine& e, bool final) {
     }
     line("total", total);
     std::printf("tsc_hz %llu\n", static_cast<unsigned long long>(rte_get_tsc_hz()));
-    // The relay's allocations, listed as the control thread may while workers run.
+    // The relay's allocations, listed as the control thread may while workers run, and what
+    // each worker relayed since start-up.
+    engine::RelayCounters relay_total;
     for (std::size_t w = 0; w < e.dataplane.relay_shards.size(); ++w) {
-        std::uint64_t to_peer = 0;
-        std::uint64_t to_client = 0;
-        const auto summary = e.dataplane.relay_shards[w]->table().list(
-            [&](const engine::AllocationSnapshot& a) {
-                to_peer += a.counters.to_peer_packets;
-                to_client += a.counters.to_client_packets;
-            });
+        const engine::RelayShard& shard = *e.dataplane.relay_shards[w];
+        const auto summary = shard.table().list([](const engine::AllocationSnapshot&) {});
+        const engine::RelayCounters& c = shard.counters();
         // Of "handed off", the datagrams relayed to another worker's relayed address.
         std::printf("relay lcore%u: %zu allocations (%zu skipped) | relayed %llu to peers, "
-                    "%llu to clients | %llu hairpinned to other workers\n",
+                    "%llu to clients (%llu B, %llu B) | %llu hairpinned to other workers\n",
                     e.worker_lcores[w], summary.listed, summary.skipped,
-                    static_cast<unsigned long long>(to_peer),
-                    static_cast<unsigned long long>(to_client),
+                    static_cast<unsigned long long>(c.to_peer_packets),
+                    static_cast<unsigned long long>(c.to_client_packets),
+                    static_cast<unsigned long long>(c.to_peer_bytes),
+                    static_cast<unsigned long long>(c.to_client_bytes),
                     static_cast<unsigned long long>(e.dataplane.counters[w].hairpinned));
+        for (std::size_t o = 0; o < engine::turn_outcome_count; ++o)
+            relay_total.outcomes[o] += c.outcomes[o];
+        for (std::size_t a = 0; a < engine::auth_verdict_count; ++a)
+            relay_total.auth_failures[a] += c.auth_failures[a];
     }
+    // What the TURN messages got (all workers): "  turn NAME COUNT  (CODE: help)", and the
+    // refused authentications by verdict.
+    for (std::size_t o = 0; o < engine::turn_outcome_count; ++o)
+        if (relay_total.outcomes[o] != 0)
+            std::printf("  turn %-30s %llu  (%u: %s)\n",
+                        std::string(engine::turn_outcomes[o].name).c_str(),
+                        static_cast<unsigned long long>(relay_total.outcomes[o]),
+                        unsigned{engine::turn_outcome_codes[o]},
+                        std::string(engine::turn_outcomes[o].help).c_str());
+    for (std::size_t a = 0; a < engine::auth_verdict_count; ++a)
+        if (relay_total.auth_failures[a] != 0)
+            std::printf("  turn auth %-25s %llu  (%u: %s)\n",
+                        std::string(engine::auth_verdicts[a].name).c_str(),
+                        static_cast<unsigned long long>(relay_total.auth_failures[a]),
+                        unsigned{engine::error_code(static_cast<engine::AuthVerdict>(a))},
+                        std::string(engine::auth_verdicts[a].help).c_str());
     // Of "handed off", what went to the control thread; and the probes it sent (never
     // received: outside the conservation law).
     std::printf("control: %llu frames handed to it | %llu sent for it, %llu refused by TX\n",

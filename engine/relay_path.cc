@@ -3,8 +3,10 @@
 // its own buffer around a payload that is never copied (engine/relay_forward.h).
 #include <array>
 #include <cstring>
+#include <optional>
 
 #include "engine/handler.h"
+#include "engine/rate_limit.h"
 #include "engine/relay_forward.h"
 #include "engine/relay_role.h"
 #include "stun/bytes.h"
@@ -42,6 +44,13 @@ Verdict forward(Frame& f, const RelayDatagram& datagram, std::span<const std::by
     return rewrite_for_relay(f, datagram, prefix, pad, hop, port.mtu) == RelayRewriteResult::ok
                ? Verdict::transmit()
                : Verdict::drop(DropReason::relay_unforwardable);
+}
+
+// The allocation's bandwidth cap (RelayLimits::bandwidth), charged `bytes` of relayed data.
+bool within_bandwidth(Allocation& allocation, std::size_t bytes, const RelayContext& context,
+                      const RelayState& relay) noexcept {
+    const std::optional<RateLimit>& limit = context.limits().bandwidth;
+    return !limit || allocation.bandwidth().take(*limit, bytes, relay.now_ticks);
 }
 
 // A frame rewritten into a datagram to a relayed address on this worker's relay port: the
@@ -83,9 +92,14 @@ Verdict relay_to_peer(Frame& f, const RelayDatagram& datagram, Allocation& alloc
     // client asked with DONT-FRAGMENT (RFC 8656 §14's "as the client asked" would allow
     // clearing it, which only an engine that fragments could honour).
     hop.dont_fragment = true;
+    if (!within_bandwidth(allocation, datagram.keep_length, context, relay))
+        return Verdict::drop(DropReason::relay_bandwidth);
     const Verdict verdict = forward(f, datagram, {}, 0, hop, port);
     if (!verdict.transmits()) return verdict;
     allocation.count_to_peer(datagram.keep_length);
+    RelayCounters& counters = relay.shard.counters();
+    ++counters.to_peer_packets;
+    counters.to_peer_bytes += datagram.keep_length;
     if (!hairpin) return verdict;
     if (!relay.shard.owns_relay_port(peer.port)) return Verdict::hairpin();
     return deliver_hairpin(f, peer.family == stun::AddressFamily::ipv6, port, relay);
@@ -168,6 +182,10 @@ bool relay_from_peer(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     hop.dont_fragment = true;
     const std::size_t payload = udp + udp_header_size;
     const std::size_t length = load_be16(f.data + udp + 4) - udp_header_size;
+    if (!within_bandwidth(allocation, length, *port.relay, relay)) {
+        verdict = Verdict::drop(DropReason::relay_bandwidth);
+        return true;
+    }
     RelayDatagram datagram{ip, udp, ipv6, payload, length, checksum_verified(f, port)};
     if (const Channel* channel = allocation.channel_to(peer, relay.now_ticks)) {
         // RFC 8656 §12.5: a bound peer's data goes as ChannelData, number and length (over
@@ -205,7 +223,12 @@ bool relay_from_peer(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         store_be16(data + 2, static_cast<std::uint16_t>(length));
         verdict = forward(f, datagram, {header.data(), header_length}, pad, hop, port);
     }
-    if (verdict.transmits()) allocation.count_to_client(length);
+    if (verdict.transmits()) {
+        allocation.count_to_client(length);
+        RelayCounters& counters = relay.shard.counters();
+        ++counters.to_client_packets;
+        counters.to_client_bytes += length;
+    }
     return true;
 }
 

@@ -556,6 +556,9 @@ RelayLimits RelayLimits::from(const RelayConfig& config,
     limits.max_allocations_per_user = config.max_allocations_per_user;
     limits.first_relay_port = config.port_first;
     limits.last_relay_port = config.port_last;
+    if (config.bandwidth_bytes_per_s != 0)
+        limits.bandwidth = RateLimit::make(config.bandwidth_bytes_per_s,
+                                           config.bandwidth_burst_bytes, ticks_per_second);
     limits.ticks_per_second = ticks_per_second;
     return limits;
 }
@@ -675,7 +678,9 @@ void RelayShard::erase_slot(std::uint32_t slot) noexcept {
     users_[hole] = {};
 }
 
-TurnAnswer handle_turn(const RelayContext& context, RelayShard& shard,
+namespace {
+
+TurnAnswer answer_turn(const RelayContext& context, RelayShard& shard,
                        const stun::Message& request, std::span<const std::byte> raw_request,
                        const FiveTuple& five_tuple, std::uint64_t now_ticks, std::uint64_t now_s,
                        std::span<std::byte> out) noexcept {
@@ -746,6 +751,21 @@ TurnAnswer handle_turn(const RelayContext& context, RelayShard& shard,
     return respond(decision.outcome, code,
                    write_answer(context, facts, auth, five_tuple, allocation, code,
                                 decision.lifetime, out));
+}
+
+}  // namespace
+
+TurnAnswer handle_turn(const RelayContext& context, RelayShard& shard,
+                       const stun::Message& request, std::span<const std::byte> raw_request,
+                       const FiveTuple& five_tuple, std::uint64_t now_ticks, std::uint64_t now_s,
+                       std::span<std::byte> out) noexcept {
+    const TurnAnswer answer =
+        answer_turn(context, shard, request, raw_request, five_tuple, now_ticks, now_s, out);
+    RelayCounters& counters = shard.counters();
+    ++counters.outcomes[static_cast<std::size_t>(answer.outcome)];
+    if (answer.outcome == TurnOutcome::auth_failed)
+        ++counters.auth_failures[static_cast<std::size_t>(answer.auth)];
+    return answer;
 }
 
 std::size_t sweep(RelayShard& shard, std::uint64_t now_ticks, std::size_t max_slots) noexcept {

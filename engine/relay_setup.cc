@@ -50,13 +50,17 @@ std::unique_ptr<const RelayContext> make_relay_context(const RelayConfig& relay,
     if (address.families == 0)
         throw std::runtime_error("relay: port " + port.device +
                                  " has no address to relay from: give it ipv4 or ipv6");
+    const RelayLimits limits = RelayLimits::from(relay, ticks_per_second);
+    if (relay.bandwidth_bytes_per_s != 0 && !limits.bandwidth)
+        throw std::runtime_error(
+            "relay: relay.bandwidth_bytes_per_s and relay.bandwidth_burst_bytes cannot be kept "
+            "on this clock: lower the burst");
     std::vector<stun::Address> relayed;
     if ((address.families & relay_ipv4) != 0) relayed.push_back(address.ipv4);
     if ((address.families & relay_ipv6) != 0) relayed.push_back(address.ipv6);
     PeerPolicy policy(relay.peer_allow, relay.peer_deny, own, relayed);
     return std::make_unique<const RelayContext>(std::move(credentials), std::move(policy),
-                                                std::vector<RelayAddress>{address},
-                                                RelayLimits::from(relay, ticks_per_second));
+                                                std::vector<RelayAddress>{address}, limits);
 }
 
 RelayPortPartition relay_port_partition(const RelayConfig& relay, unsigned workers) noexcept {

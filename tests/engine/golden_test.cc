@@ -303,5 +303,42 @@ TEST(GoldenHairpinTest, ARelayPortOfAnotherWorkerGetsTheDatagramThroughTheWorker
     EXPECT_EQ(text, "media over the relay");
 }
 
+// The bandwidth cap (RelayLimits::bandwidth: 1000 bytes a second, 1500 at once in the relay
+// context): relay_channel_data's 18 bytes of data go 83 times from a full bucket, the 84th
+// is dropped (relay_bandwidth) and counted; a second later 1000 more bytes' worth go.
+TEST(GoldenBandwidthTest, AnAllocationRelaysWhatItsBucketPaysForAndNoMore) {
+    const auto found = std::find_if(corpus().cases.begin(), corpus().cases.end(),
+                                    [](const GoldenCase& c) { return c.name == "relay_channel_data"; });
+    ASSERT_NE(found, corpus().cases.end());
+    const std::optional<PortContext> port = make_context("relay");
+    ASSERT_TRUE(port && port->relay && port->relay->limits().bandwidth);
+    const auto shard = golden::make_relay_shard(*port->relay);
+    std::uint64_t now = golden::relay_setup_ticks + golden::relay_ticks_per_second;
+    CoreCounters counters;
+    // How many copies of the frame go before the first is dropped, at `now`.
+    auto relayed_until_dropped = [&] {
+        for (int sent = 0; sent < 1000; ++sent) {
+            std::vector<std::byte> room(128 + found->capacity);
+            std::copy(found->input.begin(), found->input.end(), room.begin() + 128);
+            Frame frame{room.data() + 128, static_cast<std::uint16_t>(found->input.size()),
+                        static_cast<std::uint16_t>(found->capacity)};
+            frame.headroom = 128;
+            RelayState relay{*shard, now, golden::relay_setup_s + 1};
+            const Verdict verdict = handle_frame(frame, *port, counters, &relay);
+            if (!verdict.transmits()) {
+                EXPECT_EQ(describe(verdict), "drop relay_bandwidth");
+                return sent;
+            }
+        }
+        return -1;
+    };
+    EXPECT_EQ(relayed_until_dropped(), 1500 / 18);
+    now += golden::relay_ticks_per_second;
+    EXPECT_EQ(relayed_until_dropped(), (1500 % 18 + 1000) / 18);
+    EXPECT_EQ(counters.drops[static_cast<std::size_t>(DropReason::relay_bandwidth)], 2u);
+    EXPECT_EQ(shard->counters().to_peer_packets, 1500u / 18 + (1500 % 18 + 1000) / 18);
+    EXPECT_TRUE(counters.conserved());
+}
+
 }  // namespace
 }  // namespace engine

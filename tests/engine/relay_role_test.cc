@@ -642,6 +642,17 @@ TEST_F(RelayRole, WrongPasswordGets401AndAStaleNonce438) {
     EXPECT_EQ(e.answer.auth, engine::AuthVerdict::stale_nonce);
     take_nonce(d, e);  // the 438 carries a fresh nonce
     EXPECT_EQ(allocate(d).code(), 0);
+
+    // Counted by outcome, and the refused authentications by verdict: the two challenges
+    // (401 without credentials), the wrong password, the stale nonce; one allocation.
+    const engine::RelayCounters& counters = shard->counters();
+    EXPECT_EQ(counters.outcome(TurnOutcome::auth_failed), 4u);
+    EXPECT_EQ(counters.outcome(TurnOutcome::allocated), 1u);
+    auto failures = [&](engine::AuthVerdict verdict) {
+        return counters.auth_failures[static_cast<std::size_t>(verdict)];
+    };
+    EXPECT_EQ(failures(engine::AuthVerdict::integrity_mismatch), 1u);
+    EXPECT_EQ(failures(engine::AuthVerdict::stale_nonce), 1u);
 }
 
 TEST_F(RelayRole, AnotherUsersRequestOnTheAllocationGets441) {
@@ -991,7 +1002,18 @@ TEST(RelayLimits, FromConfig) {
     engine::RelayConfig config;
     config.allocation_lifetime_max_s = 7200;
     config.max_allocations_per_user = 3;
+    config.port_first = 50000;
+    config.port_last = 50999;
     const engine::RelayLimits limits = engine::RelayLimits::from(config, 2'000'000'000);
+    EXPECT_EQ(limits.first_relay_port, 50000);
+    EXPECT_EQ(limits.last_relay_port, 50999);
+    EXPECT_FALSE(limits.bandwidth) << "0 bytes a second: unlimited";
+    config.bandwidth_bytes_per_s = 125000;
+    config.bandwidth_burst_bytes = 250000;
+    const engine::RelayLimits capped = engine::RelayLimits::from(config, 2'000'000'000);
+    ASSERT_TRUE(capped.bandwidth);
+    EXPECT_EQ(capped.bandwidth->tokens_per_second(), 125000u);
+    EXPECT_EQ(capped.bandwidth->burst(), 250000u);
     EXPECT_EQ(limits.default_lifetime_s, 600u);
     EXPECT_EQ(limits.max_lifetime_s, 7200u);
     EXPECT_EQ(limits.permission_lifetime_s, 300u);

@@ -54,6 +54,8 @@ namespace engine {
     X(relay_no_permission, "a datagram from a peer without a live permission (RFC 8656 §9)")    \
     X(relay_no_route, "no link-layer next hop for the relayed datagram's destination yet "       \
                       "(the neighbour cache has not resolved it)")                             \
+    X(relay_bandwidth, "over the allocation's bandwidth cap (relay.bandwidth_bytes_per_s): its "    \
+                       "token bucket could not pay for the datagram")                            \
     X(relay_own_port, "relayed to one of the server's relayed addresses on a port outside the "   \
                       "relay ports: the server's own listeners (peer_policy.h)")                 \
     X(relay_unforwardable, "the relayed datagram cannot be built: TTL 1 or 0, over the MTU, or " \

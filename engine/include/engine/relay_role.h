@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -201,10 +202,15 @@ struct RelayLimits {
     /// (hairpin, relay_path.cc); to one on any other port, dropped (relay_own_port).
     std::uint16_t first_relay_port = 49152;
     std::uint16_t last_relay_port = 65535;
+    /// Each allocation's bandwidth cap: bytes of relayed data (both directions together) per
+    /// second, on the clock below; nullopt: unlimited. The data path drops what its bucket
+    /// cannot pay for (relay_bandwidth).
+    std::optional<RateLimit> bandwidth;
     /// The rate of the clock whose ticks handle_turn() gets as now_ticks.
     std::uint64_t ticks_per_second = 1'000'000'000;
 
-    /// The limits `config` gives, on a clock of `ticks_per_second`.
+    /// The limits `config` gives, on a clock of `ticks_per_second` (a bandwidth cap config.cc
+    /// let through that the clock cannot keep is left off: relay_setup refuses it first).
     [[nodiscard]] static RelayLimits from(const RelayConfig& config,
                                           std::uint64_t ticks_per_second) noexcept;
 };
@@ -241,6 +247,23 @@ private:
     RelayLimits limits_;
 };
 
+/// A worker's relay counters since start-up: what handle_turn() made of each message (its
+/// TurnOutcome, and for auth_failed its AuthVerdict), and the datagrams relayed. Written by the
+/// owner worker only; the control thread reads them for reports as it reads CoreCounters
+/// (plain 64-bit stores, a value true at some instant).
+struct RelayCounters {
+    std::array<std::uint64_t, turn_outcome_count> outcomes{};
+    std::array<std::uint64_t, auth_verdict_count> auth_failures{};
+    std::uint64_t to_peer_packets = 0;
+    std::uint64_t to_peer_bytes = 0;
+    std::uint64_t to_client_packets = 0;
+    std::uint64_t to_client_bytes = 0;
+
+    [[nodiscard]] std::uint64_t outcome(TurnOutcome o) const noexcept {
+        return outcomes[static_cast<std::size_t>(o)];
+    }
+};
+
 /// One worker's mutable relay state. alignas(64): per-core state (style rule 10).
 class alignas(64) RelayShard {
 public:
@@ -270,6 +293,11 @@ public:
     /// next; not a secret (an indication has no integrity to protect).
     [[nodiscard]] stun::TransactionId next_indication_id() noexcept;
 
+    /// The worker's relay counters: handle_turn() counts outcomes, the data path relayed
+    /// datagrams.
+    [[nodiscard]] RelayCounters& counters() noexcept { return counters_; }
+    [[nodiscard]] const RelayCounters& counters() const noexcept { return counters_; }
+
 private:
     friend struct RelayShardAccess;
 
@@ -295,6 +323,7 @@ private:
     // The hash of each slot's username (0: a free slot), to uncount it when the slot goes.
     std::unique_ptr<std::uint64_t[]> slot_user_;
     std::uint32_t sweep_cursor_ = 0;
+    alignas(64) RelayCounters counters_;
 };
 
 /// Handles one TURN message from the client of `five_tuple` (the header comment gives the
@@ -306,7 +335,8 @@ private:
 ///
 /// Returns respond (a success, or an error with one of 400, 401, 403, 420, 437, 438, 440, 441,
 /// 442, 443, 486, 508), forward (a Send indication with a permission), or drop (rate_limited,
-/// not_turn, send_*, response_too_large), the outcome naming which.
+/// not_turn, send_*, response_too_large), the outcome naming which. Counts the outcome (and an
+/// auth_failed's AuthVerdict) in shard.counters().
 ///
 /// Cost: a request costs authenticate() (two HMACs), a table look-up and a response with one
 /// HMAC; a Send indication a look-up and a permission scan. No allocation, no lock, no syscall.

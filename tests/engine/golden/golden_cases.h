@@ -263,6 +263,9 @@ inline std::shared_ptr<const RelayContext> make_relay_context() {
     address.families = relay_ipv4;
     RelayLimits limits;
     limits.ticks_per_second = relay_ticks_per_second;
+    // A bandwidth cap of 1000 bytes a second, 1500 at once: each case's allocation starts
+    // with a full bucket.
+    limits.bandwidth = RateLimit::make(1000, 1500, relay_ticks_per_second);
     return std::make_shared<const RelayContext>(std::move(credentials),
                                                 PeerPolicy({&lan, 1}, {}, own, {&address.ipv4, 1}),
                                                 std::vector<RelayAddress>{address}, limits);

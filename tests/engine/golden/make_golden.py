@@ -81,7 +81,8 @@ CONTEXTS = {
 # The `relay` context (golden_cases.h makes the same state before each case): the client
 # CLIENT4:CLIENT_PORT holds an allocation on RELAY_ADDRESS:RELAY_PORT, with permissions for
 # RELAY_PEER, RELAY_ONLINK_PEER and RELAY_ADDRESS itself (channel 0x4002 bound to
-# RELAY_ADDRESS:RELAY_PORT) (on the port's subnet, which the neighbour cache does not
+# RELAY_ADDRESS:RELAY_PORT), and a bandwidth cap of 1000 bytes a second with a full 1500-byte
+# bucket (on the port's subnet, which the neighbour cache does not
 # know: no next hop yet). Peers off the subnet go through GATEWAY4 (resolved: GATEWAY_MAC).
 RELAY_ADDRESS = "198.18.0.2"
 RELAY_PORT = 49152
@@ -1059,6 +1060,11 @@ def relay_data_cases():
                "ChannelData whose length field says more than the datagram holds",
                client_udp4(channel_data(0x4000, data, length=200)),
                drop("relay_bad_channel_data"), context="relay")
+    yield Case("relay_channel_data_over_bandwidth",
+               "ChannelData with more data than the allocation's bandwidth bucket holds (1500 "
+               "bytes; 1000 a second)",
+               client_udp4(channel_data(0x4000, bytes(1501))), drop("relay_bandwidth"),
+               context="relay")
     yield Case("relay_channel_data_hairpin",
                "ChannelData on 0x4002, bound to the relayed address itself: delivered to the "
                "allocation there, back to its client as ChannelData 0x4002",
