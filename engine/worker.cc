@@ -142,7 +142,7 @@ unsigned Worker::poll() noexcept {
     // The relay's state for this iteration: the shard and the time, read once.
     std::optional<RelayState> relay_state;
     if (index_ < d.relay_shards.size() && d.relay_shards[index_] != nullptr) {
-        const std::uint64_t now = rte_rdtsc();
+        const std::uint64_t now = d.relay_clock != nullptr ? d.relay_clock() : rte_rdtsc();
         relay_state.emplace(RelayState{*d.relay_shards[index_], now,
                                        d.start_unix_s + (now - d.start_tsc) / d.tsc_hz});
         // Expired allocations, permissions and channels go a few slots per iteration.

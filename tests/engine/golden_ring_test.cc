@@ -9,7 +9,8 @@
 // The port is net_ring, built with rte_eth_from_rings(): the test enqueues mbufs into the RX
 // ring (the port's RX queue 0) and dequeues what the port transmitted from the TX ring (its TX
 // queue 0). One worker, one port, burst 32, no handoff rings: a one-worker Dataplane never
-// hands off, so steering is exercised only as "mine". A frame with the verdict to_control (a
+// hands off, so steering is exercised only as "mine". The `relay` cases run with their shard
+// as the worker's and the relay's clock injected (Dataplane::relay_clock). A frame with the verdict to_control (a
 // neighbour reply) must come out of the worker's ring to the control thread, unchanged and
 // with its port set, and not out of the TX ring. The port's own MAC does not matter: the
 // PortContext carries the MAC the golden frames are addressed to.
@@ -204,6 +205,14 @@ private:
         p.dataplane.ports = {DataplanePort{p.port_id, nullptr}};
         p.publish(*full);
         p.dataplane.workers = 1;
+        // The relay's clock, for the `relay` cases (their shard is the worker's while each
+        // runs): a second after golden_cases.h made the shard, in ticks and Unix seconds.
+        p.dataplane.tsc_hz = golden::relay_ticks_per_second;
+        p.dataplane.start_tsc = golden::relay_setup_ticks;
+        p.dataplane.start_unix_s = golden::relay_setup_s;
+        p.dataplane.relay_clock = []() noexcept {
+            return golden::relay_setup_ticks + golden::relay_ticks_per_second;
+        };
         p.dataplane.burst = burst;
         p.dataplane.rings.assign(1, nullptr);  // rings[0 * 1 + 0]: a worker never hands to itself
         p.dataplane.to_control = {p.control};
@@ -378,10 +387,17 @@ TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
     if (golden.capacity > largest_capacity())
         GTEST_SKIP() << "capacity " << golden.capacity << " exceeds the mbuf's data room ("
                      << largest_capacity() << "): golden_test.cc covers this case";
-    if (context->relay)
-        GTEST_SKIP() << "the worker loop does not run the relay role yet: golden_test.cc "
-                        "covers this case";
     ring_port->publish(*context);
+    // A relay context's cases meet a shard in the state golden_cases.h makes, a second later
+    // on the worker's clock (as golden_test.cc gives them).
+    std::unique_ptr<RelayShard> shard;
+    if (context->relay) {
+        shard = golden::make_relay_shard(*context->relay);
+        ring_port->dataplane.relay_shards.push_back(std::move(shard));
+    }
+    struct Unrelay {
+        ~Unrelay() { ring_port->dataplane.relay_shards.clear(); }
+    } unrelay;
 
     rte_mbuf* m = make_mbuf(golden);
     ASSERT_NE(m, nullptr);

@@ -67,6 +67,9 @@ struct Dataplane {
     std::uint64_t tsc_hz = 1;
     std::uint64_t start_tsc = 0;
     std::uint64_t start_unix_s = 0;
+    /// The relay's clock in place of the TSC, for tests that inject the time (the golden
+    /// ring test); null in punchlined.
+    std::uint64_t (*relay_clock)() noexcept = nullptr;
     /// Set by the control thread to stop the workers; read relaxed each loop (they only need
     /// to see it eventually; their exit is joined by rte_eal_mp_wait_lcore).
     std::atomic<bool> stop{false};
