@@ -49,14 +49,18 @@
 #include <utility>
 #include <vector>
 
+#include "engine/checksum.h"
 #include "engine/counters.h"
 #include "engine/drop_reason.h"
 #include "engine/frame.h"
 #include "engine/neighbour.h"
 #include "engine/port_context.h"
+#include "engine/steer.h"
 #include "engine/worker.h"
 #include "golden/golden_cases.h"
+#include "stun/attributes.h"
 #include "stun/bytes.h"
+#include "stun/message.h"
 
 namespace engine {
 namespace {
@@ -737,6 +741,155 @@ TEST_F(RingWorkerLoopTest, AnswerRefusedByFullTxQueueCountsAsTxFull) {
     EXPECT_EQ(delta.tx_bytes, 0u);
     EXPECT_TRUE(ring_port->counters().conserved());
     EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the answer leaked";
+}
+
+// A hairpin across two workers (relay_path.cc): the client's worker relays its Send
+// indication to a relayed address on the other worker's relay port; the frame goes on the
+// hairpin ring to that worker, which delivers it to the allocation there, whose client gets
+// it as a Data indication, on the owner's TX queue. A port of its own with two queue pairs
+// (one per worker), steering in software by the relay port partition {49152, 1}: worker 0
+// owns 49152, worker 1 owns 49153. The client's source port is chosen so that its 5-tuple
+// hashes to worker 1, which holds its allocation on 49153; worker 0 holds another client's
+// (port 40001) on 49152, the Send indication's peer.
+TEST_F(RingWorkerLoopTest, HairpinToAnotherWorkersRelayPortGoesThroughItsHairpinRing) {
+    const GoldenCase* golden = case_named("relay_send_hairpin");
+    ASSERT_NE(golden, nullptr);
+    const std::optional<PortContext> context = make_context("relay");
+    ASSERT_TRUE(context && context->relay);
+
+    // The input with a source port whose 5-tuple is worker 1's, its UDP checksum summed anew.
+    const RelayPortPartition partition{49152, 1};
+    std::vector<std::byte> input = golden->input;
+    constexpr std::size_t ip = ethernet_header_size;
+    constexpr std::size_t udp = ip + ipv4_header_size;
+    std::uint16_t client_port = 40000;
+    for (; client_port < 40100; ++client_port) {
+        stun::store_be16(input.data() + udp, client_port);
+        if (owner_worker(input, 2, partition) == 1) break;
+    }
+    ASSERT_LT(client_port, 40100) << "no source port hashes to worker 1";
+    stun::store_be16(input.data() + udp + 6, 0);
+    const std::size_t udp_length = stun::load_be16(input.data() + udp + 4);
+    const std::uint16_t sum = transport_checksum({input.data() + ip + 12, 8}, ip_protocol::udp,
+                                                 {input.data() + udp, udp_length});
+    stun::store_be16(input.data() + udp + 6, sum == 0 ? 0xFFFF : sum);
+
+    // Two queue pairs on a port of its own; the worker-to-worker rings.
+    const int socket = static_cast<int>(rte_socket_id());
+    std::array<rte_ring*, 2> rx{};
+    std::array<rte_ring*, 2> tx{};
+    std::vector<rte_ring*> created;
+    for (unsigned q = 0; q < 2; ++q) {
+        rx[q] = rte_ring_create(("hp_rx" + std::to_string(q)).c_str(), 64, socket,
+                                RING_F_SP_ENQ | RING_F_SC_DEQ);
+        tx[q] = rte_ring_create(("hp_tx" + std::to_string(q)).c_str(), 64, socket,
+                                RING_F_SP_ENQ | RING_F_SC_DEQ);
+        created.push_back(rx[q]);
+        created.push_back(tx[q]);
+    }
+    Dataplane d;
+    d.workers = 2;
+    d.rings.assign(4, nullptr);
+    d.hairpin_rings.assign(4, nullptr);
+    for (unsigned from = 0; from < 2; ++from) {
+        const unsigned to = 1 - from;
+        const std::string suffix = std::to_string(from) + std::to_string(to);
+        d.rings[from * 2 + to] = rte_ring_create(("hp_handoff" + suffix).c_str(), 64, socket,
+                                                 RING_F_SP_ENQ | RING_F_SC_DEQ);
+        d.hairpin_rings[from * 2 + to] = rte_ring_create(
+            ("hp_hairpin" + suffix).c_str(), 64, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        created.push_back(d.rings[from * 2 + to]);
+        created.push_back(d.hairpin_rings[from * 2 + to]);
+    }
+    for (rte_ring* ring : created) ASSERT_NE(ring, nullptr) << rte_strerror(rte_errno);
+    const int port = rte_eth_from_rings("hairpin_ring", rx.data(), 2, tx.data(), 2,
+                                        static_cast<unsigned>(socket));
+    ASSERT_GE(port, 0) << rte_strerror(rte_errno);
+    const auto port_id = static_cast<std::uint16_t>(port);
+    rte_eth_conf conf{};
+    ASSERT_EQ(rte_eth_dev_configure(port_id, 2, 2, &conf), 0);
+    for (std::uint16_t q = 0; q < 2; ++q) {
+        ASSERT_EQ(rte_eth_rx_queue_setup(port_id, q, 64, static_cast<unsigned>(socket), nullptr,
+                                         ring_port->pool),
+                  0);
+        ASSERT_EQ(rte_eth_tx_queue_setup(port_id, q, 64, static_cast<unsigned>(socket), nullptr),
+                  0);
+    }
+    ASSERT_EQ(rte_eth_dev_start(port_id), 0);
+    struct Teardown {
+        std::uint16_t port;
+        std::vector<rte_ring*>& rings;
+        ~Teardown() {
+            rte_eth_dev_stop(port);
+            rte_eth_dev_close(port);
+            for (rte_ring* ring : rings) {
+                void* object = nullptr;
+                while (rte_ring_dequeue(ring, &object) == 0)
+                    rte_pktmbuf_free(static_cast<rte_mbuf*>(object));
+                rte_ring_free(ring);
+            }
+        }
+    } teardown{port_id, created};
+
+    auto published = std::make_unique<PortContext>(*context);
+    d.ports = {DataplanePort{port_id, published.get()}};
+    d.counters = std::make_unique<CoreCounters[]>(2);
+    d.relay_ports = partition;
+    d.relay_shards.push_back(golden::make_relay_shard(*context->relay, 49152, 40001));
+    d.relay_shards.push_back(golden::make_relay_shard(*context->relay, 49153, client_port));
+    d.tsc_hz = golden::relay_ticks_per_second;
+    d.start_tsc = golden::relay_setup_ticks;
+    d.start_unix_s = golden::relay_setup_s;
+    d.relay_clock = []() noexcept {
+        return golden::relay_setup_ticks + golden::relay_ticks_per_second;
+    };
+    Worker worker0(d, 0);
+    Worker worker1(d, 1);
+
+    // Worker 0 receives it and hands it to worker 1 (steering), which relays it to 49152:
+    // worker 0's relay port, through the hairpin ring; worker 0 sends the Data indication.
+    rte_mbuf* m = rte_pktmbuf_alloc(ring_port->pool);
+    ASSERT_NE(m, nullptr);
+    std::memcpy(rte_pktmbuf_append(m, static_cast<std::uint16_t>(input.size())), input.data(),
+                input.size());
+    ASSERT_EQ(rte_ring_enqueue(rx[0], m), 0);
+    EXPECT_EQ(worker0.poll(), 1u);
+    EXPECT_EQ(d.counters[0].handed_off, 1u);
+    EXPECT_EQ(worker1.poll(), 1u);
+    EXPECT_EQ(d.counters[1].hairpinned, 1u);
+    EXPECT_EQ(rte_ring_count(d.hairpin_rings[1 * 2 + 0]), 1u);
+    EXPECT_EQ(worker0.poll(), 1u);
+    EXPECT_EQ(rte_ring_count(tx[1]), 0u);
+    ASSERT_EQ(rte_ring_count(tx[0]), 1u) << "nothing left through worker 0's TX queue";
+    void* object = nullptr;
+    ASSERT_EQ(rte_ring_dequeue(tx[0], &object), 0);
+    auto* out = static_cast<rte_mbuf*>(object);
+    const std::vector<std::byte> frame(rte_pktmbuf_mtod(out, const std::byte*),
+                                       rte_pktmbuf_mtod(out, const std::byte*) +
+                                           rte_pktmbuf_data_len(out));
+    rte_pktmbuf_free(out);
+    for (unsigned w = 0; w < 2; ++w) EXPECT_TRUE(d.counters[w].conserved()) << "worker " << w;
+    EXPECT_EQ(d.counters[0].tx_packets, 1u);
+    EXPECT_EQ(d.relay_shards[1]->counters().to_peer_packets, 1u);
+    EXPECT_EQ(d.relay_shards[0]->counters().to_client_packets, 1u);
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "an mbuf leaked";
+
+    // To the client of 49152's allocation, a Data indication from the first relayed address.
+    ASSERT_GT(frame.size(), udp + udp_header_size + 20);
+    EXPECT_EQ(stun::load_be16(frame.data() + udp), 3478);
+    EXPECT_EQ(stun::load_be16(frame.data() + udp + 2), 40001);
+    stun::Message indication;
+    ASSERT_EQ(stun::Message::parse({frame.data() + udp + udp_header_size,
+                                    stun::load_be16(frame.data() + udp + 4) - udp_header_size},
+                                   indication),
+              stun::ParseError::ok);
+    EXPECT_EQ(indication.method(), static_cast<std::uint16_t>(stun::Method::data));
+    const auto peer_attribute = indication.find(stun::attr::xor_peer_address);
+    ASSERT_TRUE(peer_attribute);
+    stun::Address peer;
+    ASSERT_EQ(stun::decode_xor_address(*peer_attribute, indication.transaction_id(), peer),
+              stun::ParseError::ok);
+    EXPECT_EQ(peer, stun::Address::v4(0xC6120002, 49153));
 }
 
 }  // namespace
