@@ -179,6 +179,8 @@ lab_engine_start() {
   ns=$(lab_ns "$1")
   LAB_ENGINE_COUNT=$((LAB_ENGINE_COUNT + 1))
   LAB_ENGINE_LOG=$LAB_WORKDIR/engine-$LAB_ENGINE_COUNT.log
+  # Created here: the background job's redirection may open it only after the first poll.
+  : >"$LAB_ENGINE_LOG"
   # `ip netns exec` execs punchlined after setns: $! is the engine's own PID.
   ip netns exec "$ns" "$PUNCHLINED" --config "$config" >"$LAB_ENGINE_LOG" 2>&1 &
   LAB_ENGINE_PID=$!
