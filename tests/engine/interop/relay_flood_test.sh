@@ -21,9 +21,10 @@
 #               unanswered (rate_limited).
 #   3. Checks: the flow lost nothing and got every message back; the flooder's refusals are
 #      the ones the limits predict; the engine's counters since the live report (the flood's
-#      share) equal what the flooder saw: allocated, 486, 508, 401 (auth missing_integrity)
-#      and rate_limited = the unanswered unsigned requests; the table was full; the counters
-#      are conserved.
+#      share) equal what the flooder saw: allocated, 486, 508; 401 (auth missing_integrity)
+#      at least the 401s it got, rate_limited at most the requests it got no answer to (the
+#      kernel may lose a few on a loaded machine); the table was full; the counters are
+#      conserved.
 #
 # The limits, small enough to be reached by a bounded flood and large enough for the flow:
 #   max_allocations = 64: the flow's 2 (uclient's client is a pair of sessions), mallory's 4
@@ -226,13 +227,16 @@ expect "engine: table_full > 0" "$(delta table_full)" -gt 0
 expect "engine: table_full = the flood's 508 answers" "$(delta table_full)" -eq \
   "$(flood table 508)"
 flood_401=$(($(flood quota-nonce 401) + $(flood table-nonce 401) + $(flood unauthenticated 401)))
-expect "engine: auth missing_integrity = the flood's 401 answers" \
-  "$(delta "auth missing_integrity")" -eq "$flood_401"
+# At least as many as the flooder got (an answer the kernel lost on the way back was still
+# counted), and no more rate-limited than went unanswered (a request the kernel lost never
+# reached the engine): equal when the lab lost nothing, as it does on an idle machine.
+expect "engine: auth missing_integrity >= the flood's 401 answers" \
+  "$(delta "auth missing_integrity")" -ge "$flood_401"
 flood_unanswered=$(($(flood quota-nonce unanswered) + $(flood table-nonce unanswered) +
   $(flood unauthenticated unanswered)))
 expect "engine: rate_limited > 0" "$(delta rate_limited)" -gt 0
-expect "engine: rate_limited = the flood's unanswered unsigned requests" "$(delta rate_limited)" \
-  -eq "$flood_unanswered"
+expect "engine: rate_limited <= the flood's unanswered unsigned requests" \
+  "$(delta rate_limited)" -le "$flood_unanswered"
 expect "engine: the table was full (the flow's allocations and the flood's)" \
   $((flow_allocations + $(delta allocated))) -eq "$max_allocations"
 # Allocations live 600 s at least: none expired during the test, so the exit report's table
