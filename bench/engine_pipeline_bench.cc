@@ -3,7 +3,8 @@
 // scripts/bench runs it and records its RESULT lines; nothing in `meson test` does.
 //
 //   engine_pipeline_bench [--mode both|engine|baseline] [--runs 3] [--seconds 2] [--warmup 0.5]
-//                         [--flows 4096] [--inflight 512] [--burst 32] [--no-huge]
+//                         [--workload binding|channel-out|channel-in|data-indication]
+//                         [--payload 100] [--flows 4096] [--inflight 512] [--burst 32] [--no-huge]
 //                         [--trust-checksum] [--no-alternate] [--no-software]
 //                         [-- EAL ARGUMENTS]
 //
@@ -38,6 +39,28 @@
 // RESPONSE-ORIGIN and OTHER-ADDRESS) and --no-software take those costs out, to see what each
 // costs; their RESULT lines say "port" so. The figures scripts/bench records use the defaults.
 //
+// Relay workloads (issue 4, RFC 8656; --workload other than binding). Before the runs, every
+// flow's client makes its allocation the way a client does, through handle_frame() on the
+// port (bench/relay_workload.h): Allocate, CreatePermission and ChannelBind 0x4000 to its peer,
+// each with USERNAME, REALM, the nonce the server makes for that client, MESSAGE-INTEGRITY and
+// FINGERPRINT, each answered with a success; the worker's shard then holds --flows
+// allocations (4096 by default, each its own client, relay port and peer). The feeder's frames
+// carry --payload bytes of application data (100 by default: an audio frame) whose first 4
+// bytes name the flow:
+//   channel-out       ChannelData (channel 0x4000) from each client to the TURN port: relayed
+//                     to the peer from the allocation's relayed address (RFC 8656 §12.6)
+//   channel-in        a datagram from each client's peer to its relay port: relayed to the
+//                     client as ChannelData (§12.5)
+//   data-indication   a datagram from the peer's IP on another port (a permission, no channel)
+//                     to the relay port: relayed to the client in a Data indication (§11.3)
+// The engine's figure counts the frames the worker transmitted (CoreCounters::tx_packets);
+// after each run every frame in flight is checked (addresses, MACs, IPv4 and UDP checksums,
+// the ChannelData header or the Data indication's XOR-PEER-ADDRESS and DATA, the payload
+// intact), and at the end every frame received must have been relayed, none dropped, the
+// allocations' own relayed counters summing to what the worker sent. Their RESULT lines are
+// engine_relay_<workload>_mpps and parse_and_swap_<workload>_mpps, the latter the
+// parse-and-swap loop of the same run on the same frames.
+//
 // EAL arguments: everything after "--"; default -l 1 --no-pci --in-memory --no-telemetry
 // --log-level=lib.eal:error, which needs reserved hugepages (dpdk-hugepages.py -p 2M --setup
 // 1G). --no-huge switches the default to --no-huge -m 512 --no-shconf: slower whenever
@@ -62,6 +85,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -70,9 +95,11 @@
 #include "engine/counters.h"
 #include "engine/port_context.h"
 #include "engine/worker.h"
+#include "relay_workload.h"
 #include "stun/address.h"
 #include "stun/attributes.h"
 #include "stun/bytes.h"
+#include "stun/channel_data.h"
 #include "stun/constants.h"
 #include "stun/errors.h"
 #include "stun/integrity.h"
@@ -88,7 +115,8 @@ constexpr std::uint16_t stun_alternate_port = 3479;
 // Ethernet 14 + IPv4 20 + UDP 8 + STUN header 20 + FINGERPRINT 8.
 constexpr std::size_t stun_request_size = stun::header_size + 8;
 constexpr std::size_t request_frame_size = 14 + 20 + 8 + stun_request_size;
-// Templates are stored in slots of this stride (16-byte aligned copies).
+// Binding request templates are stored in slots of this stride (16-byte aligned copies); relay
+// frames in slots of their size rounded up to 64.
 constexpr std::size_t template_stride = 80;
 static_assert(request_frame_size <= template_stride);
 // Transmitted mbufs moved back to the RX ring per refill: more than a burst, so the feeder
@@ -97,6 +125,13 @@ constexpr unsigned feed_batch = 2 * engine::max_burst;
 
 struct Options {
     std::string mode = "both";
+    // binding: Binding requests (the STUN role). The relay's data path (issue 4), on
+    // allocations made beforehand, one per flow: channel-out, ChannelData from clients to the
+    // TURN port (to their peers); channel-in, datagrams from peers with a channel bound to the
+    // relay ports (to the clients as ChannelData); data-indication, the same from a permitted
+    // peer without a channel (to the clients in Data indications).
+    std::string workload = "binding";
+    unsigned payload = 100;  // relay workloads: the application bytes relayed per packet
     unsigned runs = 3;
     double seconds = 2.0;
     double warmup = 0.5;
@@ -115,14 +150,17 @@ struct Options {
     std::exit(2);
 }
 
-// The pre-generated requests, and the source address each one carries.
+// The pre-generated frames (Binding requests, or a relay workload's datagrams), and the
+// source address each one carries.
 struct Requests {
-    std::vector<std::byte> frames;  // flows * template_stride
+    std::vector<std::byte> frames;  // flows * stride
     std::vector<stun::Address> sources;
+    std::size_t stride = template_stride;
+    std::size_t frame_size = request_frame_size;
     unsigned next = 0;
 
     [[nodiscard]] const std::byte* frame(unsigned flow) const noexcept {
-        return frames.data() + std::size_t{flow} * template_stride;
+        return frames.data() + std::size_t{flow} * stride;
     }
 };
 
@@ -188,12 +226,14 @@ Requests generate_requests(unsigned flows, const rte_ether_addr& port_mac) {
     return r;
 }
 
-// Copies the next request over `m`: the whole frame and its lengths, as if it had just arrived.
+// Copies the next request over `m`: the whole frame, its start and its lengths, as if it had
+// just arrived (the relay moves a frame's start when its headers shrink or grow).
 inline void restore(rte_mbuf* m, Requests& requests) noexcept {
-    rte_memcpy(rte_pktmbuf_mtod(m, void*), requests.frame(requests.next), request_frame_size);
+    m->data_off = RTE_PKTMBUF_HEADROOM;
+    rte_memcpy(rte_pktmbuf_mtod(m, void*), requests.frame(requests.next), requests.frame_size);
     if (++requests.next == requests.sources.size()) requests.next = 0;
-    m->data_len = static_cast<std::uint16_t>(request_frame_size);
-    m->pkt_len = static_cast<std::uint32_t>(request_frame_size);
+    m->data_len = static_cast<std::uint16_t>(requests.frame_size);
+    m->pkt_len = static_cast<std::uint32_t>(requests.frame_size);
 }
 
 struct Feeder {
@@ -356,6 +396,139 @@ std::string check_response(const rte_mbuf* m, const Requests& requests,
     return {};
 }
 
+// The relay workloads (Options::workload). Each flow is one client with an allocation made
+// beforehand (relay_workload::allocate: Allocate, CreatePermission, ChannelBind 0x4000 to its
+// peer, each authenticated, through handle_frame()), whose relay port is relay_ports[flow].
+enum class Workload : std::uint8_t { binding, channel_out, channel_in, data_indication };
+
+Workload workload_of(const std::string& name) {
+    if (name == "channel-out") return Workload::channel_out;
+    if (name == "channel-in") return Workload::channel_in;
+    if (name == "data-indication") return Workload::data_indication;
+    return Workload::binding;
+}
+
+// Where a relayed frame's payload starts, and so its first 4 bytes, the flow
+// (relay_workload::fill_payload): after the UDP header (to a peer), the ChannelData header, or
+// the Data indication's header, XOR-PEER-ADDRESS (IPv4) and DATA's attribute header.
+constexpr std::size_t relayed_payload_offset(Workload w) {
+    return w == Workload::channel_out  ? 42
+           : w == Workload::channel_in ? 42 + 4
+                                       : 42 + stun::header_size + 12 + 4;
+}
+
+// One frame per flow: ChannelData from its client (channel-out), or a datagram from its peer
+// (channel-in) or from its unbound peer (data-indication) to its relay port. `payload` bytes
+// of application data, fill_payload()'s pattern.
+Requests generate_relay_frames(Workload workload, unsigned flows, unsigned payload,
+                               const engine::MacAddress& port_mac,
+                               const std::vector<std::uint16_t>& relay_ports) {
+    namespace lab = relay_workload;
+    Requests r;
+    const std::size_t udp_payload =
+        payload + (workload == Workload::channel_out ? stun::channel_data_header_size : 0);
+    r.frame_size = 42 + udp_payload;
+    r.stride = (r.frame_size + 63) / 64 * 64;
+    r.frames.assign(std::size_t{flows} * r.stride, std::byte{0});
+    r.sources.resize(flows);
+    const stun::Address server = stun::Address::v4(lab::server_ip, lab::turn_port);
+    for (unsigned flow = 0; flow < flows; ++flow) {
+        std::byte* f = r.frames.data() + std::size_t{flow} * r.stride;
+        const stun::Address relayed = stun::Address::v4(lab::server_ip, relay_ports[flow]);
+        std::size_t length = 0;
+        if (workload == Workload::channel_out) {
+            // RFC 8656 §12.4: channel number, length; over UDP no padding is needed.
+            stun::store_be16(f + 42, lab::channel_number);
+            stun::store_be16(f + 44, static_cast<std::uint16_t>(payload));
+            lab::fill_payload(f + 46, payload, flow);
+            r.sources[flow] = lab::client(flow);
+            length = lab::frame_udp(f, port_mac, lab::client_mac(flow), lab::client(flow), server,
+                                    udp_payload);
+        } else {
+            lab::fill_payload(f + 42, payload, flow);
+            r.sources[flow] =
+                workload == Workload::channel_in ? lab::peer(flow) : lab::unbound_peer(flow);
+            length = lab::frame_udp(f, port_mac, lab::gateway_mac, r.sources[flow], relayed,
+                                    udp_payload);
+        }
+        if (length != r.frame_size) fail_setup("relay frame of the wrong size");
+    }
+    return r;
+}
+
+// Checks one relayed frame: from the port, IPv4 and UDP checksums right, addressed as RFC 8656
+// says for its workload (§12.6 to the peer from the relayed address; §12.5 ChannelData or
+// §11.3 Data indication to the client from the TURN port), the payload intact. Returns an
+// empty string when it is right, else what is wrong.
+std::string check_relayed(const rte_mbuf* m, Workload workload, unsigned payload,
+                          const Requests& requests, const rte_ether_addr& port_mac,
+                          const std::vector<std::uint16_t>& relay_ports) {
+    namespace lab = relay_workload;
+    const auto* f = rte_pktmbuf_mtod(m, const std::byte*);
+    const std::size_t length = rte_pktmbuf_data_len(m);
+    const std::size_t at = relayed_payload_offset(workload);
+    if (length < at + 4) return "shorter than a relayed frame";
+    if (stun::load_be16(f + 12) != RTE_ETHER_TYPE_IPV4) return "not IPv4";
+    if (std::memcmp(f + 6, port_mac.addr_bytes, 6) != 0) return "not from the port's MAC";
+    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(f + 14);
+    if (rte_ipv4_hdr_len(ip) != 20 || ip->next_proto_id != IPPROTO_UDP) return "not UDP/IPv4";
+    if (const std::uint16_t sum = rte_ipv4_cksum(ip); sum != 0 && sum != 0xFFFF)
+        return "IPv4 header checksum does not verify";
+    const std::size_t ip_total = stun::load_be16(f + 14 + 2);
+    if (14 + ip_total != length) return "IPv4 total length disagrees with the frame";
+    const std::size_t udp_length = stun::load_be16(f + 34 + 4);
+    if (udp_length != ip_total - 20) return "UDP length disagrees with IPv4";
+    std::uint32_t sum =
+        std::uint32_t{rte_ipv4_phdr_cksum(ip, 0)} + rte_raw_cksum(f + 34, udp_length);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    if (stun::load_be16(f + 34 + 6) == 0 || sum != 0xFFFF) return "UDP checksum does not verify";
+    const std::uint32_t flow = stun::load_be32(f + at);
+    if (flow >= requests.sources.size()) return "payload names no flow";
+    if (length != at + payload + (workload == Workload::data_indication ? (4 - payload % 4) % 4
+                                                                         : 0))
+        return "wrong length for the payload";
+    const std::byte* sent = requests.frame(flow) + 42 +
+                            (workload == Workload::channel_out ? stun::channel_data_header_size
+                                                               : 0);
+    if (std::memcmp(f + at, sent, payload) != 0) return "payload changed";
+    stun::Address from = stun::Address::v4(stun::load_be32(f + 14 + 12), stun::load_be16(f + 34));
+    stun::Address to = stun::Address::v4(stun::load_be32(f + 14 + 16), stun::load_be16(f + 36));
+    if (workload == Workload::channel_out) {
+        if (std::memcmp(f, lab::gateway_mac.data(), 6) != 0) return "not to the gateway's MAC";
+        if (!(from == stun::Address::v4(lab::server_ip, relay_ports[flow])))
+            return "not from the allocation's relayed address";
+        if (!(to == lab::peer(flow))) return "not to the channel's peer";
+        return {};
+    }
+    if (std::memcmp(f, lab::client_mac(flow).data(), 6) != 0) return "not to the client's MAC";
+    if (!(from == stun::Address::v4(lab::server_ip, lab::turn_port)))
+        return "not from the TURN port";
+    if (!(to == lab::client(flow))) return "not to the allocation's client";
+    if (workload == Workload::channel_in) {
+        if (stun::load_be16(f + 42) != lab::channel_number ||
+            stun::load_be16(f + 44) != payload)
+            return "wrong ChannelData header";
+        return {};
+    }
+    stun::Message message;
+    if (const auto e = stun::Message::parse({f + 42, udp_length - 8}, message);
+        e != stun::ParseError::ok)
+        return std::string("Data indication parse: ") + std::string(stun::to_string(e));
+    if (!message.is(stun::Method::data, stun::MessageClass::indication))
+        return "not a Data indication";
+    const auto peer_attribute = message.find(stun::attr::xor_peer_address);
+    stun::Address peer;
+    if (!peer_attribute || stun::decode_xor_address(*peer_attribute, message.transaction_id(),
+                                                    peer) != stun::ParseError::ok)
+        return "no XOR-PEER-ADDRESS";
+    if (!(peer == lab::unbound_peer(flow))) return "XOR-PEER-ADDRESS is not the peer";
+    const auto data = message.find(stun::attr::data);
+    if (!data || data->value.size() != payload || data->value.data() != f + at)
+        return "DATA is not the payload";
+    return {};
+}
+
 double median(std::vector<double> values) {
     std::sort(values.begin(), values.end());
     const std::size_t n = values.size();
@@ -388,6 +561,11 @@ int main(int argc, char** argv) {
                  "parse-and-swap loop, Mpps (EAL arguments after --)"};
     app.add_option("--mode", options.mode, "both (alternating), engine or baseline")
         ->check(CLI::IsMember({"both", "engine", "baseline"}));
+    app.add_option("--workload", options.workload,
+                   "binding (STUN), or the relay's channel-out, channel-in, data-indication")
+        ->check(CLI::IsMember({"binding", "channel-out", "channel-in", "data-indication"}));
+    app.add_option("--payload", options.payload, "relay workloads: application bytes per packet")
+        ->check(CLI::Range(4, 1200));
     app.add_option("--runs", options.runs, "timed runs of each mode")->check(CLI::Range(1, 99));
     app.add_option("--seconds", options.seconds, "counted seconds per run")
         ->check(CLI::Range(0.05, 600.0));
@@ -458,6 +636,13 @@ int main(int argc, char** argv) {
     rte_ether_addr port_mac{};
     rte_eth_macaddr_get(port_id, &port_mac);
 
+    const Workload workload = workload_of(options.workload);
+    const bool relaying = workload != Workload::binding;
+    // One allocation per flow, each on a relay port of its own (49152-65535).
+    if (relaying && options.flows > 65536 - relay_workload::first_relay_port)
+        fail_setup("a relay workload has at most 16384 flows (one relay port each)");
+    engine::MacAddress mac;
+    std::memcpy(mac.data(), port_mac.addr_bytes, 6);
     engine::PortContext context;
     std::memcpy(context.mac.data(), port_mac.addr_bytes, 6);
     context.ipv4.primary = stun::Address::v4(server_ip, 0);
@@ -468,6 +653,14 @@ int main(int argc, char** argv) {
     context.stun_alternate_port = options.no_alternate ? 0 : stun_alternate_port;
     context.software = options.no_software ? "" : "punchline";
     context.prepare();
+    // The relay workloads: the relay's port (relay_workload.h: no RFC 5780 alternate, no
+    // SOFTWARE, which relayed frames never use), on the TSC clock as punchlined runs it.
+    if (relaying) {
+        if (options.trust_checksum || options.no_alternate || options.no_software)
+            fail_setup("--trust-checksum, --no-alternate and --no-software are for binding");
+        context = relay_workload::make_port(mac, relay_workload::make_context(
+                                                     rte_get_tsc_hz(), options.flows));
+    }
 
     engine::Dataplane dataplane;
     dataplane.ports = {engine::DataplanePort{port_id, &context}};
@@ -475,6 +668,23 @@ int main(int argc, char** argv) {
     dataplane.burst = options.burst;
     dataplane.rings.assign(1, nullptr);  // one worker: no handoff rings
     dataplane.counters = std::make_unique<engine::CoreCounters[]>(1);
+    std::vector<std::uint16_t> relay_ports;
+    if (relaying) {
+        dataplane.tsc_hz = rte_get_tsc_hz();
+        dataplane.start_tsc = rte_rdtsc();
+        dataplane.start_unix_s = static_cast<std::uint64_t>(std::time(nullptr));
+        dataplane.relay_shards.push_back(
+            relay_workload::make_shard(2 * options.flows, dataplane.tsc_hz));
+        // Every flow's allocation, permission and channel, made as its client makes them.
+        std::string why;
+        for (unsigned flow = 0; flow < options.flows; ++flow) {
+            const std::optional<std::uint16_t> relay_port =
+                relay_workload::allocate(context, *dataplane.relay_shards[0], flow,
+                                         rte_rdtsc(), dataplane.start_unix_s, why);
+            if (!relay_port) fail_setup("allocation set-up failed: " + why);
+            relay_ports.push_back(*relay_port);
+        }
+    }
     engine::Worker worker(dataplane, 0);
     const engine::CoreCounters& counters = dataplane.counters[0];
 
@@ -482,7 +692,9 @@ int main(int argc, char** argv) {
     baseline.port = port_id;
     baseline.burst = static_cast<std::uint16_t>(options.burst);
 
-    Requests requests = generate_requests(options.flows, port_mac);
+    Requests requests =
+        relaying ? generate_relay_frames(workload, options.flows, options.payload, mac, relay_ports)
+                 : generate_requests(options.flows, port_mac);
     feeder.requests = &requests;
     {
         std::vector<rte_mbuf*> initial(options.inflight);
@@ -498,6 +710,10 @@ int main(int argc, char** argv) {
                 rte_lcore_id(),
                 hugepages ? "hugepages" : "NO HUGEPAGES (--no-huge: figures 1.4-5x low)",
                 options.burst, options.flows, options.inflight, options.seconds, options.warmup);
+    if (relaying)
+        std::printf("engine_pipeline_bench: relay workload %s, %u allocations (one per flow, "
+                    "channel 0x4000 bound), %u-byte payload, %zu-byte frames in\n",
+                    options.workload.c_str(), options.flows, options.payload, requests.frame_size);
     std::string port_variant;  // empty: the default port
     for (const auto& [set, name] : {std::pair{options.trust_checksum, "trust_checksum"},
                                     std::pair{options.no_alternate, "no_alternate"},
@@ -527,7 +743,10 @@ int main(int argc, char** argv) {
             for (unsigned i = 0; i < n; ++i) {
                 auto* m = static_cast<rte_mbuf*>(packets[i]);
                 if (check) {
-                    if (std::string problem = check_response(m, requests, port_mac);
+                    if (std::string problem =
+                            relaying ? check_relayed(m, workload, options.payload, requests,
+                                                     port_mac, relay_ports)
+                                     : check_response(m, requests, port_mac);
                         !problem.empty()) {
                         if (bad_responses++ == 0) first_problem = problem;
                     }
@@ -542,9 +761,12 @@ int main(int argc, char** argv) {
 
     for (unsigned run = 0; run < options.runs; ++run) {
         if (run_engine) {
+            // Binding: the success responses built; relay: the frames relayed (every one the
+            // worker transmitted; the checks below prove none was anything else).
             engine_mpps.push_back(timed_run(
-                feeder, engine_step, [&] { return counters.stun_success; }, options.warmup,
-                options.seconds));
+                feeder, engine_step,
+                [&] { return relaying ? counters.tx_packets : counters.stun_success; },
+                options.warmup, options.seconds));
             drain(feeder.rx, engine_step);
             settle(true);
         }
@@ -572,8 +794,30 @@ int main(int argc, char** argv) {
                                    std::string(engine::drop_reasons[r].name));
         if (counters.stun_error != 0)
             problems.push_back(std::to_string(counters.stun_error) + " STUN error responses");
-        if (counters.stun_success != counters.rx_packets)
+        if (!relaying && counters.stun_success != counters.rx_packets)
             problems.emplace_back("not every packet received was answered with a success");
+        if (relaying) {
+            // Every frame received was relayed: transmitted, and counted by its allocation in
+            // the direction of its workload.
+            if (counters.tx_packets != counters.rx_packets || counters.stun_success != 0)
+                problems.emplace_back("not every packet received was relayed");
+            std::uint64_t relayed = 0;
+            const engine::RelayTable& table = dataplane.relay_shards[0]->table();
+            for (unsigned flow = 0; flow < options.flows; ++flow) {
+                const std::uint32_t slot = table.find_by_relay_port(0, relay_ports[flow]);
+                if (slot == engine::RelayTable::no_slot) {
+                    problems.push_back("flow " + std::to_string(flow) + " lost its allocation");
+                    continue;
+                }
+                const engine::AllocationCounters c = table.at(slot).counters();
+                relayed += workload == Workload::channel_out ? c.to_peer_packets
+                                                             : c.to_client_packets;
+            }
+            if (relayed != counters.tx_packets)
+                problems.push_back("the allocations counted " + std::to_string(relayed) +
+                                   " relayed, the worker transmitted " +
+                                   std::to_string(counters.tx_packets));
+        }
         if (bad_responses != 0)
             problems.push_back(std::to_string(bad_responses) + " wrong responses, first: " +
                                first_problem);
@@ -586,7 +830,8 @@ int main(int argc, char** argv) {
     const double engine_median = run_engine ? median(engine_mpps) : 0;
     const double baseline_median = run_baseline ? median(baseline_mpps) : 0;
     if (run_engine)
-        std::printf("%-36s %10.3f %10.2f   %s\n", "engine Worker::poll, Binding", engine_median,
+        std::printf("%-36s %10.3f %10.2f   %s\n",
+                    ("engine Worker::poll, " + options.workload).c_str(), engine_median,
                     1e3 / engine_median, json_list(engine_mpps).c_str());
     if (run_baseline)
         std::printf("%-36s %10.3f %10.2f   %s\n", "parse-and-swap baseline", baseline_median,
@@ -614,24 +859,42 @@ int main(int argc, char** argv) {
         for (const auto& p : problems)
             std::fprintf(stderr, "engine_pipeline_bench: FAIL: %s\n", p.c_str());
     } else {
-        std::printf("checks: every response parsed, verified and mapped to its request's "
-                    "source; counters conserved, nothing dropped\n");
+        if (relaying)
+            std::printf("checks: every frame relayed, addressed as RFC 8656 says, checksums "
+                        "right, payload intact; allocation counters agree; counters conserved, "
+                        "nothing dropped\n");
+        else
+            std::printf("checks: every response parsed, verified and mapped to its request's "
+                        "source; counters conserved, nothing dropped\n");
         const char* huge = hugepages ? "true" : "false";
+        // Figure names: binding keeps the names it had; a relay workload's carry its name,
+        // and so does its same-run baseline (scripts/bench runs each workload in a process
+        // of its own).
+        std::string suffix;
+        for (const char c : options.workload) suffix += c == '-' ? '_' : c;
+        const std::string engine_name =
+            relaying ? "engine_relay_" + suffix + "_mpps" : "engine_pipeline_binding_mpps";
+        const std::string baseline_name =
+            relaying ? "parse_and_swap_" + suffix + "_mpps" : "parse_and_swap_mpps";
         if (run_engine) {
-            std::printf("RESULT {\"name\":\"engine_pipeline_binding_mpps\",\"value\":%.3f,"
-                        "\"unit\":\"Mpps\",",
-                        engine_median);
+            std::printf("RESULT {\"name\":\"%s\",\"value\":%.3f,\"unit\":\"Mpps\",",
+                        engine_name.c_str(), engine_median);
             if (both)
-                std::printf("\"baseline\":\"parse_and_swap_mpps\",\"ratio\":%.3f,", ratio);
+                std::printf("\"baseline\":\"%s\",\"ratio\":%.3f,", baseline_name.c_str(),
+                            ratio);
+            if (relaying)
+                std::printf("\"payload_bytes\":%u,\"allocations\":%u,", options.payload,
+                            options.flows);
             if (!port_variant.empty()) std::printf("\"port\":\"%s\",", port_variant.c_str());
             std::printf("\"compare\":[\"testpmd_macswap_null_mpps\"],\"runs\":%s,"
                         "\"hugepages\":%s}\n",
                         json_list(engine_mpps).c_str(), huge);
         }
         if (run_baseline)
-            std::printf("RESULT {\"name\":\"parse_and_swap_mpps\",\"value\":%.3f,\"unit\":"
+            std::printf("RESULT {\"name\":\"%s\",\"value\":%.3f,\"unit\":"
                         "\"Mpps\",\"runs\":%s,\"hugepages\":%s}\n",
-                        baseline_median, json_list(baseline_mpps).c_str(), huge);
+                        baseline_name.c_str(), baseline_median, json_list(baseline_mpps).c_str(),
+                        huge);
     }
     std::fflush(stdout);
 

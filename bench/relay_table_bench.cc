@@ -1,5 +1,5 @@
 // Google Benchmarks of the relay's session table (style rule 19), the structures it was
-// chosen from (docs/architecture.md, "Relay session table"), at 10k and 100k allocations:
+// chosen from (docs/architecture.md, "Relay session table"), at 10k, 100k and 1M allocations:
 //   RelayTable   engine/relay_table.h: open addressing, linear probing, backward-shift erase
 //   RteHash      DPDK's rte_hash, lock-free readers (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF),
 //                CRC32-C hash (rte_hash_crc)
@@ -19,6 +19,12 @@
 // erased entry before every reader is past it (rte_hash_free_key_with_position after a
 // grace period, or call_rcu for a node); here nothing reads concurrently, so they reuse it
 // at once, which flatters them: a worker would also pay for a deferred-free queue.
+//
+// Memory (issue 4: bytes per allocation): RelayTable's benchmarks report counters
+// slot_bytes (RelayTable::slot_bytes(): the Allocation, 8 permissions, 8 channels, as limits()
+// sets them) and bytes_per_allocation: everything the table allocates (the slots, the 5-tuple
+// index, the free-slot stack, the relay-port index, its free FIFO and its queued flags, as
+// engine/relay_table.cc sizes them) over the allocations it holds, full (capacity = N).
 //
 // Run: build/bench/relay_table_bench --benchmark_repetitions=5
 //        --benchmark_report_aggregates_only=true [-- EAL arguments]
@@ -45,6 +51,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -270,6 +277,28 @@ std::string baseline(const char* name, const benchmark::State& state) {
     return std::string("baseline=") + name + "/" + std::to_string(state.range(0));
 }
 
+// What a full table of `limits` allocates, per allocation: the slots, the index (a power of two
+// of 8-byte entries at least twice the capacity), the free-slot stack (4 bytes a slot) and, per
+// relay endpoint (address × port), its slot (4), its place in the free FIFO (4) and its queued
+// flag (1); engine/relay_table.cc's constructor allocates these and nothing else.
+double bytes_per_allocation(const RelayTable& table, const engine::RelayTableLimits& limits) {
+    const double capacity = table.capacity();
+    const double endpoints = double(limits.relay_addresses) * limits.relay_port_count;
+    const double index = double(std::bit_ceil(table.capacity() * 2)) * 8;
+    return (double(table.slot_bytes()) * capacity + index + 4 * capacity + 9 * endpoints) /
+           capacity;
+}
+
+// RelayTable's memory counters (see the header comment); none for the other structures.
+template <class Structure>
+void memory_counters(benchmark::State& state, const Structure& s) {
+    if constexpr (std::is_same_v<Structure, Ours>) {
+        state.counters["slot_bytes"] = double(s.table.slot_bytes());
+        state.counters["bytes_per_allocation"] =
+            bytes_per_allocation(s.table, limits(s.keys.present.size()));
+    }
+}
+
 // Look-ups of present (hit) or absent (miss) keys; a hit reads the record's relay port.
 template <class Structure>
 void find(benchmark::State& state, bool hit, const char* baseline_name) {
@@ -289,6 +318,7 @@ void find(benchmark::State& state, bool hit, const char* baseline_name) {
     if (found != (hit ? static_cast<std::uint64_t>(state.iterations()) : 0))
         state.SkipWithError("a look-up gave the wrong answer");
     state.SetItemsProcessed(state.iterations());
+    memory_counters(state, s);
     if (baseline_name != nullptr) state.SetLabel(baseline(baseline_name, state));
 }
 
@@ -312,8 +342,9 @@ void insert_erase(benchmark::State& state, const char* baseline_name) {
 constexpr const char* find_baseline = "BM_Baseline_UnorderedMapFind";
 constexpr const char* insert_baseline = "BM_Baseline_UnorderedMapInsertErase";
 
-// Allocations in the table: 10k and 100k.
-void sizes(benchmark::internal::Benchmark* b) { b->Arg(10000)->Arg(100000); }
+// Allocations in the table: 10k, 100k and 1M (issue 4's look-up cost at 1M; a 1M table of
+// 1344-byte slots is 1.4 GB per structure, each candidate holding its own RelayTable records).
+void sizes(benchmark::internal::Benchmark* b) { b->Arg(10000)->Arg(100000)->Arg(1000000); }
 
 // BM_<name>_FindHit, _FindMiss and _InsertErase, each against its baseline.
 template <class Structure>

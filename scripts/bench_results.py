@@ -12,6 +12,8 @@ One line per figure is appended to FILE.jsonl:
     {"name": "BM_Foo", "value": <median real_time per iteration>, "unit": "ns/op",
      "commit": ..., "date": ..., ["baseline": "BM_Baseline_Foo", "ratio": value/baseline]}
     {"name": "BM_Foo/items_per_second", "value": <median>, "unit": "items/s", ...}
+    {"name": "BM_Foo/<counter>", "value": <median>, "unit": "counter", ...}
+        for each user counter the benchmark set (state.counters, e.g. bytes_per_allocation)
 The value is taken from the "_median" aggregate row (a run without repetitions falls back
 to its single iteration row) and converted to ns from the row's time_unit.
 A benchmark names its same-run baseline with state.SetLabel("baseline=BM_Baseline_Xyz");
@@ -36,6 +38,14 @@ import re
 import sys
 
 NS_PER = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+# The keys Google Benchmark writes in every row; any other numeric key is a user counter.
+STANDARD_KEYS = {
+    "name", "family_index", "per_family_instance_index", "run_name", "run_type",
+    "repetitions", "repetition_index", "threads", "iterations", "real_time", "cpu_time",
+    "time_unit", "items_per_second", "bytes_per_second", "label", "aggregate_name",
+    "aggregate_unit", "error_occurred", "error_message",
+}
 
 
 def baseline_of(label):
@@ -180,6 +190,10 @@ def main():
             figures.append({"name": run + "/items_per_second",
                             "value": round(row["items_per_second"], 1), "unit": "items/s",
                             "commit": args.commit, "date": date})
+        for key, value in row.items():
+            if key not in STANDARD_KEYS and isinstance(value, (int, float)):
+                figures.append({"name": f"{run}/{key}", "value": round(value, 3),
+                                "unit": "counter", "commit": args.commit, "date": date})
 
     with open(args.out, "a", encoding="utf-8") as f:
         for fig in figures + extra:
