@@ -62,14 +62,15 @@ Outcome run(const GoldenCase& golden, const PortContext& port) {
                 static_cast<std::uint16_t>(golden.capacity)};
     frame.headroom = golden_headroom;
     Outcome outcome;
-    // A relay context's cases meet a shard in the state golden_cases.h makes, a second later.
+    // A relay context's cases meet a shard in the state golden_cases.h makes, a second later
+    // (or as much later as the case's relay_time says).
     std::unique_ptr<RelayShard> shard;
     std::optional<RelayState> relay;
     if (port.relay) {
         shard = golden::make_relay_shard(*port.relay);
-        relay.emplace(RelayState{*shard,
-                                 golden::relay_setup_ticks + golden::relay_ticks_per_second,
-                                 golden::relay_setup_s + 1});
+        golden::sweep_relay_shard(*shard, golden::relay_case_ticks(golden));
+        relay.emplace(RelayState{*shard, golden::relay_case_ticks(golden),
+                                 golden::relay_case_s(golden)});
     }
     outcome.verdict = handle_frame(frame, port, outcome.counters, relay ? &*relay : nullptr);
     // The frame may start elsewhere now (the relay moves it within the buffer).

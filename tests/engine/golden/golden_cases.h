@@ -4,7 +4,7 @@
 // *.golden file in this folder is one frame, the port context it arrives on, the verdict the
 // handlers must reach (transmit, drop <reason>, or to_control: handed, unchanged, to the
 // control thread's neighbour cache), and for a transmitted frame the exact bytes they must
-// send. The files
+// send; a `relay` case may say when it arrives on the relay's clock (`relay_time:`). The files
 // are written by make_golden.py (beside this header) from scapy and hand-built STUN,
 // independently of the C++; rerun it after changing a case:
 //
@@ -57,6 +57,9 @@ struct GoldenCase {
     std::string context;      // full | no_alternate | trust_checksum
     std::size_t capacity = default_capacity;
     std::string pending;      // non-empty: an RFC requirement the handlers do not meet yet
+    // `relay` cases: when the frame arrives, in seconds after the shard was made
+    // (relay_setup_s); 1 unless the file has a `relay_time:` line (the expiry cases).
+    std::uint64_t relay_time_s = 1;
     std::vector<std::byte> input;
     bool transmit = false;
     bool to_control = false;  // neither transmitted nor dropped: for the neighbour cache
@@ -111,8 +114,8 @@ inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
         }
         std::string key = line.substr(0, colon);
         static const std::vector<std::string> known = {
-            "name", "description", "context", "capacity", "pending", "input", "verdict",
-            "output"};
+            "name", "description", "context", "capacity", "pending", "relay_time", "input",
+            "verdict", "output"};
         if (std::find(known.begin(), known.end(), key) == known.end()) {
             error = "line " + std::to_string(number) + ": unknown key `" + key + "`";
             return false;
@@ -140,6 +143,17 @@ inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
         golden.capacity = std::strtoul(fields["capacity"].c_str(), nullptr, 10);
         if (golden.capacity == 0 || golden.capacity > 0xFFFF) {
             error = "capacity must be 1..65535";
+            return false;
+        }
+    }
+    if (fields.contains("relay_time")) {
+        const std::string& text = fields["relay_time"];
+        char* end = nullptr;
+        golden.relay_time_s = std::strtoull(text.c_str(), &end, 10);
+        // Up to a day: far past every lifetime, and no overflow in ticks.
+        if (text.empty() || *end != '\0' || golden.relay_time_s > 86'400 ||
+            golden.context != "relay") {
+            error = "relay_time must be 0..86400 seconds, in a `relay` case";
             return false;
         }
     }
@@ -235,13 +249,33 @@ inline constexpr MacAddress gateway_mac = {std::byte{0x02}, std::byte{0}, std::b
 // password "golden-password", realm "punchline"; relay address 198.18.0.2 with one relay
 // port, 49152, so that the relayed address is known; peers in 198.18.0.0/24 allowed (the
 // golden addresses are all in 198.18/15, which the defaults refuse). Its clock: the state is
-// made at relay_setup_s, the cases arrive one second later.
+// made at relay_setup_s, the cases arrive one second later (or relay_time seconds later: the
+// expiry cases). A second user, "other" (password "other-password"), for the requests of a
+// user who does not own the allocation; one allocation per user, so that a second Allocate by
+// "golden" meets its quota.
 inline constexpr std::uint64_t relay_ticks_per_second = 1'000'000'000;
 inline constexpr std::uint64_t relay_setup_s = 1'800'000'000;
 inline constexpr std::uint64_t relay_setup_ticks = 100 * relay_ticks_per_second;
 
+/// A shard as a worker keeps it up to `now_ticks`: its loop sweeps a few slots every
+/// iteration (worker.cc), so by the time a case arrives, every slot has been swept and what
+/// expired is gone, as sweep() removes it. Without this, an expired allocation would still be
+/// found, and refused by the handler that meets it (ChannelData then drops as relay_no_channel,
+/// not relay_no_allocation).
+inline void sweep_relay_shard(RelayShard& shard, std::uint64_t now_ticks) {
+    static_cast<void>(sweep(shard, now_ticks, shard.table().capacity()));
+}
+
+/// The relay clock a case's frame meets: its ticks and Unix seconds.
+inline std::uint64_t relay_case_ticks(const GoldenCase& golden) {
+    return relay_setup_ticks + golden.relay_time_s * relay_ticks_per_second;
+}
+inline std::uint64_t relay_case_s(const GoldenCase& golden) {
+    return relay_setup_s + golden.relay_time_s;
+}
+
 inline std::shared_ptr<const RelayContext> make_relay_context() {
-    const LongTermUser users[] = {{"golden", "golden-password"}};
+    const LongTermUser users[] = {{"golden", "golden-password"}, {"other", "other-password"}};
     CredentialsSettings settings;
     settings.realm = "punchline";
     settings.users = users;
@@ -263,6 +297,7 @@ inline std::shared_ptr<const RelayContext> make_relay_context() {
     address.families = relay_ipv4;
     RelayLimits limits;
     limits.ticks_per_second = relay_ticks_per_second;
+    limits.max_allocations_per_user = 1;
     // A bandwidth cap of 1000 bytes a second, 1500 at once: each case's allocation starts
     // with a full bucket.
     limits.bandwidth = RateLimit::make(1000, 1500, relay_ticks_per_second);
