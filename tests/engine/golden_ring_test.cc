@@ -413,6 +413,20 @@ TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
             relay_now = default_relay_now;
         }
     } unrelay;
+    // The requests that come first, each through the loop and answered as the file says.
+    for (const golden::PreludeFrame& prelude : golden.prelude) {
+        GoldenCase first;
+        first.input = prelude.input;
+        first.capacity = golden.capacity;
+        rte_mbuf* m = make_mbuf(first);
+        ASSERT_NE(m, nullptr);
+        ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
+        ASSERT_EQ(ring_port->worker->poll(), 1u);
+        const std::vector<Sent> answers = take_transmitted();
+        ASSERT_EQ(answers.size(), 1u) << "a prelude request was not answered";
+        EXPECT_EQ(answers[0].bytes, prelude.output)
+            << "a prelude request was not answered as the file says";
+    }
 
     rte_mbuf* m = make_mbuf(golden);
     ASSERT_NE(m, nullptr);

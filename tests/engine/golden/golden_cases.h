@@ -50,6 +50,14 @@ namespace engine::golden {
 /// The buffer a frame gets when its file has no `capacity:` line.
 inline constexpr std::size_t default_capacity = 2048;
 
+/// A request a `relay` case's client sends before its input, on the same shard at the same
+/// time, and the answer it must get: the state no single request can reach from the shard
+/// golden_cases.h makes (a full channel table, say).
+struct PreludeFrame {
+    std::vector<std::byte> input;
+    std::vector<std::byte> output;
+};
+
 struct GoldenCase {
     std::string file;         // file name, for messages
     std::string name;         // the case's name (the file's stem)
@@ -60,6 +68,8 @@ struct GoldenCase {
     // `relay` cases: when the frame arrives, in seconds after the shard was made
     // (relay_setup_s); 1 unless the file has a `relay_time:` line (the expiry cases).
     std::uint64_t relay_time_s = 1;
+    // `relay` cases: `prelude:`, pairs of hex frames (request, answer) separated by spaces.
+    std::vector<PreludeFrame> prelude;
     std::vector<std::byte> input;
     bool transmit = false;
     bool to_control = false;  // neither transmitted nor dropped: for the neighbour cache
@@ -114,8 +124,8 @@ inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
         }
         std::string key = line.substr(0, colon);
         static const std::vector<std::string> known = {
-            "name", "description", "context", "capacity", "pending", "relay_time", "input",
-            "verdict", "output"};
+            "name", "description", "context", "capacity", "pending", "relay_time", "prelude",
+            "input", "verdict", "output"};
         if (std::find(known.begin(), known.end(), key) == known.end()) {
             error = "line " + std::to_string(number) + ": unknown key `" + key + "`";
             return false;
@@ -156,6 +166,26 @@ inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
             error = "relay_time must be 0..86400 seconds, in a `relay` case";
             return false;
         }
+    }
+    if (fields.contains("prelude")) {
+        std::vector<std::vector<std::byte>> frames;
+        std::string_view text = fields["prelude"];
+        while (!text.empty()) {
+            const std::size_t space = std::min(text.find(' '), text.size());
+            frames.emplace_back();
+            if (!parse_hex(text.substr(0, space), frames.back()) || frames.back().empty() ||
+                frames.back().size() > golden.capacity) {
+                error = "prelude: a frame is not hex, or longer than the capacity";
+                return false;
+            }
+            text.remove_prefix(std::min(space + 1, text.size()));
+        }
+        if (frames.empty() || frames.size() % 2 != 0 || golden.context != "relay") {
+            error = "prelude must be pairs of frames (request, answer), in a `relay` case";
+            return false;
+        }
+        for (std::size_t i = 0; i < frames.size(); i += 2)
+            golden.prelude.push_back({std::move(frames[i]), std::move(frames[i + 1])});
     }
     if (!parse_hex(fields["input"], golden.input) || golden.input.empty()) {
         error = "input is not hex";
