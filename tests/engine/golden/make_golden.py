@@ -272,9 +272,9 @@ def error_response(message_type, request_txid, code, reason, unknown=(), fingerp
 
 class Case:
     def __init__(self, name, description, frame, verdict, output=None, context="full",
-                 capacity=None, pending=None, relay_time=None):
+                 capacity=None, pending=None, relay_time=None, prelude=()):
         assert context in CONTEXTS, context
-        assert relay_time is None or context == "relay", name
+        assert (relay_time is None and not prelude) or context == "relay", name
         assert (verdict == "transmit") == (output is not None), name
         self.name = name
         self.description = description
@@ -285,6 +285,8 @@ class Case:
         self.capacity = capacity
         self.pending = pending
         self.relay_time = relay_time
+        # Requests sent first, on the same shard at the same time: (request, answer) frames.
+        self.prelude = [(bytes(request), bytes(answer)) for request, answer in prelude]
 
     def render(self):
         lines = [
@@ -300,6 +302,9 @@ class Case:
             lines.append(f"pending: {self.pending}")
         if self.relay_time is not None:
             lines.append(f"relay_time: {self.relay_time}")
+        if self.prelude:
+            lines.append("prelude: " + " ".join(f"{request.hex()} {answer.hex()}"
+                                                for request, answer in self.prelude))
         lines.append(f"input: {self.input.hex()}")
         lines.append(f"verdict: {self.verdict}")
         if self.output is not None:
@@ -1251,13 +1256,18 @@ def lifetime(seconds):
     return attribute(LIFETIME, struct.pack("!I", seconds))
 
 
-def relay_exchange(name, description, request, answer, client_port=CLIENT_PORT, relay_time=None,
-                   pending=None):
+def relay_frames(request, answer, client_port=CLIENT_PORT):
     """A request from CLIENT4:client_port to the STUN port, and its answer on the same 5-tuple
     (respond_turn: framed as the STUN role frames, TTL 64, DF, the request's IP ID)."""
-    return Case(name, description, client_udp4(request, sport=client_port), "transmit",
-                server_udp4(answer, V4["primary"], STUN_PORT, dport=client_port),
-                context="relay", relay_time=relay_time, pending=pending)
+    return (client_udp4(request, sport=client_port),
+            server_udp4(answer, V4["primary"], STUN_PORT, dport=client_port))
+
+
+def relay_exchange(name, description, request, answer, client_port=CLIENT_PORT, relay_time=None,
+                   pending=None, prelude=()):
+    frame, reply = relay_frames(request, answer, client_port)
+    return Case(name, description, frame, "transmit", reply, context="relay",
+                relay_time=relay_time, pending=pending, prelude=prelude)
 
 
 def relay_request_cases():
@@ -1500,6 +1510,29 @@ def relay_request_cases():
                      client_port=other_port),
         turn_answer(bind, name, 437), client_port=other_port)
 
+    # 508s that need more state than the shard has: requests first (prelude).
+    name = "relay_channel_bind_quota"
+    first = []
+    for number, address, port in ((0x4001, RELAY_PEER, 6000), (0x4003, RELAY_ONLINK_PEER, 5000)):
+        step = f"{name}/{number:04x}"
+        first.append(relay_frames(
+            turn_request(bind, step, [channel_number(number), peer(step, address, port)]),
+            turn_answer(bind, step)))
+    yield relay_exchange(
+        name, "after two more ChannelBinds (0x4001, 0x4003: four channels, the most an "
+        "allocation has here), a fifth, 0x4004: 508 (§12.2)",
+        turn_request(bind, name, [channel_number(0x4004), peer(name, RELAY_PEER, 7000)]),
+        turn_answer(bind, name, 508), prelude=first)
+    name = "relay_channel_bind_permission_quota"
+    first = [relay_frames(turn_request(permission, name + "/first",
+                                       [peer(name + "/first", "198.18.0.50")]),
+                          turn_answer(permission, name + "/first"))]
+    yield relay_exchange(
+        name, "after a CreatePermission fills the permissions (4), a ChannelBind to a fifth "
+        "peer, whose permission it would install: 508, and no channel",
+        turn_request(bind, name, [channel_number(0x4001), peer(name, "198.18.0.51", 5000)]),
+        turn_answer(bind, name, 508), prelude=first)
+
     # RFC 8656 §5 (RFC 8489 §6.3.1): a retransmission gets the first answer again. The shard's
     # last request was the ChannelBind of 0x4002 (golden_cases.h: transaction ID 05 00 .. 00,
     # the NONCE of the shard's first 401, made at RELAY_SETUP_S).
@@ -1514,6 +1547,22 @@ def relay_request_cases():
     yield relay_exchange(
         name, "the shard's last ChannelBind, retransmitted byte for byte: the same success "
         "(RFC 8656 §5)", request, turn_answer(bind, name, txid=txid))
+    # An Allocate retransmitted: answered anew it would get 437 (its own allocation exists).
+    name = "relay_allocate_retransmitted"
+    allocated = turn_answer(allocate, name, attributes=[
+        attribute(XOR_RELAYED_ADDRESS, xor_address_value(RELAY_ADDRESS, RELAY_PORT,
+                                                         txid_for(name))),
+        lifetime(ALLOCATION_LIFETIME_S),
+        attribute(XOR_MAPPED_ADDRESS, xor_address_value(CLIENT4, CLIENT_PORT, txid_for(name)))])
+    request = turn_request(allocate, name, [requested_transport()])
+    first = [relay_frames(turn_request(REFRESH_REQUEST, name + "/delete", [lifetime(0)]),
+                          turn_answer(REFRESH_REQUEST, name + "/delete",
+                                      attributes=[lifetime(0)])),
+             relay_frames(request, allocated)]
+    yield relay_exchange(
+        name, "the golden client deletes its allocation (Refresh, LIFETIME 0) and allocates "
+        "again; that Allocate retransmitted gets the same success, not 437 (RFC 8656 §5)",
+        request, allocated, prelude=first)
 
 
 def relay_expiry_cases():
