@@ -5,12 +5,18 @@ Each case is one file, <name>.golden, in this folder: the input frame, the port 
 arrives on, the verdict the handlers must reach (transmit, drop <reason>, or to_control: handed
 unchanged to the control thread's neighbour cache), and for a transmitted frame the exact bytes
 they must send. tests/engine/golden_test.cc replays every file through engine::handle_frame().
+A `relay` case may also say when it arrives on the relay's clock (`relay_time:`, seconds after
+golden_cases.h made its shard; 1 by default) and which requests its client sent first, with
+the answers they must get (`prelude:`).
 
 Nothing here comes from our C++: input and expected frames are built with scapy (Ethernet,
 ARP, IPv4, IPv6, ICMP, ICMPv6, NDP, UDP, with the checksums scapy computes), and STUN payloads
 are assembled by hand with struct from RFC 8489 / RFC 5780 (header, attributes padded with
 zeros, the XOR-MAPPED-ADDRESS rules of RFC 8489 §14.2, FINGERPRINT = CRC-32 XOR 0x5354554E
-of RFC 8489 §14.7), so that a bug in the codec cannot hide by agreeing with itself.
+of RFC 8489 §14.7), so that a bug in the codec cannot hide by agreeing with itself. The TURN
+requests and answers are signed here too (RFC 8489 §9.2.2's long-term key, §14.5's
+MESSAGE-INTEGRITY, with hashlib and hmac), and the server's stateless nonce is recomputed from
+the relay context's fixed key, the case's time and the client's address.
 
 Usage (Debian: apt-get install python3-scapy; scapy 2.5):
     /usr/bin/python3 tests/engine/golden/make_golden.py           # (re)write the files
@@ -1624,6 +1630,22 @@ def relay_expiry_cases():
                UDP(sport=STUN_PORT, dport=CLIENT_PORT) /
                Raw(struct.pack("!HH", 0x4000, len(data)) + data),
                context="relay", relay_time=PERMISSION_LIFETIME_S - 1)
+    yield Case("relay_channel_data_after_permission_lifetime",
+               "ChannelData on 0x4000 301 s on: the channel lives (600 s) but its peer's "
+               "permission (300 s, not refreshed) is over: discarded (§9)",
+               client_udp4(struct.pack("!HH", 0x4000, len(data)) + data),
+               drop("relay_no_permission"), context="relay", relay_time=after_permission)
+    yield Case("relay_peer_after_lifetime",
+               "a datagram from the channel's peer 601 s on: the allocation is gone, and its "
+               "relay port is no service's any more",
+               from_peer(data), drop("no_service"), context="relay",
+               relay_time=after_allocation)
+    name = "relay_send_after_lifetime"
+    send = stun_message(SEND_INDICATION, txid_for(name),
+                        [peer(name, RELAY_PEER, 5000), attribute(DATA_ATTR, data)])
+    yield Case(name, "a Send indication 601 s on: the allocation is gone, discarded (§11.2)",
+               client_udp4(send), drop("turn_dropped"), context="relay",
+               relay_time=after_allocation)
     name = "relay_send_after_permission_lifetime"
     send = stun_message(SEND_INDICATION, txid_for(name),
                         [peer(name, RELAY_PEER, 5000), attribute(DATA_ATTR, data)])
