@@ -1137,7 +1137,11 @@ REALM = 0x0014
 NONCE = 0x0015
 XOR_RELAYED_ADDRESS = 0x0016
 REQUESTED_ADDRESS_FAMILY = 0x0017
+MESSAGE_INTEGRITY_SHA256 = 0x001C
+PASSWORD_ALGORITHM = 0x001D
 PASSWORD_ALGORITHMS = 0x8002
+# RFC 8489 §18.5: MD5 1, SHA-256 2; the server offers SHA-256 first, neither with parameters.
+OFFERED_ALGORITHMS = struct.pack("!HHHH", 2, 0, 1, 0)
 
 # The relay context's credentials (golden_cases.h, make_relay_context): two users of realm
 # "punchline", and the nonce key the workers share: id 1, 32 bytes of 0x33.
@@ -1170,9 +1174,10 @@ def error_type(request_type):
     return request_type | 0x0110
 
 
-def long_term_key(user):
-    """RFC 8489 §9.2.2: key = MD5(username ":" realm ":" SASLprep(password))."""
-    return hashlib.md5(user + b":" + RELAY_REALM + b":" + RELAY_USERS[user]).digest()
+def long_term_key(user, algorithm=hashlib.md5):
+    """RFC 8489 §9.2.2: key = MD5(username ":" realm ":" SASLprep(password)), or SHA-256 of
+    the same with PASSWORD-ALGORITHM SHA-256."""
+    return algorithm(user + b":" + RELAY_REALM + b":" + RELAY_USERS[user]).digest()
 
 
 def relay_nonce(client_port, issued_s, client=CLIENT4):
@@ -1196,6 +1201,16 @@ def signed_message(message_type, txid, attributes, key, fingerprint=False):
     mac = hmac.new(key, header + body, hashlib.sha1).digest()
     return stun_message(message_type, txid, attributes + [attribute(MESSAGE_INTEGRITY, mac)],
                         fingerprint)
+
+
+def signed_sha256_message(message_type, txid, attributes, key):
+    """RFC 8489 §14.6: MESSAGE-INTEGRITY-SHA256, HMAC-SHA256 (all 32 bytes) over the message
+    up to it, with the header's length counting it."""
+    body = b"".join(attributes)
+    header = struct.pack("!HHI", message_type, len(body) + 36, MAGIC_COOKIE) + txid
+    mac = hmac.new(key, header + body, hashlib.sha256).digest()
+    return stun_message(message_type, txid,
+                        attributes + [attribute(MESSAGE_INTEGRITY_SHA256, mac)])
 
 
 def turn_request(message_type, name, attributes, user=b"golden", nonce=None,
@@ -1238,7 +1253,7 @@ def auth_refusal(request_type, name, code, client_port=CLIENT_PORT, relay_time=1
     if code != 400:
         body += [attribute(REALM, RELAY_REALM),
                  attribute(NONCE, relay_nonce(client_port, RELAY_SETUP_S + relay_time)),
-                 attribute(PASSWORD_ALGORITHMS, struct.pack("!HHHH", 2, 0, 1, 0))]
+                 attribute(PASSWORD_ALGORITHMS, OFFERED_ALGORITHMS)]
     return stun_message(error_type(request_type), txid_for(name), body, fingerprint)
 
 
@@ -1360,6 +1375,22 @@ def relay_request_cases():
                      client_port=other_port, fingerprint=True),
         turn_answer(allocate, name, 420, unknown=[0x7F01], fingerprint=True),
         client_port=other_port)
+    name = "relay_allocate_fresh_5_tuple"
+    first = [relay_frames(turn_request(REFRESH_REQUEST, name + "/delete", [lifetime(0)]),
+                          turn_answer(REFRESH_REQUEST, name + "/delete",
+                                      attributes=[lifetime(0)]))]
+    yield relay_exchange(
+        name, "the golden client deletes its allocation (Refresh, LIFETIME 0); an Allocate "
+        "from a fresh 5-tuple then gets the freed relay port: XOR-RELAYED-ADDRESS, LIFETIME "
+        "600, XOR-MAPPED-ADDRESS of that 5-tuple (RFC 8656 §7.2), signed",
+        turn_request(allocate, name, [requested_transport()], client_port=other_port),
+        turn_answer(allocate, name, attributes=[
+            attribute(XOR_RELAYED_ADDRESS,
+                      xor_address_value(RELAY_ADDRESS, RELAY_PORT, txid_for(name))),
+            lifetime(ALLOCATION_LIFETIME_S),
+            attribute(XOR_MAPPED_ADDRESS,
+                      xor_address_value(CLIENT4, other_port, txid_for(name)))]),
+        client_port=other_port, prelude=first)
     name = "relay_allocate_user_quota"
     yield relay_exchange(
         name, "an Allocate by `golden` from a second 5-tuple: the user holds its one "
@@ -1376,11 +1407,37 @@ def relay_request_cases():
 
     # Refresh (§8.2).
     refresh = REFRESH_REQUEST
+    # RFC 8489 §9.2.4: a client that saw PASSWORD-ALGORITHMS may choose SHA-256, echoing the
+    # list it was offered; the answer is signed as the request was.
+    name = "relay_refresh_sha256"
+    credentials = [attribute(PASSWORD_ALGORITHMS, OFFERED_ALGORITHMS),
+                   attribute(PASSWORD_ALGORITHM, struct.pack("!HH", 2, 0)),
+                   attribute(USERNAME, b"golden"), attribute(REALM, RELAY_REALM),
+                   attribute(NONCE, relay_nonce(CLIENT_PORT, RELAY_SETUP_S + 1))]
+    yield relay_exchange(
+        name, "a Refresh with PASSWORD-ALGORITHM SHA-256 and MESSAGE-INTEGRITY-SHA256: "
+        "LIFETIME 600, signed with MESSAGE-INTEGRITY-SHA256 and the SHA-256 key "
+        "(RFC 8489 §9.2.4, §14.6)",
+        signed_sha256_message(refresh, txid_for(name), credentials,
+                              long_term_key(b"golden", hashlib.sha256)),
+        signed_sha256_message(success_type(refresh), txid_for(name),
+                              [lifetime(ALLOCATION_LIFETIME_S)],
+                              long_term_key(b"golden", hashlib.sha256)))
+    name = "relay_refresh_bid_down"
+    yield relay_exchange(
+        name, "a Refresh with PASSWORD-ALGORITHM but not the PASSWORD-ALGORITHMS it was "
+        "offered (a bid-down): 400 (RFC 8489 §9.2.4)",
+        signed_sha256_message(refresh, txid_for(name), [
+            attribute(PASSWORD_ALGORITHM, struct.pack("!HH", 2, 0)),
+            attribute(USERNAME, b"golden"), attribute(REALM, RELAY_REALM),
+            attribute(NONCE, relay_nonce(CLIENT_PORT, RELAY_SETUP_S + 1))],
+            long_term_key(b"golden", hashlib.sha256)),
+        auth_refusal(refresh, name, 400))
     name = "relay_refresh"
     yield relay_exchange(
         name, "a Refresh asking for 1200 s: LIFETIME 1200 (within the 3600 s maximum)",
         turn_request(refresh, name, [lifetime(1200)]),
-        turn_answer(refresh, name, attributes=[attribute(LIFETIME, struct.pack("!I", 1200))]))
+        turn_answer(refresh, name, attributes=[lifetime(1200)]))
     name = "relay_refresh_default_lifetime"
     yield relay_exchange(
         name, "a Refresh without LIFETIME, with FINGERPRINT: the default, 600 s, and "
@@ -1575,7 +1632,7 @@ def relay_expiry_cases():
     """RFC 8656 §6, §9, §12: an allocation lives 600 s unless refreshed, a permission 300 s, a
     channel 600 s; each case's clock is set by its `relay_time:` (seconds after the shard was
     made), which both golden tests inject."""
-    after_allocation = ALLOCATION_LIFETIME_S + 1
+    after_allocation = max(ALLOCATION_LIFETIME_S, CHANNEL_LIFETIME_S) + 1
     after_permission = PERMISSION_LIFETIME_S + 1
     data = b"media over the relay"
     name = "relay_refresh_after_lifetime"
