@@ -1496,6 +1496,20 @@ def relay_request_cases():
         "(§10.2: all or nothing)",
         turn_request(permission, name, [peer(name, "198.18.0.50"), peer(name, "127.0.0.1")]),
         turn_answer(permission, name, 403))
+    # The same refusal, then a Send indication to the allowed peer of the pair: no permission
+    # was installed for it.
+    name = "relay_create_permission_all_or_nothing"
+    step = name + "/refused"
+    first = [relay_frames(
+        turn_request(permission, step, [peer(step, "203.0.113.50"), peer(step, "127.0.0.1")]),
+        turn_answer(permission, step, 403))]
+    yield Case(name, "after a CreatePermission for 203.0.113.50 and 127.0.0.1 refused 403, a "
+               "Send indication to 203.0.113.50: no permission, discarded (§10.2: all or "
+               "nothing; §11.2)",
+               client_udp4(stun_message(SEND_INDICATION, txid_for(name),
+                                        [peer(name, "203.0.113.50", 5000),
+                                         attribute(DATA_ATTR, b"media over the relay")])),
+               drop("turn_dropped"), context="relay", prelude=first)
     name = "relay_create_permission_missing_peer"
     yield relay_exchange(
         name, "a CreatePermission without XOR-PEER-ADDRESS: 400 (§10.2)",
