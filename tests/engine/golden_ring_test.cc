@@ -115,6 +115,13 @@ RingPort* ring_port = nullptr;  // null until the environment has built it
 std::string ring_port_missing = "the global test environment did not run";
 bool ring_port_missing_is_skip = false;  // EAL refused a non-root process
 
+// What the worker's relay clock (Dataplane::relay_clock, a plain function) reads: a second
+// after golden_cases.h made the shard, unless a case sets its own relay_time for one poll.
+// Written and read on this thread only.
+constexpr std::uint64_t default_relay_now =
+    golden::relay_setup_ticks + golden::relay_ticks_per_second;
+std::uint64_t relay_now = default_relay_now;
+
 // EAL starts once per process and cannot restart after rte_eal_cleanup(), so the environment
 // builds the port on its first SetUp only (--gtest_repeat calls SetUp and TearDown once per
 // iteration) and main() takes it down after the last test.
@@ -210,13 +217,12 @@ private:
         p.publish(*full);
         p.dataplane.workers = 1;
         // The relay's clock, for the `relay` cases (their shard is the worker's while each
-        // runs): a second after golden_cases.h made the shard, in ticks and Unix seconds.
+        // runs): relay_now, in ticks since golden_cases.h made the shard at relay_setup_ticks,
+        // relay_setup_s.
         p.dataplane.tsc_hz = golden::relay_ticks_per_second;
         p.dataplane.start_tsc = golden::relay_setup_ticks;
         p.dataplane.start_unix_s = golden::relay_setup_s;
-        p.dataplane.relay_clock = []() noexcept {
-            return golden::relay_setup_ticks + golden::relay_ticks_per_second;
-        };
+        p.dataplane.relay_clock = []() noexcept { return relay_now; };
         p.dataplane.burst = burst;
         p.dataplane.rings.assign(1, nullptr);  // rings[0 * 1 + 0]: a worker never hands to itself
         p.dataplane.to_control = {p.control};
@@ -393,15 +399,34 @@ TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
                      << largest_capacity() << "): golden_test.cc covers this case";
     ring_port->publish(*context);
     // A relay context's cases meet a shard in the state golden_cases.h makes, a second later
-    // on the worker's clock (as golden_test.cc gives them).
+    // (or the case's relay_time later) on the worker's clock, as golden_test.cc gives them.
     std::unique_ptr<RelayShard> shard;
     if (context->relay) {
         shard = golden::make_relay_shard(*context->relay);
+        golden::sweep_relay_shard(*shard, golden::relay_case_ticks(golden));
         ring_port->dataplane.relay_shards.push_back(std::move(shard));
+        relay_now = golden::relay_case_ticks(golden);
     }
     struct Unrelay {
-        ~Unrelay() { ring_port->dataplane.relay_shards.clear(); }
+        ~Unrelay() {
+            ring_port->dataplane.relay_shards.clear();
+            relay_now = default_relay_now;
+        }
     } unrelay;
+    // The requests that come first, each through the loop and answered as the file says.
+    for (const golden::PreludeFrame& prelude : golden.prelude) {
+        GoldenCase first;
+        first.input = prelude.input;
+        first.capacity = golden.capacity;
+        rte_mbuf* m = make_mbuf(first);
+        ASSERT_NE(m, nullptr);
+        ASSERT_EQ(rte_ring_enqueue(ring_port->rx, m), 0);
+        ASSERT_EQ(ring_port->worker->poll(), 1u);
+        const std::vector<Sent> answers = take_transmitted();
+        ASSERT_EQ(answers.size(), 1u) << "a prelude request was not answered";
+        EXPECT_EQ(answers[0].bytes, prelude.output)
+            << "a prelude request was not answered as the file says";
+    }
 
     rte_mbuf* m = make_mbuf(golden);
     ASSERT_NE(m, nullptr);

@@ -62,14 +62,32 @@ Outcome run(const GoldenCase& golden, const PortContext& port) {
                 static_cast<std::uint16_t>(golden.capacity)};
     frame.headroom = golden_headroom;
     Outcome outcome;
-    // A relay context's cases meet a shard in the state golden_cases.h makes, a second later.
+    // A relay context's cases meet a shard in the state golden_cases.h makes, a second later
+    // (or as much later as the case's relay_time says).
     std::unique_ptr<RelayShard> shard;
     std::optional<RelayState> relay;
     if (port.relay) {
         shard = golden::make_relay_shard(*port.relay);
-        relay.emplace(RelayState{*shard,
-                                 golden::relay_setup_ticks + golden::relay_ticks_per_second,
-                                 golden::relay_setup_s + 1});
+        golden::sweep_relay_shard(*shard, golden::relay_case_ticks(golden));
+        relay.emplace(RelayState{*shard, golden::relay_case_ticks(golden),
+                                 golden::relay_case_s(golden)});
+        // The requests that come first, each answered as the file says; counted apart.
+        for (const golden::PreludeFrame& prelude : golden.prelude) {
+            std::vector<std::byte> before(golden_headroom + golden.capacity, std::byte{0xA5});
+            std::copy(prelude.input.begin(), prelude.input.end(),
+                      before.begin() + golden_headroom);
+            Frame first{before.data() + golden_headroom,
+                        static_cast<std::uint16_t>(prelude.input.size()),
+                        static_cast<std::uint16_t>(golden.capacity)};
+            first.headroom = golden_headroom;
+            CoreCounters ignored;
+            const Verdict verdict = handle_frame(first, port, ignored, &*relay);
+            EXPECT_TRUE(verdict.transmits() &&
+                        std::equal(first.data, first.data + first.length,
+                                   prelude.output.begin(), prelude.output.end()))
+                << "a prelude request was not answered as the file says: "
+                << describe(verdict);
+        }
     }
     outcome.verdict = handle_frame(frame, port, outcome.counters, relay ? &*relay : nullptr);
     // The frame may start elsewhere now (the relay moves it within the buffer).

@@ -4,7 +4,7 @@
 // *.golden file in this folder is one frame, the port context it arrives on, the verdict the
 // handlers must reach (transmit, drop <reason>, or to_control: handed, unchanged, to the
 // control thread's neighbour cache), and for a transmitted frame the exact bytes they must
-// send. The files
+// send; a `relay` case may say when it arrives on the relay's clock (`relay_time:`). The files
 // are written by make_golden.py (beside this header) from scapy and hand-built STUN,
 // independently of the C++; rerun it after changing a case:
 //
@@ -50,6 +50,14 @@ namespace engine::golden {
 /// The buffer a frame gets when its file has no `capacity:` line.
 inline constexpr std::size_t default_capacity = 2048;
 
+/// A request a `relay` case's client sends before its input, on the same shard at the same
+/// time, and the answer it must get: the state no single request can reach from the shard
+/// golden_cases.h makes (a full channel table, say).
+struct PreludeFrame {
+    std::vector<std::byte> input;
+    std::vector<std::byte> output;
+};
+
 struct GoldenCase {
     std::string file;         // file name, for messages
     std::string name;         // the case's name (the file's stem)
@@ -57,6 +65,11 @@ struct GoldenCase {
     std::string context;      // full | no_alternate | trust_checksum
     std::size_t capacity = default_capacity;
     std::string pending;      // non-empty: an RFC requirement the handlers do not meet yet
+    // `relay` cases: when the frame arrives, in seconds after the shard was made
+    // (relay_setup_s); 1 unless the file has a `relay_time:` line (the expiry cases).
+    std::uint64_t relay_time_s = 1;
+    // `relay` cases: `prelude:`, pairs of hex frames (request, answer) separated by spaces.
+    std::vector<PreludeFrame> prelude;
     std::vector<std::byte> input;
     bool transmit = false;
     bool to_control = false;  // neither transmitted nor dropped: for the neighbour cache
@@ -111,8 +124,8 @@ inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
         }
         std::string key = line.substr(0, colon);
         static const std::vector<std::string> known = {
-            "name", "description", "context", "capacity", "pending", "input", "verdict",
-            "output"};
+            "name", "description", "context", "capacity", "pending", "relay_time", "prelude",
+            "input", "verdict", "output"};
         if (std::find(known.begin(), known.end(), key) == known.end()) {
             error = "line " + std::to_string(number) + ": unknown key `" + key + "`";
             return false;
@@ -142,6 +155,37 @@ inline bool parse_golden(const std::filesystem::path& path, GoldenCase& golden,
             error = "capacity must be 1..65535";
             return false;
         }
+    }
+    if (fields.contains("relay_time")) {
+        const std::string& text = fields["relay_time"];
+        char* end = nullptr;
+        golden.relay_time_s = std::strtoull(text.c_str(), &end, 10);
+        // Up to a day: far past every lifetime, and no overflow in ticks.
+        if (text.empty() || *end != '\0' || golden.relay_time_s > 86'400 ||
+            golden.context != "relay") {
+            error = "relay_time must be 0..86400 seconds, in a `relay` case";
+            return false;
+        }
+    }
+    if (fields.contains("prelude")) {
+        std::vector<std::vector<std::byte>> frames;
+        std::string_view text = fields["prelude"];
+        while (!text.empty()) {
+            const std::size_t space = std::min(text.find(' '), text.size());
+            frames.emplace_back();
+            if (!parse_hex(text.substr(0, space), frames.back()) || frames.back().empty() ||
+                frames.back().size() > golden.capacity) {
+                error = "prelude: a frame is not hex, or longer than the capacity";
+                return false;
+            }
+            text.remove_prefix(std::min(space + 1, text.size()));
+        }
+        if (frames.empty() || frames.size() % 2 != 0 || golden.context != "relay") {
+            error = "prelude must be pairs of frames (request, answer), in a `relay` case";
+            return false;
+        }
+        for (std::size_t i = 0; i < frames.size(); i += 2)
+            golden.prelude.push_back({std::move(frames[i]), std::move(frames[i + 1])});
     }
     if (!parse_hex(fields["input"], golden.input) || golden.input.empty()) {
         error = "input is not hex";
@@ -235,13 +279,33 @@ inline constexpr MacAddress gateway_mac = {std::byte{0x02}, std::byte{0}, std::b
 // password "golden-password", realm "punchline"; relay address 198.18.0.2 with one relay
 // port, 49152, so that the relayed address is known; peers in 198.18.0.0/24 allowed (the
 // golden addresses are all in 198.18/15, which the defaults refuse). Its clock: the state is
-// made at relay_setup_s, the cases arrive one second later.
+// made at relay_setup_s, the cases arrive one second later (or relay_time seconds later: the
+// expiry cases). A second user, "other" (password "other-password"), for the requests of a
+// user who does not own the allocation; one allocation per user, so that a second Allocate by
+// "golden" meets its quota.
 inline constexpr std::uint64_t relay_ticks_per_second = 1'000'000'000;
 inline constexpr std::uint64_t relay_setup_s = 1'800'000'000;
 inline constexpr std::uint64_t relay_setup_ticks = 100 * relay_ticks_per_second;
 
+/// A shard as a worker keeps it up to `now_ticks`: its loop sweeps a few slots every
+/// iteration (worker.cc), so by the time a case arrives, every slot has been swept and what
+/// expired is gone, as sweep() removes it. Without this, an expired allocation would still be
+/// found, and refused by the handler that meets it (ChannelData then drops as relay_no_channel,
+/// not relay_no_allocation).
+inline void sweep_relay_shard(RelayShard& shard, std::uint64_t now_ticks) {
+    static_cast<void>(sweep(shard, now_ticks, shard.table().capacity()));
+}
+
+/// The relay clock a case's frame meets: its ticks and Unix seconds.
+inline std::uint64_t relay_case_ticks(const GoldenCase& golden) {
+    return relay_setup_ticks + golden.relay_time_s * relay_ticks_per_second;
+}
+inline std::uint64_t relay_case_s(const GoldenCase& golden) {
+    return relay_setup_s + golden.relay_time_s;
+}
+
 inline std::shared_ptr<const RelayContext> make_relay_context() {
-    const LongTermUser users[] = {{"golden", "golden-password"}};
+    const LongTermUser users[] = {{"golden", "golden-password"}, {"other", "other-password"}};
     CredentialsSettings settings;
     settings.realm = "punchline";
     settings.users = users;
@@ -263,6 +327,7 @@ inline std::shared_ptr<const RelayContext> make_relay_context() {
     address.families = relay_ipv4;
     RelayLimits limits;
     limits.ticks_per_second = relay_ticks_per_second;
+    limits.max_allocations_per_user = 1;
     // A bandwidth cap of 1000 bytes a second, 1500 at once: each case's allocation starts
     // with a full bucket.
     limits.bandwidth = RateLimit::make(1000, 1500, relay_ticks_per_second);

@@ -5,12 +5,18 @@ Each case is one file, <name>.golden, in this folder: the input frame, the port 
 arrives on, the verdict the handlers must reach (transmit, drop <reason>, or to_control: handed
 unchanged to the control thread's neighbour cache), and for a transmitted frame the exact bytes
 they must send. tests/engine/golden_test.cc replays every file through engine::handle_frame().
+A `relay` case may also say when it arrives on the relay's clock (`relay_time:`, seconds after
+golden_cases.h made its shard; 1 by default) and which requests its client sent first, with
+the answers they must get (`prelude:`).
 
 Nothing here comes from our C++: input and expected frames are built with scapy (Ethernet,
 ARP, IPv4, IPv6, ICMP, ICMPv6, NDP, UDP, with the checksums scapy computes), and STUN payloads
 are assembled by hand with struct from RFC 8489 / RFC 5780 (header, attributes padded with
 zeros, the XOR-MAPPED-ADDRESS rules of RFC 8489 §14.2, FINGERPRINT = CRC-32 XOR 0x5354554E
-of RFC 8489 §14.7), so that a bug in the codec cannot hide by agreeing with itself.
+of RFC 8489 §14.7), so that a bug in the codec cannot hide by agreeing with itself. The TURN
+requests and answers are signed here too (RFC 8489 §9.2.2's long-term key, §14.5's
+MESSAGE-INTEGRITY, with hashlib and hmac), and the server's stateless nonce is recomputed from
+the relay context's fixed key, the case's time and the client's address.
 
 Usage (Debian: apt-get install python3-scapy; scapy 2.5):
     /usr/bin/python3 tests/engine/golden/make_golden.py           # (re)write the files
@@ -23,6 +29,7 @@ removed. Keep such cases rare and cite the RFC section.
 
 import argparse
 import hashlib
+import hmac
 import ipaddress
 import logging
 import pathlib
@@ -271,8 +278,9 @@ def error_response(message_type, request_txid, code, reason, unknown=(), fingerp
 
 class Case:
     def __init__(self, name, description, frame, verdict, output=None, context="full",
-                 capacity=None, pending=None):
+                 capacity=None, pending=None, relay_time=None, prelude=()):
         assert context in CONTEXTS, context
+        assert (relay_time is None and not prelude) or context == "relay", name
         assert (verdict == "transmit") == (output is not None), name
         self.name = name
         self.description = description
@@ -282,6 +290,9 @@ class Case:
         self.context = context
         self.capacity = capacity
         self.pending = pending
+        self.relay_time = relay_time
+        # Requests sent first, on the same shard at the same time: (request, answer) frames.
+        self.prelude = [(bytes(request), bytes(answer)) for request, answer in prelude]
 
     def render(self):
         lines = [
@@ -295,6 +306,11 @@ class Case:
             lines.append(f"capacity: {self.capacity}")
         if self.pending is not None:
             lines.append(f"pending: {self.pending}")
+        if self.relay_time is not None:
+            lines.append(f"relay_time: {self.relay_time}")
+        if self.prelude:
+            lines.append("prelude: " + " ".join(f"{request.hex()} {answer.hex()}"
+                                                for request, answer in self.prelude))
         lines.append(f"input: {self.input.hex()}")
         lines.append(f"verdict: {self.verdict}")
         if self.output is not None:
@@ -1104,11 +1120,616 @@ def relay_data_cases():
                context="relay")
 
 
+# ---------------------------------------------------------------------------------------------
+# The relay role's answers to TURN requests (RFC 8656 §7-§12 over RFC 8489's long-term
+# credentials), built here from the RFC text: the nonce, the keys and the integrity are computed
+# with hashlib and hmac, not taken from the engine.
+
+REFRESH_REQUEST = 0x0004
+CREATE_PERMISSION_REQUEST = 0x0008
+CHANNEL_BIND_REQUEST = 0x0009
+
+USERNAME = 0x0006
+MESSAGE_INTEGRITY = 0x0008
+CHANNEL_NUMBER = 0x000C
+LIFETIME = 0x000D
+REALM = 0x0014
+NONCE = 0x0015
+XOR_RELAYED_ADDRESS = 0x0016
+REQUESTED_ADDRESS_FAMILY = 0x0017
+MESSAGE_INTEGRITY_SHA256 = 0x001C
+PASSWORD_ALGORITHM = 0x001D
+PASSWORD_ALGORITHMS = 0x8002
+# RFC 8489 §18.5: MD5 1, SHA-256 2; the server offers SHA-256 first, neither with parameters.
+OFFERED_ALGORITHMS = struct.pack("!HHHH", 2, 0, 1, 0)
+
+# The relay context's credentials (golden_cases.h, make_relay_context): two users of realm
+# "punchline", and the nonce key the workers share: id 1, 32 bytes of 0x33.
+RELAY_REALM = b"punchline"
+RELAY_USERS = {b"golden": b"golden-password", b"other": b"other-password"}
+NONCE_KEY_ID = 1
+NONCE_KEY = b"\x33" * 32
+NONCE_LIFETIME_S = 600
+# The relay's clock: golden_cases.h makes each case's shard at RELAY_SETUP_S; a case arrives
+# one second later unless its file says otherwise (`relay_time:`).
+RELAY_SETUP_S = 1_800_000_000
+# RFC 8656 §7.2, §9, §12: the default allocation lifetime, a permission's and a channel's.
+ALLOCATION_LIFETIME_S = 600
+PERMISSION_LIFETIME_S = 300
+CHANNEL_LIFETIME_S = 600
+
+# RFC 8489 §14.8 and RFC 8656 §18.11 reason phrases.
+REASONS = {400: "Bad Request", 401: "Unauthenticated", 403: "Forbidden",
+           420: "Unknown Attribute", 437: "Allocation Mismatch", 438: "Stale Nonce",
+           440: "Address Family not Supported", 441: "Wrong Credentials",
+           442: "Unsupported Transport Protocol", 443: "Peer Address Family Mismatch",
+           486: "Allocation Quota Reached", 508: "Insufficient Capacity"}
+
+
+def success_type(request_type):
+    return request_type | 0x0100
+
+
+def error_type(request_type):
+    return request_type | 0x0110
+
+
+def long_term_key(user, algorithm=hashlib.md5):
+    """RFC 8489 §9.2.2: key = MD5(username ":" realm ":" SASLprep(password)), or SHA-256 of
+    the same with PASSWORD-ALGORITHM SHA-256."""
+    return algorithm(user + b":" + RELAY_REALM + b":" + RELAY_USERS[user]).digest()
+
+
+def relay_nonce(client_port, issued_s, client=CLIENT4):
+    """The server's stateless nonce (engine/include/engine/turn_nonce.h gives the layout):
+    RFC 8489 §9.2.1's cookie "obMatJos2" and the features "gAAA" (base64 of 0x800000:
+    password algorithms), the key id and the issue time in hex, then HMAC-SHA256 over those 31
+    characters and the client's transport address (family, IP padded to 16 bytes, port),
+    truncated to 16 bytes, in hex."""
+    signed = b"obMatJos2" + b"gAAA" + b"%02x" % NONCE_KEY_ID + b"%016x" % issued_s
+    raw = ip_bytes(client)
+    bound = bytes([1 if len(raw) == 4 else 2]) + raw.ljust(16, b"\0") + \
+        struct.pack("!H", client_port)
+    return signed + hmac.new(NONCE_KEY, signed + bound, hashlib.sha256).digest()[:16].hex().encode()
+
+
+def signed_message(message_type, txid, attributes, key, fingerprint=False):
+    """RFC 8489 §14.5: MESSAGE-INTEGRITY, HMAC-SHA1 over the message up to it, with the
+    header's length counting it (and not the FINGERPRINT after it); then FINGERPRINT."""
+    body = b"".join(attributes)
+    header = struct.pack("!HHI", message_type, len(body) + 24, MAGIC_COOKIE) + txid
+    mac = hmac.new(key, header + body, hashlib.sha1).digest()
+    return stun_message(message_type, txid, attributes + [attribute(MESSAGE_INTEGRITY, mac)],
+                        fingerprint)
+
+
+def signed_sha256_message(message_type, txid, attributes, key):
+    """RFC 8489 §14.6: MESSAGE-INTEGRITY-SHA256, HMAC-SHA256 (all 32 bytes) over the message
+    up to it, with the header's length counting it."""
+    body = b"".join(attributes)
+    header = struct.pack("!HHI", message_type, len(body) + 36, MAGIC_COOKIE) + txid
+    mac = hmac.new(key, header + body, hashlib.sha256).digest()
+    return stun_message(message_type, txid,
+                        attributes + [attribute(MESSAGE_INTEGRITY_SHA256, mac)])
+
+
+def turn_request(message_type, name, attributes, user=b"golden", nonce=None,
+                 client_port=CLIENT_PORT, relay_time=1, fingerprint=False, txid=None,
+                 password_key=None):
+    """A request as a client sends it after its first 401 (RFC 8489 §9.2.3): the method's
+    attributes, USERNAME, REALM, the NONCE the server gave this 5-tuple, MESSAGE-INTEGRITY."""
+    txid = txid or txid_for(name)
+    if nonce is None:
+        nonce = relay_nonce(client_port, RELAY_SETUP_S + relay_time)
+    credentials = [attribute(USERNAME, user), attribute(REALM, RELAY_REALM),
+                   attribute(NONCE, nonce)]
+    key = password_key or long_term_key(user)
+    return signed_message(message_type, txid, attributes + credentials, key, fingerprint)
+
+
+def turn_answer(request_type, name, code=0, attributes=(), user=b"golden", fingerprint=False,
+                txid=None, unknown=()):
+    """The server's answer to an authenticated request (RFC 8656 §5, RFC 8489 §9.2.4): a
+    success with the method's attributes, or ERROR-CODE (and UNKNOWN-ATTRIBUTES for 420),
+    then MESSAGE-INTEGRITY with the user's key, FINGERPRINT when the request had one. No
+    SOFTWARE: the relay role sends none."""
+    txid = txid or txid_for(name)
+    if code:
+        body = [attribute(ERROR_CODE, error_code_value(code, REASONS[code]))]
+        if unknown:
+            body.append(attribute(UNKNOWN_ATTRIBUTES, unknown_attributes_value(unknown)))
+        return signed_message(error_type(request_type), txid, body, long_term_key(user),
+                              fingerprint)
+    return signed_message(success_type(request_type), txid, list(attributes),
+                          long_term_key(user), fingerprint)
+
+
+def auth_refusal(request_type, name, code, client_port=CLIENT_PORT, relay_time=1,
+                 fingerprint=False):
+    """RFC 8489 §9.2.4: a 401 or 438 carries REALM and a fresh NONCE (and, our nonce
+    announcing password algorithms, PASSWORD-ALGORITHMS: SHA-256 then MD5, no parameters); a
+    400 none of them. Never integrity."""
+    body = [attribute(ERROR_CODE, error_code_value(code, REASONS[code]))]
+    if code != 400:
+        body += [attribute(REALM, RELAY_REALM),
+                 attribute(NONCE, relay_nonce(client_port, RELAY_SETUP_S + relay_time)),
+                 attribute(PASSWORD_ALGORITHMS, OFFERED_ALGORITHMS)]
+    return stun_message(error_type(request_type), txid_for(name), body, fingerprint)
+
+
+def requested_transport(protocol=17):
+    return attribute(REQUESTED_TRANSPORT, struct.pack("!BBH", protocol, 0, 0))
+
+
+def address_family(family):
+    return attribute(REQUESTED_ADDRESS_FAMILY, struct.pack("!BBH", family, 0, 0))
+
+
+def peer(name, address, port=0, txid=None):
+    return attribute(XOR_PEER_ADDRESS, xor_address_value(address, port, txid or txid_for(name)))
+
+
+def channel_number(number):
+    return attribute(CHANNEL_NUMBER, struct.pack("!HH", number, 0))
+
+
+def lifetime(seconds):
+    return attribute(LIFETIME, struct.pack("!I", seconds))
+
+
+def relay_frames(request, answer, client_port=CLIENT_PORT):
+    """A request from CLIENT4:client_port to the STUN port, and its answer on the same 5-tuple
+    (respond_turn: framed as the STUN role frames, TTL 64, DF, the request's IP ID)."""
+    return (client_udp4(request, sport=client_port),
+            server_udp4(answer, V4["primary"], STUN_PORT, dport=client_port))
+
+
+def relay_exchange(name, description, request, answer, client_port=CLIENT_PORT, relay_time=None,
+                   pending=None, prelude=()):
+    frame, reply = relay_frames(request, answer, client_port)
+    return Case(name, description, frame, "transmit", reply, context="relay",
+                relay_time=relay_time, pending=pending, prelude=prelude)
+
+
+def relay_request_cases():
+    """RFC 8656's four requests on the relay context's shard: Allocate (§7), Refresh (§8),
+    CreatePermission (§10), ChannelBind (§12), each answer and each error from the RFC's list,
+    with RFC 8489 §9.2's long-term credentials."""
+    other_port = CLIENT_PORT + 1   # a 5-tuple without an allocation
+    allocate = ALLOCATE_REQUEST
+
+    # Allocate: the first request a client sends has no credentials (RFC 8489 §9.2.3).
+    name = "relay_allocate_unauthenticated"
+    yield relay_exchange(
+        name, "an Allocate without credentials from a fresh 5-tuple: 401 with REALM, a NONCE "
+        "bound to that 5-tuple and PASSWORD-ALGORITHMS (RFC 8489 §9.2.4), FINGERPRINT as asked",
+        stun_message(allocate, txid_for(name), [requested_transport()], fingerprint=True),
+        auth_refusal(allocate, name, 401, client_port=other_port, fingerprint=True),
+        client_port=other_port)
+    name = "relay_allocate_missing_nonce"
+    yield relay_exchange(
+        name, "an Allocate with MESSAGE-INTEGRITY but no NONCE: 400, without REALM or NONCE "
+        "(RFC 8489 §9.2.4)",
+        signed_message(allocate, txid_for(name),
+                       [requested_transport(), attribute(USERNAME, b"golden"),
+                        attribute(REALM, RELAY_REALM)], long_term_key(b"golden")),
+        auth_refusal(allocate, name, 400, client_port=other_port), client_port=other_port)
+    name = "relay_allocate_wrong_password"
+    yield relay_exchange(
+        name, "an Allocate signed with a key from the wrong password: 401 (RFC 8489 §9.2.4)",
+        turn_request(allocate, name, [requested_transport()], client_port=other_port,
+                     password_key=hashlib.md5(b"golden:punchline:guessed").digest()),
+        auth_refusal(allocate, name, 401, client_port=other_port), client_port=other_port)
+    name = "relay_allocate_unknown_user"
+    yield relay_exchange(
+        name, "an Allocate from a username the server does not know: 401 (RFC 8489 §9.2.4)",
+        signed_message(allocate, txid_for(name),
+                       [requested_transport(), attribute(USERNAME, b"nobody"),
+                        attribute(REALM, RELAY_REALM),
+                        attribute(NONCE, relay_nonce(other_port, RELAY_SETUP_S + 1))],
+                       hashlib.md5(b"nobody:punchline:nobody-password").digest()),
+        auth_refusal(allocate, name, 401, client_port=other_port), client_port=other_port)
+    name = "relay_allocate_stale_nonce"
+    yield relay_exchange(
+        name, "an Allocate with the right password and a nonce issued 600 s ago (its "
+        "lifetime): 438 with a fresh NONCE (RFC 8489 §9.2.4)",
+        turn_request(allocate, name, [requested_transport()], client_port=other_port,
+                     nonce=relay_nonce(other_port, RELAY_SETUP_S + 1 - NONCE_LIFETIME_S)),
+        auth_refusal(allocate, name, 438, client_port=other_port), client_port=other_port)
+    name = "relay_allocate_nonce_of_another_5_tuple"
+    yield relay_exchange(
+        name, "an Allocate with the nonce the golden client's 5-tuple was given: not this "
+        "5-tuple's, 438",
+        turn_request(allocate, name, [requested_transport()], client_port=other_port,
+                     nonce=relay_nonce(CLIENT_PORT, RELAY_SETUP_S + 1)),
+        auth_refusal(allocate, name, 438, client_port=other_port), client_port=other_port)
+
+    name = "relay_allocate_exists"
+    yield relay_exchange(
+        name, "an Allocate on the golden client's 5-tuple, which has an allocation: 437 "
+        "(RFC 8656 §7.2), signed",
+        turn_request(allocate, name, [requested_transport()]),
+        turn_answer(allocate, name, 437))
+    name = "relay_allocate_missing_transport"
+    yield relay_exchange(
+        name, "an Allocate without REQUESTED-TRANSPORT: 400 (RFC 8656 §7.2)",
+        turn_request(allocate, name, [], client_port=other_port),
+        turn_answer(allocate, name, 400), client_port=other_port)
+    name = "relay_allocate_tcp"
+    yield relay_exchange(
+        name, "an Allocate asking for TCP (REQUESTED-TRANSPORT 6): 442 (RFC 8656 §7.2)",
+        turn_request(allocate, name, [requested_transport(6)], client_port=other_port),
+        turn_answer(allocate, name, 442), client_port=other_port)
+    name = "relay_allocate_ipv6"
+    yield relay_exchange(
+        name, "an Allocate asking for an IPv6 relayed address (REQUESTED-ADDRESS-FAMILY 2) "
+        "from a relay with IPv4 only: 440 (RFC 8656 §7.2)",
+        turn_request(allocate, name, [requested_transport(), address_family(2)],
+                     client_port=other_port),
+        turn_answer(allocate, name, 440), client_port=other_port)
+    name = "relay_allocate_unknown_attribute"
+    yield relay_exchange(
+        name, "an Allocate with an unknown comprehension-required attribute (0x7F01): 420 "
+        "listing it, after authentication (RFC 8489 §6.3.1.1), FINGERPRINT as asked",
+        turn_request(allocate, name, [requested_transport(), attribute(0x7F01, b"\1\2\3\4")],
+                     client_port=other_port, fingerprint=True),
+        turn_answer(allocate, name, 420, unknown=[0x7F01], fingerprint=True),
+        client_port=other_port)
+    name = "relay_allocate_fresh_5_tuple"
+    first = [relay_frames(turn_request(REFRESH_REQUEST, name + "/delete", [lifetime(0)]),
+                          turn_answer(REFRESH_REQUEST, name + "/delete",
+                                      attributes=[lifetime(0)]))]
+    yield relay_exchange(
+        name, "the golden client deletes its allocation (Refresh, LIFETIME 0); an Allocate "
+        "from a fresh 5-tuple then gets the freed relay port: XOR-RELAYED-ADDRESS, LIFETIME "
+        "600, XOR-MAPPED-ADDRESS of that 5-tuple (RFC 8656 §7.2), signed",
+        turn_request(allocate, name, [requested_transport()], client_port=other_port),
+        turn_answer(allocate, name, attributes=[
+            attribute(XOR_RELAYED_ADDRESS,
+                      xor_address_value(RELAY_ADDRESS, RELAY_PORT, txid_for(name))),
+            lifetime(ALLOCATION_LIFETIME_S),
+            attribute(XOR_MAPPED_ADDRESS,
+                      xor_address_value(CLIENT4, other_port, txid_for(name)))]),
+        client_port=other_port, prelude=first)
+    name = "relay_allocate_user_quota"
+    yield relay_exchange(
+        name, "an Allocate by `golden` from a second 5-tuple: the user holds its one "
+        "allocation already (max_allocations_per_user 1): 486 (RFC 8656 §7.2)",
+        turn_request(allocate, name, [requested_transport()], client_port=other_port),
+        turn_answer(allocate, name, 486), client_port=other_port)
+    name = "relay_allocate_no_relay_port"
+    yield relay_exchange(
+        name, "an Allocate by another user from a fresh 5-tuple: the shard's one relay port "
+        "is the golden client's: 508 (RFC 8656 §7.2)",
+        turn_request(allocate, name, [requested_transport()], user=b"other",
+                     client_port=other_port),
+        turn_answer(allocate, name, 508, user=b"other"), client_port=other_port)
+
+    # Refresh (§8.2).
+    refresh = REFRESH_REQUEST
+    # RFC 8489 §9.2.4: a client that saw PASSWORD-ALGORITHMS may choose SHA-256, echoing the
+    # list it was offered; the answer is signed as the request was.
+    name = "relay_refresh_sha256"
+    credentials = [attribute(PASSWORD_ALGORITHMS, OFFERED_ALGORITHMS),
+                   attribute(PASSWORD_ALGORITHM, struct.pack("!HH", 2, 0)),
+                   attribute(USERNAME, b"golden"), attribute(REALM, RELAY_REALM),
+                   attribute(NONCE, relay_nonce(CLIENT_PORT, RELAY_SETUP_S + 1))]
+    yield relay_exchange(
+        name, "a Refresh with PASSWORD-ALGORITHM SHA-256 and MESSAGE-INTEGRITY-SHA256: "
+        "LIFETIME 600, signed with MESSAGE-INTEGRITY-SHA256 and the SHA-256 key "
+        "(RFC 8489 §9.2.4, §14.6)",
+        signed_sha256_message(refresh, txid_for(name), credentials,
+                              long_term_key(b"golden", hashlib.sha256)),
+        signed_sha256_message(success_type(refresh), txid_for(name),
+                              [lifetime(ALLOCATION_LIFETIME_S)],
+                              long_term_key(b"golden", hashlib.sha256)))
+    name = "relay_refresh_bid_down"
+    yield relay_exchange(
+        name, "a Refresh with PASSWORD-ALGORITHM but not the PASSWORD-ALGORITHMS it was "
+        "offered (a bid-down): 400 (RFC 8489 §9.2.4)",
+        signed_sha256_message(refresh, txid_for(name), [
+            attribute(PASSWORD_ALGORITHM, struct.pack("!HH", 2, 0)),
+            attribute(USERNAME, b"golden"), attribute(REALM, RELAY_REALM),
+            attribute(NONCE, relay_nonce(CLIENT_PORT, RELAY_SETUP_S + 1))],
+            long_term_key(b"golden", hashlib.sha256)),
+        auth_refusal(refresh, name, 400))
+    name = "relay_refresh"
+    yield relay_exchange(
+        name, "a Refresh asking for 1200 s: LIFETIME 1200 (within the 3600 s maximum)",
+        turn_request(refresh, name, [lifetime(1200)]),
+        turn_answer(refresh, name, attributes=[lifetime(1200)]))
+    name = "relay_refresh_default_lifetime"
+    yield relay_exchange(
+        name, "a Refresh without LIFETIME, with FINGERPRINT: the default, 600 s, and "
+        "FINGERPRINT back",
+        turn_request(refresh, name, [], fingerprint=True),
+        turn_answer(refresh, name, attributes=[lifetime(ALLOCATION_LIFETIME_S)],
+                    fingerprint=True))
+    name = "relay_refresh_delete"
+    yield relay_exchange(
+        name, "a Refresh with LIFETIME 0: the allocation deleted, LIFETIME 0 (§8.2)",
+        turn_request(refresh, name, [lifetime(0)]),
+        turn_answer(refresh, name, attributes=[lifetime(0)]))
+    name = "relay_refresh_no_allocation"
+    yield relay_exchange(
+        name, "a Refresh from a 5-tuple without an allocation: 437 (§8.2)",
+        turn_request(refresh, name, [], client_port=other_port),
+        turn_answer(refresh, name, 437), client_port=other_port)
+    name = "relay_refresh_wrong_user"
+    yield relay_exchange(
+        name, "a Refresh by `other` on the golden client's 5-tuple, whose allocation `golden` "
+        "made: 441 (§5), signed with `other`'s key",
+        turn_request(refresh, name, [], user=b"other"),
+        turn_answer(refresh, name, 441, user=b"other"))
+    name = "relay_refresh_family_mismatch"
+    yield relay_exchange(
+        name, "a Refresh for the IPv6 relayed address (REQUESTED-ADDRESS-FAMILY 2) of an "
+        "IPv4 allocation: 443 (§8.2)",
+        turn_request(refresh, name, [address_family(2)]),
+        turn_answer(refresh, name, 443))
+
+    # CreatePermission (§10.2); the shard allows 4 permissions and has 3.
+    permission = CREATE_PERMISSION_REQUEST
+    name = "relay_create_permission"
+    yield relay_exchange(
+        name, "a CreatePermission for 198.18.0.50: installed, a success with integrity alone",
+        turn_request(permission, name, [peer(name, "198.18.0.50")]),
+        turn_answer(permission, name))
+    name = "relay_create_permission_refresh"
+    yield relay_exchange(
+        name, "a CreatePermission for two peers that have permissions: refreshed, no room "
+        "needed",
+        turn_request(permission, name, [peer(name, RELAY_PEER), peer(name, RELAY_ONLINK_PEER)]),
+        turn_answer(permission, name))
+    for suffix, address, what in (("loopback", "127.0.0.1", "a loopback address"),
+                                  ("private", "10.0.0.1", "a private address (RFC 1918)"),
+                                  ("own_address", V4["alternate"],
+                                   "the server's own alternate address")):
+        name = f"relay_create_permission_forbidden_{suffix}"
+        yield relay_exchange(
+            name, f"a CreatePermission for {address}, {what}: 403 (§10.2, §21)",
+            turn_request(permission, name, [peer(name, address)]),
+            turn_answer(permission, name, 403))
+    name = "relay_create_permission_one_forbidden"
+    yield relay_exchange(
+        name, "a CreatePermission for 198.18.0.50 and 127.0.0.1: 403, and neither installed "
+        "(§10.2: all or nothing)",
+        turn_request(permission, name, [peer(name, "198.18.0.50"), peer(name, "127.0.0.1")]),
+        turn_answer(permission, name, 403))
+    # The same refusal, then a Send indication to the allowed peer of the pair: no permission
+    # was installed for it.
+    name = "relay_create_permission_all_or_nothing"
+    step = name + "/refused"
+    first = [relay_frames(
+        turn_request(permission, step, [peer(step, "203.0.113.50"), peer(step, "127.0.0.1")]),
+        turn_answer(permission, step, 403))]
+    yield Case(name, "after a CreatePermission for 203.0.113.50 and 127.0.0.1 refused 403, a "
+               "Send indication to 203.0.113.50: no permission, discarded (§10.2: all or "
+               "nothing; §11.2)",
+               client_udp4(stun_message(SEND_INDICATION, txid_for(name),
+                                        [peer(name, "203.0.113.50", 5000),
+                                         attribute(DATA_ATTR, b"media over the relay")])),
+               drop("turn_dropped"), context="relay", prelude=first)
+    name = "relay_create_permission_missing_peer"
+    yield relay_exchange(
+        name, "a CreatePermission without XOR-PEER-ADDRESS: 400 (§10.2)",
+        turn_request(permission, name, []), turn_answer(permission, name, 400))
+    name = "relay_create_permission_ipv6_peer"
+    yield relay_exchange(
+        name, "a CreatePermission for an IPv6 peer on an IPv4 allocation: 443 (§10.2)",
+        turn_request(permission, name, [peer(name, "2001:db8::50")]),
+        turn_answer(permission, name, 443))
+    name = "relay_create_permission_quota"
+    yield relay_exchange(
+        name, "a CreatePermission for two new peers where one permission is left (4 at most, "
+        "3 held): 508",
+        turn_request(permission, name, [peer(name, "198.18.0.50"), peer(name, "198.18.0.51")]),
+        turn_answer(permission, name, 508))
+    name = "relay_create_permission_no_allocation"
+    yield relay_exchange(
+        name, "a CreatePermission from a 5-tuple without an allocation: 437 (§10.2)",
+        turn_request(permission, name, [peer(name, RELAY_PEER)], client_port=other_port),
+        turn_answer(permission, name, 437), client_port=other_port)
+
+    # ChannelBind (§12.2); the shard has 0x4000 -> RELAY_PEER:5000, 0x4002 -> its own relayed
+    # address.
+    bind = CHANNEL_BIND_REQUEST
+    name = "relay_channel_bind"
+    yield relay_exchange(
+        name, "a ChannelBind of 0x4001 to 203.0.113.5:6000: bound, a success with integrity "
+        "alone",
+        turn_request(bind, name, [channel_number(0x4001), peer(name, RELAY_PEER, 6000)]),
+        turn_answer(bind, name))
+    name = "relay_channel_bind_refresh"
+    yield relay_exchange(
+        name, "a ChannelBind of 0x4000 to its own peer again: refreshed",
+        turn_request(bind, name, [channel_number(0x4000), peer(name, RELAY_PEER, 5000)]),
+        turn_answer(bind, name))
+    for number in (0x3FFF, 0x8000):
+        name = f"relay_channel_bind_number_{number:04x}"
+        yield relay_exchange(
+            name, f"a ChannelBind of 0x{number:04X}, outside 0x4000-0x7FFF: 400 (§12.2)",
+            turn_request(bind, name, [channel_number(number), peer(name, RELAY_PEER, 6000)]),
+            turn_answer(bind, name, 400))
+    name = "relay_channel_bind_missing_number"
+    yield relay_exchange(
+        name, "a ChannelBind without CHANNEL-NUMBER: 400 (§12.2)",
+        turn_request(bind, name, [peer(name, RELAY_PEER, 6000)]), turn_answer(bind, name, 400))
+    name = "relay_channel_bind_missing_peer"
+    yield relay_exchange(
+        name, "a ChannelBind without XOR-PEER-ADDRESS: 400 (§12.2)",
+        turn_request(bind, name, [channel_number(0x4001)]), turn_answer(bind, name, 400))
+    name = "relay_channel_bind_number_in_use"
+    yield relay_exchange(
+        name, "a ChannelBind of 0x4000, bound to 203.0.113.5:5000, to 203.0.113.5:7000: 400 "
+        "(§12.2)",
+        turn_request(bind, name, [channel_number(0x4000), peer(name, RELAY_PEER, 7000)]),
+        turn_answer(bind, name, 400))
+    name = "relay_channel_bind_peer_in_use"
+    yield relay_exchange(
+        name, "a ChannelBind of 0x4001 to 203.0.113.5:5000, bound to 0x4000: 400 (§12.2)",
+        turn_request(bind, name, [channel_number(0x4001), peer(name, RELAY_PEER, 5000)]),
+        turn_answer(bind, name, 400))
+    name = "relay_channel_bind_forbidden"
+    yield relay_exchange(
+        name, "a ChannelBind of 0x4001 to 127.0.0.1:5000: 403 (§12.2)",
+        turn_request(bind, name, [channel_number(0x4001), peer(name, "127.0.0.1", 5000)]),
+        turn_answer(bind, name, 403))
+    name = "relay_channel_bind_ipv6_peer"
+    yield relay_exchange(
+        name, "a ChannelBind of 0x4001 to an IPv6 peer on an IPv4 allocation: 443 (§12.2)",
+        turn_request(bind, name, [channel_number(0x4001), peer(name, "2001:db8::50", 5000)]),
+        turn_answer(bind, name, 443))
+    name = "relay_channel_bind_no_allocation"
+    yield relay_exchange(
+        name, "a ChannelBind from a 5-tuple without an allocation: 437 (§12.2)",
+        turn_request(bind, name, [channel_number(0x4001), peer(name, RELAY_PEER, 6000)],
+                     client_port=other_port),
+        turn_answer(bind, name, 437), client_port=other_port)
+
+    # 508s that need more state than the shard has: requests first (prelude).
+    name = "relay_channel_bind_quota"
+    first = []
+    for number, address, port in ((0x4001, RELAY_PEER, 6000), (0x4003, RELAY_ONLINK_PEER, 5000)):
+        step = f"{name}/{number:04x}"
+        first.append(relay_frames(
+            turn_request(bind, step, [channel_number(number), peer(step, address, port)]),
+            turn_answer(bind, step)))
+    yield relay_exchange(
+        name, "after two more ChannelBinds (0x4001, 0x4003: four channels, the most an "
+        "allocation has here), a fifth, 0x4004: 508 (§12.2)",
+        turn_request(bind, name, [channel_number(0x4004), peer(name, RELAY_PEER, 7000)]),
+        turn_answer(bind, name, 508), prelude=first)
+    name = "relay_channel_bind_permission_quota"
+    first = [relay_frames(turn_request(permission, name + "/first",
+                                       [peer(name + "/first", "198.18.0.50")]),
+                          turn_answer(permission, name + "/first"))]
+    yield relay_exchange(
+        name, "after a CreatePermission fills the permissions (4), a ChannelBind to a fifth "
+        "peer, whose permission it would install: 508, and no channel",
+        turn_request(bind, name, [channel_number(0x4001), peer(name, "198.18.0.51", 5000)]),
+        turn_answer(bind, name, 508), prelude=first)
+
+    # RFC 8656 §5 (RFC 8489 §6.3.1): a retransmission gets the first answer again. The shard's
+    # last request was the ChannelBind of 0x4002 (golden_cases.h: transaction ID 05 00 .. 00,
+    # the NONCE of the shard's first 401, made at RELAY_SETUP_S).
+    txid = bytes([5]) + bytes(11)
+    name = "relay_channel_bind_retransmitted"
+    request = signed_message(
+        bind, txid,
+        [channel_number(0x4002),
+         attribute(XOR_PEER_ADDRESS, xor_address_value(RELAY_ADDRESS, RELAY_PORT, txid)),
+         attribute(USERNAME, b"golden"), attribute(REALM, RELAY_REALM),
+         attribute(NONCE, relay_nonce(CLIENT_PORT, RELAY_SETUP_S))], long_term_key(b"golden"))
+    yield relay_exchange(
+        name, "the shard's last ChannelBind, retransmitted byte for byte: the same success "
+        "(RFC 8656 §5)", request, turn_answer(bind, name, txid=txid))
+    # An Allocate retransmitted: answered anew it would get 437 (its own allocation exists).
+    name = "relay_allocate_retransmitted"
+    allocated = turn_answer(allocate, name, attributes=[
+        attribute(XOR_RELAYED_ADDRESS, xor_address_value(RELAY_ADDRESS, RELAY_PORT,
+                                                         txid_for(name))),
+        lifetime(ALLOCATION_LIFETIME_S),
+        attribute(XOR_MAPPED_ADDRESS, xor_address_value(CLIENT4, CLIENT_PORT, txid_for(name)))])
+    request = turn_request(allocate, name, [requested_transport()])
+    first = [relay_frames(turn_request(REFRESH_REQUEST, name + "/delete", [lifetime(0)]),
+                          turn_answer(REFRESH_REQUEST, name + "/delete",
+                                      attributes=[lifetime(0)])),
+             relay_frames(request, allocated)]
+    yield relay_exchange(
+        name, "the golden client deletes its allocation (Refresh, LIFETIME 0) and allocates "
+        "again; that Allocate retransmitted gets the same success, not 437 (RFC 8656 §5)",
+        request, allocated, prelude=first)
+
+
+def relay_expiry_cases():
+    """RFC 8656 §6, §9, §12: an allocation lives 600 s unless refreshed, a permission 300 s, a
+    channel 600 s; each case's clock is set by its `relay_time:` (seconds after the shard was
+    made), which both golden tests inject."""
+    after_allocation = max(ALLOCATION_LIFETIME_S, CHANNEL_LIFETIME_S) + 1
+    after_permission = PERMISSION_LIFETIME_S + 1
+    data = b"media over the relay"
+    name = "relay_refresh_after_lifetime"
+    yield relay_exchange(
+        name, "a Refresh 601 s after the Allocate (lifetime 600 s): the allocation is gone, "
+        "437 (§8.2)",
+        turn_request(REFRESH_REQUEST, name, [], relay_time=after_allocation),
+        turn_answer(REFRESH_REQUEST, name, 437), relay_time=after_allocation)
+    name = "relay_allocate_after_lifetime"
+    yield relay_exchange(
+        name, "an Allocate on the golden client's 5-tuple 601 s on: its allocation expired, a "
+        "new one on the freed relay port, XOR-RELAYED-ADDRESS, LIFETIME, XOR-MAPPED-ADDRESS "
+        "(§7.2), signed, FINGERPRINT as asked",
+        turn_request(ALLOCATE_REQUEST, name, [requested_transport()],
+                     relay_time=after_allocation, fingerprint=True),
+        turn_answer(ALLOCATE_REQUEST, name, attributes=[
+            attribute(XOR_RELAYED_ADDRESS,
+                      xor_address_value(RELAY_ADDRESS, RELAY_PORT, txid_for(name))),
+            lifetime(ALLOCATION_LIFETIME_S),
+            attribute(XOR_MAPPED_ADDRESS,
+                      xor_address_value(CLIENT4, CLIENT_PORT, txid_for(name)))],
+            fingerprint=True),
+        relay_time=after_allocation)
+    name = "relay_refresh_before_lifetime"
+    yield relay_exchange(
+        name, "a Refresh 599 s after the Allocate: still alive, LIFETIME 600",
+        turn_request(REFRESH_REQUEST, name, [], relay_time=ALLOCATION_LIFETIME_S - 1),
+        turn_answer(REFRESH_REQUEST, name, attributes=[lifetime(ALLOCATION_LIFETIME_S)]),
+        relay_time=ALLOCATION_LIFETIME_S - 1)
+    yield Case("relay_channel_data_after_lifetime",
+               "ChannelData on 0x4000 601 s on: the channel's lifetime (600 s) is over, and "
+               "its allocation's with it (swept by then): discarded",
+               client_udp4(struct.pack("!HH", 0x4000, len(data)) + data),
+               drop("relay_no_allocation"), context="relay", relay_time=after_allocation)
+
+    def from_peer(payload):
+        return (Ether(dst=PORT_MAC, src=GATEWAY_MAC) /
+                IP(src=RELAY_PEER, dst=RELAY_ADDRESS, id=0x1234, ttl=50, tos=0x28) /
+                UDP(sport=5000, dport=RELAY_PORT) / Raw(payload))
+
+    yield Case("relay_peer_after_permission_lifetime",
+               "a datagram from the channel's peer 301 s on: its permission (300 s, not "
+               "refreshed) is over, discarded (§9)",
+               from_peer(data), drop("relay_no_permission"), context="relay",
+               relay_time=after_permission)
+    yield Case("relay_peer_before_permission_lifetime",
+               "a datagram from the channel's peer 299 s on: still permitted, to the client as "
+               "ChannelData 0x4000",
+               from_peer(data), "transmit",
+               Ether(dst=CLIENT_MAC, src=PORT_MAC) /
+               IP(src=V4["primary"], dst=CLIENT4, id=0x1234, flags="DF", ttl=49, tos=0x28) /
+               UDP(sport=STUN_PORT, dport=CLIENT_PORT) /
+               Raw(struct.pack("!HH", 0x4000, len(data)) + data),
+               context="relay", relay_time=PERMISSION_LIFETIME_S - 1)
+    yield Case("relay_channel_data_after_permission_lifetime",
+               "ChannelData on 0x4000 301 s on: the channel lives (600 s) but its peer's "
+               "permission (300 s, not refreshed) is over: discarded (§9)",
+               client_udp4(struct.pack("!HH", 0x4000, len(data)) + data),
+               drop("relay_no_permission"), context="relay", relay_time=after_permission)
+    yield Case("relay_peer_after_lifetime",
+               "a datagram from the channel's peer 601 s on: the allocation is gone, and its "
+               "relay port is no service's any more",
+               from_peer(data), drop("no_service"), context="relay",
+               relay_time=after_allocation)
+    name = "relay_send_after_lifetime"
+    send = stun_message(SEND_INDICATION, txid_for(name),
+                        [peer(name, RELAY_PEER, 5000), attribute(DATA_ATTR, data)])
+    yield Case(name, "a Send indication 601 s on: the allocation is gone, discarded (§11.2)",
+               client_udp4(send), drop("turn_dropped"), context="relay",
+               relay_time=after_allocation)
+    name = "relay_send_after_permission_lifetime"
+    send = stun_message(SEND_INDICATION, txid_for(name),
+                        [peer(name, RELAY_PEER, 5000), attribute(DATA_ATTR, data)])
+    yield Case(name, "a Send indication to the peer 301 s on: its permission is over, "
+               "discarded (§11.2)", client_udp4(send), drop("turn_dropped"), context="relay",
+               relay_time=after_permission)
+
+
 def all_cases():
     cases = []
     for group in (arp_cases, icmp_cases, icmpv6_cases, l2_l3_drop_cases, udp_drop_cases,
                   stun_drop_cases, stun_cases, source_and_ecn_cases, relay_cases,
-                  relay_data_cases):
+                  relay_data_cases, relay_request_cases, relay_expiry_cases):
         cases.extend(group())
     names = [c.name for c in cases]
     duplicates = {n for n in names if names.count(n) > 1}
