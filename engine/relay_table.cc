@@ -313,6 +313,16 @@ RelayTable::RelayTable(const RelayTableLimits& limits)
         std::swap(port_ring_[i], port_ring_[j]);
     }
     ring_count_ = endpoint_count_;
+
+    port_reserved_ = std::make_unique<bool[]>(endpoint_count_);
+    reservations_ = std::make_unique<Reservation[]>(capacity_);
+    free_reservations_ = std::make_unique<std::uint32_t[]>(capacity_);
+    for (std::uint32_t i = 0; i < capacity_; ++i) free_reservations_[i] = capacity_ - 1 - i;
+    free_reservation_count_ = capacity_;
+    // At most half full, as the 5-tuple index: an empty entry ends every probe.
+    const std::size_t reservation_index_size = std::bit_ceil(std::size_t{capacity_} * 2);
+    reservation_index_ = std::make_unique<std::uint32_t[]>(reservation_index_size);
+    reservation_mask_ = static_cast<std::uint32_t>(reservation_index_size - 1);
 }
 
 // Allocation and its arrays are trivially destructible apart from their atomics, which need
@@ -325,8 +335,9 @@ std::uint32_t RelayTable::take_free_endpoint() noexcept {
         ring_head_ = ring_head_ + 1 == endpoint_count_ ? 0 : ring_head_ + 1;
         --ring_count_;
         port_queued_[endpoint] = false;
-        // Taken by number (insert() with relay_port) while it waited here: skip it.
-        if (port_slot_[endpoint] == no_slot) return endpoint;
+        // Taken by number (insert() with relay_port) or reserved while it waited here: skip
+        // it; release_endpoint() queues it again when it is freed.
+        if (port_slot_[endpoint] == no_slot && !port_reserved_[endpoint]) return endpoint;
     }
     return no_slot;
 }
@@ -358,14 +369,54 @@ RelayTable::InsertResult RelayTable::insert(const NewAllocation& allocation) noe
         return {InsertStatus::exists, existing};
     if (free_count_ == 0) return {InsertStatus::table_full, no_slot};
 
+    // Everything that can refuse is checked before anything changes: a refused insert
+    // leaves the ports and the reservations as they were (an expired one released).
     std::uint32_t endpoint = no_slot;
-    if (allocation.relay_port == 0) {
+    std::uint8_t families = allocation.families;
+    std::uint32_t claimed = no_slot;     // the reservation record claim_token names
+    std::uint32_t next_endpoint = no_slot;  // the port reserve_token reserves
+    if (allocation.claim_token) {
+        if (allocation.reserve_token) return {InsertStatus::port_unavailable, no_slot};
+        claimed = find_reservation(*allocation.claim_token);
+        if (claimed == no_slot) return {InsertStatus::unknown_reservation, no_slot};
+        if (reservations_[claimed].expiry <= allocation.now) {
+            // RFC 8656 §7.2 holds the port "for about 30 seconds": past that, the token is
+            // no longer valid, and the port returns to the pool now rather than at sweep().
+            drop_reservation(claimed, true);
+            return {InsertStatus::unknown_reservation, no_slot};
+        }
+        endpoint = reservations_[claimed].endpoint;
+        families = reservations_[claimed].families;
+    } else if (allocation.relay_port == 0) {
+        if (allocation.reserve_token) return {InsertStatus::port_unavailable, no_slot};
         endpoint = take_free_endpoint();
         if (endpoint == no_slot) return {InsertStatus::no_relay_port, no_slot};
     } else {
         if (!relay_port_available(allocation.relay_address, allocation.relay_port))
             return {InsertStatus::port_unavailable, no_slot};
         endpoint = relay_endpoint(allocation.relay_address, allocation.relay_port);
+        if (allocation.reserve_token) {
+            if (*allocation.reserve_token == 0) return {InsertStatus::port_unavailable, no_slot};
+            if (free_reservation_count_ == 0) return {InsertStatus::reservations_full, no_slot};
+            if (find_reservation(*allocation.reserve_token) != no_slot)
+                return {InsertStatus::token_in_use, no_slot};
+            if (allocation.relay_port == 0xFFFF ||
+                !relay_port_available(allocation.relay_address,
+                                      static_cast<std::uint16_t>(allocation.relay_port + 1)))
+                return {InsertStatus::port_unavailable, no_slot};
+            next_endpoint = relay_endpoint(allocation.relay_address,
+                                           static_cast<std::uint16_t>(allocation.relay_port + 1));
+        }
+    }
+    if (claimed != no_slot) drop_reservation(claimed, false);
+    if (next_endpoint != no_slot) {
+        const std::uint32_t record = free_reservations_[--free_reservation_count_];
+        reservations_[record] = {*allocation.reserve_token, allocation.reservation_expiry,
+                                 next_endpoint, allocation.families};
+        std::uint32_t i = reservation_home(*allocation.reserve_token);
+        while (reservation_index_[i] != 0) i = (i + 1) & reservation_mask_;
+        reservation_index_[i] = record + 1;
+        port_reserved_[next_endpoint] = true;
     }
     const std::uint32_t slot = free_slots_[--free_count_];
     port_slot_[endpoint] = slot;
@@ -381,10 +432,10 @@ RelayTable::InsertResult RelayTable::insert(const NewAllocation& allocation) noe
     a.bandwidth_ = TokenBucket{};
     a.has_answer_ = false;
     a.begin_write();
-    a.set_shape(port, address, allocation.families, true);
+    a.set_shape(port, address, families, true);
     for (std::size_t i = 0; i < 5; ++i) a.key_[i].set(allocation.key.words()[i]);
-    a.expiry_[0].set((allocation.families & relay_ipv4) != 0 ? allocation.expiry : 0);
-    a.expiry_[1].set((allocation.families & relay_ipv6) != 0 ? allocation.expiry : 0);
+    a.expiry_[0].set((families & relay_ipv4) != 0 ? allocation.expiry : 0);
+    a.expiry_[1].set((families & relay_ipv6) != 0 ? allocation.expiry : 0);
     a.set_counts(0, 0, allocation.username.size());
     for (auto& counter : a.counters_) counter.set(0);
     // Only the words the username covers, the last zero-padded: nothing reads past them.
@@ -458,7 +509,62 @@ std::size_t RelayTable::sweep(std::uint64_t now, std::size_t max_slots) noexcept
             a.expire(now);
         }
     }
+    expire_reservations(now, max_slots);
     return erased;
+}
+
+std::uint32_t RelayTable::reservation_home(std::uint64_t token) const noexcept {
+    // Tokens are the server's keyed hashes, but the one looked up is the client's choice:
+    // seeded, so that nobody can aim a look-up at a long probe.
+    return static_cast<std::uint32_t>(((token ^ seed_[0]) * seed_[5]) >> 32) &
+           reservation_mask_;
+}
+
+std::uint32_t RelayTable::find_reservation(std::uint64_t token) const noexcept {
+    for (std::uint32_t i = reservation_home(token);; i = (i + 1) & reservation_mask_) {
+        const std::uint32_t entry = reservation_index_[i];
+        if (entry == 0) return no_slot;
+        if (reservations_[entry - 1].token == token) return entry - 1;
+    }
+}
+
+bool RelayTable::has_reservation(std::uint64_t token, std::uint64_t now) const noexcept {
+    const std::uint32_t record = find_reservation(token);
+    return record != no_slot && reservations_[record].expiry > now;
+}
+
+void RelayTable::drop_reservation(std::uint32_t record, bool release_port) noexcept {
+    Reservation& reservation = reservations_[record];
+    std::uint32_t hole = reservation_home(reservation.token);
+    while (reservation_index_[hole] != record + 1) hole = (hole + 1) & reservation_mask_;
+    // Backward shift, as erase() does for the 5-tuple index.
+    for (std::uint32_t j = (hole + 1) & reservation_mask_; reservation_index_[j] != 0;
+         j = (j + 1) & reservation_mask_) {
+        const std::uint32_t home =
+            reservation_home(reservations_[reservation_index_[j] - 1].token);
+        if (((j - home) & reservation_mask_) >= ((j - hole) & reservation_mask_)) {
+            reservation_index_[hole] = reservation_index_[j];
+            hole = j;
+        }
+    }
+    reservation_index_[hole] = 0;
+    port_reserved_[reservation.endpoint] = false;
+    if (release_port) release_endpoint(reservation.endpoint);
+    reservation = Reservation{};
+    free_reservations_[free_reservation_count_++] = record;
+}
+
+std::size_t RelayTable::expire_reservations(std::uint64_t now, std::size_t max_records) noexcept {
+    std::size_t released = 0;
+    for (std::size_t visited = 0; visited < max_records && visited < capacity_; ++visited) {
+        if (reservation_cursor_ >= capacity_) reservation_cursor_ = 0;
+        const std::uint32_t record = reservation_cursor_++;
+        if (reservations_[record].endpoint == no_slot || reservations_[record].expiry > now)
+            continue;
+        drop_reservation(record, true);
+        ++released;
+    }
+    return released;
 }
 
 RelayTable::SnapshotStatus RelayTable::snapshot(std::uint32_t slot, AllocationSnapshot& out,

@@ -274,6 +274,205 @@ TEST(RelayTable, APortTakenByNumberIsSkippedInTheQueue) {
     EXPECT_EQ(table.insert(allocation(numbered_key(6))).status, InsertStatus::no_relay_port);
 }
 
+// --- Reservations (RFC 8656 §7.2: EVEN-PORT's R bit, RESERVATION-TOKEN) ---
+
+// An allocation on `port` that reserves port + 1 under `token` until `expiry`.
+RelayTable::NewAllocation reserving(const FiveTuple& key, std::uint16_t port,
+                                    std::uint64_t token, std::uint64_t expiry) {
+    RelayTable::NewAllocation a = allocation(key);
+    a.relay_port = port;
+    a.reserve_token = token;
+    a.reservation_expiry = expiry;
+    return a;
+}
+
+// An allocation that claims the port reserved under `token`, at `now`.
+RelayTable::NewAllocation claiming(const FiveTuple& key, std::uint64_t token,
+                                   std::uint64_t now) {
+    RelayTable::NewAllocation a = allocation(key);
+    a.claim_token = token;
+    a.now = now;
+    return a;
+}
+
+TEST(RelayTable, ReservedPortIsClaimedOnceByItsToken) {
+    RelayTable table(limits(8, 8));
+    RelayTable::NewAllocation first = reserving(numbered_key(0), 50002, 0xABCDEF, 500);
+    first.families = relay_ipv6;
+    insert_ok(table, first);
+    EXPECT_FALSE(table.relay_port_available(0, 50003));
+    EXPECT_TRUE(table.relay_port_reserved(0, 50003));
+    EXPECT_EQ(table.find_by_relay_port(0, 50003), RelayTable::no_slot);  // no allocation
+    EXPECT_EQ(table.reservation_count(), 1u);
+    EXPECT_TRUE(table.has_reservation(0xABCDEF, 499));
+    EXPECT_FALSE(table.has_reservation(0xABCDEF, 500));
+    EXPECT_FALSE(table.has_reservation(0xABCDEE, 0));
+
+    // Another token, even one off by a bit, names nothing.
+    EXPECT_EQ(table.insert(claiming(numbered_key(2), 0xABCDEE, 100)).status,
+              InsertStatus::unknown_reservation);
+    // The token's allocation gets the reserved port and the reservation's family (its own
+    // `families` are ignored).
+    const std::uint32_t slot = insert_ok(table, claiming(numbered_key(2), 0xABCDEF, 100));
+    EXPECT_EQ(table.at(slot).relay_port(), 50003);
+    EXPECT_EQ(table.at(slot).families(), relay_ipv6);
+    EXPECT_EQ(table.find_by_relay_port(0, 50003), slot);
+    EXPECT_FALSE(table.relay_port_reserved(0, 50003));
+    EXPECT_EQ(table.reservation_count(), 0u);
+    // Consumed: a second claim is refused.
+    EXPECT_EQ(table.insert(claiming(numbered_key(4), 0xABCDEF, 100)).status,
+              InsertStatus::unknown_reservation);
+    // The claimed port is an allocation's like any other: freed with it.
+    table.erase(slot);
+    EXPECT_TRUE(table.relay_port_available(0, 50003));
+}
+
+TEST(RelayTable, ReservedPortIsSkippedByTheFreeQueue) {
+    // Four ports: 50000 allocated with 50001 reserved; the two others go, then none.
+    RelayTable table(limits(8, 4));
+    insert_ok(table, reserving(numbered_key(0), 50000, 7, 500));
+    std::set<std::uint16_t> others;
+    for (std::uint32_t i = 1; i < 3; ++i)
+        others.insert(table.at(insert_ok(table, allocation(numbered_key(i)))).relay_port());
+    EXPECT_EQ(others, (std::set<std::uint16_t>{50002, 50003}));
+    EXPECT_EQ(table.insert(allocation(numbered_key(3))).status, InsertStatus::no_relay_port);
+    // Nor can it be asked for by number.
+    RelayTable::NewAllocation by_number = allocation(numbered_key(3));
+    by_number.relay_port = 50001;
+    EXPECT_EQ(table.insert(by_number).status, InsertStatus::port_unavailable);
+    // Expired and swept, it is free again, handed out once.
+    EXPECT_EQ(table.expire_reservations(499, 8), 0u);
+    EXPECT_EQ(table.expire_reservations(500, 8), 1u);
+    EXPECT_EQ(table.reservation_count(), 0u);
+    EXPECT_EQ(table.at(insert_ok(table, allocation(numbered_key(3)))).relay_port(), 50001);
+    EXPECT_EQ(table.insert(allocation(numbered_key(4))).status, InsertStatus::no_relay_port);
+}
+
+TEST(RelayTable, ExpiredReservationIsUnknownAndItsPortReturns) {
+    RelayTable table(limits(8, 4));
+    insert_ok(table, reserving(numbered_key(0), 50002, 99, 500));
+    // At its expiry the token is refused, and the port is released at once.
+    EXPECT_EQ(table.insert(claiming(numbered_key(2), 99, 500)).status,
+              InsertStatus::unknown_reservation);
+    EXPECT_EQ(table.reservation_count(), 0u);
+    EXPECT_TRUE(table.relay_port_available(0, 50003));
+    // sweep() releases them too.
+    table.erase(table.find(numbered_key(0)));
+    insert_ok(table, reserving(numbered_key(0), 50002, 100, 600));
+    EXPECT_EQ(table.sweep(599, 8), 0u);
+    EXPECT_TRUE(table.relay_port_reserved(0, 50003));
+    // The allocation (expiry 1000) stays; the reservation goes.
+    EXPECT_EQ(table.sweep(600, 8), 0u);
+    EXPECT_FALSE(table.relay_port_reserved(0, 50003));
+    EXPECT_EQ(table.reservation_count(), 0u);
+}
+
+TEST(RelayTable, ReservationRefusals) {
+    RelayTable table(limits(2, 8));
+    // The next port taken, or not this worker's (the last port is 50007).
+    RelayTable::NewAllocation taken = allocation(numbered_key(0));
+    taken.relay_port = 50005;
+    insert_ok(table, taken);
+    EXPECT_EQ(table.insert(reserving(numbered_key(1), 50004, 1, 500)).status,
+              InsertStatus::port_unavailable);
+    EXPECT_EQ(table.insert(reserving(numbered_key(1), 50007, 1, 500)).status,
+              InsertStatus::port_unavailable);
+    // Without a port of its own, with token 0, or with a claim too.
+    EXPECT_EQ(table.insert(reserving(numbered_key(1), 0, 1, 500)).status,
+              InsertStatus::port_unavailable);
+    EXPECT_EQ(table.insert(reserving(numbered_key(1), 50000, 0, 500)).status,
+              InsertStatus::port_unavailable);
+    RelayTable::NewAllocation both = reserving(numbered_key(1), 50000, 1, 500);
+    both.claim_token = 2;
+    EXPECT_EQ(table.insert(both).status, InsertStatus::port_unavailable);
+    // Nothing refused changed a port or made a reservation.
+    EXPECT_EQ(table.reservation_count(), 0u);
+    EXPECT_TRUE(table.relay_port_available(0, 50000));
+    EXPECT_TRUE(table.relay_port_available(0, 50001));
+    // A token in use.
+    insert_ok(table, reserving(numbered_key(1), 50000, 1, 500));
+    table.erase(table.find(numbered_key(1)));
+    EXPECT_EQ(table.insert(reserving(numbered_key(1), 50002, 1, 500)).status,
+              InsertStatus::token_in_use);
+}
+
+TEST(RelayTable, ReservationsAreBoundedByTheCapacity) {
+    // Capacity 3, 16 ports: three reservations, each of an allocation later erased, fill the
+    // records; a fourth is refused until one expires.
+    RelayTable table(limits(3, 16));
+    for (std::uint32_t i = 0; i < 3; ++i) {
+        const auto port = static_cast<std::uint16_t>(50000 + 2 * i);
+        insert_ok(table, reserving(numbered_key(i), port, 10 + i, 500 + i));
+        table.erase(table.find(numbered_key(i)));
+    }
+    EXPECT_EQ(table.reservation_count(), 3u);
+    EXPECT_EQ(table.insert(reserving(numbered_key(3), 50008, 13, 600)).status,
+              InsertStatus::reservations_full);
+    EXPECT_TRUE(table.relay_port_available(0, 50008));
+    EXPECT_EQ(table.expire_reservations(500, 3), 1u);
+    insert_ok(table, reserving(numbered_key(3), 50008, 13, 600));
+    // The others are still found after the index shifted (backward-shift erase).
+    EXPECT_TRUE(table.has_reservation(11, 0));
+    EXPECT_TRUE(table.has_reservation(12, 0));
+    EXPECT_TRUE(table.has_reservation(13, 0));
+    EXPECT_FALSE(table.has_reservation(10, 0));
+}
+
+TEST(RelayTable, ReservationChurnAgainstASet) {
+    // Reserve, claim and expire at random against a std::map of token → (port, expiry); the
+    // table must agree on every token and port, and release every port in the end.
+    constexpr std::uint32_t ports = 64;
+    RelayTable table(limits(16, ports));
+    std::mt19937_64 random(5);
+    std::map<std::uint64_t, std::pair<std::uint16_t, std::uint64_t>> live;
+    std::uint32_t key = 0;
+    for (std::uint64_t now = 1; now < 5000; ++now) {
+        const std::uint64_t choice = random() % 3;
+        if (choice == 0) {
+            const auto port = static_cast<std::uint16_t>(50000 + 2 * (random() % (ports / 2)));
+            const std::uint64_t token = random() | 1;
+            const RelayTable::InsertResult r =
+                table.insert(reserving(numbered_key(key++), port, token, now + 20));
+            if (r.status == InsertStatus::inserted) {
+                live[token] = {static_cast<std::uint16_t>(port + 1), now + 20};
+                table.erase(r.slot);
+            } else {
+                EXPECT_TRUE(r.status == InsertStatus::port_unavailable ||
+                            r.status == InsertStatus::reservations_full ||
+                            r.status == InsertStatus::table_full)
+                    << static_cast<int>(r.status);
+            }
+        } else if (choice == 1 && !live.empty()) {
+            auto it = std::next(live.begin(), static_cast<long>(random() % live.size()));
+            const RelayTable::InsertResult r =
+                table.insert(claiming(numbered_key(key++), it->first, now));
+            if (it->second.second > now) {
+                ASSERT_EQ(r.status, InsertStatus::inserted);
+                EXPECT_EQ(table.at(r.slot).relay_port(), it->second.first);
+                table.erase(r.slot);
+            } else {
+                EXPECT_EQ(r.status, InsertStatus::unknown_reservation);
+            }
+            live.erase(it);
+        } else {
+            const std::size_t released = table.expire_reservations(now, 4);
+            static_cast<void>(released);
+            std::erase_if(live, [&](const auto& entry) {
+                return entry.second.second <= now && !table.has_reservation(entry.first, 0);
+            });
+        }
+        ASSERT_EQ(table.reservation_count(), live.size());
+        for (const auto& [token, held] : live) {
+            ASSERT_TRUE(table.has_reservation(token, 0));
+            ASSERT_TRUE(table.relay_port_reserved(0, held.first));
+        }
+    }
+    table.expire_reservations(1'000'000, 16);
+    EXPECT_EQ(table.reservation_count(), 0u);
+    for (std::uint16_t port = 50000; port < 50000 + ports; ++port)
+        EXPECT_TRUE(table.relay_port_available(0, port)) << port;
+}
+
 TEST(RelayTable, FullTable) {
     RelayTable table(limits(3, 8));
     for (std::uint32_t i = 0; i < 3; ++i) insert_ok(table, allocation(numbered_key(i)));
@@ -607,7 +806,7 @@ TEST(RelayTable, NoAllocationAfterConstruction) {
             (void)a.channel(0x4000, 5);
             (void)a.channel_to(with_port("198.51.100.9", 1), 5);
             a.count_to_peer(100);
-            a.remember_answer({txid, stun::Method::allocate, 0, 600});
+            a.remember_answer({txid, stun::Method::allocate, 0, 600, 42});
             (void)a.answer_for(txid, stun::Method::allocate);
             (void)table.find_by_relay_port(0, a.relay_port());
             (void)table.snapshot(r.slot, copy);
@@ -617,7 +816,27 @@ TEST(RelayTable, NoAllocationAfterConstruction) {
             const std::uint32_t slot = table.find(numbered_key(i + round));
             if (slot != RelayTable::no_slot) table.erase(slot);
         }
+        // Reservations: made, claimed, expired.
+        for (std::uint32_t i = 0; i < 8; ++i) {
+            const auto port = static_cast<std::uint16_t>(50000 + 2 * i);
+            const std::uint32_t slot = table.find(numbered_key(1 + 2 * i + round));
+            if (slot != RelayTable::no_slot) table.erase(slot);
+            RelayTable::NewAllocation r = allocation(numbered_key(1000 + i), "user", 2000);
+            r.relay_port = port;
+            r.reserve_token = 1 + i;
+            r.reservation_expiry = 1000 + round + i % 2;
+            const RelayTable::InsertResult made = table.insert(r);
+            if (made.status == InsertStatus::inserted) table.erase(made.slot);
+        }
+        for (std::uint64_t token = 1; token <= 8; token += 2) {
+            RelayTable::NewAllocation c = allocation(numbered_key(2000), "user", 2000);
+            c.claim_token = token;
+            c.now = 999 + round;
+            const RelayTable::InsertResult claimed = table.insert(c);
+            if (claimed.status == InsertStatus::inserted) table.erase(claimed.slot);
+        }
         (void)table.sweep(1000 + round, 64);
+        (void)table.expire_reservations(5000, 64);
     }
     EXPECT_EQ(engine::test::allocations(), before);
     EXPECT_GT(listed, 0u);

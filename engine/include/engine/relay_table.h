@@ -26,6 +26,13 @@
 //     pair is the last to be handed out again, so that a peer still sending to an old
 //     allocation's port reaches a new allocation as late as possible, and ports are not
 //     predictable.
+//   - reservations (RFC 8656 §7.2: EVEN-PORT's R bit holds the port after an allocation's for
+//     a later Allocate that names it by RESERVATION-TOKEN): up to `capacity` records of token,
+//     expiry, (address, port) and families, found by token through an open-addressing index
+//     (at most half full, erased by backward shift), and a flag per (address, port) that keeps
+//     a reserved port out of the free FIFO's hands until the reservation is claimed or expires
+//     (sweep()). The peer path's find_by_relay_port() never sees a reservation: a reserved port
+//     has no allocation.
 //
 // Concurrent listing: every slot has a sequence counter (a seqlock). The owner makes each
 // change the listing can see between two increments (odd while writing); the control thread
@@ -130,6 +137,9 @@ struct CachedAnswer {
     stun::Method method = stun::Method::binding;
     std::uint16_t error_code = 0;  ///< 0: a success response; else its ERROR-CODE
     std::uint32_t lifetime = 0;    ///< the LIFETIME a success to Allocate or Refresh carried
+    /// The RESERVATION-TOKEN a success to Allocate with EVEN-PORT's R bit carried; 0: none
+    /// (RelayTable never takes 0 as a token).
+    std::uint64_t reservation_token = 0;
 };
 
 /// Packets and bytes relayed, each direction (payload bytes as the handler counts them).
@@ -475,6 +485,19 @@ public:
         /// relay_port_available()).
         std::uint16_t relay_port = 0;
         std::uint8_t relay_address = 0;
+        /// RESERVATION-TOKEN (RFC 8656 §7.2): when set, the allocation takes the (address,
+        /// port) this token reserved, with the families it was reserved for (relay_port,
+        /// relay_address and families are then ignored), and the reservation is consumed;
+        /// unknown_reservation when the token names no reservation live at `now`.
+        std::optional<std::uint64_t> claim_token;
+        /// EVEN-PORT with the R bit (§7.2): when set (nonzero), relay_port + 1 on
+        /// relay_address is reserved too, under this token, for `families`, until
+        /// reservation_expiry. Needs relay_port (not 0) and no claim_token; else
+        /// port_unavailable, as when relay_port + 1 is not this worker's or not free.
+        std::optional<std::uint64_t> reserve_token;
+        std::uint64_t reservation_expiry = 0;
+        /// The caller's clock, against which claim_token's reservation is live or expired.
+        std::uint64_t now = 0;
     };
 
     enum class InsertStatus : std::uint8_t {
@@ -487,6 +510,9 @@ public:
         bad_username,       ///< longer than max_username_length
         bad_integrity_key,  ///< not 16 bytes for MD5 or 32 for SHA-256
         bad_families,       ///< neither relay_ipv4 nor relay_ipv6, or another bit
+        unknown_reservation,  ///< claim_token names no live reservation: 508 (§7.2)
+        reservations_full,    ///< reserve_token, with capacity() reservations held: 508
+        token_in_use,         ///< reserve_token is the token of a live reservation
     };
     struct InsertResult {
         InsertStatus status;
@@ -514,12 +540,27 @@ public:
         return endpoint == no_slot ? no_slot : port_slot_[endpoint];
     }
 
-    /// Whether `port` on `address` is this worker's and free (for EVEN-PORT, reservations).
+    /// Whether `port` on `address` is this worker's and free: neither allocated nor reserved
+    /// (for EVEN-PORT, reservations).
     [[nodiscard]] bool relay_port_available(std::uint8_t address,
                                             std::uint16_t port) const noexcept {
         const std::uint32_t endpoint = relay_endpoint(address, port);
-        return endpoint != no_slot && port_slot_[endpoint] == no_slot;
+        return endpoint != no_slot && port_slot_[endpoint] == no_slot &&
+               !port_reserved_[endpoint];
     }
+    /// Whether `port` on `address` is held by a reservation (insert()'s reserve_token).
+    [[nodiscard]] bool relay_port_reserved(std::uint8_t address,
+                                           std::uint16_t port) const noexcept {
+        const std::uint32_t endpoint = relay_endpoint(address, port);
+        return endpoint != no_slot && port_reserved_[endpoint];
+    }
+    /// Live reservations (expired ones not yet released by sweep() included); at most
+    /// capacity(), which bounds them as it bounds allocations.
+    [[nodiscard]] std::size_t reservation_count() const noexcept {
+        return capacity_ - free_reservation_count_;
+    }
+    /// Whether `token` names a reservation live at `now`. Cost: a probe of the token index.
+    [[nodiscard]] bool has_reservation(std::uint64_t token, std::uint64_t now) const noexcept;
 
     /// Removes the allocation in `slot`: its index entry (backward shift), its relay port (to
     /// the back of the free FIFO), its slot. A slot that holds none is left alone. Cost: a
@@ -528,9 +569,16 @@ public:
 
     /// Visits up to `max_slots` slots from where the last call stopped, round robin: drops
     /// relayed addresses whose expiry <= now, erases allocations left with none, and removes
-    /// expired permissions and bindings from the others. Returns how many it erased. Bounded
-    /// work per call, for the worker loop's idle time.
+    /// expired permissions and bindings from the others; then expire_reservations(now,
+    /// max_slots). Returns how many allocations it erased. Bounded work per call, for the
+    /// worker loop's idle time.
     std::size_t sweep(std::uint64_t now, std::size_t max_slots) noexcept;
+
+    /// Visits up to `max_records` reservation records from where the last call stopped, round
+    /// robin, and releases those whose expiry <= now: their ports go to the back of the free
+    /// FIFO. Returns how many it released. Cost: a 24-byte record per visit, an index erase per
+    /// release.
+    std::size_t expire_reservations(std::uint64_t now, std::size_t max_records) noexcept;
 
     /// The allocation in `slot` (a slot find() or insert() returned).
     [[nodiscard]] Allocation& at(std::uint32_t slot) noexcept {
@@ -604,6 +652,12 @@ private:
     }
     [[nodiscard]] std::uint32_t take_free_endpoint() noexcept;
     void release_endpoint(std::uint32_t endpoint) noexcept;
+    // The reservation record of `token`, or no_slot, and where the index holds it.
+    [[nodiscard]] std::uint32_t find_reservation(std::uint64_t token) const noexcept;
+    [[nodiscard]] std::uint32_t reservation_home(std::uint64_t token) const noexcept;
+    // Removes `record` from the index and frees it; `release_port`: its port goes back to
+    // the free FIFO (expired), else the caller has taken it (claimed).
+    void drop_reservation(std::uint32_t record, bool release_port) noexcept;
 
     std::size_t stride_ = 0;
     std::uint32_t capacity_ = 0;
@@ -631,6 +685,21 @@ private:
     std::unique_ptr<bool[]> port_queued_;
     std::uint32_t ring_head_ = 0;
     std::uint32_t ring_count_ = 0;
+
+    // Reservations (the header comment). A record with endpoint no_slot is free.
+    struct Reservation {
+        std::uint64_t token = 0;
+        std::uint64_t expiry = 0;
+        std::uint32_t endpoint = no_slot;
+        std::uint8_t families = 0;
+    };
+    std::unique_ptr<bool[]> port_reserved_;           // by relay_endpoint()
+    std::unique_ptr<Reservation[]> reservations_;      // capacity_ records
+    std::unique_ptr<std::uint32_t[]> free_reservations_;  // a stack of record numbers
+    std::uint32_t free_reservation_count_ = 0;
+    std::unique_ptr<std::uint32_t[]> reservation_index_;  // record + 1; 0: empty
+    std::uint32_t reservation_mask_ = 0;
+    std::uint32_t reservation_cursor_ = 0;
 
     std::uint32_t sweep_cursor_ = 0;
 };
