@@ -10,6 +10,7 @@
 
 #include "stun/attributes.h"
 #include "stun/bytes.h"
+#include "stun/crypto.h"
 #include "stun/writer.h"
 
 namespace engine {
@@ -79,6 +80,7 @@ struct RequestFacts {
 struct Decision {
     TurnOutcome outcome;
     std::uint32_t lifetime = 0;  // the LIFETIME of a success to Allocate or Refresh
+    std::uint64_t reservation_token = 0;  // a success to Allocate with EVEN-PORT's R bit
 };
 
 std::uint16_t code_of(TurnOutcome outcome) noexcept {
@@ -138,7 +140,8 @@ std::uint32_t live_allocation(RelayShard& shard, const FiveTuple& five_tuple,
 std::size_t write_answer(const RelayContext& context, const RequestFacts& facts,
                          const AuthResult& auth, const FiveTuple& five_tuple,
                          const Allocation* allocation, std::uint16_t code,
-                         std::uint32_t lifetime, std::span<std::byte> out) noexcept {
+                         std::uint32_t lifetime, std::uint64_t reservation_token,
+                         std::span<std::byte> out) noexcept {
     stun::MessageWriter writer(out, facts.method,
                                code == 0 ? stun::MessageClass::success_response
                                          : stun::MessageClass::error_response,
@@ -164,6 +167,10 @@ std::size_t write_answer(const RelayContext& context, const RequestFacts& facts,
                 stun::AddressFamily::ipv6, stun::error_code::address_family_not_supported,
                 stun::reason_phrase(stun::error_code::address_family_not_supported));
         writer.add_u32(stun::attr::lifetime, lifetime);
+        // §7.2: "If the R bit was set in the EVEN-PORT attribute ... the server reserves the
+        // next-highest port ... and includes a RESERVATION-TOKEN attribute".
+        if (reservation_token != 0)
+            writer.add_u64(stun::attr::reservation_token, reservation_token);
         writer.add_xor_address(stun::attr::xor_mapped_address, five_tuple.client());
     } else if (facts.method == stun::Method::refresh) {
         // RFC 8656 §8.2: the success carries LIFETIME (0 when deleted).
@@ -197,11 +204,11 @@ Presence decode_optional(const stun::Message& request, std::uint16_t type, T& ou
 }
 
 // An even relay port free on one of the worker's relay addresses (RFC 8656 §7.2, EVEN-PORT),
-// searched from a start the transaction ID picks, so that even ports are not handed out in
-// order. Cost: up to the worker's port count of array loads, per address, on a request that
-// asks for it.
+// and with `with_next` its next port free too (the R bit), searched from a start the
+// transaction ID picks, so that even ports are not handed out in order. Cost: up to the
+// worker's port count of array loads, per address, on a request that asks for it.
 bool find_even_port(const RelayShard& shard, const stun::TransactionId& transaction_id,
-                    std::uint16_t& port, std::uint8_t& address) noexcept {
+                    bool with_next, std::uint16_t& port, std::uint8_t& address) noexcept {
     const RelayTableLimits& limits = Access::table_limits(shard);
     const std::uint32_t count = limits.relay_port_count;
     const std::uint32_t start = stun::load_be32(transaction_id.data()) % count;
@@ -210,7 +217,11 @@ bool find_even_port(const RelayShard& shard, const stun::TransactionId& transact
             static_cast<std::uint16_t>(limits.first_relay_port + (start + i) % count);
         if ((candidate & 1) != 0) continue;
         for (std::uint16_t index = 0; index < limits.relay_addresses; ++index) {
-            if (shard.table().relay_port_available(static_cast<std::uint8_t>(index), candidate)) {
+            const auto at = static_cast<std::uint8_t>(index);
+            const auto next = static_cast<std::uint16_t>(candidate + 1);
+            // The next port of a worker's last (even) port is not the worker's: unavailable.
+            if (shard.table().relay_port_available(at, candidate) &&
+                (!with_next || shard.table().relay_port_available(at, next))) {
                 port = candidate;
                 address = static_cast<std::uint8_t>(index);
                 return true;
@@ -256,31 +267,31 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
         return {TurnOutcome::bad_allocate_attribute};
 
     // RESERVATION-TOKEN together with EVEN-PORT, REQUESTED-ADDRESS-FAMILY or
-    // ADDITIONAL-ADDRESS-FAMILY is a 400; a token that names no reservation a 508. This server
-    // keeps no reservations (it never answers the R bit with a token), so every token is
-    // unknown.
-    if (reservation == Presence::present) {
-        if (even_port != Presence::absent || requested != Presence::absent ||
-            additional != Presence::absent)
-            return {TurnOutcome::token_with_family_or_even_port};
-        return {TurnOutcome::unknown_reservation};
-    }
+    // ADDITIONAL-ADDRESS-FAMILY is a 400: the reservation, made for one family, says which
+    // (§7.2: "the reservation is a server-side reservation and is independent of the
+    // client's address family"). A token that names no reservation is a 508, below.
+    const bool claim = reservation == Presence::present;
+    if (claim && (even_port != Presence::absent || requested != Presence::absent ||
+                  additional != Presence::absent))
+        return {TurnOutcome::token_with_family_or_even_port};
     // EVEN-PORT with the R bit (reserve the next port as well) asks for one family: with
     // ADDITIONAL-ADDRESS-FAMILY it is a 400.
-    if (even_port == Presence::present && reserve_next && additional != Presence::absent)
-        return {TurnOutcome::bad_family_attribute};
+    const bool reserve = even_port == Presence::present && reserve_next;
+    if (reserve && additional != Presence::absent) return {TurnOutcome::bad_family_attribute};
 
     // Families: a REQUESTED-ADDRESS-FAMILY the server does not support (or that local policy
     // disables) is a 440; REQUESTED-ADDRESS-FAMILY and ADDITIONAL-ADDRESS-FAMILY together are
     // a 400, and so is an ADDITIONAL-ADDRESS-FAMILY other than IPv6, the only value it may
-    // take. Without either, the relayed address is IPv4 (RFC 6156 §4.2, kept by §7.2).
+    // take. Without either, the relayed address is IPv4 (RFC 6156 §4.2, kept by §7.2); with a
+    // token, the reservation's (the table's).
     if (requested == Presence::malformed || additional == Presence::malformed ||
         (requested == Presence::present && additional == Presence::present) ||
         (additional == Presence::present && additional_family != stun::AddressFamily::ipv6))
         return {TurnOutcome::bad_family_attribute};
     std::uint8_t families = relay_ipv4;
     if (requested == Presence::present) families = relay_family(requested_family);
-    if ((context.families() & families) == 0) return {TurnOutcome::family_not_supported};
+    if (!claim && (context.families() & families) == 0)
+        return {TurnOutcome::family_not_supported};
     if (additional == Presence::present) families |= context.families() & relay_ipv6;
 
     std::uint32_t requested_lifetime = 0;
@@ -294,14 +305,34 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
     if (shard.allocations_of(auth.username) >= context.limits().max_allocations_per_user)
         return {TurnOutcome::user_quota_reached};
 
-    // EVEN-PORT: a server that cannot satisfy it answers 508. An even port is searched for;
-    // the R bit asks the server to reserve the next port as well and return a
-    // RESERVATION-TOKEN, and this server keeps no reservations, so it cannot satisfy that.
+    // EVEN-PORT: "the server checks ... if it can satisfy the request"; if not, 508. An even
+    // port is searched for, and with the R bit one whose next port is free as well: the
+    // table reserves that one (held "for about 30 seconds", reservation_lifetime_s) under a
+    // new RESERVATION-TOKEN. The reservations are as many as the table's slots at most.
+    // RESERVATION-TOKEN: "the server uses the previously reserved transport address
+    // corresponding to the included token (if it is still available) ... If the token is not
+    // valid for some reason, the server rejects the request with a 508" (the table checks).
     RelayTable::NewAllocation fresh;
-    if (even_port == Presence::present &&
-        (reserve_next ||
-         !find_even_port(shard, facts.transaction_id, fresh.relay_port, fresh.relay_address)))
-        return {TurnOutcome::even_port_unavailable};
+    fresh.now = now;
+    std::uint64_t new_token = 0;
+    if (claim) {
+        fresh.claim_token = token;
+    } else if (even_port == Presence::present) {
+        if (reserve && shard.table().reservation_count() >= shard.table().capacity())
+            return {TurnOutcome::reservations_full};
+        if (!find_even_port(shard, facts.transaction_id, reserve, fresh.relay_port,
+                            fresh.relay_address))
+            return {TurnOutcome::even_port_unavailable};
+        if (reserve) {
+            // Drawn again in the (2^-64) case of a token a reservation holds.
+            do {
+                new_token = shard.next_reservation_token();
+            } while (shard.table().has_reservation(new_token, 0));
+            fresh.reserve_token = new_token;
+            fresh.reservation_expiry =
+                now + ticks(context, context.limits().reservation_lifetime_s);
+        }
+    }
 
     const std::uint32_t lifetime = negotiate_lifetime(
         context.limits(), lifetime_presence == Presence::present
@@ -323,13 +354,17 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
     case RelayTable::InsertStatus::no_relay_port: return {TurnOutcome::no_relay_port};
     case RelayTable::InsertStatus::port_unavailable: return {TurnOutcome::even_port_unavailable};
     case RelayTable::InsertStatus::bad_username: return {TurnOutcome::username_too_long};
+    case RelayTable::InsertStatus::unknown_reservation: return {TurnOutcome::unknown_reservation};
+    case RelayTable::InsertStatus::reservations_full: return {TurnOutcome::reservations_full};
+    // The token was drawn until no reservation had it.
+    case RelayTable::InsertStatus::token_in_use: return {TurnOutcome::reservations_full};
     // authenticate() gives 16- or 32-byte keys and the families are built above.
     case RelayTable::InsertStatus::bad_integrity_key:
     case RelayTable::InsertStatus::bad_families: return {TurnOutcome::table_full};
     }
     Access::add_user(shard, Access::user_hash(shard, auth.username), inserted.slot);
     slot = inserted.slot;
-    return {TurnOutcome::allocated, lifetime};
+    return {TurnOutcome::allocated, lifetime, new_token};
 }
 
 // RFC 8656 §8.2. `slot` becomes no_slot when the allocation is deleted.
@@ -608,6 +643,21 @@ RelayShard::RelayShard(const RelayTableLimits& table_limits, const RateLimit& un
       users_mask_(std::bit_ceil(std::size_t{table_limits.capacity} * 2) - 1) {
     users_ = std::make_unique<UserCount[]>(users_mask_ + 1);
     slot_user_ = std::make_unique<std::uint64_t[]>(table_limits.capacity);
+    // The token key: SHA-256 of the seed and a label, so that it is not the seed that the
+    // hashes above use. As strong as the seed (64 random bits in production).
+    constexpr std::string_view label = "punchline reservation token";
+    stun::sha256({{reinterpret_cast<const std::byte*>(&seed), sizeof seed},
+                  std::as_bytes(std::span(label))},
+                 reservation_key_);
+}
+
+std::uint64_t RelayShard::next_reservation_token() noexcept {
+    std::array<std::byte, 8> counter{};
+    stun::store_be64(counter.data(), ++reservations_made_);
+    std::array<std::byte, 32> digest{};
+    stun::hmac_sha256(reservation_key_, {counter}, digest);
+    const std::uint64_t token = stun::load_be64(digest.data());
+    return token == 0 ? 1 : token;
 }
 
 std::uint64_t RelayShard::user_hash(std::string_view username) const noexcept {
@@ -727,7 +777,8 @@ TurnAnswer answer_turn(const RelayContext& context, RelayShard& shard,
                 same_user ? allocation.answer_for(facts.transaction_id, facts.method) : nullptr)
             return respond(TurnOutcome::retransmission, cached->error_code,
                            write_answer(context, facts, auth, five_tuple, &allocation,
-                                        cached->error_code, cached->lifetime, out));
+                                        cached->error_code, cached->lifetime,
+                                        cached->reservation_token, out));
     }
     // RFC 8489 §6.3.1.1: unknown comprehension-required attributes before the method's own
     // checks.
@@ -746,11 +797,11 @@ TurnAnswer answer_turn(const RelayContext& context, RelayShard& shard,
     Allocation* allocation = remember ? &shard.table().at(slot) : nullptr;
     // Remembered whether it succeeded or not (header comment, step 4).
     if (allocation != nullptr)
-        allocation->remember_answer(
-            {facts.transaction_id, facts.method, code, decision.lifetime});
+        allocation->remember_answer({facts.transaction_id, facts.method, code, decision.lifetime,
+                                     decision.reservation_token});
     return respond(decision.outcome, code,
                    write_answer(context, facts, auth, five_tuple, allocation, code,
-                                decision.lifetime, out));
+                                decision.lifetime, decision.reservation_token, out));
 }
 
 }  // namespace
@@ -782,6 +833,8 @@ std::size_t sweep(RelayShard& shard, std::uint64_t now_ticks, std::size_t max_sl
         else
             shard.table().at(slot).expire(now_ticks);
     }
+    // RFC 8656 §7.2: a reservation is held "for about 30 seconds"; then its port is free.
+    shard.table().expire_reservations(now_ticks, max_slots);
     return erased;
 }
 

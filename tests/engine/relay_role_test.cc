@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "stun/attributes.h"
@@ -477,12 +478,6 @@ TEST_F(RelayRole, AllocateErrorsOneCaseEach) {
              w.add_u32(stun::attr::dont_fragment, 1);
          },
          400, TurnOutcome::bad_allocate_attribute},
-        {"EVEN-PORT with R",
-         [&](stun::MessageWriter& w) {
-             udp(w);
-             w.add_even_port(true);
-         },
-         508, TurnOutcome::even_port_unavailable},
         {"unknown comprehension-required attribute",
          [&](stun::MessageWriter& w) {
              udp(w);
@@ -595,6 +590,220 @@ TEST_F(RelayRole, EvenPortHonoured) {
         ASSERT_EQ(e.code(), 0);
         EXPECT_EQ(relayed_addresses(e.message()).at(0).port % 2, 0);
     }
+}
+
+// --- Reservations (RFC 8656 §7.2: EVEN-PORT's R bit, then RESERVATION-TOKEN) ---
+
+std::optional<std::uint64_t> reservation_token_of(const stun::Message& m) {
+    const std::optional<stun::Attribute> attribute = m.find(stun::attr::reservation_token);
+    if (!attribute) return std::nullopt;
+    std::uint64_t token = 0;
+    EXPECT_EQ(stun::decode_u64(*attribute, token), stun::ParseError::ok);
+    return token;
+}
+
+const auto reserve_next_port = [](stun::MessageWriter& w) { w.add_even_port(true); };
+
+Attributes with_token(std::uint64_t token) {
+    return [token](stun::MessageWriter& w) { w.add_u64(stun::attr::reservation_token, token); };
+}
+
+TEST_F(RelayRole, ReserveBitGivesAnEvenPortAndATokenForTheNext) {
+    Client rtp = make_client("alice", "alice-password", 40000);
+    challenge(rtp);
+    const Exchange first = allocate(rtp, reserve_next_port, {.fingerprint = true});
+    ASSERT_EQ(first.code(), 0);
+    EXPECT_EQ(first.answer.outcome, TurnOutcome::allocated);
+    const stun::Message m = first.message();
+    EXPECT_EQ(stun::verify_fingerprint(m), stun::IntegrityResult::ok);
+    const std::uint16_t port = relayed_addresses(m).at(0).port;
+    EXPECT_EQ(port % 2, 0);
+    const std::optional<std::uint64_t> token = reservation_token_of(m);
+    ASSERT_TRUE(token.has_value());
+    EXPECT_TRUE(shard->table().relay_port_reserved(0, static_cast<std::uint16_t>(port + 1)));
+
+    // The retransmission carries the same token, and reserves nothing more.
+    const Exchange again = send(rtp, first.request);
+    EXPECT_EQ(again.answer.outcome, TurnOutcome::retransmission);
+    EXPECT_EQ(again.response, first.response);
+    EXPECT_EQ(shard->table().reservation_count(), 1u);
+
+    // RTCP's Allocate, from another port, with the token: exactly the next port, same
+    // relayed IP, no token of its own.
+    Client rtcp = make_client("alice", "alice-password", 40001);
+    challenge(rtcp);
+    const Exchange second = allocate(rtcp, with_token(*token));
+    ASSERT_EQ(second.code(), 0);
+    EXPECT_EQ(second.answer.outcome, TurnOutcome::allocated);
+    const std::vector<stun::Address> relayed = relayed_addresses(second.message());
+    ASSERT_EQ(relayed.size(), 1u);
+    EXPECT_EQ(relayed[0].port, port + 1);
+    EXPECT_EQ(relayed[0].ip, relay_ipv4.ip);
+    EXPECT_FALSE(reservation_token_of(second.message()));
+    EXPECT_EQ(allocation_of(rtcp)->relay_port(), port + 1);
+    EXPECT_EQ(shard->table().reservation_count(), 0u);
+    EXPECT_EQ(send(rtcp, second.request).response, second.response);  // retransmission
+
+    // Honoured once: the token is spent.
+    Client third = make_client("bob", "bob-password", 40002);
+    challenge(third);
+    const Exchange spent = allocate(third, with_token(*token));
+    EXPECT_EQ(spent.code(), 508);
+    EXPECT_EQ(spent.answer.outcome, TurnOutcome::unknown_reservation);
+}
+
+TEST_F(RelayRole, TokensDifferAndAreNotACounter) {
+    // One client, allocating and deleting: each reservation its own token.
+    Client c = make_client("alice", "alice-password");
+    challenge(c);
+    std::vector<std::uint64_t> tokens;
+    for (int i = 0; i < 4; ++i) {
+        const Exchange e = allocate(c, reserve_next_port);
+        ASSERT_EQ(e.code(), 0);
+        tokens.push_back(reservation_token_of(e.message()).value_or(0));
+        ASSERT_EQ(refresh(c, 0).code(), 0);
+    }
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+        EXPECT_NE(tokens[i], 0u);
+        for (std::size_t j = 0; j < i; ++j) {
+            EXPECT_NE(tokens[i], tokens[j]);
+            // Not n, n+1, ... nor any small step apart.
+            EXPECT_GT(tokens[i] > tokens[j] ? tokens[i] - tokens[j] : tokens[j] - tokens[i],
+                      std::uint64_t{1} << 32);
+        }
+    }
+}
+
+TEST_F(RelayRole, ReservationHeldThirtySecondsThenItsPortReturns) {
+    Client rtp = make_client("alice", "alice-password", 40000);
+    challenge(rtp);
+    const Exchange first = allocate(rtp, reserve_next_port);
+    ASSERT_EQ(first.code(), 0);
+    const std::uint64_t token = reservation_token_of(first.message()).value_or(0);
+    const auto reserved =
+        static_cast<std::uint16_t>(relayed_addresses(first.message()).at(0).port + 1);
+    ASSERT_EQ(context.limits().reservation_lifetime_s, 30u);
+
+    advance(29);
+    EXPECT_EQ(engine::sweep(*shard, now_ticks, 8), 0u);
+    EXPECT_TRUE(shard->table().relay_port_reserved(0, reserved));
+    advance(1);
+    // Not swept yet: the Allocate itself finds it expired.
+    Client rtcp = make_client("alice", "alice-password", 40001);
+    challenge(rtcp);
+    const Exchange late = allocate(rtcp, with_token(token));
+    EXPECT_EQ(late.code(), 508);
+    EXPECT_EQ(late.answer.outcome, TurnOutcome::unknown_reservation);
+    EXPECT_FALSE(shard->table().relay_port_reserved(0, reserved));
+    EXPECT_TRUE(shard->table().relay_port_available(0, reserved));
+    EXPECT_EQ(shard->table().reservation_count(), 0u);
+}
+
+TEST_F(RelayRole, SweepReleasesAnExpiredReservation) {
+    Client rtp = make_client("alice", "alice-password", 40000);
+    challenge(rtp);
+    const Exchange first = allocate(rtp, reserve_next_port);
+    ASSERT_EQ(first.code(), 0);
+    const auto reserved =
+        static_cast<std::uint16_t>(relayed_addresses(first.message()).at(0).port + 1);
+    advance(30);
+    static_cast<void>(engine::sweep(*shard, now_ticks, 8));
+    EXPECT_TRUE(shard->table().relay_port_available(0, reserved));
+    EXPECT_EQ(shard->table().reservation_count(), 0u);
+    EXPECT_TRUE(allocation_of(rtp) != nullptr);  // the allocation itself lives on
+}
+
+TEST_F(RelayRole, ReservedPortIsNotHandedToAnotherAllocation) {
+    // Two relay ports: R takes 50000 and reserves 50001; a plain Allocate finds none left,
+    // the token's Allocate gets 50001.
+    shard = make_shard(2);
+    Client rtp = make_client("alice", "alice-password", 40000);
+    challenge(rtp);
+    const Exchange first = allocate(rtp, reserve_next_port);
+    ASSERT_EQ(first.code(), 0);
+    EXPECT_EQ(relayed_addresses(first.message()).at(0).port, first_relay_port);
+    Client other = make_client("bob", "bob-password", 40001);
+    challenge(other);
+    const Exchange refused = allocate(other);
+    EXPECT_EQ(refused.code(), 508);
+    EXPECT_EQ(refused.answer.outcome, TurnOutcome::no_relay_port);
+    const Exchange even = allocate(other, [](stun::MessageWriter& w) { w.add_even_port(false); });
+    EXPECT_EQ(even.answer.outcome, TurnOutcome::even_port_unavailable);
+    const Exchange claimed =
+        allocate(other, with_token(reservation_token_of(first.message()).value_or(0)));
+    ASSERT_EQ(claimed.code(), 0);
+    EXPECT_EQ(relayed_addresses(claimed.message()).at(0).port, first_relay_port + 1);
+}
+
+TEST_F(RelayRole, ReserveBitWithoutAFreeEvenPairGets508) {
+    // One relay port, 50000: even, but 50001 is not this worker's.
+    shard = make_shard(1);
+    Client c = make_client("alice", "alice-password");
+    challenge(c);
+    const Exchange e = allocate(c, reserve_next_port);
+    EXPECT_EQ(e.code(), 508);
+    EXPECT_EQ(e.answer.outcome, TurnOutcome::even_port_unavailable);
+    EXPECT_EQ(shard->table().reservation_count(), 0u);
+    // EVEN-PORT without R is satisfied.
+    EXPECT_EQ(allocate(c, [](stun::MessageWriter& w) { w.add_even_port(false); }).code(), 0);
+}
+
+TEST_F(RelayRole, ReservationsBoundedByTheTable) {
+    // The table holds 8 allocations; 8 reservations whose allocations were deleted fill the
+    // reservation records, and a ninth R is refused while a plain Allocate still succeeds.
+    Client c = make_client("alice", "alice-password");
+    challenge(c);
+    for (int i = 0; i < 8; ++i) {
+        ASSERT_EQ(allocate(c, reserve_next_port).code(), 0) << i;
+        ASSERT_EQ(refresh(c, 0).code(), 0);
+    }
+    EXPECT_EQ(shard->table().reservation_count(), 8u);
+    const Exchange refused = allocate(c, reserve_next_port);
+    EXPECT_EQ(refused.code(), 508);
+    EXPECT_EQ(refused.answer.outcome, TurnOutcome::reservations_full);
+    // One expires: room again.
+    advance(30);
+    static_cast<void>(engine::sweep(*shard, now_ticks, 8));
+    EXPECT_EQ(shard->table().reservation_count(), 0u);
+    EXPECT_EQ(allocate(c, reserve_next_port).code(), 0);
+}
+
+TEST_F(RelayRole, ReservationKeepsItsFamily) {
+    // §7.2: the token's Allocate carries no family attribute; the reservation made for IPv6
+    // gives IPv6.
+    Client rtp = make_client("alice", "alice-password", 40000);
+    challenge(rtp);
+    const Exchange first = allocate(rtp, [](stun::MessageWriter& w) {
+        w.add_even_port(true);
+        w.add_address_family(stun::attr::requested_address_family, AddressFamily::ipv6);
+    });
+    ASSERT_EQ(first.code(), 0);
+    Client rtcp = make_client("alice", "alice-password", 40001);
+    challenge(rtcp);
+    const Exchange second =
+        allocate(rtcp, with_token(reservation_token_of(first.message()).value_or(0)));
+    ASSERT_EQ(second.code(), 0);
+    const std::vector<stun::Address> relayed = relayed_addresses(second.message());
+    ASSERT_EQ(relayed.size(), 1u);
+    EXPECT_EQ(relayed[0].family, AddressFamily::ipv6);
+    EXPECT_EQ(relayed[0].ip, relay_ipv6.ip);
+    EXPECT_EQ(relayed[0].port, relayed_addresses(first.message()).at(0).port + 1);
+}
+
+TEST_F(RelayRole, TokenFromAnotherWorkerGets508) {
+    // Two workers' shards: the token of one names nothing on the other (relay_role.h).
+    Client rtp = make_client("alice", "alice-password", 40000);
+    challenge(rtp);
+    const Exchange first = allocate(rtp, reserve_next_port);
+    ASSERT_EQ(first.code(), 0);
+    const std::uint64_t token = reservation_token_of(first.message()).value_or(0);
+    std::unique_ptr<engine::RelayShard> mine = std::exchange(shard, make_shard());
+    Client rtcp = make_client("alice", "alice-password", 40001);
+    challenge(rtcp);
+    const Exchange elsewhere = allocate(rtcp, with_token(token));
+    EXPECT_EQ(elsewhere.code(), 508);
+    EXPECT_EQ(elsewhere.answer.outcome, TurnOutcome::unknown_reservation);
+    EXPECT_EQ(mine->table().reservation_count(), 1u);
 }
 
 TEST_F(RelayRole, UserQuotaGets486UntilAnAllocationGoes) {

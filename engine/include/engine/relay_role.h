@@ -38,6 +38,15 @@
 // written by every worker on every Allocate; per worker is exact for the common case of one
 // client host, and bounds the whole by workers × quota. A user is its whole USERNAME: each TURN
 // REST username ("<expiry>:<user>") counts on its own, as the RFC's "username" would.
+//
+// Port reservations (RFC 8656 §7.2, EVEN-PORT's R bit and RESERVATION-TOKEN) are per worker
+// too: the reserved port is one of the worker's relay ports, held in its table, and the token
+// is known to that worker alone. A client's later Allocate with the token is honoured when
+// steering brings its 5-tuple to the same worker (always, with one worker); on another, the
+// token names nothing there and the answer is 508, as for an unknown token. A client makes
+// the pair from two sockets (coturn's turnutils_uclient: RTP's, then RTCP's), so the second
+// Allocate comes from another source port, which steering may give to another worker: with
+// several workers, such a pair succeeds when both 5-tuples hash to one worker.
 #pragma once
 
 #include <array>
@@ -95,11 +104,13 @@ namespace engine {
                                    "malformed (§7.2)")                                           \
     X(family_not_supported, 440, "the relayed address family asked for is not one the server "    \
                                  "has (§7.2)")                                                   \
-    X(unknown_reservation, 508, "RESERVATION-TOKEN names no reservation: this server keeps "      \
-                                "none (§7.2)")                                                   \
-    X(even_port_unavailable, 508, "EVEN-PORT with no even relay port free, or with the R bit, "   \
-                                  "which asks for a reservation this server does not keep "      \
-                                  "(§7.2)")                                                      \
+    X(unknown_reservation, 508, "RESERVATION-TOKEN names no live reservation of this worker: "    \
+                                "never made, claimed already, expired (30 s), or made on "      \
+                                "another worker (§7.2)")                                         \
+    X(even_port_unavailable, 508, "EVEN-PORT with no even relay port free, or with the R bit "    \
+                                  "and no even port whose next port is free too (§7.2)")        \
+    X(reservations_full, 508, "EVEN-PORT with the R bit while the worker holds as many "          \
+                              "reservations as its table has slots (§7.2)")                      \
     X(user_quota_reached, 486, "the username has max_allocations_per_user allocations on this "   \
                                "worker (§7.2)")                                                  \
     X(table_full, 508, "the worker's allocation table is full (§7.2)")                            \
@@ -197,6 +208,9 @@ struct RelayLimits {
     std::uint32_t permission_lifetime_s = RelayConfig::permission_lifetime_s;
     std::uint32_t channel_lifetime_s = RelayConfig::channel_lifetime_s;
     std::uint32_t max_allocations_per_user = 10;
+    /// How long a port reserved by EVEN-PORT's R bit is held for its RESERVATION-TOKEN (RFC
+    /// 8656 §7.2: "for about 30 seconds").
+    std::uint32_t reservation_lifetime_s = 30;
     /// Every worker's relay ports, first_relay_port..last_relay_port (config's relay.ports):
     /// a datagram relayed to a relayed address on one of them is delivered in the engine
     /// (hairpin, relay_path.cc); to one on any other port, dropped (relay_own_port).
@@ -292,6 +306,11 @@ public:
     /// counter, so that two are never alike on this worker and nobody outside can guess the
     /// next; not a secret (an indication has no integrity to protect).
     [[nodiscard]] stun::TransactionId next_indication_id() noexcept;
+    /// A RESERVATION-TOKEN (RFC 8656 §7.2, §18.10): the first 8 bytes of HMAC-SHA256 over a
+    /// counter, keyed from the seed, so that holding every token this worker gave out does not
+    /// tell the next one (a client who could guess it could take another's reserved port).
+    /// Never 0. Cost: one HMAC, on an Allocate with EVEN-PORT's R bit.
+    [[nodiscard]] std::uint64_t next_reservation_token() noexcept;
 
     /// The worker's relay counters: handle_turn() counts outcomes, the data path relayed
     /// datagrams.
@@ -316,6 +335,8 @@ private:
     RelayTableLimits table_limits_;
     std::uint64_t seed_;
     std::uint64_t indications_ = 0;
+    std::uint64_t reservations_made_ = 0;
+    std::array<std::byte, 32> reservation_key_{};
     // Open addressing, linear probing, erased by backward shift; at most half full, since
     // no more users than allocations are counted.
     std::unique_ptr<UserCount[]> users_;
@@ -349,7 +370,8 @@ private:
 /// RelayTable::sweep()'s work, for the worker loop's idle time, keeping the per-user counts:
 /// visits up to `max_slots` slots round robin, drops the relayed addresses whose expiry is at
 /// or before `now_ticks`, erases allocations left with none, and removes expired permissions
-/// and channels from the others. Returns how many allocations it erased.
+/// and channels from the others; then as many reservation records, releasing the expired
+/// (RelayTable::expire_reservations()). Returns how many allocations it erased.
 std::size_t sweep(RelayShard& shard, std::uint64_t now_ticks, std::size_t max_slots) noexcept;
 
 }  // namespace engine
