@@ -9,16 +9,18 @@
 # (401, nonce, signed Allocate), asks for a permission and a channel, and sends its messages to
 # turnutils_peer through the relay, which echoes them back through the relay: the relayed
 # address on the way out, the neighbour cache's gateway as the next hop, the MAC the Allocate
-# came from on the way back. Three runs, each passing iff every message comes back ("Total
+# came from on the way back. Four runs, each passing iff every message comes back ("Total
 # lost packets 0"): ChannelData (uclient's default; its channel numbers come from RFC 5766's
 # 0x4000-0x7FFF), Send and Data indications (-s), and ChannelData with TURN REST credentials
-# (-W: a username "expiry:name" and the HMAC of a shared secret). Then relay_refusals.py: a
+# (-W: a username "expiry:name" and the HMAC of a shared secret), these three with -c (RTP
+# alone); then an RTP and RTCP pair (no -c), as uclient allocates it by RFC 8656 §7.2: the RTP
+# Allocate with EVEN-PORT's R bit gets an even port and a RESERVATION-TOKEN for the next, and
+# the RTCP Allocate, from its own socket, presents the token and gets that next port (the
+# engine runs one worker, so both 5-tuples reach the worker holding the reservation; with
+# several, steering may part them, docs/operations.md). Then relay_refusals.py: a
 # wrong password and an expired REST username get 401, a stale nonce 438 (the nonce lifetime
 # is 5 s here for it), a denied peer 403. Last, the engine's counters are conserved and count
 # the datagrams relayed both ways.
-# uclient runs with -c (no RTCP allocation): without it, it asks for EVEN-PORT with the R bit
-# and then allocates with the RESERVATION-TOKEN, which this server answers 508 (it keeps no
-# reservations yet).
 # Exit 77 (skipped) when not root, or when coturn or aioice is not installed.
 set -euo pipefail
 
@@ -69,28 +71,48 @@ peer_log=$LAB_WORKDIR/peer.log
 ip netns exec "$(lab_ns c)" turnutils_peer -L 198.51.100.7 -p 3480 >"$peer_log" 2>&1 &
 
 failures=0
-# uclient NAME ARG...: 40 messages of 180 bytes to the peer through the relay and back
-# (verbose: -v prints each ChannelBind's answer).
+# uclient NAME TOTAL ARG...: 40 messages of 180 bytes per relayed socket (TOTAL in all) to the
+# peer through the relay and back (verbose: -v prints each ChannelBind's answer, and each
+# allocation's relayed address followed by its RESERVATION-TOKEN, "rtv=", 0 for none).
 uclient() {
-  local name=$1 status=0
+  local name=$1 total=$2 status=0
   local output="$LAB_WORKDIR/uclient-${name// /-}.txt"
-  shift
-  lab_exec c timeout 30 turnutils_uclient "$@" -v -X -c -e 198.51.100.7 -r 3480 -n 40 -l 180 \
+  shift 2
+  lab_exec c timeout 30 turnutils_uclient "$@" -v -X -e 198.51.100.7 -r 3480 -n 40 -l 180 \
     -m 1 203.0.113.2 >"$output" 2>&1 || status=$?
   echo "turnutils_uclient ($name) exit $status:"
   grep -E 'channel bind|success: 0x|tot_(send|recv)_msgs=|lost packets' "$output" |
     sed 's/^/  | /' | tail -n 8
-  check "$name: all 40 messages went through the relay and came back" "$output" \
-    'tot_send_msgs=40, tot_recv_msgs=40$'
+  check "$name: all $total messages went through the relay and came back" "$output" \
+    "tot_send_msgs=$total, tot_recv_msgs=$total\$"
   check "$name: none lost" "$output" 'Total lost packets 0 \('
 }
-uclient channels -u alice -w relay-password
+uclient channels 40 -c -u alice -w relay-password
 check "channels: a ChannelBind succeeded" "$LAB_WORKDIR/uclient-channels.txt" \
   'success: 0x[0-9a-f]{4}$'
-uclient "send indications" -s -u alice -w relay-password
-uclient "REST credentials" -W "$secret" -u bob
+uclient "send indications" 40 -c -s -u alice -w relay-password
+uclient "REST credentials" 40 -c -W "$secret" -u bob
 check "REST credentials: a ChannelBind succeeded" "$LAB_WORKDIR/uclient-REST-credentials.txt" \
   'success: 0x[0-9a-f]{4}$'
+uclient "RTP and RTCP pair" 80 -u alice -w relay-password
+# The first allocation with a token (RTP's: an even port) and the next without (RTCP's, made
+# with that token): the RTCP port must be the RTP port + 1.
+pairs=$LAB_WORKDIR/pairs.txt
+awk '/Received relay addr:/ { n = split($NF, part, ":"); port = part[n] }
+     /clnet_allocate: rtv=/ {
+       split($NF, token, "=")
+       if (token[2] != "0") rtp = port
+       else if (rtp != "") { print "rtp " rtp " rtcp " port; exit }
+     }' "$LAB_WORKDIR/uclient-RTP-and-RTCP-pair.txt" >"$pairs"
+sed 's/^/  | /' "$pairs"
+rtp_port=$(awk '{ print $2 }' "$pairs")
+if [[ -n $rtp_port ]] && ((rtp_port % 2 == 0)); then
+  check "RTP and RTCP pair: RTCP's relayed port is RTP's even port + 1" "$pairs" \
+    "^rtp $rtp_port rtcp $((rtp_port + 1))\$"
+else
+  echo "FAIL: RTP and RTCP pair: no even RTP relayed port with a RESERVATION-TOKEN"
+  failures=$((failures + 1))
+fi
 
 if lab_exec_wait c timeout 40 "$python" "$here/relay_refusals.py" 203.0.113.2 3478 \
   punchline.test alice relay-password "$secret" "$nonce_lifetime_s" 198.51.100.99; then
@@ -104,12 +126,13 @@ if ! lab_engine_stop; then
   echo "FAIL: punchlined's counters"
   failures=$((failures + 1))
 fi
-# 40 out and 40 back through the engine per run, beside the requests and their answers.
+# 40 out and 40 back through the engine per relayed socket (five: one per run, two in the
+# pair's), beside the requests and their answers.
 tx=$(lab_engine_counter tx)
-if [[ ${tx:-0} -ge 240 ]]; then
+if [[ ${tx:-0} -ge 400 ]]; then
   echo "ok: the engine sent $tx packets"
 else
-  echo "FAIL: the engine sent ${tx:-no} packets, fewer than the 240 relayed"
+  echo "FAIL: the engine sent ${tx:-no} packets, fewer than the 400 relayed"
   failures=$((failures + 1))
 fi
 
