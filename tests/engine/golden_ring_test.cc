@@ -402,7 +402,8 @@ TEST_P(GoldenRingTest, ProducesExpectedVerdictAndBytes) {
     // (or the case's relay_time later) on the worker's clock, as golden_test.cc gives them.
     std::unique_ptr<RelayShard> shard;
     if (context->relay) {
-        shard = golden::make_relay_shard(*context->relay);
+        shard = golden::make_relay_shard(*context->relay, 49152, 40000,
+                                         golden.context == "relay_reservation");
         golden::sweep_relay_shard(*shard, golden::relay_case_ticks(golden));
         ring_port->dataplane.relay_shards.push_back(std::move(shard));
         relay_now = golden::relay_case_ticks(golden);

@@ -67,7 +67,8 @@ Outcome run(const GoldenCase& golden, const PortContext& port) {
     std::unique_ptr<RelayShard> shard;
     std::optional<RelayState> relay;
     if (port.relay) {
-        shard = golden::make_relay_shard(*port.relay);
+        shard = golden::make_relay_shard(*port.relay, 49152, 40000,
+                                         golden.context == "relay_reservation");
         golden::sweep_relay_shard(*shard, golden::relay_case_ticks(golden));
         relay.emplace(RelayState{*shard, golden::relay_case_ticks(golden),
                                  golden::relay_case_s(golden)});

@@ -343,13 +343,20 @@ inline std::shared_ptr<const RelayContext> make_relay_context() {
 /// 0x4000 bound to 203.0.113.5:5000 and 0x4002 to 198.18.0.2:49152 (a hairpin to itself).
 /// `relay_port` and `client_port` make another worker's shard: its one relay port, and the
 /// client's port (its channel 0x4002 then points at the first shard's relayed address).
+/// `with_reservation` (the `relay_reservation` context) gives the shard eight relay ports,
+/// 49152-49159 (the first Allocate asks for EVEN-PORT, whose search starts at 49152 for its
+/// transaction ID, so that it still gets 49152), and then has the client 198.18.0.100:40001
+/// allocate with EVEN-PORT's R bit as user "other": 49154, with 49155 reserved under the
+/// shard's first RESERVATION-TOKEN (make_golden.py computes it), then delete that allocation
+/// (Refresh, LIFETIME 0: the reservation stays), so that "other" may allocate again.
 inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context,
                                                     std::uint16_t relay_port = 49152,
-                                                    std::uint16_t client_port = 40000) {
+                                                    std::uint16_t client_port = 40000,
+                                                    bool with_reservation = false) {
     RelayTableLimits limits;
     limits.capacity = 16;
     limits.first_relay_port = relay_port;
-    limits.relay_port_count = 1;
+    limits.relay_port_count = with_reservation ? 8 : 1;
     limits.max_permissions = 4;
     limits.max_channels = 4;
     limits.seed = 1;
@@ -363,25 +370,28 @@ inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context,
               stun::CredentialError::ok);
     std::string nonce;
     std::uint8_t id = 0;
-    // One request: written, parsed, answered; the answer's outcome returned.
-    auto exchange = [&](stun::Method method, auto&& attributes) {
+    // One request of `client`, with the nonce of its last answer: written, parsed, answered;
+    // the answer's outcome returned.
+    auto exchange_of = [&](const FiveTuple& client, std::string& client_nonce,
+                           std::string_view user, const stun::LongTermKeyMd5& user_key,
+                           stun::Method method, auto&& attributes) {
         std::array<std::byte, 512> request{};
         stun::TransactionId txid{};
         txid[0] = std::byte{++id};
         stun::MessageWriter w(request, method, stun::MessageClass::request, txid);
         attributes(w);
-        if (!nonce.empty()) {
-            w.add_text(stun::attr::username, "golden");
+        if (!client_nonce.empty()) {
+            w.add_text(stun::attr::username, user);
             w.add_text(stun::attr::realm, "punchline");
-            w.add_text(stun::attr::nonce, nonce);
-            w.add_message_integrity(key);
+            w.add_text(stun::attr::nonce, client_nonce);
+            w.add_message_integrity(user_key);
         }
         EXPECT_TRUE(w.ok());
         stun::Message m;
         EXPECT_EQ(stun::Message::parse({request.data(), w.size()}, m), stun::ParseError::ok);
         std::array<std::byte, 1024> out{};
         const TurnAnswer answer =
-            handle_turn(context, *shard, m, {request.data(), w.size()}, *five_tuple,
+            handle_turn(context, *shard, m, {request.data(), w.size()}, client,
                         relay_setup_ticks, relay_setup_s, out);
         stun::Message response;
         if (answer.action == TurnAction::respond &&
@@ -389,12 +399,18 @@ inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context,
                 stun::ParseError::ok) {
             if (const auto n = response.find(stun::attr::nonce)) {
                 std::string_view text;
-                if (stun::decode_text(*n, text) == stun::ParseError::ok) nonce = text;
+                if (stun::decode_text(*n, text) == stun::ParseError::ok) client_nonce = text;
             }
         }
         return answer.outcome;
     };
-    auto allocate = [](stun::MessageWriter& w) { w.add_requested_transport(17); };
+    auto exchange = [&](stun::Method method, auto&& attributes) {
+        return exchange_of(*five_tuple, nonce, "golden", key, method, attributes);
+    };
+    auto allocate = [with_reservation](stun::MessageWriter& w) {
+        w.add_requested_transport(17);
+        if (with_reservation) w.add_even_port(false);
+    };
     EXPECT_EQ(exchange(stun::Method::allocate, allocate), TurnOutcome::auth_failed);
     EXPECT_EQ(exchange(stun::Method::allocate, allocate), TurnOutcome::allocated);
     EXPECT_EQ(exchange(stun::Method::create_permission,
@@ -429,6 +445,31 @@ inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context,
         const std::byte client_mac[6] = {std::byte{2}, std::byte{0}, std::byte{0},
                                          std::byte{0}, std::byte{0}, std::byte{0x99}};
         shard->table().at(slot).set_client_hop(client_mac);
+    }
+    if (with_reservation) {
+        const std::optional<FiveTuple> second =
+            FiveTuple::make(stun::Address::v4(0xC6120064, 40001),
+                            stun::Address::v4(0xC6120002, 3478));
+        std::string second_nonce;
+        stun::LongTermKeyMd5 other_key{};
+        EXPECT_EQ(stun::long_term_key_md5("other", "punchline", "other-password", other_key),
+                  stun::CredentialError::ok);
+        auto reserve = [](stun::MessageWriter& w) {
+            w.add_requested_transport(17);
+            w.add_even_port(true);
+        };
+        EXPECT_EQ(exchange_of(*second, second_nonce, "other", other_key,
+                              stun::Method::allocate, reserve),
+                  TurnOutcome::auth_failed);
+        EXPECT_EQ(exchange_of(*second, second_nonce, "other", other_key,
+                              stun::Method::allocate, reserve),
+                  TurnOutcome::allocated);
+        // Deleted (user "other" has a quota of one allocation); its reservation stays.
+        EXPECT_EQ(exchange_of(*second, second_nonce, "other", other_key, stun::Method::refresh,
+                              [](stun::MessageWriter& w) { w.add_u32(stun::attr::lifetime, 0); }),
+                  TurnOutcome::deleted);
+        EXPECT_TRUE(shard->table().relay_port_reserved(0, 49155));
+        EXPECT_TRUE(shard->table().relay_port_available(0, 49154));
     }
     return shard;
 }
@@ -466,7 +507,7 @@ inline std::optional<PortContext> make_unprepared_context(std::string_view name)
     port.ipv6.alternate = address("2001:db8::3");
     port.stun_alternate_port = 3479;
     if (name == "full") return port;
-    if (name == "relay") {
+    if (name == "relay" || name == "relay_reservation") {
         port.relay = make_relay_context();
         return port;
     }
@@ -546,7 +587,7 @@ inline void expect_stun_counters(const GoldenCase& golden, const CoreCounters& d
         EXPECT_EQ(delta.stun_success + delta.stun_error, 0u);
         return;
     }
-    if (golden.context == "relay") {
+    if (golden.context == "relay" || golden.context == "relay_reservation") {
         // What the relay role sends is counted by its shard, not as a STUN answer.
         EXPECT_EQ(delta.stun_success + delta.stun_error, 0u);
         return;

@@ -84,6 +84,7 @@ CONTEXTS = {
     "no_alternate": False,
     "trust_checksum": True,   # `full`, with rx_checksum = trust
     "relay": True,            # `full`, with the relay role (below)
+    "relay_reservation": True,  # `relay`, with eight relay ports and a reservation (below)
 }
 # The `relay` context (golden_cases.h makes the same state before each case): the client
 # CLIENT4:CLIENT_PORT holds an allocation on RELAY_ADDRESS:RELAY_PORT, with permissions for
@@ -96,6 +97,11 @@ RELAY_PORT = 49152
 RELAY_PEER = "203.0.113.5"
 RELAY_ONLINK_PEER = "198.18.0.77"
 RELAY_UNPERMITTED_PEER = "203.0.113.99"
+# The `relay_reservation` context: the same, on relay ports RELAY_PORT..RELAY_PORT + 7, and
+# the client CLIENT4:CLIENT_PORT + 1 (user "other") has allocated with EVEN-PORT's R bit:
+# RELAY_PORT + 2, with RELAY_PORT + 3 reserved under the shard's first RESERVATION-TOKEN, then
+# deleted that allocation (the reservation stays).
+RELAY_RESERVATION_PORTS = 8
 DEFAULT_CAPACITY = 2048
 # Four bytes of IPv4 options (three NOPs and an end-of-list), for IHL 6.
 OPTIONS = [IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_EOL()]
@@ -1724,12 +1730,74 @@ def relay_expiry_cases():
                "discarded (§11.2)", client_udp4(send), drop("turn_dropped"), context="relay",
                relay_time=after_permission)
 
+# Port reservations (RFC 8656 §7.2) in the `relay_reservation` context (golden_cases.h:
+# make_relay_shard(..., with_reservation)).
+EVEN_PORT = 0x0018
+RESERVATION_TOKEN = 0x0022
+RELAY_SHARD_SEED = 1  # RelayShard's seed in make_relay_shard()
+
+
+def reservation_token(count):
+    """RelayShard::next_reservation_token(): the first 8 bytes of HMAC-SHA256 over the
+    count (big-endian), keyed with SHA-256 of the seed (little-endian) and a label."""
+    key = hashlib.sha256(struct.pack("<Q", RELAY_SHARD_SEED) +
+                         b"punchline reservation token").digest()
+    return hmac.new(key, struct.pack("!Q", count), hashlib.sha256).digest()[:8]
+
+
+def relay_reservation_cases():
+    """RFC 8656 §7.2: an Allocate with EVEN-PORT's R bit gets an even relay port whose next
+    port is free, which the server reserves, and a RESERVATION-TOKEN in its success response;
+    an Allocate with a token gets the port it reserved; with an unknown one, 508."""
+    def allocate_case(name, description, client_port, more, code=0, relay_port=None,
+                      token=None):
+        request = turn_request(ALLOCATE_REQUEST, name, [requested_transport()] + more,
+                               user=b"other", client_port=client_port)
+        attributes = []
+        if not code:
+            attributes = [attribute(XOR_RELAYED_ADDRESS,
+                                    xor_address_value(RELAY_ADDRESS, relay_port,
+                                                      txid_for(name))),
+                          lifetime(ALLOCATION_LIFETIME_S)]
+            if token is not None:
+                attributes.append(attribute(RESERVATION_TOKEN, token))
+            attributes.append(attribute(XOR_MAPPED_ADDRESS,
+                                        xor_address_value(CLIENT4, client_port,
+                                                          txid_for(name))))
+        answer = turn_answer(ALLOCATE_REQUEST, name, code, attributes, user=b"other")
+        frame, reply = relay_frames(request, answer, client_port)
+        return Case(name, description, frame, "transmit", reply, context="relay_reservation")
+
+    # The search for an even port starts where the transaction ID says (find_even_port());
+    # RELAY_PORT is allocated and RELAY_PORT + 3 reserved in this context.
+    name = "relay_allocate_even_port_reserve"
+    start = struct.unpack("!I", txid_for(name)[:4])[0] % RELAY_RESERVATION_PORTS
+    taken = {0, 3}
+    offset = next(o for o in ((start + i) % RELAY_RESERVATION_PORTS
+                              for i in range(RELAY_RESERVATION_PORTS))
+                  if o % 2 == 0 and o not in taken and o + 1 not in taken and
+                  o + 1 < RELAY_RESERVATION_PORTS)
+    yield allocate_case(name, "Allocate with EVEN-PORT's R bit: an even relayed port whose next "
+                        "port is free, and the RESERVATION-TOKEN that reserves it (the shard's "
+                        "second)", CLIENT_PORT + 2, [attribute(EVEN_PORT, bytes([0x80]))],
+                        relay_port=RELAY_PORT + offset, token=reservation_token(2))
+    yield allocate_case("relay_allocate_reservation_token",
+                        "Allocate with the RESERVATION-TOKEN of the context's reservation: the "
+                        "reserved port, RELAY_PORT + 3, and no token of its own",
+                        CLIENT_PORT + 3, [attribute(RESERVATION_TOKEN, reservation_token(1))],
+                        relay_port=RELAY_PORT + 3)
+    yield allocate_case("relay_allocate_unknown_token",
+                        "Allocate with a RESERVATION-TOKEN this worker never gave out: 508",
+                        CLIENT_PORT + 3, [attribute(RESERVATION_TOKEN, reservation_token(2))],
+                        code=508)
+
 
 def all_cases():
     cases = []
     for group in (arp_cases, icmp_cases, icmpv6_cases, l2_l3_drop_cases, udp_drop_cases,
                   stun_drop_cases, stun_cases, source_and_ecn_cases, relay_cases,
-                  relay_data_cases, relay_request_cases, relay_expiry_cases):
+                  relay_data_cases, relay_request_cases, relay_expiry_cases,
+                  relay_reservation_cases):
         cases.extend(group())
     names = [c.name for c in cases]
     duplicates = {n for n in names if names.count(n) > 1}
