@@ -167,8 +167,8 @@ std::size_t write_answer(const RelayContext& context, const RequestFacts& facts,
                 stun::AddressFamily::ipv6, stun::error_code::address_family_not_supported,
                 stun::reason_phrase(stun::error_code::address_family_not_supported));
         writer.add_u32(stun::attr::lifetime, lifetime);
-        // §7.2: "If the R bit was set in the EVEN-PORT attribute ... the server reserves the
-        // next-highest port ... and includes a RESERVATION-TOKEN attribute".
+        // §7.2: EVEN-PORT's R bit honoured, the success carries RESERVATION-TOKEN, the token
+        // of the port reserved.
         if (reservation_token != 0)
             writer.add_u64(stun::attr::reservation_token, reservation_token);
         writer.add_xor_address(stun::attr::xor_mapped_address, five_tuple.client());
@@ -267,9 +267,8 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
         return {TurnOutcome::bad_allocate_attribute};
 
     // RESERVATION-TOKEN together with EVEN-PORT, REQUESTED-ADDRESS-FAMILY or
-    // ADDITIONAL-ADDRESS-FAMILY is a 400: the reservation, made for one family, says which
-    // (§7.2: "the reservation is a server-side reservation and is independent of the
-    // client's address family"). A token that names no reservation is a 508, below.
+    // ADDITIONAL-ADDRESS-FAMILY is a 400 (§7.2): the reservation, made for one family, says
+    // which. A token that names no reservation is a 508, below.
     const bool claim = reservation == Presence::present;
     if (claim && (even_port != Presence::absent || requested != Presence::absent ||
                   additional != Presence::absent))
@@ -305,13 +304,13 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
     if (shard.allocations_of(auth.username) >= context.limits().max_allocations_per_user)
         return {TurnOutcome::user_quota_reached};
 
-    // EVEN-PORT: "the server checks ... if it can satisfy the request"; if not, 508. An even
-    // port is searched for, and with the R bit one whose next port is free as well: the
-    // table reserves that one (held "for about 30 seconds", reservation_lifetime_s) under a
-    // new RESERVATION-TOKEN. The reservations are as many as the table's slots at most.
+    // EVEN-PORT: a server that cannot satisfy it answers 508 (§7.2). An even port is searched
+    // for, and with the R bit one whose next port is free as well: the table reserves that
+    // one (held "for about 30 seconds", reservation_lifetime_s) under a new
+    // RESERVATION-TOKEN. The reservations are as many as the table's slots at most.
     // RESERVATION-TOKEN: "the server uses the previously reserved transport address
-    // corresponding to the included token (if it is still available) ... If the token is not
-    // valid for some reason, the server rejects the request with a 508" (the table checks).
+    // corresponding to the included token (if it is still available)"; a token that is not
+    // valid (unknown, claimed, expired) is a 508 (the table checks).
     RelayTable::NewAllocation fresh;
     fresh.now = now;
     std::uint64_t new_token = 0;

@@ -306,7 +306,7 @@ public:
     /// counter, so that two are never alike on this worker and nobody outside can guess the
     /// next; not a secret (an indication has no integrity to protect).
     [[nodiscard]] stun::TransactionId next_indication_id() noexcept;
-    /// A RESERVATION-TOKEN (RFC 8656 §7.2, §18.10): the first 8 bytes of HMAC-SHA256 over a
+    /// A RESERVATION-TOKEN (RFC 8656 §7.2): the first 8 bytes of HMAC-SHA256 over a
     /// counter, keyed from the seed, so that holding every token this worker gave out does not
     /// tell the next one (a client who could guess it could take another's reserved port).
     /// Never 0. Cost: one HMAC, on an Allocate with EVEN-PORT's R bit.

@@ -512,7 +512,7 @@ public:
         bad_families,       ///< neither relay_ipv4 nor relay_ipv6, or another bit
         unknown_reservation,  ///< claim_token names no live reservation: 508 (§7.2)
         reservations_full,    ///< reserve_token, with capacity() reservations held: 508
-        token_in_use,         ///< reserve_token is the token of a live reservation
+        token_in_use,         ///< reserve_token is the token of a reservation held already
     };
     struct InsertResult {
         InsertStatus status;
