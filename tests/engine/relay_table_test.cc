@@ -1,7 +1,8 @@
 // RelayTable: insert, find and erase by 5-tuple (IPv4 and IPv6) and by relay port, the full
 // table, the index under churn against a std::map, permissions and channels on an injected
-// clock, the retransmission cache, expiry, no allocation after construction, and a listing
-// thread that checks every snapshot it takes while a writer thread churns the table.
+// clock, the retransmission cache, expiry, port reservations (claimed once, skipped by the free
+// queue, expired, bounded, churned against a std::map), no allocation after construction, and
+// a listing thread that checks every snapshot it takes while a writer thread churns the table.
 #include "engine/relay_table.h"
 
 #include <gtest/gtest.h>
