@@ -278,14 +278,19 @@ std::string baseline(const char* name, const benchmark::State& state) {
 }
 
 // What a full table of `limits` allocates, per allocation: the slots, the index (a power of two
-// of 8-byte entries at least twice the capacity), the free-slot stack (4 bytes a slot) and, per
-// relay endpoint (address × port), its slot (4), its place in the free FIFO (4) and its queued
-// flag (1); engine/relay_table.cc's constructor allocates these and nothing else.
+// of 8-byte entries at least twice the capacity), the free-slot stack (4 bytes a slot), the
+// port reservations (a 24-byte record and 4 bytes of free stack a slot, and their token index,
+// a power of two of 4-byte entries at least twice the capacity) and, per relay endpoint
+// (address × port), its slot (4), its place in the free FIFO (4), its queued flag (1) and its
+// reserved flag (1); engine/relay_table.cc's constructor allocates these and nothing else.
 double bytes_per_allocation(const RelayTable& table, const engine::RelayTableLimits& limits) {
     const double capacity = table.capacity();
     const double endpoints = double(limits.relay_addresses) * limits.relay_port_count;
     const double index = double(std::bit_ceil(table.capacity() * 2)) * 8;
-    return (double(table.slot_bytes()) * capacity + index + 4 * capacity + 9 * endpoints) /
+    const double reservations =
+        (24 + 4) * capacity + double(std::bit_ceil(table.capacity() * 2)) * 4;
+    return (double(table.slot_bytes()) * capacity + index + 4 * capacity + reservations +
+            10 * endpoints) /
            capacity;
 }
 
