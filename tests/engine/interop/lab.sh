@@ -32,6 +32,11 @@
 #                              net_af_packet over veth eng0 (203.0.113.2, alternate .3, ports
 #                              3478/3479, rx_checksum trust); namespace "c" holds the peer veth
 #                              cli0 with 203.0.113.10/24
+#   lab_public_link            lab_public_pair's namespaces and veth, the engine not started
+#   lab_relay_config FILE      lab_public_pair's engine configuration for the relay tests, in
+#                              FILE: 203.0.113.10 (the client) as gateway4, the next hop to
+#                              peers behind it, and a [relay] table begun (enabled, realm
+#                              "punchline.test") for the test to append its keys to
 #   lab_stunclient NS OUTPUT ARG...
 #                              coturn's turnutils_stunclient ARG... in NS, its output in OUTPUT;
 #                              returns once it has printed its last RFC 5780 answer (at most 3 s)
@@ -236,7 +241,7 @@ lab_engine_counter() {
   esac
 }
 
-lab_public_pair() {
+lab_public_link() {
   lab_ns_add e
   lab_ns_add c
   lab_veth e eng0 c cli0
@@ -246,11 +251,27 @@ lab_public_pair() {
   lab_exec c ip addr add 203.0.113.10/24 dev cli0
   lab_exec c ip link set cli0 up
   lab_wait_carrier c cli0
-  # rx_checksum = "trust": a veth hands the engine UDP packets with partial checksums
-  # (environment.md, virtual ports).
-  lab_engine_config "$LAB_WORKDIR/engine.toml" net_af_packet0,iface=eng0,qpairs=1 \
-    net_af_packet0 trust 203.0.113.2 203.0.113.3
+}
+
+# lab_public_link's engine configuration: rx_checksum = "trust", since a veth hands the engine
+# UDP packets with partial checksums (environment.md, virtual ports).
+lab_public_config() {
+  lab_engine_config "$1" net_af_packet0,iface=eng0,qpairs=1 net_af_packet0 trust \
+    203.0.113.2 203.0.113.3
+}
+
+lab_public_pair() {
+  lab_public_link
+  lab_public_config "$LAB_WORKDIR/engine.toml"
   lab_engine_start e "$LAB_WORKDIR/engine.toml"
+}
+
+lab_relay_config() {
+  lab_public_config "$1"
+  # Peers off the engine's subnet (behind the client) go through the gateway, which the
+  # neighbour cache resolves: the kernel in "c" answers its ARP and delivers to them.
+  sed -i 's/^prefix4 = 24$/prefix4 = 24\ngateway4 = "203.0.113.10"/' "$1"
+  printf '\n[relay]\nenabled = true\nrealm = "punchline.test"\n' >>"$1"
 }
 
 # True once turnutils_stunclient's output holds the reflexive address of its second RFC 5780

@@ -33,22 +33,11 @@ if [[ ! -f $here/chromium/node_modules/playwright-core/package.json ]]; then
   exit 77
 fi
 
-lab_ns_add e
-lab_ns_add c
-lab_veth e eng0 c cli0
-lab_exec e ip link set eng0 up
-lab_exec c ip addr add 203.0.113.10/24 dev cli0
-lab_exec c ip link set cli0 up
-lab_wait_carrier c cli0
+lab_public_link
 
 config=$LAB_WORKDIR/engine.toml
-lab_engine_config "$config" net_af_packet0,iface=eng0,qpairs=1 net_af_packet0 trust \
-  203.0.113.2 203.0.113.3
+lab_relay_config "$config"
 cat >>"$config" <<'EOF'
-
-[relay]
-enabled = true
-realm = "punchline.test"
 users = [{ name = "alice", password = "relay-password" }]
 EOF
 lab_engine_start e "$config"

@@ -69,11 +69,8 @@ flood_deadline_s=6
 messages=400
 flood_requests_max=$((2 * (quota_attempts + rest_users * per_user) + sources * per_source))
 
-lab_ns_add e
-lab_ns_add c
-lab_veth e eng0 c cli0
-lab_exec e ip link set eng0 up
-lab_exec c ip addr add 203.0.113.10/24 dev cli0
+lab_public_link
+# The peer, behind the client (the engine's gateway).
 lab_exec c ip addr add 198.51.100.7/32 dev cli0
 # The flood's sources: /32s, so that the kernel keeps 203.0.113.10 as the subnet's source
 # address for the client (and the ARP requests).
@@ -83,19 +80,11 @@ for i in range(int(sys.argv[2])):
     print(f"addr add {first + i}/32 dev cli0")' "$first_source" "$sources" \
   >"$LAB_WORKDIR/addresses.batch"
 ip -n "$(lab_ns c)" -batch "$LAB_WORKDIR/addresses.batch"
-lab_exec c ip link set cli0 up
-lab_wait_carrier c cli0
 
 config=$LAB_WORKDIR/engine.toml
-lab_engine_config "$config" net_af_packet0,iface=eng0,qpairs=1 net_af_packet0 trust \
-  203.0.113.2 203.0.113.3
-sed -i 's/^prefix4 = 24$/prefix4 = 24\ngateway4 = "203.0.113.10"/' "$config"
+lab_relay_config "$config"
 secret=punchline-rest-secret-for-the-flood
 cat >>"$config" <<EOF
-
-[relay]
-enabled = true
-realm = "punchline.test"
 users = [{ name = "alice", password = "relay-password" },
          { name = "mallory", password = "flood-password" }]
 rest_secrets = ["$secret"]

@@ -37,28 +37,15 @@ if ! "$python" -c 'import aioice' 2>/dev/null; then
   exit 77
 fi
 
-lab_ns_add e
-lab_ns_add c
-lab_veth e eng0 c cli0
-lab_exec e ip link set eng0 up
-lab_exec c ip addr add 203.0.113.10/24 dev cli0
+lab_public_link
+# The peer, behind the client (the engine's gateway).
 lab_exec c ip addr add 198.51.100.7/32 dev cli0
-lab_exec c ip link set cli0 up
-lab_wait_carrier c cli0
 
 config=$LAB_WORKDIR/engine.toml
-lab_engine_config "$config" net_af_packet0,iface=eng0,qpairs=1 net_af_packet0 trust \
-  203.0.113.2 203.0.113.3
-# The peer is off the engine's subnet: its next hop is the gateway, which the neighbour cache
-# resolves (the kernel in "c" answers its ARP and delivers to the peer's address).
-sed -i 's/^prefix4 = 24$/prefix4 = 24\ngateway4 = "203.0.113.10"/' "$config"
+lab_relay_config "$config"
 secret=punchline-rest-secret-for-the-lab
 nonce_lifetime_s=5
 cat >>"$config" <<EOF
-
-[relay]
-enabled = true
-realm = "punchline.test"
 users = [{ name = "alice", password = "relay-password" }]
 rest_secrets = ["$secret"]
 nonce_lifetime_s = $nonce_lifetime_s
