@@ -45,24 +45,13 @@ esac
 source tests/engine/interop/lab.sh
 lab_init build/engine/punchlined turnutils_uclient turnutils_peer timeout
 
-lab_ns_add e
-lab_ns_add c
-lab_veth e eng0 c cli0
-lab_exec e ip link set eng0 up
-lab_exec c ip addr add 203.0.113.10/24 dev cli0
+lab_public_link
+# The peer, behind the client (the engine's gateway).
 lab_exec c ip addr add 198.51.100.7/32 dev cli0
-lab_exec c ip link set cli0 up
-lab_wait_carrier c cli0
 
 config=$LAB_WORKDIR/engine.toml
-lab_engine_config "$config" net_af_packet0,iface=eng0,qpairs=1 net_af_packet0 trust \
-  203.0.113.2 203.0.113.3
-sed -i 's/^prefix4 = 24$/prefix4 = 24\ngateway4 = "203.0.113.10"/' "$config"
+lab_relay_config "$config"
 cat >>"$config" <<'EOF'
-
-[relay]
-enabled = true
-realm = "punchline.test"
 users = [{ name = "alice", password = "relay-password" }]
 # coturn has neither limit by default: every client of the run is one user from one address.
 max_allocations_per_user = 1000
