@@ -100,7 +100,9 @@ struct NeighbourSnapshot {
     /// (or not in the table), when the port has no address of the family, or when an off-link
     /// destination has no gateway: the caller drops or queues, it must not guess.
     [[nodiscard]] const MacAddress* next_hop_mac(const stun::Address& destination) const noexcept {
-        const Subnet& subnet = destination.family == stun::AddressFamily::ipv4 ? ipv4 : ipv6;
+        if (destination.family == stun::AddressFamily::ipv4)
+            return next_hop_mac_ipv4(destination.ip.data());
+        const Subnet& subnet = ipv6;
         if (!subnet.local || subnet.local->family != destination.family) return nullptr;
         const stun::Address* hop = &destination;
         if (!shares_prefix(destination, *subnet.local, subnet.prefix)) {
@@ -109,6 +111,45 @@ struct NeighbourSnapshot {
         }
         const Entry* entry = find(hop->ip_bytes());
         return entry != nullptr && entry->usable ? &entry->mac : nullptr;
+    }
+
+    /// next_hop_mac() for the IPv4 address at `destination` (4 bytes, network order), in
+    /// 32-bit compares: the relay's data path asks per packet.
+    [[nodiscard]] const MacAddress* next_hop_mac_ipv4(const std::byte* destination) const noexcept {
+        if (!ipv4.local || ipv4.local->family != stun::AddressFamily::ipv4) return nullptr;
+        std::uint32_t hop = load_ipv4(destination);
+        const std::uint32_t mask = ipv4.prefix == 0 ? 0 : ~std::uint32_t{0}
+                                                              << (32 - std::min<unsigned>(
+                                                                           ipv4.prefix, 32));
+        if (((hop ^ load_ipv4(ipv4.local->ip.data())) & mask) != 0) {
+            if (!ipv4.gateway) return nullptr;
+            hop = load_ipv4(ipv4.gateway->ip.data());
+        }
+        // IPv4 entries sort first, by address: a binary search over them.
+        std::size_t low = 0;
+        std::size_t high = entries.size();
+        while (low < high) {
+            const std::size_t middle = low + (high - low) / 2;
+            const Entry& entry = entries[middle];
+            if (entry.ip.family == stun::AddressFamily::ipv4 && load_ipv4(entry.ip.ip.data()) < hop)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        if (low == entries.size()) return nullptr;
+        const Entry& entry = entries[low];
+        return entry.ip.family == stun::AddressFamily::ipv4 &&
+                       load_ipv4(entry.ip.ip.data()) == hop && entry.usable
+                   ? &entry.mac
+                   : nullptr;
+    }
+
+private:
+    // An IPv4 address in host order, so that integer order is memcmp's.
+    static std::uint32_t load_ipv4(const std::byte* p) noexcept {
+        std::uint32_t a;
+        std::memcpy(&a, p, 4);
+        return __builtin_bswap32(a);
     }
 };
 
