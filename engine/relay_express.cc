@@ -31,40 +31,50 @@ constexpr std::uint64_t native16(std::uint16_t value) noexcept {
     return std::endian::native == std::endian::little ? __builtin_bswap16(value) : value;
 }
 
-// A UDP checksum to store, from the native sum of everything it covers (its field zero):
-// RFC 768 sends a computed zero as all ones.
-void store_udp_checksum(std::byte* udp_header, std::uint64_t sum) noexcept {
-    std::uint16_t checksum = static_cast<std::uint16_t>(~checksum_fold(sum));
-    if (checksum == 0) checksum = 0xFFFF;
-    std::memcpy(udp_header + 6, &checksum, 2);
+// The new headers' checksums are summed from the values written, in host order, never from
+// the bytes just stored: a load that spans several smaller stores waits for them (no store
+// forwarding), which cost more than the sums.
+
+// The host-order sum of the IPv4 address at `p` (4 bytes, network order).
+std::uint32_t address_sum(const std::byte* p) noexcept {
+    const std::uint32_t a = stun::load_be32(p);
+    return (a >> 16) + (a & 0xFFFF);
 }
 
 // The frame's Ethernet and IPv4 headers as the general path's rewrite_for_relay() writes them
 // at `start`, for a UDP datagram of `udp_length` bytes: DSCP and ECN and the identification
-// kept, DF set (the engine never fragments), the TTL one less (RFC 8656 §14). `addresses` are
-// the source and destination IPv4 addresses, 8 bytes. Returns the IPv4 header.
-std::byte* write_ipv4_headers(std::byte* start, const std::byte* destination_mac,
-                              const MacAddress& source_mac, std::uint8_t tos,
-                              std::uint16_t identification, std::uint8_t ttl,
-                              const std::byte* source_ip, const std::byte* destination_ip,
-                              std::size_t udp_length) noexcept {
+// kept, DF set (the engine never fragments), the TTL one less (RFC 8656 §14). Returns the
+// host-order sum of the two addresses, for the UDP pseudo-header.
+std::uint32_t write_ipv4_headers(std::byte* start, const std::byte* destination_mac,
+                                 const MacAddress& source_mac, std::uint8_t tos,
+                                 std::uint16_t identification, std::uint8_t ttl,
+                                 const std::byte* source_ip, const std::byte* destination_ip,
+                                 std::size_t udp_length) noexcept {
+    const std::uint32_t addresses = address_sum(source_ip) + address_sum(destination_ip);
+    const auto total = static_cast<std::uint16_t>(ipv4_header_size + udp_length);
+    const auto ttl_protocol = static_cast<std::uint16_t>((ttl - 1) << 8 | ip_protocol::udp);
+    const std::uint32_t sum =
+        (0x4500u | tos) + total + identification + 0x4000u + ttl_protocol + addresses;
     std::memcpy(start, destination_mac, 6);
     std::memcpy(start + 6, source_mac.data(), 6);
     store_be16(start + 12, ethertype::ipv4);
     std::byte* h = start + ip;
-    h[0] = std::byte{0x45};
-    h[1] = std::byte{tos};
-    store_be16(h + 2, static_cast<std::uint16_t>(ipv4_header_size + udp_length));
+    store_be16(h, static_cast<std::uint16_t>(0x4500u | tos));
+    store_be16(h + 2, total);
     store_be16(h + 4, identification);
     store_be16(h + 6, 0x4000);
-    h[8] = std::byte{static_cast<std::uint8_t>(ttl - 1)};
-    h[9] = std::byte{ip_protocol::udp};
-    store_be16(h + 10, 0);
+    store_be16(h + 8, ttl_protocol);
+    store_be16(h + 10, checksum_finish(sum));
     std::memcpy(h + 12, source_ip, 4);
     std::memcpy(h + 16, destination_ip, 4);
-    const auto checksum = static_cast<std::uint16_t>(~checksum_fold(checksum_native_sum<20>(h)));
-    std::memcpy(h + 10, &checksum, 2);
-    return h;
+    return addresses;
+}
+
+// The UDP checksum from the host-order sum of everything it covers: RFC 768 sends a computed
+// zero as all ones.
+void store_udp_checksum(std::byte* udp_header, std::uint64_t sum) noexcept {
+    const std::uint16_t checksum = checksum_finish(checksum_fold(sum));
+    store_be16(udp_header + 6, checksum == 0 ? 0xFFFF : checksum);
 }
 
 // The bandwidth cap (RelayLimits::bandwidth) charged `bytes`: the last check, the first
@@ -81,14 +91,18 @@ struct ReceivedSum {
     bool update = false;         ///< a whole checksum, to update (RFC 1624)
     std::uint64_t headers = 0;   ///< native sum of its pseudo-header and UDP header
 
-    // The native sum of the `length` bytes at `kept`, the rest of the payload summing to
-    // `dropped`: taken from the received checksum (~checksum is the sum of everything it
-    // covers, RFC 1624), without reading the kept bytes, where it is whole; else summed.
-    [[nodiscard]] std::uint64_t kept_sum(std::uint64_t dropped, const std::byte* kept,
+    // The host-order sum of the `length` bytes at `kept`, the rest of the payload summing to
+    // `dropped` (native): taken from the received checksum (~checksum is the sum of everything
+    // it covers, RFC 1624), without reading the kept bytes, where it is whole; else summed.
+    [[nodiscard]] std::uint32_t kept_sum(std::uint64_t dropped, const std::byte* kept,
                                          std::size_t length) const noexcept {
-        if (!update) return checksum_native_sum_n(kept, length);
-        return std::uint64_t{static_cast<std::uint16_t>(~checksum)} +
-               static_cast<std::uint16_t>(~checksum_fold(headers + dropped));
+        if (!update) return checksum_add(0, {kept, length});
+        std::uint32_t sum = checksum_fold(std::uint64_t{static_cast<std::uint16_t>(~checksum)} +
+                                          static_cast<std::uint16_t>(
+                                              ~checksum_fold(headers + dropped)));
+        if constexpr (std::endian::native == std::endian::little)
+            sum = __builtin_bswap16(static_cast<std::uint16_t>(sum));
+        return sum;
     }
 };
 
@@ -110,7 +124,7 @@ bool channel_to_peer(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     // Unpadded, as WebRTC and coturn send it over UDP; padded ChannelData takes the general
     // path. The first byte (64-127) made the number one RFC 8656 or RFC 5766 gives.
     if (udp_header_size + stun::channel_data_header_size + length != udp_length) return false;
-    const std::uint64_t data_sum = received.kept_sum(checksum_native_sum<4>(message),
+    const std::uint32_t data_sum = received.kept_sum(checksum_native_sum<4>(message),
                                                      message + stun::channel_data_header_size,
                                                      length);
 
@@ -136,18 +150,17 @@ bool channel_to_peer(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     const std::uint16_t identification = load_be16(h + 4);
     std::byte* start = f.data + stun::channel_data_header_size;
     const std::size_t new_udp_length = udp_header_size + length;
-    std::byte* new_h =
+    const std::uint32_t addresses =
         write_ipv4_headers(start, next_hop->data(), port.mac, tos, identification, ttl,
                            context.address(allocation.relay_address()).ipv4.ip.data(),
                            peer.ip.data(), new_udp_length);
-    std::byte* u = new_h + ipv4_header_size;
-    store_be16(u, allocation.relay_port());
+    std::byte* u = start + udp;
+    const std::uint16_t relay_port = allocation.relay_port();
+    store_be16(u, relay_port);
     store_be16(u + 2, peer.port);
     store_be16(u + 4, static_cast<std::uint16_t>(new_udp_length));
-    store_be16(u + 6, 0);
-    store_udp_checksum(u, checksum_native_sum<8>(new_h + 12) + native16(ip_protocol::udp) +
-                              native16(static_cast<std::uint16_t>(new_udp_length)) +
-                              checksum_native_sum<8>(u) + data_sum);
+    store_udp_checksum(u, std::uint64_t{data_sum} + addresses + ip_protocol::udp +
+                              2 * new_udp_length + relay_port + peer.port);
     f.data = start;
     f.headroom = static_cast<std::uint16_t>(f.headroom + stun::channel_data_header_size);
     f.capacity = static_cast<std::uint16_t>(f.capacity - stun::channel_data_header_size);
@@ -174,7 +187,7 @@ bool peer_to_channel(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
         std::memcmp(relayed.ipv4.ip.data(), h + 16, 4) != 0)
         return false;
     const std::size_t length = udp_length - udp_header_size;
-    const std::uint64_t data_sum = received.kept_sum(0, f.data + payload, length);
+    const std::uint32_t data_sum = received.kept_sum(0, f.data + payload, length);
 
     RelayTable& table = relay.shard.table();
     const std::uint32_t slot = table.find_by_relay_port(0, relay_port);
@@ -200,20 +213,21 @@ bool peer_to_channel(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     const auto tos = std::to_integer<std::uint8_t>(h[1]);
     const std::uint16_t identification = load_be16(h + 4);
     std::byte* start = f.data - stun::channel_data_header_size;
-    std::byte* new_h = write_ipv4_headers(
+    const std::uint32_t addresses = write_ipv4_headers(
         start, allocation.client_hop().data(), port.mac, tos, identification, ttl,
         reinterpret_cast<const std::byte*>(&key.words()[2]),
         reinterpret_cast<const std::byte*>(&key.words()[0]), new_udp_length);
-    std::byte* u = new_h + ipv4_header_size;
-    store_be16(u, static_cast<std::uint16_t>(ports >> 16));
-    store_be16(u + 2, static_cast<std::uint16_t>(ports));
+    std::byte* u = start + udp;
+    const auto server_port = static_cast<std::uint16_t>(ports >> 16);
+    const auto client_port = static_cast<std::uint16_t>(ports);
+    const std::uint16_t number = channel->number;
+    store_be16(u, server_port);
+    store_be16(u + 2, client_port);
     store_be16(u + 4, static_cast<std::uint16_t>(new_udp_length));
-    store_be16(u + 6, 0);
-    store_be16(u + 8, channel->number);
+    store_be16(u + 8, number);
     store_be16(u + 10, static_cast<std::uint16_t>(length));
-    store_udp_checksum(u, checksum_native_sum<8>(new_h + 12) + native16(ip_protocol::udp) +
-                              native16(static_cast<std::uint16_t>(new_udp_length)) +
-                              checksum_native_sum<12>(u) + data_sum);
+    store_udp_checksum(u, std::uint64_t{data_sum} + addresses + ip_protocol::udp +
+                              2 * new_udp_length + server_port + client_port + number + length);
     f.data = start;
     f.headroom = static_cast<std::uint16_t>(f.headroom - stun::channel_data_header_size);
     f.capacity = static_cast<std::uint16_t>(f.capacity + stun::channel_data_header_size);
