@@ -79,21 +79,30 @@ engine::RelayContext make_context(std::uint8_t families) {
                                 {{relay_ipv4, relay_ipv6, families}}, limits);
 }
 
-engine::RelayTableLimits table_limits(std::uint32_t port_count = relay_port_count) {
+// Peer entries for every allocation's largest set unless a test asks for fewer.
+engine::RelayTableLimits table_limits(std::uint32_t port_count = relay_port_count,
+                                      std::uint32_t peer_entries = 8 * (max_permissions +
+                                                                        max_channels)) {
     engine::RelayTableLimits limits;
     limits.capacity = 8;
     limits.first_relay_port = first_relay_port;
     limits.relay_port_count = port_count;
     limits.max_permissions = max_permissions;
     limits.max_channels = max_channels;
+    limits.peer_entries = peer_entries;
+    limits.reservations = limits.capacity;
+    limits.ticks_per_second = ticks_per_second;
     limits.seed = 7;
     return limits;
 }
 
-std::unique_ptr<engine::RelayShard> make_shard(std::uint32_t port_count = relay_port_count) {
+std::unique_ptr<engine::RelayShard> make_shard(std::uint32_t port_count = relay_port_count,
+                                               std::uint32_t peer_entries = 8 * (max_permissions +
+                                                                                 max_channels)) {
     // Three unauthenticated requests at once, then one a second.
     const auto rate = engine::RateLimit::make(1, 3, ticks_per_second);
-    return std::make_unique<engine::RelayShard>(table_limits(port_count), *rate, 64, 11);
+    return std::make_unique<engine::RelayShard>(table_limits(port_count, peer_entries), *rate,
+                                                64, 11);
 }
 
 stun::Message parse(std::span<const std::byte> bytes) {
@@ -335,7 +344,7 @@ TEST_F(RelayRole, AllocateDanceFromChallengeToRelayedAddress) {
     const engine::Allocation* a = allocation_of(c);
     ASSERT_NE(a, nullptr);
     EXPECT_EQ(a->relay_port(), relayed[0].port);
-    EXPECT_TRUE(a->username_equals("alice"));
+    EXPECT_TRUE(shard->table().username_equals(shard->table().find(c.tuple), "alice"));
     EXPECT_EQ(a->expiry(), now_ticks + 600 * ticks_per_second);
     EXPECT_EQ(shard->allocations_of("alice"), 1u);
 }
@@ -1041,14 +1050,14 @@ TEST_F(RelayRole, ChannelBindInstallsChannelAndPermissionAndRefreshes) {
     Exchange e = channel_bind(c, 0x4000, peer_a);
     ASSERT_EQ(e.code(), 0);
     EXPECT_EQ(e.answer.outcome, TurnOutcome::channel_bound);
-    const engine::Channel* channel = allocation_of(c)->channel(0x4000, now_ticks);
-    ASSERT_NE(channel, nullptr);
+    const std::optional<engine::Channel> channel = allocation_of(c)->channel(0x4000, now_ticks);
+    ASSERT_TRUE(channel);
     EXPECT_EQ(channel->peer, peer_a);
     EXPECT_TRUE(allocation_of(c)->permits(peer_a, now_ticks));
     advance(500);
     ASSERT_EQ(channel_bind(c, 0x4000, peer_a).code(), 0);  // refresh, §12.2
     advance(200);  // 700 s after the bind, 200 s after the refresh
-    EXPECT_NE(allocation_of(c)->channel(0x4000, now_ticks), nullptr);
+    EXPECT_TRUE(allocation_of(c)->channel(0x4000, now_ticks));
     EXPECT_TRUE(allocation_of(c)->permits(peer_a, now_ticks));
 }
 

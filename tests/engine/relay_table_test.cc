@@ -99,6 +99,11 @@ RelayTableLimits limits(std::uint32_t capacity, std::uint32_t ports,
     l.relay_port_count = ports;
     l.max_permissions = max_permissions;
     l.max_channels = max_channels;
+    // Room for every allocation's largest set of peers: the pool's own limit has tests of
+    // its own. Reservations as many as allocations, ticks as small as a test's numbers.
+    l.peer_entries = capacity * (max_permissions + max_channels);
+    l.reservations = capacity;
+    l.ticks_per_second = 1000;
     l.seed = 0x5EED;
     return l;
 }
@@ -143,17 +148,17 @@ TEST(RelayTable, InsertFindEraseIpv4AndIpv6) {
     EXPECT_EQ(table.find(v6), s6);
     EXPECT_EQ(table.find(lookalike), RelayTable::no_slot);
     EXPECT_EQ(table.at(s4).key(), v4);
-    EXPECT_TRUE(table.at(s4).username_equals("alice"));
-    EXPECT_FALSE(table.at(s4).username_equals("alicE"));
-    EXPECT_FALSE(table.at(s4).username_equals("alice2"));
+    EXPECT_TRUE(table.username_equals(s4, "alice"));
+    EXPECT_FALSE(table.username_equals(s4, "alicE"));
+    EXPECT_FALSE(table.username_equals(s4, "alice2"));
     EXPECT_EQ(table.at(s4).password_algorithm(), stun::PasswordAlgorithm::md5);
     EXPECT_TRUE(std::ranges::equal(table.at(s4).integrity_key(), md5_key));
     EXPECT_EQ(table.at(s4).families(), relay_ipv4);
     EXPECT_EQ(table.at(s6).families(), relay_ipv4 | relay_ipv6);
     EXPECT_EQ(table.at(s6).integrity_key().size(), 32u);
     EXPECT_EQ(table.at(s6).integrity_key()[31], std::byte{0xAB});
-    std::array<char, engine::max_username_length> name{};
-    EXPECT_EQ(table.at(s6).copy_username(name), "bob");
+    EXPECT_EQ(table.at(s6).username_length(), 3u);
+    EXPECT_EQ(table.at(s6).username_hash(), table.username_hash("bob"));
 
     table.erase(s4);
     EXPECT_EQ(table.find(v4), RelayTable::no_slot);
@@ -173,7 +178,7 @@ TEST(RelayTable, SecondInsertOfOneTupleReportsTheFirst) {
     const RelayTable::InsertResult again = table.insert(allocation(key, "mallory"));
     EXPECT_EQ(again.status, InsertStatus::exists);
     EXPECT_EQ(again.slot, slot);
-    EXPECT_TRUE(table.at(slot).username_equals("alice"));
+    EXPECT_TRUE(table.username_equals(slot, "alice"));
 }
 
 TEST(RelayTable, RelayPortIndex) {
@@ -491,7 +496,7 @@ TEST(RelayTable, RefusesBadArguments) {
     RelayTable table(limits(4, 4));
     const std::string longest(engine::max_username_length, 'u');
     const std::uint32_t slot = insert_ok(table, allocation(numbered_key(0), longest));
-    EXPECT_TRUE(table.at(slot).username_equals(longest));
+    EXPECT_TRUE(table.username_equals(slot, longest));
     EXPECT_EQ(table.insert(allocation(numbered_key(1), longest + "u")).status,
               InsertStatus::bad_username);
 
@@ -591,80 +596,83 @@ TEST(RelayTable, ChurnAgainstAMapLargeUniverse) { churn(1000, 5000, 20000, 3); }
 
 TEST(RelayTable, PermissionsByIpOnAnInjectedClock) {
     RelayTable table(limits(2, 2, 2));
-    engine::Allocation& a = table.at(insert_ok(table, allocation(numbered_key(0))));
+    const std::uint32_t slot = insert_ok(table, allocation(numbered_key(0)));
+    const engine::Allocation& a = table.at(slot);
     const stun::Address peer = with_port("198.51.100.20", 5000);
     const stun::Address other_port = with_port("198.51.100.20", 6000);
     const stun::Address mapped = with_port("::ffff:198.51.100.20", 5000);
 
     EXPECT_FALSE(a.permits(peer, 100));
-    EXPECT_EQ(a.install_permission(peer, 400, 100), PermissionResult::installed);
+    EXPECT_EQ(table.install_permission(slot, peer, 400, 100), PermissionResult::installed);
     // RFC 8656 §9: "only addresses are compared and port numbers are not considered".
     EXPECT_TRUE(a.permits(other_port, 399));
     EXPECT_FALSE(a.permits(mapped, 399));  // another family, another address
     EXPECT_FALSE(a.permits(peer, 400));    // expired at its expiry
-    EXPECT_EQ(a.install_permission(other_port, 700, 300), PermissionResult::refreshed);
+    EXPECT_EQ(table.install_permission(slot, other_port, 700, 300), PermissionResult::refreshed);
     EXPECT_TRUE(a.permits(peer, 699));
     EXPECT_EQ(a.permission_count(), 1u);
     // An expired one installed again counts as new.
-    EXPECT_EQ(a.install_permission(peer, 1000, 700), PermissionResult::installed);
+    EXPECT_EQ(table.install_permission(slot, peer, 1000, 700), PermissionResult::installed);
 
-    EXPECT_EQ(a.install_permission(mapped, 800, 700), PermissionResult::installed);
+    EXPECT_EQ(table.install_permission(slot, mapped, 800, 700), PermissionResult::installed);
     const stun::Address third = with_port("2001:db8::20", 1);
-    EXPECT_EQ(a.install_permission(third, 900, 700), PermissionResult::full);
+    EXPECT_EQ(table.install_permission(slot, third, 900, 700), PermissionResult::full);
     // Once one has expired, its place is taken.
-    EXPECT_EQ(a.install_permission(third, 1200, 800), PermissionResult::installed);
+    EXPECT_EQ(table.install_permission(slot, third, 1200, 800), PermissionResult::installed);
     EXPECT_FALSE(a.permits(mapped, 800));
     EXPECT_TRUE(a.permits(third, 800));
     EXPECT_TRUE(a.permits(peer, 800));
     EXPECT_EQ(a.permission_count(), 2u);
-    a.expire(1000);
+    table.expire_peers(slot, 1000);
     EXPECT_EQ(a.permission_count(), 1u);
     EXPECT_TRUE(a.permits(third, 1000));
-    a.expire(1200);
+    table.expire_peers(slot, 1200);
     EXPECT_EQ(a.permission_count(), 0u);
 }
 
 TEST(RelayTable, ChannelsBothWaysOnAnInjectedClock) {
     RelayTable table(limits(2, 2, 2, 2));
-    engine::Allocation& a = table.at(insert_ok(table, allocation(numbered_key(1))));
+    const std::uint32_t slot = insert_ok(table, allocation(numbered_key(1)));
+    const engine::Allocation& a = table.at(slot);
     const stun::Address peer_a = with_port("198.51.100.20", 5000);
     const stun::Address peer_b = with_port("198.51.100.20", 5001);  // same IP, another port
     const stun::Address peer_c = with_port("2001:db8::30", 5000);
 
-    EXPECT_EQ(a.bind_channel(0x3FFF, peer_a, 600, 0), ChannelResult::bad_number);
-    EXPECT_EQ(a.bind_channel(0x8000, peer_a, 600, 0), ChannelResult::bad_number);
-    EXPECT_EQ(a.bind_channel(0x4000, peer_a, 600, 0), ChannelResult::bound);
-    ASSERT_NE(a.channel(0x4000, 0), nullptr);
+    EXPECT_EQ(table.bind_channel(slot, 0x3FFF, peer_a, 600, 0), ChannelResult::bad_number);
+    EXPECT_EQ(table.bind_channel(slot, 0x8000, peer_a, 600, 0), ChannelResult::bad_number);
+    EXPECT_EQ(table.bind_channel(slot, 0x4000, peer_a, 600, 0), ChannelResult::bound);
+    ASSERT_TRUE(a.channel(0x4000, 0));
     EXPECT_EQ(a.channel(0x4000, 0)->peer, peer_a);
-    ASSERT_NE(a.channel_to(peer_a, 0), nullptr);
+    ASSERT_TRUE(a.channel_to(peer_a, 0));
     EXPECT_EQ(a.channel_to(peer_a, 0)->number, 0x4000);
-    EXPECT_EQ(a.channel_to(peer_b, 0), nullptr);  // channels are per transport address
-    EXPECT_EQ(a.channel(0x4001, 0), nullptr);
+    EXPECT_FALSE(a.channel_to(peer_b, 0));  // channels are per transport address
+    EXPECT_FALSE(a.channel(0x4001, 0));
 
-    EXPECT_EQ(a.bind_channel(0x4000, peer_a, 900, 300), ChannelResult::refreshed);
-    EXPECT_EQ(a.bind_channel(0x4000, peer_b, 900, 300), ChannelResult::number_in_use);
-    EXPECT_EQ(a.bind_channel(0x7FFF, peer_a, 900, 300), ChannelResult::peer_in_use);
-    EXPECT_EQ(a.bind_channel(0x7FFF, peer_b, 900, 300), ChannelResult::bound);
-    EXPECT_EQ(a.bind_channel(0x4001, peer_c, 900, 300), ChannelResult::full);
+    EXPECT_EQ(table.bind_channel(slot, 0x4000, peer_a, 900, 300), ChannelResult::refreshed);
+    EXPECT_EQ(table.bind_channel(slot, 0x4000, peer_b, 900, 300), ChannelResult::number_in_use);
+    EXPECT_EQ(table.bind_channel(slot, 0x7FFF, peer_a, 900, 300), ChannelResult::peer_in_use);
+    EXPECT_EQ(table.bind_channel(slot, 0x7FFF, peer_b, 900, 300), ChannelResult::bound);
+    EXPECT_EQ(table.bind_channel(slot, 0x4001, peer_c, 900, 300), ChannelResult::full);
     EXPECT_EQ(a.channel_count(), 2u);
 
     // At 900 both expired: unbound, their numbers and peers free (RFC 8656 §12).
-    EXPECT_EQ(a.channel(0x4000, 900), nullptr);
-    EXPECT_EQ(a.channel_to(peer_b, 900), nullptr);
-    EXPECT_EQ(a.bind_channel(0x4000, peer_c, 1500, 900), ChannelResult::bound);
-    EXPECT_EQ(a.bind_channel(0x4001, peer_a, 1500, 900), ChannelResult::bound);
+    EXPECT_FALSE(a.channel(0x4000, 900));
+    EXPECT_FALSE(a.channel_to(peer_b, 900));
+    EXPECT_EQ(table.bind_channel(slot, 0x4000, peer_c, 1500, 900), ChannelResult::bound);
+    EXPECT_EQ(table.bind_channel(slot, 0x4001, peer_a, 1500, 900), ChannelResult::bound);
     EXPECT_EQ(a.channel(0x4000, 900)->peer, peer_c);
     EXPECT_EQ(a.channel_to(peer_a, 900)->number, 0x4001);
-    EXPECT_EQ(a.channel_to(peer_b, 900), nullptr);
-    EXPECT_EQ(a.channel(0x7FFF, 900), nullptr);
+    EXPECT_FALSE(a.channel_to(peer_b, 900));
+    EXPECT_FALSE(a.channel(0x7FFF, 900));
     EXPECT_EQ(a.channel_count(), 2u);
-    a.expire(1500);
+    table.expire_peers(slot, 1500);
     EXPECT_EQ(a.channel_count(), 0u);
 
     RelayTable no_channels(limits(1, 1, 1, 0));
-    engine::Allocation& b = no_channels.at(insert_ok(no_channels, allocation(numbered_key(2))));
-    EXPECT_EQ(b.bind_channel(0x4000, peer_a, 600, 0), ChannelResult::full);
-    EXPECT_EQ(b.channel(0x4000, 0), nullptr);
+    const std::uint32_t b_slot = insert_ok(no_channels, allocation(numbered_key(2)));
+    const engine::Allocation& b = no_channels.at(b_slot);
+    EXPECT_EQ(no_channels.bind_channel(b_slot, 0x4000, peer_a, 600, 0), ChannelResult::full);
+    EXPECT_FALSE(b.channel(0x4000, 0));
 }
 
 TEST(RelayTable, RetransmissionGetsTheRememberedAnswer) {
@@ -673,25 +681,25 @@ TEST(RelayTable, RetransmissionGetsTheRememberedAnswer) {
     engine::Allocation& a = table.at(insert_ok(table, allocation(key)));
     stun::TransactionId txid{};
     txid[0] = std::byte{0x42};
-    EXPECT_EQ(a.answer_for(txid, stun::Method::allocate), nullptr);
+    EXPECT_FALSE(a.answer_for(txid, stun::Method::allocate));
     a.remember_answer({txid, stun::Method::allocate, 0, 600});
-    const engine::CachedAnswer* answer = a.answer_for(txid, stun::Method::allocate);
-    ASSERT_NE(answer, nullptr);
+    const std::optional<engine::CachedAnswer> answer = a.answer_for(txid, stun::Method::allocate);
+    ASSERT_TRUE(answer);
     EXPECT_EQ(answer->error_code, 0);
     EXPECT_EQ(answer->lifetime, 600u);
-    EXPECT_EQ(a.answer_for(txid, stun::Method::refresh), nullptr);
+    EXPECT_FALSE(a.answer_for(txid, stun::Method::refresh));
     stun::TransactionId other = txid;
     other[11] = std::byte{1};
-    EXPECT_EQ(a.answer_for(other, stun::Method::allocate), nullptr);
+    EXPECT_FALSE(a.answer_for(other, stun::Method::allocate));
     a.remember_answer({other, stun::Method::create_permission, 403, 0});
-    EXPECT_EQ(a.answer_for(txid, stun::Method::allocate), nullptr);
+    EXPECT_FALSE(a.answer_for(txid, stun::Method::allocate));
     EXPECT_EQ(a.answer_for(other, stun::Method::create_permission)->error_code, 403);
 
     // A new allocation in the slot remembers nothing of the old one.
     const std::uint32_t slot = table.find(key);
     table.erase(slot);
     EXPECT_EQ(insert_ok(table, allocation(numbered_key(2))), slot);
-    EXPECT_EQ(table.at(slot).answer_for(other, stun::Method::create_permission), nullptr);
+    EXPECT_FALSE(table.at(slot).answer_for(other, stun::Method::create_permission));
 }
 
 TEST(RelayTable, ExpiryRefreshAndSweep) {
@@ -759,16 +767,17 @@ TEST(RelayTable, SnapshotsAndListing) {
     const std::uint32_t s3 = insert_ok(table, allocation(numbered_key(3), "erin", 500));
     table.erase(s2);
     engine::Allocation& a = table.at(s1);
-    a.install_permission(with_port("198.51.100.9", 1), 800, 0);
-    a.bind_channel(0x4002, with_port("198.51.100.9", 1), 800, 0);
-    a.bind_channel(0x4003, with_port("198.51.100.9", 2), 800, 0);
+    table.install_permission(s1, with_port("198.51.100.9", 1), 800, 0);
+    table.bind_channel(s1, 0x4002, with_port("198.51.100.9", 1), 800, 0);
+    table.bind_channel(s1, 0x4003, with_port("198.51.100.9", 2), 800, 0);
     a.count_to_client(33);
 
     AllocationSnapshot copy;
     ASSERT_EQ(table.snapshot(s1, copy), RelayTable::SnapshotStatus::live);
     EXPECT_EQ(copy.slot, s1);
     EXPECT_EQ(copy.key, numbered_key(1));
-    EXPECT_EQ(copy.username(), "carol");
+    EXPECT_EQ(copy.username_length, 5u);
+    EXPECT_EQ(copy.username_hash, table.username_hash("carol"));
     EXPECT_EQ(copy.relay_port, a.relay_port());
     EXPECT_EQ(copy.families, relay_ipv4 | relay_ipv6);
     EXPECT_EQ(copy.expiry_ipv4, 700u);
@@ -780,13 +789,15 @@ TEST(RelayTable, SnapshotsAndListing) {
     EXPECT_EQ(table.snapshot(7, copy), RelayTable::SnapshotStatus::empty);
     EXPECT_EQ(table.snapshot(s1, copy, 0), RelayTable::SnapshotStatus::skipped);
 
-    std::vector<std::string> names;
-    const RelayTable::ListSummary summary =
-        table.list([&](const AllocationSnapshot& s) { names.emplace_back(s.username()); });
+    // A listing filtered by name compares hashes: the table's hash of the name asked for.
+    std::vector<std::uint32_t> erins;
+    const std::uint64_t erin = table.username_hash("erin");
+    const RelayTable::ListSummary summary = table.list([&](const AllocationSnapshot& s) {
+        if (s.username_hash == erin && s.username_length == 4) erins.push_back(s.slot);
+    });
     EXPECT_EQ(summary.listed, 2u);
     EXPECT_EQ(summary.skipped, 0u);
-    EXPECT_EQ(names, (std::vector<std::string>{"carol", "erin"}));
-    (void)s3;
+    EXPECT_EQ(erins, (std::vector<std::uint32_t>{s3}));
 }
 
 TEST(RelayTable, NoAllocationAfterConstruction) {
@@ -801,8 +812,9 @@ TEST(RelayTable, NoAllocationAfterConstruction) {
                 table.insert(allocation(numbered_key(i + round), "user", 1000 + round));
             if (r.status != InsertStatus::inserted) continue;
             engine::Allocation& a = table.at(r.slot);
-            (void)a.install_permission(with_port("198.51.100.9", 1), 2000, 0);
-            (void)a.bind_channel(0x4000, with_port("198.51.100.9", 1), 2000, 0);
+            const std::uint32_t slot = r.slot;
+            (void)table.install_permission(slot, with_port("198.51.100.9", 1), 2000, 0);
+            (void)table.bind_channel(slot, 0x4000, with_port("198.51.100.9", 1), 2000, 0);
             (void)a.permits(with_port("198.51.100.9", 7), 5);
             (void)a.channel(0x4000, 5);
             (void)a.channel_to(with_port("198.51.100.9", 1), 5);
@@ -879,14 +891,17 @@ TEST(RelayTable, ConcurrentListingSeesConsistentSnapshots) {
                 for (int b = 0; b < 4; ++b)
                     i = i << 8 | static_cast<std::uint32_t>(client.ip[12 + b]);
             }
-            const bool ok = s.key == numbered_key(i) && s.username() == username_of(i) &&
+            const std::string name = username_of(i);
+            const bool ok = s.key == numbered_key(i) && s.username_length == name.size() &&
+                            s.username_hash == table.username_hash(name) &&
                             s.families == (relay_ipv4 | relay_ipv6) &&
                             s.expiry_ipv4 == s.expiry_ipv6 && s.expiry_ipv4 >> 32 == i &&
                             s.permission_count <= 4 && s.channel_count <= 4 &&
                             s.relay_port >= 50000 && s.relay_port < 50512;
             if (!ok && failures.size() < 10)
                 failures.push_back("slot " + std::to_string(s.slot) + " number " +
-                                   std::to_string(i) + " username " + std::string(s.username()));
+                                   std::to_string(i) + " username length " +
+                                   std::to_string(s.username_length));
         };
         while (!done.load(std::memory_order_acquire)) {
             skipped += table.list(check).skipped;
@@ -934,11 +949,11 @@ TEST(RelayTable, ConcurrentListingSeesConsistentSnapshots) {
                           std::uint64_t{number_of[slot]} << 32 | stamp);
                 break;
             case 5:
-                a.install_permission(stun::Address::v4(static_cast<std::uint32_t>(stamp), 1),
+                table.install_permission(slot, stun::Address::v4(static_cast<std::uint32_t>(stamp), 1),
                                      stamp + 3, stamp);
                 break;
             case 6:
-                a.bind_channel(static_cast<std::uint16_t>(0x4000 + stamp % 8),
+                table.bind_channel(slot, static_cast<std::uint16_t>(0x4000 + stamp % 8),
                                stun::Address::v4(static_cast<std::uint32_t>(stamp % 8), 1),
                                stamp + 3, stamp);
                 break;

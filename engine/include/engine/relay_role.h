@@ -131,6 +131,8 @@ namespace engine {
     X(channel_number_in_use, 400, "the channel number is bound to another peer (§12.2)")          \
     X(channel_peer_in_use, 400, "the peer is bound to another channel number (§12.2)")            \
     X(channel_quota, 508, "the allocation has max_channels live channels (§12.2)")                \
+    X(peer_entries_full, 508, "the worker's peer entries (relay.peer_entries) are all in use: "   \
+                              "no room for a new permission or channel (§10.2, §12.2)")          \
     /* Dropped, unanswered: */                                                                   \
     X(rate_limited, 0, "an unauthenticated or failing request from a source IP whose token "      \
                        "bucket is empty: dropped, not answered")                                 \
