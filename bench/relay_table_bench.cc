@@ -14,17 +14,20 @@
 //
 // InsertErase replaces one allocation per iteration (erase a present key, insert a spare
 // one), so the table stays at N. RelayTable's figure includes the whole allocation: its
-// record (key, port, expiries, counts, a 22-byte username), the free-slot stack and the port
-// FIFO; the others change only their index. Neither rte_hash nor cds_lfht may reuse an
+// record (key, port, expiries, counts, a 22-byte username's keyed hash), the free-slot stack
+// and the port FIFO; the others change only their index. Neither rte_hash nor cds_lfht may reuse an
 // erased entry before every reader is past it (rte_hash_free_key_with_position after a
 // grace period, or call_rcu for a node); here nothing reads concurrently, so they reuse it
 // at once, which flatters them: a worker would also pay for a deferred-free queue.
 //
 // Memory (issue 4: bytes per allocation): RelayTable's benchmarks report counters
-// slot_bytes (RelayTable::slot_bytes(): the Allocation, 8 permissions, 8 channels, as limits()
-// sets them) and bytes_per_allocation: everything the table allocates (the slots, the 5-tuple
-// index, the free-slot stack, the relay-port index, its free FIFO and its queued flags, as
-// engine/relay_table.cc sizes them) over the allocations it holds, full (capacity = N).
+// slot_bytes (RelayTable::slot_bytes(): the Allocation record) and bytes_per_allocation:
+// RelayTable::allocated_bytes(), every byte its constructor allocated (the records, the peer
+// entry pool, the 5-tuple index, the relay-port index, its free FIFO and flags, the
+// reservation records, their stack and index), over the allocations it holds, full
+// (capacity = N), with max_permissions 8, max_channels 8 and the pool and reservations
+// punchlined's defaults give (engine/relay_setup.cc: a peer entry per allocation, a
+// reservation per sixteen).
 //
 // Run: build/bench/relay_table_bench --benchmark_repetitions=5
 //        --benchmark_report_aggregates_only=true [-- EAL arguments]
@@ -40,6 +43,7 @@
 #include <urcu-qsbr.h>
 #include <urcu/rculfhash.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
@@ -100,6 +104,9 @@ engine::RelayTableLimits limits(std::size_t n) {
     l.relay_addresses = static_cast<std::uint16_t>(n / 15000 + 2);
     l.max_permissions = 8;
     l.max_channels = 8;
+    l.peer_entries = l.capacity;
+    l.reservations = std::max<std::uint32_t>(1, l.capacity / 16);
+    l.ticks_per_second = 1000000000;  // the expiries below are 1: any clock will do
     l.seed = 0xB5AD4ECEDA1CE2A9;
     return l;
 }
@@ -277,30 +284,13 @@ std::string baseline(const char* name, const benchmark::State& state) {
     return std::string("baseline=") + name + "/" + std::to_string(state.range(0));
 }
 
-// What a full table of `limits` allocates, per allocation: the slots, the index (a power of two
-// of 8-byte entries at least twice the capacity), the free-slot stack (4 bytes a slot), the
-// port reservations (a 24-byte record and 4 bytes of free stack a slot, and their token index,
-// a power of two of 4-byte entries at least twice the capacity) and, per relay endpoint
-// (address × port), its slot (4), its place in the free FIFO (4), its queued flag (1) and its
-// reserved flag (1); engine/relay_table.cc's constructor allocates these and nothing else.
-double bytes_per_allocation(const RelayTable& table, const engine::RelayTableLimits& limits) {
-    const double capacity = table.capacity();
-    const double endpoints = double(limits.relay_addresses) * limits.relay_port_count;
-    const double index = double(std::bit_ceil(table.capacity() * 2)) * 8;
-    const double reservations =
-        (24 + 4) * capacity + double(std::bit_ceil(table.capacity() * 2)) * 4;
-    return (double(table.slot_bytes()) * capacity + index + 4 * capacity + reservations +
-            10 * endpoints) /
-           capacity;
-}
-
 // RelayTable's memory counters (see the header comment); none for the other structures.
 template <class Structure>
 void memory_counters(benchmark::State& state, const Structure& s) {
     if constexpr (std::is_same_v<Structure, Ours>) {
         state.counters["slot_bytes"] = double(s.table.slot_bytes());
         state.counters["bytes_per_allocation"] =
-            bytes_per_allocation(s.table, limits(s.keys.present.size()));
+            double(s.table.allocated_bytes()) / double(s.table.capacity());
     }
 }
 
@@ -347,8 +337,8 @@ void insert_erase(benchmark::State& state, const char* baseline_name) {
 constexpr const char* find_baseline = "BM_Baseline_UnorderedMapFind";
 constexpr const char* insert_baseline = "BM_Baseline_UnorderedMapInsertErase";
 
-// Allocations in the table: 10k, 100k and 1M (issue 4's look-up cost at 1M; a 1M table of
-// 1344-byte slots is 1.4 GB per structure, each candidate holding its own RelayTable records).
+// Allocations in the table: 10k, 100k and 1M (issue 4's look-up cost at 1M; a 1M table is
+// 253 MB per structure, each candidate holding its own RelayTable records).
 void sizes(benchmark::internal::Benchmark* b) { b->Arg(10000)->Arg(100000)->Arg(1000000); }
 
 // BM_<name>_FindHit, _FindMiss and _InsertErase, each against its baseline.

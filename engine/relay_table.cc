@@ -468,10 +468,8 @@ ChannelResult RelayTable::bind_channel(std::uint32_t slot, std::uint16_t number,
 
 // --- SipHash-2-4 (Aumasson, Bernstein: "SipHash: a fast short-input PRF", 2012) ---
 
-namespace {
-
-std::uint64_t siphash24(const std::array<std::uint64_t, 2>& key,
-                        std::string_view input) noexcept {
+std::uint64_t detail::siphash24(const std::array<std::uint64_t, 2>& key,
+                                std::string_view input) noexcept {
     std::uint64_t v0 = key[0] ^ 0x736f6d6570736575ull;
     std::uint64_t v1 = key[1] ^ 0x646f72616e646f6dull;
     std::uint64_t v2 = key[0] ^ 0x6c7967656e657261ull;
@@ -509,10 +507,8 @@ std::uint64_t siphash24(const std::array<std::uint64_t, 2>& key,
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-}  // namespace
-
 std::uint64_t RelayTable::username_hash(std::string_view username) const noexcept {
-    return siphash24(username_key_, username);
+    return detail::siphash24(username_key_, username);
 }
 
 bool RelayTable::username_equals(std::uint32_t slot, std::string_view username) const noexcept {

@@ -1027,6 +1027,38 @@ TEST_F(RelayRole, CreatePermissionErrors) {
     EXPECT_EQ(allocation_of(c)->permission_count(), max_permissions);
 }
 
+// The worker's peer entries (relay.peer_entries) run out: CreatePermission (all or nothing)
+// and ChannelBind get 508 under an outcome of their own, below the allocation's limits, and
+// succeed again once an entry is free.
+TEST_F(RelayRole, PeerEntriesRunOutWith508) {
+    shard = make_shard(relay_port_count, 2);
+    Client c = allocated();
+    ASSERT_EQ(create_permission(c, {peer_a}).code(), 0);
+    const stun::Address peer_c = stun::Address::v4(0x5DB8D801, 7000);  // 93.184.216.1
+    const stun::Address peer_d = stun::Address::v4(0x5DB8D802, 7000);
+    // One entry left, two new IPs: refused whole.
+    Exchange e = create_permission(c, {peer_c, peer_d});
+    EXPECT_EQ(e.code(), 508);
+    EXPECT_EQ(e.answer.outcome, TurnOutcome::peer_entries_full);
+    EXPECT_FALSE(allocation_of(c)->permits(peer_c, now_ticks));
+    EXPECT_EQ(allocation_of(c)->permission_count(), 1u);
+    ASSERT_EQ(create_permission(c, {peer_c}).code(), 0);
+    EXPECT_EQ(shard->table().free_peer_entries(), 0u);
+    e = channel_bind(c, 0x4000, peer_d);
+    EXPECT_EQ(e.code(), 508);
+    EXPECT_EQ(e.answer.outcome, TurnOutcome::peer_entries_full);
+    EXPECT_FALSE(allocation_of(c)->permits(peer_d, now_ticks));
+    // A channel to a peer whose IP has a permission takes no entry: bound.
+    EXPECT_EQ(channel_bind(c, 0x4001, peer_a).code(), 0);
+    EXPECT_EQ(allocation_of(c)->channel(0x4001, now_ticks)->peer, peer_a);
+    // 300 s on, peer_c's permission has expired (peer_a's was refreshed by the bind at 0 s
+    // too, so both have): the entries come back.
+    advance(301);
+    EXPECT_EQ(channel_bind(c, 0x4002, peer_d).code(), 0);
+    EXPECT_TRUE(allocation_of(c)->permits(peer_d, now_ticks));
+    EXPECT_EQ(shard->counters().outcome(TurnOutcome::peer_entries_full), 2u);
+}
+
 TEST_F(RelayRole, CreatePermissionWithoutAllocationGets437) {
     Client c = make_client("alice", "alice-password");
     challenge(c);

@@ -535,6 +535,26 @@ TEST(RelayTable, ConstructorRefusesBadLimits) {
     RelayTableLimits zero_port = limits(4, 4);
     zero_port.first_relay_port = 0;
     EXPECT_THROW(RelayTable{zero_port}, std::invalid_argument);
+
+    RelayTableLimits pool = limits(4, 4);
+    pool.peer_entries = 0;
+    EXPECT_THROW(RelayTable{pool}, std::invalid_argument);
+    pool.peer_entries = (1u << 26) + 1;
+    EXPECT_THROW(RelayTable{pool}, std::invalid_argument);
+    // An entry's offset from a record must fit 28 bits: 6 units a record, then the pool.
+    pool.capacity = 1u << 24;
+    pool.peer_entries = (1u << 28) - 6 * (1u << 24);
+    EXPECT_THROW(RelayTable{pool}, std::invalid_argument);
+    RelayTableLimits reservations = limits(4, 4);
+    reservations.reservations = 0;
+    EXPECT_THROW(RelayTable{reservations}, std::invalid_argument);
+    reservations.reservations = 5;  // more than capacity
+    EXPECT_THROW(RelayTable{reservations}, std::invalid_argument);
+    RelayTableLimits clock = limits(4, 4);
+    clock.ticks_per_second = 0;  // no default: the caller must name its clock
+    EXPECT_THROW(RelayTable{clock}, std::invalid_argument);
+    clock.ticks_per_second = (std::uint64_t{1} << 40) + 1;
+    EXPECT_THROW(RelayTable{clock}, std::invalid_argument);
 }
 
 // Random inserts, erases and look-ups against a std::map, on a small index (long probe chains
@@ -673,6 +693,231 @@ TEST(RelayTable, ChannelsBothWaysOnAnInjectedClock) {
     const engine::Allocation& b = no_channels.at(b_slot);
     EXPECT_EQ(no_channels.bind_channel(b_slot, 0x4000, peer_a, 600, 0), ChannelResult::full);
     EXPECT_FALSE(b.channel(0x4000, 0));
+}
+
+// The peer entry pool: shared by the table's allocations, exhausted (no_entry, the 508 the
+// caller answers), refilled by expiry and by erase, and reused.
+TEST(RelayTable, PeerEntryPoolRunsDryAndRefills) {
+    RelayTableLimits l = limits(4, 4, 4, 4);
+    l.peer_entries = 3;
+    RelayTable table(l);
+    const std::uint32_t a = insert_ok(table, allocation(numbered_key(0)));
+    const std::uint32_t b = insert_ok(table, allocation(numbered_key(2)));
+    const stun::Address p1 = with_port("198.51.100.1", 1);
+    const stun::Address p2 = with_port("198.51.100.2", 1);
+    const stun::Address p3 = with_port("2001:db8::3", 1);
+    EXPECT_EQ(table.free_peer_entries(), 3u);
+    EXPECT_EQ(table.install_permission(a, p1, 100, 0), PermissionResult::installed);
+    EXPECT_EQ(table.install_permission(a, p2, 200, 0), PermissionResult::installed);
+    EXPECT_EQ(table.install_permission(b, p1, 100, 0), PermissionResult::installed);
+    EXPECT_EQ(table.free_peer_entries(), 0u);
+    // Dry: a new IP gets nothing, below both allocations' own limits.
+    EXPECT_EQ(table.install_permission(b, p3, 100, 0), PermissionResult::no_entry);
+    EXPECT_EQ(table.bind_channel(b, 0x4000, p3, 100, 0), ChannelResult::no_entry);
+    EXPECT_FALSE(table.at(b).permits(p3, 0));
+    EXPECT_EQ(table.at(b).permission_count(), 1u);
+    EXPECT_EQ(table.at(b).channel_count(), 0u);
+    // A channel to an IP with a permission shares its entry: no new entry.
+    EXPECT_EQ(table.bind_channel(b, 0x4000, p1, 150, 0), ChannelResult::bound);
+    EXPECT_EQ(table.at(b).channel(0x4000, 0)->peer, p1);
+    EXPECT_EQ(table.free_peer_entries(), 0u);
+    // Refreshing takes nothing either.
+    EXPECT_EQ(table.install_permission(a, p2, 300, 50), PermissionResult::refreshed);
+
+    // a's p1 expires at 100: expire_peers() gives its entry back, and b takes it.
+    table.expire_peers(a, 100);
+    EXPECT_EQ(table.free_peer_entries(), 1u);
+    EXPECT_EQ(table.at(a).permission_count(), 1u);
+    EXPECT_TRUE(table.at(a).permits(p2, 100));
+    EXPECT_EQ(table.install_permission(b, p3, 400, 100), PermissionResult::installed);
+    EXPECT_TRUE(table.at(b).permits(p3, 100));
+    EXPECT_EQ(table.free_peer_entries(), 0u);
+    // An allocation that finds the pool dry gives back its own expired entries first: b's
+    // p1 permission expired at 100, its channel at 150; at 150 its entry is free again.
+    EXPECT_EQ(table.install_permission(b, p2, 400, 150), PermissionResult::installed);
+    EXPECT_FALSE(table.at(b).permits(p1, 150));
+    EXPECT_FALSE(table.at(b).channel(0x4000, 150));
+    EXPECT_EQ(table.at(b).permission_count(), 2u);
+
+    // Erasing an allocation returns all its entries; a new allocation in its slot has none.
+    table.erase(a);
+    EXPECT_EQ(table.free_peer_entries(), 1u);
+    const std::uint32_t c = insert_ok(table, allocation(numbered_key(4)));
+    EXPECT_EQ(table.at(c).permission_count(), 0u);
+    EXPECT_FALSE(table.at(c).permits(p2, 150));
+    EXPECT_EQ(table.bind_channel(c, 0x4001, p2, 400, 150), ChannelResult::bound);
+    EXPECT_EQ(table.free_peer_entries(), 0u);
+    // The ChannelBind's permission (RFC 8656 §12.2) goes into the channel's entry.
+    EXPECT_EQ(table.install_permission(c, p2, 400, 150), PermissionResult::installed);
+    EXPECT_TRUE(table.at(c).permits(p2, 150));
+    EXPECT_EQ(table.at(c).channel_to(p2, 150)->number, 0x4001);
+    EXPECT_EQ(table.at(c).permission_count(), 1u);
+    EXPECT_EQ(table.at(c).channel_count(), 1u);
+}
+
+// Two channels to two ports of one IP: two entries, one permission between them, which
+// outlives the channel whose entry holds it.
+TEST(RelayTable, ChannelsToOneIpShareItsPermission) {
+    RelayTable table(limits(1, 1, 4, 4));
+    const std::uint32_t slot = insert_ok(table, allocation(numbered_key(0)));
+    const engine::Allocation& a = table.at(slot);
+    const stun::Address port_1 = with_port("198.51.100.7", 1);
+    const stun::Address port_2 = with_port("198.51.100.7", 2);
+    const std::size_t free = table.free_peer_entries();
+    EXPECT_EQ(table.bind_channel(slot, 0x4000, port_1, 100, 0), ChannelResult::bound);
+    EXPECT_EQ(table.install_permission(slot, port_1, 300, 0), PermissionResult::installed);
+    EXPECT_EQ(table.bind_channel(slot, 0x4001, port_2, 200, 0), ChannelResult::bound);
+    EXPECT_EQ(table.install_permission(slot, port_2, 300, 0), PermissionResult::refreshed);
+    EXPECT_EQ(table.free_peer_entries(), free - 2);
+    EXPECT_EQ(a.permission_count(), 1u);
+    EXPECT_EQ(a.channel_count(), 2u);
+    EXPECT_EQ(a.channel_to(port_2, 0)->number, 0x4001);
+    // The first channel ends at 100; the permission, in its entry, lives on to 300.
+    table.expire_peers(slot, 150);
+    EXPECT_FALSE(a.channel(0x4000, 150));
+    EXPECT_TRUE(a.channel(0x4001, 150));
+    EXPECT_TRUE(a.permits(port_2, 299));
+    EXPECT_EQ(a.channel_count(), 1u);
+    EXPECT_EQ(table.free_peer_entries(), free - 2);
+    table.expire_peers(slot, 250);
+    EXPECT_TRUE(a.permits(port_1, 250));
+    EXPECT_EQ(table.free_peer_entries(), free - 1);
+    table.expire_peers(slot, 300);
+    EXPECT_FALSE(a.permits(port_1, 300));
+    EXPECT_EQ(table.free_peer_entries(), free);
+    EXPECT_EQ(a.permission_count(), 0u);
+}
+
+// Peer expiries are 32-bit units compared wrap-aware: right across the 2^32 boundary of the
+// unit count, and in 2^k-tick units on a fast clock, where a permission ends within a unit
+// before its expiry, never after.
+TEST(RelayTable, PeerExpiriesWrapAndRoundDown) {
+    RelayTable table(limits(1, 1, 2, 2));  // 1000 ticks a second: one tick a unit
+    const std::uint32_t slot = insert_ok(table, allocation(numbered_key(0)));
+    const engine::Allocation& a = table.at(slot);
+    const stun::Address peer = with_port("198.51.100.7", 9);
+    const std::uint64_t wrap = std::uint64_t{1} << 32;
+    EXPECT_EQ(table.install_permission(slot, peer, wrap + 300, wrap - 300),
+              PermissionResult::installed);
+    EXPECT_EQ(table.bind_channel(slot, 0x4000, peer, wrap + 600, wrap - 300),
+              ChannelResult::bound);
+    EXPECT_TRUE(a.permits(peer, wrap - 1));
+    EXPECT_TRUE(a.permits(peer, wrap + 299));
+    EXPECT_FALSE(a.permits(peer, wrap + 300));
+    EXPECT_TRUE(a.channel(0x4000, wrap + 599));
+    EXPECT_FALSE(a.channel(0x4000, wrap + 600));
+    table.expire_peers(slot, wrap + 300);
+    EXPECT_EQ(a.permission_count(), 0u);
+    EXPECT_EQ(a.channel_count(), 1u);
+
+    RelayTableLimits fast = limits(1, 1, 2, 2);
+    fast.ticks_per_second = 3'000'000'000;  // a 3 GHz TSC: units of 2^21 ticks (0.7 ms)
+    RelayTable gigahertz(fast);
+    const std::uint32_t g = insert_ok(gigahertz, allocation(numbered_key(0)));
+    const std::uint64_t unit = std::uint64_t{1} << 21;
+    // Past the wrap of the 32-bit unit count (2^53 ticks, some 35 days of uptime).
+    const std::uint64_t now = (std::uint64_t{1} << 53) - 100 * unit + 12345;
+    const std::uint64_t expiry = now + 300 * fast.ticks_per_second;
+    EXPECT_EQ(gigahertz.install_permission(g, peer, expiry, now), PermissionResult::installed);
+    EXPECT_TRUE(gigahertz.at(g).permits(peer, now));
+    EXPECT_TRUE(gigahertz.at(g).permits(peer, expiry - (expiry & (unit - 1)) - 1));
+    EXPECT_FALSE(gigahertz.at(g).permits(peer, expiry - (expiry & (unit - 1))));
+    EXPECT_FALSE(gigahertz.at(g).permits(peer, expiry));
+}
+
+// Usernames up to RFC 5389's 512 bytes, told apart by their last byte or their length, and
+// listed by length and hash.
+TEST(RelayTable, LongUsernamesByKeyedHash) {
+    RelayTable table(limits(4, 4));
+    std::string longest(engine::max_username_length, 'u');
+    const std::uint32_t slot = insert_ok(table, allocation(numbered_key(0), longest));
+    EXPECT_TRUE(table.username_equals(slot, longest));
+    std::string last_byte = longest;
+    last_byte.back() = 'v';
+    EXPECT_FALSE(table.username_equals(slot, last_byte));
+    EXPECT_FALSE(table.username_equals(slot, longest.substr(1)));
+    EXPECT_FALSE(table.username_equals(slot, ""));
+    const std::uint32_t empty = insert_ok(table, allocation(numbered_key(1), ""));
+    EXPECT_TRUE(table.username_equals(empty, ""));
+    EXPECT_FALSE(table.username_equals(empty, "u"));
+
+    AllocationSnapshot copy;
+    ASSERT_EQ(table.snapshot(slot, copy), RelayTable::SnapshotStatus::live);
+    EXPECT_EQ(copy.username_length, engine::max_username_length);
+    EXPECT_EQ(copy.username_hash, table.username_hash(longest));
+    EXPECT_NE(copy.username_hash, table.username_hash(last_byte));
+    // The hash is keyed by the seed: another table hashes the name otherwise.
+    RelayTableLimits other_seed = limits(4, 4);
+    other_seed.seed = 0x5EED + 1;
+    EXPECT_NE(RelayTable(other_seed).username_hash(longest), table.username_hash(longest));
+}
+
+// SipHash-2-4's reference vectors (Aumasson and Bernstein, appendix A, and the reference
+// implementation's vectors.h): key 00..0f, input 00..0e, then the empty input and 00..3f.
+TEST(SipHash, ReferenceVectors) {
+    const std::array<std::uint64_t, 2> key = {0x0706050403020100, 0x0f0e0d0c0b0a0908};
+    std::string input;
+    for (int i = 0; i < 64; ++i) input.push_back(static_cast<char>(i));
+    EXPECT_EQ(engine::detail::siphash24(key, std::string_view(input).substr(0, 15)),
+              0xa129ca6149be45e5u);
+    EXPECT_EQ(engine::detail::siphash24(key, ""), 0x726fdb47dd0e0e31u);
+    EXPECT_EQ(engine::detail::siphash24(key, std::string_view(input).substr(0, 8)),
+              0x93f5f5799a932462u);
+}
+
+// The table's username hash: 64 lengths of one name give 64 hashes, and a name the same
+// hash each time.
+TEST(RelayTable, UsernameHashIsAFunctionOfTheWholeName) {
+    RelayTable table(limits(4, 4));
+    std::set<std::uint64_t> hashes;
+    std::string name;
+    for (int length = 0; length < 64; ++length) {
+        hashes.insert(table.username_hash(name));
+        EXPECT_EQ(table.username_hash(name), table.username_hash(std::string(name)));
+        name.push_back(static_cast<char>('a' + length % 26));
+    }
+    EXPECT_EQ(hashes.size(), 64u);
+}
+
+// The answer's error code and the key's algorithm share a word: neither disturbs the other.
+TEST(RelayTable, RememberedAnswerKeepsTheKeyAlgorithm) {
+    RelayTable table(limits(1, 2));
+    std::array<std::byte, 32> sha_key{};
+    sha_key[0] = std::byte{7};
+    RelayTable::NewAllocation sha = allocation(numbered_key(0));
+    sha.password_algorithm = stun::PasswordAlgorithm::sha256;
+    sha.integrity_key = sha_key;
+    engine::Allocation& a = table.at(insert_ok(table, sha));
+    stun::TransactionId txid{};
+    txid[5] = std::byte{9};
+    a.remember_answer({txid, stun::Method::channel_bind, 699, 0, 0});
+    EXPECT_EQ(a.password_algorithm(), stun::PasswordAlgorithm::sha256);
+    EXPECT_EQ(a.integrity_key().size(), 32u);
+    const std::optional<engine::CachedAnswer> answer =
+        a.answer_for(txid, stun::Method::channel_bind);
+    ASSERT_TRUE(answer);
+    EXPECT_EQ(answer->error_code, 699);
+    EXPECT_EQ(answer->transaction_id, txid);
+    EXPECT_EQ(answer->method, stun::Method::channel_bind);
+    a.remember_answer({txid, stun::Method::allocate, 0, 3600, 0x1122334455667788});
+    EXPECT_EQ(a.answer_for(txid, stun::Method::allocate)->reservation_token,
+              0x1122334455667788u);
+    EXPECT_EQ(a.answer_for(txid, stun::Method::allocate)->lifetime, 3600u);
+    EXPECT_EQ(a.password_algorithm(), stun::PasswordAlgorithm::sha256);
+}
+
+// Issue 4's goal at the benchmark's shape (bench/relay_table_bench.cc): everything the table
+// allocates, over its capacity, at most 256 bytes.
+TEST(RelayTable, AllocatesAtMost256BytesPerAllocation) {
+    RelayTableLimits l = limits(65536, 15000, 8, 8);
+    l.relay_addresses = 65536 / 15000 + 2;
+    l.peer_entries = l.capacity;
+    l.reservations = l.capacity / 16;
+    const RelayTable table(l);
+    EXPECT_EQ(table.slot_bytes(), 192u);
+    EXPECT_LE(table.allocated_bytes(), std::size_t{256} * l.capacity);
+    // And the count is of what was allocated: at least the records and the pool.
+    EXPECT_GE(table.allocated_bytes(), std::size_t{192 + 32} * l.capacity);
 }
 
 TEST(RelayTable, RetransmissionGetsTheRememberedAnswer) {

@@ -276,6 +276,11 @@ struct PeerEntry {
     }
 };
 
+/// SipHash-2-4 (Aumasson, Bernstein, 2012) of `input` under the 128-bit `key` (k0, k1 as the
+/// reference reads them, little-endian): RelayTable::username_hash().
+[[nodiscard]] std::uint64_t siphash24(const std::array<std::uint64_t, 2>& key,
+                                      std::string_view input) noexcept;
+
 /// A peer expiry in units of 2^shift ticks, rounded down, modulo 2^32.
 [[nodiscard]] constexpr std::uint32_t expiry_units(std::uint64_t ticks,
                                                    unsigned shift) noexcept {
