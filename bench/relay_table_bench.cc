@@ -29,6 +29,10 @@
 // punchlined's defaults give (engine/relay_setup.cc: a peer entry per allocation, a
 // reservation per sixteen).
 //
+// The per-packet paths past the look-up (BM_RelayTable_PeerToClientPath, _ChannelDataPath)
+// run on a table whose every allocation has one peer with a permission and a channel: the
+// record's lines and the peer entry a datagram touches, as engine/relay_path.cc reads them.
+//
 // Run: build/bench/relay_table_bench --benchmark_repetitions=5
 //        --benchmark_report_aggregates_only=true [-- EAL arguments]
 // EAL arguments default to "-l 1 --no-pci --in-memory --no-telemetry" when 512 MiB of 2 MiB
@@ -397,7 +401,83 @@ void BM_RelayTable_ListPerAllocation(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(listed));
 }
 
+// The per-packet paths past the look-up, on a table whose every allocation has the WebRTC
+// shape: one peer with a permission and a channel. The peer of allocation i is 198.0.0.0 + i:
+// the address varies with i, as a real table's do. Peers expire at 2^40 ticks, and packets
+// come at tick 1.
+stun::Address peer_of(std::size_t i) {
+    return stun::Address::v4(0xC6000000 | static_cast<std::uint32_t>(i & 0xFFFFFF),
+                             static_cast<std::uint16_t>(5000 + i % 1000));
+}
+constexpr std::uint64_t peer_expiry = std::uint64_t{1} << 40;
+
+struct WithPeers : Ours {
+    explicit WithPeers(std::size_t n) : Ours(n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const stun::Address peer = peer_of(i);
+            (void)table.bind_channel(slots[i], 0x4000, peer, peer_expiry, 0);
+            (void)table.install_permission(slots[i], peer, peer_expiry, 0);
+        }
+    }
+};
+
+// Calls `relay(i)` for allocation i = 0, 1, ... round robin, once per iteration; every call
+// must relay (return true).
+template <class Relay>
+void relay_round_robin(benchmark::State& state, std::size_t n, Relay&& relay) {
+    std::size_t i = 0;
+    std::uint64_t relayed = 0;
+    for (auto _ : state) {
+        relayed += relay(i) ? 1 : 0;
+        if (++i == n) i = 0;
+    }
+    if (relayed != static_cast<std::uint64_t>(state.iterations()))
+        state.SkipWithError("a datagram was not relayed");
+    state.SetItemsProcessed(state.iterations());
+}
+
+// A datagram from the peer (engine/relay_path.cc's relay_from_peer): the relay-port index,
+// the relayed address's expiry, the permission, the channel, the client's hop and address,
+// the counters.
+void BM_RelayTable_PeerToClientPath(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    WithPeers& s = fixture<WithPeers>(n);
+    std::vector<std::pair<std::uint8_t, std::uint16_t>> ports;
+    for (const std::uint32_t slot : s.slots)
+        ports.emplace_back(s.table.at(slot).relay_address(), s.table.at(slot).relay_port());
+    relay_round_robin(state, n, [&](std::size_t i) {
+        engine::Allocation& a =
+            s.table.at(s.table.find_by_relay_port(ports[i].first, ports[i].second));
+        const stun::Address peer = peer_of(i);
+        if (a.expiry(engine::relay_ipv4) == 0 || !a.permits(peer, 1)) return false;
+        const auto channel = a.channel_to(peer, 1);
+        benchmark::DoNotOptimize(channel->number);
+        benchmark::DoNotOptimize(a.client_hop());
+        benchmark::DoNotOptimize(a.key().client());
+        a.count_to_client(100);
+        return true;
+    });
+}
+
+// ChannelData from the client (engine/relay_path.cc): the 5-tuple look-up, the channel, the
+// relayed address's expiry, the permission, the counters.
+void BM_RelayTable_ChannelDataPath(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    WithPeers& s = fixture<WithPeers>(n);
+    relay_round_robin(state, n, [&](std::size_t i) {
+        engine::Allocation& a = s.table.at(s.table.find(s.keys.present[i]));
+        const auto channel = a.channel(0x4000, 1);
+        if (!channel || a.expiry(engine::relay_ipv4) == 0 || !a.permits(channel->peer, 1))
+            return false;
+        benchmark::DoNotOptimize(channel->peer);
+        a.count_to_peer(100);
+        return true;
+    });
+}
+
 BENCHMARK(BM_RelayTable_FindByRelayPort)->Apply(sizes);
+BENCHMARK(BM_RelayTable_PeerToClientPath)->Apply(sizes);
+BENCHMARK(BM_RelayTable_ChannelDataPath)->Apply(sizes);
 BENCHMARK(BM_RelayTable_ListPerAllocation)->Apply(sizes)->Unit(benchmark::kMicrosecond);
 
 std::size_t free_hugepage_mib() {
@@ -449,6 +529,7 @@ int main(int argc, char** argv) {
 
     fixtures<UnorderedMap>().clear();
     fixtures<Ours>().clear();
+    fixtures<WithPeers>().clear();
     fixtures<RteHash>().clear();
     fixtures<Lfht>().clear();
     rcu_unregister_thread();

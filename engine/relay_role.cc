@@ -307,7 +307,7 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
     // EVEN-PORT: a server that cannot satisfy it answers 508 (§7.2). An even port is searched
     // for, and with the R bit one whose next port is free as well: the table reserves that
     // one (held "for about 30 seconds", reservation_lifetime_s) under a new
-    // RESERVATION-TOKEN. The reservations are as many as the table's slots at most.
+    // RESERVATION-TOKEN. The reservations are as many as the table's records at most.
     // RESERVATION-TOKEN: "the server uses the previously reserved transport address
     // corresponding to the included token (if it is still available)"; a token that is not
     // valid (unknown, claimed, expired) is a 508 (the table checks).
@@ -317,7 +317,8 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
     if (claim) {
         fresh.claim_token = token;
     } else if (even_port == Presence::present) {
-        if (reserve && shard.table().reservation_count() >= shard.table().capacity())
+        if (reserve &&
+            shard.table().reservation_count() >= shard.table().reservation_capacity())
             return {TurnOutcome::reservations_full};
         if (!find_even_port(shard, facts.transaction_id, reserve, fresh.relay_port,
                             fresh.relay_address))

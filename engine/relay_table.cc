@@ -351,6 +351,7 @@ void RelayTable::collect_peers(Allocation& a, std::uint64_t now) noexcept {
         if (!e.has_permission() && e.number == 0) {
             *previous = (*previous & ~detail::PeerEntry::next_mask) | next;
             free_entry(e);
+            changed = true;
         } else {
             previous = &e.link;
         }

@@ -402,10 +402,13 @@ TEST(RelayTable, ReservationRefusals) {
               InsertStatus::token_in_use);
 }
 
-TEST(RelayTable, ReservationsAreBoundedByTheCapacity) {
-    // Capacity 3, 16 ports: three reservations, each of an allocation later erased, fill the
-    // records; a fourth is refused until one expires.
-    RelayTable table(limits(3, 16));
+TEST(RelayTable, ReservationsAreBoundedByTheirRecords) {
+    // Capacity 8, 3 reservation records, 16 ports: three reservations, each of an allocation
+    // later erased, fill the records; a fourth is refused until one expires.
+    RelayTableLimits l = limits(8, 16);
+    l.reservations = 3;
+    RelayTable table(l);
+    EXPECT_EQ(table.reservation_capacity(), 3u);
     for (std::uint32_t i = 0; i < 3; ++i) {
         const auto port = static_cast<std::uint16_t>(50000 + 2 * i);
         insert_ok(table, reserving(numbered_key(i), port, 10 + i, 500 + i));

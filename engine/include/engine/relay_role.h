@@ -110,7 +110,7 @@ namespace engine {
     X(even_port_unavailable, 508, "EVEN-PORT with no even relay port free, or with the R bit "    \
                                   "and no even port whose next port is free too (§7.2)")        \
     X(reservations_full, 508, "EVEN-PORT with the R bit while the worker holds as many "          \
-                              "reservations as its table has slots (§7.2)")                      \
+                              "reservations as relay.reservations gives it (§7.2)")              \
     X(user_quota_reached, 486, "the username has max_allocations_per_user allocations on this "   \
                                "worker (§7.2)")                                                  \
     X(table_full, 508, "the worker's allocation table is full (§7.2)")                            \

@@ -659,6 +659,10 @@ public:
     [[nodiscard]] std::size_t reservation_count() const noexcept {
         return reservation_capacity_ - free_reservation_count_;
     }
+    /// RelayTableLimits::reservations: the most reservation_count() can be.
+    [[nodiscard]] std::size_t reservation_capacity() const noexcept {
+        return reservation_capacity_;
+    }
     /// Whether `token` names a reservation live at `now`. Cost: a probe of the token index.
     [[nodiscard]] bool has_reservation(std::uint64_t token, std::uint64_t now) const noexcept;
 
