@@ -158,19 +158,24 @@ std::optional<Channel> Allocation::channel_to(const stun::Address& peer,
 
 namespace {
 
-// The last answer's key: a multiply-fold (as RelayTable::hash()) of the transaction ID's 96
-// bits and the method. Unkeyed: only the allocation's authenticated client reaches it, and
-// a collision would replay that client's own last answer to it.
+// The last answer's key: two multiply-folds (as RelayTable::hash()) of the transaction ID's 96
+// bits and the method. Unkeyed: for transaction IDs drawn at random, as RFC 8489 §6 has
+// clients draw them, two requests share a key with probability about 2^-64; only the
+// allocation's authenticated client reaches the cache, and a client that picked colliding IDs
+// on purpose would get its own last answer back, nothing of anyone else's.
 std::uint64_t answer_id(const stun::TransactionId& transaction_id, stun::Method method) noexcept {
     __extension__ using Product = unsigned __int128;
+    const auto fold = [](std::uint64_t a, std::uint64_t b) noexcept {
+        const Product product = static_cast<Product>(a) * b;
+        return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+    };
     std::uint64_t low = 0;
     std::uint32_t high = 0;
     std::memcpy(&low, transaction_id.data(), 8);
     std::memcpy(&high, transaction_id.data() + 8, 4);
-    const Product product =
-        static_cast<Product>(low ^ 0x9E3779B97F4A7C15ull) *
-        ((std::uint64_t{high} << 16 | static_cast<std::uint16_t>(method)) ^ 0xD6E8FEB86659FD93ull);
-    return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+    const std::uint64_t rest = std::uint64_t{high} << 16 | static_cast<std::uint16_t>(method);
+    return fold(fold(low ^ 0x9E3779B97F4A7C15ull, 0xD6E8FEB86659FD93ull) ^ rest,
+                0xA0761D6478BD642Full);
 }
 
 }  // namespace

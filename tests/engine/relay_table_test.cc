@@ -1,8 +1,11 @@
 // RelayTable: insert, find and erase by 5-tuple (IPv4 and IPv6) and by relay port, the full
 // table, the index under churn against a std::map, permissions and channels on an injected
-// clock, the retransmission cache, expiry, port reservations (claimed once, skipped by the free
-// queue, expired, bounded, churned against a std::map), no allocation after construction, and
-// a listing thread that checks every snapshot it takes while a writer thread churns the table.
+// clock, the peer entry pool (run dry, refilled, shared by a channel and its permission), peer
+// expiries across the 32-bit wrap and in coarse units, usernames by keyed hash (SipHash's
+// reference vectors, 512-byte names), the retransmission cache, expiry, port reservations
+// (claimed once, skipped by the free queue, expired, bounded, churned against a std::map), the
+// memory per allocation, no allocation after construction, and a listing thread that checks
+// every snapshot it takes while a writer thread churns the table.
 #include "engine/relay_table.h"
 
 #include <gtest/gtest.h>

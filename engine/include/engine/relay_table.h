@@ -412,7 +412,8 @@ public:
     void remember_answer(const CachedAnswer& answer) noexcept;
     /// The remembered answer when `transaction_id` and `method` are those of the last
     /// request answered (a retransmission), else nullopt. Both are compared by a 64-bit hash
-    /// (the header comment): a new request passes for the last one with probability 2^-64.
+    /// (the header comment): a new request with a random transaction ID passes for the last
+    /// one with probability about 2^-64.
     [[nodiscard]] std::optional<CachedAnswer> answer_for(
         const stun::TransactionId& transaction_id, stun::Method method) const noexcept;
 
