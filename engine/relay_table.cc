@@ -110,48 +110,48 @@ AllocationCounters Allocation::counters() const noexcept {
 }
 
 bool Allocation::permits(const stun::Address& peer, std::uint64_t now) const noexcept {
-    for (std::uint32_t at = first_peer(); at != 0;) {
-        const PeerEntry& e = entry(at);
+    for (std::uint32_t offset = first_peer(); offset != 0;) {
+        const PeerEntry& e = entry(offset);
         if (e.has_permission() && e.same_ip(peer))
             return detail::expiry_live(e.permission_expiry, now, expiry_shift());
-        at = e.link & PeerEntry::next_mask;
+        offset = e.link & PeerEntry::next_mask;
     }
     return false;
 }
 
 bool Allocation::has_peer_ip(const stun::Address& peer) const noexcept {
-    for (std::uint32_t at = first_peer(); at != 0;) {
-        const PeerEntry& e = entry(at);
+    for (std::uint32_t offset = first_peer(); offset != 0;) {
+        const PeerEntry& e = entry(offset);
         if (e.same_ip(peer)) return true;
-        at = e.link & PeerEntry::next_mask;
+        offset = e.link & PeerEntry::next_mask;
     }
     return false;
 }
 
 std::optional<Channel> Allocation::channel(std::uint16_t number,
                                            std::uint64_t now) const noexcept {
-    for (std::uint32_t at = first_peer(); at != 0;) {
-        const PeerEntry& e = entry(at);
+    for (std::uint32_t offset = first_peer(); offset != 0;) {
+        const PeerEntry& e = entry(offset);
         // Each number is in one entry at most (bind_channel() removes expired bindings
         // before it adds one).
         if (e.number == number && number != 0) {
             if (!detail::expiry_live(e.channel_expiry, now, expiry_shift())) return std::nullopt;
             return Channel{e.peer(), e.number};
         }
-        at = e.link & PeerEntry::next_mask;
+        offset = e.link & PeerEntry::next_mask;
     }
     return std::nullopt;
 }
 
 std::optional<Channel> Allocation::channel_to(const stun::Address& peer,
                                               std::uint64_t now) const noexcept {
-    for (std::uint32_t at = first_peer(); at != 0;) {
-        const PeerEntry& e = entry(at);
+    for (std::uint32_t offset = first_peer(); offset != 0;) {
+        const PeerEntry& e = entry(offset);
         if (e.number != 0 && e.port == peer.port && e.same_ip(peer)) {
             if (!detail::expiry_live(e.channel_expiry, now, expiry_shift())) return std::nullopt;
             return Channel{e.peer(), e.number};
         }
-        at = e.link & PeerEntry::next_mask;
+        offset = e.link & PeerEntry::next_mask;
     }
     return std::nullopt;
 }
@@ -324,11 +324,11 @@ void RelayTable::free_entry(detail::PeerEntry& e) noexcept {
 void RelayTable::recount(Allocation& a, std::uint32_t first_peer) noexcept {
     std::size_t permissions = 0;
     std::size_t channels = 0;
-    for (std::uint32_t at = first_peer; at != 0;) {
-        const detail::PeerEntry& e = a.entry(at);
+    for (std::uint32_t offset = first_peer; offset != 0;) {
+        const detail::PeerEntry& e = a.entry(offset);
         permissions += e.has_permission() ? 1 : 0;
         channels += e.number != 0 ? 1 : 0;
-        at = e.link & detail::PeerEntry::next_mask;
+        offset = e.link & detail::PeerEntry::next_mask;
     }
     a.begin_write();
     a.set_counts(permissions, channels, a.username_length(), first_peer);
@@ -342,8 +342,8 @@ void RelayTable::collect_peers(Allocation& a, std::uint64_t now) noexcept {
     // `previous`: the link field that points at the entry visited (the counts word's copy in
     // `first` for the first entry).
     std::uint32_t* previous = &first;
-    for (std::uint32_t at = first; at != 0;) {
-        detail::PeerEntry& e = a.entry(at);
+    for (std::uint32_t offset = first; offset != 0;) {
+        detail::PeerEntry& e = a.entry(offset);
         const std::uint32_t next = e.link & detail::PeerEntry::next_mask;
         if (e.has_permission() && !detail::expiry_live(e.permission_expiry, now, shift)) {
             e.link &= ~detail::PeerEntry::permission_bit;
@@ -360,7 +360,7 @@ void RelayTable::collect_peers(Allocation& a, std::uint64_t now) noexcept {
         } else {
             previous = &e.link;
         }
-        at = next;
+        offset = next;
     }
     if (changed) recount(a, first);
 }
@@ -377,8 +377,8 @@ PermissionResult RelayTable::install_permission(std::uint32_t slot, const stun::
     const std::uint32_t units = detail::expiry_units(expiry, shift);
     // The IP's permission, else an entry of the IP (a channel's) to hold it.
     detail::PeerEntry* holder = nullptr;
-    for (std::uint32_t at = a.first_peer(); at != 0;) {
-        detail::PeerEntry& e = a.entry(at);
+    for (std::uint32_t offset = a.first_peer(); offset != 0;) {
+        detail::PeerEntry& e = a.entry(offset);
         if (e.same_ip(peer)) {
             if (e.has_permission()) {
                 // RFC 8656 §9: "If a permission for that IP address already exists, then the
@@ -389,7 +389,7 @@ PermissionResult RelayTable::install_permission(std::uint32_t slot, const stun::
             }
             if (holder == nullptr) holder = &e;
         }
-        at = e.link & detail::PeerEntry::next_mask;
+        offset = e.link & detail::PeerEntry::next_mask;
     }
     if (a.permission_count() >= max_permissions_) {
         collect_peers(a, now);
@@ -428,9 +428,9 @@ ChannelResult RelayTable::bind_channel(std::uint32_t slot, std::uint16_t number,
         return ChannelResult::bad_number;
     Allocation& a = at(slot);
     const unsigned shift = a.expiry_shift();
-    for (std::uint32_t at = a.first_peer(); at != 0;) {
-        detail::PeerEntry& e = a.entry(at);
-        at = e.link & detail::PeerEntry::next_mask;
+    for (std::uint32_t offset = a.first_peer(); offset != 0;) {
+        detail::PeerEntry& e = a.entry(offset);
+        offset = e.link & detail::PeerEntry::next_mask;
         // RFC 8656 §12: "When the channel binding expires, the channel becomes unbound":
         // neither its number nor its peer holds anything back.
         if (e.number == 0 || !detail::expiry_live(e.channel_expiry, now, shift)) continue;
@@ -451,10 +451,10 @@ ChannelResult RelayTable::bind_channel(std::uint32_t slot, std::uint16_t number,
     if (a.channel_count() >= max_channels_) return ChannelResult::full;
     // The IP's entry when it holds no channel (its permission's), else a new one.
     detail::PeerEntry* holder = nullptr;
-    for (std::uint32_t at = a.first_peer(); at != 0 && holder == nullptr;) {
-        detail::PeerEntry& e = a.entry(at);
+    for (std::uint32_t offset = a.first_peer(); offset != 0 && holder == nullptr;) {
+        detail::PeerEntry& e = a.entry(offset);
         if (e.number == 0 && e.same_ip(peer)) holder = &e;
-        at = e.link & detail::PeerEntry::next_mask;
+        offset = e.link & detail::PeerEntry::next_mask;
     }
     std::uint32_t first = a.first_peer();
     if (holder == nullptr) {
@@ -670,9 +670,9 @@ void RelayTable::erase(std::uint32_t slot) noexcept {
     index_[hole] = 0;
 
     release_endpoint(relay_endpoint(a.relay_address(), a.relay_port()));
-    for (std::uint32_t at = a.first_peer(); at != 0;) {
-        detail::PeerEntry& e = a.entry(at);
-        at = e.link & detail::PeerEntry::next_mask;
+    for (std::uint32_t offset = a.first_peer(); offset != 0;) {
+        detail::PeerEntry& e = a.entry(offset);
+        offset = e.link & detail::PeerEntry::next_mask;
         free_entry(e);
     }
     // The long-term key does not outlive the allocation in memory.
