@@ -448,7 +448,8 @@ Decision create_permission(const RelayContext& context, RelayShard& shard,
     }
     // Room: the live permissions plus the request's new IPs (§9: "only addresses are
     // compared"), each counted once, within the table's max_permissions; else 508, the
-    // RFC's answer to a capacity limit.
+    // RFC's answer to a capacity limit. And a peer entry from the worker's pool for each new
+    // IP that has none (a channel's entry holds its IP's permission): else 508 as well.
     shard.table().expire_peers(slot, now);
     std::size_t needed = 0;
     std::size_t new_entries = 0;  // new IPs without an entry (a channel's) to hold them
