@@ -14,17 +14,24 @@
 //
 // InsertErase replaces one allocation per iteration (erase a present key, insert a spare
 // one), so the table stays at N. RelayTable's figure includes the whole allocation: its
-// record (key, port, expiries, counts, a 22-byte username), the free-slot stack and the port
-// FIFO; the others change only their index. Neither rte_hash nor cds_lfht may reuse an
+// record (key, port, expiries, counts, a 22-byte username's keyed hash), the free-slot stack
+// and the port FIFO; the others change only their index. Neither rte_hash nor cds_lfht may reuse an
 // erased entry before every reader is past it (rte_hash_free_key_with_position after a
 // grace period, or call_rcu for a node); here nothing reads concurrently, so they reuse it
 // at once, which flatters them: a worker would also pay for a deferred-free queue.
 //
 // Memory (issue 4: bytes per allocation): RelayTable's benchmarks report counters
-// slot_bytes (RelayTable::slot_bytes(): the Allocation, 8 permissions, 8 channels, as limits()
-// sets them) and bytes_per_allocation: everything the table allocates (the slots, the 5-tuple
-// index, the free-slot stack, the relay-port index, its free FIFO and its queued flags, as
-// engine/relay_table.cc sizes them) over the allocations it holds, full (capacity = N).
+// slot_bytes (RelayTable::slot_bytes(): the Allocation record) and bytes_per_allocation:
+// RelayTable::allocated_bytes(), every byte its constructor allocated (the records, the peer
+// entry pool, the 5-tuple index, the relay-port index, its free FIFO and flags, the
+// reservation records, their stack and index), over the allocations it holds, full
+// (capacity = N), with max_permissions 8, max_channels 8 and the pool and reservations
+// punchlined's defaults give (engine/relay_setup.cc: a peer entry per allocation, a
+// reservation per sixteen).
+//
+// The per-packet paths past the look-up (BM_RelayTable_PeerToClientPath, _ChannelDataPath)
+// run on a table whose every allocation has one peer with a permission and a channel: the
+// record's lines and the peer entry a datagram touches, as engine/relay_path.cc reads them.
 //
 // Run: build/bench/relay_table_bench --benchmark_repetitions=5
 //        --benchmark_report_aggregates_only=true [-- EAL arguments]
@@ -40,6 +47,7 @@
 #include <urcu-qsbr.h>
 #include <urcu/rculfhash.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
@@ -100,6 +108,9 @@ engine::RelayTableLimits limits(std::size_t n) {
     l.relay_addresses = static_cast<std::uint16_t>(n / 15000 + 2);
     l.max_permissions = 8;
     l.max_channels = 8;
+    l.peer_entries = l.capacity;
+    l.reservations = std::max<std::uint32_t>(1, l.capacity / 16);
+    l.ticks_per_second = 1000000000;  // the expiries below are 1: any clock will do
     l.seed = 0xB5AD4ECEDA1CE2A9;
     return l;
 }
@@ -277,30 +288,13 @@ std::string baseline(const char* name, const benchmark::State& state) {
     return std::string("baseline=") + name + "/" + std::to_string(state.range(0));
 }
 
-// What a full table of `limits` allocates, per allocation: the slots, the index (a power of two
-// of 8-byte entries at least twice the capacity), the free-slot stack (4 bytes a slot), the
-// port reservations (a 24-byte record and 4 bytes of free stack a slot, and their token index,
-// a power of two of 4-byte entries at least twice the capacity) and, per relay endpoint
-// (address × port), its slot (4), its place in the free FIFO (4), its queued flag (1) and its
-// reserved flag (1); engine/relay_table.cc's constructor allocates these and nothing else.
-double bytes_per_allocation(const RelayTable& table, const engine::RelayTableLimits& limits) {
-    const double capacity = table.capacity();
-    const double endpoints = double(limits.relay_addresses) * limits.relay_port_count;
-    const double index = double(std::bit_ceil(table.capacity() * 2)) * 8;
-    const double reservations =
-        (24 + 4) * capacity + double(std::bit_ceil(table.capacity() * 2)) * 4;
-    return (double(table.slot_bytes()) * capacity + index + 4 * capacity + reservations +
-            10 * endpoints) /
-           capacity;
-}
-
 // RelayTable's memory counters (see the header comment); none for the other structures.
 template <class Structure>
 void memory_counters(benchmark::State& state, const Structure& s) {
     if constexpr (std::is_same_v<Structure, Ours>) {
         state.counters["slot_bytes"] = double(s.table.slot_bytes());
         state.counters["bytes_per_allocation"] =
-            bytes_per_allocation(s.table, limits(s.keys.present.size()));
+            double(s.table.allocated_bytes()) / double(s.table.capacity());
     }
 }
 
@@ -347,8 +341,8 @@ void insert_erase(benchmark::State& state, const char* baseline_name) {
 constexpr const char* find_baseline = "BM_Baseline_UnorderedMapFind";
 constexpr const char* insert_baseline = "BM_Baseline_UnorderedMapInsertErase";
 
-// Allocations in the table: 10k, 100k and 1M (issue 4's look-up cost at 1M; a 1M table of
-// 1344-byte slots is 1.4 GB per structure, each candidate holding its own RelayTable records).
+// Allocations in the table: 10k, 100k and 1M (issue 4's look-up cost at 1M; a 1M table is
+// 253 MB per structure, each candidate holding its own RelayTable records).
 void sizes(benchmark::internal::Benchmark* b) { b->Arg(10000)->Arg(100000)->Arg(1000000); }
 
 // BM_<name>_FindHit, _FindMiss and _InsertErase, each against its baseline.
@@ -407,7 +401,83 @@ void BM_RelayTable_ListPerAllocation(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(listed));
 }
 
+// The per-packet paths past the look-up, on a table whose every allocation has the WebRTC
+// shape: one peer with a permission and a channel. The peer of allocation i is 198.0.0.0 + i:
+// the address varies with i, as a real table's do. Peers expire at 2^40 ticks, and packets
+// come at tick 1.
+stun::Address peer_of(std::size_t i) {
+    return stun::Address::v4(0xC6000000 | static_cast<std::uint32_t>(i & 0xFFFFFF),
+                             static_cast<std::uint16_t>(5000 + i % 1000));
+}
+constexpr std::uint64_t peer_expiry = std::uint64_t{1} << 40;
+
+struct WithPeers : Ours {
+    explicit WithPeers(std::size_t n) : Ours(n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const stun::Address peer = peer_of(i);
+            (void)table.bind_channel(slots[i], 0x4000, peer, peer_expiry, 0);
+            (void)table.install_permission(slots[i], peer, peer_expiry, 0);
+        }
+    }
+};
+
+// Calls `relay(i)` for allocation i = 0, 1, ... round robin, once per iteration; every call
+// must relay (return true).
+template <class Relay>
+void relay_round_robin(benchmark::State& state, std::size_t n, Relay&& relay) {
+    std::size_t i = 0;
+    std::uint64_t relayed = 0;
+    for (auto _ : state) {
+        relayed += relay(i) ? 1 : 0;
+        if (++i == n) i = 0;
+    }
+    if (relayed != static_cast<std::uint64_t>(state.iterations()))
+        state.SkipWithError("a datagram was not relayed");
+    state.SetItemsProcessed(state.iterations());
+}
+
+// A datagram from the peer (engine/relay_path.cc's relay_from_peer): the relay-port index,
+// the relayed address's expiry, the permission, the channel, the client's hop and address,
+// the counters.
+void BM_RelayTable_PeerToClientPath(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    WithPeers& s = fixture<WithPeers>(n);
+    std::vector<std::pair<std::uint8_t, std::uint16_t>> ports;
+    for (const std::uint32_t slot : s.slots)
+        ports.emplace_back(s.table.at(slot).relay_address(), s.table.at(slot).relay_port());
+    relay_round_robin(state, n, [&](std::size_t i) {
+        engine::Allocation& a =
+            s.table.at(s.table.find_by_relay_port(ports[i].first, ports[i].second));
+        const stun::Address peer = peer_of(i);
+        if (a.expiry(engine::relay_ipv4) == 0 || !a.permits(peer, 1)) return false;
+        const auto channel = a.channel_to(peer, 1);
+        benchmark::DoNotOptimize(channel->number);
+        benchmark::DoNotOptimize(a.client_hop());
+        benchmark::DoNotOptimize(a.key().client());
+        a.count_to_client(100);
+        return true;
+    });
+}
+
+// ChannelData from the client (engine/relay_path.cc): the 5-tuple look-up, the channel, the
+// relayed address's expiry, the permission, the counters.
+void BM_RelayTable_ChannelDataPath(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    WithPeers& s = fixture<WithPeers>(n);
+    relay_round_robin(state, n, [&](std::size_t i) {
+        engine::Allocation& a = s.table.at(s.table.find(s.keys.present[i]));
+        const auto channel = a.channel(0x4000, 1);
+        if (!channel || a.expiry(engine::relay_ipv4) == 0 || !a.permits(channel->peer, 1))
+            return false;
+        benchmark::DoNotOptimize(channel->peer);
+        a.count_to_peer(100);
+        return true;
+    });
+}
+
 BENCHMARK(BM_RelayTable_FindByRelayPort)->Apply(sizes);
+BENCHMARK(BM_RelayTable_PeerToClientPath)->Apply(sizes);
+BENCHMARK(BM_RelayTable_ChannelDataPath)->Apply(sizes);
 BENCHMARK(BM_RelayTable_ListPerAllocation)->Apply(sizes)->Unit(benchmark::kMicrosecond);
 
 std::size_t free_hugepage_mib() {
@@ -459,6 +529,7 @@ int main(int argc, char** argv) {
 
     fixtures<UnorderedMap>().clear();
     fixtures<Ours>().clear();
+    fixtures<WithPeers>().clear();
     fixtures<RteHash>().clear();
     fixtures<Lfht>().clear();
     rcu_unregister_thread();

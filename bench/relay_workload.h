@@ -10,6 +10,7 @@
 // on the next port up is a peer with a permission but no channel (a Data indication's).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -115,6 +116,11 @@ inline std::unique_ptr<engine::RelayShard> make_shard(std::uint32_t capacity,
     limits.relay_addresses = 1;
     limits.max_permissions = 4;
     limits.max_channels = 4;
+    // As punchlined sizes them by default (engine/relay_setup.cc): a peer entry per
+    // allocation, a reservation per sixteen.
+    limits.peer_entries = capacity;
+    limits.reservations = std::max<std::uint32_t>(1, capacity / 16);
+    limits.ticks_per_second = ticks_per_second;
     limits.seed = 0x9E3779B97F4A7C15;
     return std::make_unique<engine::RelayShard>(
         limits, *engine::RateLimit::make(1000, 2000, ticks_per_second), 4096, 42);

@@ -635,7 +635,8 @@ void read_relay(const toml::table& root, EngineConfig& config) {
         *table, "relay",
         {"enabled", "realm", "ports", "users", "rest_secrets", "nonce_lifetime_s",
          "allocation_lifetime_max_s", "max_allocations", "max_allocations_per_user",
-         "max_permissions_per_allocation", "max_channels_per_allocation",
+         "max_permissions_per_allocation", "max_channels_per_allocation", "peer_entries",
+         "reservations",
          "bandwidth_bytes_per_s", "bandwidth_burst_bytes", "unauthenticated_requests_per_s",
          "unauthenticated_burst", "peer_allow", "peer_deny"});
     if (const toml::node* enabled = table->get("enabled"))
@@ -664,6 +665,14 @@ void read_relay(const toml::table& root, EngineConfig& config) {
     read("max_permissions_per_allocation", out.max_permissions_per_allocation, 1, 4096);
     read("max_channels_per_allocation", out.max_channels_per_allocation, 1, 4096,
          " (RFC 8656 §12: channel numbers 0x4000-0x4FFF)");
+    read("peer_entries", out.peer_entries, 1, 67108864,
+         " (permissions and channels of all allocations: one entry per peer)");
+    read("reservations", out.reservations, 1, 1048576, " (EVEN-PORT reservations at once)");
+    if (const toml::node* reservations = table->get("reservations");
+        reservations != nullptr && out.reservations > out.max_allocations)
+        fail("relay.reservations", line_of(*reservations),
+             "expected at most relay.max_allocations (" + std::to_string(out.max_allocations) +
+                 ")" + got(*reservations));
     // Token buckets (engine/rate_limit.h): RateLimit::make() needs burst × the clock's ticks
     // per second to fit 64 bits; bursts of 10^9 keep that so up to an 18 GHz clock.
     constexpr std::int64_t largest_bucket = 1000000000;

@@ -210,7 +210,8 @@ void setup_relay(Engine& e, unsigned workers) {
         for (unsigned w = 0; w < workers; ++w) {
             const std::uint64_t seed = random64();
             e.dataplane.relay_shards.push_back(std::make_unique<engine::RelayShard>(
-                engine::relay_table_limits(e.config.relay, w, workers, seed), limit, 4096,
+                engine::relay_table_limits(e.config.relay, w, workers, e.dataplane.tsc_hz, seed),
+                limit, 4096,
                 seed));
         }
     } catch (const std::exception& error) {

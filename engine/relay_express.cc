@@ -8,6 +8,7 @@
 // general path's bytes, verdicts and counters.
 #include <bit>
 #include <cstring>
+#include <optional>
 
 #include "engine/checksum.h"
 #include "engine/handler.h"
@@ -133,8 +134,8 @@ bool channel_to_peer(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
         h + 12, load_be16(f.data + udp), h + 16, load_be16(f.data + udp + 2)));
     if (slot == RelayTable::no_slot) return false;
     Allocation& allocation = table.at(slot);
-    const Channel* channel = allocation.channel(number, relay.now_ticks);
-    if (channel == nullptr || channel->peer.family != stun::AddressFamily::ipv4) return false;
+    const std::optional<Channel> channel = allocation.channel(number, relay.now_ticks);
+    if (!channel || channel->peer.family != stun::AddressFamily::ipv4) return false;
     const stun::Address& peer = channel->peer;
     const RelayContext& context = *port.relay;
     if (allocation.expiry(relay_ipv4) <= relay.now_ticks ||
@@ -197,12 +198,12 @@ bool peer_to_channel(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     if (allocation.expiry(relay_ipv4) <= relay.now_ticks ||
         !allocation.permits(peer, relay.now_ticks))
         return false;
-    const Channel* channel = allocation.channel_to(peer, relay.now_ticks);
+    const std::optional<Channel> channel = allocation.channel_to(peer, relay.now_ticks);
     const FiveTuple key = allocation.key();
     const std::uint64_t ports = key.words()[4];
     const auto ttl = std::to_integer<std::uint8_t>(h[8]);
     const std::size_t new_udp_length = udp_header_size + stun::channel_data_header_size + length;
-    if (channel == nullptr ||
+    if (!channel ||
         static_cast<stun::AddressFamily>(ports >> 32 & 0xFF) != stun::AddressFamily::ipv4 ||
         ttl <= 1 || ipv4_header_size + new_udp_length > port.mtu ||
         f.headroom < stun::channel_data_header_size ||

@@ -139,8 +139,8 @@ Verdict relay_channel_data(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     Allocation& allocation = table.at(slot);
     // RFC 8656 §12.6: on an unbound channel, or (§9) without a permission, the data goes
     // nowhere; a channel's peer has the permission its ChannelBind installed while both live.
-    const Channel* channel = allocation.channel(message.channel, relay.now_ticks);
-    if (channel == nullptr) return Verdict::drop(DropReason::relay_no_channel);
+    const auto channel = allocation.channel(message.channel, relay.now_ticks);
+    if (!channel) return Verdict::drop(DropReason::relay_no_channel);
     const stun::Address peer = channel->peer;
     if (allocation.expiry(family_bit(peer)) <= relay.now_ticks)
         return Verdict::drop(DropReason::relay_no_allocation);
@@ -188,7 +188,7 @@ bool relay_from_peer(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         return true;
     }
     RelayDatagram datagram{ip, udp, ipv6, payload, length, checksum_complete(f, port)};
-    if (const Channel* channel = allocation.channel_to(peer, relay.now_ticks)) {
+    if (const auto channel = allocation.channel_to(peer, relay.now_ticks)) {
         // RFC 8656 §12.5: a bound peer's data goes as ChannelData, number and length (over
         // UDP not padded, §12.4).
         std::array<std::byte, stun::channel_data_header_size> header;

@@ -307,7 +307,7 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
     // EVEN-PORT: a server that cannot satisfy it answers 508 (§7.2). An even port is searched
     // for, and with the R bit one whose next port is free as well: the table reserves that
     // one (held "for about 30 seconds", reservation_lifetime_s) under a new
-    // RESERVATION-TOKEN. The reservations are as many as the table's slots at most.
+    // RESERVATION-TOKEN. The reservations are as many as the table's records at most.
     // RESERVATION-TOKEN: "the server uses the previously reserved transport address
     // corresponding to the included token (if it is still available)"; a token that is not
     // valid (unknown, claimed, expired) is a 508 (the table checks).
@@ -317,7 +317,8 @@ Decision allocate(const RelayContext& context, RelayShard& shard, const stun::Me
     if (claim) {
         fresh.claim_token = token;
     } else if (even_port == Presence::present) {
-        if (reserve && shard.table().reservation_count() >= shard.table().capacity())
+        if (reserve &&
+            shard.table().reservation_count() >= shard.table().reservation_capacity())
             return {TurnOutcome::reservations_full};
         if (!find_even_port(shard, facts.transaction_id, reserve, fresh.relay_port,
                             fresh.relay_address))
@@ -447,21 +448,26 @@ Decision create_permission(const RelayContext& context, RelayShard& shard,
     }
     // Room: the live permissions plus the request's new IPs (§9: "only addresses are
     // compared"), each counted once, within the table's max_permissions; else 508, the
-    // RFC's answer to a capacity limit.
-    allocation.expire(now);
+    // RFC's answer to a capacity limit. And a peer entry from the worker's pool for each new
+    // IP that has none (a channel's entry holds its IP's permission): else 508 as well.
+    shard.table().expire_peers(slot, now);
     std::size_t needed = 0;
+    std::size_t new_entries = 0;  // new IPs without an entry (a channel's) to hold them
     for (std::size_t i = 0; i < count; ++i) {
         if (allocation.permits(peers[i], now)) continue;
         bool repeated = false;
         for (std::size_t j = 0; j < i && !repeated; ++j) repeated = same_ip(peers[i], peers[j]);
-        if (!repeated) ++needed;
+        if (repeated) continue;
+        ++needed;
+        if (!allocation.has_peer_ip(peers[i])) ++new_entries;
     }
     if (allocation.permission_count() + needed > Access::table_limits(shard).max_permissions)
         return {TurnOutcome::permission_quota};
+    if (new_entries > shard.table().free_peer_entries()) return {TurnOutcome::peer_entries_full};
     // §9: a permission lasts 300 s and is refreshed by a new CreatePermission or ChannelBind.
     const std::uint64_t expiry = now + ticks(context, context.limits().permission_lifetime_s);
     for (std::size_t i = 0; i < count; ++i)
-        static_cast<void>(allocation.install_permission(peers[i], expiry, now));
+        static_cast<void>(shard.table().install_permission(slot, peers[i], expiry, now));
     return {TurnOutcome::permission_installed};
 }
 
@@ -489,13 +495,13 @@ Decision channel_bind(const RelayContext& context, RelayShard& shard,
     if (verdict != TurnOutcome::permission_installed) return {verdict};
     // §12.2: the binding installs or refreshes the peer's permission as well: room for it
     // is checked first, so that a binding is never made without its permission.
-    allocation.expire(now);
+    shard.table().expire_peers(slot, now);
     if (!allocation.permits(peer, now) &&
         allocation.permission_count() >= Access::table_limits(shard).max_permissions)
         return {TurnOutcome::permission_quota};
-    switch (allocation.bind_channel(number, peer,
-                                    now + ticks(context, context.limits().channel_lifetime_s),
-                                    now)) {
+    switch (shard.table().bind_channel(slot, number, peer,
+                                       now + ticks(context, context.limits().channel_lifetime_s),
+                                       now)) {
     case ChannelResult::bound:
     case ChannelResult::refreshed: break;
     // "The channel number is not currently bound to a different transport address (same
@@ -506,9 +512,11 @@ Decision channel_bind(const RelayContext& context, RelayShard& shard,
     case ChannelResult::peer_in_use: return {TurnOutcome::channel_peer_in_use};
     // A request the server cannot fulfil for lack of capacity is a 508.
     case ChannelResult::full: return {TurnOutcome::channel_quota};
+    case ChannelResult::no_entry: return {TurnOutcome::peer_entries_full};
     }
-    static_cast<void>(allocation.install_permission(
-        peer, now + ticks(context, context.limits().permission_lifetime_s), now));
+    // The binding's entry holds the IP now: the permission takes no entry of its own.
+    static_cast<void>(shard.table().install_permission(
+        slot, peer, now + ticks(context, context.limits().permission_lifetime_s), now));
     return {TurnOutcome::channel_bound};
 }
 
@@ -768,11 +776,12 @@ TurnAnswer answer_turn(const RelayContext& context, RelayShard& shard,
     bool same_user = false;
     if (slot != RelayTable::no_slot) {
         Allocation& allocation = shard.table().at(slot);
-        same_user = allocation.username_equals(auth.username);
+        same_user = shard.table().username_equals(slot, auth.username);
         // RFC 8656 §5: a retransmission gets the answer the first transmission got (§7.2's
         // 437 would otherwise answer a retransmitted Allocate).
-        if (const CachedAnswer* cached =
-                same_user ? allocation.answer_for(facts.transaction_id, facts.method) : nullptr)
+        if (const std::optional<CachedAnswer> cached =
+                same_user ? allocation.answer_for(facts.transaction_id, facts.method)
+                          : std::nullopt)
             return respond(TurnOutcome::retransmission, cached->error_code,
                            write_answer(context, facts, auth, five_tuple, &allocation,
                                         cached->error_code, cached->lifetime,
@@ -829,7 +838,7 @@ std::size_t sweep(RelayShard& shard, std::uint64_t now_ticks, std::size_t max_sl
         if (expire_slot(shard, slot, now_ticks))
             ++erased;
         else
-            shard.table().at(slot).expire(now_ticks);
+            shard.table().expire_peers(slot, now_ticks);
     }
     // RFC 8656 §7.2: a reservation is held "for about 30 seconds"; then its port is free.
     shard.table().expire_reservations(now_ticks, max_slots);

@@ -1,5 +1,6 @@
 #include "engine/relay_setup.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -69,10 +70,20 @@ RelayPortPartition relay_port_partition(const RelayConfig& relay, unsigned worke
 }
 
 RelayTableLimits relay_table_limits(const RelayConfig& relay, unsigned worker,
-                                    unsigned workers, std::uint64_t seed) noexcept {
+                                    unsigned workers, std::uint64_t ticks_per_second,
+                                    std::uint64_t seed) noexcept {
     const RelayPortPartition partition = relay_port_partition(relay, workers);
+    const auto share = [workers](std::uint32_t total) {
+        return static_cast<std::uint32_t>((std::uint64_t{total} + workers - 1) / workers);
+    };
     RelayTableLimits limits;
-    limits.capacity = (relay.max_allocations + workers - 1) / workers;
+    limits.capacity = share(relay.max_allocations);
+    limits.peer_entries =
+        share(relay.peer_entries != 0 ? relay.peer_entries : relay.max_allocations);
+    // RFC 8656 §7.2's R bit is rare (rtcp-mux is the norm): a sixteenth of the allocations.
+    limits.reservations = std::max<std::uint32_t>(
+        1, relay.reservations != 0 ? share(relay.reservations) : limits.capacity / 16);
+    limits.ticks_per_second = ticks_per_second;
     limits.first_relay_port =
         static_cast<std::uint16_t>(partition.first + worker * partition.per_worker);
     limits.relay_port_count = partition.per_worker;

@@ -25,15 +25,6 @@ constexpr std::size_t round_up(std::size_t n, std::size_t to) noexcept {
 
 constexpr std::size_t huge_page = std::size_t{2} << 20;
 
-// IP bytes as stun::Address holds them (IPv4 in the first 4, the rest zero): two 8-byte
-// compares (std::array's == of std::byte compares byte by byte).
-bool same_ip(const Permission& permission, const stun::Address& peer) noexcept {
-    std::uint64_t a[2], b[2];
-    std::memcpy(a, permission.ip.data(), 16);
-    std::memcpy(b, peer.ip.data(), 16);
-    return permission.family == peer.family && ((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0;
-}
-
 }  // namespace
 
 // --- FiveTuple ---
@@ -70,6 +61,7 @@ stun::Address FiveTuple::server() const noexcept {
 detail::TableMemory::TableMemory(std::size_t bytes) {
     const std::size_t alignment = bytes >= huge_page ? huge_page : 64;
     bytes = round_up(bytes, alignment);
+    size_ = bytes;
     auto* p = static_cast<std::byte*>(::operator new(bytes, std::align_val_t{alignment}));
     bytes_ = std::unique_ptr<std::byte, AlignedFree>(p, AlignedFree{alignment});
     // Start-up only: the syscall and the page faults of the memset happen here, never on
@@ -81,9 +73,9 @@ detail::TableMemory::TableMemory(std::size_t bytes) {
 
 // --- Allocation ---
 
-// Four cache lines (identity, per-packet, owner-only twice), then the username's 512 bytes.
-static_assert(sizeof(Allocation) == 4 * 64 + max_username_length);
-static_assert(sizeof(Permission) == 32 && sizeof(Channel) == 32);
+// Three cache lines (identity, per-packet, per-request): issue 4's 192 of 256 bytes.
+static_assert(sizeof(Allocation) == 3 * 64);
+static_assert(sizeof(detail::PeerEntry) == 32 && alignof(detail::PeerEntry) <= 32);
 
 FiveTuple Allocation::key() const noexcept {
     FiveTuple key;
@@ -113,151 +105,110 @@ void Allocation::drop_families(std::uint8_t families) noexcept {
     end_write();
 }
 
-bool Allocation::username_equals(std::string_view username) const noexcept {
-    if (username.size() != username_length()) return false;
-    for (std::size_t at = 0; at < username.size(); at += 8) {
-        // The stored username is zero-padded to whole words; so is this word of `username`.
-        std::uint64_t word = 0;
-        std::memcpy(&word, username.data() + at, std::min<std::size_t>(8, username.size() - at));
-        if (username_[at / 8].get() != word) return false;
-    }
-    return true;
-}
-
-std::string_view Allocation::copy_username(
-    std::span<char, max_username_length> out) const noexcept {
-    const std::size_t length = username_length();
-    for (std::size_t at = 0; at < length; at += 8) {
-        const std::uint64_t word = username_[at / 8].get();
-        std::memcpy(out.data() + at, &word, std::min<std::size_t>(8, length - at));
-    }
-    return {out.data(), length};
-}
-
 AllocationCounters Allocation::counters() const noexcept {
     return {counters_[0].get(), counters_[1].get(), counters_[2].get(), counters_[3].get()};
 }
 
-std::size_t Allocation::remove_expired_permissions(std::uint64_t now) noexcept {
-    const std::size_t before = permission_count();
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < before; ++i)
-        if (permissions_[i].expiry > now) permissions_[kept++] = permissions_[i];
-    if (kept != before) {
-        begin_write();
-        set_counts(kept, channel_count(), username_length());
-        end_write();
-    }
-    return kept;
-}
-
-std::size_t Allocation::remove_expired_channels(std::uint64_t now) noexcept {
-    const std::size_t before = channel_count();
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < before; ++i) {
-        if (channels_[i].expiry <= now) continue;
-        channel_numbers_[kept] = channel_numbers_[i];
-        channels_[kept++] = channels_[i];
-    }
-    if (kept != before) {
-        begin_write();
-        set_counts(permission_count(), kept, username_length());
-        end_write();
-    }
-    return kept;
-}
-
-PermissionResult Allocation::install_permission(const stun::Address& peer, std::uint64_t expiry,
-                                                std::uint64_t now) noexcept {
-    std::size_t count = permission_count();
-    for (std::size_t i = 0; i < count; ++i) {
-        if (!same_ip(permissions_[i], peer)) continue;
-        // RFC 8656 §9: "If a permission for that IP address already exists, then the
-        // time-to-expiry for that permission is reset".
-        const bool was_live = permissions_[i].expiry > now;
-        permissions_[i].expiry = expiry;
-        return was_live ? PermissionResult::refreshed : PermissionResult::installed;
-    }
-    if (count == max_permissions_) count = remove_expired_permissions(now);
-    if (count == max_permissions_) return PermissionResult::full;
-    permissions_[count] = Permission{peer.ip, expiry, peer.family};
-    begin_write();
-    set_counts(count + 1, channel_count(), username_length());
-    end_write();
-    return PermissionResult::installed;
-}
-
 bool Allocation::permits(const stun::Address& peer, std::uint64_t now) const noexcept {
-    const std::size_t count = permission_count();
-    for (std::size_t i = 0; i < count; ++i)
-        if (same_ip(permissions_[i], peer)) return permissions_[i].expiry > now;
+    for (std::uint32_t offset = first_peer(); offset != 0;) {
+        const PeerEntry& e = entry(offset);
+        if (e.has_permission() && e.same_ip(peer))
+            return detail::expiry_live(e.permission_expiry, now, expiry_shift());
+        offset = e.link & PeerEntry::next_mask;
+    }
     return false;
 }
 
-ChannelResult Allocation::bind_channel(std::uint16_t number, const stun::Address& peer,
-                                       std::uint64_t expiry, std::uint64_t now) noexcept {
-    // RFC 8656 §12.2: "The channel number is in the range 0x4000 through 0x4FFF"; RFC
-    // 5766's numbers up to 0x7FFF are accepted too (stun::channel_accepted_max).
-    if (number < stun::channel_min || number > stun::channel_accepted_max)
-        return ChannelResult::bad_number;
-    std::size_t count = channel_count();
-    for (std::size_t i = 0; i < count; ++i) {
-        Channel& channel = channels_[i];
-        // RFC 8656 §12: "When the channel binding expires, the channel becomes unbound":
-        // neither its number nor its peer holds anything back.
-        if (channel.expiry <= now) continue;
-        const bool same_peer = channel.peer == peer;
-        if (channel.number == number) {
-            // "not currently bound to a different transport address (same transport address
-            // is OK)"; rebinding to the same one refreshes (§12).
-            if (!same_peer) return ChannelResult::number_in_use;
-            channel.expiry = expiry;
-            return ChannelResult::refreshed;
-        }
-        // "The transport address is not currently bound to a different channel number."
-        if (same_peer) return ChannelResult::peer_in_use;
+bool Allocation::has_peer_ip(const stun::Address& peer) const noexcept {
+    for (std::uint32_t offset = first_peer(); offset != 0;) {
+        const PeerEntry& e = entry(offset);
+        if (e.same_ip(peer)) return true;
+        offset = e.link & PeerEntry::next_mask;
     }
-    // An expired binding of this number or peer would shadow the new one in a scan: remove
-    // expired bindings before appending, so that each number and peer appears once.
-    count = remove_expired_channels(now);
-    if (count == max_channels_) return ChannelResult::full;
-    channel_numbers_[count] = number;
-    channels_[count] = Channel{expiry, peer, number};
-    begin_write();
-    set_counts(permission_count(), count + 1, username_length());
-    end_write();
-    return ChannelResult::bound;
+    return false;
 }
 
-const Channel* Allocation::channel(std::uint16_t number, std::uint64_t now) const noexcept {
-    const std::size_t count = channel_count();
-    for (std::size_t i = 0; i < count; ++i)
-        if (channel_numbers_[i] == number)
-            return channels_[i].expiry > now ? &channels_[i] : nullptr;
-    return nullptr;
+std::optional<Channel> Allocation::channel(std::uint16_t number,
+                                           std::uint64_t now) const noexcept {
+    for (std::uint32_t offset = first_peer(); offset != 0;) {
+        const PeerEntry& e = entry(offset);
+        // Each number is in one entry at most (bind_channel() removes expired bindings
+        // before it adds one).
+        if (e.number == number && number != 0) {
+            if (!detail::expiry_live(e.channel_expiry, now, expiry_shift())) return std::nullopt;
+            return Channel{e.peer(), e.number};
+        }
+        offset = e.link & PeerEntry::next_mask;
+    }
+    return std::nullopt;
 }
 
-const Channel* Allocation::channel_to(const stun::Address& peer,
-                                      std::uint64_t now) const noexcept {
-    const std::size_t count = channel_count();
-    for (std::size_t i = 0; i < count; ++i)
-        if (channels_[i].peer == peer) return channels_[i].expiry > now ? &channels_[i] : nullptr;
-    return nullptr;
+std::optional<Channel> Allocation::channel_to(const stun::Address& peer,
+                                              std::uint64_t now) const noexcept {
+    for (std::uint32_t offset = first_peer(); offset != 0;) {
+        const PeerEntry& e = entry(offset);
+        if (e.number != 0 && e.port == peer.port && e.same_ip(peer)) {
+            if (!detail::expiry_live(e.channel_expiry, now, expiry_shift())) return std::nullopt;
+            return Channel{e.peer(), e.number};
+        }
+        offset = e.link & PeerEntry::next_mask;
+    }
+    return std::nullopt;
 }
 
-void Allocation::expire(std::uint64_t now) noexcept {
-    remove_expired_permissions(now);
-    remove_expired_channels(now);
+namespace {
+
+// The last answer's key: two multiply-folds (as RelayTable::hash()) of the transaction ID's 96
+// bits and the method. Unkeyed: for transaction IDs drawn at random, as RFC 8489 §6 has
+// clients draw them, two requests share a key with probability about 2^-64; only the
+// allocation's authenticated client reaches the cache, and a client that picked colliding IDs
+// on purpose would get its own last answer back, nothing of anyone else's.
+std::uint64_t answer_id(const stun::TransactionId& transaction_id, stun::Method method) noexcept {
+    __extension__ using Product = unsigned __int128;
+    const auto fold = [](std::uint64_t a, std::uint64_t b) noexcept {
+        const Product product = static_cast<Product>(a) * b;
+        return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+    };
+    std::uint64_t low = 0;
+    std::uint32_t high = 0;
+    std::memcpy(&low, transaction_id.data(), 8);
+    std::memcpy(&high, transaction_id.data() + 8, 4);
+    const std::uint64_t rest = std::uint64_t{high} << 16 | static_cast<std::uint16_t>(method);
+    return fold(fold(low ^ 0x9E3779B97F4A7C15ull, 0xD6E8FEB86659FD93ull) ^ rest,
+                0xA0761D6478BD642Full);
+}
+
+}  // namespace
+
+void Allocation::remember_answer(const CachedAnswer& answer) noexcept {
+    answer_id_ = answer_id(answer.transaction_id, answer.method);
+    answer_token_ = answer.reservation_token;
+    answer_lifetime_ = answer.lifetime;
+    state_ = static_cast<std::uint16_t>((state_ & sha256_bit) | has_answer_bit |
+                                        (answer.error_code & error_code_mask));
+}
+
+std::optional<CachedAnswer> Allocation::answer_for(const stun::TransactionId& transaction_id,
+                                                   stun::Method method) const noexcept {
+    if ((state_ & has_answer_bit) == 0 || answer_id_ != answer_id(transaction_id, method))
+        return std::nullopt;
+    return CachedAnswer{transaction_id, method,
+                        static_cast<std::uint16_t>(state_ & error_code_mask), answer_lifetime_,
+                        answer_token_};
 }
 
 // --- RelayTable ---
 
 RelayTable::RelayTable(const RelayTableLimits& limits)
     : capacity_(limits.capacity),
+      max_permissions_(limits.max_permissions),
+      max_channels_(limits.max_channels),
+      peer_entries_(limits.peer_entries),
       first_port_(limits.first_relay_port),
       port_count_(limits.relay_port_count),
       relay_addresses_(limits.relay_addresses),
-      endpoint_count_(limits.relay_addresses * limits.relay_port_count) {
+      endpoint_count_(limits.relay_addresses * limits.relay_port_count),
+      reservation_capacity_(limits.reservations) {
     if (limits.capacity == 0 || limits.capacity > (1u << 24))
         throw std::invalid_argument("relay table capacity: expected 1..16777216");
     if (limits.first_relay_port == 0 || limits.relay_port_count == 0 ||
@@ -269,39 +220,52 @@ RelayTable::RelayTable(const RelayTableLimits& limits)
         throw std::invalid_argument("relay max_permissions: expected 1..4096");
     if (limits.max_channels > 4096)
         throw std::invalid_argument("relay max_channels: expected 0..4096");
+    // An entry's offset from any record, in 32-byte units, fits the counts word's 28 bits.
+    const std::uint64_t record_units = std::uint64_t{capacity_} * sizeof(Allocation) / 32;
+    if (limits.peer_entries == 0 || limits.peer_entries > (1u << 26) ||
+        record_units + limits.peer_entries >= (1u << 28))
+        throw std::invalid_argument(
+            "relay peer entries: expected 1..67108864, and at most 2^28 - 6 x capacity");
+    if (limits.reservations == 0 || limits.reservations > limits.capacity)
+        throw std::invalid_argument("relay reservations: expected 1..capacity");
+    if (limits.ticks_per_second == 0 || limits.ticks_per_second > (std::uint64_t{1} << 40))
+        throw std::invalid_argument("relay ticks_per_second: expected 1..2^40");
+    // The largest unit of at most 1/1024 s: 2^k with 2^(k + 10) <= ticks_per_second.
+    const unsigned magnitude = static_cast<unsigned>(std::bit_width(limits.ticks_per_second)) - 1;
+    expiry_shift_ = magnitude > 10 ? magnitude - 10 : 0;
 
-    // A slot: the Allocation, its permissions, its channel numbers, its channels, each
-    // array starting on a cache line.
-    const std::size_t permissions_at = sizeof(Allocation);
-    const std::size_t numbers_at =
-        permissions_at + round_up(limits.max_permissions * sizeof(Permission), 64);
-    const std::size_t channels_at =
-        numbers_at + round_up(limits.max_channels * sizeof(std::uint16_t), 64);
-    stride_ = channels_at + round_up(limits.max_channels * sizeof(Channel), 64);
-    records_ = detail::TableMemory(stride_ * capacity_);
+    // The records, then the peer entries: one arena, so that a record reaches its entries
+    // by offset (Allocation::entry()).
+    entries_at_ = std::size_t{capacity_} * sizeof(Allocation);
+    records_ = detail::TableMemory(entries_at_ + std::size_t{peer_entries_} *
+                                                     sizeof(detail::PeerEntry));
+    allocated_bytes_ += records_.size();
     for (std::uint32_t slot = 0; slot < capacity_; ++slot) {
-        std::byte* base = records_.data() + slot * stride_;
-        auto* permissions = new (base + permissions_at) Permission[limits.max_permissions];
-        auto* numbers = new (base + numbers_at) std::uint16_t[limits.max_channels]();
-        auto* channels = new (base + channels_at) Channel[limits.max_channels];
-        new (base) Allocation(permissions, numbers, channels, limits.max_permissions,
-                            limits.max_channels);
+        Allocation* a = new (records_.data() + std::size_t{slot} * sizeof(Allocation)) Allocation;
+        a->shape_.set_relaxed(expiry_shift_ << Allocation::expiry_shift_at);
+        // Popped from the top: slot 0 first, so that used slots stay low and list() short.
+        a->next_free_ = slot + 1 < capacity_ ? slot + 2 : 0;
     }
+    free_head_ = 1;
+    free_count_ = capacity_;
+    for (std::uint32_t i = 0; i < peer_entries_; ++i) {
+        detail::PeerEntry* e = new (&pool_entry(i)) detail::PeerEntry;
+        e->link = i + 1 < peer_entries_ ? i + 2 : 0;
+    }
+    free_peer_head_ = 1;
+    free_peer_count_ = peer_entries_;
 
     // The index: a power of two at least twice the capacity (at most half full).
     const std::size_t index_size = std::bit_ceil(std::size_t{capacity_} * 2);
     index_memory_ = detail::TableMemory(index_size * sizeof(std::uint64_t));
+    allocated_bytes_ += index_memory_.size();
     index_ = reinterpret_cast<std::uint64_t*>(index_memory_.data());
     index_mask_ = static_cast<std::uint32_t>(index_size - 1);
 
     std::uint64_t state = limits.seed;
     for (std::uint64_t& word : seed_) word = next_random(state);
     seed_[5] |= 1;  // the last product's multiplier: odd, so it loses no bit of its operand
-
-    free_slots_ = std::make_unique<std::uint32_t[]>(capacity_);
-    // Popped from the back: slot 0 first, so that used slots stay low and list() short.
-    for (std::uint32_t i = 0; i < capacity_; ++i) free_slots_[i] = capacity_ - 1 - i;
-    free_count_ = capacity_;
+    for (std::uint64_t& word : username_key_) word = next_random(state);
 
     port_slot_ = std::make_unique<std::uint32_t[]>(endpoint_count_);
     port_ring_ = std::make_unique<std::uint32_t[]>(endpoint_count_);
@@ -318,22 +282,246 @@ RelayTable::RelayTable(const RelayTableLimits& limits)
     }
     ring_count_ = endpoint_count_;
 
-    // bench/relay_table_bench.cc counts 24 bytes a reservation record.
-    static_assert(sizeof(Reservation) == 24);
     port_reserved_ = std::make_unique<bool[]>(endpoint_count_);
-    reservations_ = std::make_unique<Reservation[]>(capacity_);
-    free_reservations_ = std::make_unique<std::uint32_t[]>(capacity_);
-    for (std::uint32_t i = 0; i < capacity_; ++i) free_reservations_[i] = capacity_ - 1 - i;
-    free_reservation_count_ = capacity_;
+    allocated_bytes_ += std::size_t{endpoint_count_} *
+                        (sizeof(std::uint32_t) * 2 + sizeof(bool) * 2);
+    reservations_ = std::make_unique<Reservation[]>(reservation_capacity_);
+    free_reservations_ = std::make_unique<std::uint32_t[]>(reservation_capacity_);
+    for (std::uint32_t i = 0; i < reservation_capacity_; ++i)
+        free_reservations_[i] = reservation_capacity_ - 1 - i;
+    free_reservation_count_ = reservation_capacity_;
     // At most half full, as the 5-tuple index: an empty entry ends every probe.
-    const std::size_t reservation_index_size = std::bit_ceil(std::size_t{capacity_} * 2);
+    const std::size_t reservation_index_size =
+        std::bit_ceil(std::size_t{reservation_capacity_} * 2);
     reservation_index_ = std::make_unique<std::uint32_t[]>(reservation_index_size);
     reservation_mask_ = static_cast<std::uint32_t>(reservation_index_size - 1);
+    allocated_bytes_ += std::size_t{reservation_capacity_} *
+                            (sizeof(Reservation) + sizeof(std::uint32_t)) +
+                        reservation_index_size * sizeof(std::uint32_t);
 }
 
-// Allocation and its arrays are trivially destructible apart from their atomics, which need
-// no destruction either: the memory goes with records_.
+// Allocation and PeerEntry are trivially destructible apart from the atomics, which need no
+// destruction either: the memory goes with records_.
 RelayTable::~RelayTable() = default;
+
+// --- Peer entries ---
+
+detail::PeerEntry* RelayTable::take_entry() noexcept {
+    if (free_peer_head_ == 0) return nullptr;
+    detail::PeerEntry& e = pool_entry(free_peer_head_ - 1);
+    free_peer_head_ = e.link;
+    --free_peer_count_;
+    e = detail::PeerEntry{};
+    return &e;
+}
+
+void RelayTable::free_entry(detail::PeerEntry& e) noexcept {
+    e.link = free_peer_head_;
+    free_peer_head_ = pool_index(e) + 1;
+    ++free_peer_count_;
+}
+
+void RelayTable::recount(Allocation& a, std::uint32_t first_peer) noexcept {
+    std::size_t permissions = 0;
+    std::size_t channels = 0;
+    for (std::uint32_t offset = first_peer; offset != 0;) {
+        const detail::PeerEntry& e = a.entry(offset);
+        permissions += e.has_permission() ? 1 : 0;
+        channels += e.number != 0 ? 1 : 0;
+        offset = e.link & detail::PeerEntry::next_mask;
+    }
+    a.begin_write();
+    a.set_counts(permissions, channels, a.username_length(), first_peer);
+    a.end_write();
+}
+
+void RelayTable::collect_peers(Allocation& a, std::uint64_t now) noexcept {
+    const unsigned shift = a.expiry_shift();
+    bool changed = false;
+    std::uint32_t first = a.first_peer();
+    // `previous`: the link field that points at the entry visited (the counts word's copy in
+    // `first` for the first entry).
+    std::uint32_t* previous = &first;
+    for (std::uint32_t offset = first; offset != 0;) {
+        detail::PeerEntry& e = a.entry(offset);
+        const std::uint32_t next = e.link & detail::PeerEntry::next_mask;
+        if (e.has_permission() && !detail::expiry_live(e.permission_expiry, now, shift)) {
+            e.link &= ~detail::PeerEntry::permission_bit;
+            changed = true;
+        }
+        if (e.number != 0 && !detail::expiry_live(e.channel_expiry, now, shift)) {
+            e.number = 0;
+            changed = true;
+        }
+        if (!e.has_permission() && e.number == 0) {
+            *previous = (*previous & ~detail::PeerEntry::next_mask) | next;
+            free_entry(e);
+            changed = true;
+        } else {
+            previous = &e.link;
+        }
+        offset = next;
+    }
+    if (changed) recount(a, first);
+}
+
+void RelayTable::expire_peers(std::uint32_t slot, std::uint64_t now) noexcept {
+    collect_peers(at(slot), now);
+}
+
+PermissionResult RelayTable::install_permission(std::uint32_t slot, const stun::Address& peer,
+                                                std::uint64_t expiry,
+                                                std::uint64_t now) noexcept {
+    Allocation& a = at(slot);
+    const unsigned shift = a.expiry_shift();
+    const std::uint32_t units = detail::expiry_units(expiry, shift);
+    // The IP's permission, else an entry of the IP (a channel's) to hold it.
+    detail::PeerEntry* holder = nullptr;
+    for (std::uint32_t offset = a.first_peer(); offset != 0;) {
+        detail::PeerEntry& e = a.entry(offset);
+        if (e.same_ip(peer)) {
+            if (e.has_permission()) {
+                // RFC 8656 §9: "If a permission for that IP address already exists, then the
+                // time-to-expiry for that permission is reset".
+                const bool was_live = detail::expiry_live(e.permission_expiry, now, shift);
+                e.permission_expiry = units;
+                return was_live ? PermissionResult::refreshed : PermissionResult::installed;
+            }
+            if (holder == nullptr) holder = &e;
+        }
+        offset = e.link & detail::PeerEntry::next_mask;
+    }
+    if (a.permission_count() >= max_permissions_) {
+        collect_peers(a, now);
+        if (a.permission_count() >= max_permissions_) return PermissionResult::full;
+        // Collecting may have freed the channel entry found above: look again.
+        return install_permission(slot, peer, expiry, now);
+    }
+    if (holder == nullptr) {
+        holder = take_entry();
+        if (holder == nullptr) {
+            // Expired entries of this allocation may give one back.
+            collect_peers(a, now);
+            holder = take_entry();
+            if (holder == nullptr) return PermissionResult::no_entry;
+        }
+        holder->ip = peer.ip;
+        holder->link = a.first_peer() |
+                       (peer.family == stun::AddressFamily::ipv6 ? detail::PeerEntry::ipv6_bit : 0);
+        holder->permission_expiry = units;
+        holder->link |= detail::PeerEntry::permission_bit;
+        recount(a, a.offset_of(*holder));
+        return PermissionResult::installed;
+    }
+    holder->permission_expiry = units;
+    holder->link |= detail::PeerEntry::permission_bit;
+    recount(a, a.first_peer());
+    return PermissionResult::installed;
+}
+
+ChannelResult RelayTable::bind_channel(std::uint32_t slot, std::uint16_t number,
+                                       const stun::Address& peer, std::uint64_t expiry,
+                                       std::uint64_t now) noexcept {
+    // RFC 8656 §12.2: "The channel number is in the range 0x4000 through 0x4FFF"; RFC
+    // 5766's numbers up to 0x7FFF are accepted too (stun::channel_accepted_max).
+    if (number < stun::channel_min || number > stun::channel_accepted_max)
+        return ChannelResult::bad_number;
+    Allocation& a = at(slot);
+    const unsigned shift = a.expiry_shift();
+    for (std::uint32_t offset = a.first_peer(); offset != 0;) {
+        detail::PeerEntry& e = a.entry(offset);
+        offset = e.link & detail::PeerEntry::next_mask;
+        // RFC 8656 §12: "When the channel binding expires, the channel becomes unbound":
+        // neither its number nor its peer holds anything back.
+        if (e.number == 0 || !detail::expiry_live(e.channel_expiry, now, shift)) continue;
+        const bool same_peer = e.port == peer.port && e.same_ip(peer);
+        if (e.number == number) {
+            // "not currently bound to a different transport address (same transport address
+            // is OK)"; rebinding to the same one refreshes (§12).
+            if (!same_peer) return ChannelResult::number_in_use;
+            e.channel_expiry = detail::expiry_units(expiry, shift);
+            return ChannelResult::refreshed;
+        }
+        // "The transport address is not currently bound to a different channel number."
+        if (same_peer) return ChannelResult::peer_in_use;
+    }
+    // An expired binding of this number or peer would shadow the new one in a walk: remove
+    // expired bindings before adding, so that each number and peer appears once.
+    collect_peers(a, now);
+    if (a.channel_count() >= max_channels_) return ChannelResult::full;
+    // The IP's entry when it holds no channel (its permission's), else a new one.
+    detail::PeerEntry* holder = nullptr;
+    for (std::uint32_t offset = a.first_peer(); offset != 0 && holder == nullptr;) {
+        detail::PeerEntry& e = a.entry(offset);
+        if (e.number == 0 && e.same_ip(peer)) holder = &e;
+        offset = e.link & detail::PeerEntry::next_mask;
+    }
+    std::uint32_t first = a.first_peer();
+    if (holder == nullptr) {
+        holder = take_entry();
+        if (holder == nullptr) return ChannelResult::no_entry;
+        holder->ip = peer.ip;
+        holder->link =
+            first | (peer.family == stun::AddressFamily::ipv6 ? detail::PeerEntry::ipv6_bit : 0);
+        first = a.offset_of(*holder);
+    }
+    holder->port = peer.port;
+    holder->number = number;
+    holder->channel_expiry = detail::expiry_units(expiry, shift);
+    recount(a, first);
+    return ChannelResult::bound;
+}
+
+// --- SipHash-2-4 (Aumasson, Bernstein: "SipHash: a fast short-input PRF", 2012) ---
+
+std::uint64_t detail::siphash24(const std::array<std::uint64_t, 2>& key,
+                                std::string_view input) noexcept {
+    std::uint64_t v0 = key[0] ^ 0x736f6d6570736575ull;
+    std::uint64_t v1 = key[1] ^ 0x646f72616e646f6dull;
+    std::uint64_t v2 = key[0] ^ 0x6c7967656e657261ull;
+    std::uint64_t v3 = key[1] ^ 0x7465646279746573ull;
+    const auto round = [&]() noexcept {
+        v0 += v1;
+        v1 = std::rotl(v1, 13) ^ v0;
+        v0 = std::rotl(v0, 32);
+        v2 += v3;
+        v3 = std::rotl(v3, 16) ^ v2;
+        v0 += v3;
+        v3 = std::rotl(v3, 21) ^ v0;
+        v2 += v1;
+        v1 = std::rotl(v1, 17) ^ v2;
+        v2 = std::rotl(v2, 32);
+    };
+    const std::size_t whole = input.size() / 8 * 8;
+    for (std::size_t at = 0; at < whole; at += 8) {
+        std::uint64_t m = 0;
+        std::memcpy(&m, input.data() + at, 8);  // little-endian, as the reference
+        v3 ^= m;
+        round();
+        round();
+        v0 ^= m;
+    }
+    std::uint64_t last = std::uint64_t{input.size() & 0xFF} << 56;
+    for (std::size_t i = whole; i < input.size(); ++i)
+        last |= std::uint64_t{static_cast<std::uint8_t>(input[i])} << (8 * (i - whole));
+    v3 ^= last;
+    round();
+    round();
+    v0 ^= last;
+    v2 ^= 0xFF;
+    for (int i = 0; i < 4; ++i) round();
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+std::uint64_t RelayTable::username_hash(std::string_view username) const noexcept {
+    return detail::siphash24(username_key_, username);
+}
+
+bool RelayTable::username_equals(std::uint32_t slot, std::string_view username) const noexcept {
+    const Allocation& a = at(slot);
+    return username.size() == a.username_length() &&
+           username_hash(username) == a.username_hash();
+}
 
 std::uint32_t RelayTable::take_free_endpoint() noexcept {
     while (ring_count_ != 0) {
@@ -424,7 +612,9 @@ RelayTable::InsertResult RelayTable::insert(const NewAllocation& allocation) noe
         reservation_index_[i] = record + 1;
         port_reserved_[next_endpoint] = true;
     }
-    const std::uint32_t slot = free_slots_[--free_count_];
+    const std::uint32_t slot = free_head_ - 1;
+    free_head_ = at(slot).next_free_;
+    --free_count_;
     port_slot_[endpoint] = slot;
     const auto port = static_cast<std::uint16_t>(first_port_ + endpoint % port_count_);
     const auto address = static_cast<std::uint8_t>(endpoint / port_count_);
@@ -432,25 +622,22 @@ RelayTable::InsertResult RelayTable::insert(const NewAllocation& allocation) noe
     Allocation& a = at(slot);
     // Owner-only fields first (the listing never reads them), then one write section for
     // everything it does read.
-    a.algorithm_ = allocation.password_algorithm;
+    a.state_ = allocation.password_algorithm == stun::PasswordAlgorithm::sha256
+                   ? Allocation::sha256_bit
+                   : 0;
     a.integrity_key_ = {};
     std::memcpy(a.integrity_key_.data(), allocation.integrity_key.data(), key_size);
     a.bandwidth_ = TokenBucket{};
-    a.has_answer_ = false;
+    a.next_free_ = 0;
+    const std::uint64_t username_hash = this->username_hash(allocation.username);
     a.begin_write();
     a.set_shape(port, address, families, true);
     for (std::size_t i = 0; i < 5; ++i) a.key_[i].set(allocation.key.words()[i]);
     a.expiry_[0].set((families & relay_ipv4) != 0 ? allocation.expiry : 0);
     a.expiry_[1].set((families & relay_ipv6) != 0 ? allocation.expiry : 0);
-    a.set_counts(0, 0, allocation.username.size());
+    a.set_counts(0, 0, allocation.username.size(), 0);
     for (auto& counter : a.counters_) counter.set(0);
-    // Only the words the username covers, the last zero-padded: nothing reads past them.
-    for (std::size_t offset = 0; offset < allocation.username.size(); offset += 8) {
-        std::uint64_t word = 0;
-        std::memcpy(&word, allocation.username.data() + offset,
-                    std::min<std::size_t>(8, allocation.username.size() - offset));
-        a.username_[offset / 8].set(word);
-    }
+    a.username_hash_.set(username_hash);
     a.end_write();
 
     std::uint32_t i = static_cast<std::uint32_t>(tag) & index_mask_;
@@ -483,14 +670,22 @@ void RelayTable::erase(std::uint32_t slot) noexcept {
     index_[hole] = 0;
 
     release_endpoint(relay_endpoint(a.relay_address(), a.relay_port()));
+    for (std::uint32_t offset = a.first_peer(); offset != 0;) {
+        detail::PeerEntry& e = a.entry(offset);
+        offset = e.link & detail::PeerEntry::next_mask;
+        free_entry(e);
+    }
     // The long-term key does not outlive the allocation in memory.
     a.integrity_key_ = {};
-    a.has_answer_ = false;
+    a.state_ = 0;
     a.begin_write();
     a.set_shape(0, 0, 0, false);
-    a.set_counts(0, 0, 0);
+    a.set_counts(0, 0, 0, 0);
+    a.username_hash_.set(0);
     a.end_write();
-    free_slots_[free_count_++] = slot;
+    a.next_free_ = free_head_;
+    free_head_ = slot + 1;
+    ++free_count_;
     --size_;
 }
 
@@ -512,7 +707,7 @@ std::size_t RelayTable::sweep(std::uint64_t now, std::size_t max_slots) noexcept
             erase(slot);
             ++erased;
         } else {
-            a.expire(now);
+            collect_peers(a, now);
         }
     }
     expire_reservations(now, max_slots);
@@ -562,8 +757,9 @@ void RelayTable::drop_reservation(std::uint32_t record, bool release_port) noexc
 
 std::size_t RelayTable::expire_reservations(std::uint64_t now, std::size_t max_records) noexcept {
     std::size_t released = 0;
-    for (std::size_t visited = 0; visited < max_records && visited < capacity_; ++visited) {
-        if (reservation_cursor_ >= capacity_) reservation_cursor_ = 0;
+    for (std::size_t visited = 0; visited < max_records && visited < reservation_capacity_;
+         ++visited) {
+        if (reservation_cursor_ >= reservation_capacity_) reservation_cursor_ = 0;
         const std::uint32_t record = reservation_cursor_++;
         if (reservations_[record].endpoint == no_slot || reservations_[record].expiry > now)
             continue;
@@ -595,17 +791,13 @@ RelayTable::SnapshotStatus RelayTable::snapshot(std::uint32_t slot, AllocationSn
             out.expiry_ipv4 = a.expiry_[0].read();
             out.expiry_ipv6 = a.expiry_[1].read();
             const std::uint64_t counts = a.counts_.read();
-            out.permission_count = static_cast<std::uint16_t>(counts);
-            out.channel_count = static_cast<std::uint16_t>(counts >> 16);
-            // Bounded even if torn: a length from a newer section is caught below, but must
-            // not overrun the buffer before that.
+            out.permission_count =
+                static_cast<std::uint16_t>(counts & Allocation::count_mask);
+            out.channel_count = static_cast<std::uint16_t>(
+                counts >> Allocation::channel_count_shift & Allocation::count_mask);
             out.username_length = static_cast<std::uint16_t>(
-                std::min<std::uint64_t>(counts >> 32 & 0xFFFF, max_username_length));
-            for (std::size_t offset = 0; offset < out.username_length; offset += 8) {
-                const std::uint64_t word = a.username_[offset / 8].read();
-                std::memcpy(out.username_bytes.data() + offset, &word,
-                            std::min<std::size_t>(8, out.username_length - offset));
-            }
+                counts >> Allocation::username_length_shift & Allocation::username_length_mask);
+            out.username_hash = a.username_hash_.read();
             out.counters = {a.counters_[0].read(), a.counters_[1].read(),
                             a.counters_[2].read(), a.counters_[3].read()};
         }

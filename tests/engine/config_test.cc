@@ -273,6 +273,8 @@ void expect_numbers(const RelayConfig& relay, const RelayConfig& expected) {
     EXPECT_EQ(relay.max_allocations_per_user, expected.max_allocations_per_user);
     EXPECT_EQ(relay.max_permissions_per_allocation, expected.max_permissions_per_allocation);
     EXPECT_EQ(relay.max_channels_per_allocation, expected.max_channels_per_allocation);
+    EXPECT_EQ(relay.peer_entries, expected.peer_entries);
+    EXPECT_EQ(relay.reservations, expected.reservations);
     EXPECT_EQ(relay.bandwidth_bytes_per_s, expected.bandwidth_bytes_per_s);
     EXPECT_EQ(relay.bandwidth_burst_bytes, expected.bandwidth_burst_bytes);
     EXPECT_EQ(relay.unauthenticated_requests_per_s, expected.unauthenticated_requests_per_s);
@@ -294,6 +296,8 @@ TEST(ParseConfig, RelayDefaults) {
                                   .max_allocations_per_user = 10,
                                   .max_permissions_per_allocation = 16,
                                   .max_channels_per_allocation = 16,
+                                  .peer_entries = 0,  // one per allocation
+                                  .reservations = 0,  // one per sixteen allocations
                                   .bandwidth_bytes_per_s = 0,  // unlimited
                                   .bandwidth_burst_bytes = 0,
                                   .unauthenticated_requests_per_s = 20,
@@ -325,6 +329,7 @@ TEST(ParseConfig, RelaySectionRoundTrips) {
                      "nonce_lifetime_s = 300\nallocation_lifetime_max_s = 7200\n"
                      "max_allocations = 5000\nmax_allocations_per_user = 3\n"
                      "max_permissions_per_allocation = 8\nmax_channels_per_allocation = 32\n"
+                     "peer_entries = 7500\nreservations = 5000\n"
                      "bandwidth_bytes_per_s = 125000\nbandwidth_burst_bytes = 250000\n"
                      "unauthenticated_requests_per_s = 5\nunauthenticated_burst = 10\n"
                      "peer_allow = [\"10.1.2.0/24\", \"fd00::1\"]\n"
@@ -349,6 +354,8 @@ TEST(ParseConfig, RelaySectionRoundTrips) {
                            .max_allocations_per_user = 3,
                            .max_permissions_per_allocation = 8,
                            .max_channels_per_allocation = 32,
+                           .peer_entries = 7500,
+                           .reservations = 5000,
                            .bandwidth_bytes_per_s = 125000,
                            .bandwidth_burst_bytes = 250000,
                            .unauthenticated_requests_per_s = 5,
@@ -383,6 +390,7 @@ TEST(ParseConfig, RelayKeysAtTheirLowerLimits) {
         relay_on + "ports = \"1024-1024\"\nnonce_lifetime_s = 5\n"
         "allocation_lifetime_max_s = 600\nmax_allocations = 1\nmax_allocations_per_user = 1\n"
         "max_permissions_per_allocation = 1\nmax_channels_per_allocation = 1\n"
+        "peer_entries = 1\nreservations = 1\n"
         "bandwidth_bytes_per_s = 1\nbandwidth_burst_bytes = 1500\n"
         "unauthenticated_requests_per_s = 1\nunauthenticated_burst = 1\n"
         "realm = \"r\"\nusers = [{ name = \"a\", password = \"p\" }]\n" + eal + port,
@@ -395,6 +403,8 @@ TEST(ParseConfig, RelayKeysAtTheirLowerLimits) {
                            .max_allocations_per_user = 1,
                            .max_permissions_per_allocation = 1,
                            .max_channels_per_allocation = 1,
+                           .peer_entries = 1,
+                           .reservations = 1,
                            .bandwidth_bytes_per_s = 1,
                            .bandwidth_burst_bytes = 1500,
                            .unauthenticated_requests_per_s = 1,
@@ -411,6 +421,7 @@ TEST(ParseConfig, RelayKeysAtTheirUpperLimits) {
         "allocation_lifetime_max_s = 86400\nmax_allocations = 1048576\n"
         "max_allocations_per_user = 1048576\nmax_permissions_per_allocation = 4096\n"
         "max_channels_per_allocation = 4096\nbandwidth_bytes_per_s = 1000000000\n"
+        "peer_entries = 67108864\nreservations = 1048576\n"
         "bandwidth_burst_bytes = 1000000000\nunauthenticated_requests_per_s = 1000000\n"
         "unauthenticated_burst = 1000000\nrealm = \"" + realm + "\"\n" +
         "users = [{ name = \"" + std::string(508, 'n') + "\", password = \"" +
@@ -423,6 +434,8 @@ TEST(ParseConfig, RelayKeysAtTheirUpperLimits) {
                            .max_allocations_per_user = 1048576,
                            .max_permissions_per_allocation = 4096,
                            .max_channels_per_allocation = 4096,  // 0x4000-0x4FFF
+                           .peer_entries = 67108864,
+                           .reservations = 1048576,
                            .bandwidth_bytes_per_s = 1000000000,
                            .bandwidth_burst_bytes = 1000000000,
                            .unauthenticated_requests_per_s = 1000000,
@@ -780,9 +793,9 @@ const std::vector<ErrorCase> error_cases = {
      "relay.realms", 2,
      "unknown key; known keys here: enabled, realm, ports, users, rest_secrets, "
      "nonce_lifetime_s, allocation_lifetime_max_s, max_allocations, max_allocations_per_user, "
-     "max_permissions_per_allocation, max_channels_per_allocation, bandwidth_bytes_per_s, "
-     "bandwidth_burst_bytes, unauthenticated_requests_per_s, unauthenticated_burst, "
-     "peer_allow, peer_deny"},
+     "max_permissions_per_allocation, max_channels_per_allocation, peer_entries, reservations, "
+     "bandwidth_bytes_per_s, bandwidth_burst_bytes, unauthenticated_requests_per_s, "
+     "unauthenticated_burst, peer_allow, peer_deny"},
     {"PermissionLifetimeIsNotAKey", "[relay]\npermission_lifetime_s = 300\n",
      Append::eal_and_port, "relay.permission_lifetime_s", 2, "unknown key"},
     {"ChannelLifetimeIsNotAKey", "[relay]\nchannel_lifetime_s = 600\n", Append::eal_and_port,
@@ -967,6 +980,18 @@ const std::vector<ErrorCase> error_cases = {
      "expected an integer 1..4096 (RFC 8656 §12: channel numbers 0x4000-0x4FFF), got 0"},
     {"MaxChannelsAbove4096", "[relay]\nmax_channels_per_allocation = 4097\n",
      Append::eal_and_port, "relay.max_channels_per_allocation", 2, "got 4097"},
+    {"PeerEntriesZero", "[relay]\npeer_entries = 0\n", Append::eal_and_port,
+     "relay.peer_entries", 2,
+     "expected an integer 1..67108864 (permissions and channels of all allocations: one entry "
+     "per peer), got 0"},
+    {"PeerEntriesAbove67108864", "[relay]\npeer_entries = 67108865\n", Append::eal_and_port,
+     "relay.peer_entries", 2, "got 67108865"},
+    {"ReservationsZero", "[relay]\nreservations = 0\n", Append::eal_and_port,
+     "relay.reservations", 2,
+     "expected an integer 1..1048576 (EVEN-PORT reservations at once), got 0"},
+    {"ReservationsAboveMaxAllocations", "[relay]\nmax_allocations = 100\n\nreservations = 101\n",
+     Append::eal_and_port, "relay.reservations", 4,
+     "expected at most relay.max_allocations (100), got 101"},
 
     // [relay]: bandwidth and the unauthenticated-request limit (token buckets)
     {"BandwidthNegative", "[relay]\nbandwidth_bytes_per_s = -1\n", Append::eal_and_port,

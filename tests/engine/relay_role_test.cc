@@ -79,21 +79,30 @@ engine::RelayContext make_context(std::uint8_t families) {
                                 {{relay_ipv4, relay_ipv6, families}}, limits);
 }
 
-engine::RelayTableLimits table_limits(std::uint32_t port_count = relay_port_count) {
+// Peer entries for every allocation's largest set unless a test asks for fewer.
+engine::RelayTableLimits table_limits(std::uint32_t port_count = relay_port_count,
+                                      std::uint32_t peer_entries = 8 * (max_permissions +
+                                                                        max_channels)) {
     engine::RelayTableLimits limits;
     limits.capacity = 8;
     limits.first_relay_port = first_relay_port;
     limits.relay_port_count = port_count;
     limits.max_permissions = max_permissions;
     limits.max_channels = max_channels;
+    limits.peer_entries = peer_entries;
+    limits.reservations = limits.capacity;
+    limits.ticks_per_second = ticks_per_second;
     limits.seed = 7;
     return limits;
 }
 
-std::unique_ptr<engine::RelayShard> make_shard(std::uint32_t port_count = relay_port_count) {
+std::unique_ptr<engine::RelayShard> make_shard(std::uint32_t port_count = relay_port_count,
+                                               std::uint32_t peer_entries = 8 * (max_permissions +
+                                                                                 max_channels)) {
     // Three unauthenticated requests at once, then one a second.
     const auto rate = engine::RateLimit::make(1, 3, ticks_per_second);
-    return std::make_unique<engine::RelayShard>(table_limits(port_count), *rate, 64, 11);
+    return std::make_unique<engine::RelayShard>(table_limits(port_count, peer_entries), *rate,
+                                                64, 11);
 }
 
 stun::Message parse(std::span<const std::byte> bytes) {
@@ -335,7 +344,7 @@ TEST_F(RelayRole, AllocateDanceFromChallengeToRelayedAddress) {
     const engine::Allocation* a = allocation_of(c);
     ASSERT_NE(a, nullptr);
     EXPECT_EQ(a->relay_port(), relayed[0].port);
-    EXPECT_TRUE(a->username_equals("alice"));
+    EXPECT_TRUE(shard->table().username_equals(shard->table().find(c.tuple), "alice"));
     EXPECT_EQ(a->expiry(), now_ticks + 600 * ticks_per_second);
     EXPECT_EQ(shard->allocations_of("alice"), 1u);
 }
@@ -1018,6 +1027,38 @@ TEST_F(RelayRole, CreatePermissionErrors) {
     EXPECT_EQ(allocation_of(c)->permission_count(), max_permissions);
 }
 
+// The worker's peer entries (relay.peer_entries) run out: CreatePermission (all or nothing)
+// and ChannelBind get 508 under an outcome of their own, below the allocation's limits, and
+// succeed again once an entry is free.
+TEST_F(RelayRole, PeerEntriesRunOutWith508) {
+    shard = make_shard(relay_port_count, 2);
+    Client c = allocated();
+    ASSERT_EQ(create_permission(c, {peer_a}).code(), 0);
+    const stun::Address peer_c = stun::Address::v4(0x5DB8D801, 7000);  // 93.184.216.1
+    const stun::Address peer_d = stun::Address::v4(0x5DB8D802, 7000);
+    // One entry left, two new IPs: refused whole.
+    Exchange e = create_permission(c, {peer_c, peer_d});
+    EXPECT_EQ(e.code(), 508);
+    EXPECT_EQ(e.answer.outcome, TurnOutcome::peer_entries_full);
+    EXPECT_FALSE(allocation_of(c)->permits(peer_c, now_ticks));
+    EXPECT_EQ(allocation_of(c)->permission_count(), 1u);
+    ASSERT_EQ(create_permission(c, {peer_c}).code(), 0);
+    EXPECT_EQ(shard->table().free_peer_entries(), 0u);
+    e = channel_bind(c, 0x4000, peer_d);
+    EXPECT_EQ(e.code(), 508);
+    EXPECT_EQ(e.answer.outcome, TurnOutcome::peer_entries_full);
+    EXPECT_FALSE(allocation_of(c)->permits(peer_d, now_ticks));
+    // A channel to a peer whose IP has a permission takes no entry: bound.
+    EXPECT_EQ(channel_bind(c, 0x4001, peer_a).code(), 0);
+    EXPECT_EQ(allocation_of(c)->channel(0x4001, now_ticks)->peer, peer_a);
+    // 300 s on, peer_c's permission has expired (peer_a's was refreshed by the bind at 0 s
+    // too, so both have): the entries come back.
+    advance(301);
+    EXPECT_EQ(channel_bind(c, 0x4002, peer_d).code(), 0);
+    EXPECT_TRUE(allocation_of(c)->permits(peer_d, now_ticks));
+    EXPECT_EQ(shard->counters().outcome(TurnOutcome::peer_entries_full), 2u);
+}
+
 TEST_F(RelayRole, CreatePermissionWithoutAllocationGets437) {
     Client c = make_client("alice", "alice-password");
     challenge(c);
@@ -1041,14 +1082,14 @@ TEST_F(RelayRole, ChannelBindInstallsChannelAndPermissionAndRefreshes) {
     Exchange e = channel_bind(c, 0x4000, peer_a);
     ASSERT_EQ(e.code(), 0);
     EXPECT_EQ(e.answer.outcome, TurnOutcome::channel_bound);
-    const engine::Channel* channel = allocation_of(c)->channel(0x4000, now_ticks);
-    ASSERT_NE(channel, nullptr);
+    const std::optional<engine::Channel> channel = allocation_of(c)->channel(0x4000, now_ticks);
+    ASSERT_TRUE(channel);
     EXPECT_EQ(channel->peer, peer_a);
     EXPECT_TRUE(allocation_of(c)->permits(peer_a, now_ticks));
     advance(500);
     ASSERT_EQ(channel_bind(c, 0x4000, peer_a).code(), 0);  // refresh, §12.2
     advance(200);  // 700 s after the bind, 200 s after the refresh
-    EXPECT_NE(allocation_of(c)->channel(0x4000, now_ticks), nullptr);
+    EXPECT_TRUE(allocation_of(c)->channel(0x4000, now_ticks));
     EXPECT_TRUE(allocation_of(c)->permits(peer_a, now_ticks));
 }
 

@@ -91,7 +91,7 @@ TEST(RelaySetupTest, WorkersShareThePortsAsSteeringFindsThem) {
     EXPECT_EQ(partition.per_worker, 16384 / 3);
     std::uint32_t total_capacity = 0;
     for (unsigned w = 0; w < 3; ++w) {
-        const RelayTableLimits limits = relay_table_limits(config.relay, w, 3, 42);
+        const RelayTableLimits limits = relay_table_limits(config.relay, w, 3, ticks_per_second, 42);
         const auto last =
             static_cast<std::uint16_t>(limits.first_relay_port + limits.relay_port_count - 1);
         // Every port of a worker's table steers to that worker, and only those.
@@ -101,10 +101,28 @@ TEST(RelaySetupTest, WorkersShareThePortsAsSteeringFindsThem) {
                   static_cast<int>(w));
         EXPECT_EQ(limits.max_permissions, config.relay.max_permissions_per_allocation);
         EXPECT_EQ(limits.max_channels, config.relay.max_channels_per_allocation);
+        // relay.peer_entries and relay.reservations unset: one peer entry per allocation,
+        // a reservation per sixteen.
+        EXPECT_EQ(limits.peer_entries, limits.capacity);
+        EXPECT_EQ(limits.reservations, limits.capacity / 16);
+        EXPECT_EQ(limits.ticks_per_second, ticks_per_second);
         total_capacity += limits.capacity;
     }
     // The configured total, rounded up to a multiple of the workers.
     EXPECT_EQ(total_capacity, 3 * 3334u);
+}
+
+TEST(RelaySetupTest, PeerEntriesAndReservationsAreSharedAmongWorkers) {
+    EngineConfig config = relay_config(3);
+    config.relay.peer_entries = 30001;
+    config.relay.reservations = 2;
+    const RelayTableLimits limits = relay_table_limits(config.relay, 2, 3, ticks_per_second, 42);
+    EXPECT_EQ(limits.peer_entries, 10001u);
+    EXPECT_EQ(limits.reservations, 1u);
+    config.relay.reservations = 0;
+    config.relay.max_allocations = 3;
+    // A sixteenth of one allocation rounds to none: each worker keeps one.
+    EXPECT_EQ(relay_table_limits(config.relay, 0, 3, ticks_per_second, 42).reservations, 1u);
 }
 
 TEST(RelaySetupTest, AShardIsBuiltFromWhatTheConfigGives) {
@@ -112,7 +130,8 @@ TEST(RelaySetupTest, AShardIsBuiltFromWhatTheConfigGives) {
     const RateLimit limit = unauthenticated_limit(config.relay, ticks_per_second);
     EXPECT_EQ(limit.tokens_per_second(), config.relay.unauthenticated_requests_per_s);
     EXPECT_EQ(limit.burst(), config.relay.unauthenticated_burst);
-    const RelayShard shard(relay_table_limits(config.relay, 1, 2, 7), limit, 1024, 7);
+    const RelayShard shard(relay_table_limits(config.relay, 1, 2, ticks_per_second, 7), limit,
+                           1024, 7);
     EXPECT_EQ(shard.table().capacity(), 5000u);
     EXPECT_EQ(shard.table().size(), 0u);
 }

@@ -158,6 +158,14 @@ struct RelayConfig {
     std::uint32_t max_permissions_per_allocation = 16;
     /// Channels per allocation, 1..4096: the channel numbers 0x4000-0x4FFF (RFC 8656 §12).
     std::uint32_t max_channels_per_allocation = 16;
+    /// Peer entries, in all, 1..67108864: each holds a peer IP's permission and a channel to
+    /// it (a WebRTC allocation needs one); divided among the workers as max_allocations is.
+    /// 508 when a worker's are all in use. 0 (the default): as many as max_allocations.
+    std::uint32_t peer_entries = 0;
+    /// Port reservations (RFC 8656 §7.2, EVEN-PORT's R bit) at once, in all,
+    /// 1..max_allocations; 508 past it. 0 (the default): max_allocations / 16, at least one a
+    /// worker.
+    std::uint32_t reservations = 0;
     /// Relayed bytes per second per allocation, 0..10^9; 0: unlimited.
     std::uint64_t bandwidth_bytes_per_s = 0;
     /// The bandwidth bucket's depth in bytes, 1500 (one full-size packet)..10^9; 0 when

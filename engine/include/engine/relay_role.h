@@ -111,7 +111,7 @@ namespace engine {
     X(even_port_unavailable, 508, "EVEN-PORT with no even relay port free, or with the R bit "    \
                                   "and no even port whose next port is free too (§7.2)")        \
     X(reservations_full, 508, "EVEN-PORT with the R bit while the worker holds as many "          \
-                              "reservations as its table has slots (§7.2)")                      \
+                              "reservations as relay.reservations gives it (§7.2)")              \
     X(user_quota_reached, 486, "the username has max_allocations_per_user allocations on this "   \
                                "worker (§7.2)")                                                  \
     X(table_full, 508, "the worker's allocation table is full (§7.2)")                            \
@@ -132,6 +132,8 @@ namespace engine {
     X(channel_number_in_use, 400, "the channel number is bound to another peer (§12.2)")          \
     X(channel_peer_in_use, 400, "the peer is bound to another channel number (§12.2)")            \
     X(channel_quota, 508, "the allocation has max_channels live channels (§12.2)")                \
+    X(peer_entries_full, 508, "the worker's peer entries (relay.peer_entries) are all in use: "   \
+                              "no room for a new permission or channel (§10.2, §12.2)")          \
     /* Dropped, unanswered: */                                                                   \
     X(rate_limited, 0, "an unauthenticated or failing request from a source IP whose token "      \
                        "bucket is empty: dropped, not answered")                                 \

@@ -34,11 +34,14 @@ namespace engine {
                                                       unsigned workers) noexcept;
 
 /// Worker `worker`'s allocation table: its share of the relay ports, its share of
-/// relay.max_allocations (the total divided among the workers, rounded up, so that the
-/// configured total is what the engine holds at most, give or take a worker's rounding), the
-/// permission and channel limits, and `seed` (random in punchlined).
+/// relay.max_allocations, relay.peer_entries and relay.reservations (each total divided among
+/// the workers, rounded up, so that the configured total is what the engine holds at most,
+/// give or take a worker's rounding), the permission and channel limits, the clock's
+/// `ticks_per_second`, and `seed` (random in punchlined).
 [[nodiscard]] RelayTableLimits relay_table_limits(const RelayConfig& relay, unsigned worker,
-                                                  unsigned workers, std::uint64_t seed) noexcept;
+                                                  unsigned workers,
+                                                  std::uint64_t ticks_per_second,
+                                                  std::uint64_t seed) noexcept;
 
 /// The limit on requests without valid credentials per source IP, on a clock of
 /// `ticks_per_second`. Throws std::runtime_error when RateLimit cannot hold it (config.cc's

@@ -10,11 +10,44 @@
 // call snapshot() and list() (punchctl's /allocations) at any time while the worker runs;
 // nothing else. They never make the worker wait.
 //
-// Layout (docs/architecture.md, "Relay session table", has the figures):
-//   - records: one arena of `capacity` fixed-stride slots, allocated once. A slot holds an
-//     Allocation (four cache lines, then the username's 512 bytes), then its permission array
-//     and its channel arrays, sized by the constructor's limits. A slot number is stable for
-//     the allocation's life; free slots are a LIFO stack (the last freed is the warmest).
+// Layout (docs/architecture.md, "Relay session table", has the figures; issue 4 asked for at
+// most 256 bytes per allocation, everything the table allocates counted):
+//   - records: one arena of `capacity` slots of three cache lines (192 bytes), allocated
+//     once. Line 0 is what a look-up and the listing read first (sequence, shape, 5-tuple,
+//     expiries); line 1 what every relayed datagram reads or writes (counts and the first
+//     peer entry, counters, bandwidth bucket, client hop); line 2 what only requests read
+//     (long-term key, username hash, last answer). A slot number is stable for the
+//     allocation's life; free slots are a LIFO stack threaded through the free records (the
+//     last freed is the warmest).
+//   - peer entries: one pool per table, in the same arena after the records, of
+//     `peer_entries` 32-byte entries, each a peer IP with a permission (§9) and/or a channel
+//     (§12: the IP and a port) to it. A ChannelBind's peer also gets the permission (§12.2),
+//     so the WebRTC allocation (one peer, one permission, at most one channel) holds one
+//     entry; an allocation's entries are a singly linked list from its counts word, by
+//     offsets from the record, so that an Allocation finds them without the table. Free
+//     entries are a stack threaded through them. The pool is sized for the average
+//     allocation, not the largest (max_permissions and max_channels still bound each one):
+//     when it runs dry, a new permission or channel gets 508 like a full allocation.
+//   - peer expiries are 32-bit, in units of 2^k ticks (k: the largest that keeps a unit at
+//     most 1/1024 s at the table's ticks_per_second), compared wrap-aware: a value is live
+//     while it is ahead of now by less than half the 32-bit range, which is at least 2^20
+//     seconds (12 days). A permission lives 300 s and a channel 600 s (§9, §12), and
+//     sweep() removes expired entries every pass over the table, so no entry is ever old
+//     enough to look young again. Stored rounded down to a unit: a permission or channel
+//     ends up to one unit (< 1 ms) early, never late. Allocation expiries stay 64-bit ticks.
+//   - the username: a 64-bit SipHash-2-4 of it, keyed by the table's seed, and its length;
+//     not its bytes. RFC 8656 §5 wants every request after Allocate to carry the username
+//     that made the allocation (else 441): two different usernames of the same length pass
+//     for each other only when their keyed hashes collide, with probability 2^-64 for any
+//     pair chosen without the key (SipHash is a pseudo-random function), and a client can
+//     only try usernames it holds credentials for, online, one request each. So the check
+//     is exact for all practical purposes. A username inline would cost up to 512 bytes a
+//     slot; a prefix that fits (a few bytes) would show only the timestamp of a TURN REST
+//     username ("1700000000:alice"). The listing shows the length and the hash, and a filter
+//     by name hashes the name (username_hash()).
+//   - the last answer: the transaction ID and method as a 64-bit hash (a retransmission
+//     repeats both; a new request has a random 96-bit ID), the error code, LIFETIME and
+//     RESERVATION-TOKEN. Only the allocation's authenticated client reaches it.
 //   - 5-tuple index: open addressing with linear probing over 8-byte entries (32 bits of the
 //     key's seeded hash, slot + 1; 0 is empty), at most half full, erased by backward shift,
 //     so that no tombstone ever lengthens a probe. A look-up reads one index line and the
@@ -27,12 +60,12 @@
 //     allocation's port reaches a new allocation as late as possible, and ports are not
 //     predictable.
 //   - reservations (RFC 8656 §7.2: EVEN-PORT's R bit holds the port after an allocation's for
-//     a later Allocate that names it by RESERVATION-TOKEN): up to `capacity` records of token,
-//     expiry, (address, port) and families, found by token through an open-addressing index
-//     (at most half full, erased by backward shift), and a flag per (address, port) that keeps
-//     a reserved port out of the free FIFO's hands until the reservation is claimed or expires
-//     (sweep()). The peer path's find_by_relay_port() never sees a reservation: a reserved port
-//     has no allocation.
+//     a later Allocate that names it by RESERVATION-TOKEN): up to `reservations` records of
+//     token, expiry, (address, port) and families (rtcp-mux is the norm: few clients ask),
+//     found by token through an open-addressing index (at most half full, erased by backward
+//     shift), and a flag per (address, port) that keeps a reserved port out of the free
+//     FIFO's hands until the reservation is claimed or expires (sweep()). The peer path's
+//     find_by_relay_port() never sees a reservation: a reserved port has no allocation.
 //
 // Concurrent listing: every slot has a sequence counter (a seqlock). The owner makes each
 // change the listing can see between two increments (odd while writing); the control thread
@@ -43,7 +76,7 @@
 // stores them with release inside a write section, the reader loads them with acquire (both
 // plain moves on x86), which orders them against the sequence without a standalone fence
 // (which ThreadSanitizer could not check). Fields the control thread never reads (keys,
-// permissions, channels, the bucket, the last answer) are plain. Packet and byte counters
+// peer entries, the bucket, the last answer) are plain. Packet and byte counters
 // change outside the seqlock (a write section per packet would tax the fast path to order
 // four counters that need no mutual consistency): a snapshot is one allocation (its key,
 // username, port, expiry and counts from one moment), and each counter is a value it had
@@ -121,21 +154,14 @@ inline constexpr std::uint8_t relay_ipv6 = 2;
     return family == stun::AddressFamily::ipv6 ? relay_ipv6 : relay_ipv4;
 }
 
-/// The longest username a table stores: RFC 5389 §15.3 allowed "less than 513 bytes"
-/// (RFC 8489 §14.3: "fewer than 509"); kept inline in the slot, not as an index into a user
-/// table, because with TURN REST credentials every allocation has a username of its own.
+/// The longest username a table accepts: RFC 5389 §15.3 allowed "less than 513 bytes"
+/// (RFC 8489 §14.3: "fewer than 509"). The table keeps its length and keyed hash only (see
+/// the header comment).
 inline constexpr std::size_t max_username_length = 512;
 
-/// RFC 8656 §9: a permission is a peer IP address (the port is ignored) and an expiry.
-struct Permission {
-    std::array<std::byte, 16> ip{};  ///< network order; IPv4 in the first 4 bytes
-    std::uint64_t expiry = 0;        ///< in the caller's ticks: live while now < expiry
-    stun::AddressFamily family = stun::AddressFamily::ipv4;
-};
-
-/// RFC 8656 §12: a channel binding, number 0x4000-0x7FFF ↔ peer transport address.
+/// RFC 8656 §12: a channel binding, number 0x4000-0x7FFF ↔ peer transport address, as
+/// Allocation::channel() and channel_to() find it.
 struct Channel {
-    std::uint64_t expiry = 0;  ///< live while now < expiry
     stun::Address peer;
     std::uint16_t number = 0;
 };
@@ -149,7 +175,7 @@ struct Channel {
 struct CachedAnswer {
     stun::TransactionId transaction_id{};
     stun::Method method = stun::Method::binding;
-    std::uint16_t error_code = 0;  ///< 0: a success response; else its ERROR-CODE
+    std::uint16_t error_code = 0;  ///< 0: a success response; else its ERROR-CODE (300..699)
     std::uint32_t lifetime = 0;    ///< the LIFETIME a success to Allocate or Refresh carried
     /// The RESERVATION-TOKEN a success to Allocate with EVEN-PORT's R bit carried; 0: none
     /// (RelayTable never takes 0 as a token).
@@ -169,6 +195,7 @@ enum class PermissionResult : std::uint8_t {
     refreshed,  ///< a live permission for this IP, its expiry reset (RFC 8656 §9)
     full,       ///< max_permissions live permissions already: 508 (Insufficient Capacity,
                 ///< RFC 8656's answer to a capacity limit, as in §12.2)
+    no_entry,   ///< the table's peer entries are all in use: 508 too
 };
 
 enum class ChannelResult : std::uint8_t {
@@ -178,6 +205,7 @@ enum class ChannelResult : std::uint8_t {
     number_in_use,  ///< the number is bound to another peer: 400 (§12.2)
     peer_in_use,    ///< the peer is bound to another number: 400 (§12.2)
     full,           ///< max_channels live bindings already: 508 (§12.2)
+    no_entry,       ///< the table's peer entries are all in use: 508 too
 };
 
 namespace detail {
@@ -221,15 +249,74 @@ public:
     /// Throws std::bad_alloc.
     explicit TableMemory(std::size_t bytes);
     [[nodiscard]] std::byte* data() const noexcept { return bytes_.get(); }
+    /// The bytes allocated: those asked for, rounded up to the alignment.
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
 private:
     std::unique_ptr<std::byte, AlignedFree> bytes_;
+    std::size_t size_ = 0;
 };
+
+
+/// One peer of an allocation, in the table's pool (see the header comment): the permission
+/// of `ip` (RFC 8656 §9) when `link` has permission_bit, a channel `number` to (ip, port)
+/// (§12) when number is not 0. An IP has its permission in one entry at most; a second
+/// channel to another port of the IP takes an entry of its own.
+struct PeerEntry {
+    std::array<std::byte, 16> ip{};       // network order; IPv4 in the first 4 bytes
+    std::uint32_t permission_expiry = 0;  // in expiry units, wrap-aware (expiry_live())
+    std::uint32_t channel_expiry = 0;
+    std::uint16_t port = 0;    // the channel's peer port
+    std::uint16_t number = 0;  // the channel number; 0: none
+    // Bits 0-29: the allocation's next entry, in 32-byte units from its record (0: none);
+    // bit 30: this entry holds the IP's permission; bit 31: the IP is IPv6.
+    std::uint32_t link = 0;
+
+    static constexpr std::uint32_t next_mask = (1u << 30) - 1;
+    static constexpr std::uint32_t permission_bit = 1u << 30;
+    static constexpr std::uint32_t ipv6_bit = 1u << 31;
+
+    [[nodiscard]] bool has_permission() const noexcept { return (link & permission_bit) != 0; }
+    /// Two 8-byte compares (std::array's == of std::byte compares byte by byte): per datagram.
+    [[nodiscard]] bool same_ip(const stun::Address& peer) const noexcept {
+        std::uint64_t a[2], b[2];
+        std::memcpy(a, ip.data(), 16);
+        std::memcpy(b, peer.ip.data(), 16);
+        return ((link & ipv6_bit) != 0) == (peer.family == stun::AddressFamily::ipv6) &&
+               ((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0;
+    }
+    [[nodiscard]] stun::Address peer() const noexcept {
+        stun::Address a;
+        a.family = (link & ipv6_bit) != 0 ? stun::AddressFamily::ipv6 : stun::AddressFamily::ipv4;
+        a.port = port;
+        a.ip = ip;
+        return a;
+    }
+};
+
+/// SipHash-2-4 (Aumasson, Bernstein, 2012) of `input` under the 128-bit `key` (k0, k1 as the
+/// reference reads them, little-endian): RelayTable::username_hash().
+[[nodiscard]] std::uint64_t siphash24(const std::array<std::uint64_t, 2>& key,
+                                      std::string_view input) noexcept;
+
+/// A peer expiry in units of 2^shift ticks, rounded down, modulo 2^32.
+[[nodiscard]] constexpr std::uint32_t expiry_units(std::uint64_t ticks,
+                                                   unsigned shift) noexcept {
+    return static_cast<std::uint32_t>(ticks >> shift);
+}
+/// Whether a peer expiry (expiry_units()) is still ahead of `now`: wrap-aware, right while
+/// the two are less than 2^31 units apart (the header comment).
+[[nodiscard]] constexpr bool expiry_live(std::uint32_t expiry, std::uint64_t now,
+                                         unsigned shift) noexcept {
+    return static_cast<std::int32_t>(expiry - expiry_units(now, shift)) > 0;
+}
 
 }  // namespace detail
 
 /// One TURN allocation in a RelayTable's slot. Only the table makes them; every member is
-/// for the owning worker alone (the control thread sees them through snapshots).
+/// for the owning worker alone (the control thread sees them through snapshots). Changes to
+/// its peers (permissions and channels) take entries from the table's pool, so they are the
+/// table's: RelayTable::install_permission(), bind_channel(), expire_peers().
 class alignas(64) Allocation {
 public:
     Allocation(const Allocation&) = delete;
@@ -271,62 +358,48 @@ public:
     void drop_families(std::uint8_t families) noexcept;
 
     [[nodiscard]] std::size_t username_length() const noexcept {
-        return static_cast<std::size_t>(counts_.get() >> 32 & 0xFFFF);
+        return static_cast<std::size_t>(counts_.get() >> username_length_shift &
+                                        username_length_mask);
     }
-    /// RFC 8656 §5: every request after Allocate must carry the username that created the
-    /// allocation (else 441). Cost: a length compare and one word compare per 8 bytes.
-    [[nodiscard]] bool username_equals(std::string_view username) const noexcept;
-    /// Copies the username into `out`; returns a view of it there.
-    std::string_view copy_username(std::span<char, max_username_length> out) const noexcept;
+    /// The username's keyed hash (RelayTable::username_hash()); RelayTable::username_equals()
+    /// is RFC 8656 §5's check.
+    [[nodiscard]] std::uint64_t username_hash() const noexcept { return username_hash_.get(); }
 
     /// RFC 8656 §6: the server stores the long-term key, never the password.
     [[nodiscard]] stun::PasswordAlgorithm password_algorithm() const noexcept {
-        return algorithm_;
+        return (state_ & sha256_bit) != 0 ? stun::PasswordAlgorithm::sha256
+                                          : stun::PasswordAlgorithm::md5;
     }
     /// 16 bytes (MD5) or 32 (SHA-256, RFC 8489 §9.2.2) for MESSAGE-INTEGRITY(-SHA256).
     [[nodiscard]] std::span<const std::byte> integrity_key() const noexcept {
-        return {integrity_key_.data(), algorithm_ == stun::PasswordAlgorithm::sha256 ? 32u : 16u};
+        return {integrity_key_.data(), (state_ & sha256_bit) != 0 ? 32u : 16u};
     }
 
-    /// RFC 8656 §9 (CreatePermission §10.2, ChannelBind §12.2): installs a permission for
-    /// `peer`'s IP (its port ignored) until `expiry`, or resets the expiry of the one there.
-    /// When the array is full, expired entries are removed first. Cost: a scan of the
-    /// permissions, and of them again when full.
-    PermissionResult install_permission(const stun::Address& peer, std::uint64_t expiry,
-                                        std::uint64_t now) noexcept;
     /// RFC 8656 §9: whether a live permission has `peer`'s IP ("only addresses are compared
-    /// and port numbers are not considered"). Cost: a scan of up to max_permissions entries
-    /// of 32 bytes. Per datagram from a peer and per Send indication.
+    /// and port numbers are not considered"). Cost: the counts word (line 1), then the
+    /// allocation's peer entries, one 32-byte entry each (one for a WebRTC allocation). Per
+    /// datagram from a peer, per ChannelData and per Send indication.
     [[nodiscard]] bool permits(const stun::Address& peer, std::uint64_t now) const noexcept;
-    /// Permissions in the array, expired ones not yet removed included.
+    /// Permissions held, expired ones not yet removed included.
     [[nodiscard]] std::size_t permission_count() const noexcept {
-        return static_cast<std::size_t>(counts_.get() & 0xFFFF);
+        return static_cast<std::size_t>(counts_.get() & count_mask);
     }
+    /// Whether an entry of the allocation has `peer`'s IP (a permission, live or expired and
+    /// not yet removed, or a channel): a new permission for it takes no entry from the pool.
+    [[nodiscard]] bool has_peer_ip(const stun::Address& peer) const noexcept;
 
-    /// RFC 8656 §12.2: binds `number` to `peer` until `expiry`, or refreshes that binding.
-    /// An expired binding is unbound (§12): its number and peer are free again. Errors:
-    /// bad_number, number_in_use, peer_in_use, full. Installing the permission a ChannelBind
-    /// also installs (§12.2) is the caller's: install_permission(). Cost: a scan of the
-    /// bindings, and removal of expired ones before a new binding.
-    ChannelResult bind_channel(std::uint16_t number, const stun::Address& peer,
-                               std::uint64_t expiry, std::uint64_t now) noexcept;
-    /// The live binding of `number` (ChannelData from the client, §12.6), or null; valid
-    /// until the allocation's channels next change. Cost: a scan of a compact array of
-    /// 2-byte numbers (32 to a cache line).
-    [[nodiscard]] const Channel* channel(std::uint16_t number,
-                                         std::uint64_t now) const noexcept;
+    /// The live binding of `number` (ChannelData from the client, §12.6), or nullopt. Cost:
+    /// as permits(), comparing channel numbers.
+    [[nodiscard]] std::optional<Channel> channel(std::uint16_t number,
+                                                 std::uint64_t now) const noexcept;
     /// The live binding to `peer` (IP and port; a datagram from the peer, §12.7: the server
-    /// MUST use ChannelData when one exists, §12.5), or null; valid as channel()'s. Cost: a
-    /// scan of the bindings.
-    [[nodiscard]] const Channel* channel_to(const stun::Address& peer,
-                                            std::uint64_t now) const noexcept;
-    /// Bindings in the array, expired ones not yet removed included.
+    /// MUST use ChannelData when one exists, §12.5), or nullopt. Cost: as permits().
+    [[nodiscard]] std::optional<Channel> channel_to(const stun::Address& peer,
+                                                    std::uint64_t now) const noexcept;
+    /// Bindings held, expired ones not yet removed included.
     [[nodiscard]] std::size_t channel_count() const noexcept {
-        return static_cast<std::size_t>(counts_.get() >> 16 & 0xFFFF);
+        return static_cast<std::size_t>(counts_.get() >> channel_count_shift & count_mask);
     }
-    /// Removes expired permissions and bindings (§9: "the permission expires and is
-    /// deleted"). RelayTable::sweep() calls it; lookups ignore expired entries anyway.
-    void expire(std::uint64_t now) noexcept;
 
     /// One datagram of `bytes` relayed to the peer / to the client. Cost: two loads and two
     /// stores (single writer: no atomic read-modify-write).
@@ -352,31 +425,21 @@ public:
         return client_hop_;
     }
 
-    /// Remembers the answer to the request just handled, replacing the last one.
-    void remember_answer(const CachedAnswer& answer) noexcept {
-        answer_ = answer;
-        has_answer_ = true;
-    }
+    /// Remembers the answer to the request just handled, replacing the last one. An
+    /// error_code above 1023 is not one (STUN's are 300..699) and is kept modulo 1024.
+    void remember_answer(const CachedAnswer& answer) noexcept;
     /// The remembered answer when `transaction_id` and `method` are those of the last
-    /// request answered (a retransmission), else null.
-    [[nodiscard]] const CachedAnswer* answer_for(const stun::TransactionId& transaction_id,
-                                                 stun::Method method) const noexcept {
-        return has_answer_ && answer_.method == method &&
-                       answer_.transaction_id == transaction_id
-                   ? &answer_
-                   : nullptr;
-    }
+    /// request answered (a retransmission), else nullopt. Both are compared by a 64-bit hash
+    /// (the header comment): a new request with a random transaction ID passes for the last
+    /// one with probability about 2^-64.
+    [[nodiscard]] std::optional<CachedAnswer> answer_for(
+        const stun::TransactionId& transaction_id, stun::Method method) const noexcept;
 
 private:
     friend class RelayTable;
+    using PeerEntry = detail::PeerEntry;
 
-    Allocation(Permission* permissions, std::uint16_t* channel_numbers, Channel* channels,
-               std::uint16_t max_permissions, std::uint16_t max_channels) noexcept
-        : permissions_(permissions),
-          channel_numbers_(channel_numbers),
-          channels_(channels),
-          max_permissions_(max_permissions),
-          max_channels_(max_channels) {}
+    Allocation() noexcept = default;
 
     // The seqlock's writer side. Owner only, so the sequence is read relaxed.
     void begin_write() noexcept {
@@ -395,44 +458,77 @@ private:
     }
 
     [[nodiscard]] bool live() const noexcept { return (shape_.get() & live_bit) != 0; }
+    // The table's expiry unit for peer entries, 2^shift ticks, kept in every record.
+    [[nodiscard]] unsigned expiry_shift() const noexcept {
+        return shape_.get() >> expiry_shift_at & 31;
+    }
     void set_shape(std::uint16_t port, std::uint8_t address, std::uint8_t families,
                    bool live) noexcept {
-        shape_.set(port | std::uint32_t{families} << 16 | (live ? live_bit : 0) |
-                   std::uint32_t{address} << 24);
+        shape_.set(port | std::uint32_t{families} << 16 | (shape_.get() & expiry_shift_bits) |
+                   (live ? live_bit : 0) | std::uint32_t{address} << 24);
     }
-    void set_counts(std::size_t permissions, std::size_t channels,
-                    std::size_t username_length) noexcept {
-        counts_.set(permissions | channels << 16 | std::uint64_t{username_length} << 32);
+
+    // The counts word: permissions, channels, username length and the first peer entry.
+    [[nodiscard]] std::uint32_t first_peer() const noexcept {
+        return static_cast<std::uint32_t>(counts_.get() >> first_peer_shift);
     }
-    std::size_t remove_expired_permissions(std::uint64_t now) noexcept;
-    std::size_t remove_expired_channels(std::uint64_t now) noexcept;
+    // Inside a write section: the listing reads the word.
+    void set_counts(std::size_t permissions, std::size_t channels, std::size_t username_length,
+                    std::uint32_t first_peer) noexcept {
+        counts_.set(permissions | std::uint64_t{channels} << channel_count_shift |
+                    std::uint64_t{username_length} << username_length_shift |
+                    std::uint64_t{first_peer} << first_peer_shift);
+    }
+
+    // Peer entries are addressed by their distance from the record, in 32-byte units: the
+    // pool follows the records in one arena (RelayTable's constructor).
+    [[nodiscard]] PeerEntry& entry(std::uint32_t offset) noexcept {
+        return *std::launder(reinterpret_cast<PeerEntry*>(reinterpret_cast<std::byte*>(this) +
+                                                          std::size_t{offset} * 32));
+    }
+    [[nodiscard]] const PeerEntry& entry(std::uint32_t offset) const noexcept {
+        return *std::launder(reinterpret_cast<const PeerEntry*>(
+            reinterpret_cast<const std::byte*>(this) + std::size_t{offset} * 32));
+    }
+    [[nodiscard]] std::uint32_t offset_of(const PeerEntry& e) const noexcept {
+        return static_cast<std::uint32_t>(
+            (reinterpret_cast<const std::byte*>(&e) - reinterpret_cast<const std::byte*>(this)) /
+            32);
+    }
 
     static constexpr std::uint32_t live_bit = 1u << 23;
+    static constexpr unsigned expiry_shift_at = 18;
+    static constexpr std::uint32_t expiry_shift_bits = 31u << expiry_shift_at;
+    static constexpr std::uint64_t count_mask = 0x1FFF;  // up to 4096 permissions, channels
+    static constexpr unsigned channel_count_shift = 13;
+    static constexpr unsigned username_length_shift = 26;
+    static constexpr std::uint64_t username_length_mask = 0x3FF;  // up to 512
+    static constexpr unsigned first_peer_shift = 36;  // 28 bits: RelayTable bounds the arena
+    static constexpr std::uint16_t error_code_mask = 0x3FF;
+    static constexpr std::uint16_t has_answer_bit = 1u << 10;
+    static constexpr std::uint16_t sha256_bit = 1u << 11;
 
     // Line 0: what a look-up and the listing read first.
     std::atomic<std::uint32_t> sequence_{0};  // even: stable; odd: the owner is writing
-    detail::SeqField<std::uint32_t> shape_;   // relay port | families << 16 | live bit 23 |
-                                              // relay address << 24
-    detail::SeqField<std::uint64_t> key_[5];  // FiveTuple::words_
+    detail::SeqField<std::uint32_t> shape_;   // relay port | families << 16 | expiry shift
+                                              // << 18 | live bit 23 | relay address << 24
+    detail::SeqField<std::uint64_t> key_[5];     // FiveTuple::words_
     detail::SeqField<std::uint64_t> expiry_[2];  // relay_ipv4, relay_ipv6
-    // Line 1: what every relayed datagram writes.
-    alignas(64) detail::SeqField<std::uint64_t> counts_;  // permissions | channels << 16 |
-                                                          // username length << 32
+    // Line 1: what every relayed datagram reads or writes.
+    alignas(64) detail::SeqField<std::uint64_t> counts_;  // permissions | channels << 13 |
+                                                          // username length << 26 | first
+                                                          // peer entry << 36
     detail::SeqField<std::uint64_t> counters_[4];         // AllocationCounters, in order
     TokenBucket bandwidth_;
-    // Lines 2-3: owner only.
-    alignas(64) Permission* permissions_;
-    std::uint16_t* channel_numbers_;  // channel_numbers_[i] == channels_[i].number, compact
-    Channel* channels_;
-    std::uint16_t max_permissions_;
-    std::uint16_t max_channels_;
-    stun::PasswordAlgorithm algorithm_ = stun::PasswordAlgorithm::md5;
-    bool has_answer_ = false;
-    std::array<std::byte, 32> integrity_key_{};
-    CachedAnswer answer_;
     std::array<std::byte, 6> client_hop_{};  // the MAC the Allocate came from
-    // Lines 4-11: the username, zero-padded, read by the listing.
-    alignas(64) detail::SeqField<std::uint64_t> username_[max_username_length / 8];
+    std::uint16_t state_ = 0;  // last answer's error code | has_answer_bit | sha256_bit
+    // Line 2: what requests read.
+    alignas(64) std::array<std::byte, 32> integrity_key_{};
+    detail::SeqField<std::uint64_t> username_hash_;  // read by the listing
+    std::uint64_t answer_id_ = 0;                    // answer_id(transaction ID, method)
+    std::uint64_t answer_token_ = 0;
+    std::uint32_t answer_lifetime_ = 0;
+    std::uint32_t next_free_ = 0;  // a free slot: the next free slot + 1 (0: none)
 };
 
 /// What the control thread sees of one allocation: a consistent copy (see the header
@@ -449,11 +545,9 @@ struct AllocationSnapshot {
     std::uint16_t permission_count = 0;
     std::uint16_t channel_count = 0;
     std::uint16_t username_length = 0;
-    std::array<char, max_username_length> username_bytes{};
-
-    [[nodiscard]] std::string_view username() const noexcept {
-        return {username_bytes.data(), username_length};
-    }
+    /// RelayTable::username_hash() of the username: a listing filtered by name compares it
+    /// with the hash of that name.
+    std::uint64_t username_hash = 0;
 };
 
 /// The table's sizes, from config (all memory is allocated from them at construction).
@@ -468,8 +562,19 @@ struct RelayTableLimits {
     std::uint16_t relay_addresses = 1;
     std::uint16_t max_permissions = 16;  ///< per allocation, 1 .. 4096
     std::uint16_t max_channels = 16;     ///< per allocation, 0 .. 4096
-    /// Seeds the 5-tuple hash and the order of free ports: random in production
-    /// (stun::random_bytes), so that nobody can aim clients at one probe chain; fixed in tests.
+    /// Peer entries (permissions and channels, one entry per peer IP with its permission and
+    /// a channel to it) of all allocations together, 1 .. 2^26, and at most
+    /// 2^28 - 6 × capacity (so that an entry's offset from any record fits its 28 bits).
+    std::uint32_t peer_entries = 4096;
+    /// Reservation records (EVEN-PORT's R bit, RFC 8656 §7.2), 1 .. capacity.
+    std::uint32_t reservations = 256;
+    /// The caller's clock, ticks per second (1 .. 2^40): sets the unit of peer expiries. No
+    /// default: a wrong one would shorten the 32-bit wrap below the 12 days the header
+    /// comment promises.
+    std::uint64_t ticks_per_second = 0;
+    /// Seeds the 5-tuple hash, the username hash and the order of free ports: random in
+    /// production (stun::random_bytes), so that nobody can aim clients at one probe chain;
+    /// fixed in tests.
     std::uint64_t seed = 0;
 };
 
@@ -525,7 +630,7 @@ public:
         bad_integrity_key,  ///< not 16 bytes for MD5 or 32 for SHA-256
         bad_families,       ///< neither relay_ipv4 nor relay_ipv6, or another bit
         unknown_reservation,  ///< claim_token names no live reservation: 508 (§7.2)
-        reservations_full,    ///< reserve_token, with capacity() reservations held: 508
+        reservations_full,    ///< reserve_token, with `reservations` records held: 508
         token_in_use,         ///< reserve_token is the token of a reservation held already
     };
     struct InsertResult {
@@ -534,8 +639,8 @@ public:
     };
 
     /// Inserts an allocation with no permissions, channels, counters or remembered answer, a
-    /// full bandwidth bucket, and a relay port. Cost: a look-up, a free-slot pop, a port pop,
-    /// the record's first lines and its 512 username bytes written, an index store.
+    /// full bandwidth bucket, and a relay port. Cost: a look-up, the username's SipHash, a
+    /// free-slot pop, a port pop, the record's three lines written, an index store.
     [[nodiscard]] InsertResult insert(const NewAllocation& allocation) noexcept;
 
     /// The slot of the allocation of `key`, or no_slot. Expired allocations stay until
@@ -569,17 +674,56 @@ public:
         return endpoint != no_slot && port_reserved_[endpoint];
     }
     /// Live reservations (expired ones not yet released by sweep() included); at most
-    /// capacity(), which bounds them as it bounds allocations.
+    /// RelayTableLimits::reservations.
     [[nodiscard]] std::size_t reservation_count() const noexcept {
-        return capacity_ - free_reservation_count_;
+        return reservation_capacity_ - free_reservation_count_;
+    }
+    /// RelayTableLimits::reservations: the most reservation_count() can be.
+    [[nodiscard]] std::size_t reservation_capacity() const noexcept {
+        return reservation_capacity_;
     }
     /// Whether `token` names a reservation live at `now`. Cost: a probe of the token index.
     [[nodiscard]] bool has_reservation(std::uint64_t token, std::uint64_t now) const noexcept;
 
     /// Removes the allocation in `slot`: its index entry (backward shift), its relay port (to
-    /// the back of the free FIFO), its slot. A slot that holds none is left alone. Cost: a
-    /// look-up and a shift of the probe chain after it (short at half load).
+    /// the back of the free FIFO), its peer entries, its slot. A slot that holds none is left
+    /// alone. Cost: a look-up and a shift of the probe chain after it (short at half load).
     void erase(std::uint32_t slot) noexcept;
+
+    /// RFC 8656 §9 (CreatePermission §10.2, ChannelBind §12.2): installs a permission for
+    /// `peer`'s IP (its port ignored) on the allocation in `slot` until `expiry`, or resets
+    /// the expiry of the one there. It goes into an entry of the IP that holds a channel,
+    /// else into a new entry from the pool. When the allocation holds max_permissions,
+    /// expired entries are removed first. Errors: full (max_permissions live), no_entry (the
+    /// pool is empty). Cost: a walk of the allocation's entries, an entry pop.
+    PermissionResult install_permission(std::uint32_t slot, const stun::Address& peer,
+                                        std::uint64_t expiry, std::uint64_t now) noexcept;
+    /// RFC 8656 §12.2: binds `number` to `peer` on the allocation in `slot` until `expiry`,
+    /// or refreshes that binding. An expired binding is unbound (§12): its number and peer
+    /// are free again. The binding goes into the entry of the peer's IP when that holds no
+    /// channel, else into a new entry. Errors: bad_number, number_in_use, peer_in_use, full,
+    /// no_entry. Installing the permission a ChannelBind also installs (§12.2) is the
+    /// caller's: install_permission(), which then takes no new entry. Cost: a walk of the
+    /// entries, and removal of expired ones before a new binding.
+    ChannelResult bind_channel(std::uint32_t slot, std::uint16_t number,
+                               const stun::Address& peer, std::uint64_t expiry,
+                               std::uint64_t now) noexcept;
+    /// Removes the expired permissions and bindings of the allocation in `slot` (§9: "the
+    /// permission expires and is deleted"), and returns to the pool the entries left with
+    /// neither. sweep() calls it; look-ups ignore expired ones anyway.
+    void expire_peers(std::uint32_t slot, std::uint64_t now) noexcept;
+    /// Peer entries in the pool, free ones.
+    [[nodiscard]] std::size_t peer_entries() const noexcept { return peer_entries_; }
+    [[nodiscard]] std::size_t free_peer_entries() const noexcept { return free_peer_count_; }
+
+    /// RFC 8656 §5: whether `username` is the one that made the allocation in `slot` (else
+    /// 441): its length, and its keyed hash (the header comment says why that is exact
+    /// enough). Cost: a SipHash of the username (about 1 ns a byte).
+    [[nodiscard]] bool username_equals(std::uint32_t slot,
+                                       std::string_view username) const noexcept;
+    /// The table's keyed hash of `username` (SipHash-2-4, keyed by the seed), as
+    /// Allocation::username_hash() and AllocationSnapshot::username_hash hold it. Any thread.
+    [[nodiscard]] std::uint64_t username_hash(std::string_view username) const noexcept;
 
     /// Visits up to `max_slots` slots from where the last call stopped, round robin: drops
     /// relayed addresses whose expiry <= now, erases allocations left with none, and removes
@@ -596,17 +740,22 @@ public:
 
     /// The allocation in `slot` (a slot find() or insert() returned).
     [[nodiscard]] Allocation& at(std::uint32_t slot) noexcept {
-        return *std::launder(reinterpret_cast<Allocation*>(records_.data() + slot * stride_));
+        return *std::launder(
+            reinterpret_cast<Allocation*>(records_.data() + std::size_t{slot} * sizeof(Allocation)));
     }
     [[nodiscard]] const Allocation& at(std::uint32_t slot) const noexcept {
-        return *std::launder(
-            reinterpret_cast<const Allocation*>(records_.data() + slot * stride_));
+        return *std::launder(reinterpret_cast<const Allocation*>(
+            records_.data() + std::size_t{slot} * sizeof(Allocation)));
     }
 
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
-    /// Bytes per slot (Allocation, permissions, channels), a multiple of 64.
-    [[nodiscard]] std::size_t slot_bytes() const noexcept { return stride_; }
+    /// Bytes per slot: the Allocation, three cache lines.
+    [[nodiscard]] std::size_t slot_bytes() const noexcept { return sizeof(Allocation); }
+    /// Every byte the constructor allocated (records, peer entries, indexes, stacks, port
+    /// and reservation arrays, each rounded as it was allocated): issue 4's measure, over
+    /// capacity(), is bench/relay_table_bench.cc's bytes_per_allocation.
+    [[nodiscard]] std::size_t allocated_bytes() const noexcept { return allocated_bytes_; }
 
     // --- The control thread's side: any thread may call these, while the owner runs. ---
 
@@ -618,8 +767,7 @@ public:
     static constexpr unsigned default_snapshot_attempts = 8;
 
     /// Copies the allocation in `slot` (< capacity()) into `out` under the seqlock: at most
-    /// `attempts` reads, each of 15 words plus the username's. Never blocks the owner, never
-    /// allocates.
+    /// `attempts` reads, each of 16 words. Never blocks the owner, never allocates.
     [[nodiscard]] SnapshotStatus snapshot(std::uint32_t slot, AllocationSnapshot& out,
                                           unsigned attempts = default_snapshot_attempts) const
         noexcept;
@@ -672,20 +820,47 @@ private:
     // Removes `record` from the index and frees it; `release_port`: its port goes back to
     // the free FIFO (expired), else the caller has taken it (claimed).
     void drop_reservation(std::uint32_t record, bool release_port) noexcept;
+    // Peer entries: pool index → entry, and the pool's stack.
+    [[nodiscard]] detail::PeerEntry& pool_entry(std::uint32_t index) noexcept {
+        return *std::launder(reinterpret_cast<detail::PeerEntry*>(
+            records_.data() + entries_at_ + std::size_t{index} * sizeof(detail::PeerEntry)));
+    }
+    [[nodiscard]] std::uint32_t pool_index(const detail::PeerEntry& e) const noexcept {
+        return static_cast<std::uint32_t>(
+            (reinterpret_cast<const std::byte*>(&e) - (records_.data() + entries_at_)) /
+            sizeof(detail::PeerEntry));
+    }
+    // An entry from the pool, linked first in `a`'s list (counts word left to the caller),
+    // or null when the pool is empty.
+    [[nodiscard]] detail::PeerEntry* take_entry() noexcept;
+    void free_entry(detail::PeerEntry& e) noexcept;
+    // Removes from `a`'s list the entries whose permission and channel are both gone or
+    // expired, and drops expired permissions and channels from the others; one write section.
+    void collect_peers(Allocation& a, std::uint64_t now) noexcept;
+    // Rewrites `a`'s counts word from its list after a change: one write section.
+    void recount(Allocation& a, std::uint32_t first_peer) noexcept;
 
-    std::size_t stride_ = 0;
+    std::size_t allocated_bytes_ = 0;
     std::uint32_t capacity_ = 0;
     std::uint32_t size_ = 0;
+    std::uint16_t max_permissions_ = 0;
+    std::uint16_t max_channels_ = 0;
     // The highest slot ever used + 1, for list(). Written by the owner (relaxed: see list()).
     std::atomic<std::uint32_t> slots_used_{0};
-    detail::TableMemory records_;
+    detail::TableMemory records_;  // the records, then the peer entries
+    std::size_t entries_at_ = 0;    // where the peer entries start in records_
+    std::uint32_t peer_entries_ = 0;
+    std::uint32_t free_peer_head_ = 0;  // pool index + 1 of the top free entry; 0: none
+    std::uint32_t free_peer_count_ = 0;
+    unsigned expiry_shift_ = 0;  // peer expiries in units of 2^expiry_shift_ ticks
+    std::array<std::uint64_t, 2> username_key_{};  // SipHash's 128-bit key
 
     detail::TableMemory index_memory_;
     std::uint64_t* index_ = nullptr;  // (hash >> 32) << 32 | (slot + 1); 0: empty
     std::uint32_t index_mask_ = 0;
     std::array<std::uint64_t, 6> seed_{};
 
-    std::unique_ptr<std::uint32_t[]> free_slots_;  // a stack
+    std::uint32_t free_head_ = 0;  // slot + 1 of the top free slot (Allocation::next_free_)
     std::uint32_t free_count_ = 0;
 
     std::uint16_t first_port_ = 0;
@@ -708,7 +883,8 @@ private:
         std::uint8_t families = 0;
     };
     std::unique_ptr<bool[]> port_reserved_;           // by relay_endpoint()
-    std::unique_ptr<Reservation[]> reservations_;      // capacity_ records
+    std::uint32_t reservation_capacity_ = 0;
+    std::unique_ptr<Reservation[]> reservations_;      // reservation_capacity_ records
     std::unique_ptr<std::uint32_t[]> free_reservations_;  // a stack of record numbers
     std::uint32_t free_reservation_count_ = 0;
     std::unique_ptr<std::uint32_t[]> reservation_index_;  // record + 1; 0: empty

@@ -359,6 +359,9 @@ inline std::unique_ptr<RelayShard> make_relay_shard(const RelayContext& context,
     limits.relay_port_count = with_reservation ? 8 : 1;
     limits.max_permissions = 4;
     limits.max_channels = 4;
+    limits.peer_entries = limits.capacity * 8;
+    limits.reservations = limits.capacity;
+    limits.ticks_per_second = relay_ticks_per_second;
     limits.seed = 1;
     auto shard = std::make_unique<RelayShard>(
         limits, *RateLimit::make(20, 40, relay_ticks_per_second), 64, 1);
