@@ -134,14 +134,14 @@ bool channel_to_peer(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
         h + 12, load_be16(f.data + udp), h + 16, load_be16(f.data + udp + 2)));
     if (slot == RelayTable::no_slot) return false;
     Allocation& allocation = table.at(slot);
-    const std::optional<Channel> channel = allocation.channel(number, relay.now_ticks);
-    if (!channel || channel->peer.family != stun::AddressFamily::ipv4) return false;
-    const stun::Address& peer = channel->peer;
+    // RFC 8656 §12.6: a live channel, its peer's IP with a live permission (§9).
+    const detail::PeerEntry* peer = allocation.relayable_channel(number, relay.now_ticks);
+    if (peer == nullptr || (peer->link & detail::PeerEntry::ipv6_bit) != 0) return false;
     const RelayContext& context = *port.relay;
     if (allocation.expiry(relay_ipv4) <= relay.now_ticks ||
-        !allocation.permits(peer, relay.now_ticks) || context.is_relayed_ipv4(peer.ip.data()))
+        context.is_relayed_ipv4(peer->ip.data()))
         return false;
-    const MacAddress* next_hop = port.neighbours.next_hop_mac_ipv4(peer.ip.data());
+    const MacAddress* next_hop = port.neighbours.next_hop_mac_ipv4(peer->ip.data());
     const auto ttl = std::to_integer<std::uint8_t>(h[8]);
     if (next_hop == nullptr || ttl <= 1 || !within_bandwidth(allocation, length, context, relay))
         return false;
@@ -154,14 +154,14 @@ bool channel_to_peer(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     const std::uint32_t addresses =
         write_ipv4_headers(start, next_hop->data(), port.mac, tos, identification, ttl,
                            context.address(allocation.relay_address()).ipv4.ip.data(),
-                           peer.ip.data(), new_udp_length);
+                           peer->ip.data(), new_udp_length);
     std::byte* u = start + udp;
     const std::uint16_t relay_port = allocation.relay_port();
     store_be16(u, relay_port);
-    store_be16(u + 2, peer.port);
+    store_be16(u + 2, peer->port);
     store_be16(u + 4, static_cast<std::uint16_t>(new_udp_length));
     store_udp_checksum(u, std::uint64_t{data_sum} + addresses + ip_protocol::udp +
-                              2 * new_udp_length + relay_port + peer.port);
+                              2 * new_udp_length + relay_port + peer->port);
     f.data = start;
     f.headroom = static_cast<std::uint16_t>(f.headroom + stun::channel_data_header_size);
     f.capacity = static_cast<std::uint16_t>(f.capacity - stun::channel_data_header_size);
@@ -195,15 +195,15 @@ bool peer_to_channel(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     if (slot == RelayTable::no_slot) return false;
     Allocation& allocation = table.at(slot);
     const stun::Address peer = ipv4_endpoint(h + 12, f.data + udp);
-    if (allocation.expiry(relay_ipv4) <= relay.now_ticks ||
-        !allocation.permits(peer, relay.now_ticks))
-        return false;
-    const std::optional<Channel> channel = allocation.channel_to(peer, relay.now_ticks);
+    if (allocation.expiry(relay_ipv4) <= relay.now_ticks) return false;
+    // RFC 8656 §12.5: a live channel to the peer, its IP with a live permission (§9); a
+    // permitted peer without one gets a Data indication, the general path's.
+    const detail::PeerEntry* channel = allocation.relayable_channel_to(peer, relay.now_ticks);
     const FiveTuple key = allocation.key();
     const std::uint64_t ports = key.words()[4];
     const auto ttl = std::to_integer<std::uint8_t>(h[8]);
     const std::size_t new_udp_length = udp_header_size + stun::channel_data_header_size + length;
-    if (!channel ||
+    if (channel == nullptr ||
         static_cast<stun::AddressFamily>(ports >> 32 & 0xFF) != stun::AddressFamily::ipv4 ||
         ttl <= 1 || ipv4_header_size + new_udp_length > port.mtu ||
         f.headroom < stun::channel_data_header_size ||
