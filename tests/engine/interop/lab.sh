@@ -79,7 +79,7 @@ lab_init() {
       exit 77
     fi
   done
-  [[ -x $PUNCHLINED ]] || lab_fail "$PUNCHLINED is not an executable (ninja -C build engine/punchlined)"
+  [[ -x $PUNCHLINED ]] || lab_fail "$PUNCHLINED is not an executable (ninja -C build control/punchlined)"
   LAB_WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/punchline-interop.XXXXXX")
   # The test's own stdout and stderr, kept on fds 7 and 8: a signal can run the cleanup while a
   # command's output is redirected to a file in LAB_WORKDIR, which the cleanup deletes.
@@ -172,6 +172,11 @@ device = "$device"
 ipv4 = ["$primary", "$alternate"]
 prefix4 = 24
 rx_checksum = "$rx_checksum"
+
+# The management socket beside the configuration: not the default path, which another
+# engine on this machine may hold.
+[control]
+socket = "$(dirname "$file")/punchlined.sock"
 EOF
 }
 
