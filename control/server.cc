@@ -244,19 +244,20 @@ void Server::on_client(int fd, std::uint32_t events) noexcept {
             drop(fd);
             return;
         }
-        if ((events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) != 0 && !client.read_closed) {
-            if (!read_client(client)) return;
+        if ((events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) != 0 && !client.read_closed)
+            read_client(client);
+        if (!client.gone && !client.over_bound) flush(client);
+        if (client.gone) {
+            drop(fd);
+            return;
         }
-        // Also on EPOLLOUT: lines held back while too many replies waited (take_lines()).
-        take_lines(client);
-        if (!flush(client)) return;
-        if (client.output.size() - client.output_offset > options_.limits.max_output_bytes) {
+        // A client that does not read its replies: its buffer is full, it goes.
+        if (client.over_bound || pending(client) > options_.limits.max_output_bytes) {
             ++counters_.dropped_slow;
             drop(fd);
             return;
         }
-        const bool flushed = client.output_offset == client.output.size();
-        if (flushed && (client.read_closed || client.close_after_flush)) {
+        if (pending(client) == 0 && (client.read_closed || client.close_after_flush)) {
             drop(fd);
             return;
         }
@@ -266,7 +267,7 @@ void Server::on_client(int fd, std::uint32_t events) noexcept {
     }
 }
 
-bool Server::read_client(Client& client) {
+void Server::read_client(Client& client) {
     std::array<char, 16384> buffer;
     std::size_t total = 0;
     while (total < options_.limits.read_bytes_per_serve) {
@@ -275,21 +276,17 @@ bool Server::read_client(Client& client) {
             total += static_cast<std::size_t>(n);
             client.input.append(buffer.data(), static_cast<std::size_t>(n));
             take_lines(client);
-            // Stop reading one that does not read its replies: on_client() drops it.
-            if (client.output.size() - client.output_offset > options_.limits.max_output_bytes)
-                return true;
+            if (client.gone || client.over_bound) return;
             continue;
         }
         if (n == 0) {
             client.read_closed = true;
-            return true;
+            return;
         }
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-        drop(client.fd);
-        return false;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) client.gone = true;
+        return;
     }
-    return true;
 }
 
 void Server::take_lines(Client& client) {
@@ -302,10 +299,6 @@ void Server::take_lines(Client& client) {
             start = end + 1;
             continue;
         }
-        // A client that sends requests and reads no replies: its other requests wait, and
-        // on_client() drops it, rather than each reply growing its buffer.
-        if (client.output.size() - client.output_offset > options_.limits.max_output_bytes)
-            break;
         std::string_view line(client.input.data() + start, end - start);
         start = end + 1;
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -315,11 +308,21 @@ void Server::take_lines(Client& client) {
                 nullptr, ErrorCode::line_too_long,
                 "a request line may hold " + std::to_string(options_.limits.max_line_bytes) +
                     " bytes; this one held " + std::to_string(line.size())));
-            continue;
+        } else if (line.find_first_not_of(" \t") != std::string_view::npos) {  // not blank
+            ++counters_.requests;
+            client.output += to_line(registry_.handle_line(line));
         }
-        if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank
-        ++counters_.requests;
-        client.output += to_line(registry_.handle_line(line));
+        // Past the bound: what the socket takes now, and if that is not enough the client
+        // has stopped reading (its socket buffer is full too): it goes, with the rest of
+        // its requests unanswered.
+        if (pending(client) > options_.limits.max_output_bytes) {
+            flush(client);
+            if (client.gone) return;
+            if (pending(client) > options_.limits.max_output_bytes) {
+                client.over_bound = true;
+                return;
+            }
+        }
     }
     client.input.erase(0, start);
     if (client.skipping) {
@@ -337,7 +340,7 @@ void Server::take_lines(Client& client) {
     }
 }
 
-bool Server::flush(Client& client) {
+void Server::flush(Client& client) {
     while (client.output_offset < client.output.size()) {
         const ssize_t n =
             ::send(client.fd, client.output.data() + client.output_offset,
@@ -348,8 +351,8 @@ bool Server::flush(Client& client) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        drop(client.fd);  // EPIPE, ECONNRESET: the peer is gone
-        return false;
+        client.gone = true;  // EPIPE, ECONNRESET: the peer is gone
+        return;
     }
     if (client.output_offset == client.output.size()) {
         client.output.clear();
@@ -358,7 +361,6 @@ bool Server::flush(Client& client) {
         client.output.erase(0, client.output_offset);
         client.output_offset = 0;
     }
-    return true;
 }
 
 void Server::update_interest(Client& client) {

@@ -95,15 +95,22 @@ private:
         bool read_closed = false;  // the peer shut its side: answer, flush, close
         bool close_after_flush = false;
         bool want_write = false;   // EPOLLOUT registered
+        bool gone = false;         // a write failed: the peer is gone
+        bool over_bound = false;   // more than max_output_bytes wait for it
     };
 
     void accept_all() noexcept;
     [[nodiscard]] bool peer_allowed(int fd, std::string& refusal) const;
     void on_client(int fd, std::uint32_t events) noexcept;
     // false: the client was dropped.
-    [[nodiscard]] bool read_client(Client& client);
+    // Each sets client.gone or client.over_bound; on_client() drops such a client. None
+    // drops it itself, so that the caller's reference stays valid.
+    void read_client(Client& client);
     void take_lines(Client& client);
-    [[nodiscard]] bool flush(Client& client);
+    void flush(Client& client);
+    [[nodiscard]] std::size_t pending(const Client& client) const noexcept {
+        return client.output.size() - client.output_offset;
+    }
     void update_interest(Client& client);
     void drop(int fd) noexcept;
 
