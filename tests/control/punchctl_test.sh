@@ -187,25 +187,9 @@ json "the engine counted one client dropped for not reading" 'r["control"]["drop
 client binding 203.0.113.2
 
 echo "== a second engine on the same socket"
+# lab_engine_config puts the socket beside the file: the first engine's.
 second=$LAB_WORKDIR/second.toml
-cat >"$second" <<EOT
-[eal]
-args = ["-l", "0", "--no-pci", "--no-huge", "-m", "128", "--no-shconf", "--no-telemetry",
-        "--log-level=lib.eal:error", "--vdev=net_null9"]
-[engine]
-workers = [0]
-[[port]]
-device = "net_null9"
-ipv4 = ["198.18.0.2"]
-[control]
-socket = "$sock"
-EOT
-"$python" - "$second" <<'PY'
-import sys
-path = sys.argv[1]
-text = open(path).read().replace('"-l", "0"', '"-l", "0-1"').replace("workers = [0]", "workers = [1]")
-open(path, "w").write(text)
-PY
+lab_engine_config "$second" net_null9 net_null9 verify 198.18.0.2 198.18.0.3
 status=0
 timeout 30 "$PUNCHLINED" --config "$second" >"$out" 2>&1 || status=$?
 sed 's/^/  | /' "$out"
