@@ -88,29 +88,27 @@ void EngineCommands::register_in(Registry& registry) {
                   "the engine: version, uptime, cores, roles, ports and their links",
                   {},
                   [this](const Arguments&) { return status(); }});
-    registry.add(
-        {"/stats",
-         "per core and in all: rx/tx packets, bytes and rates, handoffs, drops by reason, "
-         "relay table occupancy",
-         {{"window", ArgumentType::integer,
-           "seconds over which rates are computed (the history's age when younger)", "10", false,
-           1, StatsHistory::max_window_s}},
-         [this](const Arguments& arguments) { return stats(arguments); }});
-    registry.add(
-        {"/allocations",
-         "the relay's TURN allocations with their counters, filtered and paged",
-         {{"user", ArgumentType::string, "only this username", "alice", false, 1,
-           static_cast<std::int64_t>(engine::max_username_length)},
-          {"client", ArgumentType::string, "only this client address: IP or IP:port",
-           "203.0.113.10:50000", false, 1, 64},
-          {"core", ArgumentType::integer, "only the allocations of the worker on this lcore",
-           "1", false, 0, 1023},
-          {"limit", ArgumentType::integer, "at most this many in the reply (default 100)", "50",
-           false, 1, max_page},
-          {"after", ArgumentType::string,
-           "continue after this position: the \"next\" of the previous page", "1:37", false, 3,
-           24}},
-         [this](const Arguments& arguments) { return allocations(arguments); }});
+    registry.add({"/stats",
+                  "per core and in all: rx/tx packets, bytes and rates, handoffs, drops by reason, "
+                  "relay table occupancy",
+                  {{"window", ArgumentType::integer,
+                    "seconds over which rates are computed (the history's age when younger)", "10",
+                    false, 1, StatsHistory::max_window_s}},
+                  [this](const Arguments& arguments) { return stats(arguments); }});
+    registry.add({"/allocations",
+                  "the relay's TURN allocations with their counters, filtered and paged",
+                  {{"user", ArgumentType::string, "only this username", "alice", false, 1,
+                    static_cast<std::int64_t>(engine::max_username_length)},
+                   {"client", ArgumentType::string, "only this client address: IP or IP:port",
+                    "203.0.113.10:50000", false, 1, 64},
+                   {"core", ArgumentType::integer,
+                    "only the allocations of the worker on this lcore", "1", false, 0, 1023},
+                   {"limit", ArgumentType::integer, "at most this many in the reply (default 100)",
+                    "50", false, 1, max_page},
+                   {"after", ArgumentType::string,
+                    "continue after this position: the \"next\" of the previous page", "1:37",
+                    false, 3, 24}},
+                  [this](const Arguments& arguments) { return allocations(arguments); }});
 }
 
 nlohmann::json EngineCommands::status() const {
@@ -204,19 +202,19 @@ nlohmann::json EngineCommands::allocations(const Arguments& arguments) const {
         client = parse_client(*text);
         if (!client)
             throw CommandError(ErrorCode::bad_argument,
-                               "argument \"client\" of /allocations: expected " +
-                                   client_expected + ", got \"" + *text + "\"",
+                               "argument \"client\" of /allocations: expected " + client_expected +
+                                   ", got \"" + *text + "\"",
                                "punchctl allocations --client 203.0.113.10:50000");
     }
     std::optional<std::size_t> only_core;
     if (const auto lcore = arguments.integer("core")) {
         only_core = core_index(static_cast<std::uint64_t>(*lcore));
         if (!only_core)
-            throw CommandError(ErrorCode::bad_argument,
-                               "argument \"core\" of /allocations: no worker runs on lcore " +
-                                   std::to_string(*lcore) + "; the workers' lcores: " + workers,
-                               "punchctl allocations --core " +
-                                   std::to_string(view_.cores.front().lcore));
+            throw CommandError(
+                ErrorCode::bad_argument,
+                "argument \"core\" of /allocations: no worker runs on lcore " +
+                    std::to_string(*lcore) + "; the workers' lcores: " + workers,
+                "punchctl allocations --core " + std::to_string(view_.cores.front().lcore));
     }
     const auto limit = static_cast<std::size_t>(arguments.integer("limit").value_or(100));
     // The position after which this page starts: (core index, slot).
@@ -233,9 +231,8 @@ nlohmann::json EngineCommands::allocations(const Arguments& arguments) const {
             index = core_index(lcore);
         if (!index)
             throw CommandError(ErrorCode::bad_argument,
-                               "argument \"after\" of /allocations: expected " +
-                                   cursor_expected + " (the workers' lcores: " + workers +
-                                   "), got \"" + *text + "\"",
+                               "argument \"after\" of /allocations: expected " + cursor_expected +
+                                   " (the workers' lcores: " + workers + "), got \"" + *text + "\"",
                                "punchctl allocations --limit 100");
         after_core = *index;
         after_slot = static_cast<std::uint32_t>(slot);

@@ -60,7 +60,8 @@ std::string error_text(int error) {
 
 class Connection {
 public:
-    Connection(const std::string& path, int timeout_s) : path_(path), timeout_ms_(timeout_s * 1000) {
+    Connection(const std::string& path, int timeout_s)
+        : path_(path), timeout_ms_(timeout_s * 1000) {
         fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd_ < 0) throw Failure{unreachable, "socket(): " + error_text(errno), {}};
         sockaddr_un address{};
@@ -71,8 +72,7 @@ public:
         if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
             const int error = errno;
             if (error == EACCES || error == EPERM)
-                throw Failure{denied,
-                              "cannot connect to " + path + ": " + error_text(error),
+                throw Failure{denied, "cannot connect to " + path + ": " + error_text(error),
                               "run as root, as the engine's user, or as a member of the group "
                               "its [control] group names"};
             throw Failure{unreachable, "cannot connect to " + path + ": " + error_text(error),
@@ -99,15 +99,16 @@ public:
         for (;;) {
             const json reply = read_line();
             // A reply to this request, or the engine's refusal (id null) of the connection.
-            if (reply.is_object() && (reply.value("id", json()) == json(id_) ||
-                                      reply.value("id", json()).is_null()))
+            if (reply.is_object() &&
+                (reply.value("id", json()) == json(id_) || reply.value("id", json()).is_null()))
                 return reply;
         }
     }
 
 private:
     json read_line() {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+        const auto deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
         for (;;) {
             const std::size_t end = buffer_.find('\n');
             if (end != std::string::npos) {
@@ -115,7 +116,8 @@ private:
                 buffer_.erase(0, end + 1);
                 json reply = json::parse(line, nullptr, false);
                 if (reply.is_discarded())
-                    throw Failure{unreachable, "the engine's reply is not JSON: " + line.substr(0, 200), {}};
+                    throw Failure{
+                        unreachable, "the engine's reply is not JSON: " + line.substr(0, 200), {}};
                 return reply;
             }
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -152,16 +154,20 @@ Exit exit_for(std::string_view code) {
     control::ErrorCode error;
     if (!control::error_code_from_string(code, error)) return engine_error;
     switch (error) {
-    case control::ErrorCode::malformed_request:
-    case control::ErrorCode::line_too_long:
-    case control::ErrorCode::unknown_command:
-    case control::ErrorCode::unknown_argument:
-    case control::ErrorCode::missing_argument:
-    case control::ErrorCode::bad_argument: return usage;
-    case control::ErrorCode::permission_denied: return denied;
-    case control::ErrorCode::too_many_clients: return unreachable;
-    case control::ErrorCode::not_available:
-    case control::ErrorCode::internal_error: return engine_error;
+        case control::ErrorCode::malformed_request:
+        case control::ErrorCode::line_too_long:
+        case control::ErrorCode::unknown_command:
+        case control::ErrorCode::unknown_argument:
+        case control::ErrorCode::missing_argument:
+        case control::ErrorCode::bad_argument:
+            return usage;
+        case control::ErrorCode::permission_denied:
+            return denied;
+        case control::ErrorCode::too_many_clients:
+            return unreachable;
+        case control::ErrorCode::not_available:
+        case control::ErrorCode::internal_error:
+            return engine_error;
     }
     return engine_error;
 }
@@ -183,7 +189,9 @@ public:
         for (const auto& row : rows_) {
             std::string line;
             for (std::size_t i = 0; i < row.size(); ++i) {
-                const bool number = !row[i].empty() && (std::isdigit(static_cast<unsigned char>(row[i][0])) != 0) && &row != &rows_[0];
+                const bool number = !row[i].empty() &&
+                                    (std::isdigit(static_cast<unsigned char>(row[i][0])) != 0) &&
+                                    &row != &rows_[0];
                 const std::string pad(widths[i] - row[i].size(), ' ');
                 line += number ? pad + row[i] : row[i] + (i + 1 < row.size() ? pad : "");
                 if (i + 1 < row.size()) line += "  ";
@@ -208,7 +216,10 @@ std::string si(double value) {
     if (unit == 0 && value == std::floor(value))
         std::snprintf(text, sizeof text, "%.0f", value);
     else
-        std::snprintf(text, sizeof text, value < 10 ? "%.2f%s" : value < 100 ? "%.1f%s" : "%.0f%s",
+        std::snprintf(text, sizeof text,
+                      value < 10    ? "%.2f%s"
+                      : value < 100 ? "%.1f%s"
+                                    : "%.0f%s",
                       value, units[unit]);
     return text;
 }
@@ -219,11 +230,14 @@ std::string duration(double seconds) {
     auto s = static_cast<std::uint64_t>(seconds);
     char text[64];
     if (s >= 86400)
-        std::snprintf(text, sizeof text, "%llud%02lluh%02llum", static_cast<unsigned long long>(s / 86400),
-                      static_cast<unsigned long long>(s / 3600 % 24), static_cast<unsigned long long>(s / 60 % 60));
+        std::snprintf(text, sizeof text, "%llud%02lluh%02llum",
+                      static_cast<unsigned long long>(s / 86400),
+                      static_cast<unsigned long long>(s / 3600 % 24),
+                      static_cast<unsigned long long>(s / 60 % 60));
     else if (s >= 3600)
-        std::snprintf(text, sizeof text, "%lluh%02llum%02llus", static_cast<unsigned long long>(s / 3600),
-                      static_cast<unsigned long long>(s / 60 % 60), static_cast<unsigned long long>(s % 60));
+        std::snprintf(
+            text, sizeof text, "%lluh%02llum%02llus", static_cast<unsigned long long>(s / 3600),
+            static_cast<unsigned long long>(s / 60 % 60), static_cast<unsigned long long>(s % 60));
     else if (s >= 60)
         std::snprintf(text, sizeof text, "%llum%02llus", static_cast<unsigned long long>(s / 60),
                       static_cast<unsigned long long>(s % 60));
@@ -248,11 +262,11 @@ void print_status(const json& r) {
                 joined(r["cores"]["workers"], ", ").c_str());
     std::string roles;
     if (r["stun"]["enabled"].get<bool>())
-        roles += "stun (ports " + r["stun"]["port"].dump() +
-                 (r["stun"]["alternate_port"].get<int>() != 0
-                      ? ", " + r["stun"]["alternate_port"].dump()
-                      : std::string()) +
-                 ")";
+        roles +=
+            "stun (ports " + r["stun"]["port"].dump() +
+            (r["stun"]["alternate_port"].get<int>() != 0 ? ", " + r["stun"]["alternate_port"].dump()
+                                                         : std::string()) +
+            ")";
     if (r["relay"]["enabled"].get<bool>())
         roles += std::string(roles.empty() ? "" : ", ") + "relay (realm " +
                  r["relay"]["realm"].get<std::string>() + ", relay ports " +
@@ -275,7 +289,8 @@ void print_status(const json& r) {
     }
     ports.print();
     if (r.contains("control"))
-        std::printf("control: %s, %s client(s)\n", r["control"]["socket"].get<std::string>().c_str(),
+        std::printf("control: %s, %s client(s)\n",
+                    r["control"]["socket"].get<std::string>().c_str(),
                     r["control"]["clients"].dump().c_str());
 }
 
@@ -286,12 +301,14 @@ void print_stats(const json& r) {
     auto row = [&](const std::string& name, const json& c) {
         std::string allocations = "-";
         if (!c["allocations"].is_null())
-            allocations = count(c["allocations"]["count"]) + "/" + count(c["allocations"]["capacity"]);
+            allocations =
+                count(c["allocations"]["count"]) + "/" + count(c["allocations"]["capacity"]);
         table.add({name, si(c["rx"]["pps"].get<double>()), si(c["rx"]["bps"].get<double>()),
                    si(c["tx"]["pps"].get<double>()), si(c["tx"]["bps"].get<double>()),
-                   si(c["handed_off"]["per_s"].get<double>()), si(c["dropped"]["per_s"].get<double>()),
-                   count(c["rx"]["packets"]), count(c["tx"]["packets"]),
-                   count(c["handed_off"]["packets"]), count(c["dropped"]["packets"]), allocations});
+                   si(c["handed_off"]["per_s"].get<double>()),
+                   si(c["dropped"]["per_s"].get<double>()), count(c["rx"]["packets"]),
+                   count(c["tx"]["packets"]), count(c["handed_off"]["packets"]),
+                   count(c["dropped"]["packets"]), allocations});
     };
     for (const auto& c : r["cores"]) row("lcore" + c["lcore"].dump(), c);
     row("total", r["total"]);
@@ -300,7 +317,8 @@ void print_stats(const json& r) {
         std::printf("\n");
         Table drops({"DROP REASON", "PACKETS", "PER S"});
         for (const auto& d : r["total"]["drops"])
-            drops.add({d["reason"].get<std::string>(), count(d["count"]), si(d["per_s"].get<double>())});
+            drops.add(
+                {d["reason"].get<std::string>(), count(d["count"]), si(d["per_s"].get<double>())});
         drops.print();
     }
 }
@@ -313,8 +331,10 @@ void print_allocations(const json& r, const std::vector<std::string>& filters) {
                    a["client"].get<std::string>(), joined(a["relayed"]),
                    duration(a["expires_in_s"].get<double>()), a["permissions"].dump(),
                    a["channels"].dump(),
-                   count(a["to_peer"]["packets"]) + " pkts " + si(a["to_peer"]["bytes"].get<double>()) + "B",
-                   count(a["to_client"]["packets"]) + " pkts " + si(a["to_client"]["bytes"].get<double>()) + "B"});
+                   count(a["to_peer"]["packets"]) + " pkts " +
+                       si(a["to_peer"]["bytes"].get<double>()) + "B",
+                   count(a["to_client"]["packets"]) + " pkts " +
+                       si(a["to_client"]["bytes"].get<double>()) + "B"});
     if (!r["allocations"].empty()) table.print();
     std::printf("%zu shown, %s matched", r["allocations"].size(), r["matched"].dump().c_str());
     if (r["skipped"].get<std::uint64_t>() != 0)
@@ -348,8 +368,9 @@ void print_help(const json& r, bool one) {
     for (const auto& a : c["args"]) {
         std::string type = a["type"].get<std::string>();
         if (a.contains("min")) type += " " + a["min"].dump() + ".." + a["max"].dump();
-        table.add({"  " + a["option"].get<std::string>(), type,
-                   a["help"].get<std::string>() + (a["required"].get<bool>() ? " (required)" : "")});
+        table.add(
+            {"  " + a["option"].get<std::string>(), type,
+             a["help"].get<std::string>() + (a["required"].get<bool>() ? " (required)" : "")});
     }
     table.print();
 }
@@ -359,9 +380,10 @@ volatile std::sig_atomic_t interrupted = 0;
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"punchctl: operate punchlined over its management socket.\n"
-                 "Exit codes: 0 ok, 1 the engine could not do it, 2 usage, 3 cannot reach the "
-                 "engine, 4 permission denied."};
+    CLI::App app{
+        "punchctl: operate punchlined over its management socket.\n"
+        "Exit codes: 0 ok, 1 the engine could not do it, 2 usage, 3 cannot reach the "
+        "engine, 4 permission denied."};
     app.fallthrough();
     app.require_subcommand(1);
     std::string socket_path{default_socket};
@@ -387,8 +409,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> help_words;
 
     CLI::App* status = app.add_subcommand("status", "version, uptime, cores, roles, ports, links");
-    CLI::App* stats = app.add_subcommand("stats", "per core and total: rates, handoffs, drops, "
-                                                  "table occupancy");
+    CLI::App* stats = app.add_subcommand("stats",
+                                         "per core and total: rates, handoffs, drops, "
+                                         "table occupancy");
     unsigned window = 0;
     stats->add_option("--window", window, "seconds over which rates are computed (default 5)")
         ->check(CLI::Range(1, 300));
@@ -399,9 +422,10 @@ int main(int argc, char** argv) {
     CLI::Option* client_option =
         allocations->add_option("--client", client, "only this client: IP or IP:port");
     CLI::Option* core_option =
-        allocations->add_option("--core", core, "only the worker on this lcore")->check(CLI::Range(0, 1023));
-    CLI::Option* limit_option =
-        allocations->add_option("--limit", limit, "at most N (default 100)")->check(CLI::Range(1, 1000));
+        allocations->add_option("--core", core, "only the worker on this lcore")
+            ->check(CLI::Range(0, 1023));
+    CLI::Option* limit_option = allocations->add_option("--limit", limit, "at most N (default 100)")
+                                    ->check(CLI::Range(1, 1000));
     CLI::Option* after_option =
         allocations->add_option("--after", after, "the next page: a reply's LCORE:SLOT");
     CLI::App* help = app.add_subcommand("help", "list the engine's commands, or describe one");
@@ -414,7 +438,10 @@ int main(int argc, char** argv) {
         return rc == 0 ? ok : usage;
     }
     if (app.count("--count") != 0 && watch == 0) {
-        std::fprintf(stderr, "punchctl: --count needs --watch N\n  try: punchctl --watch 1 --count %u stats\n", rounds);
+        std::fprintf(
+            stderr,
+            "punchctl: --count needs --watch N\n  try: punchctl --watch 1 --count %u stats\n",
+            rounds);
         return usage;
     }
 
@@ -462,8 +489,10 @@ int main(int argc, char** argv) {
                 const json error = reply.value("error", json::object());
                 const std::string code = error.value("code", std::string("internal_error"));
                 if (as_json) std::printf("%s\n", reply.dump().c_str());
-                throw Failure{exit_for(code), error.value("message", std::string("(no message)")) + " [" + code + "]",
-                              error.value("hint", std::string())};
+                throw Failure{
+                    exit_for(code),
+                    error.value("message", std::string("(no message)")) + " [" + code + "]",
+                    error.value("hint", std::string())};
             }
             const json& result = reply["result"];
             if (as_json) {
@@ -473,12 +502,17 @@ int main(int argc, char** argv) {
                     char stamp[32];
                     const std::time_t now = std::time(nullptr);
                     std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", std::localtime(&now));
-                    std::printf("%s--- %s, every %u s (Ctrl-C stops)\n", round > 1 ? "\n" : "", stamp, watch);
+                    std::printf("%s--- %s, every %u s (Ctrl-C stops)\n", round > 1 ? "\n" : "",
+                                stamp, watch);
                 }
-                if (path == "/status") print_status(result);
-                else if (path == "/stats") print_stats(result);
-                else if (path == "/allocations") print_allocations(result, filters);
-                else print_help(result, args.contains("command"));
+                if (path == "/status")
+                    print_status(result);
+                else if (path == "/stats")
+                    print_stats(result);
+                else if (path == "/allocations")
+                    print_allocations(result, filters);
+                else
+                    print_help(result, args.contains("command"));
             }
             std::fflush(stdout);
             if (watch == 0 || (rounds != 0 && round >= rounds)) break;

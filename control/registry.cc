@@ -21,15 +21,18 @@ bool valid_path(std::string_view path) {
 }
 
 bool valid_argument_name(std::string_view name) {
-    return !name.empty() &&
-           std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+    return !name.empty() && std::all_of(name.begin(), name.end(),
+                                        [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
 }
 
 std::string_view type_name(ArgumentType type) {
     switch (type) {
-    case ArgumentType::string: return "string";
-    case ArgumentType::integer: return "integer";
-    case ArgumentType::boolean: return "boolean";
+        case ArgumentType::string:
+            return "string";
+        case ArgumentType::integer:
+            return "integer";
+        case ArgumentType::boolean:
+            return "boolean";
     }
     return "?";
 }
@@ -43,14 +46,15 @@ std::string shown(const nlohmann::json& value) {
 
 std::string expectation(const ArgumentSpec& argument) {
     switch (argument.type) {
-    case ArgumentType::integer:
-        return "an integer " + std::to_string(argument.min) + ".." + std::to_string(argument.max);
-    case ArgumentType::boolean: return "true or false";
-    case ArgumentType::string:
-        if (argument.max == std::numeric_limits<std::int64_t>::max())
-            return "a string";
-        return "a string of " + std::to_string(argument.min) + ".." +
-               std::to_string(argument.max) + " bytes";
+        case ArgumentType::integer:
+            return "an integer " + std::to_string(argument.min) + ".." +
+                   std::to_string(argument.max);
+        case ArgumentType::boolean:
+            return "true or false";
+        case ArgumentType::string:
+            if (argument.max == std::numeric_limits<std::int64_t>::max()) return "a string";
+            return "a string of " + std::to_string(argument.min) + ".." +
+                   std::to_string(argument.max) + " bytes";
     }
     return "?";
 }
@@ -102,8 +106,8 @@ std::string punchctl_option(const ArgumentSpec& argument) {
 Registry::Registry() {
     add({"/help",
          "list the commands, or describe one and its arguments",
-         {{"command", ArgumentType::string, "the path of the command to describe", "/stats",
-           false, 1, 256}},
+         {{"command", ArgumentType::string, "the path of the command to describe", "/stats", false,
+           1, 256}},
          [this](const Arguments& arguments) { return help(arguments); }});
 }
 
@@ -161,30 +165,31 @@ Arguments Registry::validate(const Command& command, const nlohmann::json& args)
                 known += (known.empty() ? "" : ", ") + a.name;
             throw CommandError(ErrorCode::unknown_argument,
                                command.path + " takes no argument \"" + name + "\"; " +
-                                   (known.empty() ? "it takes none"
-                                                  : "it takes: " + known),
+                                   (known.empty() ? "it takes none" : "it takes: " + known),
                                "punchctl help" + punchctl_command(command.path).substr(8));
         }
         bool ok = false;
         switch (spec->type) {
-        case ArgumentType::integer:
-            // A JSON number with a fraction or out of int64 is not an integer argument.
-            ok = value.is_number_integer() &&
-                 (value.is_number_unsigned()
-                      ? value.get<std::uint64_t>() <= static_cast<std::uint64_t>(spec->max)
-                      : value.get<std::int64_t>() >= spec->min &&
-                            value.get<std::int64_t>() <= spec->max);
-            if (ok && value.is_number_unsigned())
-                ok = static_cast<std::int64_t>(value.get<std::uint64_t>()) >= spec->min;
-            break;
-        case ArgumentType::boolean: ok = value.is_boolean(); break;
-        case ArgumentType::string:
-            ok = value.is_string() &&
-                 static_cast<std::int64_t>(value.get_ref<const std::string&>().size()) >=
-                     spec->min &&
-                 static_cast<std::int64_t>(value.get_ref<const std::string&>().size()) <=
-                     spec->max;
-            break;
+            case ArgumentType::integer:
+                // A JSON number with a fraction or out of int64 is not an integer argument.
+                ok = value.is_number_integer() &&
+                     (value.is_number_unsigned()
+                          ? value.get<std::uint64_t>() <= static_cast<std::uint64_t>(spec->max)
+                          : value.get<std::int64_t>() >= spec->min &&
+                                value.get<std::int64_t>() <= spec->max);
+                if (ok && value.is_number_unsigned())
+                    ok = static_cast<std::int64_t>(value.get<std::uint64_t>()) >= spec->min;
+                break;
+            case ArgumentType::boolean:
+                ok = value.is_boolean();
+                break;
+            case ArgumentType::string:
+                ok = value.is_string() &&
+                     static_cast<std::int64_t>(value.get_ref<const std::string&>().size()) >=
+                         spec->min &&
+                     static_cast<std::int64_t>(value.get_ref<const std::string&>().size()) <=
+                         spec->max;
+                break;
         }
         if (!ok)
             throw CommandError(ErrorCode::bad_argument,
@@ -194,10 +199,10 @@ Arguments Registry::validate(const Command& command, const nlohmann::json& args)
     }
     for (const ArgumentSpec& spec : command.arguments)
         if (spec.required && !args.contains(spec.name))
-            throw CommandError(ErrorCode::missing_argument,
-                               command.path + " needs argument \"" + spec.name + "\" (" +
-                                   spec.help + ")",
-                               usage + " " + punchctl_option(spec));
+            throw CommandError(
+                ErrorCode::missing_argument,
+                command.path + " needs argument \"" + spec.name + "\" (" + spec.help + ")",
+                usage + " " + punchctl_option(spec));
     return Arguments(args);
 }
 
@@ -222,11 +227,11 @@ nlohmann::json Registry::handle_line(std::string_view line) const {
                                        "\"; a request has \"command\", \"args\" and \"id\"");
         const auto command_it = request.find("command");
         if (command_it == request.end() || !command_it->is_string())
-            return error_reply(id, ErrorCode::malformed_request,
-                               std::string(command_it == request.end()
-                                               ? "no \"command\""
-                                               : "\"command\" is not a string") +
-                                   R"(; e.g. {"command": "/status"})");
+            return error_reply(
+                id, ErrorCode::malformed_request,
+                std::string(command_it == request.end() ? "no \"command\""
+                                                        : "\"command\" is not a string") +
+                    R"(; e.g. {"command": "/status"})");
         const std::string& path = command_it->get_ref<const std::string&>();
         const Command* command = find(path);
         if (command == nullptr) {
@@ -278,10 +283,11 @@ nlohmann::json Registry::help(const Arguments& arguments) const {
         const Command* command = find(*path);
         if (command == nullptr) {
             const std::string suggestion = closest_path(*path);
-            throw CommandError(ErrorCode::bad_argument,
-                               "argument \"command\" of /help: no command " + shown(*path) +
-                                   (suggestion.empty() ? "" : " (did you mean " + suggestion + "?)"),
-                               "punchctl help");
+            throw CommandError(
+                ErrorCode::bad_argument,
+                "argument \"command\" of /help: no command " + shown(*path) +
+                    (suggestion.empty() ? "" : " (did you mean " + suggestion + "?)"),
+                "punchctl help");
         }
         return {{"commands", nlohmann::json::array({describe(*command)})}};
     }

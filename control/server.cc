@@ -28,7 +28,9 @@
 namespace control {
 namespace {
 
-std::string error_text(int error) { return std::error_code(error, std::generic_category()).message(); }
+std::string error_text(int error) {
+    return std::error_code(error, std::generic_category()).message();
+}
 
 sockaddr_un socket_address(const std::string& path) {
     sockaddr_un address{};
@@ -41,7 +43,8 @@ sockaddr_un socket_address(const std::string& path) {
 // A line written at once to a fresh socket (whose buffer is empty), best effort: a refused
 // or surplus peer is not worth a buffer.
 void write_and_forget(int fd, const std::string& line) {
-    [[maybe_unused]] const ssize_t n = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    [[maybe_unused]] const ssize_t n =
+        ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 }  // namespace
@@ -60,14 +63,14 @@ Server::Server(const ServerOptions& options, const Registry& registry)
                                     buffer.size(), &found);
         if (rc != 0 || found == nullptr)
             throw ServerError("control.group \"" + options_.group +
-                              "\": no such group on this system (getent group " +
-                              options_.group + "; groupadd " + options_.group + ")");
+                              "\": no such group on this system (getent group " + options_.group +
+                              "; groupadd " + options_.group + ")");
         group_ = found->gr_gid;
     }
 
     // The folder: made when missing (one level, as /run/punchline under /run).
     const std::string folder = path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
-    struct stat status{};
+    struct stat status {};
     if (::stat(folder.c_str(), &status) != 0) {
         if (errno != ENOENT || ::mkdir(folder.c_str(), 0755) != 0)
             throw ServerError(setting + "cannot create its folder " + folder + ": " +
@@ -80,19 +83,22 @@ Server::Server(const ServerOptions& options, const Registry& registry)
     const sockaddr_un address = socket_address(path);
     if (::lstat(path.c_str(), &status) == 0) {
         if (!S_ISSOCK(status.st_mode))
-            throw ServerError(setting + "exists and is not a socket; remove it or choose "
-                                        "another control.socket");
+            throw ServerError(setting +
+                              "exists and is not a socket; remove it or choose "
+                              "another control.socket");
         const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (probe < 0) throw ServerError(setting + "socket(): " + error_text(errno));
-        const int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+        const int rc =
+            ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address);
         const int error = errno;
         ::close(probe);
         if (rc == 0 || error == EAGAIN)
-            throw ServerError(setting + "another process listens on it (another punchlined?); "
-                                        "stop it, or give this engine its own control.socket");
+            throw ServerError(setting +
+                              "another process listens on it (another punchlined?); "
+                              "stop it, or give this engine its own control.socket");
         if (error != ECONNREFUSED && error != ENOENT)
-            throw ServerError(setting + "cannot tell whether it is in use: connect(): " +
-                              error_text(error));
+            throw ServerError(setting +
+                              "cannot tell whether it is in use: connect(): " + error_text(error));
         if (::unlink(path.c_str()) != 0 && errno != ENOENT)
             throw ServerError(setting + "cannot remove the stale socket: " + error_text(errno));
     }
@@ -148,7 +154,7 @@ Server::~Server() {
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
     if (listen_fd_ >= 0) ::close(listen_fd_);
     // Only our own file: a successor engine may have replaced it already.
-    struct stat status{};
+    struct stat status {};
     if (::lstat(options_.path.c_str(), &status) == 0 && status.st_dev == socket_device_ &&
         status.st_ino == socket_inode_)
         ::unlink(options_.path.c_str());
@@ -158,8 +164,8 @@ bool Server::peer_allowed(int fd, std::string& refusal) const {
     ucred credentials{};
     socklen_t length = sizeof credentials;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) {
-        refusal = "the engine could not read the peer's credentials (SO_PEERCRED): " +
-                  error_text(errno);
+        refusal =
+            "the engine could not read the peer's credentials (SO_PEERCRED): " + error_text(errno);
         return false;
     }
     if (credentials.uid == 0 || credentials.uid == engine_uid_) return true;
@@ -204,8 +210,8 @@ void Server::accept_all() noexcept {
             std::string refusal;
             if (!peer_allowed(fd, refusal)) {
                 ++counters_.refused_credentials;
-                write_and_forget(fd, to_line(error_reply(nullptr, ErrorCode::permission_denied,
-                                                         refusal)));
+                write_and_forget(
+                    fd, to_line(error_reply(nullptr, ErrorCode::permission_denied, refusal)));
                 ::close(fd);
                 continue;
             }
@@ -331,10 +337,10 @@ void Server::take_lines(Client& client) {
         // A line that has not ended and is over the bound already: answered now, its rest
         // skipped up to its '\n'.
         ++counters_.lines_too_long;
-        client.output += to_line(error_reply(
-            nullptr, ErrorCode::line_too_long,
-            "a request line may hold " + std::to_string(options_.limits.max_line_bytes) +
-                " bytes; this one held more before its end"));
+        client.output += to_line(error_reply(nullptr, ErrorCode::line_too_long,
+                                             "a request line may hold " +
+                                                 std::to_string(options_.limits.max_line_bytes) +
+                                                 " bytes; this one held more before its end"));
         client.input.clear();
         client.skipping = true;
     }

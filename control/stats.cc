@@ -62,9 +62,8 @@ Rates rates_between(const engine::CoreCounters& before, const engine::CoreCounte
 }
 
 StatsReport make_report(std::uint64_t now_ms, std::span<const engine::CoreCounters> current,
-                        std::span<const unsigned> lcores,
-                        std::span<const TableOccupancy> tables, const StatsHistory& history,
-                        unsigned window_s) {
+                        std::span<const unsigned> lcores, std::span<const TableOccupancy> tables,
+                        const StatsHistory& history, unsigned window_s) {
     const CounterSample& base = history.baseline(now_ms, std::uint64_t{window_s} * 1000);
     StatsReport report;
     report.window_s = now_ms > base.ms ? static_cast<double>(now_ms - base.ms) / 1000.0 : 0.0;
@@ -102,10 +101,16 @@ nlohmann::json core_json(const CoreStats& core, bool with_lcore) {
                              {"count", c.drops[r]},
                              {"per_s", core.rates.drops_per_s[r]}});
     nlohmann::json out = {
-        {"rx", {{"packets", c.rx_packets}, {"bytes", c.rx_bytes},
-                {"pps", core.rates.rx_pps}, {"bps", core.rates.rx_bps}}},
-        {"tx", {{"packets", c.tx_packets}, {"bytes", c.tx_bytes},
-                {"pps", core.rates.tx_pps}, {"bps", core.rates.tx_bps}}},
+        {"rx",
+         {{"packets", c.rx_packets},
+          {"bytes", c.rx_bytes},
+          {"pps", core.rates.rx_pps},
+          {"bps", core.rates.rx_bps}}},
+        {"tx",
+         {{"packets", c.tx_packets},
+          {"bytes", c.tx_bytes},
+          {"pps", core.rates.tx_pps},
+          {"bps", core.rates.tx_bps}}},
         {"handed_off", {{"packets", c.handed_off}, {"per_s", core.rates.handed_off_per_s}}},
         {"dropped", {{"packets", c.dropped()}, {"per_s", core.rates.dropped_per_s}}},
         {"drops", std::move(drops)},

@@ -4,9 +4,10 @@
 //   punchlined --config FILE --check  validate the configuration and exit
 //
 // Threads: the main lcore is the control thread (signals, counters report, the neighbour cache
-// and its RCU publications, the management socket of control/server.h). Each worker lcore owns one RX and one
-// TX queue on every port, its counters, a handoff ring from every other worker, and a ring to
-// the control thread. A worker never locks, allocates, logs or makes a syscall in its loop.
+// and its RCU publications, the management socket of control/server.h). Each worker lcore owns
+// one RX and one TX queue on every port, its counters, a handoff ring from every other worker,
+// and a ring to the control thread. A worker never locks, allocates, logs or makes a syscall in
+// its loop.
 //
 // The control loop waits in poll() on a signalfd and the management socket's epoll set, and
 // ticks every 50 ms: it takes the neighbour replies the workers handed over, advances each
@@ -584,6 +585,9 @@ int main(int argc, char** argv) {
                 e.config.control.group.empty()
                     ? "0600"
                     : ("0660, group " + e.config.control.group).c_str());
+    // The signals stay blocked (above): the control loop reads them from this descriptor.
+    const int signal_fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd < 0) fail(std::string("signalfd(): ") + std::strerror(errno));
 
     engine::set_dataplane(&e.dataplane);
     for (unsigned w = 0; w < workers; ++w)
@@ -594,10 +598,7 @@ int main(int argc, char** argv) {
                 workers);
     std::fflush(stdout);
 
-    // A signal, a management socket event, or every control_tick_ms the tick's turn. The
-    // signals stay blocked: the signalfd reads them.
-    const int signal_fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (signal_fd < 0) fail(std::string("signalfd(): ") + std::strerror(errno));
+    // A signal, a management socket event, or every control_tick_ms the tick's turn.
     std::uint64_t next_tick = monotonic_ms() + control_tick_ms;
     for (bool running = true; running;) {
         const std::uint64_t now = monotonic_ms();
@@ -606,9 +607,10 @@ int main(int argc, char** argv) {
         if (poll(ready, 2, timeout) < 0 && errno != EINTR)
             fail(std::string("poll(): ") + std::strerror(errno));
         if (ready[1].revents != 0) server->serve();
-        signalfd_siginfo signal{};
-        while (read(signal_fd, &signal, sizeof signal) == static_cast<ssize_t>(sizeof signal)) {
-            if (signal.ssi_signo == SIGUSR1) {
+        signalfd_siginfo received{};
+        while (read(signal_fd, &received, sizeof received) ==
+               static_cast<ssize_t>(sizeof received)) {
+            if (received.ssi_signo == SIGUSR1) {
                 print_counters(e, false);
                 print_neighbours(e);
             } else {

@@ -51,7 +51,8 @@ protected:
         for (unsigned w = 0; w < 2; ++w)
             view_.cores.push_back({w + 1, &counters_[w], shards_[w].get()});
         view_.ports = [] {
-            return std::vector<PortView>{{"net_ring0", 0, "02:00:00:00:00:02", true, 10000, true, 2, true}};
+            return std::vector<PortView>{
+                {"net_ring0", 0, "02:00:00:00:00:02", true, 10000, true, 2, true}};
         };
         view_.now_ms = [this] { return now_ms_; };
         view_.start_ms = 1000;
@@ -187,11 +188,13 @@ TEST_F(EngineCommandsTest, AllocationsFilterByUserClientAndCore) {
     EXPECT_EQ(result(R"({"command": "/allocations", "args": {"user": "nobody"}})")["matched"], 0);
     EXPECT_EQ(users(result(R"({"command": "/allocations", "args": {"client": "203.0.113.10"}})")),
               (std::vector<std::string>{"alice", "alice"}));
-    const json one = result(R"({"command": "/allocations", "args": {"client": "203.0.113.10:40001"}})");
+    const json one =
+        result(R"({"command": "/allocations", "args": {"client": "203.0.113.10:40001"}})");
     ASSERT_EQ(one["allocations"].size(), 1u);
     EXPECT_EQ(one["allocations"][0]["client"], "203.0.113.10:40001");
-    EXPECT_EQ(users(result(R"({"command": "/allocations", "args": {"client": "[2001:db8::10]:5000"}})")),
-              (std::vector<std::string>{"carol"}));
+    EXPECT_EQ(
+        users(result(R"({"command": "/allocations", "args": {"client": "[2001:db8::10]:5000"}})")),
+        (std::vector<std::string>{"carol"}));
     EXPECT_EQ(users(result(R"({"command": "/allocations", "args": {"client": "2001:db8::10"}})")),
               (std::vector<std::string>{"carol"}));
     EXPECT_EQ(users(result(R"({"command": "/allocations", "args": {"core": 2}})")),
@@ -214,9 +217,11 @@ TEST_F(EngineCommandsTest, AllocationsPageWithLimitAndAfter) {
     const json exact = result(R"({"command": "/allocations", "args": {"limit": 4}})");
     EXPECT_TRUE(exact["next"].is_null());
     // Filters apply on every page.
-    const json alice = result(R"({"command": "/allocations", "args": {"user": "alice", "limit": 1}})");
-    const json alice2 = result(R"({"command": "/allocations", "args": {"user": "alice", "limit": 1, "after": )" +
-                               alice["next"].dump() + "}}");
+    const json alice =
+        result(R"({"command": "/allocations", "args": {"user": "alice", "limit": 1}})");
+    const json alice2 =
+        result(R"({"command": "/allocations", "args": {"user": "alice", "limit": 1, "after": )" +
+               alice["next"].dump() + "}}");
     EXPECT_EQ(alice2["allocations"][0]["client"], "203.0.113.10:40001");
     EXPECT_TRUE(alice2["next"].is_null());
 }
@@ -259,8 +264,8 @@ INSTANTIATE_TEST_SUITE_P(
                          client_message, client_hint},
         AllocationsError{"ClientPortZero", R"({"client": "203.0.113.10:0"})", "bad_argument",
                          client_message, client_hint},
-        AllocationsError{"ClientPortTooHigh", R"({"client": "203.0.113.10:65536"})",
-                         "bad_argument", client_message, client_hint},
+        AllocationsError{"ClientPortTooHigh", R"({"client": "203.0.113.10:65536"})", "bad_argument",
+                         client_message, client_hint},
         AllocationsError{"ClientPortEmpty", R"({"client": "203.0.113.10:"})", "bad_argument",
                          client_message, client_hint},
         AllocationsError{"ClientIpv6WithoutBrackets", R"({"client": "2001:db8::10:5000:1:2:3:4"})",
@@ -269,9 +274,10 @@ INSTANTIATE_TEST_SUITE_P(
                          "bad_argument", client_message, client_hint},
         AllocationsError{"ClientBracketedIpv4", R"({"client": "[203.0.113.10]:5000"})",
                          "bad_argument", client_message, client_hint},
-        AllocationsError{"CoreNotAWorker", R"({"core": 0})", "bad_argument",
-                         R"(argument "core" of /allocations: no worker runs on lcore 0; the workers' lcores: 1, 2)",
-                         "punchctl allocations --core 1"},
+        AllocationsError{
+            "CoreNotAWorker", R"({"core": 0})", "bad_argument",
+            R"(argument "core" of /allocations: no worker runs on lcore 0; the workers' lcores: 1, 2)",
+            "punchctl allocations --core 1"},
         AllocationsError{"CoreOutOfRange", R"({"core": 1024})", "bad_argument",
                          "expected an integer 0..1023, got 1024", "punchctl allocations --core 1"},
         AllocationsError{"LimitZero", R"({"limit": 0})", "bad_argument",
@@ -280,18 +286,20 @@ INSTANTIATE_TEST_SUITE_P(
                          "punchctl allocations --limit 50"},
         AllocationsError{"UserEmpty", R"({"user": ""})", "bad_argument",
                          "expected a string of 1..512 bytes", "punchctl allocations --user alice"},
-        AllocationsError{"AfterWithoutColon", R"({"after": "137"})", "bad_argument",
-                         R"(argument "after" of /allocations: expected LCORE:SLOT as a reply's "next" gave it, e.g. 1:37 (the workers' lcores: 1, 2), got "137")",
-                         after_hint},
+        AllocationsError{
+            "AfterWithoutColon", R"({"after": "137"})", "bad_argument",
+            R"(argument "after" of /allocations: expected LCORE:SLOT as a reply's "next" gave it, e.g. 1:37 (the workers' lcores: 1, 2), got "137")",
+            after_hint},
         AllocationsError{"AfterUnknownLcore", R"({"after": "7:3"})", "bad_argument", R"(got "7:3")",
                          after_hint},
         AllocationsError{"AfterNotNumbers", R"({"after": "a:b"})", "bad_argument", R"(got "a:b")",
                          after_hint},
         AllocationsError{"AfterNegative", R"({"after": "1:-3"})", "bad_argument", R"(got "1:-3")",
                          after_hint},
-        AllocationsError{"UnknownFilter", R"({"peer": "198.51.100.1"})", "unknown_argument",
-                         R"(/allocations takes no argument "peer"; it takes: user, client, core, limit, after)",
-                         "punchctl help allocations"}),
+        AllocationsError{
+            "UnknownFilter", R"({"peer": "198.51.100.1"})", "unknown_argument",
+            R"(/allocations takes no argument "peer"; it takes: user, client, core, limit, after)",
+            "punchctl help allocations"}),
     [](const testing::TestParamInfo<AllocationsError>& info) { return info.param.name; });
 
 TEST_F(EngineCommandsTest, AllocationsWithoutARelayIsNotAvailable) {

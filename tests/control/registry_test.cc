@@ -35,13 +35,13 @@ Registry make_registry() {
     return registry;
 }
 
-json reply(const Registry& registry, const std::string& line) {
-    return registry.handle_line(line);
-}
+json reply(const Registry& registry, const std::string& line) { return registry.handle_line(line); }
 
 TEST(Registry, RunsACommandAndEchoesTheId) {
     const Registry registry = make_registry();
-    const json r = reply(registry, R"({"id": 7, "command": "/echo", "args": {"text": "hi", "times": 3, "loud": true}})");
+    const json r =
+        reply(registry,
+              R"({"id": 7, "command": "/echo", "args": {"text": "hi", "times": 3, "loud": true}})");
     EXPECT_EQ(r["id"], 7);
     EXPECT_EQ(r["ok"], true);
     EXPECT_EQ(r["result"], (json{{"text", "hi"}, {"times", 3}, {"loud", true}}));
@@ -65,7 +65,8 @@ TEST(Registry, HelpListsEveryCommandInPathOrder) {
     ASSERT_EQ(r["ok"], true);
     std::vector<std::string> paths;
     for (const json& c : r["result"]["commands"]) paths.push_back(c["path"]);
-    EXPECT_EQ(paths, (std::vector<std::string>{"/crash", "/echo", "/fail", "/help", "/stats/drops"}));
+    EXPECT_EQ(paths,
+              (std::vector<std::string>{"/crash", "/echo", "/fail", "/help", "/stats/drops"}));
     EXPECT_EQ(r["result"]["commands"][4]["punchctl"], "punchctl stats drops");
 }
 
@@ -84,11 +85,14 @@ TEST(Registry, HelpDescribesOneCommandWithItsArguments) {
 }
 
 TEST(Registry, ReplyLinesAreOneLineOfValidJsonEvenForBadUtf8) {
-    const std::string line = to_line(ok_reply(1, json{{"user", std::string("a\xff\xfe" "b")}}));
+    const std::string line = to_line(ok_reply(1, json{{"user", std::string("a\xff\xfe"
+                                                                           "b")}}));
     ASSERT_EQ(line.back(), '\n');
     EXPECT_EQ(line.find('\n'), line.size() - 1);
     const json parsed = json::parse(line);
-    EXPECT_EQ(parsed["result"]["user"], "a\xEF\xBF\xBD\xEF\xBF\xBD" "b");
+    EXPECT_EQ(parsed["result"]["user"],
+              "a\xEF\xBF\xBD\xEF\xBF\xBD"
+              "b");
 }
 
 TEST(Registry, PunchctlCommandFollowsThePath) {
@@ -121,7 +125,8 @@ void PrintTo(const ErrorCase& c, std::ostream* out) { *out << c.name; }
 const std::vector<ErrorCase> error_cases = {
     {"NotJson", "this is not json", ErrorCode::malformed_request,
      R"(not a JSON object: expected one per line, e.g. {"command": "/status"})", ""},
-    {"TruncatedJson", R"({"command": "/echo")", ErrorCode::malformed_request, "not a JSON object", ""},
+    {"TruncatedJson", R"({"command": "/echo")", ErrorCode::malformed_request, "not a JSON object",
+     ""},
     {"JsonArray", R"(["/echo"])", ErrorCode::malformed_request,
      R"(expected a JSON object, got ["/echo"])", ""},
     {"JsonString", R"("/echo")", ErrorCode::malformed_request, "expected a JSON object", ""},
@@ -140,10 +145,11 @@ const std::vector<ErrorCase> error_cases = {
     {"PathWithoutSlash", R"({"command": "echo"})", ErrorCode::unknown_command,
      R"(did you mean /echo?)", "punchctl echo"},
     {"UnknownArgument", R"({"command": "/echo", "args": {"text": "a", "volume": 3}})",
-     ErrorCode::unknown_argument, R"(/echo takes no argument "volume"; it takes: text, times, loud)",
-     "punchctl help echo"},
+     ErrorCode::unknown_argument,
+     R"(/echo takes no argument "volume"; it takes: text, times, loud)", "punchctl help echo"},
     {"ArgumentToACommandWithout", R"({"command": "/fail", "args": {"x": 1}})",
-     ErrorCode::unknown_argument, R"(/fail takes no argument "x"; it takes none)", "punchctl help fail"},
+     ErrorCode::unknown_argument, R"(/fail takes no argument "x"; it takes none)",
+     "punchctl help fail"},
     {"MissingRequired", R"({"command": "/echo"})", ErrorCode::missing_argument,
      R"(/echo needs argument "text" (what to echo))", "punchctl echo --text hello"},
     {"IntegerAsString", R"({"command": "/echo", "args": {"text": "a", "times": "3"}})",
@@ -169,8 +175,8 @@ const std::vector<ErrorCase> error_cases = {
     {"StringTooLong", R"({"command": "/echo", "args": {"text": "123456789"}})",
      ErrorCode::bad_argument, R"(got "123456789")", "punchctl echo --text hello"},
     {"HelpForAnUnknownCommand", R"({"command": "/help", "args": {"command": "/ech"}})",
-     ErrorCode::bad_argument, R"(argument "command" of /help: no command "/ech" (did you mean /echo?))",
-     "punchctl help"},
+     ErrorCode::bad_argument,
+     R"(argument "command" of /help: no command "/ech" (did you mean /echo?))", "punchctl help"},
     {"HandlerError", R"({"command": "/fail"})", ErrorCode::not_available, "no such role here",
      "punchctl status"},
     {"HandlerException", R"({"command": "/crash"})", ErrorCode::internal_error, "boom", ""},
@@ -193,7 +199,9 @@ TEST_P(RegistryError, AnswersTheCodeMessageAndHint) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Requests, RegistryError, testing::ValuesIn(error_cases),
-                         [](const testing::TestParamInfo<ErrorCase>& info) { return info.param.name; });
+                         [](const testing::TestParamInfo<ErrorCase>& info) {
+                             return info.param.name;
+                         });
 
 TEST(RegistryError, IdIsEchoedOnErrorsAfterParsing) {
     const Registry registry = make_registry();
@@ -212,13 +220,15 @@ TEST(RegistryAdd, RefusesBadPathsNamesAndDuplicates) {
     EXPECT_THROW(registry.add({"/x", "", {}, nullptr}), std::invalid_argument);
     EXPECT_THROW(registry.add({"/x", "", {{"Bad", ArgumentType::string, "", "", false}}, handler}),
                  std::invalid_argument);
-    EXPECT_THROW(registry.add({"/x", "",
+    EXPECT_THROW(registry.add({"/x",
+                               "",
                                {{"a", ArgumentType::string, "", "", false},
                                 {"a", ArgumentType::integer, "", "", false}},
                                handler}),
                  std::invalid_argument);
-    EXPECT_THROW(registry.add({"/x", "", {{"a", ArgumentType::integer, "", "", false, 5, 4}}, handler}),
-                 std::invalid_argument);
+    EXPECT_THROW(
+        registry.add({"/x", "", {{"a", ArgumentType::integer, "", "", false, 5, 4}}, handler}),
+        std::invalid_argument);
     EXPECT_NO_THROW(registry.add({"/x-y/z_1", "", {}, handler}));
 }
 

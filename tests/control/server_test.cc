@@ -44,7 +44,9 @@ public:
         std::error_code ignored;
         fs::remove_all(path_, ignored);
     }
-    [[nodiscard]] std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+    [[nodiscard]] std::string operator/(const std::string& name) const {
+        return (path_ / name).string();
+    }
     [[nodiscard]] const fs::path& path() const { return path_; }
 
 private:
@@ -53,7 +55,9 @@ private:
 
 Registry test_registry() {
     Registry registry;
-    registry.add({"/echo", "echo", {{"text", ArgumentType::string, "", "x", false, 0, 100000}},
+    registry.add({"/echo",
+                  "echo",
+                  {{"text", ArgumentType::string, "", "x", false, 0, 100000}},
                   [](const Arguments& a) { return a.json(); }});
     registry.add({"/big", "a 64 KiB reply", {}, [](const Arguments&) {
                       return json{{"data", std::string(64 * 1024, 'x')}};
@@ -80,7 +84,8 @@ public:
         sockaddr_un address{};
         address.sun_family = AF_UNIX;
         std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-        connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+        connected_ =
+            ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
         ::fcntl(fd_, F_SETFL, O_NONBLOCK);
     }
     ~Client() { ::close(fd_); }
@@ -119,7 +124,12 @@ public:
     }
     // Serves `server` until a line arrives, and returns it (null on timeout).
     json reply(Server& server) {
-        if (!pump(server, [this] { receive(); return has_line() || closed_; }) || !has_line())
+        if (!pump(server,
+                  [this] {
+                      receive();
+                      return has_line() || closed_;
+                  }) ||
+            !has_line())
             return nullptr;
         return take_line();
     }
@@ -139,7 +149,7 @@ TEST(ServerSocket, IsOwnerOnlyWithoutAGroup) {
     TempDir dir;
     const Registry registry = test_registry();
     Server server({dir / "p.sock", "", {}}, registry);
-    struct stat status{};
+    struct stat status {};
     ASSERT_EQ(::stat((dir / "p.sock").c_str(), &status), 0);
     EXPECT_TRUE(S_ISSOCK(status.st_mode));
     EXPECT_EQ(status.st_mode & 07777, 0600u);
@@ -154,7 +164,7 @@ TEST(ServerSocket, WithAGroupIsGroupReadableAndTheGroups) {
     TempDir dir;
     const Registry registry = test_registry();
     Server server({dir / "p.sock", "daemon", {}}, registry);
-    struct stat status{};
+    struct stat status {};
     ASSERT_EQ(::stat((dir / "p.sock").c_str(), &status), 0);
     EXPECT_EQ(status.st_mode & 07777, 0660u);
     EXPECT_EQ(status.st_gid, gid);
@@ -219,7 +229,10 @@ TEST(ServerSocket, RefusesALiveSocket) {
 
 TEST(ServerSocket, RefusesAFileThatIsNotASocket) {
     TempDir dir;
-    { std::FILE* f = std::fopen((dir / "p.sock").c_str(), "w"); std::fclose(f); }
+    {
+        std::FILE* f = std::fopen((dir / "p.sock").c_str(), "w");
+        std::fclose(f);
+    }
     expect_server_error({dir / "p.sock", "", {}},
                         "exists and is not a socket; remove it or choose another control.socket");
     EXPECT_TRUE(fs::is_regular_file(dir / "p.sock"));
@@ -227,7 +240,10 @@ TEST(ServerSocket, RefusesAFileThatIsNotASocket) {
 
 TEST(ServerSocket, RefusesAFolderThatIsAFile) {
     TempDir dir;
-    { std::FILE* f = std::fopen((dir / "run").c_str(), "w"); std::fclose(f); }
+    {
+        std::FILE* f = std::fopen((dir / "run").c_str(), "w");
+        std::fclose(f);
+    }
     expect_server_error({dir / "run/p.sock", "", {}}, "/run is not a folder");
 }
 
@@ -244,8 +260,8 @@ TEST(ServerExchange, AnswersPipelinedRequestsInOrder) {
     const Registry registry = test_registry();
     Server server({dir / "p.sock", "", {}}, registry);
     Client client(dir / "p.sock");
-    client.send(request(1, "/echo", {{"text", "a"}}) + request(2, "/echo", {{"text", "b"}}) +
-                "\n" + request(3, "/echo", {{"text", "c"}}));
+    client.send(request(1, "/echo", {{"text", "a"}}) + request(2, "/echo", {{"text", "b"}}) + "\n" +
+                request(3, "/echo", {{"text", "c"}}));
     for (int id = 1; id <= 3; ++id) {
         const json r = client.reply(server);
         EXPECT_EQ(r["id"], id);
@@ -328,7 +344,10 @@ TEST(ServerExchange, RefusesClientsBeyondItsLimit) {
     Client c(dir / "p.sock");
     const json r = c.reply(server);
     EXPECT_EQ(r["error"]["code"], "too_many_clients");
-    EXPECT_TRUE(pump(server, [&] { c.receive(); return c.closed(); }));
+    EXPECT_TRUE(pump(server, [&] {
+        c.receive();
+        return c.closed();
+    }));
     a.send(request(1, "/echo"));
     EXPECT_EQ(a.reply(server)["id"], 1);
     EXPECT_EQ(server.counters().refused_too_many, 1u);
@@ -360,7 +379,10 @@ TEST(ServerExchange, AnswersAClientThatClosedItsSendingSide) {
     client.send(request(4, "/echo"));
     ::shutdown(client.fd(), SHUT_WR);
     EXPECT_EQ(client.reply(server)["id"], 4);
-    EXPECT_TRUE(pump(server, [&] { client.receive(); return client.closed(); }));
+    EXPECT_TRUE(pump(server, [&] {
+        client.receive();
+        return client.closed();
+    }));
     EXPECT_EQ(server.client_count(), 0u);
 }
 
@@ -384,7 +406,8 @@ int run_as_nobody(Server& server, const std::string& path, const std::vector<gid
         std::string input;
         char buffer[4096];
         ssize_t n;
-        while (input.find('\n') == std::string::npos && (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
+        while (input.find('\n') == std::string::npos &&
+               (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
             input.append(buffer, static_cast<std::size_t>(n));
         const json reply = json::parse(input.substr(0, input.find('\n')), nullptr, false);
         if (reply.is_discarded() || reply.value("ok", !expect_ok) != expect_ok) ::_exit(12);

@@ -57,7 +57,8 @@ TEST(Rates, PerSecondOverTheWindowInBitsForBytes) {
     EXPECT_DOUBLE_EQ(rates.tx_bps, 400000);
     EXPECT_DOUBLE_EQ(rates.handed_off_per_s, 250);
     EXPECT_DOUBLE_EQ(rates.dropped_per_s, 250);
-    EXPECT_DOUBLE_EQ(rates.drops_per_s[static_cast<std::size_t>(engine::DropReason::no_service)], 250);
+    EXPECT_DOUBLE_EQ(rates.drops_per_s[static_cast<std::size_t>(engine::DropReason::no_service)],
+                     250);
 }
 
 TEST(Rates, AnEmptyWindowHasNoRates) {

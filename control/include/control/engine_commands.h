@@ -22,7 +22,7 @@ namespace control {
 struct CoreView {
     unsigned lcore = 0;
     const engine::CoreCounters* counters = nullptr;  ///< written by the worker only
-    const engine::RelayShard* relay = nullptr;        ///< null: no relay on this engine
+    const engine::RelayShard* relay = nullptr;       ///< null: no relay on this engine
 };
 
 /// A port's state at the moment of the request (punchlined reads the link without waiting).

@@ -23,18 +23,20 @@
 namespace control {
 
 // X(name, help)
-#define CONTROL_ERROR_CODES(X)                                                                    \
-    X(malformed_request, "the line is not a JSON object with a string \"command\" (and, if "     \
-                         "present, an object \"args\")")                                         \
-    X(line_too_long, "the line exceeds the engine's limit on a request's length")               \
-    X(unknown_command, "no command has this path (\"/help\" lists them)")                        \
-    X(unknown_argument, "the command takes no argument of this name")                            \
-    X(missing_argument, "a required argument is absent")                                         \
-    X(bad_argument, "an argument has the wrong type or is out of its range")                     \
-    X(not_available, "the command needs a role or feature this engine does not run")             \
-    X(permission_denied, "the peer's credentials are neither root, the engine's user, nor a "    \
-                         "member of control.group")                                              \
-    X(too_many_clients, "the engine serves as many clients as it allows at once")               \
+#define CONTROL_ERROR_CODES(X)                                                       \
+    X(malformed_request,                                                             \
+      "the line is not a JSON object with a string \"command\" (and, if "            \
+      "present, an object \"args\")")                                                \
+    X(line_too_long, "the line exceeds the engine's limit on a request's length")    \
+    X(unknown_command, "no command has this path (\"/help\" lists them)")            \
+    X(unknown_argument, "the command takes no argument of this name")                \
+    X(missing_argument, "a required argument is absent")                             \
+    X(bad_argument, "an argument has the wrong type or is out of its range")         \
+    X(not_available, "the command needs a role or feature this engine does not run") \
+    X(permission_denied,                                                             \
+      "the peer's credentials are neither root, the engine's user, nor a "           \
+      "member of control.group")                                                     \
+    X(too_many_clients, "the engine serves as many clients as it allows at once")    \
     X(internal_error, "the engine failed to carry the command out (a bug: please report it)")
 
 enum class ErrorCode : std::uint8_t {

@@ -88,15 +88,15 @@ public:
 private:
     struct Client {
         int fd = -1;
-        std::string input;        // bytes after the last complete line
-        bool skipping = false;    // inside a line over max_line_bytes: drop to its '\n'
-        std::string output;       // bytes not yet written, from output_offset
+        std::string input;      // bytes after the last complete line
+        bool skipping = false;  // inside a line over max_line_bytes: drop to its '\n'
+        std::string output;     // bytes not yet written, from output_offset
         std::size_t output_offset = 0;
         bool read_closed = false;  // the peer shut its side: answer, flush, close
         bool close_after_flush = false;
-        bool want_write = false;   // EPOLLOUT registered
-        bool gone = false;         // a write failed: the peer is gone
-        bool over_bound = false;   // more than max_output_bytes wait for it
+        bool want_write = false;  // EPOLLOUT registered
+        bool gone = false;        // a write failed: the peer is gone
+        bool over_bound = false;  // more than max_output_bytes wait for it
     };
 
     void accept_all() noexcept;
