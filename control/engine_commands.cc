@@ -81,7 +81,10 @@ std::vector<engine::CoreCounters> EngineCommands::current() const {
     return counters;
 }
 
-void EngineCommands::tick() { history_.tick(view_.now_ms(), current()); }
+void EngineCommands::tick() {
+    const std::uint64_t now = view_.now_ms();
+    if (history_.due(now)) history_.tick(now, current());
+}
 
 void EngineCommands::register_in(Registry& registry) {
     registry.add({"/status",

@@ -20,6 +20,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>

@@ -156,7 +156,10 @@ std::string Registry::closest_path(std::string_view path) const {
 
 Arguments Registry::validate(const Command& command, const nlohmann::json& args) const {
     const std::string usage = punchctl_command(command.path);
-    for (const auto& [name, value] : args.items()) {
+    for (const auto& item : args.items()) {
+        // Not a structured binding: clang 14 cannot capture one in the lambda below.
+        const std::string& name = item.key();
+        const nlohmann::json& value = item.value();
         const auto spec = std::find_if(command.arguments.begin(), command.arguments.end(),
                                        [&](const ArgumentSpec& a) { return a.name == name; });
         if (spec == command.arguments.end()) {

@@ -12,7 +12,7 @@ StatsHistory::StatsHistory(std::uint64_t now_ms, std::span<const engine::CoreCou
 }
 
 void StatsHistory::tick(std::uint64_t now_ms, std::span<const engine::CoreCounters> cores) {
-    if (now_ms < samples_.back().ms + sample_period_ms) return;
+    if (!due(now_ms)) return;
     samples_.push_back({now_ms, {cores.begin(), cores.end()}});
     // The baseline of the longest window must stay: the newest sample at least
     // max_window_s old, and nothing older.

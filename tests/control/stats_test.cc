@@ -23,8 +23,13 @@ engine::CoreCounters counters(std::uint64_t rx, std::uint64_t bytes) {
 TEST(StatsHistory, KeepsOneSampleAPeriod) {
     std::vector<engine::CoreCounters> cores = {counters(0, 0)};
     StatsHistory history(1000, cores);
-    for (std::uint64_t ms = 1050; ms < 5000; ms += 50) history.tick(ms, cores);
+    unsigned due = 0;
+    for (std::uint64_t ms = 1050; ms < 5000; ms += 50) {
+        due += history.due(ms) ? 1 : 0;
+        history.tick(ms, cores);
+    }
     // Samples at 1000, 2000, 3000, 4000.
+    EXPECT_EQ(due, 3u);
     EXPECT_EQ(history.size(), 4u);
     EXPECT_EQ(history.baseline(4999, 1000).ms, 3000u);
     EXPECT_EQ(history.baseline(4999, 2500).ms, 2000u);

@@ -38,6 +38,12 @@ public:
     /// ticks, a copy of every core's counters once a second.
     void tick(std::uint64_t now_ms, std::span<const engine::CoreCounters> cores);
 
+    /// Whether tick() at `now_ms` would take a sample (so that the caller copies the counters
+    /// only then).
+    [[nodiscard]] bool due(std::uint64_t now_ms) const noexcept {
+        return now_ms >= samples_.back().ms + sample_period_ms;
+    }
+
     /// The newest sample taken at least `window_ms` before `now_ms`, or the oldest one when
     /// the history is younger than the window. Never null (the constructor's sample).
     [[nodiscard]] const CounterSample& baseline(std::uint64_t now_ms,
