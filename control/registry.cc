@@ -37,8 +37,14 @@ std::string_view type_name(ArgumentType type) {
     return "?";
 }
 
-// What the request held, as it was written (cut short: the message is for a terminal).
+// What the request held, as it was written (cut short: the message is for a terminal). An array
+// or an object is only named: dumping one nested thousands deep would recurse as deep.
 std::string shown(const nlohmann::json& value) {
+    if (value.is_array())
+        return value.empty() ? "[]"
+                             : "an array of " + std::to_string(value.size()) +
+                                   (value.size() == 1 ? " element" : " elements");
+    if (value.is_object()) return value.empty() ? "{}" : "an object";
     std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     if (text.size() > 64) text = text.substr(0, 64) + "...";
     return text;
@@ -57,6 +63,35 @@ std::string expectation(const ArgumentSpec& argument) {
                    std::to_string(argument.max) + " bytes";
     }
     return "?";
+}
+
+// How deep arrays and objects nest in `line`, outside strings, up to `limit` + 1: parsing,
+// copying and destroying nlohmann::json recurse per level, so a line of 64 KiB of '[' would
+// overflow the control thread's stack. Counted before anything parses the line.
+std::size_t nesting(std::string_view line, std::size_t limit) {
+    std::size_t depth = 0;
+    std::size_t deepest = 0;
+    bool in_string = false;
+    bool escaped = false;
+    for (const char c : line) {
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+            if (deepest > limit) return deepest;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
 }
 
 // Levenshtein distance, for "did you mean": paths are short.
@@ -212,6 +247,13 @@ Arguments Registry::validate(const Command& command, const nlohmann::json& args)
 nlohmann::json Registry::handle_line(std::string_view line) const {
     nlohmann::json id = nullptr;
     try {
+        // A request is an object of arguments that are scalars: a few levels are plenty.
+        constexpr std::size_t max_nesting = 16;
+        if (nesting(line, max_nesting) > max_nesting)
+            return error_reply(id, ErrorCode::malformed_request,
+                               "arrays and objects nested deeper than " +
+                                   std::to_string(max_nesting) +
+                                   R"( levels; a request is {"command": "/path", "args": {...}})");
         // allow_exceptions = false: a parse error is a discarded value, not an exception.
         const nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
         if (request.is_discarded())

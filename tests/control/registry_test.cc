@@ -128,7 +128,26 @@ const std::vector<ErrorCase> error_cases = {
     {"TruncatedJson", R"({"command": "/echo")", ErrorCode::malformed_request, "not a JSON object",
      ""},
     {"JsonArray", R"(["/echo"])", ErrorCode::malformed_request,
-     R"(expected a JSON object, got ["/echo"])", ""},
+     R"(expected a JSON object, got an array of 1 element)", ""},
+    // Parsing, copying and destroying a JSON value recurse per level: a deep one is refused
+    // before it is parsed.
+    {"DeeplyNestedArray", std::string(30000, '[') + std::string(30000, ']'),
+     ErrorCode::malformed_request,
+     R"(arrays and objects nested deeper than 16 levels; a request is {"command": "/path", )"
+     R"("args": {...}})",
+     ""},
+    {"DeeplyNestedArgument",
+     R"({"command": "/echo", "args": {"text": )" + std::string(15, '[') + std::string(15, ']') +
+         "}}",
+     ErrorCode::malformed_request, "nested deeper than 16 levels", ""},
+    {"NestedToTheLimit",
+     R"({"command": "/echo", "args": {"text": )" + std::string(14, '[') + std::string(14, ']') +
+         "}}",
+     ErrorCode::bad_argument, "expected a string of 1..8 bytes, got an array of 1 element",
+     "punchctl echo --text hello"},
+    {"BracketsInsideStringsDoNotNest",
+     R"({"command": "/echo", "args": {"text": "[[[[[[[[[[[[[[[[[[[[\"{{{{{{{{{{{{{{{{{{"}})",
+     ErrorCode::bad_argument, "expected a string of 1..8 bytes", "punchctl echo --text hello"},
     {"JsonString", R"("/echo")", ErrorCode::malformed_request, "expected a JSON object", ""},
     {"NoCommand", R"({"args": {}})", ErrorCode::malformed_request,
      R"(no "command"; e.g. {"command": "/status"})", ""},
@@ -137,7 +156,7 @@ const std::vector<ErrorCase> error_cases = {
     {"UnknownRequestKey", R"({"command": "/echo", "arguments": {}})", ErrorCode::malformed_request,
      R"(unknown request key "arguments")", ""},
     {"ArgsNotAnObject", R"({"command": "/echo", "args": [1]})", ErrorCode::malformed_request,
-     R"("args" must be an object, got [1])", ""},
+     R"("args" must be an object, got an array of 1 element)", ""},
     {"UnknownCommandWithSuggestion", R"({"command": "/ecko"})", ErrorCode::unknown_command,
      R"(unknown command "/ecko" (did you mean /echo?); /help lists the commands)", "punchctl echo"},
     {"UnknownCommandWithoutSuggestion", R"({"command": "/allocations/kill"})",

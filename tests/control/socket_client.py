@@ -84,6 +84,9 @@ def raw(path):
     check("an unknown argument: unknown_argument", error_of(r) == "unknown_argument", r)
     r = c.call(b'{"command": "/status", "junk": "\xff"}\n')
     check("bytes that are not UTF-8: malformed_request", error_of(r) == "malformed_request", r)
+    r = c.call("[" * 30000 + "]" * 30000 + "\n")
+    check("arrays nested 30000 deep: malformed_request, no crash",
+          error_of(r) == "malformed_request" and "nested deeper" in r["error"]["message"], r)
     r = c.call("x" * 70000 + "\n")
     check("a line over 64 KiB: line_too_long", error_of(r) == "line_too_long", r)
     r = c.call('{"command": "/help", "id": 4}\n')
