@@ -80,9 +80,10 @@ inline engine::NonceKeys nonce_keys() {
 
 /// The relay's read-only context: one long-term user, the default peer policy (203.0.113.0/24
 /// allowed), one relay address (the server's), no per-user quota that `clients` could hit,
-/// on a clock of `ticks_per_second`.
-inline std::shared_ptr<const engine::RelayContext> make_context(std::uint64_t ticks_per_second,
-                                                                 std::uint32_t clients) {
+/// on a clock of `ticks_per_second`; each allocation's bandwidth capped at `bandwidth`.
+inline std::shared_ptr<const engine::RelayContext> make_context(
+    std::uint64_t ticks_per_second, std::uint32_t clients,
+    std::optional<engine::RateLimit> bandwidth = std::nullopt) {
     const engine::LongTermUser users[] = {{username, password}};
     engine::CredentialsSettings settings;
     settings.realm = realm;
@@ -98,6 +99,7 @@ inline std::shared_ptr<const engine::RelayContext> make_context(std::uint64_t ti
     engine::RelayLimits limits;
     limits.ticks_per_second = ticks_per_second;
     limits.max_allocations_per_user = clients + 1;
+    limits.bandwidth = bandwidth;
     return std::make_shared<const engine::RelayContext>(
         std::move(credentials), engine::PeerPolicy({}, {}, own),
         std::vector<engine::RelayAddress>{address}, limits);

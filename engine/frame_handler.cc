@@ -86,6 +86,26 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
     if (udp_length < udp_header_size || udp_length > l4_length)
         return Verdict::drop(DropReason::bad_udp_length);
     if (f.l4_checksum == L4ChecksumHint::bad) return Verdict::drop(DropReason::bad_udp_checksum);
+    // RFC 768 makes source port 0 mean "none": there is nowhere to answer.
+    if (load_be16(f.data + l4) == 0) return Verdict::drop(DropReason::bad_source_address);
+    const std::uint16_t destination_port = load_be16(f.data + l4 + 2);
+    const bool to_stun_port =
+        destination_port == port.stun_port ||
+        (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port);
+    if (relay != nullptr && port.relay != nullptr) {
+        // The relay listens on the STUN ports: there a first byte of 64-127 is ChannelData
+        // (RFC 7983's 64-79, and RFC 5766's channels to 0x7FFF: stun::channel_accepted_max);
+        // STUN's is 0-3. Anywhere else, a datagram may be a peer's to a relayed address. The
+        // relay forwards both as a router forwards, its UDP checksum not verified but updated
+        // (RFC 1624, relay_forward.h): a wrong one stays wrong for the receiver to drop.
+        if (to_stun_port && udp_length > udp_header_size &&
+            (std::to_integer<unsigned>(f.data[l4 + udp_header_size]) & 0xC0) == 0x40)
+            return relay_channel_data(f, ip, l4, ipv6, port, *relay);
+        Verdict verdict;
+        if (!to_stun_port && relay_from_peer(f, ip, l4, ipv6, port, *relay, verdict))
+            return verdict;
+    }
+    // What the engine reads and answers itself, it verifies.
     if (port.rx_checksum == RxChecksum::verify && f.l4_checksum == L4ChecksumHint::unknown) {
         const std::uint16_t checksum = load_be16(f.data + l4 + 6);
         // RFC 768: zero means "no checksum" over IPv4; RFC 8200 §8.1: never valid over IPv6.
@@ -96,23 +116,6 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
                 transport_checksum(addresses, ip_protocol::udp, {f.data + l4, udp_length}) != 0)
                 return Verdict::drop(DropReason::bad_udp_checksum);
         }
-    }
-    // RFC 768 makes source port 0 mean "none": there is nowhere to answer.
-    if (load_be16(f.data + l4) == 0) return Verdict::drop(DropReason::bad_source_address);
-    const std::uint16_t destination_port = load_be16(f.data + l4 + 2);
-    const bool to_stun_port =
-        destination_port == port.stun_port ||
-        (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port);
-    if (relay != nullptr && port.relay != nullptr) {
-        // The relay listens on the STUN ports: there a first byte of 64-127 is ChannelData
-        // (RFC 7983's 64-79, and RFC 5766's channels to 0x7FFF: stun::channel_accepted_max);
-        // STUN's is 0-3. Anywhere else, a datagram may be a peer's to a relayed address.
-        if (to_stun_port && udp_length > udp_header_size &&
-            (std::to_integer<unsigned>(f.data[l4 + udp_header_size]) & 0xC0) == 0x40)
-            return relay_channel_data(f, ip, l4, ipv6, port, *relay);
-        Verdict verdict;
-        if (!to_stun_port && relay_from_peer(f, ip, l4, ipv6, port, *relay, verdict))
-            return verdict;
     }
     if (port.stun_enabled && to_stun_port)
         return respond_stun(f, ip, l4, ipv6, port, counters, relay);

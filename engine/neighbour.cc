@@ -412,6 +412,7 @@ NeighbourSnapshot NeighbourTable::snapshot() const {
     for (const NeighbourEntry& entry : entries_)
         out.entries.push_back({entry.ip, entry.mac, entry.usable()});
     std::sort(out.entries.begin(), out.entries.end(), key_less);
+    out.prepare();
     return out;
 }
 

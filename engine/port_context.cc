@@ -28,7 +28,10 @@ SoftwareText::SoftwareText(std::string_view text) : text_(text) {
     attribute_ = std::move(attribute);
 }
 
-void PortContext::prepare() { prepare_binding_templates(*this); }
+void PortContext::prepare() {
+    prepare_binding_templates(*this);
+    neighbours.prepare();
+}
 
 PortContext PortContext::from_config(const EngineConfig& config, const PortConfig& port,
                                      const MacAddress& mac) {

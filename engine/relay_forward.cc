@@ -70,7 +70,7 @@ RelayRewriteResult rewrite_for_relay(Frame& f, const RelayDatagram& received,
     const std::size_t back = received.keep + received.keep_length;
     const std::size_t removed_back = received.udp + old_udp_length - back;
     std::uint64_t kept_sum = 0;
-    const bool update = received.checksum_verified && old_checksum != 0;
+    const bool update = received.checksum_complete && old_checksum != 0;
     if (update) {
         std::uint64_t sum = static_cast<std::uint16_t>(~old_checksum);
         sum += static_cast<std::uint16_t>(~header_sum(old_addresses, old_address_bytes,

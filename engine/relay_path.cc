@@ -30,8 +30,9 @@ stun::Address endpoint(const Frame& f, std::size_t ip, std::size_t udp, bool ipv
     return a;
 }
 
-// Whether handle_udp() or the port verified the UDP checksum (relay_forward.h updates it then).
-bool checksum_verified(const Frame& f, const PortContext& port) noexcept {
+// Whether the UDP checksum field holds a whole checksum, verified or not, that relay_forward.h
+// may update: the port hands over whole ones (rx_checksum = verify) or checked it.
+bool checksum_complete(const Frame& f, const PortContext& port) noexcept {
     return f.l4_checksum == L4ChecksumHint::good || port.rx_checksum == RxChecksum::verify;
 }
 
@@ -150,7 +151,7 @@ Verdict relay_channel_data(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
                                  ipv6,
                                  payload + stun::channel_data_header_size,
                                  message.data.size(),
-                                 checksum_verified(f, port)};
+                                 checksum_complete(f, port)};
     return relay_to_peer(f, datagram, allocation, peer, port, relay);
 }
 
@@ -186,7 +187,7 @@ bool relay_from_peer(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         verdict = Verdict::drop(DropReason::relay_bandwidth);
         return true;
     }
-    RelayDatagram datagram{ip, udp, ipv6, payload, length, checksum_verified(f, port)};
+    RelayDatagram datagram{ip, udp, ipv6, payload, length, checksum_complete(f, port)};
     if (const Channel* channel = allocation.channel_to(peer, relay.now_ticks)) {
         // RFC 8656 §12.5: a bound peer's data goes as ChannelData, number and length (over
         // UDP not padded, §12.4).

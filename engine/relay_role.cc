@@ -617,8 +617,7 @@ RelayContext::RelayContext(Credentials credentials, PeerPolicy policy,
 
 stun::Address RelayContext::relayed_address(std::uint8_t index, std::uint16_t port,
                                             std::uint8_t family) const noexcept {
-    const RelayAddress& address = addresses_[index < addresses_.size() ? index : 0];
-    stun::Address out = family == relay_ipv6 ? address.ipv6 : address.ipv4;
+    stun::Address out = family == relay_ipv6 ? address(index).ipv6 : address(index).ipv4;
     out.port = port;
     return out;
 }

@@ -25,9 +25,13 @@ constexpr std::size_t round_up(std::size_t n, std::size_t to) noexcept {
 
 constexpr std::size_t huge_page = std::size_t{2} << 20;
 
-// IP bytes as stun::Address holds them (IPv4 in the first 4, the rest zero): one compare.
+// IP bytes as stun::Address holds them (IPv4 in the first 4, the rest zero): two 8-byte
+// compares (std::array's == of std::byte compares byte by byte).
 bool same_ip(const Permission& permission, const stun::Address& peer) noexcept {
-    return permission.family == peer.family && permission.ip == peer.ip;
+    std::uint64_t a[2], b[2];
+    std::memcpy(a, permission.ip.data(), 16);
+    std::memcpy(b, peer.ip.data(), 16);
+    return permission.family == peer.family && ((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0;
 }
 
 }  // namespace

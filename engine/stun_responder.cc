@@ -417,8 +417,8 @@ Verdict respond_turn(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
     datagram.ipv6 = ipv6;
     datagram.keep = static_cast<std::size_t>(answer.payload.data() - f.data);
     datagram.keep_length = answer.payload.size();
-    // Verified by handle_udp() or the port, or not at all (rx_checksum = trust).
-    datagram.checksum_verified =
+    // Verified by handle_udp() or the port, or a partial one (rx_checksum = trust).
+    datagram.checksum_complete =
         f.l4_checksum == L4ChecksumHint::good || port.rx_checksum == RxChecksum::verify;
     return relay_to_peer(f, datagram, relay.shard.table().at(answer.slot), answer.peer, port,
                          relay);

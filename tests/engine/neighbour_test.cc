@@ -6,9 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <optional>
+#include <random>
 #include <ostream>
 #include <span>
 #include <string>
@@ -615,6 +617,70 @@ TEST(NeighbourState, PrintsAsIpNeighDoes) {
     EXPECT_EQ(to_string(NeighbourState::reachable), "REACHABLE");
     EXPECT_EQ(to_string(NeighbourState::stale), "STALE");
     EXPECT_EQ(to_string(NeighbourState::failed), "FAILED");
+}
+
+// The IPv4 next hop three ways: the snapshot's rule spelled out (shares_prefix(), find()),
+// next_hop_mac_ipv4() on the snapshot as built, and on it prepared (prepare(): the rule as
+// integers and the gateway's MAC). All three agree on random subnets, gateways and entries.
+TEST(NeighbourSnapshotTest, PreparedIpv4NextHopAgreesWithTheRule) {
+    std::mt19937 random(5);
+    const auto v4 = [&random](std::uint32_t base, std::uint32_t spread) {
+        return stun::Address::v4(base + static_cast<std::uint32_t>(random() % spread), 0);
+    };
+    std::size_t off_link = 0, resolved = 0;
+    for (int round = 0; round < 2000; ++round) {
+        NeighbourSnapshot snapshot;
+        const auto prefix = static_cast<std::uint8_t>(random() % 33);
+        std::optional<stun::Address> gateway;
+        if (random() % 8 != 0) gateway = v4(0xC6120000, 256);
+        snapshot.ipv4 = {v4(0xC6120000, 256), prefix, gateway};
+        const int count = static_cast<int>(random() % 6);
+        for (int i = 0; i < count; ++i) {
+            MacAddress mac{};
+            for (auto& b : mac) b = static_cast<std::byte>(random());
+            const stun::Address ip = i == 0 && gateway ? *gateway : v4(0xC6120000, 256);
+            snapshot.entries.push_back({ip, mac, random() % 4 != 0});
+        }
+        snapshot.entries.push_back({address("2001:db8::1"), {}, true});
+        // As NeighbourTable::snapshot() sorts them: IPv4 first, then by address; one entry an
+        // address.
+        std::sort(snapshot.entries.begin(), snapshot.entries.end(),
+                  [](const NeighbourSnapshot::Entry& a, const NeighbourSnapshot::Entry& b) {
+                      if (a.ip.family != b.ip.family)
+                          return a.ip.family == stun::AddressFamily::ipv4;
+                      return a.ip.ip < b.ip.ip;
+                  });
+        snapshot.entries.erase(
+            std::unique(snapshot.entries.begin(), snapshot.entries.end(),
+                        [](const NeighbourSnapshot::Entry& a, const NeighbourSnapshot::Entry& b) {
+                            return a.ip == b.ip;
+                        }),
+            snapshot.entries.end());
+        NeighbourSnapshot prepared = snapshot;
+        prepared.prepare();
+        for (int d = 0; d < 20; ++d) {
+            const stun::Address destination =
+                random() % 2 == 0 ? v4(0xC6120000, 256) : v4(0xCB007100, 256);
+            const bool on_link = shares_prefix(destination, *snapshot.ipv4.local, prefix);
+            const stun::Address* hop = on_link ? &destination : gateway ? &*gateway : nullptr;
+            const NeighbourSnapshot::Entry* entry =
+                hop != nullptr ? snapshot.find(hop->ip_bytes()) : nullptr;
+            const MacAddress* expected = entry != nullptr && entry->usable ? &entry->mac : nullptr;
+            off_link += on_link ? 0 : 1;
+            resolved += expected != nullptr ? 1 : 0;
+            for (const NeighbourSnapshot* s : {&snapshot, &prepared}) {
+                const MacAddress* mac = s->next_hop_mac_ipv4(destination.ip.data());
+                ASSERT_EQ(mac == nullptr, expected == nullptr) << "round " << round;
+                if (mac != nullptr) {
+                    ASSERT_EQ(*mac, *expected) << "round " << round;
+                }
+                const MacAddress* general = s->next_hop_mac(destination);
+                ASSERT_EQ(general == nullptr, expected == nullptr) << "round " << round;
+            }
+        }
+    }
+    EXPECT_GT(off_link, 5000u);
+    EXPECT_GT(resolved, 5000u);
 }
 
 }  // namespace

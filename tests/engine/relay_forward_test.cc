@@ -151,7 +151,7 @@ TEST(RelayForwardTest, ChecksumsVerifyAndThePayloadIsUntouched) {
             break;
         }
         const bool no_checksum = !in6 && random() % 8 == 0;
-        // A checksum nobody verified (a veth's partial one): summed anew, never updated.
+        // A partial checksum (a veth's): summed anew, never updated.
         const bool unverified = random() % 8 == 0;
         const stun::Address from = random_address(random, in6, 40000);
         const stun::Address to = random_address(random, in6, 3478);
@@ -159,7 +159,7 @@ TEST(RelayForwardTest, ChecksumsVerifyAndThePayloadIsUntouched) {
         r.datagram.keep = r.datagram.udp + 8 + keep;
         r.datagram.keep_length = keep_length;
         if (unverified) {
-            r.datagram.checksum_verified = false;
+            r.datagram.checksum_complete = false;
             r.frame.data[r.datagram.udp + 6] ^= std::byte{0x5A};  // wrong, as partial ones are
         }
         const std::vector<std::byte> kept(payload.begin() + static_cast<std::ptrdiff_t>(keep),

@@ -41,6 +41,13 @@ namespace engine {
 template <std::size_t N>
 [[nodiscard]] std::uint64_t checksum_native_sum(const std::byte* p) noexcept;
 
+/// The ones' complement sum of `n` bytes as checksum_native_sum() takes them (words in the
+/// CPU's order, not folded), for a length known only at run time: a load and an add per 8
+/// bytes. An odd last byte is the high half of a big-endian word padded with zero, as RFC 1071
+/// pads. `p` lies an even number of bytes past the start of what is summed.
+[[nodiscard]] inline std::uint64_t checksum_native_sum_n(const std::byte* p,
+                                                         std::size_t n) noexcept;
+
 /// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit field changing from m to m'.
 [[nodiscard]] std::uint16_t checksum_update16(std::uint16_t checksum, std::uint16_t old_value,
                                               std::uint16_t new_value) noexcept;
@@ -49,41 +56,66 @@ template <std::size_t N>
 
 inline std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::byte> bytes) noexcept {
     // RFC 1071 §2(B): the sum is independent of byte order, so the words are added as the CPU
-    // loads them (8 bytes a load, no byte swaps) and the 16-bit result is swapped once at the
-    // end. §2(C): a 64-bit word adds the same as its two 32-bit halves, which a 64-bit
-    // accumulator takes without overflow below 2^31 loads. About a cycle per 8 bytes in L1.
+    // loads them and the 16-bit result is swapped once at the end.
+    auto folded = checksum_fold(checksum_native_sum_n(bytes.data(), bytes.size()));
+    if constexpr (std::endian::native == std::endian::little)
+        folded = ((folded & 0xFF) << 8) | (folded >> 8);
+    return checksum_fold(std::uint64_t{sum} + folded);
+}
+
+inline std::uint64_t checksum_native_sum_n(const std::byte* p, std::size_t n) noexcept {
+    // 64-bit words added with their carries counted (an add from memory and an add-with-carry
+    // each, about a cycle per 8 bytes in L1), four to a loop iteration; the last 0-7 bytes as
+    // 32-, 16- and 8-bit words. Written so that g++ and clang find the add-with-carry (an
+    // unsigned __int128 accumulator goes through the stack).
     static_assert(std::endian::native == std::endian::little ||
                   std::endian::native == std::endian::big);
-    std::uint64_t wide = 0;
-    const std::byte* p = bytes.data();
-    std::size_t n = bytes.size();
-    for (; n >= 8; p += 8, n -= 8) {
+    const auto load = [](const std::byte* at) noexcept {
         std::uint64_t word;
-        std::memcpy(&word, p, 8);
-        wide += (word & 0xFFFFFFFF) + (word >> 32);
+        std::memcpy(&word, at, 8);
+        return word;
+    };
+    std::uint64_t sum = 0;
+    std::uint64_t carries = 0;
+    for (; n >= 32; p += 32, n -= 32) {
+        const std::uint64_t a = load(p), b = load(p + 8), c = load(p + 16), d = load(p + 24);
+        sum += a;
+        carries += sum < a;
+        sum += b;
+        carries += sum < b;
+        sum += c;
+        carries += sum < c;
+        sum += d;
+        carries += sum < d;
     }
+    for (; n >= 8; p += 8, n -= 8) {
+        const std::uint64_t a = load(p);
+        sum += a;
+        carries += sum < a;
+    }
+    std::uint64_t rest = 0;
     if (n >= 4) {
         std::uint32_t word;
         std::memcpy(&word, p, 4);
-        wide += word;
+        rest += word;
         p += 4;
         n -= 4;
     }
     if (n >= 2) {
         std::uint16_t word;
         std::memcpy(&word, p, 2);
-        wide += word;
+        rest += word;
         p += 2;
         n -= 2;
     }
     // An odd last byte is the high half of a big-endian word padded with zero.
     if (n != 0)
-        wide += std::to_integer<std::uint32_t>(p[0])
+        rest += std::to_integer<std::uint32_t>(p[0])
                 << (std::endian::native == std::endian::little ? 0 : 8);
-    auto folded = checksum_fold(wide);
-    if constexpr (std::endian::native == std::endian::little)
-        folded = ((folded & 0xFF) << 8) | (folded >> 8);
-    return checksum_fold(std::uint64_t{sum} + folded);
+    // 2^64 is 1 modulo 2^64 - 1, a multiple of 2^16 - 1 (RFC 1071 §2(C)): the carries add
+    // back as they are, the 64-bit part as its two 32-bit halves (no overflow below 2^31
+    // carries).
+    return (sum & 0xFFFFFFFF) + (sum >> 32) + carries + rest;
 }
 
 template <std::size_t N>

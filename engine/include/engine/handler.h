@@ -55,6 +55,19 @@ Verdict respond_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_offset
 [[nodiscard]] bool answer_express_ipv4(Frame& frame, const PortContext& port,
                                        CoreCounters& counters) noexcept;
 
+/// The relay's express lane (its cost: docs/benchmarks.md) for the two datagrams a relayed
+/// call is made of, over IPv4 without options: ChannelData from a client to a STUN port,
+/// unpadded, on a live channel whose peer has a permission and an off-engine IPv4 address
+/// with a resolved next hop (RFC 8656 §12.6); and a datagram from a peer to an allocation's
+/// relay port whose peer has a permission and a channel, to a client over IPv4 (§12.5).
+/// Makes every check the general path makes of such a frame, straight through with the sizes
+/// constant, and relays it as the general path would, to the same bytes and counts: returns
+/// true (handle_frame() counts rx and tx). Returns false, having written and charged
+/// nothing, for anything else or anything wrong with it: the general path then decides, and
+/// names the reason of a drop.
+[[nodiscard]] bool relay_express_ipv4(Frame& frame, const PortContext& port,
+                                      RelayState& relay) noexcept;
+
 /// Makes `port.binding_templates` from its other fields (PortContext::prepare() calls it):
 /// one per family, owned address, STUN port and FINGERPRINT or not, where the STUN role answers
 /// that combination; the others stay empty.
@@ -102,7 +115,8 @@ inline Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters&
                             RelayState* relay) noexcept {
     ++counters.rx_packets;
     counters.rx_bytes += frame.length;
-    if (answer_express_ipv4(frame, port, counters)) {
+    if (answer_express_ipv4(frame, port, counters) ||
+        (relay != nullptr && relay_express_ipv4(frame, port, *relay))) {
         ++counters.tx_packets;
         counters.tx_bytes += frame.length;
         return Verdict::transmit();

@@ -74,6 +74,34 @@ struct NeighbourSnapshot {
     Subnet ipv4;
     Subnet ipv6;
 
+    /// What prepare() makes of the fields above: the IPv4 rule as integers and the gateway's
+    /// MAC, so that next_hop_mac_ipv4() of an off-link address (every peer, for a relay
+    /// behind a router) is a mask and a compare. Unprepared, or stale, it is not used.
+    struct PreparedIpv4 {
+        bool prepared = false;
+        std::uint32_t local = 0;  ///< host order
+        std::uint32_t mask = 0;
+        bool gateway_usable = false;  ///< the gateway exists and its entry is usable
+        MacAddress gateway_mac{};
+    };
+    PreparedIpv4 prepared_ipv4;
+
+    /// Makes prepared_ipv4. Call it after setting or changing the fields above (snapshot()
+    /// and PortContext::prepare() do): a stale preparation answers with the old gateway.
+    void prepare() noexcept {
+        prepared_ipv4 = {};
+        if (!ipv4.local || ipv4.local->family != stun::AddressFamily::ipv4) return;
+        prepared_ipv4.local = load_ipv4(ipv4.local->ip.data());
+        prepared_ipv4.mask = mask_of(ipv4.prefix);
+        if (ipv4.gateway && ipv4.gateway->family == stun::AddressFamily::ipv4) {
+            if (const MacAddress* mac = find_ipv4(load_ipv4(ipv4.gateway->ip.data()))) {
+                prepared_ipv4.gateway_usable = true;
+                prepared_ipv4.gateway_mac = *mac;
+            }
+        }
+        prepared_ipv4.prepared = true;
+    }
+
     /// The entry for `ip` (4 or 16 bytes), or null. O(log n), no allocation.
     [[nodiscard]] const Entry* find(std::span<const std::byte> ip) const noexcept {
         const bool v6 = ip.size() == 16;
@@ -100,7 +128,9 @@ struct NeighbourSnapshot {
     /// (or not in the table), when the port has no address of the family, or when an off-link
     /// destination has no gateway: the caller drops or queues, it must not guess.
     [[nodiscard]] const MacAddress* next_hop_mac(const stun::Address& destination) const noexcept {
-        const Subnet& subnet = destination.family == stun::AddressFamily::ipv4 ? ipv4 : ipv6;
+        if (destination.family == stun::AddressFamily::ipv4)
+            return next_hop_mac_ipv4(destination.ip.data());
+        const Subnet& subnet = ipv6;
         if (!subnet.local || subnet.local->family != destination.family) return nullptr;
         const stun::Address* hop = &destination;
         if (!shares_prefix(destination, *subnet.local, subnet.prefix)) {
@@ -109,6 +139,52 @@ struct NeighbourSnapshot {
         }
         const Entry* entry = find(hop->ip_bytes());
         return entry != nullptr && entry->usable ? &entry->mac : nullptr;
+    }
+
+    /// next_hop_mac() for the IPv4 address at `destination` (4 bytes, network order), in
+    /// 32-bit compares: the relay's data path asks per packet.
+    [[nodiscard]] const MacAddress* next_hop_mac_ipv4(const std::byte* destination) const noexcept {
+        const std::uint32_t destination_ip = load_ipv4(destination);
+        if (prepared_ipv4.prepared) {
+            if (((destination_ip ^ prepared_ipv4.local) & prepared_ipv4.mask) == 0)
+                return find_ipv4(destination_ip);
+            return prepared_ipv4.gateway_usable ? &prepared_ipv4.gateway_mac : nullptr;
+        }
+        if (!ipv4.local || ipv4.local->family != stun::AddressFamily::ipv4) return nullptr;
+        if (((destination_ip ^ load_ipv4(ipv4.local->ip.data())) & mask_of(ipv4.prefix)) == 0)
+            return find_ipv4(destination_ip);
+        return ipv4.gateway ? find_ipv4(load_ipv4(ipv4.gateway->ip.data())) : nullptr;
+    }
+
+private:
+    // An IPv4 address in host order, so that integer order is memcmp's.
+    static std::uint32_t load_ipv4(const std::byte* p) noexcept {
+        std::uint32_t a;
+        std::memcpy(&a, p, 4);
+        return __builtin_bswap32(a);
+    }
+    static std::uint32_t mask_of(unsigned prefix) noexcept {
+        return prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - std::min(prefix, 32u));
+    }
+    // The usable entry's MAC for `ip` (host order), or null: a binary search of the IPv4
+    // entries, which sort first, by address.
+    [[nodiscard]] const MacAddress* find_ipv4(std::uint32_t ip) const noexcept {
+        std::size_t low = 0;
+        std::size_t high = entries.size();
+        while (low < high) {
+            const std::size_t middle = low + (high - low) / 2;
+            const Entry& entry = entries[middle];
+            if (entry.ip.family == stun::AddressFamily::ipv4 && load_ipv4(entry.ip.ip.data()) < ip)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        if (low == entries.size()) return nullptr;
+        const Entry& entry = entries[low];
+        return entry.ip.family == stun::AddressFamily::ipv4 &&
+                       load_ipv4(entry.ip.ip.data()) == ip && entry.usable
+                   ? &entry.mac
+                   : nullptr;
     }
 };
 

@@ -167,8 +167,9 @@ struct PortContext {
     }
 
     /// Makes what the handlers precompute from the fields above (the STUN fast path's response
-    /// templates). Call it after setting or changing any of them: a stale template answers
-    /// with the old values. from_config() calls it; copies keep what it made.
+    /// templates, the neighbour snapshot's IPv4 next hop). Call it after setting or changing
+    /// any of them: a stale template answers with the old values. from_config() calls it;
+    /// copies keep what it made.
     void prepare();
 
     /// From one port of the configuration and the MAC the device reports, prepared.

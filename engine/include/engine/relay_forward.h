@@ -7,9 +7,11 @@
 // the buffer's headroom when the new headers are longer), so the relayed address family may
 // differ from the client's (RFC 8656 §6, IPv4 to IPv6 and back).
 //
-// The UDP checksum is updated, not recomputed (RFC 1624): the received checksum, which the
-// packet path verified (or the port did), less the old pseudo-header, UDP header and the bytes
-// removed, plus what is added. The payload's bytes are never read. IP header fields follow
+// The UDP checksum is updated, not recomputed (RFC 1624): the received checksum less the old
+// pseudo-header, UDP header and the bytes removed, plus what is added. The payload's bytes are
+// never read. Like a router's, the update needs no verification: a wrong checksum stays wrong
+// by as much, and the receiver drops the datagram (the packet path verifies a Send
+// indication, which it parses, and not ChannelData or a peer's datagram, which it forwards). IP header fields follow
 // RFC 8656 §14's preferred behaviour: TTL (hop limit) one less than received, DSCP and ECN
 // copied, DF as the allocation asked (DONT-FRAGMENT), no IPv4 options; the engine does not
 // fragment, so a datagram over the MTU is refused.
@@ -41,10 +43,10 @@ struct RelayDatagram {
     bool ipv6 = false;        ///< its IP family
     std::size_t keep = 0;     ///< offset of the payload part that is relayed
     std::size_t keep_length = 0;
-    /// Whether its UDP checksum was verified (by the packet path or the port). Where it was
-    /// not (rx_checksum = trust: a veth hands over partial checksums), it cannot be updated
-    /// and the new one is summed over the payload instead.
-    bool checksum_verified = true;
+    /// Whether its UDP checksum field holds a whole checksum (the port hands them over,
+    /// rx_checksum = verify, or checked it), which is updated, verified or not. Where it holds
+    /// a partial one (rx_checksum = trust: a veth's), the new one is summed over the payload.
+    bool checksum_complete = true;
 };
 
 enum class RelayRewriteResult : std::uint8_t {

@@ -52,6 +52,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -243,12 +244,29 @@ public:
     [[nodiscard]] const RelayLimits& limits() const noexcept { return limits_; }
     /// relay_ipv4 | relay_ipv6: the families the server relays.
     [[nodiscard]] std::uint8_t families() const noexcept { return addresses_.front().families; }
+    /// Relay address `index`; the first for an index the server does not have.
+    [[nodiscard]] const RelayAddress& address(std::uint8_t index) const noexcept {
+        return addresses_[index < addresses_.size() ? index : 0];
+    }
     /// The relayed transport address of `port` on relay address `index`, of `family`.
     [[nodiscard]] stun::Address relayed_address(std::uint8_t index, std::uint16_t port,
                                                 std::uint8_t family) const noexcept;
     /// Whether `peer`'s IP (its port ignored) is one of the relayed addresses, in its own
     /// family. Cost: a compare per relay address.
     [[nodiscard]] bool is_relayed_ip(const stun::Address& peer) const noexcept;
+    /// is_relayed_ip() for the IPv4 address at `ip` (4 bytes, network order), inline: the
+    /// relay's express lane asks per packet.
+    [[nodiscard]] bool is_relayed_ipv4(const std::byte* ip) const noexcept {
+        if ((families() & relay_ipv4) == 0) return false;
+        std::uint32_t a;
+        std::memcpy(&a, ip, 4);
+        for (const RelayAddress& address : addresses_) {
+            std::uint32_t b;
+            std::memcpy(&b, address.ipv4.ip.data(), 4);
+            if (a == b) return true;
+        }
+        return false;
+    }
     /// Whether `port` is one of the relay ports (RelayLimits).
     [[nodiscard]] bool is_relay_port(std::uint16_t port) const noexcept {
         return port >= limits_.first_relay_port && port <= limits_.last_relay_port;

@@ -55,6 +55,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <optional>
@@ -80,6 +81,19 @@ public:
     /// The key of a datagram from `client` to `server`; nullopt when their families differ.
     [[nodiscard]] static std::optional<FiveTuple> make(const stun::Address& client,
                                                        const stun::Address& server) noexcept;
+
+    /// make()'s key of an IPv4 datagram, from its addresses (4 bytes each, network order)
+    /// and ports as they lie in the headers: the relay's express lane builds no stun::Address.
+    [[nodiscard]] static FiveTuple ipv4(const std::byte* client_ip, std::uint16_t client_port,
+                                        const std::byte* server_ip,
+                                        std::uint16_t server_port) noexcept {
+        FiveTuple key;
+        std::memcpy(&key.words_[0], client_ip, 4);
+        std::memcpy(&key.words_[2], server_ip, 4);
+        key.words_[4] = std::uint64_t{client_port} | std::uint64_t{server_port} << 16 |
+                        std::uint64_t{static_cast<std::uint8_t>(stun::AddressFamily::ipv4)} << 32;
+        return key;
+    }
 
     [[nodiscard]] stun::Address client() const noexcept;
     [[nodiscard]] stun::Address server() const noexcept;

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 
@@ -36,7 +37,14 @@ struct Address {
     /// (at most 48, which always fits an IPv6 address with its port).
     std::size_t format(std::span<char, 48> out) const noexcept;
 
-    friend bool operator==(const Address&, const Address&) = default;
+    /// Family, port and all 16 address bytes: two 8-byte compares where the defaulted
+    /// operator compares std::byte arrays byte by byte (the relay asks per datagram).
+    friend bool operator==(const Address& a, const Address& b) noexcept {
+        std::uint64_t x[2], y[2];
+        std::memcpy(x, a.ip.data(), 16);
+        std::memcpy(y, b.ip.data(), 16);
+        return a.family == b.family && a.port == b.port && ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+    }
 };
 
 }  // namespace stun
