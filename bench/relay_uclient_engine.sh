@@ -43,7 +43,7 @@ esac
 
 # shellcheck source=tests/engine/interop/lab.sh
 source tests/engine/interop/lab.sh
-lab_init build/engine/punchlined turnutils_uclient turnutils_peer timeout
+lab_init build/control/punchlined turnutils_uclient turnutils_peer timeout
 
 lab_public_link
 # The peer, behind the client (the engine's gateway).

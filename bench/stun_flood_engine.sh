@@ -20,7 +20,7 @@ port=${1:-af_packet}
 count=${2:-500000}
 duration=${3:-30}
 case $port in af_packet|tap) ;; *) echo "usage: $0 [af_packet|tap] [COUNT] [DURATION]" >&2; exit 2;; esac
-engine=build/engine/punchlined
+engine=build/control/punchlined
 flood=build/bench/stun_flood
 for binary in "$engine" "$flood"; do
   [[ -x "$binary" ]] || { echo "stun_flood_engine: build $binary first (ninja -C build)" >&2; exit 2; }

@@ -706,6 +706,42 @@ void read_relay(const toml::table& root, EngineConfig& config) {
     if (out.enabled) check_relay(*table, config);
 }
 
+// The management socket (ControlConfig). The group is only checked for its spelling here: the
+// engine resolves it at start-up, where the system's group database is.
+void read_control(const toml::table& root, EngineConfig& config) {
+    const toml::table* table = optional_table(root, "control");
+    if (table == nullptr) return;
+    ControlConfig& out = config.control;
+    reject_unknown_keys(*table, "control", {"socket", "group"});
+    if (const toml::node* socket = table->get("socket")) {
+        const std::string expected =
+            "expected an absolute path of at most 107 bytes, e.g. \"" +
+            std::string(ControlConfig::default_socket) + "\"";
+        const std::string& path = read_string(*socket, "control.socket", expected);
+        // sockaddr_un::sun_path holds 108 bytes with the terminating NUL.
+        if (path.size() < 2 || path.front() != '/' || path.back() == '/' || path.size() > 107 ||
+            path.find('\0') != std::string::npos)
+            fail("control.socket", line_of(*socket),
+                 expected + got(*socket) +
+                     (path.size() > 107 ? " (" + std::to_string(path.size()) + " bytes)" : ""));
+        out.socket = path;
+    }
+    if (const toml::node* group = table->get("group")) {
+        const std::string expected =
+            "expected a group name (letters, digits, '.', '_', '-'; at most 32 bytes; not "
+            "starting with '-'), e.g. \"punchline\"";
+        const std::string& name = read_string(*group, "control.group", expected);
+        const bool spelled = !name.empty() && name.size() <= 32 && name.front() != '-' &&
+                             std::all_of(name.begin(), name.end(), [](char c) {
+                                 return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                        (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                                        c == '-';
+                             });
+        if (!spelled) fail("control.group", line_of(*group), expected + got(*group));
+        out.group = name;
+    }
+}
+
 PortConfig read_port(const toml::table& table, const std::string& key,
                      std::vector<AddressSite>& sites) {
     PortConfig port;
@@ -920,12 +956,14 @@ EngineConfig parse_unnamed(std::string_view toml_text, std::string_view source_n
         fail(key_at_line(toml_text, line), line, std::string(error.description()));
     }
     EngineConfig config;
-    reject_unknown_keys(root, "", {"eal", "engine", "stun", "neighbour", "relay", "port"});
+    reject_unknown_keys(root, "",
+                        {"eal", "engine", "stun", "neighbour", "relay", "control", "port"});
     read_eal(root, config);
     read_engine(root, config);
     read_stun(root, config);
     read_neighbour(root, config);
     read_relay(root, config);  // after engine and stun: it is checked against them
+    read_control(root, config);
     read_ports(root, config);
     return config;
 }

@@ -4,13 +4,16 @@
 //   punchlined --config FILE --check  validate the configuration and exit
 //
 // Threads: the main lcore is the control thread (signals, counters report, the neighbour cache
-// and its RCU publications; later the management socket). Each worker lcore owns one RX and one
-// TX queue on every port, its counters, a handoff ring from every other worker, and a ring to
-// the control thread. A worker never locks, allocates, logs or makes a syscall in its loop.
+// and its RCU publications, the management socket of control/server.h). Each worker lcore owns
+// one RX and one TX queue on every port, its counters, a handoff ring from every other worker,
+// and a ring to the control thread. A worker never locks, allocates, logs or makes a syscall in
+// its loop.
 //
-// The control loop ticks every 50 ms (sigtimedwait): it takes the neighbour replies the workers
-// handed over, advances each port's NeighbourTable, gives the probes to worker 0 to send, and
-// republishes a port's PortContext when its neighbours changed.
+// The control loop waits in poll() on a signalfd and the management socket's epoll set, and
+// ticks every 50 ms: it takes the neighbour replies the workers handed over, advances each
+// port's NeighbourTable, gives the probes to worker 0 to send, republishes a port's
+// PortContext when its neighbours changed, and samples the counters for punchctl's rates.
+// The socket's clients are served between ticks, never blocking (control/server.h).
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -18,6 +21,9 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <urcu-qsbr.h>  // rcu_assign_pointer
 
 #include <CLI/CLI.hpp>
@@ -32,6 +38,9 @@
 #include <string>
 #include <vector>
 
+#include "control/engine_commands.h"
+#include "control/registry.h"
+#include "control/server.h"
 #include "engine/config.h"
 #include "engine/flow_steering.h"
 #include "engine/counters.h"
@@ -518,6 +527,69 @@ int main(int argc, char** argv) {
     if (e.dataplane.from_control == nullptr)
         fail(std::string("cannot create ring from_control: ") + rte_strerror(rte_errno));
 
+    // The management socket (control/server.h), before the workers start: a socket path
+    // another engine holds stops this one before it forwards anything. The commands read the
+    // workers' counters and relay tables without locks (control/engine_commands.h).
+    control::EngineView view;
+    view.version = PUNCHLINE_VERSION;
+    view.config = &e.config;
+    view.main_lcore = rte_get_main_lcore();
+    for (unsigned w = 0; w < workers; ++w)
+        view.cores.push_back({e.worker_lcores[w], &e.dataplane.counters[w],
+                              e.dataplane.relay_shards.empty()
+                                  ? nullptr
+                                  : e.dataplane.relay_shards[w].get()});
+    view.ports = [&e, workers] {
+        std::vector<control::PortView> ports;
+        for (std::size_t p = 0; p < e.dataplane.ports.size(); ++p) {
+            const engine::DataplanePort& port = e.dataplane.ports[p];
+            rte_eth_link link{};
+            rte_eth_link_get_nowait(port.id, &link);  // never waits for the link
+            rte_ether_addr mac{};
+            rte_eth_macaddr_get(port.id, &mac);
+            engine::MacAddress port_mac;
+            std::memcpy(port_mac.data(), mac.addr_bytes, 6);
+            ports.push_back({e.devices[p], port.id, mac_text(port_mac),
+                             link.link_status == RTE_ETH_LINK_UP,
+                             link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed,
+                             link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX, workers,
+                             port.steer_in_software});
+        }
+        return ports;
+    };
+    view.now_ms = monotonic_ms;
+    view.start_ms = monotonic_ms();
+    // The relay's clock (Dataplane::relay_clock is null here: the workers read the TSC).
+    view.relay_now = [] { return rte_rdtsc(); };
+    view.relay_ticks_per_second = rte_get_tsc_hz();
+    control::EngineCommands commands(view);
+    control::Registry registry;
+    commands.register_in(registry);
+    std::unique_ptr<control::Server> server;
+    try {
+        server = std::make_unique<control::Server>(
+            control::ServerOptions{e.config.control.socket, e.config.control.group, {}}, registry);
+    } catch (const control::ServerError& error) {
+        fail(error.what());
+    }
+    view.control_status = [&server] {
+        const control::ServerCounters& c = server->counters();
+        return nlohmann::json{{"socket", server->path()},
+                              {"clients", server->client_count()},
+                              {"accepted", c.accepted},
+                              {"refused_credentials", c.refused_credentials},
+                              {"refused_too_many", c.refused_too_many},
+                              {"dropped_slow", c.dropped_slow},
+                              {"requests", c.requests}};
+    };
+    std::printf("punchlined: management socket %s (mode %s)\n", server->path().c_str(),
+                e.config.control.group.empty()
+                    ? "0600"
+                    : ("0660, group " + e.config.control.group).c_str());
+    // The signals stay blocked (above): the control loop reads them from this descriptor.
+    const int signal_fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd < 0) fail(std::string("signalfd(): ") + std::strerror(errno));
+
     engine::set_dataplane(&e.dataplane);
     for (unsigned w = 0; w < workers; ++w)
         rte_eal_remote_launch(engine::worker_main,
@@ -527,18 +599,35 @@ int main(int argc, char** argv) {
                 workers);
     std::fflush(stdout);
 
-    // A signal, or every control_tick_ms the neighbour cache's turn (EAGAIN).
-    const timespec tick = {0, control_tick_ms * 1000000};
-    for (;;) {
-        const int s = sigtimedwait(&signals, nullptr, &tick);
-        if (s == SIGUSR1) {
-            print_counters(e, false);
-            print_neighbours(e);
-        } else if (s == SIGINT || s == SIGTERM) {
-            break;
+    // A signal, a management socket event, or every control_tick_ms the tick's turn.
+    std::uint64_t next_tick = monotonic_ms() + control_tick_ms;
+    for (bool running = true; running;) {
+        const std::uint64_t now = monotonic_ms();
+        pollfd ready[2] = {{signal_fd, POLLIN, 0}, {server->fd(), POLLIN, 0}};
+        const int timeout = next_tick > now ? static_cast<int>(next_tick - now) : 0;
+        if (poll(ready, 2, timeout) < 0 && errno != EINTR)
+            fail(std::string("poll(): ") + std::strerror(errno));
+        if (ready[1].revents != 0) server->serve();
+        signalfd_siginfo received{};
+        while (read(signal_fd, &received, sizeof received) ==
+               static_cast<ssize_t>(sizeof received)) {
+            if (received.ssi_signo == SIGUSR1) {
+                print_counters(e, false);
+                print_neighbours(e);
+            } else {
+                running = false;
+            }
         }
-        control_tick(e);
+        if (monotonic_ms() >= next_tick) {
+            control_tick(e);
+            commands.tick();
+            next_tick += control_tick_ms;
+            // Late (a slow tick, a long command): the next one a full period from now.
+            if (next_tick <= monotonic_ms()) next_tick = monotonic_ms() + control_tick_ms;
+        }
     }
+    close(signal_fd);
+    server.reset();  // clients disconnected, the socket file removed
     e.dataplane.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
     print_counters(e, true);

@@ -170,6 +170,21 @@ TEST(ParseConfig, AbsentOptionalKeysTakeTheirDefaults) {
     EXPECT_EQ(ring.rx_checksum, port_defaults.rx_checksum);
 }
 
+TEST(ParseConfig, ControlDefaultsToTheRunSocketWithoutAGroup) {
+    const EngineConfig config = parse_config(eal + port, "test.toml");
+    EXPECT_EQ(config.control.socket, "/run/punchline/punchlined.sock");
+    EXPECT_EQ(config.control.group, "");
+}
+
+TEST(ParseConfig, ControlSectionRoundTrips) {
+    const std::string longest = "/" + std::string(106, 's');
+    const EngineConfig config = parse_config(
+        "[control]\nsocket = \"" + longest + "\"\ngroup = \"punch_line-2.ops\"\n" + eal + port,
+        "test.toml");
+    EXPECT_EQ(config.control.socket, longest);
+    EXPECT_EQ(config.control.group, "punch_line-2.ops");
+}
+
 TEST(ParseConfig, EmptyTablesTakeTheirDefaults) {
     const EngineConfig config =
         parse_config("[engine]\n[stun]\n[neighbour]\n[relay]\n" + eal + port, "test.toml");
@@ -584,7 +599,7 @@ const std::vector<ErrorCase> error_cases = {
 
     // Unknown keys, the first in file order.
     {"UnknownRootKey", "workers = [1]\n", Append::eal_and_port, "workers", 1,
-     "unknown key; known keys here: eal, engine, stun, neighbour, relay, port"},
+     "unknown key; known keys here: eal, engine, stun, neighbour, relay, control, port"},
     {"UnknownEalKey", "[eal]\nargs = [\"--no-pci\"]\nargv = []\n", Append::port, "eal.argv", 3,
      "unknown key; known keys here: args"},
     {"UnknownEngineKey", "[engine]\nworker = [1]\n", Append::eal_and_port, "engine.worker", 2,
@@ -1049,6 +1064,37 @@ const std::vector<ErrorCase> error_cases = {
      Append::eal_and_port, "relay.peer_deny[0]", 2, R"(got "2001:db8::/129" (prefix_too_long))"},
     {"PeerDenyHostBitsSet", "[relay]\npeer_deny = [\"fc00::1/7\"]\n", Append::eal_and_port,
      "relay.peer_deny[0]", 2, R"(got "fc00::1/7" (host_bits_set))"},
+
+    // [control]: the management socket
+    {"ControlNotATable", "control = 1\n", Append::eal_and_port, "control", 1,
+     "expected a table [control], got 1"},
+    {"UnknownControlKey", "[control]\nsocket = \"/tmp/p.sock\"\nmode = 432\n",
+     Append::eal_and_port, "control.mode", 3, "unknown key; known keys here: socket, group"},
+    {"ControlSocketNotAString", "[control]\nsocket = 1\n", Append::eal_and_port,
+     "control.socket", 2,
+     R"(expected an absolute path of at most 107 bytes, e.g. "/run/punchline/punchlined.sock", )"
+     "got 1"},
+    {"ControlSocketRelative", "[control]\nsocket = \"run/p.sock\"\n", Append::eal_and_port,
+     "control.socket", 2, R"(expected an absolute path of at most 107 bytes, e.g. )"
+     R"("/run/punchline/punchlined.sock", got "run/p.sock")"},
+    {"ControlSocketEmpty", "[control]\nsocket = \"\"\n", Append::eal_and_port,
+     "control.socket", 2, R"(got "")"},
+    {"ControlSocketIsAFolder", "[control]\nsocket = \"/run/punchline/\"\n",
+     Append::eal_and_port, "control.socket", 2, R"(got "/run/punchline/")"},
+    {"ControlSocketAbove107Bytes",
+     "[control]\nsocket = \"/" + std::string(107, 's') + "\"\n", Append::eal_and_port,
+     "control.socket", 2, "(108 bytes)"},
+    {"ControlGroupNotAString", "[control]\ngroup = 0\n", Append::eal_and_port, "control.group",
+     2, "expected a group name (letters, digits, '.', '_', '-'; at most 32 bytes; not "
+        R"(starting with '-'), e.g. "punchline", got 0)"},
+    {"ControlGroupEmpty", "[control]\ngroup = \"\"\n", Append::eal_and_port, "control.group",
+     2, R"(got "")"},
+    {"ControlGroupWithASpace", "[control]\ngroup = \"punch line\"\n", Append::eal_and_port,
+     "control.group", 2, R"(got "punch line")"},
+    {"ControlGroupLeadingDash", "[control]\ngroup = \"-wheel\"\n", Append::eal_and_port,
+     "control.group", 2, R"(got "-wheel")"},
+    {"ControlGroupAbove32Bytes", "[control]\ngroup = \"" + std::string(33, 'g') + "\"\n",
+     Append::eal_and_port, "control.group", 2, "got \"gggg"},
 };
 
 class ParseConfigError : public testing::TestWithParam<ErrorCase> {};

@@ -26,7 +26,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$work/engine.toml" <<'EOT'
+cat > "$work/engine.toml" <<EOT
+[control]
+socket = "$work/punchlined.sock"
 [eal]
 args = ["-l", "0-1", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--no-telemetry",
         "--log-level=lib.eal:error", "--vdev=net_null0"]

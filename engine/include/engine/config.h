@@ -54,6 +54,10 @@
 //   unauthenticated_burst = 40
 //   peer_allow = ["10.1.2.0/24"]     # holes in the default peer ranges (peer_policy.h)
 //   peer_deny = ["203.0.113.0/24"]
+//
+//   [control]                        # the management socket (punchctl); absent: the defaults
+//   socket = "/run/punchline/punchlined.sock"   # absolute, at most 107 bytes
+//   group = "punchline"              # optional: mode 0660 and this group's members may use it
 #pragma once
 
 #include <cstdint>
@@ -180,6 +184,20 @@ struct RelayConfig {
     std::vector<Cidr> peer_deny{};
 };
 
+/// The management socket (design.md §4, control/server.h): a Unix stream socket that punchctl
+/// talks to. Created mode 0600 (owner only); with `group`, mode 0660 and that group. Whatever
+/// the file's mode, the engine checks each peer's credentials (SO_PEERCRED): root, the
+/// engine's own user, or a member of `group`.
+struct ControlConfig {
+    static constexpr std::string_view default_socket = "/run/punchline/punchlined.sock";
+    /// An absolute path of at most 107 bytes (sockaddr_un's sun_path with its NUL). Its
+    /// folder is created (mode 0755) when missing; a stale socket there is replaced, a live
+    /// one (another engine) stops the start-up.
+    std::string socket{default_socket};
+    /// A group name (resolved at start-up); empty: none.
+    std::string group;
+};
+
 /// How packets reach their owner worker (engine/flow_steering.h).
 enum class Steering : std::uint8_t {
     automatic,  ///< "auto": rte_flow rules where the port accepts them, software elsewhere
@@ -195,6 +213,7 @@ struct EngineConfig {
     StunConfig stun;
     NeighbourConfig neighbour;
     RelayConfig relay;
+    ControlConfig control;
     std::vector<PortConfig> ports;
 };
 

@@ -1,0 +1,84 @@
+// The engine's commands on the management socket (design.md §4): /status, /stats and
+// /allocations. They read what punchlined describes in an EngineView; nothing here touches
+// DPDK, so that the commands build and test without EAL (style rule 4), and nothing here
+// writes what a worker reads: counters are read as plain loads, relay tables through their
+// seqlock listing (engine/relay_table.h), which never makes the owner wait.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "control/registry.h"
+#include "control/stats.h"
+#include "engine/config.h"
+#include "engine/counters.h"
+#include "engine/relay_role.h"
+
+namespace control {
+
+/// One worker as the commands see it.
+struct CoreView {
+    unsigned lcore = 0;
+    const engine::CoreCounters* counters = nullptr;  ///< written by the worker only
+    const engine::RelayShard* relay = nullptr;       ///< null: no relay on this engine
+};
+
+/// A port's state at the moment of the request (punchlined reads the link without waiting).
+struct PortView {
+    std::string device;
+    std::uint16_t id = 0;
+    std::string mac;
+    bool link_up = false;
+    std::uint32_t speed_mbps = 0;  ///< 0: unknown
+    bool full_duplex = false;
+    unsigned queues = 0;
+    bool steer_in_software = true;
+};
+
+/// What punchlined gives the commands. Every callback runs on the control thread.
+struct EngineView {
+    std::string version;
+    const engine::EngineConfig* config = nullptr;
+    unsigned main_lcore = 0;
+    std::vector<CoreView> cores;
+    std::function<std::vector<PortView>()> ports;
+    /// The control thread's clock (CLOCK_MONOTONIC in punchlined, injected in tests).
+    std::function<std::uint64_t()> now_ms;
+    std::uint64_t start_ms = 0;
+    /// The relay's clock, in which allocation expiries are written (the TSC in punchlined),
+    /// and its rate.
+    std::function<std::uint64_t()> relay_now;
+    std::uint64_t relay_ticks_per_second = 1;
+    /// The management socket, for /status (set once the server exists; may stay null).
+    std::function<nlohmann::json()> control_status;
+};
+
+/// The commands' state: the view and the counters' history (kept by the control loop).
+class EngineCommands {
+public:
+    /// `view` must outlive this; takes the history's first sample now.
+    explicit EngineCommands(const EngineView& view);
+
+    /// Registers /status, /stats and /allocations in `registry` (which must not outlive this).
+    void register_in(Registry& registry);
+
+    /// The control loop's tick: feeds the rates' history.
+    void tick();
+
+    [[nodiscard]] nlohmann::json status() const;
+    [[nodiscard]] nlohmann::json stats(const Arguments& arguments) const;
+    [[nodiscard]] nlohmann::json allocations(const Arguments& arguments) const;
+
+    /// The largest page /allocations returns.
+    static constexpr std::int64_t max_page = 1000;
+
+private:
+    [[nodiscard]] std::vector<engine::CoreCounters> current() const;
+
+    const EngineView& view_;
+    StatsHistory history_;
+};
+
+}  // namespace control
