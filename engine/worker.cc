@@ -149,10 +149,15 @@ unsigned Worker::poll() noexcept {
         sweep(*d.relay_shards[index_], now, 4);
     }
     RelayState* relay = relay_state ? &*relay_state : nullptr;
+    // The split of busy_cycles (counters.h): two TSC reads around each burst, none per
+    // packet; kept only if the iteration takes packets, as worker_main() keeps busy_cycles.
+    std::uint64_t rx_cycles = 0;
     for (std::size_t p = 0; p < d.ports.size(); ++p) {
         const PortContext* context = rcu_dereference(d.ports[p].context);
+        const std::uint64_t rx_start = rte_rdtsc();
         const std::uint16_t n = rte_eth_rx_burst(d.ports[p].id, static_cast<std::uint16_t>(index_),
                                                  rx, static_cast<std::uint16_t>(d.burst));
+        rx_cycles += rte_rdtsc() - rx_start;
         taken += n;
         // One worker owns everything; otherwise the port's rules brought each packet to its
         // owner's queue, or software finds the owner.
@@ -198,7 +203,13 @@ unsigned Worker::poll() noexcept {
             }
         }
     }
-    for (std::size_t p = 0; p < d.ports.size(); ++p) flush(tx_[p], d.ports[p].id);
+    // Nothing is buffered for TX unless something was taken in.
+    if (taken != 0) {
+        counters_.busy_rx_cycles += rx_cycles;
+        const std::uint64_t tx_start = rte_rdtsc();
+        for (std::size_t p = 0; p < d.ports.size(); ++p) flush(tx_[p], d.ports[p].id);
+        counters_.busy_tx_cycles += rte_rdtsc() - tx_start;
+    }
     if (index_ == 0 && d.from_control != nullptr) send_for_control();
     return taken;
 }

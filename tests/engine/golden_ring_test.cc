@@ -712,6 +712,28 @@ TEST_F(RingWorkerLoopTest, ControlThreadFramesLeaveThroughWorkerZero) {
     EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the probe leaked";
 }
 
+// The split of busy cycles (counters.h): an iteration that takes nothing adds none; one that
+// answers a frame adds cycles inside the RX burst and inside the TX flush. (Counts of TSC
+// cycles, not a timing threshold: only that they moved.)
+TEST_F(RingWorkerLoopTest, IoCyclesCountOnlyIterationsThatTookPackets) {
+    const GoldenCase* golden = answered_case();
+    ASSERT_NE(golden, nullptr);
+    ring_port->publish(*make_context("full"));
+    const CoreCounters idle_before = ring_port->counters();
+    EXPECT_EQ(ring_port->worker->poll(), 0u);
+    EXPECT_EQ(ring_port->counters().busy_rx_cycles, idle_before.busy_rx_cycles);
+    EXPECT_EQ(ring_port->counters().busy_tx_cycles, idle_before.busy_tx_cycles);
+
+    const CoreCounters before = ring_port->counters();
+    CoreCounters delta;
+    ASSERT_NO_FATAL_FAILURE(delta = poll_one(*golden));
+    ASSERT_EQ(delta.tx_packets, 1u);
+    EXPECT_GT(ring_port->counters().busy_rx_cycles, before.busy_rx_cycles);
+    EXPECT_GT(ring_port->counters().busy_tx_cycles, before.busy_tx_cycles);
+    EXPECT_EQ(take_transmitted().size(), 1u);
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size);
+}
+
 // The golden case of that name, or null.
 const GoldenCase* case_named(std::string_view name) {
     for (const GoldenCase& golden : corpus().cases)

@@ -38,6 +38,14 @@ struct alignas(64) CoreCounters {
     /// TSC cycles spent in loop iterations that took in at least one packet: the engine's
     /// cost, without the idle polling (cycles per answered request = busy_cycles / answers).
     std::uint64_t busy_cycles = 0;
+    /// Of busy_cycles, those inside rte_eth_rx_burst (every port's, in the iterations that
+    /// took packets) and those in the TX flush (rte_eth_tx_burst and freeing what it refused).
+    /// On a kernel-facing vdev these hold the kernel's I/O charged to the worker's core (on
+    /// net_af_packet the TX kick's sendto() runs the veth transmit and, unless RPS moves it,
+    /// the receiving stack); the rest of busy_cycles is the engine's own handling. Read with
+    /// rte_rdtsc() around each burst, never per packet (four reads an iteration).
+    std::uint64_t busy_rx_cycles = 0;
+    std::uint64_t busy_tx_cycles = 0;
 
     void drop(DropReason reason) noexcept { ++drops[static_cast<std::size_t>(reason)]; }
     [[nodiscard]] std::uint64_t dropped() const noexcept {
