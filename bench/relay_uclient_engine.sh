@@ -9,8 +9,13 @@
 #            dpdk-hugepages.py -p 2M --setup 1G) instead of the lab's --no-huge -m 256
 #
 # The vdev (default af_packet): net_af_packet0,iface=eng0,qpairs=1, or
-# net_af_xdp0,iface=eng0,start_queue=0,queue_count=1 (XDP on the veth, copy mode; the veth
-# hands it the client's partial UDP checksums too, hence rx_checksum = trust for both).
+# net_af_xdp0,iface=eng0,start_queue=0,queue_count=1,busy_budget=0 (XDP on the veth, copy
+# mode; the veth hands it the client's partial UDP checksums too, hence rx_checksum = trust
+# for both). busy_budget=0 (XDP_BUSY_BUDGET=N to change it; the PMD's default is 64): with
+# busy polling the PMD calls recvfrom() on every empty RX burst, which runs the veth's NAPI,
+# the kernel's receive work, on the worker's core in iterations that took nothing, so that
+# busy cycles would not count it; without it that work runs on the sender's CPU, as it does
+# for af_packet and for coturn's socket.
 #
 # RPS: every frame the engine sends is a sendto() kick whose veth transmit queues the frame
 # to the receiving veth's backlog on the current CPU, the worker's, and runs that backlog (IP,
@@ -71,7 +76,8 @@ lab_exec c ip addr add 198.51.100.7/32 dev cli0
 config=$LAB_WORKDIR/engine.toml
 lab_relay_config "$config"
 if [[ $vdev == af_xdp ]]; then
-  sed -i -e 's/--vdev=net_af_packet0,iface=eng0,qpairs=1/--vdev=net_af_xdp0,iface=eng0,start_queue=0,queue_count=1/' \
+  xdp_vdev=net_af_xdp0,iface=eng0,start_queue=0,queue_count=1,busy_budget=${XDP_BUSY_BUDGET:-0}
+  sed -i -e "s/--vdev=net_af_packet0,iface=eng0,qpairs=1/--vdev=$xdp_vdev/" \
     -e 's/^device = "net_af_packet0"$/device = "net_af_xdp0"/' "$config"
   if ! { grep -q net_af_xdp0,iface=eng0 "$config" && grep -q '^device = "net_af_xdp0"' "$config"; }
   then
@@ -180,7 +186,7 @@ median=$(median_of "${results[@]}")
 rx_median=$(median_of "${rx_results[@]}")
 tx_median=$(median_of "${tx_results[@]}")
 handling_median=$(median_of "${handling_results[@]}")
-setting="net_$vdev, RPS on cli0 $rps, $([[ ${HUGE:-0} == 1 ]] && echo hugepages || echo no-huge)"
+setting="net_$vdev$([[ $vdev == af_xdp ]] && echo " busy_budget=${XDP_BUSY_BUDGET:-0}"), RPS on cli0 $rps, $([[ ${HUGE:-0} == 1 ]] && echo hugepages || echo no-huge)"
 echo "engine ($mode, $setting): median $median cycles per relayed packet over $runs runs" \
   "(${results[*]}); medians of the parts: rx $rx_median (${rx_results[*]}), tx $tx_median" \
   "(${tx_results[*]}), handling $handling_median (${handling_results[*]}); TSC $tsc_hz Hz," \
@@ -189,6 +195,7 @@ echo "engine ($mode, $setting): median $median cycles per relayed packet over $r
 # The name keeps af_packet's default figure where it was; another setting names itself.
 suffix=$mode
 [[ $vdev == af_packet ]] || suffix+="_$vdev"
+[[ ${XDP_BUSY_BUDGET:-0} == 0 || $vdev != af_xdp ]] || suffix+="_busy$XDP_BUSY_BUDGET"
 [[ ${RPS:-0} == 1 ]] && suffix+="_rps"
 [[ ${HUGE:-0} == 1 ]] && suffix+="_huge"
 printf '{"name":"engine_relay_cycles_per_packet_%s","value":%s,"unit":"cycles/packet",%s}\n' \
