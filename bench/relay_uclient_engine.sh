@@ -5,6 +5,10 @@
 # Usage (root): bench/relay_uclient_engine.sh [channel|send] [RUNS (default 3)] [af_packet|af_xdp]
 #   CLIENTS=10 MESSAGES=2000 INTERVAL_MS=1 PAYLOAD=100   the turnutils_uclient workload
 #   RPS=1    the client's veth (cli0) steers its receive processing to CPU 0 (rps_cpus = 1)
+#   RT=1     the worker thread SCHED_FIFO (chrt -f 1) once started: on a machine shared with
+#            other work, so that nothing else preempts it inside a busy iteration (the time
+#            would count as busy cycles); the kernel still runs others 5% of each second
+#            (sched_rt_runtime_us). bench/relay_uclient_coturn.sh takes RT=1 for turnserver.
 #   HUGE=1   the engine on 2 MB hugepages (--in-memory; reserve them first:
 #            dpdk-hugepages.py -p 2M --setup 1G) instead of the lab's --no-huge -m 256
 #
@@ -112,15 +116,19 @@ disown  # lab_cleanup kills it by PID with the namespace; no job notice
 # preempted (its run-queue wait, field 2 of /proc/PID/task/TID/schedstat, in ns) and the time
 # the hypervisor took CPU 1 away (steal, field 9 of /proc/stat's cpu1 line, in clock ticks).
 # Part of either may fall in idle iterations, so this bounds the inflation, it is not it.
-worker_wait_ns() {
-  local task wait
+worker_tid() {
+  local task
   for task in /proc/"$LAB_ENGINE_PID"/task/*; do
     [[ $(<"$task/comm") == rte-worker-* ]] || continue
-    read -r _ wait _ <"$task/schedstat"
-    echo "$wait"
+    echo "${task##*/}"
     return
   done
   lab_fail "no rte-worker thread in punchlined $LAB_ENGINE_PID"
+}
+worker_wait_ns() {
+  local wait
+  read -r _ wait _ <"/proc/$LAB_ENGINE_PID/task/$(worker_tid)/schedstat"
+  echo "$wait"
 }
 cpu1_steal_ticks() { awk '$1 == "cpu1" { print $9 }' /proc/stat; }
 
@@ -131,6 +139,7 @@ handling_results=()
 preempted_results=()
 for ((run = 1; run <= runs; run++)); do
   lab_engine_start e "$config" >/dev/null
+  [[ ${RT:-0} != 1 ]] || chrt -f -p 1 "$(worker_tid)" >/dev/null
   output=$LAB_WORKDIR/uclient-$run.txt
   status=0
   wait_before=$(worker_wait_ns)
@@ -186,7 +195,7 @@ median=$(median_of "${results[@]}")
 rx_median=$(median_of "${rx_results[@]}")
 tx_median=$(median_of "${tx_results[@]}")
 handling_median=$(median_of "${handling_results[@]}")
-setting="net_$vdev$([[ $vdev == af_xdp ]] && echo " busy_budget=${XDP_BUSY_BUDGET:-0}"), RPS on cli0 $rps, $([[ ${HUGE:-0} == 1 ]] && echo hugepages || echo no-huge)"
+setting="$([[ ${RT:-0} == 1 ]] && echo "SCHED_FIFO worker, ")net_$vdev$([[ $vdev == af_xdp ]] && echo " busy_budget=${XDP_BUSY_BUDGET:-0}"), RPS on cli0 $rps, $([[ ${HUGE:-0} == 1 ]] && echo hugepages || echo no-huge)"
 echo "engine ($mode, $setting): median $median cycles per relayed packet over $runs runs" \
   "(${results[*]}); medians of the parts: rx $rx_median (${rx_results[*]}), tx $tx_median" \
   "(${tx_results[*]}), handling $handling_median (${handling_results[*]}); TSC $tsc_hz Hz," \
@@ -198,6 +207,7 @@ suffix=$mode
 [[ ${XDP_BUSY_BUDGET:-0} == 0 || $vdev != af_xdp ]] || suffix+="_busy$XDP_BUSY_BUDGET"
 [[ ${RPS:-0} == 1 ]] && suffix+="_rps"
 [[ ${HUGE:-0} == 1 ]] && suffix+="_huge"
+[[ ${RT:-0} == 1 ]] && suffix+="_rt"
 printf '{"name":"engine_relay_cycles_per_packet_%s","value":%s,"unit":"cycles/packet",%s}\n' \
   "$suffix" "$median" "$(printf '"runs":[%s],"rx":%s,"tx":%s,"handling":%s,"preempted_ms":[%s],"clients":%s,"messages":%s,"payload_bytes":%s' \
     "$(IFS=,; echo "${results[*]}")" "$rx_median" "$tx_median" "$handling_median" \
