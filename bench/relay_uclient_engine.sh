@@ -43,8 +43,12 @@
 # as bench/stun_flood_engine.sh reads them), allocation set-up included, over a fresh engine
 # per run; the figure is the median of RUNS. On net_af_packet the worker's cycles include the
 # vdev's kernel work (each TX kick runs the veth's transmit and the delivery to the peer
-# namespace on the worker's core), so this measures the vdev as much as the engine; the
-# engine's own cost per packet is bench/engine_pipeline_bench's.
+# namespace on the worker's core), so this measures the vdev as much as the engine: the
+# engine's counters split them into rx (inside rte_eth_rx_burst), tx (the TX flush, the kick
+# included) and handling (the rest, the engine's own work), each printed per relayed packet.
+# Iterations over 1 ms (the worker preempted in them) are left out of busy cycles and
+# counted apart as stalled (docs/operations.md); each run prints them, and how long the
+# worker waited on the run queue, as a gauge of how shared CPU 1 was.
 #
 # Prints a line per run, a summary, and one JSON line:
 #   {"name":"engine_relay_cycles_per_packet_<mode>","value":N,"unit":"cycles/packet",...}
@@ -156,8 +160,8 @@ for ((run = 1; run <= runs; run++)); do
   fi
   total=$(grep '^total ' "$LAB_ENGINE_LOG" | tail -n 1)
   tsc_hz=$(awk '/^tsc_hz/ { print $2 }' "$LAB_ENGINE_LOG" | tail -n 1)
-  split='s/.*busy cycles ([0-9]+) = rx ([0-9]+) \+ tx ([0-9]+) \+ handling ([0-9]+) .*/\1 \2 \3 \4/p'
-  read -r busy busy_rx busy_tx busy_handling < <(sed -En "$split" <<<"$total") ||
+  split='s/.*busy cycles ([0-9]+) = rx ([0-9]+) \+ tx ([0-9]+) \+ handling ([0-9]+), stalled ([0-9]+) in ([0-9]+) iterations .*/\1 \2 \3 \4 \5 \6/p'
+  read -r busy busy_rx busy_tx busy_handling stalled stalled_iterations < <(sed -En "$split" <<<"$total") ||
     lab_fail "run $run: no busy cycles split in the engine's total line: $total"
   totals='s/.*tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\1 \2/p'
   read -r sent received < <(sed -n "$totals" "$output" | tail -n 1) || true
@@ -177,7 +181,8 @@ for ((run = 1; run <= runs; run++)); do
   handling_cycles=$(per_packet "$busy_handling")
   echo "run $run: $relayed relayed ($sent out, $received back), $busy busy cycles:" \
     "$cycles cycles per relayed packet = rx $rx_cycles + tx $tx_cycles + handling" \
-    "$handling_cycles; worker preempted $preempted_ms ms, CPU 1 stolen $steal_ms ms;" \
+    "$handling_cycles; stalled (left out) $stalled_iterations iterations," \
+    "$((stalled / (tsc_hz / 1000))) ms; worker preempted $preempted_ms ms, CPU 1 stolen $steal_ms ms;" \
     "engine $total"
   results+=("$cycles")
   rx_results+=("$rx_cycles")

@@ -223,7 +223,7 @@ void setup_relay(Engine& e, unsigned workers) {
 }
 
 // Busy cycles outside the RX and TX bursts: the engine's own work. A live report may read
-// the split a moment after busy_cycles (the worker adds busy_cycles last): never below zero.
+// busy_cycles and its split between a worker's increments: never below zero.
 std::uint64_t handling_cycles(const CoreCounters& c) {
     const std::uint64_t io = c.busy_rx_cycles + c.busy_tx_cycles;
     return c.busy_cycles > io ? c.busy_cycles - io : 0;
@@ -236,7 +236,7 @@ void print_counters(const Engine& e, bool final) {
     auto line = [final](const char* name, const CoreCounters& c) {
         std::printf("%-7s rx %llu pkts %llu B | tx %llu pkts %llu B | handed off %llu | "
                     "dropped %llu | stun ok %llu err %llu | busy cycles %llu = rx %llu + tx %llu "
-                    "+ handling %llu | %s\n",
+                    "+ handling %llu, stalled %llu in %llu iterations | %s\n",
                     name, static_cast<unsigned long long>(c.rx_packets),
                     static_cast<unsigned long long>(c.rx_bytes),
                     static_cast<unsigned long long>(c.tx_packets),
@@ -249,6 +249,8 @@ void print_counters(const Engine& e, bool final) {
                     static_cast<unsigned long long>(c.busy_rx_cycles),
                     static_cast<unsigned long long>(c.busy_tx_cycles),
                     static_cast<unsigned long long>(handling_cycles(c)),
+                    static_cast<unsigned long long>(c.stalled_cycles),
+                    static_cast<unsigned long long>(c.stalled_iterations),
                     !final ? "live" : c.conserved() ? "conserved" : "NOT CONSERVED");
     };
     for (std::size_t w = 0; w < e.worker_lcores.size(); ++w) {
@@ -266,6 +268,8 @@ void print_counters(const Engine& e, bool final) {
         total.busy_cycles += c.busy_cycles;
         total.busy_rx_cycles += c.busy_rx_cycles;
         total.busy_tx_cycles += c.busy_tx_cycles;
+        total.stalled_cycles += c.stalled_cycles;
+        total.stalled_iterations += c.stalled_iterations;
         total.to_control += c.to_control;
         total.hairpinned += c.hairpinned;
         total.control_sent += c.control_sent;
