@@ -167,6 +167,8 @@ for ((run = 1; run <= runs; run++)); do
   read -r sent received < <(sed -n "$totals" "$output" | tail -n 1) || true
   if [[ $status -ne 0 || -z $sent || -z $received || $received -eq 0 ]]; then
     sed 's/^/  | /' "$output" | tail -n 15
+    echo "the engine's report:"
+    grep -v '^  | lib\(bpf\|xdp\): ' "$LAB_WORKDIR/engine-stop-$run.txt" | tail -n 30
     lab_fail "run $run: turnutils_uclient exit $status, nothing relayed back"
   fi
   if [[ $received -ne $sent ]]; then
