@@ -5,6 +5,8 @@
 #
 # Usage (root): bench/relay_uclient_coturn.sh [channel|send] [RUNS (default 3)]
 #   CLIENTS=10 MESSAGES=2000 INTERVAL_MS=1 PAYLOAD=100   the turnutils_uclient workload
+#   RT=1   turnserver SCHED_FIFO (chrt -f 1), as bench/relay_uclient_engine.sh's RT=1 makes the
+#          engine's worker (CPU time does not count preemption, but this keeps the two alike)
 #
 # Namespace "e" runs Debian's turnserver (coturn 4.6) with one relay thread (-m 1), pinned to
 # CPU 1 (where punchlined's worker runs), on the kernel's end of veth eng0, 203.0.113.2/24,
@@ -86,7 +88,9 @@ results=()
 for ((run = 1; run <= runs; run++)); do
   log=$LAB_WORKDIR/turnserver-$run.log
   # -n: these flags only, no configuration file; --pidfile, --db: state in the work folder.
-  ip netns exec "$(lab_ns e)" taskset -c 1 turnserver -n -m 1 \
+  rt=()
+  [[ ${RT:-0} != 1 ]] || rt=(chrt -f 1)
+  ip netns exec "$(lab_ns e)" "${rt[@]}" taskset -c 1 turnserver -n -m 1 \
     --listening-ip 203.0.113.2 --relay-ip 203.0.113.2 --listening-port 3478 \
     --lt-cred-mech --user alice:relay-password --realm punchline.test \
     --no-tcp --no-tls --no-dtls --no-cli --no-tcp-relay \
@@ -123,7 +127,7 @@ done
 
 median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{ v[NR] = $1 } END {
   print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-echo "coturn ($mode, kernel UDP on veth): median $median cycles per relayed packet over $runs" \
+echo "coturn ($mode, kernel UDP on veth$([[ ${RT:-0} == 1 ]] && echo ", SCHED_FIFO")): median $median cycles per relayed packet over $runs" \
   "runs (${results[*]}), $mhz MHz, $clients clients x $messages messages of $payload bytes"
 printf '{"name":"coturn_relay_cycles_per_packet_%s","value":%s,"unit":"cycles/packet",%s}\n' \
   "$mode" "$median" "$(printf '"runs":[%s],"clients":%s,"messages":%s,"payload_bytes":%s' \

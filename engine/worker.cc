@@ -24,7 +24,8 @@ Worker::Worker(Dataplane& dataplane, unsigned index)
     : dataplane_(dataplane),
       index_(index),
       counters_(dataplane.counters[index]),
-      tx_(dataplane.ports.size()) {}
+      tx_(dataplane.ports.size()),
+      stall_cycles_(rte_get_tsc_hz() / 1000) {}
 
 void Worker::flush(TxBuffer& tx, std::uint16_t port) noexcept {
     if (tx.count == 0) return;
@@ -139,20 +140,28 @@ unsigned Worker::poll() noexcept {
     Dataplane& d = dataplane_;
     rte_mbuf* rx[max_burst];
     unsigned taken = 0;
+    // The iteration's start: its busy cycles (counters.h) if it takes packets, and the relay's
+    // time unless a test injects it.
+    const std::uint64_t start = rte_rdtsc();
     // The relay's state for this iteration: the shard and the time, read once.
     std::optional<RelayState> relay_state;
     if (index_ < d.relay_shards.size() && d.relay_shards[index_] != nullptr) {
-        const std::uint64_t now = d.relay_clock != nullptr ? d.relay_clock() : rte_rdtsc();
+        const std::uint64_t now = d.relay_clock != nullptr ? d.relay_clock() : start;
         relay_state.emplace(RelayState{*d.relay_shards[index_], now,
                                        d.start_unix_s + (now - d.start_tsc) / d.tsc_hz});
         // Expired allocations, permissions and channels go a few slots per iteration.
         sweep(*d.relay_shards[index_], now, 4);
     }
     RelayState* relay = relay_state ? &*relay_state : nullptr;
+    // The split of busy_cycles (counters.h): two TSC reads around each burst, none per
+    // packet; kept only if the iteration takes packets.
+    std::uint64_t rx_cycles = 0;
     for (std::size_t p = 0; p < d.ports.size(); ++p) {
         const PortContext* context = rcu_dereference(d.ports[p].context);
+        const std::uint64_t rx_start = rte_rdtsc();
         const std::uint16_t n = rte_eth_rx_burst(d.ports[p].id, static_cast<std::uint16_t>(index_),
                                                  rx, static_cast<std::uint16_t>(d.burst));
+        rx_cycles += rte_rdtsc() - rx_start;
         taken += n;
         // One worker owns everything; otherwise the port's rules brought each packet to its
         // owner's queue, or software finds the owner.
@@ -198,7 +207,22 @@ unsigned Worker::poll() noexcept {
             }
         }
     }
-    for (std::size_t p = 0; p < d.ports.size(); ++p) flush(tx_[p], d.ports[p].id);
+    // Nothing is buffered for TX unless something was taken in.
+    if (taken != 0) {
+        const std::uint64_t tx_start = rte_rdtsc();
+        for (std::size_t p = 0; p < d.ports.size(); ++p) flush(tx_[p], d.ports[p].id);
+        const std::uint64_t end = rte_rdtsc();
+        const std::uint64_t cycles = end - start;
+        if (cycles > stall_cycles_) {
+            // Preempted or stalled: the time is not the iteration's work (counters.h).
+            ++counters_.stalled_iterations;
+            counters_.stalled_cycles += cycles;
+        } else {
+            counters_.busy_cycles += cycles;
+            counters_.busy_rx_cycles += rx_cycles;
+            counters_.busy_tx_cycles += end - tx_start;
+        }
+    }
     if (index_ == 0 && d.from_control != nullptr) send_for_control();
     return taken;
 }
@@ -210,10 +234,8 @@ int worker_main(void* argument) {
     // offline before it stops, so that synchronize_rcu() in the control thread never waits
     // on a worker that has left.
     rcu_register_thread();
-    CoreCounters& counters = the_dataplane->counters[index];
     while (!the_dataplane->stop.load(std::memory_order_relaxed)) {
-        const std::uint64_t start = rte_rdtsc();
-        if (worker.poll() != 0) counters.busy_cycles += rte_rdtsc() - start;
+        worker.poll();
         rcu_quiescent_state();
     }
     rcu_thread_offline();

@@ -712,6 +712,42 @@ TEST_F(RingWorkerLoopTest, ControlThreadFramesLeaveThroughWorkerZero) {
     EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the probe leaked";
 }
 
+// The busy cycles and their split (counters.h): an iteration that takes nothing adds none; one
+// that answers a frame adds busy cycles, some inside the RX burst and some inside the TX
+// flush, or, were this thread preempted in it for over 1 ms, one stalled iteration instead.
+// (Counts of TSC cycles, not a timing threshold: only which of them moved.)
+TEST_F(RingWorkerLoopTest, BusyCyclesCountOnlyIterationsThatTookPackets) {
+    const GoldenCase* golden = answered_case();
+    ASSERT_NE(golden, nullptr);
+    ring_port->publish(*make_context("full"));
+    const CoreCounters idle_before = ring_port->counters();
+    EXPECT_EQ(ring_port->worker->poll(), 0u);
+    const CoreCounters idle_after = ring_port->counters();
+    EXPECT_EQ(idle_after.busy_cycles, idle_before.busy_cycles);
+    EXPECT_EQ(idle_after.busy_rx_cycles, idle_before.busy_rx_cycles);
+    EXPECT_EQ(idle_after.busy_tx_cycles, idle_before.busy_tx_cycles);
+    EXPECT_EQ(idle_after.stalled_iterations, idle_before.stalled_iterations);
+
+    const CoreCounters before = ring_port->counters();
+    CoreCounters delta;
+    ASSERT_NO_FATAL_FAILURE(delta = poll_one(*golden));
+    ASSERT_EQ(delta.tx_packets, 1u);
+    const CoreCounters after = ring_port->counters();
+    if (after.stalled_iterations == before.stalled_iterations) {
+        EXPECT_GT(after.busy_rx_cycles, before.busy_rx_cycles);
+        EXPECT_GT(after.busy_tx_cycles, before.busy_tx_cycles);
+        EXPECT_GE(after.busy_cycles - before.busy_cycles,
+                  (after.busy_rx_cycles - before.busy_rx_cycles) +
+                      (after.busy_tx_cycles - before.busy_tx_cycles));
+    } else {
+        EXPECT_EQ(after.stalled_iterations, before.stalled_iterations + 1);
+        EXPECT_GT(after.stalled_cycles, before.stalled_cycles);
+        EXPECT_EQ(after.busy_cycles, before.busy_cycles);
+    }
+    EXPECT_EQ(take_transmitted().size(), 1u);
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size);
+}
+
 // The golden case of that name, or null.
 const GoldenCase* case_named(std::string_view name) {
     for (const GoldenCase& golden : corpus().cases)

@@ -37,7 +37,23 @@ struct alignas(64) CoreCounters {
     std::uint64_t control_refused = 0;
     /// TSC cycles spent in loop iterations that took in at least one packet: the engine's
     /// cost, without the idle polling (cycles per answered request = busy_cycles / answers).
+    /// Stalled iterations (below) are not in it.
     std::uint64_t busy_cycles = 0;
+    /// Of busy_cycles, those inside rte_eth_rx_burst (every port's, in the iterations that
+    /// took packets) and those in the TX flush (rte_eth_tx_burst and freeing what it refused).
+    /// On a kernel-facing vdev these hold the kernel's I/O charged to the worker's core (on
+    /// net_af_packet the TX kick's sendto() runs the veth transmit and, unless RPS moves it,
+    /// the receiving stack); the rest of busy_cycles is the engine's own handling. Read with
+    /// rte_rdtsc() around each burst, never per packet (five reads an iteration).
+    std::uint64_t busy_rx_cycles = 0;
+    std::uint64_t busy_tx_cycles = 0;
+    /// Iterations that took in packets but lasted over 1 ms, and their TSC cycles: the worker
+    /// was preempted (or the kernel held it) inside them. An iteration's work is microseconds,
+    /// so their time is not the engine's per-packet cost, and busy_cycles leaves them out;
+    /// their packets are still counted everywhere else. Non-zero on a worker lcore shared
+    /// with other threads.
+    std::uint64_t stalled_iterations = 0;
+    std::uint64_t stalled_cycles = 0;
 
     void drop(DropReason reason) noexcept { ++drops[static_cast<std::size_t>(reason)]; }
     [[nodiscard]] std::uint64_t dropped() const noexcept {

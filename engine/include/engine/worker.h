@@ -80,8 +80,10 @@ class Worker {
 public:
     Worker(Dataplane& dataplane, unsigned index);
     /// One loop iteration without the quiescent state: every port's RX queue `index`, then the
-    /// handoff and hairpin rings into this worker, then the TX flush, then (worker 0) the control thread's
-    /// frames to send. Returns the packets taken in.
+    /// handoff and hairpin rings into this worker, then the TX flush, then (worker 0) the
+    /// control thread's frames to send. Returns the packets taken in. An iteration that took
+    /// any adds its TSC cycles up to the flush's end to the counters' busy cycles and their
+    /// rx/tx split, or, past 1 ms, to the stalled ones (counters.h).
     unsigned poll() noexcept;
 
 private:
@@ -101,6 +103,8 @@ private:
     unsigned index_;
     CoreCounters& counters_;
     std::vector<TxBuffer> tx_;
+    /// An iteration longer than this (1 ms of TSC) counts as stalled, not busy.
+    std::uint64_t stall_cycles_;
 };
 
 /// rte_eal_remote_launch entry: `argument` is the worker index. Registers with QSBR RCU,
