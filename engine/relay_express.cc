@@ -108,13 +108,6 @@ struct ReceivedSum {
     }
 };
 
-stun::Address ipv4_endpoint(const std::byte* address, const std::byte* port) noexcept {
-    stun::Address a;
-    std::memcpy(a.ip.data(), address, 4);
-    a.port = load_be16(port);
-    return a;
-}
-
 // ChannelData from a client (RFC 8656 §12.6): to its channel's peer, from the relayed
 // address, the 4-byte ChannelData header dropped (the new headers end where the data starts).
 bool channel_to_peer(Frame& f, std::size_t udp_length, const ReceivedSum& received,
@@ -195,13 +188,15 @@ bool peer_to_channel(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     const std::uint32_t slot = table.find_by_relay_port(0, relay_port);
     if (slot == RelayTable::no_slot) return false;
     Allocation& allocation = table.at(slot);
-    const stun::Address peer = ipv4_endpoint(h + 12, f.data + udp);
     if (allocation.expiry(relay_ipv4) <= relay.now_ticks) return false;
     // RFC 8656 §12.5: a live channel to the peer, its IP with a live permission (§9); a
     // permitted peer without one gets a Data indication, the general path's.
-    const detail::PeerEntry* channel = allocation.relayable_channel_to(peer, relay.now_ticks);
-    const FiveTuple key = allocation.key();
-    const std::uint64_t ports = key.words()[4];
+    const detail::PeerEntry* channel =
+        allocation.relayable_channel_to_ipv4(h + 12, load_be16(f.data + udp), relay.now_ticks);
+    // The 5-tuple's words (FiveTuple): the client's and the server's IP, then the ports.
+    const std::uint64_t client_ip = allocation.key_word(0);
+    const std::uint64_t server_ip = allocation.key_word(2);
+    const std::uint64_t ports = allocation.key_word(4);
     const auto ttl = std::to_integer<std::uint8_t>(h[8]);
     const std::size_t new_udp_length = udp_header_size + stun::channel_data_header_size + length;
     if (channel == nullptr ||
@@ -217,8 +212,8 @@ bool peer_to_channel(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     std::byte* start = f.data - stun::channel_data_header_size;
     const std::uint32_t addresses = write_ipv4_headers(
         start, allocation.client_hop().data(), port.mac, tos, identification, ttl,
-        reinterpret_cast<const std::byte*>(&key.words()[2]),
-        reinterpret_cast<const std::byte*>(&key.words()[0]), new_udp_length);
+        reinterpret_cast<const std::byte*>(&server_ip),
+        reinterpret_cast<const std::byte*>(&client_ip), new_udp_length);
     std::byte* u = start + udp;
     const auto server_port = static_cast<std::uint16_t>(ports >> 16);
     const auto client_port = static_cast<std::uint16_t>(ports);

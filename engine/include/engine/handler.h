@@ -115,7 +115,17 @@ inline Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters&
                             RelayState* relay) noexcept {
     ++counters.rx_packets;
     counters.rx_bytes += frame.length;
-    if (answer_express_ipv4(frame, port, counters) ||
+    // The STUN express lane takes only a plain Binding request's UDP length, where an IPv4
+    // frame without options has it: two compares spare every other frame the call.
+    constexpr std::size_t udp_length_at = ethernet_header_size + ipv4_header_size + 4;
+    constexpr std::size_t plain_binding = udp_header_size + 20;  // STUN's header alone
+    const std::uint16_t udp_length =
+        frame.length >= udp_length_at + 2
+            ? static_cast<std::uint16_t>(std::to_integer<unsigned>(frame.data[udp_length_at]) << 8 |
+                                         std::to_integer<unsigned>(frame.data[udp_length_at + 1]))
+            : 0;
+    if (((udp_length == plain_binding || udp_length == plain_binding + 8) &&
+         answer_express_ipv4(frame, port, counters)) ||
         (relay != nullptr && relay_express_ipv4(frame, port, *relay))) {
         ++counters.tx_packets;
         counters.tx_bytes += frame.length;

@@ -323,6 +323,8 @@ public:
     Allocation& operator=(const Allocation&) = delete;
 
     [[nodiscard]] FiveTuple key() const noexcept;
+    /// Word `i` (0-4) of key().words(), inline: the relay's express lane reads three.
+    [[nodiscard]] std::uint64_t key_word(std::size_t i) const noexcept { return key_[i].get(); }
     /// Whether the key is `key`: five word compares (the index's hit check).
     [[nodiscard]] bool has_key(const FiveTuple& key) const noexcept {
         const auto& w = key.words_;
@@ -410,13 +412,20 @@ public:
         }
         return nullptr;
     }
-    /// As relayable_channel(), for the live channel to `peer` (IP and port: a peer's
-    /// datagram, §12.5).
-    [[nodiscard]] const detail::PeerEntry* relayable_channel_to(const stun::Address& peer,
-                                                                std::uint64_t now) const noexcept {
+    /// As relayable_channel(), for the live channel to an IPv4 peer (a peer's datagram,
+    /// §12.5) as the datagram carries it: its address (4 bytes, network order) and port.
+    [[nodiscard]] const detail::PeerEntry* relayable_channel_to_ipv4(
+        const std::byte* ip, std::uint16_t port, std::uint64_t now) const noexcept {
+        std::uint32_t address;
+        std::memcpy(&address, ip, 4);
         for (std::uint32_t offset = first_peer(); offset != 0;) {
             const detail::PeerEntry& e = entry(offset);
-            if (e.number != 0 && e.port == peer.port && e.same_ip(peer)) return relayable(e, now);
+            std::uint32_t entry_address;
+            std::memcpy(&entry_address, e.ip.data(), 4);
+            // An IPv4 entry's other 12 address bytes are zero (stun::Address's).
+            if (e.number != 0 && e.port == port && entry_address == address &&
+                (e.link & detail::PeerEntry::ipv6_bit) == 0)
+                return relayable(e, now);
             offset = e.link & detail::PeerEntry::next_mask;
         }
         return nullptr;
