@@ -177,7 +177,8 @@ void compare(const PortContext& port, std::uint64_t start_ticks, int rounds, uns
     for (unsigned i = 0; i < clients; ++i) {
         const auto key = FiveTuple::make(lab::client(i), stun::Address::v4(lab::server_ip,
                                                                            lab::turn_port));
-        const AllocationCounters p = fast.shard->table().at(fast.shard->table().find(*key)).counters();
+        const AllocationCounters p =
+            fast.shard->table().at(fast.shard->table().find(*key)).counters();
         const AllocationCounters q =
             general.shard->table().at(general.shard->table().find(*key)).counters();
         EXPECT_EQ(p.to_peer_packets, q.to_peer_packets) << "client " << i;

@@ -784,8 +784,8 @@ public:
 
     /// The allocation in `slot` (a slot find() or insert() returned).
     [[nodiscard]] Allocation& at(std::uint32_t slot) noexcept {
-        return *std::launder(
-            reinterpret_cast<Allocation*>(records_.data() + std::size_t{slot} * sizeof(Allocation)));
+        return *std::launder(reinterpret_cast<Allocation*>(
+            records_.data() + std::size_t{slot} * sizeof(Allocation)));
     }
     [[nodiscard]] const Allocation& at(std::uint32_t slot) const noexcept {
         return *std::launder(reinterpret_cast<const Allocation*>(
