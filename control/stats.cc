@@ -28,19 +28,6 @@ const CounterSample& StatsHistory::baseline(std::uint64_t now_ms,
     return samples_.front();
 }
 
-void add_counters(engine::CoreCounters& into, const engine::CoreCounters& from) noexcept {
-    into.rx_packets += from.rx_packets;
-    into.rx_bytes += from.rx_bytes;
-    into.tx_packets += from.tx_packets;
-    into.tx_bytes += from.tx_bytes;
-    into.handed_off += from.handed_off;
-    into.stun_success += from.stun_success;
-    into.stun_error += from.stun_error;
-    into.to_control += from.to_control;
-    into.hairpinned += from.hairpinned;
-    for (std::size_t r = 0; r < engine::drop_reason_count; ++r) into.drops[r] += from.drops[r];
-}
-
 Rates rates_between(const engine::CoreCounters& before, const engine::CoreCounters& after,
                     double seconds) noexcept {
     Rates rates;
@@ -82,8 +69,8 @@ StatsReport make_report(std::uint64_t now_ms, std::span<const engine::CoreCounte
             report.total.table.capacity += tables[c].capacity;
             report.total.table.skipped += tables[c].skipped;
         }
-        add_counters(report.total.counters, core.counters);
-        add_counters(total_before, before);
+        report.total.counters.add(core.counters);
+        total_before.add(before);
         report.cores.push_back(core);
     }
     report.total.rates = rates_between(total_before, report.total.counters, report.window_s);

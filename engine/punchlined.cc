@@ -268,23 +268,7 @@ void print_counters(const Engine& e, bool final) {
         char name[16];
         std::snprintf(name, sizeof name, "lcore%u", e.worker_lcores[w]);
         line(name, c);
-        total.rx_packets += c.rx_packets;
-        total.rx_bytes += c.rx_bytes;
-        total.tx_packets += c.tx_packets;
-        total.tx_bytes += c.tx_bytes;
-        total.handed_off += c.handed_off;
-        total.stun_success += c.stun_success;
-        total.stun_error += c.stun_error;
-        total.busy_cycles += c.busy_cycles;
-        total.busy_rx_cycles += c.busy_rx_cycles;
-        total.busy_tx_cycles += c.busy_tx_cycles;
-        total.stalled_cycles += c.stalled_cycles;
-        total.stalled_iterations += c.stalled_iterations;
-        total.to_control += c.to_control;
-        total.hairpinned += c.hairpinned;
-        total.control_sent += c.control_sent;
-        total.control_refused += c.control_refused;
-        for (std::size_t r = 0; r < engine::drop_reason_count; ++r) total.drops[r] += c.drops[r];
+        total.add(c);
     }
     line("total", total);
     std::printf("tsc_hz %llu\n", static_cast<unsigned long long>(rte_get_tsc_hz()));

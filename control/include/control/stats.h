@@ -85,9 +85,6 @@ struct StatsReport {
     CoreStats total;  ///< lcore unused
 };
 
-/// Adds the counters /stats reports of `from` to `into`.
-void add_counters(engine::CoreCounters& into, const engine::CoreCounters& from) noexcept;
-
 /// Rates between `before` and `after`, `seconds` apart (0: all rates 0).
 [[nodiscard]] Rates rates_between(const engine::CoreCounters& before,
                                   const engine::CoreCounters& after, double seconds) noexcept;

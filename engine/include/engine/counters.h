@@ -56,6 +56,27 @@ struct alignas(64) CoreCounters {
     std::uint64_t stalled_cycles = 0;
 
     void drop(DropReason reason) noexcept { ++drops[static_cast<std::size_t>(reason)]; }
+    /// Adds every counter of `other` (a worker's, into a total): the report's and the
+    /// control socket's one sum.
+    void add(const CoreCounters& other) noexcept {
+        rx_packets += other.rx_packets;
+        rx_bytes += other.rx_bytes;
+        tx_packets += other.tx_packets;
+        tx_bytes += other.tx_bytes;
+        handed_off += other.handed_off;
+        for (std::size_t r = 0; r < drops.size(); ++r) drops[r] += other.drops[r];
+        stun_success += other.stun_success;
+        stun_error += other.stun_error;
+        to_control += other.to_control;
+        hairpinned += other.hairpinned;
+        control_sent += other.control_sent;
+        control_refused += other.control_refused;
+        busy_cycles += other.busy_cycles;
+        busy_rx_cycles += other.busy_rx_cycles;
+        busy_tx_cycles += other.busy_tx_cycles;
+        stalled_iterations += other.stalled_iterations;
+        stalled_cycles += other.stalled_cycles;
+    }
     [[nodiscard]] std::uint64_t dropped() const noexcept {
         std::uint64_t total = 0;
         for (const auto n : drops) total += n;
