@@ -1,4 +1,4 @@
-// /status, /stats, /allocations (control/engine_commands.h).
+// /status, /stats, /allocations, /allocations/kill (control/engine_commands.h).
 #include "control/engine_commands.h"
 
 #include <unistd.h>
@@ -72,9 +72,39 @@ std::optional<ClientFilter> parse_client(std::string_view text) {
     return filter;
 }
 
+// "LCORE:SLOT" → its numbers; false when it is not two numbers in range.
+bool parse_position(std::string_view text, std::uint64_t& lcore, std::uint64_t& slot) {
+    const std::size_t colon = text.find(':');
+    return colon != std::string_view::npos && parse_number(text.substr(0, colon), 1023, lcore) &&
+           parse_number(text.substr(colon + 1), 0xFFFFFFFE, slot);
+}
+
 const std::string client_expected =
     "an IP address or IP:port, e.g. 203.0.113.10, 203.0.113.10:50000 or [2001:db8::1]:50000";
 const std::string cursor_expected = "LCORE:SLOT as a reply's \"next\" gave it, e.g. 1:37";
+const std::string id_expected = "LCORE:SLOT as punchctl allocations shows it (its \"id\"), e.g. 1:37";
+
+std::string lcore_list(const std::vector<CoreView>& cores) {
+    std::string workers;
+    for (const CoreView& core : cores)
+        workers += (workers.empty() ? "" : ", ") + std::to_string(core.lcore);
+    return workers;
+}
+
+std::optional<std::size_t> core_index(const std::vector<CoreView>& cores, std::uint64_t lcore) {
+    for (std::size_t i = 0; i < cores.size(); ++i)
+        if (cores[i].lcore == lcore) return i;
+    return std::nullopt;
+}
+
+void require_relay(const std::vector<CoreView>& cores) {
+    if (std::none_of(cores.begin(), cores.end(),
+                     [](const CoreView& c) { return c.relay != nullptr; }))
+        throw CommandError(ErrorCode::not_available,
+                           "this engine does not relay ([relay] enabled = false in its "
+                           "configuration): it has no allocations",
+                           "punchctl status");
+}
 
 }  // namespace
 
@@ -120,6 +150,21 @@ void EngineCommands::register_in(Registry& registry) {
                     "continue after this position: the \"next\" of the previous page", "1:37",
                     false, 3, 24}},
                   [this](const Arguments& arguments) { return allocations(arguments); }});
+    registry.add({"/allocations/kill",
+                  "delete one allocation (by id or client) or all of a user's; the workers do it "
+                  "and say how many went",
+                  {{"id", ArgumentType::string,
+                    "the allocation LCORE:SLOT, as punchctl allocations shows it", "1:37", false,
+                    3, 24},
+                   {"client", ArgumentType::string,
+                    "the allocation of this client transport address IP:port",
+                    "203.0.113.10:50000", false, 1, 64},
+                   {"user", ArgumentType::string, "every allocation of this username", "alice",
+                    false, 1, static_cast<std::int64_t>(engine::max_username_length)},
+                   {"core", ArgumentType::integer,
+                    "with client or user: only on the worker on this lcore", "1", false, 0,
+                    1023}},
+                  [this](const Arguments& arguments) { return kill(arguments); }});
 }
 
 nlohmann::json EngineCommands::status() const {
@@ -191,21 +236,8 @@ nlohmann::json EngineCommands::stats(const Arguments& arguments) const {
 }
 
 nlohmann::json EngineCommands::allocations(const Arguments& arguments) const {
-    const bool relay = std::any_of(view_.cores.begin(), view_.cores.end(),
-                                   [](const CoreView& c) { return c.relay != nullptr; });
-    if (!relay)
-        throw CommandError(ErrorCode::not_available,
-                           "this engine does not relay ([relay] enabled = false in its "
-                           "configuration): it has no allocations",
-                           "punchctl status");
-    std::string workers;
-    for (const CoreView& core : view_.cores)
-        workers += (workers.empty() ? "" : ", ") + std::to_string(core.lcore);
-    auto core_index = [&](std::uint64_t lcore) -> std::optional<std::size_t> {
-        for (std::size_t i = 0; i < view_.cores.size(); ++i)
-            if (view_.cores[i].lcore == lcore) return i;
-        return std::nullopt;
-    };
+    require_relay(view_.cores);
+    const std::string workers = lcore_list(view_.cores);
 
     const std::optional<std::string> user = arguments.string("user");
     std::optional<ClientFilter> client;
@@ -219,7 +251,7 @@ nlohmann::json EngineCommands::allocations(const Arguments& arguments) const {
     }
     std::optional<std::size_t> only_core;
     if (const auto lcore = arguments.integer("core")) {
-        only_core = core_index(static_cast<std::uint64_t>(*lcore));
+        only_core = core_index(view_.cores, static_cast<std::uint64_t>(*lcore));
         if (!only_core)
             throw CommandError(
                 ErrorCode::bad_argument,
@@ -232,14 +264,10 @@ nlohmann::json EngineCommands::allocations(const Arguments& arguments) const {
     std::size_t after_core = 0;
     std::optional<std::uint32_t> after_slot;
     if (const auto text = arguments.string("after")) {
-        const std::size_t colon = text->find(':');
         std::uint64_t lcore = 0;
         std::uint64_t slot = 0;
         std::optional<std::size_t> index;
-        if (colon != std::string::npos &&
-            parse_number(std::string_view(*text).substr(0, colon), 1023, lcore) &&
-            parse_number(std::string_view(*text).substr(colon + 1), 0xFFFFFFFE, slot))
-            index = core_index(lcore);
+        if (parse_position(*text, lcore, slot)) index = core_index(view_.cores, lcore);
         if (!index)
             throw CommandError(ErrorCode::bad_argument,
                                "argument \"after\" of /allocations: expected " + cursor_expected +
@@ -309,6 +337,7 @@ nlohmann::json EngineCommands::allocations(const Arguments& arguments) const {
             add_family(engine::relay_ipv6, "ipv6", port != nullptr ? &port->ipv6 : nullptr);
             const std::uint64_t expiry = std::max(a.expiry_ipv4, a.expiry_ipv6);
             page.push_back({
+                {"id", std::to_string(core.lcore) + ":" + std::to_string(a.slot)},
                 {"lcore", core.lcore},
                 {"slot", a.slot},
                 {"user", name != nullptr ? nlohmann::json(*name) : nlohmann::json(nullptr)},
@@ -335,6 +364,181 @@ nlohmann::json EngineCommands::allocations(const Arguments& arguments) const {
             {"matched", matched},
             {"skipped", skipped},
             {"next", next ? nlohmann::json(*next) : nlohmann::json(nullptr)}};
+}
+
+nlohmann::json EngineCommands::kill(const Arguments& arguments) {
+    require_relay(view_.cores);
+    if (!view_.send_kill || !view_.kill_done)
+        throw CommandError(ErrorCode::not_available,
+                           "this engine's workers take no orders (no command rings)",
+                           "punchctl status");
+    const std::string workers = lcore_list(view_.cores);
+    const std::optional<std::string> id = arguments.string("id");
+    const std::optional<std::string> client_text = arguments.string("client");
+    const std::optional<std::string> user = arguments.string("user");
+    const int given = (id ? 1 : 0) + (client_text ? 1 : 0) + (user ? 1 : 0);
+    if (given == 0)
+        throw CommandError(ErrorCode::missing_argument,
+                           "/allocations/kill needs what to kill: \"id\" (LCORE:SLOT as "
+                           "punchctl allocations shows it), \"client\" (IP:port) or \"user\"",
+                           "punchctl allocations kill --id 1:37");
+    if (given > 1)
+        throw CommandError(ErrorCode::bad_argument,
+                           "/allocations/kill takes one of \"id\", \"client\" and \"user\", "
+                           "not several",
+                           "punchctl allocations kill --user alice");
+    std::optional<std::size_t> only_core;
+    if (const auto lcore = arguments.integer("core")) {
+        if (id)
+            throw CommandError(ErrorCode::bad_argument,
+                               "argument \"core\" of /allocations/kill goes with \"client\" or "
+                               "\"user\": an id names its lcore already",
+                               "punchctl allocations kill --id " + *id);
+        only_core = core_index(view_.cores, static_cast<std::uint64_t>(*lcore));
+        if (!only_core)
+            throw CommandError(
+                ErrorCode::bad_argument,
+                "argument \"core\" of /allocations/kill: no worker runs on lcore " +
+                    std::to_string(*lcore) + "; the workers' lcores: " + workers,
+                "punchctl allocations kill --core " +
+                    std::to_string(view_.cores.front().lcore) + " --user alice");
+    }
+
+    // The orders, per worker (an index into the view's cores), found without writing
+    // anything: the listing's seqlock reads (engine/relay_table.h).
+    std::vector<std::vector<engine::RelayKill>> orders(view_.cores.size());
+    auto kill_of = [](const engine::AllocationSnapshot& a) {
+        engine::RelayKill kill;
+        kill.target = engine::RelayKill::Target::allocation;
+        kill.slot = a.slot;
+        kill.key = a.key;
+        return kill;
+    };
+    std::string nothing;  // what to say when nothing was killed
+    std::string nothing_hint = "punchctl allocations";
+    if (id) {
+        std::uint64_t lcore = 0;
+        std::uint64_t slot = 0;
+        std::optional<std::size_t> index;
+        if (parse_position(*id, lcore, slot)) index = core_index(view_.cores, lcore);
+        if (!index || view_.cores[*index].relay == nullptr)
+            throw CommandError(ErrorCode::bad_argument,
+                               "argument \"id\" of /allocations/kill: expected " + id_expected +
+                                   " (the workers' lcores: " + workers + "), got \"" + *id + "\"",
+                               "punchctl allocations");
+        const engine::RelayTable& table = view_.cores[*index].relay->table();
+        engine::AllocationSnapshot a;
+        if (slot >= table.capacity() ||
+            table.snapshot(static_cast<std::uint32_t>(slot), a) !=
+                engine::RelayTable::SnapshotStatus::live)
+            throw CommandError(ErrorCode::not_found,
+                               "no allocation " + *id + " (it has gone, or never was)",
+                               "punchctl allocations");
+        orders[*index].push_back(kill_of(a));
+        nothing = "no allocation " + *id + " any more: it went before the worker got the order";
+    } else if (client_text) {
+        const std::optional<ClientFilter> client = parse_client(*client_text);
+        if (!client || !client->port)
+            throw CommandError(ErrorCode::bad_argument,
+                               "argument \"client\" of /allocations/kill: expected a client's "
+                               "IP:port, e.g. 203.0.113.10:50000 or [2001:db8::1]:50000, got \"" +
+                                   *client_text + "\"",
+                               "punchctl allocations --client " +
+                                   (client ? ip_text(client->ip) : std::string("203.0.113.10")));
+        for (std::size_t c = 0; c < view_.cores.size(); ++c) {
+            if (view_.cores[c].relay == nullptr || (only_core && *only_core != c)) continue;
+            // A client address may hold an allocation on each of the server's addresses.
+            view_.cores[c].relay->table().list([&](const engine::AllocationSnapshot& a) {
+                const stun::Address address = a.key.client();
+                if (address.family == client->ip.family && address.ip == client->ip.ip &&
+                    address.port == *client->port)
+                    orders[c].push_back(kill_of(a));
+            });
+        }
+        nothing = "no allocation of client " + *client_text +
+                  (only_core ? " on lcore " + std::to_string(view_.cores[*only_core].lcore)
+                             : std::string());
+        nothing_hint = "punchctl allocations --client " + ip_text(client->ip);
+        if (std::all_of(orders.begin(), orders.end(), [](const auto& o) { return o.empty(); }))
+            throw CommandError(ErrorCode::not_found, nothing, nothing_hint);
+    } else {
+        // Each worker's table hashes names with its own key (relay_table.h): one order each,
+        // which the worker carries out over its whole table, a few slots an iteration.
+        for (std::size_t c = 0; c < view_.cores.size(); ++c) {
+            if (view_.cores[c].relay == nullptr || (only_core && *only_core != c)) continue;
+            engine::RelayKill kill;
+            kill.target = engine::RelayKill::Target::user;
+            kill.username_hash = view_.cores[c].relay->table().username_hash(*user);
+            kill.username_length = static_cast<std::uint16_t>(user->size());
+            orders[c].push_back(kill);
+        }
+        nothing = "user \"" + *user + "\" holds no allocation" +
+                  (only_core ? " on lcore " + std::to_string(view_.cores[*only_core].lcore)
+                             : std::string()) +
+                  " (names are matched by their keyed hash, as punchctl allocations --user does)";
+    }
+
+    // Each worker takes one order at a time: the next is sent once the last is acknowledged,
+    // so that each acknowledgement's count is its own order's (CommandAck). The control
+    // thread waits at most kill_wait_ms; a worker still at it then is named in the reply, and
+    // carries on.
+    kill_sequence_.resize(view_.cores.size(), 0);
+    struct Progress {
+        std::size_t next = 0;  // the next order to send
+        std::optional<std::uint32_t> waiting;  // the sequence sent and not yet acknowledged
+        std::uint64_t killed = 0;
+        bool refused = false;  // the ring was full
+    };
+    std::vector<Progress> progress(view_.cores.size());
+    const std::uint64_t deadline = view_.now_ms() + view_.kill_wait_ms;
+    for (;;) {
+        bool busy = false;
+        for (std::size_t c = 0; c < orders.size(); ++c) {
+            Progress& p = progress[c];
+            if (p.waiting) {
+                const std::uint64_t done = view_.kill_done(c);
+                if (static_cast<std::uint32_t>(done >> 32) != *p.waiting) {
+                    busy = true;
+                    continue;
+                }
+                p.killed += static_cast<std::uint32_t>(done);
+                p.waiting.reset();
+            }
+            if (p.refused || p.next == orders[c].size()) continue;
+            engine::RelayKill kill = orders[c][p.next];
+            // 0 is the acknowledgement's value before any order: never a sequence.
+            if (++kill_sequence_[c] == 0) ++kill_sequence_[c];
+            kill.sequence = kill_sequence_[c];
+            if (!view_.send_kill(c, kill)) {
+                p.refused = true;
+                continue;
+            }
+            ++p.next;
+            p.waiting = kill.sequence;
+            busy = true;
+        }
+        if (!busy || view_.now_ms() >= deadline) break;
+        if (view_.pause) view_.pause();
+    }
+
+    std::uint64_t killed = 0;
+    nlohmann::json cores = nlohmann::json::array();
+    nlohmann::json unfinished = nlohmann::json::array();
+    for (std::size_t c = 0; c < orders.size(); ++c) {
+        if (orders[c].empty()) continue;
+        const Progress& p = progress[c];
+        const bool finished = !p.waiting && (p.next == orders[c].size());
+        killed += p.killed;
+        // "working": the wait ended first, and the worker carries on; "ring_full": orders
+        // were left unsent (a worker that has not taken the last 64: stuck, or stopped).
+        cores.push_back({{"lcore", view_.cores[c].lcore},
+                         {"killed", p.killed},
+                         {"state", finished ? "done" : p.refused ? "ring_full" : "working"}});
+        if (!finished) unfinished.push_back(view_.cores[c].lcore);
+    }
+    if (killed == 0 && unfinished.empty())
+        throw CommandError(ErrorCode::not_found, nothing, nothing_hint);
+    return {{"killed", killed}, {"cores", std::move(cores)}, {"unfinished", std::move(unfinished)}};
 }
 
 }  // namespace control

@@ -62,6 +62,15 @@ constexpr unsigned handoff_ring_size = 4096;
 constexpr unsigned control_ring_size = 512;
 // The control loop's period: the granularity of the neighbour timers (config.h).
 constexpr long control_tick_ms = 50;
+// The operator's orders to a worker's relay (punchctl allocations kill): one at a time per
+// worker from a control thread that waits for each, so a few slots are plenty.
+constexpr unsigned command_ring_size = 64;
+// How long the control thread waits for the workers to acknowledge a kill, and its pause
+// between two looks: a worker takes an order within one loop iteration (microseconds), a
+// user's kill walks 64 slots an iteration (a 100k-allocation table in some 10 ms). Past the
+// wait the reply names the workers still at it, and the management socket moves on.
+constexpr std::uint64_t kill_wait_ms = 250;
+constexpr long kill_pause_us = 50;
 
 struct Engine {
     engine::EngineConfig config;
@@ -281,13 +290,15 @@ void print_counters(const Engine& e, bool final) {
         const engine::RelayCounters& c = shard.counters();
         // Of "handed off", the datagrams relayed to another worker's relayed address.
         std::printf("relay lcore%u: %zu allocations (%zu skipped) | relayed %llu to peers, "
-                    "%llu to clients (%llu B, %llu B) | %llu hairpinned to other workers\n",
+                    "%llu to clients (%llu B, %llu B) | %llu hairpinned to other workers | "
+                    "%llu killed by the operator\n",
                     e.worker_lcores[w], summary.listed, summary.skipped,
                     static_cast<unsigned long long>(c.to_peer_packets),
                     static_cast<unsigned long long>(c.to_client_packets),
                     static_cast<unsigned long long>(c.to_peer_bytes),
                     static_cast<unsigned long long>(c.to_client_bytes),
-                    static_cast<unsigned long long>(e.dataplane.counters[w].hairpinned));
+                    static_cast<unsigned long long>(e.dataplane.counters[w].hairpinned),
+                    static_cast<unsigned long long>(c.killed));
         for (std::size_t o = 0; o < engine::turn_outcome_count; ++o)
             relay_total.outcomes[o] += c.outcomes[o];
         for (std::size_t a = 0; a < engine::auth_verdict_count; ++a)
@@ -522,6 +533,18 @@ int main(int argc, char** argv) {
             fail("cannot create ring " + name + ": " + rte_strerror(rte_errno));
         e.dataplane.to_control.push_back(ring);
     }
+    if (!e.dataplane.relay_shards.empty()) {
+        e.dataplane.command_acks = std::make_unique<engine::CommandAck[]>(workers);
+        for (unsigned w = 0; w < workers; ++w) {
+            const std::string name = "commands_" + std::to_string(w);
+            rte_ring* ring = rte_ring_create_elem(
+                name.c_str(), sizeof(engine::RelayKill), command_ring_size,
+                static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (ring == nullptr)
+                fail("cannot create ring " + name + ": " + rte_strerror(rte_errno));
+            e.dataplane.command_rings.push_back(ring);
+        }
+    }
     e.dataplane.from_control = rte_ring_create("from_control", control_ring_size,
                                                static_cast<int>(rte_socket_id()),
                                                RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -563,6 +586,21 @@ int main(int argc, char** argv) {
     // The relay's clock (Dataplane::relay_clock is null here: the workers read the TSC).
     view.relay_now = [] { return rte_rdtsc(); };
     view.relay_ticks_per_second = rte_get_tsc_hz();
+    if (!e.dataplane.command_rings.empty()) {
+        view.send_kill = [&e](std::size_t core, const engine::RelayKill& kill) {
+            return rte_ring_sp_enqueue_elem(e.dataplane.command_rings[core],
+                                            const_cast<engine::RelayKill*>(&kill),
+                                            sizeof kill) == 0;
+        };
+        view.kill_done = [&e](std::size_t core) {
+            return e.dataplane.command_acks[core].done.load(std::memory_order_acquire);
+        };
+        view.pause = [] {
+            const timespec pause{0, kill_pause_us * 1000};
+            nanosleep(&pause, nullptr);
+        };
+        view.kill_wait_ms = kill_wait_ms;
+    }
     control::EngineCommands commands(view);
     control::Registry registry;
     commands.register_in(registry);
@@ -644,6 +682,7 @@ int main(int argc, char** argv) {
     }
     for (rte_ring* ring : e.dataplane.rings) rte_ring_free(ring);
     for (rte_ring* ring : e.dataplane.hairpin_rings) rte_ring_free(ring);
+    for (rte_ring* ring : e.dataplane.command_rings) rte_ring_free(ring);
     // What the workers handed over or were yet to send when they stopped.
     for (rte_ring* ring : e.dataplane.to_control) {
         drain(ring);

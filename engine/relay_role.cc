@@ -845,4 +845,35 @@ std::size_t sweep(RelayShard& shard, std::uint64_t now_ticks, std::size_t max_sl
     return erased;
 }
 
+bool kill_allocation(RelayShard& shard, std::uint32_t slot, const FiveTuple& key) noexcept {
+    RelayTable& table = shard.table();
+    // A free slot has no families (RelayTable::erase() clears its shape).
+    if (slot >= table.slots_used() || table.at(slot).families() == 0 ||
+        !table.at(slot).has_key(key))
+        return false;
+    Access::erase_slot(shard, slot);
+    ++shard.counters().killed;
+    return true;
+}
+
+KillProgress kill_user_allocations(RelayShard& shard, std::uint64_t username_hash,
+                                   std::size_t username_length, std::uint32_t& cursor,
+                                   std::size_t max_slots) noexcept {
+    RelayTable& table = shard.table();
+    const std::uint32_t end = table.slots_used();
+    KillProgress progress;
+    for (std::size_t visited = 0; visited < max_slots && cursor < end; ++visited) {
+        const std::uint32_t slot = cursor++;
+        const Allocation& allocation = table.at(slot);
+        if (allocation.families() == 0 || allocation.username_hash() != username_hash ||
+            allocation.username_length() != username_length)
+            continue;
+        Access::erase_slot(shard, slot);
+        ++shard.counters().killed;
+        ++progress.killed;
+    }
+    progress.done = cursor >= end;
+    return progress;
+}
+
 }  // namespace engine

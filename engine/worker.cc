@@ -25,7 +25,13 @@ Worker::Worker(Dataplane& dataplane, unsigned index)
       index_(index),
       counters_(dataplane.counters[index]),
       tx_(dataplane.ports.size()),
-      stall_cycles_(rte_get_tsc_hz() / 1000) {}
+      stall_cycles_(rte_get_tsc_hz() / 1000) {
+    if (index < dataplane.command_rings.size() && dataplane.command_acks != nullptr &&
+        index < dataplane.relay_shards.size() && dataplane.relay_shards[index] != nullptr) {
+        commands_ = dataplane.command_rings[index];
+        ack_ = &dataplane.command_acks[index];
+    }
+}
 
 void Worker::flush(TxBuffer& tx, std::uint16_t port) noexcept {
     if (tx.count == 0) return;
@@ -136,6 +142,33 @@ void Worker::send_for_control() noexcept {
     }
 }
 
+void Worker::run_command(RelayShard& shard) noexcept {
+    // A user's kill visits this many slots an iteration: a few microseconds of cold records
+    // at most, so that the packets of the iteration wait no longer than a sweep makes them.
+    constexpr std::size_t kill_slots_per_iteration = 64;
+    if (!command_running_) {
+        if (rte_ring_sc_dequeue_elem(commands_, &command_, sizeof command_) != 0) return;
+        command_running_ = true;
+        command_cursor_ = 0;
+        command_killed_ = 0;
+    }
+    bool done = true;
+    if (command_.target == RelayKill::Target::allocation) {
+        command_killed_ = kill_allocation(shard, command_.slot, command_.key) ? 1 : 0;
+    } else {
+        const KillProgress progress =
+            kill_user_allocations(shard, command_.username_hash, command_.username_length,
+                                  command_cursor_, kill_slots_per_iteration);
+        command_killed_ += static_cast<std::uint32_t>(progress.killed);
+        done = progress.done;
+    }
+    if (!done) return;
+    // Release: the erases above are visible to the control thread that sees this value.
+    ack_->done.store(std::uint64_t{command_.sequence} << 32 | command_killed_,
+                     std::memory_order_release);
+    command_running_ = false;
+}
+
 unsigned Worker::poll() noexcept {
     Dataplane& d = dataplane_;
     rte_mbuf* rx[max_burst];
@@ -224,6 +257,10 @@ unsigned Worker::poll() noexcept {
         }
     }
     if (index_ == 0 && d.from_control != nullptr) send_for_control();
+    // The operator's orders: with none, a test of the ring pointer and the flag, and the
+    // ring's two indexes compared (rte_ring_empty()); a few instructions an iteration.
+    if (commands_ != nullptr && (command_running_ || !rte_ring_empty(commands_)))
+        run_command(*d.relay_shards[index_]);
     return taken;
 }
 

@@ -87,6 +87,43 @@ protected:
                   engine::RelayTable::InsertStatus::inserted);
     }
 
+    // The workers' side of /allocations/kill: orders queue per worker and are carried out
+    // on the shard, as engine/worker.cc does, when the control thread looks for the
+    // acknowledgement (unless the worker is "stuck"); the wait's pause moves the clock.
+    void enable_kill() {
+        queued_.resize(2);
+        acks_.assign(2, 0);
+        view_.send_kill = [this](std::size_t core, const engine::RelayKill& kill) {
+            if (queued_[core].size() == ring_size_) return false;
+            queued_[core].push_back(kill);
+            return true;
+        };
+        view_.kill_done = [this](std::size_t core) {
+            if (!stuck_[core]) {
+                for (const engine::RelayKill& kill : queued_[core]) {
+                    std::uint64_t killed = 0;
+                    if (kill.target == engine::RelayKill::Target::allocation) {
+                        killed = engine::kill_allocation(*shards_[core], kill.slot, kill.key);
+                    } else {
+                        std::uint32_t cursor = 0;
+                        killed = engine::kill_user_allocations(*shards_[core], kill.username_hash,
+                                                               kill.username_length, cursor, 1000)
+                                     .killed;
+                    }
+                    acks_[core] = std::uint64_t{kill.sequence} << 32 | killed;
+                }
+                queued_[core].clear();
+            }
+            return acks_[core];
+        };
+        view_.pause = [this] { now_ms_ += 10; };
+        view_.kill_wait_ms = 250;
+    }
+    std::vector<std::vector<engine::RelayKill>> queued_;
+    std::vector<std::uint64_t> acks_;
+    std::array<bool, 2> stuck_{};
+    std::size_t ring_size_ = 64;
+
     // Runs a request line through a registry holding the commands.
     json run(const std::string& line) {
         if (!commands_) {
@@ -316,6 +353,125 @@ INSTANTIATE_TEST_SUITE_P(
             R"(/allocations takes no argument "peer"; it takes: user, client, core, limit, after)",
             "punchctl help allocations"}),
     [](const testing::TestParamInfo<AllocationsError>& info) { return info.param.name; });
+
+TEST_F(EngineCommandsTest, KillOneById) {
+    enable_kill();
+    const json listed = result(R"({"command": "/allocations", "args": {"client": "203.0.113.11"}})");
+    ASSERT_EQ(listed["allocations"].size(), 1u);
+    const std::string id = listed["allocations"][0]["id"];
+    EXPECT_EQ(id, "1:" + listed["allocations"][0]["slot"].dump());
+    const json killed =
+        result(R"({"command": "/allocations/kill", "args": {"id": ")" + id + R"("}})");
+    EXPECT_EQ(killed["killed"], 1);
+    EXPECT_EQ(killed["cores"], json::parse(R"([{"lcore": 1, "killed": 1, "state": "done"}])"));
+    EXPECT_EQ(killed["unfinished"], json::array());
+    EXPECT_EQ(users(result(R"({"command": "/allocations"})")),
+              (std::vector<std::string>{"alice", "alice", "#"}));
+    EXPECT_EQ(shards_[0]->counters().killed, 1u);
+    // Gone: the same id again names nothing.
+    const json again = run(R"({"command": "/allocations/kill", "args": {"id": ")" + id + R"("}})");
+    EXPECT_EQ(again["error"]["code"], "not_found");
+    EXPECT_EQ(again["error"]["message"], "no allocation " + id + " (it has gone, or never was)");
+    EXPECT_EQ(again["error"]["hint"], "punchctl allocations");
+}
+
+TEST_F(EngineCommandsTest, KillByClientAddressOnEveryWorker) {
+    enable_kill();
+    const json killed = result(
+        R"({"command": "/allocations/kill", "args": {"client": "[2001:db8::10]:5000"}})");
+    EXPECT_EQ(killed["killed"], 1);
+    EXPECT_EQ(killed["cores"][0]["lcore"], 2);
+    EXPECT_EQ(shards_[1]->table().size(), 0u);
+    EXPECT_EQ(shards_[0]->table().size(), 3u);
+    const json none =
+        run(R"({"command": "/allocations/kill", "args": {"client": "203.0.113.10:40009"}})");
+    EXPECT_EQ(none["error"]["code"], "not_found");
+    EXPECT_EQ(none["error"]["message"], "no allocation of client 203.0.113.10:40009");
+    EXPECT_EQ(none["error"]["hint"], "punchctl allocations --client 203.0.113.10");
+}
+
+TEST_F(EngineCommandsTest, KillEveryAllocationOfAUser) {
+    enable_kill();
+    const json killed =
+        result(R"({"command": "/allocations/kill", "args": {"user": "alice"}})");
+    EXPECT_EQ(killed["killed"], 2);
+    EXPECT_EQ(killed["cores"],
+              json::parse(R"([{"lcore": 1, "killed": 2, "state": "done"},
+                              {"lcore": 2, "killed": 0, "state": "done"}])"));
+    EXPECT_EQ(users(result(R"({"command": "/allocations"})")), (std::vector<std::string>{"bob", "#"}));
+    // A TURN REST name, known to the table by its hash only, on the worker named.
+    EXPECT_EQ(result(R"({"command": "/allocations/kill", "args": {"user": ")" +
+                     std::string(rest_user) + R"(", "core": 2}})")["killed"],
+              1);
+    const json none = run(R"({"command": "/allocations/kill", "args": {"user": "alice"}})");
+    EXPECT_EQ(none["error"]["code"], "not_found");
+    EXPECT_NE(none["error"]["message"].get<std::string>().find(
+                  R"(user "alice" holds no allocation (names are matched by their keyed hash)"),
+              std::string::npos);
+}
+
+TEST_F(EngineCommandsTest, KillWaitsABoundedTimeForAStuckWorker) {
+    enable_kill();
+    stuck_[0] = true;
+    const std::uint64_t before = now_ms_;
+    const json r = result(R"({"command": "/allocations/kill", "args": {"user": "alice"}})");
+    // The wait ended at kill_wait_ms of the control thread's clock, not before, not much after.
+    EXPECT_GE(now_ms_ - before, 250u);
+    EXPECT_LE(now_ms_ - before, 260u);
+    EXPECT_EQ(r["killed"], 0);
+    EXPECT_EQ(r["unfinished"], json::array({1}));
+    EXPECT_EQ(r["cores"][0]["state"], "working");
+    EXPECT_EQ(shards_[0]->table().size(), 3u);
+    // The order stays queued: the worker carries it out when it comes back, and the next
+    // request's count is its own order's.
+    stuck_[0] = false;
+    const json next = result(R"({"command": "/allocations/kill", "args": {"user": "bob"}})");
+    EXPECT_EQ(next["killed"], 1);
+    EXPECT_EQ(shards_[0]->table().size(), 0u);
+    // A full ring: the order is not sent, and the reply says so.
+    stuck_[0] = true;
+    ring_size_ = 0;
+    const json full = result(R"({"command": "/allocations/kill", "args": {"user": "bob"}})");
+    EXPECT_EQ(full["cores"][0]["state"], "ring_full");
+    EXPECT_EQ(full["unfinished"], json::array({1}));
+}
+
+TEST_F(EngineCommandsTest, KillErrorsNameTheArgument) {
+    enable_kill();
+    struct Case {
+        std::string args, code, message, hint;
+    };
+    const std::vector<Case> cases = {
+        {"{}", "missing_argument", R"(/allocations/kill needs what to kill: "id")",
+         "punchctl allocations kill --id 1:37"},
+        {R"({"id": "1:0", "user": "alice"})", "bad_argument", "takes one of",
+         "punchctl allocations kill --user alice"},
+        {R"({"id": "x"})", "bad_argument",
+         R"(argument "id" of /allocations/kill: expected LCORE:SLOT as punchctl allocations shows it)",
+         "punchctl allocations"},
+        {R"({"id": "7:0"})", "bad_argument", "(the workers' lcores: 1, 2)", "punchctl allocations"},
+        {R"({"id": "1:99999"})", "not_found", "no allocation 1:99999", "punchctl allocations"},
+        {R"({"id": "1:0", "core": 1})", "bad_argument", "an id names its lcore already",
+         "punchctl allocations kill --id 1:0"},
+        {R"({"client": "203.0.113.10"})", "bad_argument", "expected a client's IP:port",
+         "punchctl allocations --client 203.0.113.10"},
+        {R"({"user": "alice", "core": 5})", "bad_argument", "no worker runs on lcore 5",
+         "punchctl allocations kill --core 1 --user alice"},
+    };
+    for (const Case& c : cases) {
+        const json r = run(R"({"command": "/allocations/kill", "args": )" + c.args + "}");
+        ASSERT_EQ(r["ok"], false) << c.args;
+        EXPECT_EQ(r["error"]["code"], c.code) << c.args;
+        EXPECT_NE(r["error"]["message"].get<std::string>().find(c.message), std::string::npos)
+            << r["error"]["message"];
+        EXPECT_EQ(r["error"]["hint"], c.hint) << c.args;
+    }
+    EXPECT_EQ(shards_[0]->table().size() + shards_[1]->table().size(), 4u);
+    // Without the workers' command rings (an engine that does not relay has none).
+    view_.send_kill = nullptr;
+    EXPECT_EQ(run(R"({"command": "/allocations/kill", "args": {"user": "alice"}})")["error"]["code"],
+              "not_available");
+}
 
 TEST_F(EngineCommandsTest, AllocationsWithoutARelayIsNotAvailable) {
     for (CoreView& core : view_.cores) core.relay = nullptr;

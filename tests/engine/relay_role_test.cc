@@ -984,6 +984,69 @@ TEST_F(RelayRole, SweepErasesExpiredAllocations) {
     EXPECT_EQ(shard->allocations_of("alice"), 0u);
 }
 
+// --- The operator's kills (punchctl allocations kill) ---
+
+TEST_F(RelayRole, KillAllocationDeletesTheSlotWhileItHoldsTheKey) {
+    Client alice = allocated("alice", "alice-password", 40000, "198.51.100.7");
+    Client other = allocated("alice", "alice-password", 40001, "198.51.100.8");
+    const std::uint32_t slot = shard->table().find(alice.tuple);
+    ASSERT_NE(slot, engine::RelayTable::no_slot);
+    // Another 5-tuple named with the slot (the slot was taken again): nothing goes.
+    EXPECT_FALSE(engine::kill_allocation(*shard, slot, other.tuple));
+    EXPECT_FALSE(engine::kill_allocation(*shard, shard->table().capacity() - 1, alice.tuple));
+    EXPECT_EQ(shard->table().size(), 2u);
+    EXPECT_TRUE(engine::kill_allocation(*shard, slot, alice.tuple));
+    EXPECT_EQ(allocation_of(alice), nullptr);
+    EXPECT_EQ(shard->allocations_of("alice"), 1u);
+    EXPECT_EQ(shard->counters().killed, 1u);
+    // Twice: the slot is free now.
+    EXPECT_FALSE(engine::kill_allocation(*shard, slot, alice.tuple));
+    EXPECT_EQ(shard->counters().killed, 1u);
+    // The client learns it from its next request (RFC 8656 §8.2: 437 without an allocation).
+    EXPECT_EQ(refresh(alice, 600).code(), 437);
+    EXPECT_NE(allocation_of(other), nullptr);
+}
+
+TEST_F(RelayRole, KillUserAllocationsInStepsKeepsTheQuotaCounts) {
+    Client a1 = allocated("alice", "alice-password", 40000, "198.51.100.7");
+    Client bob = allocated("bob", "bob-password", 40001, "198.51.100.8");
+    Client a2 = allocated("alice", "alice-password", 40002, "198.51.100.9");
+    ASSERT_EQ(shard->allocations_of("alice"), 2u);
+    const std::uint64_t hash = shard->table().username_hash("alice");
+    std::uint32_t cursor = 0;
+    std::size_t killed = 0;
+    unsigned steps = 0;
+    for (engine::KillProgress p{}; !p.done; ++steps) {
+        p = engine::kill_user_allocations(*shard, hash, 5, cursor, 1);
+        killed += p.killed;
+        ASSERT_LT(steps, 10u);
+    }
+    EXPECT_EQ(killed, 2u);
+    EXPECT_EQ(steps, 3u);  // one slot a step, three slots used
+    EXPECT_EQ(allocation_of(a1), nullptr);
+    EXPECT_EQ(allocation_of(a2), nullptr);
+    EXPECT_NE(allocation_of(bob), nullptr);
+    EXPECT_EQ(shard->allocations_of("alice"), 0u);
+    EXPECT_EQ(shard->allocations_of("bob"), 1u);
+    EXPECT_EQ(shard->counters().killed, 2u);
+    // The count is right again: alice may allocate up to her quota (2 in this fixture).
+    Client a3 = allocated("alice", "alice-password", 40003, "198.51.100.10");
+    Client a4 = allocated("alice", "alice-password", 40004, "198.51.100.11");
+    EXPECT_EQ(shard->allocations_of("alice"), 2u);
+    // Same hash, other length: not alice's. A name nobody holds: none, done at once.
+    cursor = 0;
+    const engine::KillProgress other_length =
+        engine::kill_user_allocations(*shard, hash, 4, cursor, 100);
+    EXPECT_EQ(other_length.killed, 0u);
+    EXPECT_TRUE(other_length.done);
+    cursor = 0;
+    EXPECT_EQ(engine::kill_user_allocations(*shard, shard->table().username_hash("carol"), 5,
+                                            cursor, 100)
+                  .killed,
+              0u);
+    EXPECT_EQ(shard->table().size(), 3u);
+}
+
 // --- CreatePermission (RFC 8656 §10.2) ---
 
 TEST_F(RelayRole, CreatePermissionInstallsAndRefreshes) {

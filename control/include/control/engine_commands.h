@@ -1,8 +1,9 @@
-// The engine's commands on the management socket (design.md §4): /status, /stats and
-// /allocations. They read what punchlined describes in an EngineView; nothing here touches
-// DPDK, so that the commands build and test without EAL (style rule 4), and nothing here
-// writes what a worker reads: counters are read as plain loads, relay tables through their
-// seqlock listing (engine/relay_table.h), which never makes the owner wait.
+// The engine's commands on the management socket (design.md §4): /status, /stats,
+// /allocations and /allocations/kill. They read what punchlined describes in an EngineView;
+// nothing here touches DPDK, so that the commands build and test without EAL (style rule 4),
+// and nothing here writes what a worker reads: counters are read as plain loads, relay tables
+// through their seqlock listing (engine/relay_table.h), which never makes the owner wait; a
+// kill is an order on the worker's command ring, which the worker carries out itself.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +54,15 @@ struct EngineView {
     std::uint64_t relay_ticks_per_second = 1;
     /// The management socket, for /status (set once the server exists; may stay null).
     std::function<nlohmann::json()> control_status;
+    /// The workers' command rings (engine/worker.h), for /allocations/kill; null where the
+    /// engine does not relay. send_kill posts `kill` to the worker cores[core] and returns
+    /// false when its ring is full; kill_done reads that worker's CommandAck::done; pause
+    /// passes a moment between two reads while /allocations/kill waits, at most kill_wait_ms
+    /// of now_ms's clock, for the acknowledgements.
+    std::function<bool(std::size_t core, const engine::RelayKill& kill)> send_kill;
+    std::function<std::uint64_t(std::size_t core)> kill_done;
+    std::function<void()> pause;
+    std::uint64_t kill_wait_ms = 250;
 };
 
 /// The commands' state: the view and the counters' history (kept by the control loop).
@@ -61,7 +71,8 @@ public:
     /// `view` must outlive this; takes the history's first sample now.
     explicit EngineCommands(const EngineView& view);
 
-    /// Registers /status, /stats and /allocations in `registry` (which must not outlive this).
+    /// Registers /status, /stats, /allocations and /allocations/kill in `registry` (which must
+    /// not outlive this).
     void register_in(Registry& registry);
 
     /// The control loop's tick: feeds the rates' history.
@@ -70,6 +81,13 @@ public:
     [[nodiscard]] nlohmann::json status() const;
     [[nodiscard]] nlohmann::json stats(const Arguments& arguments) const;
     [[nodiscard]] nlohmann::json allocations(const Arguments& arguments) const;
+    /// Deletes one allocation (by "id", LCORE:SLOT as the listing shows it, or by "client",
+    /// its IP:port) or every allocation of a "user", on every worker or the "core" given,
+    /// through the workers' command rings, and waits a bounded time for them. Throws
+    /// CommandError: not_available (no relay), missing_argument / bad_argument (none or
+    /// several of id, client and user; a malformed one; an unknown core), not_found (nothing
+    /// to kill).
+    [[nodiscard]] nlohmann::json kill(const Arguments& arguments);
 
     /// The largest page /allocations returns.
     static constexpr std::int64_t max_page = 1000;
@@ -79,6 +97,8 @@ private:
 
     const EngineView& view_;
     StatsHistory history_;
+    // The last RelayKill::sequence sent to each worker (the view's cores).
+    std::vector<std::uint32_t> kill_sequence_;
 };
 
 }  // namespace control

@@ -33,6 +33,7 @@ namespace control {
     X(missing_argument, "a required argument is absent")                             \
     X(bad_argument, "an argument has the wrong type or is out of its range")         \
     X(not_available, "the command needs a role or feature this engine does not run") \
+    X(not_found, "the allocation, user or other object named is not there")          \
     X(permission_denied,                                                             \
       "the peer's credentials are neither root, the engine's user, nor a "           \
       "member of control.group")                                                     \

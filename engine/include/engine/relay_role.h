@@ -57,6 +57,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "engine/config.h"
@@ -292,6 +293,9 @@ struct RelayCounters {
     std::uint64_t to_peer_bytes = 0;
     std::uint64_t to_client_packets = 0;
     std::uint64_t to_client_bytes = 0;
+    /// Allocations deleted by the operator (punchctl allocations kill: kill_allocation(),
+    /// kill_user_allocations()), not by their client or their lifetime.
+    std::uint64_t killed = 0;
 
     [[nodiscard]] std::uint64_t outcome(TurnOutcome o) const noexcept {
         return outcomes[static_cast<std::size_t>(o)];
@@ -393,5 +397,47 @@ private:
 /// and channels from the others; then as many reservation records, releasing the expired
 /// (RelayTable::expire_reservations()). Returns how many allocations it erased.
 std::size_t sweep(RelayShard& shard, std::uint64_t now_ticks, std::size_t max_slots) noexcept;
+
+/// The operator's order to delete allocations of one worker (punchctl allocations kill). The
+/// control thread, which must never write a worker's table, sends it on the worker's command
+/// ring (Dataplane::command_rings, engine/worker.h); the worker carries it out with the two
+/// functions below and acknowledges `sequence` (Dataplane::command_acks). Trivially copyable:
+/// the ring holds it by value.
+struct RelayKill {
+    enum class Target : std::uint8_t {
+        allocation,  ///< the allocation in `slot`, if it still holds `key`
+        user,        ///< every allocation of the username `username_hash` and length name
+    };
+    FiveTuple key;
+    std::uint64_t username_hash = 0;  ///< RelayTable::username_hash() of the name
+    std::uint32_t slot = RelayTable::no_slot;
+    std::uint32_t sequence = 0;  ///< the control thread's number for it, echoed when done
+    std::uint16_t username_length = 0;
+    Target target = Target::allocation;
+};
+static_assert(std::is_trivially_copyable_v<RelayKill> && sizeof(RelayKill) % 4 == 0,
+              "rte_ring's elements are copied as 4-byte words");
+
+/// Deletes the allocation in `slot` if it holds `key` (a slot freed and taken again since
+/// the control thread read it holds another 5-tuple, which stays), keeping the per-user
+/// counts, and counts it in RelayCounters::killed. Returns whether it deleted one. RFC 8656
+/// has no message for it: the client learns when its next request gets 437 or its peers'
+/// data stops. Cost: a slot's key compare and an erase.
+bool kill_allocation(RelayShard& shard, std::uint32_t slot, const FiveTuple& key) noexcept;
+
+struct KillProgress {
+    std::size_t killed = 0;  ///< allocations deleted by this call
+    bool done = false;       ///< the walk has passed the table's last used slot
+};
+
+/// A user's allocations, in bounded steps for the worker loop: visits up to `max_slots`
+/// slots from `cursor` (0 to begin), deletes those whose username has `username_hash`
+/// (RelayTable::username_hash()) and `username_length`, as kill_allocation() does, and
+/// advances `cursor`. Done once the cursor reaches RelayTable::slots_used(); an allocation
+/// the user makes meanwhile in a slot already visited stays. Cost: a record's shape and
+/// username words per slot visited.
+KillProgress kill_user_allocations(RelayShard& shard, std::uint64_t username_hash,
+                                   std::size_t username_length, std::uint32_t& cursor,
+                                   std::size_t max_slots) noexcept;
 
 }  // namespace engine

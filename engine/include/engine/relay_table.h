@@ -794,6 +794,11 @@ public:
 
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    /// The highest slot ever used + 1: every allocation lies below it (list() walks as far).
+    /// The owner's read.
+    [[nodiscard]] std::uint32_t slots_used() const noexcept {
+        return slots_used_.load(std::memory_order_relaxed);
+    }
     /// Bytes per slot: the Allocation, three cache lines.
     [[nodiscard]] std::size_t slot_bytes() const noexcept { return sizeof(Allocation); }
     /// Every byte the constructor allocated (records, peer entries, indexes, stacks, port

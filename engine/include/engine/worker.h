@@ -33,6 +33,16 @@ struct DataplanePort {
     bool steer_in_software = true;
 };
 
+/// A worker's acknowledgement of the control thread's orders (Dataplane::command_rings), on
+/// a cache line of its own: the worker stores, the control thread polls.
+struct alignas(64) CommandAck {
+    /// RelayKill::sequence << 32 | allocations it deleted, of the last order finished; 0
+    /// before the first. One word, so that the count read is that order's. The worker
+    /// stores it with release after the table changes; the control thread loads it with
+    /// acquire (a later listing sees the allocations gone).
+    std::atomic<std::uint64_t> done{0};
+};
+
 /// What the workers share: set up by the control thread before they start, read-only after
 /// (except `stop`, and what RCU publishes).
 struct Dataplane {
@@ -55,6 +65,15 @@ struct Dataplane {
     /// RX queues nobody polls, and net_af_packet and net_tap spread received flows over every
     /// queue the device has. Null: none.
     rte_ring* from_control = nullptr;
+    /// command_rings[w]: single producer the control thread, single consumer worker w: the
+    /// operator's orders to w's relay (RelayKill, by value: rte_ring_create_elem with its
+    /// size), so that the control thread never writes a worker's table. Worker w takes the
+    /// next when it has finished the last, and acknowledges each in command_acks[w]. Empty,
+    /// or a null ring: none (punchlined makes them with a relay).
+    std::vector<rte_ring*> command_rings;
+    /// command_acks[w]: the last order worker w has carried out (CommandAck). Present when
+    /// command_rings is.
+    std::unique_ptr<CommandAck[]> command_acks;
     std::unique_ptr<CoreCounters[]> counters;  ///< one per worker, written only by it
     /// The relay role: relay_shards[w] is worker w's (written only by it); empty where no port
     /// relays. Steering gives each worker the datagrams to its share of the relay ports. One
@@ -83,7 +102,8 @@ public:
     /// handoff and hairpin rings into this worker, then the TX flush, then (worker 0) the
     /// control thread's frames to send. Returns the packets taken in. An iteration that took
     /// any adds its TSC cycles up to the flush's end to the counters' busy cycles and their
-    /// rx/tx split, or, past 1 ms, to the stalled ones (counters.h).
+    /// rx/tx split, or, past 1 ms, to the stalled ones (counters.h). Last, the control
+    /// thread's orders to the relay, if any (run_command()).
     unsigned poll() noexcept;
 
 private:
@@ -97,6 +117,9 @@ private:
     void hand_to_hairpin(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void hand_to_control(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void send_for_control() noexcept;
+    /// The operator's orders (Dataplane::command_rings): takes the next one when none is
+    /// under way, carries out a bounded step of it, and acknowledges it once done.
+    void run_command(RelayShard& shard) noexcept;
     void flush(TxBuffer& tx, std::uint16_t port) noexcept;
 
     Dataplane& dataplane_;
@@ -105,6 +128,14 @@ private:
     std::vector<TxBuffer> tx_;
     /// An iteration longer than this (1 ms of TSC) counts as stalled, not busy.
     std::uint64_t stall_cycles_;
+    /// This worker's command ring and its acknowledgement (null: none), and the order under
+    /// way: a user's kill walks the table a few slots an iteration (run_command()).
+    rte_ring* commands_ = nullptr;
+    CommandAck* ack_ = nullptr;
+    RelayKill command_;
+    bool command_running_ = false;
+    std::uint32_t command_cursor_ = 0;
+    std::uint32_t command_killed_ = 0;
 };
 
 /// rte_eal_remote_launch entry: `argument` is the worker index. Registers with QSBR RCU,
