@@ -13,13 +13,19 @@
 //   3  cannot reach the engine: no socket, nobody listening, too many clients, the
 //      connection lost, or no reply within --timeout
 //   4  permission denied: the socket file's mode, or the engine's credential check
+//
+// `punchctl top` is a live full-screen view (run_top() below) that quits with 0 on q or
+// Ctrl-C; an engine that goes away is shown and tried again every second.
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -29,6 +35,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -381,7 +388,233 @@ void print_help(const json& r, bool one) {
     table.print();
 }
 
+void print_kill(const json& r) {
+    std::string per_core;
+    for (const auto& c : r["cores"])
+        per_core += std::string(per_core.empty() ? "" : ", ") + "lcore" + c["lcore"].dump() +
+                    " " + c["killed"].dump() +
+                    (c["state"] == "done" ? "" : " (" + c["state"].get<std::string>() + ")");
+    const std::uint64_t killed = r["killed"].get<std::uint64_t>();
+    std::printf("killed %llu allocation%s: %s\n", static_cast<unsigned long long>(killed),
+                killed == 1 ? "" : "s", per_core.c_str());
+}
+
 volatile std::sig_atomic_t interrupted = 0;
+
+// ---------------------------------------------------------------- punchctl top
+//
+// Plain ECMA-48 (ANSI) control sequences and termios, not ncurses: the view needs the
+// alternate screen, cursor home, erase to the end of the line and reverse video, which every
+// terminal an operator reaches over ssh understands, and the window's size (TIOCGWINSZ,
+// SIGWINCH). ncurses would add a library and a terminfo look-up for no more than that.
+
+volatile std::sig_atomic_t resized = 0;
+
+// The terminal as it was, restored on every way out (q, Ctrl-C, SIGTERM, an error).
+class RawTerminal {
+public:
+    RawTerminal() {
+        if (::tcgetattr(STDIN_FILENO, &saved_) != 0)
+            throw Failure{usage, "punchctl top needs a terminal on its input and output",
+                          "punchctl --watch 1 stats"};
+        termios raw = saved_;
+        // Keys one at a time, unechoed; ISIG stays, so that Ctrl-C is a SIGINT (handled).
+        raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
+        raw.c_cc[VMIN] = 0;
+        raw.c_cc[VTIME] = 0;
+        ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+        // The alternate screen (the shell's screen comes back on exit), cursor hidden.
+        write_all("\x1b[?1049h\x1b[?25l");
+    }
+    ~RawTerminal() {
+        write_all("\x1b[?25h\x1b[?1049l");
+        ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+    }
+    RawTerminal(const RawTerminal&) = delete;
+    RawTerminal& operator=(const RawTerminal&) = delete;
+
+    static void write_all(std::string_view text) {
+        while (!text.empty()) {
+            const ssize_t n = ::write(STDOUT_FILENO, text.data(), text.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return;
+            text.remove_prefix(static_cast<std::size_t>(n));
+        }
+    }
+    // Rows and columns; 24 × 80 when the terminal does not say.
+    static std::pair<std::size_t, std::size_t> size() {
+        winsize w{};
+        if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) != 0 || w.ws_row == 0 || w.ws_col == 0)
+            return {24, 80};
+        return {w.ws_row, w.ws_col};
+    }
+
+private:
+    termios saved_{};
+};
+
+// One frame: `lines` cut to the window, each erased to its end, the rest of the screen
+// cleared, in one write so that the view does not flicker.
+void draw(const std::vector<std::string>& lines) {
+    const auto [rows, columns] = RawTerminal::size();
+    std::string frame = "\x1b[H";
+    for (std::size_t i = 0; i < lines.size() && i < rows; ++i) {
+        std::string line = lines[i];
+        // Reverse video is the only sequence in a line: "\x1b[7m" ... "\x1b[0m", not counted.
+        const bool reverse = line.starts_with("\x1b[7m");
+        std::string text = reverse ? line.substr(4, line.size() - 8) : line;
+        if (text.size() > columns) text.resize(columns);
+        if (reverse) text = "\x1b[7m" + text + std::string(columns - text.size(), ' ') + "\x1b[0m";
+        frame += text + "\x1b[K";
+        if (i + 1 < lines.size() && i + 1 < rows) frame += "\r\n";
+    }
+    frame += "\x1b[J";
+    RawTerminal::write_all(frame);
+}
+
+// The view's lines from /status and /stats (the same results punchctl status and stats print).
+std::vector<std::string> top_lines(const json& status, const json& stats, const std::string& when,
+                                   std::size_t rows) {
+    std::vector<std::string> lines;
+    char text[512];
+    std::snprintf(text, sizeof text, "punchlined %s  pid %s  up %s  %s  rates over %.1f s",
+                  status["version"].get<std::string>().c_str(), status["pid"].dump().c_str(),
+                  duration(status["uptime_s"].get<double>()).c_str(), when.c_str(),
+                  stats["window_s"].get<double>());
+    lines.push_back(text);
+    lines.push_back("");
+    auto row = [](const std::string& name, const json& c) {
+        std::string allocations = "-";
+        if (!c["allocations"].is_null())
+            allocations =
+                count(c["allocations"]["count"]) + "/" + count(c["allocations"]["capacity"]);
+        char line[256];
+        std::snprintf(line, sizeof line, "%-7s %9s %9s %9s %9s %10s %9s %12s  %s", name.c_str(),
+                      si(c["rx"]["pps"].get<double>()).c_str(),
+                      si(c["rx"]["bps"].get<double>()).c_str(),
+                      si(c["tx"]["pps"].get<double>()).c_str(),
+                      si(c["tx"]["bps"].get<double>()).c_str(),
+                      si(c["handed_off"]["per_s"].get<double>()).c_str(),
+                      si(c["dropped"]["per_s"].get<double>()).c_str(),
+                      count(c["dropped"]["packets"]).c_str(), allocations.c_str());
+        return std::string(line);
+    };
+    std::snprintf(text, sizeof text, "\x1b[7m%-7s %9s %9s %9s %9s %10s %9s %12s  %s\x1b[0m",
+                  "CORE", "RX PPS", "RX BIT/S", "TX PPS", "TX BIT/S", "HANDOFF/S", "DROP/S",
+                  "DROPPED", "ALLOCATIONS");
+    lines.push_back(text);
+    for (const auto& c : stats["cores"]) lines.push_back(row("lcore" + c["lcore"].dump(), c));
+    lines.push_back(row("total", stats["total"]));
+    lines.push_back("");
+    // The drop reasons, busiest first (then the largest totals), as many as the window holds.
+    std::vector<json> drops(stats["total"]["drops"].begin(), stats["total"]["drops"].end());
+    std::sort(drops.begin(), drops.end(), [](const json& a, const json& b) {
+        const double ra = a["per_s"].get<double>();
+        const double rb = b["per_s"].get<double>();
+        if (ra != rb) return ra > rb;
+        return a["count"].get<std::uint64_t>() > b["count"].get<std::uint64_t>();
+    });
+    std::snprintf(text, sizeof text, "\x1b[7m%-32s %9s %14s\x1b[0m", "TOP DROP REASONS", "PER S",
+                  "PACKETS");
+    lines.push_back(text);
+    if (drops.empty()) lines.push_back("(none)");
+    for (const json& d : drops) {
+        if (lines.size() + 2 > rows) break;  // keep the last line for the keys
+        std::snprintf(text, sizeof text, "%-32s %9s %14s", d["reason"].get<std::string>().c_str(),
+                      si(d["per_s"].get<double>()).c_str(), count(d["count"]).c_str());
+        lines.push_back(text);
+    }
+    return lines;
+}
+
+// punchctl top: /status and /stats every second, drawn full-screen, until q or Ctrl-C (exit
+// 0). An engine that cannot be reached (not started, restarting, gone) is shown with the
+// reason and tried again every second; a refusal of our credentials ends top with exit 4.
+int run_top(const std::string& socket_path, int timeout_s, unsigned window) {
+    if (::isatty(STDIN_FILENO) == 0 || ::isatty(STDOUT_FILENO) == 0)
+        throw Failure{usage, "punchctl top needs a terminal on its input and output",
+                      "punchctl --watch 1 stats"};
+    struct sigaction on_resize {};
+    on_resize.sa_handler = [](int) { resized = 1; };
+    ::sigaction(SIGWINCH, &on_resize, nullptr);
+    RawTerminal terminal;
+    std::unique_ptr<Connection> connection;
+    std::string trouble;  // why the engine could not be read, shown until it can
+    json status;
+    json stats;
+    auto refresh = [&] {
+        try {
+            if (!connection) connection = std::make_unique<Connection>(socket_path, timeout_s);
+            const json s = connection->call("/status", json::object());
+            const json t = connection->call("/stats", {{"window", window}});
+            for (const json* reply : {&s, &t})
+                if (!reply->value("ok", false)) {
+                    const json error = reply->value("error", json::object());
+                    const std::string code = error.value("code", std::string("internal_error"));
+                    throw Failure{exit_for(code), error.value("message", std::string()) + " [" +
+                                                      code + "]",
+                                  error.value("hint", std::string())};
+                }
+            status = s["result"];
+            stats = t["result"];
+            trouble.clear();
+        } catch (const Failure& failure) {
+            if (failure.code == denied) throw;
+            connection.reset();
+            trouble = failure.message;
+        }
+    };
+    auto now_text = [] {
+        char stamp[16];
+        const std::time_t now = std::time(nullptr);
+        std::strftime(stamp, sizeof stamp, "%H:%M:%S", std::localtime(&now));
+        return std::string(stamp);
+    };
+    auto render = [&] {
+        const std::size_t rows = RawTerminal::size().first;
+        std::vector<std::string> lines;
+        if (!trouble.empty() || status.is_null()) {
+            lines = {"punchctl top: " + socket_path + "  " + now_text(), "",
+                     "\x1b[7mENGINE UNREACHABLE\x1b[0m", trouble,
+                     "trying again every second"};
+        } else {
+            try {
+                lines = top_lines(status, stats, now_text(), rows);
+            } catch (const json::exception& error) {
+                lines = {"punchctl top: unexpected reply from the engine: " +
+                         std::string(error.what())};
+            }
+        }
+        while (lines.size() + 1 < rows) lines.push_back("");
+        lines.push_back("q quits");
+        draw(lines);
+    };
+    using clock = std::chrono::steady_clock;
+    auto next = clock::now();
+    while (interrupted == 0) {
+        if (clock::now() >= next) {
+            refresh();
+            render();
+            next += std::chrono::seconds(1);
+            if (next < clock::now()) next = clock::now() + std::chrono::seconds(1);
+        }
+        if (resized != 0) {
+            resized = 0;
+            render();
+        }
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(next - clock::now()).count();
+        pollfd key{STDIN_FILENO, POLLIN, 0};
+        if (::poll(&key, 1, static_cast<int>(std::max<long long>(left, 0))) > 0) {
+            char keys[64];
+            const ssize_t n = ::read(STDIN_FILENO, keys, sizeof keys);
+            if (n == 0) break;  // the terminal went away
+            for (ssize_t i = 0; i < n; ++i)
+                if (keys[i] == 'q' || keys[i] == 'Q') return ok;
+        }
+    }
+    return ok;
+}
 
 }  // namespace
 
@@ -434,6 +667,25 @@ int main(int argc, char** argv) {
                                     ->check(CLI::Range(1, 1000));
     CLI::Option* after_option =
         allocations->add_option("--after", after, "the next page: a reply's LCORE:SLOT");
+    CLI::App* kill = allocations->add_subcommand(
+        "kill", "delete one allocation (--id or --client) or all of a user's (--user)");
+    std::string kill_id, kill_client, kill_user;
+    unsigned kill_core = 0;
+    CLI::Option* kill_id_option =
+        kill->add_option("--id", kill_id, "the allocation LCORE:SLOT, as the listing shows it");
+    CLI::Option* kill_client_option =
+        kill->add_option("--client", kill_client, "the allocation of this client IP:port");
+    CLI::Option* kill_user_option =
+        kill->add_option("--user", kill_user, "every allocation of this username");
+    CLI::Option* kill_core_option =
+        kill->add_option("--core", kill_core, "with --client or --user: only this lcore's")
+            ->check(CLI::Range(0, 1023));
+    CLI::App* top = app.add_subcommand(
+        "top", "a live full-screen view: per-core rates, drops, allocations (q quits)");
+    unsigned top_window = 1;
+    top->add_option("--window", top_window, "seconds over which rates are computed")
+        ->check(CLI::Range(1, 300))
+        ->capture_default_str();
     CLI::App* help = app.add_subcommand("help", "list the engine's commands, or describe one");
     help->add_option("command", help_words, "a command, e.g. stats");
 
@@ -456,6 +708,23 @@ int main(int argc, char** argv) {
     } else if (stats->parsed()) {
         path = "/stats";
         if (stats->count("--window") != 0) args["window"] = window;
+    } else if (kill->parsed()) {
+        // The listing's options would pass through to allocations and be ignored.
+        for (const CLI::Option* listing :
+             {user_option, client_option, core_option, limit_option, after_option})
+            if (listing->count() != 0) {
+                std::fprintf(stderr,
+                             "punchctl: %s belongs to the listing, not to kill\n"
+                             "  try: punchctl allocations kill --id 1:37 (or --client IP:PORT, "
+                             "--user NAME [--core N])\n",
+                             listing->get_name().c_str());
+                return usage;
+            }
+        path = "/allocations/kill";
+        if (kill_id_option->count() != 0) args["id"] = kill_id;
+        if (kill_client_option->count() != 0) args["client"] = kill_client;
+        if (kill_user_option->count() != 0) args["user"] = kill_user;
+        if (kill_core_option->count() != 0) args["core"] = kill_core;
     } else if (allocations->parsed()) {
         path = "/allocations";
         if (user_option->count() != 0) {
@@ -485,8 +754,20 @@ int main(int argc, char** argv) {
         }
     }
 
-    std::signal(SIGINT, [](int) { interrupted = 1; });
-    std::signal(SIGTERM, [](int) { interrupted = 1; });
+    // Without SA_RESTART: a signal ends top's wait for a key at once.
+    struct sigaction on_interrupt {};
+    on_interrupt.sa_handler = [](int) { interrupted = 1; };
+    ::sigaction(SIGINT, &on_interrupt, nullptr);
+    ::sigaction(SIGTERM, &on_interrupt, nullptr);
+    if (top->parsed()) {
+        try {
+            return run_top(socket_path, timeout_s, top_window);
+        } catch (const Failure& failure) {
+            std::fprintf(stderr, "punchctl: %s\n", failure.message.c_str());
+            if (!failure.hint.empty()) std::fprintf(stderr, "  try: %s\n", failure.hint.c_str());
+            return failure.code;
+        }
+    }
     try {
         Connection connection(socket_path, timeout_s);
         for (unsigned round = 1;; ++round) {
@@ -517,10 +798,27 @@ int main(int argc, char** argv) {
                     print_stats(result);
                 else if (path == "/allocations")
                     print_allocations(result, filters);
+                else if (path == "/allocations/kill")
+                    print_kill(result);
                 else
                     print_help(result, args.contains("command"));
             }
             std::fflush(stdout);
+            if (path == "/allocations/kill" && !result["unfinished"].empty()) {
+                // The engine's wait ended first: the workers named go on with it, unless
+                // their rings were full (nothing sent: the engine could not do it).
+                bool unsent = false;
+                for (const auto& c : result["cores"]) unsent = unsent || c["state"] == "ring_full";
+                std::fprintf(stderr,
+                             "punchctl: lcore(s) %s had not finished when the engine answered%s\n"
+                             "  try: punchctl allocations%s\n",
+                             joined(result["unfinished"], ", ").c_str(),
+                             unsent ? ": their command rings were full, the kill was not sent"
+                                    : "; they carry on",
+                             kill_user_option->count() != 0 ? (" --user " + kill_user).c_str()
+                                                            : "");
+                if (unsent) return engine_error;
+            }
             if (watch == 0 || (rounds != 0 && round >= rounds)) break;
             for (unsigned tenth = 0; tenth < watch * 10 && interrupted == 0; ++tenth)
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -7,7 +7,8 @@
 # socket lives in the run's work folder (lab_engine_config's [control] socket); punchctl runs
 # in the root namespace (a Unix socket is a file, not an address). Checked:
 #   - every command's happy path: status, stats (per core and total, --window), allocations
-#     (filters user / client / core, paging with --limit and --after), help, --json, --watch;
+#     (filters user / client / core, paging with --limit and --after), allocations kill (by
+#     id, client and user, each counted by the worker), help, --json, --watch;
 #   - errors, each with its exit code: an unknown subcommand, bad arguments (punchctl's own
 #     and the engine's, each with a "try:" line), no engine, a non-root caller refused by the
 #     file's mode and, with the mode loosened, by the engine's credential check;
@@ -134,6 +135,41 @@ done
 expect "help allocations" 0 help allocations
 check "help allocations describes --client" "$out" '^  --client 203\.0\.113\.10:50000 +string +only this client'
 
+echo "== allocations kill"
+# The three allocations of above: alice's two, bob's one. The workers delete them (the
+# control thread sends orders on their command rings) and say how many went.
+expect "allocations --json --user alice (their ids)" 0 --json allocations --user alice
+alice_id=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["allocations"][0]["id"])' "$out")
+json "the listing gives each an id LCORE:SLOT" 'all(a["id"] == str(a["lcore"]) + ":" + str(a["slot"]) for a in r["allocations"])'
+expect "allocations kill --id" 0 allocations kill --id "$alice_id"
+check "kill says how many went, per core" "$out" '^killed 1 allocation: lcore1 1$'
+expect "the killed one is not listed" 0 --json allocations
+json "two left, one of them alice's" 'r["matched"] == 2 and sorted(a["user"] for a in r["allocations"]) == ["alice", "bob"]'
+expect "allocations kill --id (gone)" 1 allocations kill --id "$alice_id"
+check "an id that names nothing is not_found, with what to type" "$err" "no allocation $alice_id \(it has gone, or never was\) \[not_found\]"
+check "and the hint" "$err" '^  try: punchctl allocations$'
+expect "allocations kill --client (bob's)" 0 --json allocations kill --client "203.0.113.10:$bob_port"
+json "--client: bob's one" 'r["killed"] == 1 and r["cores"] == [{"lcore": 1, "killed": 1, "state": "done"}] and r["unfinished"] == []'
+client allocate 203.0.113.2 alice pw-alice | tee -a "$alloc"
+expect "allocations kill --user alice" 0 allocations kill --user alice
+check "--user: both of alice's" "$out" '^killed 2 allocations: lcore1 2$'
+expect "no allocation left" 0 --json allocations
+json "none listed" 'r["matched"] == 0'
+expect "allocations kill --user alice (none left)" 1 allocations kill --user alice
+check "a user without allocations is not_found" "$err" 'user "alice" holds no allocation \(names are matched by their keyed hash, as punchctl allocations --user does\) \[not_found\]'
+expect "allocations kill (nothing named)" 2 allocations kill
+check "it says what to give" "$err" '/allocations/kill needs what to kill: "id" .* \[missing_argument\]'
+check "and an example" "$err" '^  try: punchctl allocations kill --id 1:37$'
+expect "allocations kill --id and --user" 2 allocations kill --id 1:0 --user bob
+expect "allocations kill --client IP without a port" 2 allocations kill --client 203.0.113.10
+check "a client needs its port" "$err" "expected a client's IP:port"
+expect "allocations kill --user bob --core 5" 2 allocations kill --user bob --core 5
+expect "allocations kill --limit 1 (the listing's option)" 2 allocations kill --limit 1 --user bob
+check "says the option is the listing's" "$err" 'belongs to the listing, not to kill'
+# The relay still allocates after the kills (the per-user counts kept in step).
+client allocate 203.0.113.2 alice pw-alice | tee "$LAB_WORKDIR/again"
+check "alice allocates again" "$LAB_WORKDIR/again" '^allocated'
+
 echo "== errors"
 expect "an unknown subcommand is a usage error" 2 frobnicate
 check "it says what to type" "$err" 'Run with --help for more information'
@@ -198,5 +234,6 @@ check "it names the setting" "$out" "control.socket \"$sock\": another process l
 expect "the first engine still answers" 0 status
 
 lab_engine_stop_checked
+check "the engine counted the four kills" "$LAB_ENGINE_LOG" '^relay lcore1: .* \| 4 killed by the operator$'
 [[ ! -e $sock ]] && echo "ok: the socket file is gone with the engine" || { echo "FAIL: $sock left behind"; failures=$((failures + 1)); }
 lab_verdict
