@@ -685,6 +685,16 @@ int main(int argc, char** argv) {
             relay_ports.push_back(*relay_port);
         }
     }
+    if (relaying) {
+        // The operator's command ring (punchctl allocations kill), empty, as punchlined gives
+        // each relaying worker: the loop's look at it is part of the engine's cost.
+        dataplane.command_acks = std::make_unique<engine::CommandAck[]>(1);
+        dataplane.command_rings.push_back(
+            rte_ring_create_elem("pipeline_commands", sizeof(engine::RelayKill), 64, socket,
+                                 RING_F_SP_ENQ | RING_F_SC_DEQ));
+        if (dataplane.command_rings[0] == nullptr)
+            fail_setup(std::string("command ring: ") + rte_strerror(rte_errno));
+    }
     engine::Worker worker(dataplane, 0);
     const engine::CoreCounters& counters = dataplane.counters[0];
 
@@ -902,6 +912,7 @@ int main(int argc, char** argv) {
     rte_eth_dev_close(port_id);
     rte_ring_free(feeder.rx);
     rte_ring_free(feeder.tx);
+    for (rte_ring* ring : dataplane.command_rings) rte_ring_free(ring);
     // The mbufs still in flight belonged to the rings; the pool goes with them.
     rte_mempool_free(pool);
     rte_eal_cleanup();
