@@ -13,6 +13,9 @@ Usage:
                                        one TURN allocation (aioice's codec); prints
                                        "allocated CLIENT_PORT RELAYED"
   socket_client.py binding SERVER      one STUN Binding request, answered
+  socket_client.py flood SERVER SECONDS
+                                       Binding requests, about 200 a second for SECONDS, and
+                                       their answers read: traffic for punchctl top to show
 
 Each check prints "ok: ..." or "FAIL: ..."; the exit status is the number of failures.
 """
@@ -186,6 +189,24 @@ def binding(server):
     check("a STUN Binding request answered", answer.message_class == stun.Class.RESPONSE)
 
 
+def flood(server, seconds):
+    from aioice import stun
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(0.005)
+    sent = answered = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sock.sendto(bytes(stun_message(stun.Method.BINDING)), (server, 3478))
+        sent += 1
+        try:
+            while True:
+                sock.recv(2048)
+                answered += 1
+        except (TimeoutError, socket.timeout):
+            pass
+    check(f"flood: {answered} of {sent} Binding requests answered", answered > 0)
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     try:
@@ -199,6 +220,8 @@ def main():
             allocate(*args[:3])
         elif mode == "binding":
             binding(args[0])
+        elif mode == "flood":
+            flood(args[0], float(args[1]))
         else:
             check(f"known mode {mode}", False)
     except (OSError, ValueError, TimeoutError) as error:
