@@ -82,7 +82,8 @@ bool parse_position(std::string_view text, std::uint64_t& lcore, std::uint64_t& 
 const std::string client_expected =
     "an IP address or IP:port, e.g. 203.0.113.10, 203.0.113.10:50000 or [2001:db8::1]:50000";
 const std::string cursor_expected = "LCORE:SLOT as a reply's \"next\" gave it, e.g. 1:37";
-const std::string id_expected = "LCORE:SLOT as punchctl allocations shows it (its \"id\"), e.g. 1:37";
+const std::string id_expected =
+    "LCORE:SLOT as punchctl allocations shows it (its \"id\"), e.g. 1:37";
 
 std::string lcore_list(const std::vector<CoreView>& cores) {
     std::string workers;

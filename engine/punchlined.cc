@@ -7,8 +7,8 @@
 // and its RCU publications, the management socket of control/server.h). Each worker lcore owns
 // one RX and one TX queue on every port, its counters, a handoff ring from every other worker,
 // a ring to the control thread and, with the relay, a command ring from it (the operator's
-// kills, which the worker carries out on its own table). A worker never locks, allocates, logs or makes a syscall in
-// its loop.
+// kills, which the worker carries out on its own table). A worker never locks, allocates, logs
+// or makes a syscall in its loop.
 //
 // The control loop waits in poll() on a signalfd and the management socket's epoll set, and
 // ticks every 50 ms: it takes the neighbour replies the workers handed over, advances each

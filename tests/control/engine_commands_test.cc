@@ -356,7 +356,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_F(EngineCommandsTest, KillOneById) {
     enable_kill();
-    const json listed = result(R"({"command": "/allocations", "args": {"client": "203.0.113.11"}})");
+    const json listed =
+        result(R"({"command": "/allocations", "args": {"client": "203.0.113.11"}})");
     ASSERT_EQ(listed["allocations"].size(), 1u);
     const std::string id = listed["allocations"][0]["id"];
     EXPECT_EQ(id, "1:" + listed["allocations"][0]["slot"].dump());
@@ -398,7 +399,8 @@ TEST_F(EngineCommandsTest, KillEveryAllocationOfAUser) {
     EXPECT_EQ(killed["cores"],
               json::parse(R"([{"lcore": 1, "killed": 2, "state": "done"},
                               {"lcore": 2, "killed": 0, "state": "done"}])"));
-    EXPECT_EQ(users(result(R"({"command": "/allocations"})")), (std::vector<std::string>{"bob", "#"}));
+    EXPECT_EQ(users(result(R"({"command": "/allocations"})")),
+              (std::vector<std::string>{"bob", "#"}));
     // A TURN REST name, known to the table by its hash only, on the worker named.
     EXPECT_EQ(result(R"({"command": "/allocations/kill", "args": {"user": ")" +
                      std::string(rest_user) + R"(", "core": 2}})")["killed"],
@@ -447,7 +449,8 @@ TEST_F(EngineCommandsTest, KillErrorsNameTheArgument) {
         {R"({"id": "1:0", "user": "alice"})", "bad_argument", "takes one of",
          "punchctl allocations kill --user alice"},
         {R"({"id": "x"})", "bad_argument",
-         R"(argument "id" of /allocations/kill: expected LCORE:SLOT as punchctl allocations shows it)",
+         R"(argument "id" of /allocations/kill: expected LCORE:SLOT as punchctl allocations )"
+         R"(shows it)",
          "punchctl allocations"},
         {R"({"id": "7:0"})", "bad_argument", "(the workers' lcores: 1, 2)", "punchctl allocations"},
         {R"({"id": "1:99999"})", "not_found", "no allocation 1:99999", "punchctl allocations"},
@@ -469,8 +472,8 @@ TEST_F(EngineCommandsTest, KillErrorsNameTheArgument) {
     EXPECT_EQ(shards_[0]->table().size() + shards_[1]->table().size(), 4u);
     // Without the workers' command rings (an engine that does not relay has none).
     view_.send_kill = nullptr;
-    EXPECT_EQ(run(R"({"command": "/allocations/kill", "args": {"user": "alice"}})")["error"]["code"],
-              "not_available");
+    const json r = run(R"({"command": "/allocations/kill", "args": {"user": "alice"}})");
+    EXPECT_EQ(r["error"]["code"], "not_available");
 }
 
 TEST_F(EngineCommandsTest, AllocationsWithoutARelayIsNotAvailable) {
