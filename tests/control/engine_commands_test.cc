@@ -433,7 +433,8 @@ TEST_F(EngineCommandsTest, KillWaitsABoundedTimeForAStuckWorker) {
     // A full ring: the order is not sent, and the reply says so.
     stuck_[0] = true;
     ring_size_ = 0;
-    const json full = result(R"({"command": "/allocations/kill", "args": {"user": "bob"}})");
+    const json full =
+        result(R"({"command": "/allocations/kill", "args": {"user": "bob", "core": 1}})");
     EXPECT_EQ(full["cores"][0]["state"], "ring_full");
     EXPECT_EQ(full["unfinished"], json::array({1}));
 }
@@ -448,7 +449,7 @@ TEST_F(EngineCommandsTest, KillErrorsNameTheArgument) {
          "punchctl allocations kill --id 1:37"},
         {R"({"id": "1:0", "user": "alice"})", "bad_argument", "takes one of",
          "punchctl allocations kill --user alice"},
-        {R"({"id": "x"})", "bad_argument",
+        {R"({"id": "1-37"})", "bad_argument",
          R"(argument "id" of /allocations/kill: expected LCORE:SLOT as punchctl allocations )"
          R"(shows it)",
          "punchctl allocations"},
