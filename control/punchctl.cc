@@ -18,9 +18,9 @@
 // Ctrl-C; an engine that goes away is shown and tried again every second.
 #include <poll.h>
 #include <sys/ioctl.h>
-#include <termios.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>

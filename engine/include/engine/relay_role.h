@@ -406,7 +406,7 @@ std::size_t sweep(RelayShard& shard, std::uint64_t now_ticks, std::size_t max_sl
 struct RelayKill {
     enum class Target : std::uint8_t {
         allocation,  ///< the allocation in `slot`, if it still holds `key`
-        user,        ///< every allocation of the username `username_hash` and length name
+        user,        ///< every allocation whose username has `username_hash` and length
     };
     FiveTuple key;
     std::uint64_t username_hash = 0;  ///< RelayTable::username_hash() of the name
