@@ -7,7 +7,7 @@
 // prints the engine's result as it came, one JSON object per line (per round with --watch).
 // Exit codes, for scripts (docs/operations.md):
 //   0  success
-//   1  the engine could not carry the command out (not_available, internal_error)
+//   1  the engine could not carry the command out (not_available, refused, internal_error)
 //   2  usage: punchctl's own options, or the engine refused the request as written
 //      (unknown command or argument, bad or missing argument)
 //   3  cannot reach the engine: no socket, nobody listening, too many clients, the
@@ -167,6 +167,7 @@ Exit exit_for(std::string_view code) {
         case control::ErrorCode::too_many_clients:
             return unreachable;
         case control::ErrorCode::not_available:
+        case control::ErrorCode::refused:
         case control::ErrorCode::internal_error:
             return engine_error;
     }
