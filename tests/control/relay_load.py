@@ -16,6 +16,11 @@ Usage:
       CONFIG after flipping its peer_deny line, and a drain or an undrain. Every reply must be
       ok; prints one line per kind and the time taken.
 
+  relay_load.py probe SERVER USER PASSWORD PEER
+      One allocation attempt by USER, then a CreatePermission for PEER (an IP) when it
+      succeeded; prints "allocate CODE" (0: success) with "alternate-server IP:PORT" when the
+      answer names one, and "permission CODE". For the live-changes test, which judges them.
+
 Each check prints "ok: ..." or "FAIL: ..."; the exit status is the number of failures.
 """
 import base64
@@ -78,6 +83,7 @@ class Allocation:
                     if data[0] < 2:
                         answer = stun.parse_message(data)
                         if answer.transaction_id == message.transaction_id:
+                            self.last_raw = data
                             return answer
             except socket.timeout:
                 continue
@@ -277,11 +283,36 @@ def churn(path, config, count, seconds):
           f"{total} applied")
 
 
+def probe(server, user, password, peer):
+    a = Allocation(server, "203.0.113.10", user, password, 0x4000)
+    transport = [("REQUESTED-TRANSPORT", 17 << 24)]
+    first = a.exchange(a.request(stun.Method.ALLOCATE, transport, sign=False))
+    a.realm, a.nonce = first.attributes["REALM"], first.attributes["NONCE"]
+    answer = a.exchange(a.request(stun.Method.ALLOCATE, transport))
+    code = answer.attributes.get("ERROR-CODE", (0, ""))[0]
+    print(f"allocate {code}")
+    # ALTERNATE-SERVER (0x8023, RFC 8489 §14.15: MAPPED-ADDRESS's encoding), which aioice's
+    # codec does not know: read from the raw answer.
+    raw, at = a.last_raw, 20
+    while at + 4 <= len(raw):
+        kind, length = struct.unpack("!HH", raw[at:at + 4])
+        if kind == 0x8023 and length == 8 and raw[at + 5] == 1:
+            port = struct.unpack("!H", raw[at + 6:at + 8])[0]
+            print(f"alternate-server {socket.inet_ntoa(raw[at + 8:at + 12])}:{port}")
+        at += 4 + length + (-length % 4)
+    if code == 0:
+        answer = a.exchange(a.request(stun.Method.CREATE_PERMISSION,
+                                      [("XOR-PEER-ADDRESS", (peer, 9))]))
+        print(f"permission {answer.attributes.get('ERROR-CODE', (0, ''))[0]}")
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     try:
         if mode == "flow":
             flow(*args[:5])
+        elif mode == "probe":
+            probe(*args[:4])
         elif mode == "churn":
             churn(args[0], args[1], int(args[2]), float(args[3]))
         else:
