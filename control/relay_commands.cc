@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <stdexcept>
 #include <utility>
 
@@ -180,18 +181,25 @@ void RelayCommands::require_credentials(const engine::RelayConfig& next,
 
 json RelayCommands::users() const {
     require_relay("/users");
-    // The tables keep a keyed hash of each username (relay_table.h): a name's allocations are
-    // those of its hash and length.
+    // The tables keep a keyed hash of each username, with its own seed per worker
+    // (relay_table.h): one pass over each table counts the allocations by hash and length,
+    // then each name is looked up by its hash there.
+    std::vector<std::map<std::pair<std::uint64_t, std::size_t>, std::uint64_t>> counts;
+    for (const CoreView& core : view_.cores) {
+        auto& count = counts.emplace_back();
+        if (core.relay == nullptr) continue;
+        (void)core.relay->table().list([&](const engine::AllocationSnapshot& a) {
+            ++count[{a.username_hash, a.username_length}];
+        });
+    }
     json list = json::array();
     for (const std::string& name : user_names(running_.relay)) {
         std::uint64_t allocations = 0;
-        for (const CoreView& core : view_.cores) {
-            if (core.relay == nullptr) continue;
-            const engine::RelayTable& table = core.relay->table();
-            const std::uint64_t hash = table.username_hash(name);
-            (void)table.list([&](const engine::AllocationSnapshot& a) {
-                if (a.username_hash == hash && a.username_length == name.size()) ++allocations;
-            });
+        for (std::size_t c = 0; c < view_.cores.size(); ++c) {
+            if (view_.cores[c].relay == nullptr) continue;
+            const auto it =
+                counts[c].find({view_.cores[c].relay->table().username_hash(name), name.size()});
+            if (it != counts[c].end()) allocations += it->second;
         }
         list.push_back({{"name", name}, {"allocations", allocations}});
     }
