@@ -360,7 +360,8 @@ void print_allocations(const json& r, const std::vector<std::string>& filters) {
 
 void print_users(const json& r) {
     Table table({"USER", "ALLOCATIONS"});
-    for (const auto& u : r["users"]) table.add({u["name"].get<std::string>(), count(u["allocations"])});
+    for (const auto& u : r["users"])
+        table.add({u["name"].get<std::string>(), count(u["allocations"])});
     if (!r["users"].empty()) table.print();
     std::printf("%zu user(s); %s REST secret(s) (punchctl secrets)\n", r["users"].size(),
                 r["rest_secrets"].dump().c_str());
@@ -413,13 +414,15 @@ void print_reload(const json& r) {
                 joined(r["changed"], ", ").c_str());
     if (r.contains("users")) {
         const json& u = r["users"];
-        if (!u["added"].empty()) std::printf("  users added: %s\n", joined(u["added"], ", ").c_str());
+        if (!u["added"].empty())
+            std::printf("  users added: %s\n", joined(u["added"], ", ").c_str());
         if (!u["removed"].empty())
             std::printf("  users removed: %s\n", joined(u["removed"], ", ").c_str());
         if (!u["password_changed"].empty())
             std::printf("  passwords changed: %s\n", joined(u["password_changed"], ", ").c_str());
         const json& s = r["rest_secrets"];
-        if (!s["added"].empty()) std::printf("  secrets added: ids %s\n", joined(s["added"], ", ").c_str());
+        if (!s["added"].empty())
+            std::printf("  secrets added: ids %s\n", joined(s["added"], ", ").c_str());
         if (!s["retired"].empty())
             std::printf("  secrets retired: ids %s\n", joined(s["retired"], ", ").c_str());
     }

@@ -112,7 +112,9 @@ void RelayCommands::register_in(Registry& registry) {
                   {},
                   [this](const Arguments&) { return peer_policy(); }});
     registry.add({"/peer-policy/add", "add an entry to the allow or deny list", entry,
-                  [this](const Arguments& arguments) { return change_peer_policy(arguments, true); }});
+                  [this](const Arguments& arguments) {
+                      return change_peer_policy(arguments, true);
+                  }});
     registry.add({"/peer-policy/remove", "remove an entry from the allow or deny list", entry,
                   [this](const Arguments& arguments) {
                       return change_peer_policy(arguments, false);
@@ -143,7 +145,9 @@ void RelayCommands::require_relay(std::string_view path) const {
 void RelayCommands::apply(engine::RelayConfig next, bool draining, bool from_file) {
     try {
         control_.publish(next, draining);
-    } catch (const std::runtime_error& error) {
+    } catch (const std::exception& error) {
+        // make_relay_context()'s runtime_error naming what to change, or RelayContext's
+        // invalid_argument: either way nothing was published.
         throw CommandError(ErrorCode::refused,
                            std::string(error.what()) + "; nothing changed");
     }
@@ -446,7 +450,7 @@ json RelayCommands::reload() {
                            control_.config_path + " changes " + joined(changes.restart) +
                                ", which only a restart applies; nothing changed (put the "
                                "running value back to reload the rest)",
-                           "punchctl status");
+                           "punchctl reload");
     json out = {{"file", control_.config_path}, {"changed", changes.live}};
     if (changes.live.empty()) return out;
     // What the reply tells of users and secrets: names and ids, never passwords or secrets.

@@ -571,9 +571,9 @@ Decision decide(const RelayContext& context, RelayShard& shard, const stun::Mess
         // Draining (punchctl drain): no new allocation here. RFC 8489 §10 lets a server
         // redirect a request it has authenticated (this one: step 2) with 300 and
         // ALTERNATE-SERVER, which write_answer() adds; a client of another family than the
-        // alternate's could not reach it, so it gets 508 (RFC 8656 §7.2: the server "is
-        // unable to carry out the request due to some capacity limit"), as does everyone
-        // without an alternate. A Refresh, CreatePermission or ChannelBind is not affected.
+        // alternate's could not reach it, so it gets 508 (Insufficient Capacity, RFC 8656
+        // §19: a capacity limit reached), as does everyone without an alternate. A Refresh,
+        // CreatePermission or ChannelBind is not affected.
         if (const RelayDrain& drain = context.drain(); drain.draining) {
             const bool redirect = drain.alternate_server &&
                                   drain.alternate_server->family == five_tuple.client().family;

@@ -267,7 +267,8 @@ TEST_F(RelayCommandsTest, ARefusedPublicationChangesNothing) {
 TEST_F(RelayCommandsTest, ReloadAppliesTheFilesLiveKeysAndSaysWhatChanged) {
     result("/users/add", {{"name", "carol"}, {"password", "c-secret"}});  // in memory only
     result("/secrets/add", {{"secret", "the-next-secret-0001"}});
-    file_ = file_head + R"(users = [{ name = "alice", password = "new-pw" }, { name = "bob", password = "b" }]
+    file_ = file_head + R"(users = [{ name = "alice", password = "new-pw" },
+         { name = "bob", password = "b" }]
 rest_secrets = ["0123456789abcdef0123", "from-the-file-0000002"]
 peer_deny = ["198.51.100.0/24"]
 alternate_server = "198.51.100.20:3478"
