@@ -22,7 +22,7 @@
 namespace engine {
 
 /// The keys whose values differ between two configurations, by dotted name as the file
-/// writes them ("relay.users", "engine.workers", "port[0].ipv4"), in file order.
+/// writes them ("relay.users", "engine.workers", "port[0].ipv4"), in EngineConfig's order.
 struct ConfigChanges {
     std::vector<std::string> live;     ///< a new RelayContext applies them
     std::vector<std::string> restart;  ///< only a restart applies them
