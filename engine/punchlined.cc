@@ -5,7 +5,8 @@
 //   punchlined --config FILE --check  validate the configuration and exit
 //
 // Threads: the main lcore is the control thread (signals, counters report, the neighbour cache
-// and its RCU publications, the management socket of control/server.h). Each worker lcore owns
+// and its RCU publications, the management socket of control/server.h, the relay's live
+// changes and reload, published through RCU too). Each worker lcore owns
 // one RX and one TX queue on every port, its counters, a handoff ring from every other worker,
 // and a ring to the control thread. A worker never locks, allocates, logs or makes a syscall in
 // its loop.
@@ -369,9 +370,11 @@ void publish_neighbours(Engine& e, std::size_t p) {
 // A live change of the relay's settings (control/relay_commands.h): a new RelayContext for
 // every relaying port, all built before any is published (a context that cannot be built throws
 // and leaves the engine as it was), each in a copy of its port's PortContext published as
-// publish_neighbours() publishes, one synchronize_rcu() for them all, then the old copies freed
-// (and with the last of them the old RelayContext). The nonce keys are the engine's own, so a
-// nonce issued before the change verifies after it. The workers never wait for any of this.
+// publish_neighbours() publishes (rcu_assign_pointer's release store orders the new context's
+// contents before the pointer; each worker reads it with rcu_dereference once per port per
+// loop iteration), one synchronize_rcu() for them all, then the old copies freed (and with the
+// last of them the old RelayContext). The nonce keys are the engine's own, so a nonce issued
+// before the change verifies after it. The workers never wait for any of this.
 void publish_relay(Engine& e, const engine::RelayConfig& relay, bool draining) {
     std::vector<std::shared_ptr<const engine::RelayContext>> contexts;
     for (std::size_t p = 0; p < e.dataplane.ports.size(); ++p)
