@@ -549,6 +549,8 @@ int main(int argc, char** argv) {
     CLI::App* users = app.add_subcommand("users", "the relay's long-term users; add, remove");
     users->require_subcommand(0, 1);
     std::string user_name, password, password_file;
+    // "list" (and peer-policy's "show") are what the bare command does, for those who type it.
+    users->add_subcommand("list", "list the users (as punchctl users)");
     CLI::App* users_add = users->add_subcommand("add", "add a long-term user (in memory)");
     users_add->add_option("--name", user_name, "the user's name")->required();
     CLI::Option* password_option =
@@ -563,6 +565,7 @@ int main(int argc, char** argv) {
     secrets->require_subcommand(0, 1);
     std::string secret, secret_file;
     unsigned secret_id = 0;
+    secrets->add_subcommand("list", "list the secrets (as punchctl secrets)");
     CLI::App* secrets_add = secrets->add_subcommand("add", "accept one more shared secret");
     CLI::Option* secret_option = secrets_add->add_option(
         "--secret", secret, "the secret (visible in ps: prefer --secret-file)");
@@ -578,6 +581,7 @@ int main(int argc, char** argv) {
         app.add_subcommand("peer-policy", "the relay's peer address policy; add, remove");
     peer_policy->require_subcommand(0, 1);
     std::string peer_list, peer_cidr;
+    peer_policy->add_subcommand("show", "show the policy (as punchctl peer-policy)");
     CLI::App* peer_add = peer_policy->add_subcommand("add", "add an allow or deny entry");
     CLI::App* peer_remove = peer_policy->add_subcommand("remove", "remove an allow or deny entry");
     for (CLI::App* sub : {peer_add, peer_remove}) {

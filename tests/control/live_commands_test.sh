@@ -96,7 +96,7 @@ echo pw-carol | timeout 20 "$punchctl" --socket "$sock" users add --name carol -
   { echo "FAIL: users add --password-file -"; failures=$((failures + 1)); }
 check "users add says so" "$out" '^added user carol \(2 users\)$'
 probe "carol, added, allocates" "allocate 0 permission 0" carol pw-carol
-expect "users --json" 0 --json users
+expect "users --json" 0 --json users list
 json "users --json: names and allocations" 'r["users"] == [{"name": "alice", "allocations": 0}, {"name": "carol", "allocations": 1}]'
 absent "no password in the listing" pw-carol
 expect "an existing name is refused" 1 users add --name carol --password other
@@ -120,7 +120,7 @@ absent "never the secret" live-commands-rest-secret
 echo live-commands-rest-secret-2 | timeout 20 "$punchctl" --socket "$sock" secrets add --secret-file - >"$out" 2>"$err" ||
   { echo "FAIL: secrets add --secret-file -"; failures=$((failures + 1)); }
 check "secrets add gives the id" "$out" '^accepted secret id 2 \(2 secrets\)$'
-expect "secrets --json" 0 --json secrets
+expect "secrets --json" 0 --json secrets list
 json "two accepted at once, by id and age" '[s["id"] for s in r["secrets"]] == [1, 2] and r["secrets"][1]["origin"] == "punchctl" and all(s["age_s"] >= 0 for s in r["secrets"])'
 absent "never the secret (json)" live-commands-rest-secret
 expect "a short secret" 2 secrets add --secret short
@@ -173,7 +173,7 @@ probe "198.51.100.7 allowed" "allocate 0 permission 0" alice pw-alice 198.51.100
 expect "peer-policy add deny" 0 peer-policy add --list deny --cidr 198.51.100.0/24
 check "says what the lists are" "$out" '^added 198\.51\.100\.0/24 to the deny list; deny: 198\.51\.100\.0/24; allow: -$'
 probe "198.51.100.7 denied now: 403" "allocate 0 permission 403" alice pw-alice 198.51.100.7
-expect "peer-policy --json" 0 --json peer-policy
+expect "peer-policy --json" 0 --json peer-policy show
 json "the deny list" 'r["deny"] == ["198.51.100.0/24"] and r["allow"] == [] and len(r["defaults"]) == 18'
 expect "a prefix with host bits" 2 peer-policy add --list deny --cidr 198.51.100.7/24
 check "names the argument and the error" "$err" 'argument "cidr" of /peer-policy/add: expected an address or a prefix like "10.0.0.0/8" or "fc00::/7", got "198.51.100.7/24" \(host_bits_set\)'
