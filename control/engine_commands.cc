@@ -169,6 +169,7 @@ nlohmann::json EngineCommands::status() const {
         {"ports", std::move(ports)},
     };
     if (view_.control_status) out["control"] = view_.control_status();
+    if (view_.relay_drain && config.relay.enabled) out["relay"]["drain"] = view_.relay_drain();
     return out;
 }
 

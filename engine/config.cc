@@ -592,6 +592,38 @@ std::vector<Cidr> read_peer_list(const toml::node& node, const std::string& key)
     return list;
 }
 
+// "198.51.100.20:3478" or "[2001:db8::20]:3478": RFC 8489 §14.15's ALTERNATE-SERVER is an
+// address and a port, and a client tries exactly that transport address.
+stun::Address read_alternate_server(const toml::node& node) {
+    const std::string key = "relay.alternate_server";
+    const std::string expected =
+        R"(expected another relay's IP:port, e.g. "198.51.100.20:3478" or "[2001:db8::20]:3478")";
+    const std::string& text = read_string(node, key, expected);
+    std::string_view ip = text;
+    std::string_view port;
+    if (ip.starts_with('[')) {
+        const std::size_t close = ip.find("]:");
+        if (close == std::string_view::npos) fail(key, line_of(node), expected + got(node));
+        port = ip.substr(close + 2);
+        ip = ip.substr(1, close - 1);
+    } else {
+        const std::size_t colon = ip.find(':');
+        if (colon == std::string_view::npos || ip.find(':', colon + 1) != std::string_view::npos)
+            fail(key, line_of(node), expected + got(node));
+        port = ip.substr(colon + 1);
+        ip = ip.substr(0, colon);
+    }
+    unsigned number = 0;
+    const char* end = port.data() + port.size();
+    stun::Address address;
+    if (port.empty() || port.size() > 5 || std::from_chars(port.data(), end, number).ptr != end ||
+        number == 0 || number > 65535 ||
+        !stun::Address::from_string(ip, static_cast<std::uint16_t>(number), address) ||
+        (text.starts_with('[') && address.family != stun::AddressFamily::ipv6))
+        fail(key, line_of(node), expected + got(node));
+    return address;
+}
+
 // The checks against the rest of the file, for an enabled relay only: a disabled section
 // must never stop the engine.
 void check_relay(const toml::table& table, const EngineConfig& config) {
@@ -638,7 +670,7 @@ void read_relay(const toml::table& root, EngineConfig& config) {
          "max_permissions_per_allocation", "max_channels_per_allocation", "peer_entries",
          "reservations",
          "bandwidth_bytes_per_s", "bandwidth_burst_bytes", "unauthenticated_requests_per_s",
-         "unauthenticated_burst", "peer_allow", "peer_deny"});
+         "unauthenticated_burst", "peer_allow", "peer_deny", "alternate_server"});
     if (const toml::node* enabled = table->get("enabled"))
         out.enabled = read_bool(*enabled, "relay.enabled");
     if (const toml::node* realm = table->get("realm")) {
@@ -703,6 +735,8 @@ void read_relay(const toml::table& root, EngineConfig& config) {
         out.peer_allow = read_peer_list(*allow, "relay.peer_allow");
     if (const toml::node* deny = table->get("peer_deny"))
         out.peer_deny = read_peer_list(*deny, "relay.peer_deny");
+    if (const toml::node* alternate = table->get("alternate_server"))
+        out.alternate_server = read_alternate_server(*alternate);
     if (out.enabled) check_relay(*table, config);
 }
 

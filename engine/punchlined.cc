@@ -1,10 +1,12 @@
 // punchlined: the DPDK poll-mode engine (design.md §3).
 //
-//   punchlined --config FILE          run until SIGINT/SIGTERM; SIGUSR1 prints the counters
+//   punchlined --config FILE          run until SIGINT/SIGTERM; SIGUSR1 prints the counters,
+//                                     SIGHUP re-reads FILE (as punchctl reload)
 //   punchlined --config FILE --check  validate the configuration and exit
 //
 // Threads: the main lcore is the control thread (signals, counters report, the neighbour cache
-// and its RCU publications, the management socket of control/server.h). Each worker lcore owns
+// and its RCU publications, the management socket of control/server.h, the relay's live
+// changes and reload, published through RCU too). Each worker lcore owns
 // one RX and one TX queue on every port, its counters, a handoff ring from every other worker,
 // and a ring to the control thread. A worker never locks, allocates, logs or makes a syscall in
 // its loop.
@@ -40,6 +42,7 @@
 
 #include "control/engine_commands.h"
 #include "control/registry.h"
+#include "control/relay_commands.h"
 #include "control/server.h"
 #include "engine/config.h"
 #include "engine/flow_steering.h"
@@ -364,6 +367,35 @@ void publish_neighbours(Engine& e, std::size_t p) {
     delete old;
 }
 
+// A live change of the relay's settings (control/relay_commands.h): a new RelayContext for
+// every relaying port, all built before any is published (a context that cannot be built throws
+// and leaves the engine as it was), each in a copy of its port's PortContext published as
+// publish_neighbours() publishes (rcu_assign_pointer's release store orders the new context's
+// contents before the pointer; each worker reads it with rcu_dereference once per port per
+// loop iteration), one synchronize_rcu() for them all, then the old copies freed (and with the
+// last of them the old RelayContext). The nonce keys are the engine's own, so a nonce issued
+// before the change verifies after it. The workers never wait for any of this.
+void publish_relay(Engine& e, const engine::RelayConfig& relay, bool draining) {
+    std::vector<std::shared_ptr<const engine::RelayContext>> contexts;
+    for (std::size_t p = 0; p < e.dataplane.ports.size(); ++p)
+        contexts.push_back(e.dataplane.ports[p].context->relay == nullptr
+                               ? nullptr
+                               : engine::make_relay_context(relay, e.config.ports[p],
+                                                            e.nonce_keys, e.dataplane.tsc_hz,
+                                                            draining));
+    std::vector<engine::PortContext*> old;
+    for (std::size_t p = 0; p < e.dataplane.ports.size(); ++p) {
+        if (contexts[p] == nullptr) continue;
+        engine::DataplanePort& port = e.dataplane.ports[p];
+        old.push_back(port.context);
+        auto* next = new engine::PortContext(*port.context);
+        next->relay = std::move(contexts[p]);
+        rcu_assign_pointer(port.context, next);
+    }
+    synchronize_rcu();
+    for (engine::PortContext* context : old) delete context;
+}
+
 // Frees every mbuf left in `ring` (shutdown, or a frame for a port the engine does not have).
 void drain(rte_ring* ring) {
     void* object = nullptr;
@@ -461,7 +493,7 @@ int main(int argc, char** argv) {
     // creates its threads so that they inherit the mask and none runs a handler.
     sigset_t signals;
     sigemptyset(&signals);
-    for (int s : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&signals, s);
+    for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     std::vector<std::string> eal_strings = {"punchlined"};
@@ -566,6 +598,15 @@ int main(int argc, char** argv) {
     control::EngineCommands commands(view);
     control::Registry registry;
     commands.register_in(registry);
+    // Users, secrets, peer policy, drain and reload: new RelayContexts through RCU.
+    control::RelayCommands relay_commands(
+        view, e.config,
+        {[&e](const engine::RelayConfig& relay, bool draining) {
+             publish_relay(e, relay, draining);
+         },
+         [&config_path] { return engine::load_config(config_path); }, config_path});
+    relay_commands.register_in(registry);
+    view.relay_drain = [&relay_commands] { return relay_commands.drain_progress(); };
     std::unique_ptr<control::Server> server;
     try {
         server = std::make_unique<control::Server>(
@@ -615,6 +656,11 @@ int main(int argc, char** argv) {
             if (received.ssi_signo == SIGUSR1) {
                 print_counters(e, false);
                 print_neighbours(e);
+            } else if (received.ssi_signo == SIGHUP) {
+                // As `punchctl reload`: the same function, its answer on stdout.
+                const nlohmann::json reply = registry.handle_line(R"({"command": "/reload"})");
+                std::printf("punchlined: SIGHUP: reload %s\n", reply.dump().c_str());
+                std::fflush(stdout);
             } else {
                 running = false;
             }

@@ -170,6 +170,22 @@ TEST(ParseConfig, AbsentOptionalKeysTakeTheirDefaults) {
     EXPECT_EQ(ring.rx_checksum, port_defaults.rx_checksum);
 }
 
+TEST(ParseConfig, AlternateServerIsAnAddressAndPortOfEitherFamily) {
+    EXPECT_FALSE(parse_config(eal + port, "test.toml").relay.alternate_server);
+    stun::Address expected = address("198.51.100.20");
+    expected.port = 3478;
+    EXPECT_EQ(parse_config("[relay]\nalternate_server = \"198.51.100.20:3478\"\n" + eal + port,
+                           "test.toml")
+                  .relay.alternate_server,
+              expected);
+    expected = address("2001:db8::20");
+    expected.port = 5349;
+    EXPECT_EQ(parse_config("[relay]\nalternate_server = \"[2001:db8::20]:5349\"\n" + eal + port,
+                           "test.toml")
+                  .relay.alternate_server,
+              expected);
+}
+
 TEST(ParseConfig, ControlDefaultsToTheRunSocketWithoutAGroup) {
     const EngineConfig config = parse_config(eal + port, "test.toml");
     EXPECT_EQ(config.control.socket, "/run/punchline/punchlined.sock");
@@ -1064,6 +1080,15 @@ const std::vector<ErrorCase> error_cases = {
      Append::eal_and_port, "relay.peer_deny[0]", 2, R"(got "2001:db8::/129" (prefix_too_long))"},
     {"PeerDenyHostBitsSet", "[relay]\npeer_deny = [\"fc00::1/7\"]\n", Append::eal_and_port,
      "relay.peer_deny[0]", 2, R"(got "fc00::1/7" (host_bits_set))"},
+    {"AlternateServerWithoutPort", "[relay]\nalternate_server = \"198.51.100.20\"\n",
+     Append::eal_and_port, "relay.alternate_server", 2,
+     R"(expected another relay's IP:port, e.g. "198.51.100.20:3478")"},
+    {"AlternateServerPortZero", "[relay]\nalternate_server = \"198.51.100.20:0\"\n",
+     Append::eal_and_port, "relay.alternate_server", 2, R"(got "198.51.100.20:0")"},
+    {"AlternateServerIpv6Unbracketed", "[relay]\nalternate_server = \"2001:db8::20:3478\"\n",
+     Append::eal_and_port, "relay.alternate_server", 2, R"(got "2001:db8::20:3478")"},
+    {"AlternateServerNotAnAddress", "[relay]\nalternate_server = \"relay.example:3478\"\n",
+     Append::eal_and_port, "relay.alternate_server", 2, R"(got "relay.example:3478")"},
 
     // [control]: the management socket
     {"ControlNotATable", "control = 1\n", Append::eal_and_port, "control", 1,

@@ -53,6 +53,9 @@ struct EngineView {
     std::uint64_t relay_ticks_per_second = 1;
     /// The management socket, for /status (set once the server exists; may stay null).
     std::function<nlohmann::json()> control_status;
+    /// The relay's drain state and the allocations left (RelayCommands::drain_progress), for
+    /// /status; may stay null.
+    std::function<nlohmann::json()> relay_drain;
 };
 
 /// The commands' state: the view and the counters' history (kept by the control loop).

@@ -54,6 +54,7 @@
 //   unauthenticated_burst = 40
 //   peer_allow = ["10.1.2.0/24"]     # holes in the default peer ranges (peer_policy.h)
 //   peer_deny = ["203.0.113.0/24"]
+//   alternate_server = "198.51.100.20:3478"   # while draining: 300 Try Alternate to it
 //
 //   [control]                        # the management socket (punchctl); absent: the defaults
 //   socket = "/run/punchline/punchlined.sock"   # absolute, at most 107 bytes
@@ -182,6 +183,10 @@ struct RelayConfig {
     /// The peer address policy's lists (engine/peer_policy.h gives the order of the rules).
     std::vector<Cidr> peer_allow{};
     std::vector<Cidr> peer_deny{};
+    /// Where a draining engine sends new allocations (RFC 8489 §14.15 ALTERNATE-SERVER, in a
+    /// 300 Try Alternate): another relay's address and port. Without it, or for a client of
+    /// the other family, a draining engine answers 508 (punchctl drain, docs/operations.md).
+    std::optional<stun::Address> alternate_server{};
 };
 
 /// The management socket (design.md §4, control/server.h): a Unix stream socket that punchctl
