@@ -15,6 +15,7 @@
 #include <system_error>
 #include <vector>
 
+#include "control/log.h"
 #include "control/metrics.h"
 
 namespace control {
@@ -222,6 +223,12 @@ void MetricsServer::expire() noexcept {
         ++counters_.timed_out;
         drop(fd);
     }
+    try {
+        if (!late.empty() && log_enabled(engine::LogLevel::debug))
+            log_debug("metrics: dropped " + std::to_string(late.size()) + " client(s) at their " +
+                      std::to_string(limits_.timeout_ms) + " ms deadline");
+    } catch (...) {  // std::bad_alloc: the line is lost
+    }
 }
 
 void MetricsServer::accept_all() noexcept {
@@ -232,6 +239,8 @@ void MetricsServer::accept_all() noexcept {
         try {
             if (clients_.size() >= limits_.max_clients) {
                 ++counters_.refused_too_many;
+                log_warn("metrics: refused a connection: " + std::to_string(limits_.max_clients) +
+                         " clients already");
                 // Best effort into the fresh socket's empty buffer: a surplus peer is not
                 // worth one of ours.
                 const std::string busy = http_status(

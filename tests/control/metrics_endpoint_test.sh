@@ -6,8 +6,8 @@
 # net_af_packet over a veth pair with the relay role and [metrics] listen = "127.0.0.1:9641"
 # (the namespace's own loopback); namespace "c" holds the clients. Traffic: STUN Binding
 # requests, three TURN allocations (tests/control/socket_client.py), five datagrams to a closed
-# port, and two aioice agents
-# relaying datagrams to each other through the engine (tests/engine/interop/relay_aioice.py).
+# port, and two aioice agents relaying datagrams to each other through the engine
+# (tests/engine/interop/relay_aioice.py).
 # Checked:
 #   - the engine logs where the endpoint listens; GET /metrics answers 200 with format 0.0.4,
 #     taken while the aioice allocations are live and again at rest, and `promtool check
