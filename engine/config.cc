@@ -763,7 +763,7 @@ void read_metrics(const toml::table& root, EngineConfig& config) {
             port = text.substr(close + 2);
         }
     } else if (const std::size_t colon = text.find(':');
-               colon != std::string_view::npos && text.find(':', colon + 1) == std::string_view::npos) {
+               colon != std::string_view::npos && colon == text.rfind(':')) {
         ip = text.substr(0, colon);
         port = text.substr(colon + 1);
     }

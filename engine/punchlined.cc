@@ -5,16 +5,15 @@
 //
 // Threads: the main lcore is the control thread (signals, counters report, the neighbour cache
 // and its RCU publications, the management socket of control/server.h, the Prometheus endpoint
-// of control/metrics_server.h, the log of control/log.h). Each worker lcore owns
-// one RX and one TX queue on every port, its counters, a handoff ring from every other worker,
-// and a ring to the control thread. A worker never locks, allocates, logs or makes a syscall in
-// its loop.
+// of control/metrics_server.h, the log of control/log.h). Each worker lcore owns one RX and
+// one TX queue on every port, its counters, a handoff ring from every other worker, and a ring
+// to the control thread. A worker never locks, allocates, logs or makes a syscall in its loop.
 //
 // The control loop waits in poll() on a signalfd and the epoll sets of the management socket
-// and the metrics endpoint, and
-// ticks every 50 ms: it takes the neighbour replies the workers handed over, advances each
-// port's NeighbourTable, gives the probes to worker 0 to send, republishes a port's
-// PortContext when its neighbours changed, and samples the counters for punchctl's rates.
+// and the metrics endpoint, and ticks every 50 ms: it takes the neighbour replies the workers
+// handed over, advances each port's NeighbourTable, gives the probes to worker 0 to send,
+// republishes a port's PortContext when its neighbours changed, and samples the counters for
+// punchctl's rates.
 // The sockets' clients are served between ticks, never blocking; the metrics endpoint's are
 // dropped at their deadline on a tick. Events go to the log (stderr or syslog, [log]); the
 // counters reports (SIGUSR1, exit) go to stdout, which scripts parse.
@@ -119,7 +118,8 @@ __attribute__((format(printf, 1, 2))) std::string text(const char* format, ...) 
     char buffer[512];
     const int n = std::vsnprintf(buffer, sizeof buffer, format, arguments);
     va_end(arguments);
-    return n < 0 ? std::string{} : std::string(buffer, std::min<std::size_t>(n, sizeof buffer - 1));
+    if (n < 0) return {};
+    return {buffer, std::min(static_cast<std::size_t>(n), sizeof buffer - 1)};
 }
 
 [[noreturn]] void fail(const std::string& message) {

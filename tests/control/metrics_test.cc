@@ -85,7 +85,8 @@ Parsed parse(const std::string& text) {
             const std::size_t space = line.rfind(' ');
             const std::string series = line.substr(0, space);
             const std::string name = series.substr(0, series.find('{'));
-            if (name != current || !typed) out.problems.push_back("sample outside its family: " + line);
+            if (name != current || !typed)
+                out.problems.push_back("sample outside its family: " + line);
             if (out.samples.count(series) != 0) out.problems.push_back("duplicate: " + series);
             out.samples[series] = line.substr(space + 1);
         }
