@@ -137,7 +137,7 @@ grep -Eq '^total .*\| conserved$' "$work/info.out" &&
 
 echo "== level warn: an error arrives, info lines do not"
 : >"$work/syslog.txt"
-write_config "$work/warn.toml" warn $'[metrics]\nlisten = "192.0.2.77:9641"'
+write_config "$work/warn.toml" warn $'[metrics]\nlisten = "198.51.100.77:9641"'
 run_engine "$work/warn.toml" "$work/warn.out" "$work/warn.err"
 status=0
 timeout 30 tail --pid="$engine_pid" -f /dev/null || true
@@ -149,7 +149,7 @@ sed 's/^/  | /' "$work/syslog.txt"
 [[ $status -eq 1 ]] && echo "ok: exit 1" || fail "exit $status, expected 1"
 # <27>: daemon (3) * 8 + err (3).
 expected='^<27>.* punchlined\[[0-9]+\]: '
-expected+='metrics\.listen "192\.0\.2\.77:9641": bind\(\) \(no interface of this host'
+expected+='metrics\.listen "198\.51\.100\.77:9641": bind\(\) \(no interface of this host'
 if grep -Eq "$expected" "$work/syslog.txt"; then
   echo "ok: the error at <27> (daemon.err), naming metrics.listen"
 else
