@@ -776,6 +776,78 @@ void read_control(const toml::table& root, EngineConfig& config) {
     }
 }
 
+// The Prometheus endpoint (MetricsConfig): "IP:PORT" or "[IPv6]:PORT", a literal address (no
+// host name: the engine resolves nothing at start-up).
+void read_metrics(const toml::table& root, EngineConfig& config) {
+    const toml::table* table = optional_table(root, "metrics");
+    if (table == nullptr) return;
+    reject_unknown_keys(*table, "metrics", {"listen"});
+    const toml::node* listen = table->get("listen");
+    if (listen == nullptr) return;
+    const std::string expected = "expected an address and a port (0..65535), \"127.0.0.1:" +
+                                 std::to_string(MetricsConfig::default_port) + "\" or \"[::1]:" +
+                                 std::to_string(MetricsConfig::default_port) + "\"";
+    const std::string_view text = read_string(*listen, "metrics.listen", expected);
+    std::string_view ip;
+    std::string_view port;
+    if (text.starts_with('[')) {
+        const std::size_t close = text.find("]:");
+        if (close != std::string_view::npos) {
+            ip = text.substr(1, close - 1);
+            port = text.substr(close + 2);
+        }
+    } else if (const std::size_t colon = text.find(':');
+               colon != std::string_view::npos && colon == text.rfind(':')) {
+        ip = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    unsigned number = 0;
+    stun::Address address;
+    const bool port_ok = !port.empty() && port.size() <= 5 &&
+                         std::from_chars(port.data(), port.data() + port.size(), number).ptr ==
+                             port.data() + port.size() &&
+                         number <= 65535;
+    if (!port_ok || !stun::Address::from_string(ip, static_cast<std::uint16_t>(number), address))
+        fail("metrics.listen", line_of(*listen), expected + got(*listen));
+    // "[198.18.0.2]:9641": brackets are for IPv6 (RFC 3986 §3.2.2).
+    if (text.starts_with('[') != (address.family == stun::AddressFamily::ipv6))
+        fail("metrics.listen", line_of(*listen),
+             expected + got(*listen) + " (brackets around an IPv6 address only)");
+    config.metrics.listen = address;
+}
+
+void read_log(const toml::table& root, EngineConfig& config) {
+    const toml::table* table = optional_table(root, "log");
+    if (table == nullptr) return;
+    reject_unknown_keys(*table, "log", {"level", "target"});
+    if (const toml::node* level = table->get("level")) {
+        const std::string expected = "expected one of error, warn, info, debug";
+        const std::string& text = read_string(*level, "log.level", expected);
+        if (text == "error") {
+            config.log.level = LogLevel::error;
+        } else if (text == "warn") {
+            config.log.level = LogLevel::warn;
+        } else if (text == "info") {
+            config.log.level = LogLevel::info;
+        } else if (text == "debug") {
+            config.log.level = LogLevel::debug;
+        } else {
+            fail("log.level", line_of(*level), expected + got(*level));
+        }
+    }
+    if (const toml::node* target = table->get("target")) {
+        const std::string expected = "expected one of stderr, syslog";
+        const std::string& text = read_string(*target, "log.target", expected);
+        if (text == "stderr") {
+            config.log.target = LogTarget::stderr_stream;
+        } else if (text == "syslog") {
+            config.log.target = LogTarget::syslog;
+        } else {
+            fail("log.target", line_of(*target), expected + got(*target));
+        }
+    }
+}
+
 PortConfig read_port(const toml::table& table, const std::string& key,
                      std::vector<AddressSite>& sites) {
     PortConfig port;
@@ -991,13 +1063,16 @@ EngineConfig parse_unnamed(std::string_view toml_text, std::string_view source_n
     }
     EngineConfig config;
     reject_unknown_keys(root, "",
-                        {"eal", "engine", "stun", "neighbour", "relay", "control", "port"});
+                        {"eal", "engine", "stun", "neighbour", "relay", "control", "metrics", "log",
+                         "port"});
     read_eal(root, config);
     read_engine(root, config);
     read_stun(root, config);
     read_neighbour(root, config);
     read_relay(root, config);  // after engine and stun: it is checked against them
     read_control(root, config);
+    read_metrics(root, config);
+    read_log(root, config);
     read_ports(root, config);
     return config;
 }

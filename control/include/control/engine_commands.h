@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "control/metrics.h"
 #include "control/registry.h"
 #include "control/stats.h"
 #include "engine/config.h"
@@ -47,6 +48,10 @@ struct EngineView {
     /// The control thread's clock (CLOCK_MONOTONIC in punchlined, injected in tests).
     std::function<std::uint64_t()> now_ms;
     std::uint64_t start_ms = 0;
+    /// The start in Unix milliseconds (the metrics' start time).
+    std::uint64_t start_unix_ms = 0;
+    /// The rate of the workers' busy cycle counters (the TSC); 0: unknown.
+    std::uint64_t cycles_per_second = 0;
     /// The relay's clock, in which allocation expiries are written (the TSC in punchlined),
     /// and its rate.
     std::function<std::uint64_t()> relay_now;
@@ -72,6 +77,10 @@ public:
 
     [[nodiscard]] nlohmann::json status() const;
     [[nodiscard]] nlohmann::json stats(const Arguments& arguments) const;
+    /// /stats's report: the counters now, rates over `window_s`, the tables' occupancy.
+    [[nodiscard]] StatsReport report(unsigned window_s) const;
+    /// What the Prometheus endpoint shows (control/metrics.h), from report().
+    [[nodiscard]] MetricsInput metrics() const;
     [[nodiscard]] nlohmann::json allocations(const Arguments& arguments) const;
 
     /// The largest page /allocations returns.

@@ -59,6 +59,13 @@
 //   [control]                        # the management socket (punchctl); absent: the defaults
 //   socket = "/run/punchline/punchlined.sock"   # absolute, at most 107 bytes
 //   group = "punchline"              # optional: mode 0660 and this group's members may use it
+//
+//   [metrics]                        # Prometheus text exposition over HTTP; absent: off
+//   listen = "127.0.0.1:9641"        # IPv4 "IP:PORT" or IPv6 "[IP]:PORT"
+//
+//   [log]                            # the control thread's messages
+//   level = "info"                   # error | warn | info | debug
+//   target = "stderr"                # stderr | syslog (facility daemon, ident punchlined)
 #pragma once
 
 #include <cstdint>
@@ -203,6 +210,24 @@ struct ControlConfig {
     std::string group;
 };
 
+/// The Prometheus endpoint (control/metrics_server.h): plain HTTP on a TCP address, served by
+/// the control thread. Off unless `listen` is set: it shows the engine's traffic to whoever
+/// reaches the address, so an operator chooses where.
+struct MetricsConfig {
+    static constexpr std::uint16_t default_port = 9641;
+    /// The address and port to listen on; port 0: one the system chooses (the log names it).
+    std::optional<stun::Address> listen;
+};
+
+/// The control thread's log (control/log.h). Workers never log (design.md §3).
+enum class LogLevel : std::uint8_t { error, warn, info, debug };
+enum class LogTarget : std::uint8_t { stderr_stream, syslog };
+
+struct LogConfig {
+    LogLevel level = LogLevel::info;
+    LogTarget target = LogTarget::stderr_stream;
+};
+
 /// How packets reach their owner worker (engine/flow_steering.h).
 enum class Steering : std::uint8_t {
     automatic,  ///< "auto": rte_flow rules where the port accepts them, software elsewhere
@@ -219,6 +244,8 @@ struct EngineConfig {
     NeighbourConfig neighbour;
     RelayConfig relay;
     ControlConfig control;
+    MetricsConfig metrics;
+    LogConfig log;
     std::vector<PortConfig> ports;
 };
 

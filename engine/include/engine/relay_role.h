@@ -313,6 +313,17 @@ struct RelayCounters {
     [[nodiscard]] std::uint64_t outcome(TurnOutcome o) const noexcept {
         return outcomes[static_cast<std::size_t>(o)];
     }
+    /// Adds every counter of `other` (a worker's, into a total): the exit report's and the
+    /// metrics' one sum, as CoreCounters::add() is.
+    void add(const RelayCounters& other) noexcept {
+        for (std::size_t o = 0; o < outcomes.size(); ++o) outcomes[o] += other.outcomes[o];
+        for (std::size_t a = 0; a < auth_failures.size(); ++a)
+            auth_failures[a] += other.auth_failures[a];
+        to_peer_packets += other.to_peer_packets;
+        to_peer_bytes += other.to_peer_bytes;
+        to_client_packets += other.to_client_packets;
+        to_client_bytes += other.to_client_bytes;
+    }
 };
 
 /// One worker's mutable relay state. alignas(64): per-core state (style rule 10).
