@@ -215,11 +215,15 @@ nlohmann::json EngineCommands::status() const {
         {"ports", std::move(ports)},
     };
     if (view_.control_status) out["control"] = view_.control_status();
+    if (view_.relay_drain && config.relay.enabled) out["relay"]["drain"] = view_.relay_drain();
     return out;
 }
 
 nlohmann::json EngineCommands::stats(const Arguments& arguments) const {
-    const auto window = static_cast<unsigned>(arguments.integer("window").value_or(5));
+    return to_json(report(static_cast<unsigned>(arguments.integer("window").value_or(5))));
+}
+
+StatsReport EngineCommands::report(unsigned window_s) const {
     std::vector<unsigned> lcores;
     std::vector<TableOccupancy> tables;
     for (const CoreView& core : view_.cores) {
@@ -233,7 +237,25 @@ nlohmann::json EngineCommands::stats(const Arguments& arguments) const {
         tables.push_back(table);
     }
     const std::vector<engine::CoreCounters> counters = current();
-    return to_json(make_report(view_.now_ms(), counters, lcores, tables, history_, window));
+    return make_report(view_.now_ms(), counters, lcores, tables, history_, window_s);
+}
+
+MetricsInput EngineCommands::metrics() const {
+    MetricsInput input;
+    input.version = view_.version;
+    const std::uint64_t now = view_.now_ms();
+    input.uptime_s = static_cast<double>(now - std::min(now, view_.start_ms)) / 1000.0;
+    input.start_time_s = static_cast<double>(view_.start_unix_ms) / 1000.0;
+    input.cycles_per_second = view_.cycles_per_second;
+    // The rates are /stats's business; the shortest window is the cheapest.
+    input.stats = report(1);
+    // Plain reads of counters the workers are writing, as current()'s (engine/counters.h).
+    if (std::any_of(view_.cores.begin(), view_.cores.end(),
+                    [](const CoreView& c) { return c.relay != nullptr; }))
+        for (const CoreView& core : view_.cores)
+            input.relay.push_back(core.relay != nullptr ? core.relay->counters()
+                                                        : engine::RelayCounters{});
+    return input;
 }
 
 nlohmann::json EngineCommands::allocations(const Arguments& arguments) const {

@@ -7,7 +7,8 @@
 // prints the engine's result as it came, one JSON object per line (per round with --watch).
 // Exit codes, for scripts (docs/operations.md):
 //   0  success
-//   1  the engine could not carry the command out (not_available, not_found, internal_error)
+//   1  the engine could not carry the command out (not_available, not_found, refused,
+//      internal_error)
 //   2  usage: punchctl's own options, or the engine refused the request as written
 //      (unknown command or argument, bad or missing argument)
 //   3  cannot reach the engine: no socket, nobody listening, too many clients, the
@@ -175,6 +176,7 @@ Exit exit_for(std::string_view code) {
             return unreachable;
         case control::ErrorCode::not_available:
         case control::ErrorCode::not_found:
+        case control::ErrorCode::refused:
         case control::ErrorCode::internal_error:
             return engine_error;
     }
@@ -297,6 +299,9 @@ void print_status(const json& r) {
             ports.add({p["device"].get<std::string>(), "-", "-", "-", "-", "-", "-", addresses});
     }
     ports.print();
+    if (r["relay"].contains("drain") && r["relay"]["drain"]["draining"].get<bool>())
+        std::printf("relay: DRAINING, %s allocation(s) left (punchctl drain)\n",
+                    r["relay"]["drain"]["allocations"].dump().c_str());
     if (r.contains("control"))
         std::printf("control: %s, %s client(s)\n",
                     r["control"]["socket"].get<std::string>().c_str(),
@@ -358,6 +363,114 @@ void print_allocations(const json& r, const std::vector<std::string>& filters) {
         for (const std::string& f : filters) more += " " + f;
         std::printf("more: %s --after %s\n", more.c_str(), r["next"].get<std::string>().c_str());
     }
+}
+
+// ---------------------------------------------------------------- live changes (relay)
+
+void print_users(const json& r) {
+    Table table({"USER", "ALLOCATIONS"});
+    for (const auto& u : r["users"])
+        table.add({u["name"].get<std::string>(), count(u["allocations"])});
+    if (!r["users"].empty()) table.print();
+    std::printf("%zu user(s); %s REST secret(s) (punchctl secrets)\n", r["users"].size(),
+                r["rest_secrets"].dump().c_str());
+}
+
+void print_secrets(const json& r) {
+    Table table({"ID", "AGE", "ORIGIN"});
+    for (const auto& s : r["secrets"])
+        table.add({s["id"].dump(), duration(s["age_s"].get<double>()),
+                   s["origin"].get<std::string>()});
+    if (!r["secrets"].empty()) table.print();
+    std::printf("%zu secret(s) accepted\n", r["secrets"].size());
+}
+
+void print_peer_policy(const json& r) {
+    std::printf("order: %s\n", r["order"].get<std::string>().c_str());
+    std::printf("own addresses (always refused): %s\n", joined(r["own_addresses"]).c_str());
+    std::printf("deny:  %s\n", joined(r["deny"]).c_str());
+    std::printf("allow: %s\n", joined(r["allow"]).c_str());
+    Table table({"DEFAULT REFUSED", "REASON"});
+    for (const auto& d : r["defaults"])
+        table.add({d["range"].get<std::string>(), d["reason"].get<std::string>()});
+    table.print();
+}
+
+void print_drain(const json& r) {
+    if (r["draining"].get<bool>())
+        std::printf("draining%s: new allocations get %s\n",
+                    r["changed"].get<bool>() ? " (from now)" : " (already)",
+                    r["alternate_server"].is_null()
+                        ? "508 (no relay.alternate_server)"
+                        : ("300 Try Alternate to " + r["alternate_server"].get<std::string>())
+                              .c_str());
+    else
+        std::printf("not draining%s: new allocations are accepted\n",
+                    r["changed"].get<bool>() ? " any more" : "");
+    std::string cores;
+    for (const auto& c : r["cores"])
+        cores += (cores.empty() ? "" : ", ") + std::string("lcore") + c["lcore"].dump() + " " +
+                 c["allocations"].dump();
+    std::printf("%s allocation(s) left (%s)\n", r["allocations"].dump().c_str(), cores.c_str());
+}
+
+void print_reload(const json& r) {
+    if (r["changed"].empty()) {
+        std::printf("reloaded %s: nothing changed\n", r["file"].get<std::string>().c_str());
+        return;
+    }
+    std::printf("reloaded %s: changed %s\n", r["file"].get<std::string>().c_str(),
+                joined(r["changed"], ", ").c_str());
+    if (r.contains("users")) {
+        const json& u = r["users"];
+        if (!u["added"].empty())
+            std::printf("  users added: %s\n", joined(u["added"], ", ").c_str());
+        if (!u["removed"].empty())
+            std::printf("  users removed: %s\n", joined(u["removed"], ", ").c_str());
+        if (!u["password_changed"].empty())
+            std::printf("  passwords changed: %s\n", joined(u["password_changed"], ", ").c_str());
+        const json& s = r["rest_secrets"];
+        if (!s["added"].empty())
+            std::printf("  secrets added: ids %s\n", joined(s["added"], ", ").c_str());
+        if (!s["retired"].empty())
+            std::printf("  secrets retired: ids %s\n", joined(s["retired"], ", ").c_str());
+    }
+}
+
+// A change's reply: what it did, in a line.
+void print_change(const std::string& path, const json& r) {
+    if (path == "/users/add")
+        std::printf("added user %s (%s users)\n", r["added"].get<std::string>().c_str(),
+                    r["users"].dump().c_str());
+    else if (path == "/users/remove")
+        std::printf("removed user %s (%s users); %s\n", r["removed"].get<std::string>().c_str(),
+                    r["users"].dump().c_str(), r["note"].get<std::string>().c_str());
+    else if (path == "/secrets/add")
+        std::printf("accepted secret id %s (%s secrets)\n", r["id"].dump().c_str(),
+                    r["secrets"].dump().c_str());
+    else if (path == "/secrets/retire")
+        std::printf("retired secret id %s (%s secrets); %s\n", r["retired"].dump().c_str(),
+                    r["secrets"].dump().c_str(), r["note"].get<std::string>().c_str());
+    else
+        std::printf("%s %s %s the %s list; deny: %s; allow: %s\n",
+                    r.contains("added") ? "added" : "removed",
+                    (r.contains("added") ? r["added"] : r["removed"]).get<std::string>().c_str(),
+                    r.contains("added") ? "to" : "from", r["list"].get<std::string>().c_str(),
+                    joined(r["deny"]).c_str(), joined(r["allow"]).c_str());
+}
+
+// A secret value from a file ("-": standard input), its first line: kept off the command
+// line, where `ps` shows it to every user of the machine.
+std::string read_secret(const std::string& file, const std::string& option) {
+    std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "r");
+    if (in == nullptr)
+        throw Failure{usage, option + " " + file + ": " + error_text(errno),
+                      "give a readable file, or - for standard input"};
+    std::string line;
+    for (int c; (c = std::fgetc(in)) != EOF && c != '\n';) line += static_cast<char>(c);
+    if (in != stdin) std::fclose(in);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
 }
 
 void print_help(const json& r, bool one) {
@@ -686,6 +799,54 @@ int main(int argc, char** argv) {
     top->add_option("--window", top_window, "seconds over which rates are computed")
         ->check(CLI::Range(1, 300))
         ->capture_default_str();
+    // The relay's live changes (control/relay_commands.h): "users" lists, "users add" adds.
+    CLI::App* users = app.add_subcommand("users", "the relay's long-term users; add, remove");
+    users->require_subcommand(0, 1);
+    std::string user_name, password, password_file;
+    // "list" (and peer-policy's "show") are what the bare command does, for those who type it.
+    users->add_subcommand("list", "list the users (as punchctl users)");
+    CLI::App* users_add = users->add_subcommand("add", "add a long-term user (in memory)");
+    users_add->add_option("--name", user_name, "the user's name")->required();
+    CLI::Option* password_option =
+        users_add->add_option("--password", password, "the password (visible in ps: prefer "
+                                                      "--password-file)");
+    CLI::Option* password_file_option = users_add->add_option(
+        "--password-file", password_file, "read the password from FILE's first line (-: stdin)");
+    password_option->excludes(password_file_option);
+    CLI::App* users_remove = users->add_subcommand("remove", "remove a long-term user");
+    users_remove->add_option("--name", user_name, "the user's name")->required();
+    CLI::App* secrets = app.add_subcommand("secrets", "TURN REST shared secrets; add, retire");
+    secrets->require_subcommand(0, 1);
+    std::string secret, secret_file;
+    unsigned secret_id = 0;
+    secrets->add_subcommand("list", "list the secrets (as punchctl secrets)");
+    CLI::App* secrets_add = secrets->add_subcommand("add", "accept one more shared secret");
+    CLI::Option* secret_option = secrets_add->add_option(
+        "--secret", secret, "the secret (visible in ps: prefer --secret-file)");
+    CLI::Option* secret_file_option = secrets_add->add_option(
+        "--secret-file", secret_file, "read the secret from FILE's first line (-: stdin)");
+    secret_option->excludes(secret_file_option);
+    CLI::App* secrets_retire =
+        secrets->add_subcommand("retire", "stop accepting a shared secret");
+    secrets_retire->add_option("--id", secret_id, "the secret's id (punchctl secrets)")
+        ->required()
+        ->check(CLI::Range(1u, 0xFFFFFFFFu));
+    CLI::App* peer_policy =
+        app.add_subcommand("peer-policy", "the relay's peer address policy; add, remove");
+    peer_policy->require_subcommand(0, 1);
+    std::string peer_list, peer_cidr;
+    peer_policy->add_subcommand("show", "show the policy (as punchctl peer-policy)");
+    CLI::App* peer_add = peer_policy->add_subcommand("add", "add an allow or deny entry");
+    CLI::App* peer_remove = peer_policy->add_subcommand("remove", "remove an allow or deny entry");
+    for (CLI::App* sub : {peer_add, peer_remove}) {
+        sub->add_option("--list", peer_list, "allow or deny")->required();
+        sub->add_option("--cidr", peer_cidr, "an address or a prefix, e.g. 203.0.113.0/24")
+            ->required();
+    }
+    CLI::App* drain = app.add_subcommand(
+        "drain", "refuse new allocations (300 or 508), keep the others; the allocations left");
+    CLI::App* undrain = app.add_subcommand("undrain", "accept new allocations again");
+    CLI::App* reload = app.add_subcommand("reload", "re-read the engine's configuration file");
     CLI::App* help = app.add_subcommand("help", "list the engine's commands, or describe one");
     help->add_option("command", help_words, "a command, e.g. stats");
 
@@ -744,6 +905,48 @@ int main(int argc, char** argv) {
             filters.push_back("--limit " + std::to_string(limit));
         }
         if (after_option->count() != 0) args["after"] = after;
+    } else if (users->parsed()) {
+        path = "/users";
+        if (users_add->parsed()) {
+            path = "/users/add";
+            args["name"] = user_name;
+            if (password_option->count() == 0 && password_file_option->count() == 0) {
+                std::fprintf(stderr,
+                             "punchctl: users add needs the password\n  try: punchctl users add "
+                             "--name %s --password-file -\n",
+                             user_name.c_str());
+                return usage;
+            }
+        } else if (users_remove->parsed()) {
+            path = "/users/remove";
+            args["name"] = user_name;
+        }
+    } else if (secrets->parsed()) {
+        path = "/secrets";
+        if (secrets_add->parsed()) {
+            path = "/secrets/add";
+            if (secret_option->count() == 0 && secret_file_option->count() == 0) {
+                std::fprintf(stderr, "punchctl: secrets add needs the secret\n  try: punchctl "
+                                     "secrets add --secret-file -\n");
+                return usage;
+            }
+        } else if (secrets_retire->parsed()) {
+            path = "/secrets/retire";
+            args["id"] = secret_id;
+        }
+    } else if (peer_policy->parsed()) {
+        path = "/peer-policy";
+        if (peer_add->parsed() || peer_remove->parsed()) {
+            path = peer_add->parsed() ? "/peer-policy/add" : "/peer-policy/remove";
+            args["list"] = peer_list;
+            args["cidr"] = peer_cidr;
+        }
+    } else if (drain->parsed()) {
+        path = "/drain";
+    } else if (undrain->parsed()) {
+        path = "/undrain";
+    } else if (reload->parsed()) {
+        path = "/reload";
     } else if (help->parsed()) {
         path = "/help";
         if (!help_words.empty()) {
@@ -769,6 +972,15 @@ int main(int argc, char** argv) {
         }
     }
     try {
+        // Secrets read here, inside the try: a file that cannot be read is a usage error.
+        if (path == "/users/add")
+            args["password"] = password_file_option->count() != 0
+                                   ? read_secret(password_file, "--password-file")
+                                   : password;
+        if (path == "/secrets/add")
+            args["secret"] = secret_file_option->count() != 0
+                                 ? read_secret(secret_file, "--secret-file")
+                                 : secret;
         Connection connection(socket_path, timeout_s);
         for (unsigned round = 1;; ++round) {
             const json reply = connection.call(path, args);
@@ -800,6 +1012,19 @@ int main(int argc, char** argv) {
                     print_allocations(result, filters);
                 else if (path == "/allocations/kill")
                     print_kill(result);
+                else if (path == "/users")
+                    print_users(result);
+                else if (path == "/secrets")
+                    print_secrets(result);
+                else if (path == "/peer-policy")
+                    print_peer_policy(result);
+                else if (path == "/drain" || path == "/undrain")
+                    print_drain(result);
+                else if (path == "/reload")
+                    print_reload(result);
+                else if (path.starts_with("/users/") || path.starts_with("/secrets/") ||
+                         path.starts_with("/peer-policy/"))
+                    print_change(path, result);
                 else
                     print_help(result, args.contains("command"));
             }

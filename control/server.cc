@@ -18,6 +18,7 @@
 #include <system_error>
 #include <vector>
 
+#include "control/log.h"
 #include "control/protocol.h"
 
 // Linux 4.13: the peer's supplementary groups. Older C libraries lack the name.
@@ -210,6 +211,7 @@ void Server::accept_all() noexcept {
             std::string refusal;
             if (!peer_allowed(fd, refusal)) {
                 ++counters_.refused_credentials;
+                log_warn("management socket: refused a connection: " + refusal);
                 write_and_forget(
                     fd, to_line(error_reply(nullptr, ErrorCode::permission_denied, refusal)));
                 ::close(fd);
@@ -217,6 +219,8 @@ void Server::accept_all() noexcept {
             }
             if (clients_.size() >= options_.limits.max_clients) {
                 ++counters_.refused_too_many;
+                log_warn("management socket: refused a connection: " +
+                         std::to_string(options_.limits.max_clients) + " clients already");
                 write_and_forget(
                     fd, to_line(error_reply(nullptr, ErrorCode::too_many_clients,
                                             "the engine serves " +
@@ -260,6 +264,8 @@ void Server::on_client(int fd, std::uint32_t events) noexcept {
         // A client that does not read its replies: its buffer is full, it goes.
         if (client.over_bound || pending(client) > options_.limits.max_output_bytes) {
             ++counters_.dropped_slow;
+            log_warn("management socket: dropped a client that does not read its replies (" +
+                     std::to_string(pending(client)) + " bytes waiting)");
             drop(fd);
             return;
         }

@@ -592,6 +592,38 @@ std::vector<Cidr> read_peer_list(const toml::node& node, const std::string& key)
     return list;
 }
 
+// "198.51.100.20:3478" or "[2001:db8::20]:3478": RFC 8489 §14.15's ALTERNATE-SERVER is an
+// address and a port, and a client tries exactly that transport address.
+stun::Address read_alternate_server(const toml::node& node) {
+    const std::string key = "relay.alternate_server";
+    const std::string expected =
+        R"(expected another relay's IP:port, e.g. "198.51.100.20:3478" or "[2001:db8::20]:3478")";
+    const std::string& text = read_string(node, key, expected);
+    std::string_view ip = text;
+    std::string_view port;
+    if (ip.starts_with('[')) {
+        const std::size_t close = ip.find("]:");
+        if (close == std::string_view::npos) fail(key, line_of(node), expected + got(node));
+        port = ip.substr(close + 2);
+        ip = ip.substr(1, close - 1);
+    } else {
+        const std::size_t colon = ip.find(':');
+        if (colon == std::string_view::npos || ip.find(':', colon + 1) != std::string_view::npos)
+            fail(key, line_of(node), expected + got(node));
+        port = ip.substr(colon + 1);
+        ip = ip.substr(0, colon);
+    }
+    unsigned number = 0;
+    const char* end = port.data() + port.size();
+    stun::Address address;
+    if (port.empty() || port.size() > 5 || std::from_chars(port.data(), end, number).ptr != end ||
+        number == 0 || number > 65535 ||
+        !stun::Address::from_string(ip, static_cast<std::uint16_t>(number), address) ||
+        (text.starts_with('[') && address.family != stun::AddressFamily::ipv6))
+        fail(key, line_of(node), expected + got(node));
+    return address;
+}
+
 // The checks against the rest of the file, for an enabled relay only: a disabled section
 // must never stop the engine.
 void check_relay(const toml::table& table, const EngineConfig& config) {
@@ -638,7 +670,7 @@ void read_relay(const toml::table& root, EngineConfig& config) {
          "max_permissions_per_allocation", "max_channels_per_allocation", "peer_entries",
          "reservations",
          "bandwidth_bytes_per_s", "bandwidth_burst_bytes", "unauthenticated_requests_per_s",
-         "unauthenticated_burst", "peer_allow", "peer_deny"});
+         "unauthenticated_burst", "peer_allow", "peer_deny", "alternate_server"});
     if (const toml::node* enabled = table->get("enabled"))
         out.enabled = read_bool(*enabled, "relay.enabled");
     if (const toml::node* realm = table->get("realm")) {
@@ -703,6 +735,8 @@ void read_relay(const toml::table& root, EngineConfig& config) {
         out.peer_allow = read_peer_list(*allow, "relay.peer_allow");
     if (const toml::node* deny = table->get("peer_deny"))
         out.peer_deny = read_peer_list(*deny, "relay.peer_deny");
+    if (const toml::node* alternate = table->get("alternate_server"))
+        out.alternate_server = read_alternate_server(*alternate);
     if (out.enabled) check_relay(*table, config);
 }
 
@@ -739,6 +773,78 @@ void read_control(const toml::table& root, EngineConfig& config) {
                              });
         if (!spelled) fail("control.group", line_of(*group), expected + got(*group));
         out.group = name;
+    }
+}
+
+// The Prometheus endpoint (MetricsConfig): "IP:PORT" or "[IPv6]:PORT", a literal address (no
+// host name: the engine resolves nothing at start-up).
+void read_metrics(const toml::table& root, EngineConfig& config) {
+    const toml::table* table = optional_table(root, "metrics");
+    if (table == nullptr) return;
+    reject_unknown_keys(*table, "metrics", {"listen"});
+    const toml::node* listen = table->get("listen");
+    if (listen == nullptr) return;
+    const std::string expected = "expected an address and a port (0..65535), \"127.0.0.1:" +
+                                 std::to_string(MetricsConfig::default_port) + "\" or \"[::1]:" +
+                                 std::to_string(MetricsConfig::default_port) + "\"";
+    const std::string_view text = read_string(*listen, "metrics.listen", expected);
+    std::string_view ip;
+    std::string_view port;
+    if (text.starts_with('[')) {
+        const std::size_t close = text.find("]:");
+        if (close != std::string_view::npos) {
+            ip = text.substr(1, close - 1);
+            port = text.substr(close + 2);
+        }
+    } else if (const std::size_t colon = text.find(':');
+               colon != std::string_view::npos && colon == text.rfind(':')) {
+        ip = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    unsigned number = 0;
+    stun::Address address;
+    const bool port_ok = !port.empty() && port.size() <= 5 &&
+                         std::from_chars(port.data(), port.data() + port.size(), number).ptr ==
+                             port.data() + port.size() &&
+                         number <= 65535;
+    if (!port_ok || !stun::Address::from_string(ip, static_cast<std::uint16_t>(number), address))
+        fail("metrics.listen", line_of(*listen), expected + got(*listen));
+    // "[198.18.0.2]:9641": brackets are for IPv6 (RFC 3986 §3.2.2).
+    if (text.starts_with('[') != (address.family == stun::AddressFamily::ipv6))
+        fail("metrics.listen", line_of(*listen),
+             expected + got(*listen) + " (brackets around an IPv6 address only)");
+    config.metrics.listen = address;
+}
+
+void read_log(const toml::table& root, EngineConfig& config) {
+    const toml::table* table = optional_table(root, "log");
+    if (table == nullptr) return;
+    reject_unknown_keys(*table, "log", {"level", "target"});
+    if (const toml::node* level = table->get("level")) {
+        const std::string expected = "expected one of error, warn, info, debug";
+        const std::string& text = read_string(*level, "log.level", expected);
+        if (text == "error") {
+            config.log.level = LogLevel::error;
+        } else if (text == "warn") {
+            config.log.level = LogLevel::warn;
+        } else if (text == "info") {
+            config.log.level = LogLevel::info;
+        } else if (text == "debug") {
+            config.log.level = LogLevel::debug;
+        } else {
+            fail("log.level", line_of(*level), expected + got(*level));
+        }
+    }
+    if (const toml::node* target = table->get("target")) {
+        const std::string expected = "expected one of stderr, syslog";
+        const std::string& text = read_string(*target, "log.target", expected);
+        if (text == "stderr") {
+            config.log.target = LogTarget::stderr_stream;
+        } else if (text == "syslog") {
+            config.log.target = LogTarget::syslog;
+        } else {
+            fail("log.target", line_of(*target), expected + got(*target));
+        }
     }
 }
 
@@ -957,13 +1063,16 @@ EngineConfig parse_unnamed(std::string_view toml_text, std::string_view source_n
     }
     EngineConfig config;
     reject_unknown_keys(root, "",
-                        {"eal", "engine", "stun", "neighbour", "relay", "control", "port"});
+                        {"eal", "engine", "stun", "neighbour", "relay", "control", "metrics", "log",
+                         "port"});
     read_eal(root, config);
     read_engine(root, config);
     read_stun(root, config);
     read_neighbour(root, config);
     read_relay(root, config);  // after engine and stun: it is checked against them
     read_control(root, config);
+    read_metrics(root, config);
+    read_log(root, config);
     read_ports(root, config);
     return config;
 }

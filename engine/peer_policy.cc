@@ -2,6 +2,11 @@
 // order of the rules, and the CIDR parser the config validation uses.
 #include "engine/peer_policy.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <bit>
+
 #include "stun/bytes.h"
 
 namespace engine {
@@ -196,6 +201,31 @@ PeerVerdict PeerPolicy::check(const stun::Address& peer) const noexcept {
     for (const Rule& rule : default_rules)
         if (matches(rule, judged)) return rule.verdict;
     return PeerVerdict::allowed;
+}
+
+std::string to_string(const Cidr& cidr) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const int family = cidr.family == stun::AddressFamily::ipv4 ? AF_INET : AF_INET6;
+    if (inet_ntop(family, cidr.network.data(), text, sizeof text) == nullptr) return "?";
+    return std::string(text) + "/" + std::to_string(cidr.prefix_length);
+}
+
+std::vector<DefaultPeerRange> default_peer_ranges() {
+    std::vector<DefaultPeerRange> out;
+    for (const Rule& rule : default_rules) {
+        DefaultPeerRange entry{};
+        entry.range.family = rule.family;
+        entry.range.prefix_length = static_cast<std::uint8_t>(
+            std::popcount(rule.mask[0]) + std::popcount(rule.mask[1]));
+        stun::store_be64(entry.range.network.data(), rule.network[0]);
+        if (rule.family == stun::AddressFamily::ipv6)
+            stun::store_be64(entry.range.network.data() + 8, rule.network[1]);
+        else
+            std::fill(entry.range.network.begin() + 4, entry.range.network.end(), std::byte{0});
+        entry.verdict = rule.verdict;
+        out.push_back(entry);
+    }
+    return out;
 }
 
 }  // namespace engine

@@ -1,20 +1,26 @@
 // punchlined: the DPDK poll-mode engine (design.md §3).
 //
-//   punchlined --config FILE          run until SIGINT/SIGTERM; SIGUSR1 prints the counters
+//   punchlined --config FILE          run until SIGINT/SIGTERM; SIGUSR1 prints the counters,
+//                                     SIGHUP re-reads FILE (as punchctl reload)
 //   punchlined --config FILE --check  validate the configuration and exit
 //
 // Threads: the main lcore is the control thread (signals, counters report, the neighbour cache
-// and its RCU publications, the management socket of control/server.h). Each worker lcore owns
-// one RX and one TX queue on every port, its counters, a handoff ring from every other worker,
-// a ring to the control thread and, with the relay, a command ring from it (the operator's
-// kills, which the worker carries out on its own table). A worker never locks, allocates, logs
-// or makes a syscall in its loop.
+// and its RCU publications, the management socket of control/server.h, the relay's live
+// changes and reload, published through RCU too, the Prometheus endpoint of
+// control/metrics_server.h, the log of control/log.h). Each worker lcore owns one RX and one TX
+// queue on every port, its counters, a handoff ring from every other worker, a ring to the
+// control thread and, with the relay, a command ring from it (the operator's kills, which the
+// worker carries out on its own table). A worker never locks, allocates, logs or makes a
+// syscall in its loop.
 //
-// The control loop waits in poll() on a signalfd and the management socket's epoll set, and
-// ticks every 50 ms: it takes the neighbour replies the workers handed over, advances each
-// port's NeighbourTable, gives the probes to worker 0 to send, republishes a port's
-// PortContext when its neighbours changed, and samples the counters for punchctl's rates.
-// The socket's clients are served between ticks, never blocking (control/server.h).
+// The control loop waits in poll() on a signalfd and the epoll sets of the management socket
+// and the metrics endpoint, and ticks every 50 ms: it takes the neighbour replies the workers
+// handed over, advances each port's NeighbourTable, gives the probes to worker 0 to send,
+// republishes a port's PortContext when its neighbours changed, and samples the counters for
+// punchctl's rates.
+// The sockets' clients are served between ticks, never blocking; the metrics endpoint's are
+// dropped at their deadline on a tick. Events go to the log (stderr or syslog, [log]); the
+// counters reports (SIGUSR1, exit) go to stdout, which scripts parse.
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -24,6 +30,7 @@
 #include <rte_ring.h>
 #include <poll.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <urcu-qsbr.h>  // rcu_assign_pointer
 
@@ -31,6 +38,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -40,7 +48,10 @@
 #include <vector>
 
 #include "control/engine_commands.h"
+#include "control/log.h"
+#include "control/metrics_server.h"
 #include "control/registry.h"
+#include "control/relay_commands.h"
 #include "control/server.h"
 #include "engine/config.h"
 #include "engine/flow_steering.h"
@@ -114,8 +125,19 @@ std::string ip_text(const stun::Address& address) {
     return out;
 }
 
+// printf's formatting into a string, for the log.
+__attribute__((format(printf, 1, 2))) std::string text(const char* format, ...) {
+    va_list arguments;
+    va_start(arguments, format);
+    char buffer[512];
+    const int n = std::vsnprintf(buffer, sizeof buffer, format, arguments);
+    va_end(arguments);
+    if (n < 0) return {};
+    return {buffer, std::min(static_cast<std::size_t>(n), sizeof buffer - 1)};
+}
+
 [[noreturn]] void fail(const std::string& message) {
-    std::fprintf(stderr, "punchlined: %s\n", message.c_str());
+    control::log_error(message);
     std::exit(1);
 }
 
@@ -165,9 +187,9 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
         steering.reason = "engine.steering = \"software\"";
     }
     port.steer_in_software = steering.mode == engine::SteeringMode::software;
-    std::printf("punchlined: port %s steering: %s (%s); RX UDP checksum offload %s\n",
-                device.c_str(), port.steer_in_software ? "software" : "rules",
-                steering.reason.c_str(), checksum_offload ? "on" : "off");
+    control::log_info(text("port %s steering: %s (%s); RX UDP checksum offload %s",
+                           device.c_str(), port.steer_in_software ? "software" : "rules",
+                           steering.reason.c_str(), checksum_offload ? "on" : "off"));
     rte_ether_addr mac{};
     rte_eth_macaddr_get(port.id, &mac);
     engine::MacAddress port_mac;
@@ -194,10 +216,10 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
         e.neighbours.push_back(std::move(table));
         rcu_assign_pointer(port.context, context);
     }
-    std::printf("punchlined: port %s (id %u) %02x:%02x:%02x:%02x:%02x:%02x, %u queue(s)\n",
-                device.c_str(), port.id, mac.addr_bytes[0], mac.addr_bytes[1],
-                mac.addr_bytes[2], mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5],
-                queues);
+    control::log_info(text("port %s (id %u) %02x:%02x:%02x:%02x:%02x:%02x, %u queue(s)",
+                           device.c_str(), port.id, mac.addr_bytes[0], mac.addr_bytes[1],
+                           mac.addr_bytes[2], mac.addr_bytes[3], mac.addr_bytes[4],
+                           mac.addr_bytes[5], queues));
 }
 
 // The relay role (engine/relay_setup.h): nonce keys and table seeds from the system's random
@@ -236,17 +258,10 @@ void setup_relay(Engine& e, unsigned workers) {
     } catch (const std::exception& error) {
         fail(std::string("relay: ") + error.what());
     }
-    std::printf("punchlined: relay on: ports %u-%u, %u per worker, realm \"%s\"\n",
-                e.config.relay.port_first,
-                e.config.relay.port_first + e.dataplane.relay_ports.per_worker * workers - 1,
-                e.dataplane.relay_ports.per_worker, e.config.relay.realm.c_str());
-}
-
-// Busy cycles outside the RX and TX bursts: the engine's own work. A live report may read
-// busy_cycles and its split between a worker's increments: never below zero.
-std::uint64_t handling_cycles(const CoreCounters& c) {
-    const std::uint64_t io = c.busy_rx_cycles + c.busy_tx_cycles;
-    return c.busy_cycles > io ? c.busy_cycles - io : 0;
+    control::log_info(
+        text("relay on: ports %u-%u, %u per worker, realm \"%s\"", e.config.relay.port_first,
+             e.config.relay.port_first + e.dataplane.relay_ports.per_worker * workers - 1,
+             e.dataplane.relay_ports.per_worker, e.config.relay.realm.c_str()));
 }
 
 // `final`: the workers have stopped, so the counters are at rest and the conservation law
@@ -268,7 +283,7 @@ void print_counters(const Engine& e, bool final) {
                     static_cast<unsigned long long>(c.busy_cycles),
                     static_cast<unsigned long long>(c.busy_rx_cycles),
                     static_cast<unsigned long long>(c.busy_tx_cycles),
-                    static_cast<unsigned long long>(handling_cycles(c)),
+                    static_cast<unsigned long long>(c.handling_cycles()),
                     static_cast<unsigned long long>(c.stalled_cycles),
                     static_cast<unsigned long long>(c.stalled_iterations),
                     !final ? "live" : c.conserved() ? "conserved" : "NOT CONSERVED");
@@ -300,10 +315,7 @@ void print_counters(const Engine& e, bool final) {
                     static_cast<unsigned long long>(c.to_client_bytes),
                     static_cast<unsigned long long>(e.dataplane.counters[w].hairpinned),
                     static_cast<unsigned long long>(c.killed));
-        for (std::size_t o = 0; o < engine::turn_outcome_count; ++o)
-            relay_total.outcomes[o] += c.outcomes[o];
-        for (std::size_t a = 0; a < engine::auth_verdict_count; ++a)
-            relay_total.auth_failures[a] += c.auth_failures[a];
+        relay_total.add(c);
     }
     // What the TURN messages got (all workers): "  turn NAME COUNT  (CODE: help)", and the
     // refused authentications by verdict.
@@ -376,6 +388,35 @@ void publish_neighbours(Engine& e, std::size_t p) {
     delete old;
 }
 
+// A live change of the relay's settings (control/relay_commands.h): a new RelayContext for
+// every relaying port, all built before any is published (a context that cannot be built throws
+// and leaves the engine as it was), each in a copy of its port's PortContext published as
+// publish_neighbours() publishes (rcu_assign_pointer's release store orders the new context's
+// contents before the pointer; each worker reads it with rcu_dereference once per port per
+// loop iteration), one synchronize_rcu() for them all, then the old copies freed (and with the
+// last of them the old RelayContext). The nonce keys are the engine's own, so a nonce issued
+// before the change verifies after it. The workers never wait for any of this.
+void publish_relay(Engine& e, const engine::RelayConfig& relay, bool draining) {
+    std::vector<std::shared_ptr<const engine::RelayContext>> contexts;
+    for (std::size_t p = 0; p < e.dataplane.ports.size(); ++p)
+        contexts.push_back(e.dataplane.ports[p].context->relay == nullptr
+                               ? nullptr
+                               : engine::make_relay_context(relay, e.config.ports[p],
+                                                            e.nonce_keys, e.dataplane.tsc_hz,
+                                                            draining));
+    std::vector<engine::PortContext*> old;
+    for (std::size_t p = 0; p < e.dataplane.ports.size(); ++p) {
+        if (contexts[p] == nullptr) continue;
+        engine::DataplanePort& port = e.dataplane.ports[p];
+        old.push_back(port.context);
+        auto* next = new engine::PortContext(*port.context);
+        next->relay = std::move(contexts[p]);
+        rcu_assign_pointer(port.context, next);
+    }
+    synchronize_rcu();
+    for (engine::PortContext* context : old) delete context;
+}
+
 // Frees every mbuf left in `ring` (shutdown, or a frame for a port the engine does not have).
 void drain(rte_ring* ring) {
     void* object = nullptr;
@@ -433,14 +474,13 @@ void control_tick(Engine& e) {
         for (const engine::NeighbourEvent& event : table.take_events()) {
             if (!event.gateway) continue;
             if (event.kind == engine::NeighbourEvent::Kind::resolved)
-                std::printf("punchlined: port %s gateway %s resolved: lladdr %s\n",
-                            e.devices[p].c_str(), ip_text(event.ip).c_str(),
-                            mac_text(event.mac).c_str());
+                control::log_info(text("port %s gateway %s resolved: lladdr %s",
+                                       e.devices[p].c_str(), ip_text(event.ip).c_str(),
+                                       mac_text(event.mac).c_str()));
             else
-                std::printf("punchlined: port %s gateway %s FAILED: no answer to %u probes\n",
-                            e.devices[p].c_str(), ip_text(event.ip).c_str(),
-                            e.config.neighbour.max_probes);
-            std::fflush(stdout);
+                control::log_warn(text("port %s gateway %s FAILED: no answer to %u probes",
+                                       e.devices[p].c_str(), ip_text(event.ip).c_str(),
+                                       e.config.neighbour.max_probes));
         }
         // 4. The workers see the change.
         if (table.take_changed()) publish_neighbours(e, p);
@@ -461,19 +501,21 @@ int main(int argc, char** argv) {
     try {
         e.config = engine::load_config(config_path);
     } catch (const engine::ConfigError& error) {
-        std::fprintf(stderr, "punchlined: %s\n", error.what());
+        control::log_error(error.what());
         return 1;
     }
     if (check_only) {
         std::printf("punchlined: %s is valid\n", config_path.c_str());
         return 0;
     }
+    // From here on the configured level and target; before, errors went to stderr.
+    control::configure_log(e.config.log);
 
     // Signals are taken by the control thread with sigtimedwait; block them before EAL
     // creates its threads so that they inherit the mask and none runs a handler.
     sigset_t signals;
     sigemptyset(&signals);
-    for (int s : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&signals, s);
+    for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     std::vector<std::string> eal_strings = {"punchlined"};
@@ -584,6 +626,11 @@ int main(int argc, char** argv) {
     };
     view.now_ms = monotonic_ms;
     view.start_ms = monotonic_ms();
+    timespec wall{};
+    clock_gettime(CLOCK_REALTIME, &wall);
+    view.start_unix_ms = static_cast<std::uint64_t>(wall.tv_sec) * 1000 +
+                         static_cast<std::uint64_t>(wall.tv_nsec) / 1000000;
+    view.cycles_per_second = rte_get_tsc_hz();
     // The relay's clock (Dataplane::relay_clock is null here: the workers read the TSC).
     view.relay_now = [] { return rte_rdtsc(); };
     view.relay_ticks_per_second = rte_get_tsc_hz();
@@ -605,6 +652,15 @@ int main(int argc, char** argv) {
     control::EngineCommands commands(view);
     control::Registry registry;
     commands.register_in(registry);
+    // Users, secrets, peer policy, drain and reload: new RelayContexts through RCU.
+    control::RelayCommands relay_commands(
+        view, e.config,
+        {[&e](const engine::RelayConfig& relay, bool draining) {
+             publish_relay(e, relay, draining);
+         },
+         [&config_path] { return engine::load_config(config_path); }, config_path});
+    relay_commands.register_in(registry);
+    view.relay_drain = [&relay_commands] { return relay_commands.drain_progress(); };
     std::unique_ptr<control::Server> server;
     try {
         server = std::make_unique<control::Server>(
@@ -612,20 +668,52 @@ int main(int argc, char** argv) {
     } catch (const control::ServerError& error) {
         fail(error.what());
     }
-    view.control_status = [&server] {
+    // The Prometheus endpoint (control/metrics_server.h), when [metrics] listen is set: its
+    // body is EngineCommands::metrics(), the numbers /stats gives.
+    std::unique_ptr<control::MetricsServer> metrics;
+    if (e.config.metrics.listen) {
+        try {
+            metrics = std::make_unique<control::MetricsServer>(
+                *e.config.metrics.listen, control::MetricsServerLimits{},
+                [&commands] { return control::exposition(commands.metrics()); }, monotonic_ms);
+        } catch (const control::MetricsServerError& error) {
+            fail(error.what());
+        }
+    }
+    view.control_status = [&server, &metrics] {
         const control::ServerCounters& c = server->counters();
-        return nlohmann::json{{"socket", server->path()},
+        nlohmann::json status{{"socket", server->path()},
                               {"clients", server->client_count()},
                               {"accepted", c.accepted},
                               {"refused_credentials", c.refused_credentials},
                               {"refused_too_many", c.refused_too_many},
                               {"dropped_slow", c.dropped_slow},
                               {"requests", c.requests}};
+        status["metrics"] = nullptr;
+        if (metrics) {
+            const control::MetricsServerCounters& m = metrics->counters();
+            std::array<char, 48> address{};
+            status["metrics"] = {{"listen", std::string(address.data(),
+                                                        metrics->address().format(address))},
+                                 {"clients", metrics->client_count()},
+                                 {"accepted", m.accepted},
+                                 {"scrapes", m.scrapes},
+                                 {"bad_requests", m.bad_requests},
+                                 {"refused_too_many", m.refused_too_many},
+                                 {"timed_out", m.timed_out}};
+        }
+        return status;
     };
-    std::printf("punchlined: management socket %s (mode %s)\n", server->path().c_str(),
-                e.config.control.group.empty()
-                    ? "0600"
-                    : ("0660, group " + e.config.control.group).c_str());
+    control::log_info("management socket " + server->path() + " (mode " +
+                      (e.config.control.group.empty() ? std::string("0600")
+                                                      : "0660, group " + e.config.control.group) +
+                      ")");
+    if (metrics) {
+        std::array<char, 48> address{};
+        control::log_info("metrics on http://" +
+                          std::string(address.data(), metrics->address().format(address)) +
+                          "/metrics");
+    }
     // The signals stay blocked (above): the control loop reads them from this descriptor.
     const int signal_fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
     if (signal_fd < 0) fail(std::string("signalfd(): ") + std::strerror(errno));
@@ -635,25 +723,37 @@ int main(int argc, char** argv) {
         rte_eal_remote_launch(engine::worker_main,
                               reinterpret_cast<void*>(static_cast<std::uintptr_t>(w)),
                               e.worker_lcores[w]);
-    std::printf("punchlined: running, %u worker(s); SIGUSR1 prints counters, SIGINT stops\n",
-                workers);
-    std::fflush(stdout);
+    control::log_info(
+        text("running, %u worker(s); SIGUSR1 prints counters, SIGINT stops", workers));
 
     // A signal, a management socket event, or every control_tick_ms the tick's turn.
     std::uint64_t next_tick = monotonic_ms() + control_tick_ms;
     for (bool running = true; running;) {
         const std::uint64_t now = monotonic_ms();
-        pollfd ready[2] = {{signal_fd, POLLIN, 0}, {server->fd(), POLLIN, 0}};
+        // poll() skips a negative descriptor: no metrics endpoint, nothing to watch.
+        pollfd ready[3] = {{signal_fd, POLLIN, 0},
+                           {server->fd(), POLLIN, 0},
+                           {metrics ? metrics->fd() : -1, POLLIN, 0}};
         const int timeout = next_tick > now ? static_cast<int>(next_tick - now) : 0;
-        if (poll(ready, 2, timeout) < 0 && errno != EINTR)
+        if (poll(ready, 3, timeout) < 0 && errno != EINTR)
             fail(std::string("poll(): ") + std::strerror(errno));
         if (ready[1].revents != 0) server->serve();
+        if (ready[2].revents != 0) metrics->serve();
         signalfd_siginfo received{};
         while (read(signal_fd, &received, sizeof received) ==
                static_cast<ssize_t>(sizeof received)) {
             if (received.ssi_signo == SIGUSR1) {
                 print_counters(e, false);
                 print_neighbours(e);
+            } else if (received.ssi_signo == SIGHUP) {
+                // As `punchctl reload`: the same function, its answer in the log (a refusal
+                // as a warning: the engine runs on, on the configuration it had).
+                const nlohmann::json reply = registry.handle_line(R"({"command": "/reload"})");
+                const std::string line = "SIGHUP: reload " + reply.dump();
+                if (reply.contains("error"))
+                    control::log_warn(line);
+                else
+                    control::log_info(line);
             } else {
                 running = false;
             }
@@ -661,12 +761,14 @@ int main(int argc, char** argv) {
         if (monotonic_ms() >= next_tick) {
             control_tick(e);
             commands.tick();
+            if (metrics) metrics->expire();
             next_tick += control_tick_ms;
             // Late (a slow tick, a long command): the next one a full period from now.
             if (next_tick <= monotonic_ms()) next_tick = monotonic_ms() + control_tick_ms;
         }
     }
     close(signal_fd);
+    metrics.reset();
     server.reset();  // clients disconnected, the socket file removed
     e.dataplane.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();

@@ -148,6 +148,10 @@ std::size_t write_answer(const RelayContext& context, const RequestFacts& facts,
                                facts.transaction_id);
     if (code != 0) {
         writer.add_error_code(code);
+        // RFC 8489 §10: a 300 names the alternate server (ALTERNATE-SERVER, §14.15, encoded as
+        // MAPPED-ADDRESS) and, the request being authenticated, is signed below.
+        if (code == stun::error_code::try_alternate && context.drain().alternate_server)
+            writer.add_address(stun::attr::alternate_server, *context.drain().alternate_server);
         // RFC 8489 §6.3.1.1: a 420 lists the unknown attributes in UNKNOWN-ATTRIBUTES.
         if (code == stun::error_code::unknown_attribute)
             writer.add_unknown_attributes(std::span<const std::uint16_t>(facts.unknown).first(
@@ -564,6 +568,17 @@ Decision decide(const RelayContext& context, RelayShard& shard, const stun::Mess
         // §7.2: "the server checks if the 5-tuple is currently in use by an existing
         // allocation. If yes, the server rejects the request with a 437".
         if (slot != RelayTable::no_slot) return {TurnOutcome::allocation_exists};
+        // Draining (punchctl drain): no new allocation here. RFC 8489 §10 lets a server
+        // redirect a request it has authenticated (this one: step 2) with 300 and
+        // ALTERNATE-SERVER, which write_answer() adds; a client of another family than the
+        // alternate's could not reach it, so it gets 508 (Insufficient Capacity, RFC 8656
+        // §19: a capacity limit reached), as does everyone without an alternate. A Refresh,
+        // CreatePermission or ChannelBind is not affected.
+        if (const RelayDrain& drain = context.drain(); drain.draining) {
+            const bool redirect = drain.alternate_server &&
+                                  drain.alternate_server->family == five_tuple.client().family;
+            return {redirect ? TurnOutcome::draining_redirected : TurnOutcome::draining_refused};
+        }
         return allocate(context, shard, request, facts, auth, five_tuple, now, slot);
     }
     // §8.2, §10.2, §12.2: the request needs an allocation on its 5-tuple: 437.
@@ -606,11 +621,13 @@ RelayLimits RelayLimits::from(const RelayConfig& config,
 }
 
 RelayContext::RelayContext(Credentials credentials, PeerPolicy policy,
-                           std::vector<RelayAddress> addresses, const RelayLimits& limits)
+                           std::vector<RelayAddress> addresses, const RelayLimits& limits,
+                           RelayDrain drain)
     : credentials_(std::move(credentials)),
       policy_(std::move(policy)),
       addresses_(std::move(addresses)),
-      limits_(limits) {
+      limits_(limits),
+      drain_(std::move(drain)) {
     if (addresses_.empty() || addresses_.size() > 256)
         throw std::invalid_argument("relay: 1 to 256 relay addresses");
     for (const RelayAddress& address : addresses_)

@@ -14,7 +14,8 @@ namespace engine {
 std::unique_ptr<const RelayContext> make_relay_context(const RelayConfig& relay,
                                                        const PortConfig& port,
                                                        const NonceKeys& nonce_keys,
-                                                       std::uint64_t ticks_per_second) {
+                                                       std::uint64_t ticks_per_second,
+                                                       bool draining) {
     std::vector<LongTermUser> users;
     users.reserve(relay.users.size());
     for (const RelayUser& user : relay.users) users.push_back({user.name, user.password});
@@ -61,7 +62,8 @@ std::unique_ptr<const RelayContext> make_relay_context(const RelayConfig& relay,
     if ((address.families & relay_ipv6) != 0) relayed.push_back(address.ipv6);
     PeerPolicy policy(relay.peer_allow, relay.peer_deny, own, relayed);
     return std::make_unique<const RelayContext>(std::move(credentials), std::move(policy),
-                                                std::vector<RelayAddress>{address}, limits);
+                                                std::vector<RelayAddress>{address}, limits,
+                                                RelayDrain{draining, relay.alternate_server});
 }
 
 RelayPortPartition relay_port_partition(const RelayConfig& relay, unsigned workers) noexcept {

@@ -494,5 +494,42 @@ TEST_F(EngineCommandsTest, StatsWindowOutsideItsRange) {
     EXPECT_EQ(r["error"]["hint"], "punchctl stats --window 10");
 }
 
+TEST_F(EngineCommandsTest, MetricsShowWhatStatsShows) {
+    run(R"({"command": "/help"})");
+    counters_[0].rx_packets = 3000;
+    counters_[0].tx_packets = 2990;
+    counters_[1].rx_packets = 1000;
+    counters_[1].drops[static_cast<std::size_t>(engine::DropReason::no_service)] = 10;
+    shards_[1]->counters().to_peer_packets = 77;
+    now_ms_ = 62500;
+    view_.start_unix_ms = 1790000000000;
+    view_.cycles_per_second = 2000;
+    const MetricsInput m = commands_->metrics();
+    const json stats = result(R"({"command": "/stats"})");
+    EXPECT_EQ(m.version, "9.9.9");
+    EXPECT_DOUBLE_EQ(m.uptime_s, 61.5);
+    EXPECT_DOUBLE_EQ(m.start_time_s, 1790000000.0);
+    EXPECT_EQ(m.cycles_per_second, 2000u);
+    ASSERT_EQ(m.stats.cores.size(), 2u);
+    for (std::size_t c = 0; c < 2; ++c) {
+        EXPECT_EQ(m.stats.cores[c].lcore, stats["cores"][c]["lcore"]);
+        EXPECT_EQ(m.stats.cores[c].counters.rx_packets, stats["cores"][c]["rx"]["packets"]);
+        EXPECT_EQ(m.stats.cores[c].counters.dropped(), stats["cores"][c]["dropped"]["packets"]);
+        EXPECT_EQ(m.stats.cores[c].table.allocations, stats["cores"][c]["allocations"]["count"]);
+    }
+    ASSERT_EQ(m.relay.size(), 2u);
+    EXPECT_EQ(m.relay[1].to_peer_packets, 77u);
+    const std::string text = exposition(m);
+    EXPECT_NE(text.find("punchline_rx_packets_total{core=\"1\"} 3000\n"), std::string::npos);
+    EXPECT_NE(text.find("punchline_dropped_packets_total{core=\"2\",reason=\"no_service\"} 10\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("punchline_relay_allocations{core=\"1\"} 3\n"), std::string::npos);
+    EXPECT_NE(text.find("punchline_relay_packets_total{core=\"2\",direction=\"to_peer\"} 77\n"),
+              std::string::npos);
+    // Without a relay: no relay counters.
+    for (CoreView& core : view_.cores) core.relay = nullptr;
+    EXPECT_TRUE(commands_->metrics().relay.empty());
+}
+
 }  // namespace
 }  // namespace control

@@ -95,7 +95,7 @@ def raw(path):
     r = c.call('{"command": "/help", "id": 4}\n')
     check("the connection is kept after all of them: /help answered",
           r.get("ok") and r["id"] == 4 and {"/status", "/stats", "/allocations", "/help"}
-          <= {command["path"] for command in r["result"]["commands"]}, r)
+          <= {c["path"] for c in r["result"]["commands"]}, r)
     # Pipelined: two requests in one write, two replies in order.
     c.send('{"command": "/status", "id": 5}\n{"command": "/stats", "id": 6}\n')
     first, second = c.reply(), c.reply()

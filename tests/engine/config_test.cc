@@ -170,6 +170,22 @@ TEST(ParseConfig, AbsentOptionalKeysTakeTheirDefaults) {
     EXPECT_EQ(ring.rx_checksum, port_defaults.rx_checksum);
 }
 
+TEST(ParseConfig, AlternateServerIsAnAddressAndPortOfEitherFamily) {
+    EXPECT_FALSE(parse_config(eal + port, "test.toml").relay.alternate_server);
+    stun::Address expected = address("198.51.100.20");
+    expected.port = 3478;
+    EXPECT_EQ(parse_config("[relay]\nalternate_server = \"198.51.100.20:3478\"\n" + eal + port,
+                           "test.toml")
+                  .relay.alternate_server,
+              expected);
+    expected = address("2001:db8::20");
+    expected.port = 5349;
+    EXPECT_EQ(parse_config("[relay]\nalternate_server = \"[2001:db8::20]:5349\"\n" + eal + port,
+                           "test.toml")
+                  .relay.alternate_server,
+              expected);
+}
+
 TEST(ParseConfig, ControlDefaultsToTheRunSocketWithoutAGroup) {
     const EngineConfig config = parse_config(eal + port, "test.toml");
     EXPECT_EQ(config.control.socket, "/run/punchline/punchlined.sock");
@@ -183,6 +199,34 @@ TEST(ParseConfig, ControlSectionRoundTrips) {
         "test.toml");
     EXPECT_EQ(config.control.socket, longest);
     EXPECT_EQ(config.control.group, "punch_line-2.ops");
+}
+
+TEST(ParseConfig, MetricsOffAndLogInfoOnStderrByDefault) {
+    const EngineConfig config = parse_config(eal + port, "test.toml");
+    EXPECT_FALSE(config.metrics.listen);
+    EXPECT_EQ(config.log.level, LogLevel::info);
+    EXPECT_EQ(config.log.target, LogTarget::stderr_stream);
+}
+
+TEST(ParseConfig, MetricsAndLogSectionsRoundTrip) {
+    const EngineConfig v4 = parse_config(
+        "[metrics]\nlisten = \"127.0.0.1:9641\"\n[log]\nlevel = \"debug\"\ntarget = \"syslog\"\n" +
+            eal + port,
+        "test.toml");
+    ASSERT_TRUE(v4.metrics.listen);
+    stun::Address expected = address("127.0.0.1");
+    expected.port = 9641;
+    EXPECT_EQ(*v4.metrics.listen, expected);
+    EXPECT_EQ(v4.log.level, LogLevel::debug);
+    EXPECT_EQ(v4.log.target, LogTarget::syslog);
+    const EngineConfig v6 =
+        parse_config("[metrics]\nlisten = \"[::]:0\"\n[log]\nlevel = \"error\"\n" + eal + port,
+                     "test.toml");
+    ASSERT_TRUE(v6.metrics.listen);
+    EXPECT_EQ(*v6.metrics.listen, address("::"));
+    EXPECT_EQ(v6.log.level, LogLevel::error);
+    const EngineConfig none = parse_config("[metrics]\n" + eal + port, "test.toml");
+    EXPECT_FALSE(none.metrics.listen) << "[metrics] without listen: off";
 }
 
 TEST(ParseConfig, EmptyTablesTakeTheirDefaults) {
@@ -599,7 +643,8 @@ const std::vector<ErrorCase> error_cases = {
 
     // Unknown keys, the first in file order.
     {"UnknownRootKey", "workers = [1]\n", Append::eal_and_port, "workers", 1,
-     "unknown key; known keys here: eal, engine, stun, neighbour, relay, control, port"},
+     "unknown key; known keys here: eal, engine, stun, neighbour, relay, control, metrics, log, "
+     "port"},
     {"UnknownEalKey", "[eal]\nargs = [\"--no-pci\"]\nargv = []\n", Append::port, "eal.argv", 3,
      "unknown key; known keys here: args"},
     {"UnknownEngineKey", "[engine]\nworker = [1]\n", Append::eal_and_port, "engine.worker", 2,
@@ -1064,6 +1109,15 @@ const std::vector<ErrorCase> error_cases = {
      Append::eal_and_port, "relay.peer_deny[0]", 2, R"(got "2001:db8::/129" (prefix_too_long))"},
     {"PeerDenyHostBitsSet", "[relay]\npeer_deny = [\"fc00::1/7\"]\n", Append::eal_and_port,
      "relay.peer_deny[0]", 2, R"(got "fc00::1/7" (host_bits_set))"},
+    {"AlternateServerWithoutPort", "[relay]\nalternate_server = \"198.51.100.20\"\n",
+     Append::eal_and_port, "relay.alternate_server", 2,
+     R"(expected another relay's IP:port, e.g. "198.51.100.20:3478")"},
+    {"AlternateServerPortZero", "[relay]\nalternate_server = \"198.51.100.20:0\"\n",
+     Append::eal_and_port, "relay.alternate_server", 2, R"(got "198.51.100.20:0")"},
+    {"AlternateServerIpv6Unbracketed", "[relay]\nalternate_server = \"2001:db8::20:3478\"\n",
+     Append::eal_and_port, "relay.alternate_server", 2, R"(got "2001:db8::20:3478")"},
+    {"AlternateServerNotAnAddress", "[relay]\nalternate_server = \"relay.example:3478\"\n",
+     Append::eal_and_port, "relay.alternate_server", 2, R"(got "relay.example:3478")"},
 
     // [control]: the management socket
     {"ControlNotATable", "control = 1\n", Append::eal_and_port, "control", 1,
@@ -1095,6 +1149,37 @@ const std::vector<ErrorCase> error_cases = {
      "control.group", 2, R"(got "-wheel")"},
     {"ControlGroupAbove32Bytes", "[control]\ngroup = \"" + std::string(33, 'g') + "\"\n",
      Append::eal_and_port, "control.group", 2, "got \"gggg"},
+    // [metrics]: the Prometheus endpoint
+    {"MetricsNotATable", "metrics = \"127.0.0.1:9641\"\n", Append::eal_and_port, "metrics", 1,
+     R"(expected a table [metrics], got "127.0.0.1:9641")"},
+    {"UnknownMetricsKey", "[metrics]\nport = 9641\n", Append::eal_and_port, "metrics.port", 2,
+     "unknown key; known keys here: listen"},
+    {"MetricsListenNotAString", "[metrics]\nlisten = 9641\n", Append::eal_and_port,
+     "metrics.listen", 2,
+     R"(expected an address and a port (0..65535), "127.0.0.1:9641" or "[::1]:9641", got 9641)"},
+    {"MetricsListenNoPort", "[metrics]\nlisten = \"127.0.0.1\"\n", Append::eal_and_port,
+     "metrics.listen", 2, R"(got "127.0.0.1")"},
+    {"MetricsListenEmptyPort", "[metrics]\nlisten = \"127.0.0.1:\"\n", Append::eal_and_port,
+     "metrics.listen", 2, R"(got "127.0.0.1:")"},
+    {"MetricsListenPortTooHigh", "[metrics]\nlisten = \"127.0.0.1:65536\"\n",
+     Append::eal_and_port, "metrics.listen", 2, R"(got "127.0.0.1:65536")"},
+    {"MetricsListenHostName", "[metrics]\n\nlisten = \"localhost:9641\"\n", Append::eal_and_port,
+     "metrics.listen", 3, R"(got "localhost:9641")"},
+    {"MetricsListenIpv6WithoutBrackets", "[metrics]\nlisten = \"::1:9641\"\n",
+     Append::eal_and_port, "metrics.listen", 2, R"(got "::1:9641")"},
+    {"MetricsListenIpv4InBrackets", "[metrics]\nlisten = \"[198.18.0.2]:9641\"\n",
+     Append::eal_and_port, "metrics.listen", 2,
+     R"(got "[198.18.0.2]:9641" (brackets around an IPv6 address only))"},
+
+    // [log]
+    {"UnknownLogKey", "[log]\nfile = \"/var/log/p\"\n", Append::eal_and_port, "log.file", 2,
+     "unknown key; known keys here: level, target"},
+    {"LogLevelUnknown", "[log]\nlevel = \"verbose\"\n", Append::eal_and_port, "log.level", 2,
+     R"(expected one of error, warn, info, debug, got "verbose")"},
+    {"LogLevelNotAString", "[log]\nlevel = 3\n", Append::eal_and_port, "log.level", 2,
+     "expected one of error, warn, info, debug, got 3"},
+    {"LogTargetUnknown", "[log]\ntarget = \"/dev/stderr\"\n", Append::eal_and_port, "log.target",
+     2, R"(expected one of stderr, syslog, got "/dev/stderr")"},
 };
 
 class ParseConfigError : public testing::TestWithParam<ErrorCase> {};

@@ -69,14 +69,14 @@ engine::Credentials make_credentials() {
     return out;
 }
 
-engine::RelayContext make_context(std::uint8_t families) {
+engine::RelayContext make_context(std::uint8_t families, engine::RelayDrain drain = {}) {
     const stun::Address own[] = {server, relay_ipv4, relay_ipv6};
     engine::RelayLimits limits;
     limits.max_lifetime_s = 3600;
     limits.max_allocations_per_user = 2;
     limits.ticks_per_second = ticks_per_second;
     return engine::RelayContext(make_credentials(), engine::PeerPolicy({}, {}, own),
-                                {{relay_ipv4, relay_ipv6, families}}, limits);
+                                {{relay_ipv4, relay_ipv6, families}}, limits, std::move(drain));
 }
 
 // Peer entries for every allocation's largest set unless a test asks for fewer.
@@ -1250,6 +1250,76 @@ TEST_F(RelayRole, OtherMessagesAreDropped) {
     const Exchange data = send(c, build(c, Method::data, MessageClass::indication, {},
                                         {.sign = false}));
     EXPECT_EQ(data.answer.outcome, TurnOutcome::not_turn);
+}
+
+// --- Drain (punchctl drain; RFC 8489 §10, RFC 8656 §7.2) ---
+
+const stun::Address alternate_ipv4 = at("198.51.100.20", 3478);
+const stun::Address alternate_ipv6 = at("2001:db8::20", 3478);
+
+// Golden: the 300 a drained Allocate gets, byte for byte: ERROR-CODE 300 "Try Alternate",
+// ALTERNATE-SERVER (§14.15, MAPPED-ADDRESS's encoding), MESSAGE-INTEGRITY with the client's
+// key (§10: the request was authenticated, so is the redirection), nothing else.
+TEST_F(RelayRole, DrainingAllocateGets300NamingTheAlternateServer) {
+    Client c = make_client("alice", "alice-password");
+    challenge(c);
+    context = make_context(engine::relay_ipv4 | engine::relay_ipv6, {true, alternate_ipv4});
+    const Exchange e = allocate(c);
+    ASSERT_EQ(e.answer.action, TurnAction::respond);
+    EXPECT_EQ(e.answer.outcome, TurnOutcome::draining_redirected);
+    EXPECT_EQ(e.answer.error_code, 300);
+    std::vector<std::byte> golden(1500);
+    stun::TransactionId id{};
+    const stun::Message request = parse(e.request);
+    std::copy(request.transaction_id().begin(), request.transaction_id().end(), id.begin());
+    stun::MessageWriter writer(golden, Method::allocate, MessageClass::error_response, id);
+    writer.add_error_code(300, "Try Alternate");
+    writer.add_address(stun::attr::alternate_server, alternate_ipv4);
+    writer.add_message_integrity(c.key);
+    golden.resize(writer.finish().size());
+    EXPECT_EQ(e.response, golden);
+    EXPECT_EQ(shard->table().size(), 0u);
+    EXPECT_EQ(shard->counters().outcome(TurnOutcome::draining_redirected), 1u);
+    // A retransmission is answered alike: nothing was allocated to remember it on.
+    EXPECT_EQ(send(c, e.request).response, golden);
+}
+
+TEST_F(RelayRole, DrainingWithoutAnAlternateOfTheClientsFamilyGets508) {
+    Client c = make_client("alice", "alice-password");
+    challenge(c);
+    context = make_context(engine::relay_ipv4 | engine::relay_ipv6, {true, std::nullopt});
+    Exchange e = allocate(c);
+    EXPECT_EQ(e.code(), 508);
+    EXPECT_EQ(e.answer.outcome, TurnOutcome::draining_refused);
+    EXPECT_FALSE(e.message().find(stun::attr::alternate_server));
+    // An IPv6 alternate cannot serve an IPv4 client (its address family): 508 too.
+    context = make_context(engine::relay_ipv4 | engine::relay_ipv6, {true, alternate_ipv6});
+    e = allocate(c);
+    EXPECT_EQ(e.code(), 508);
+    EXPECT_EQ(e.answer.outcome, TurnOutcome::draining_refused);
+    EXPECT_EQ(shard->counters().outcome(TurnOutcome::draining_refused), 2u);
+    EXPECT_EQ(shard->table().size(), 0u);
+}
+
+TEST_F(RelayRole, DrainingKeepsExistingAllocationsWorking) {
+    Client c = allocated();
+    context = make_context(engine::relay_ipv4 | engine::relay_ipv6, {true, alternate_ipv4});
+    // §8.2, §10.2, §12.2 and §11.2: an allocation made before the drain is refreshed, gets
+    // permissions and channels, and its Send indications are forwarded.
+    EXPECT_EQ(refresh(c, 1200).code(), 0);
+    EXPECT_EQ(create_permission(c, {peer_a}).code(), 0);
+    EXPECT_EQ(channel_bind(c, 0x4001, peer_b).code(), 0);
+    const std::array<std::byte, 4> payload{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+    EXPECT_EQ(send_indication(c, peer_a, payload).answer.outcome, TurnOutcome::forwarded);
+    // Its own Allocate again is still the §7.2 437, not a redirection.
+    EXPECT_EQ(allocate(c).answer.outcome, TurnOutcome::allocation_exists);
+    // A new 5-tuple is redirected; undrained, it allocates.
+    Client other = make_client("bob", "bob-password", 40001);
+    challenge(other);
+    EXPECT_EQ(allocate(other).code(), 300);
+    context = make_context(engine::relay_ipv4 | engine::relay_ipv6, {false, alternate_ipv4});
+    EXPECT_EQ(allocate(other).answer.outcome, TurnOutcome::allocated);
+    EXPECT_EQ(shard->table().size(), 2u);
 }
 
 // --- The fast path's budget ---

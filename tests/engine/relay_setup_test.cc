@@ -4,8 +4,10 @@
 // the tables agree on, the tables' share of the allocation quota, and a shard built from it.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "engine/config.h"
 #include "engine/relay_setup.h"
@@ -134,6 +136,52 @@ TEST(RelaySetupTest, AShardIsBuiltFromWhatTheConfigGives) {
                            1024, 7);
     EXPECT_EQ(shard.table().capacity(), 5000u);
     EXPECT_EQ(shard.table().size(), 0u);
+}
+
+// A live change (control/relay_commands.h) builds a new context from the edited RelayConfig
+// with the engine's nonce keys: what the old one issued, the new one accepts (no 438 storm).
+TEST(RelaySetupTest, ARebuiltContextTakesTheChangesAndKeepsTheNonces) {
+    EngineConfig config = relay_config(1);
+    const auto before =
+        make_relay_context(config.relay, config.ports.front(), keys(), ticks_per_second);
+    const stun::Address client = test::address("198.51.100.77");
+    std::array<char, turn_nonce_size> nonce{};
+    ASSERT_EQ(make_nonce(before->credentials().nonce_keys(), client, 1'700'000'000, nonce),
+              turn_nonce_size);
+
+    config.relay.users.push_back({"bob", "builder"});
+    config.relay.users.erase(config.relay.users.begin());  // alice goes
+    config.relay.rest_secrets.push_back("a-second-secret-for-rotation");
+    config.relay.peer_deny.clear();
+    config.relay.nonce_lifetime_s = 900;
+    const auto after =
+        make_relay_context(config.relay, config.ports.front(), keys(), ticks_per_second);
+    EXPECT_EQ(after->credentials().find_user("alice"), nullptr);
+    EXPECT_NE(after->credentials().find_user("bob"), nullptr);
+    EXPECT_EQ(after->credentials().rest_secret_count(), 2u);
+    EXPECT_EQ(after->policy().check(test::address("203.0.113.9")), PeerVerdict::allowed);
+    EXPECT_EQ(before->policy().check(test::address("203.0.113.9")),
+              PeerVerdict::denied_by_config);
+    EXPECT_EQ(check_nonce(after->credentials().nonce_keys(), client,
+                          std::string_view(nonce.data(), nonce.size()), 1'700'000'100,
+                          after->credentials().nonce_lifetime_s()),
+              NonceCheck::ok);
+    EXPECT_FALSE(after->drain().draining);
+}
+
+TEST(RelaySetupTest, ADrainingContextCarriesTheAlternateServer) {
+    EngineConfig config = relay_config(1);
+    const auto plain =
+        make_relay_context(config.relay, config.ports.front(), keys(), ticks_per_second, true);
+    EXPECT_TRUE(plain->drain().draining);
+    EXPECT_FALSE(plain->drain().alternate_server);
+    stun::Address alternate = test::address("198.51.100.20");
+    alternate.port = 3478;
+    config.relay.alternate_server = alternate;
+    const auto redirecting =
+        make_relay_context(config.relay, config.ports.front(), keys(), ticks_per_second, true);
+    ASSERT_TRUE(redirecting->drain().alternate_server);
+    EXPECT_EQ(*redirecting->drain().alternate_server, alternate);
 }
 
 TEST(RelaySetupTest, APortWithNoAddressCannotRelay) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "control/metrics.h"
 #include "control/registry.h"
 #include "control/stats.h"
 #include "engine/config.h"
@@ -48,12 +49,19 @@ struct EngineView {
     /// The control thread's clock (CLOCK_MONOTONIC in punchlined, injected in tests).
     std::function<std::uint64_t()> now_ms;
     std::uint64_t start_ms = 0;
+    /// The start in Unix milliseconds (the metrics' start time).
+    std::uint64_t start_unix_ms = 0;
+    /// The rate of the workers' busy cycle counters (the TSC); 0: unknown.
+    std::uint64_t cycles_per_second = 0;
     /// The relay's clock, in which allocation expiries are written (the TSC in punchlined),
     /// and its rate.
     std::function<std::uint64_t()> relay_now;
     std::uint64_t relay_ticks_per_second = 1;
     /// The management socket, for /status (set once the server exists; may stay null).
     std::function<nlohmann::json()> control_status;
+    /// The relay's drain state and the allocations left (RelayCommands::drain_progress), for
+    /// /status; may stay null.
+    std::function<nlohmann::json()> relay_drain;
     /// The workers' command rings (engine/worker.h), for /allocations/kill; null where the
     /// engine does not relay. send_kill posts `kill` to the worker cores[core] and returns
     /// false when its ring is full; kill_done reads that worker's CommandAck::done; pause
@@ -80,6 +88,10 @@ public:
 
     [[nodiscard]] nlohmann::json status() const;
     [[nodiscard]] nlohmann::json stats(const Arguments& arguments) const;
+    /// /stats's report: the counters now, rates over `window_s`, the tables' occupancy.
+    [[nodiscard]] StatsReport report(unsigned window_s) const;
+    /// What the Prometheus endpoint shows (control/metrics.h), from report().
+    [[nodiscard]] MetricsInput metrics() const;
     [[nodiscard]] nlohmann::json allocations(const Arguments& arguments) const;
     /// Deletes one allocation (by "id", LCORE:SLOT as the listing shows it, or by "client",
     /// its IP:port) or every allocation of a "user", on every worker or the "core" given,

@@ -38,6 +38,9 @@ namespace control {
       "the peer's credentials are neither root, the engine's user, nor a "           \
       "member of control.group")                                                     \
     X(too_many_clients, "the engine serves as many clients as it allows at once")    \
+    X(refused,                                                                       \
+      "the engine keeps what runs: the change conflicts with its state (a name "     \
+      "taken, the last credential), needs a restart, or the file has an error")      \
     X(internal_error, "the engine failed to carry the command out (a bug: please report it)")
 
 enum class ErrorCode : std::uint8_t {

@@ -54,10 +54,18 @@
 //   unauthenticated_burst = 40
 //   peer_allow = ["10.1.2.0/24"]     # holes in the default peer ranges (peer_policy.h)
 //   peer_deny = ["203.0.113.0/24"]
+//   alternate_server = "198.51.100.20:3478"   # while draining: 300 Try Alternate to it
 //
 //   [control]                        # the management socket (punchctl); absent: the defaults
 //   socket = "/run/punchline/punchlined.sock"   # absolute, at most 107 bytes
 //   group = "punchline"              # optional: mode 0660 and this group's members may use it
+//
+//   [metrics]                        # Prometheus text exposition over HTTP; absent: off
+//   listen = "127.0.0.1:9641"        # IPv4 "IP:PORT" or IPv6 "[IP]:PORT"
+//
+//   [log]                            # the control thread's messages
+//   level = "info"                   # error | warn | info | debug
+//   target = "stderr"                # stderr | syslog (facility daemon, ident punchlined)
 #pragma once
 
 #include <cstdint>
@@ -182,6 +190,10 @@ struct RelayConfig {
     /// The peer address policy's lists (engine/peer_policy.h gives the order of the rules).
     std::vector<Cidr> peer_allow{};
     std::vector<Cidr> peer_deny{};
+    /// Where a draining engine sends new allocations (RFC 8489 §14.15 ALTERNATE-SERVER, in a
+    /// 300 Try Alternate): another relay's address and port. Without it, or for a client of
+    /// the other family, a draining engine answers 508 (punchctl drain, docs/operations.md).
+    std::optional<stun::Address> alternate_server{};
 };
 
 /// The management socket (design.md §4, control/server.h): a Unix stream socket that punchctl
@@ -196,6 +208,24 @@ struct ControlConfig {
     std::string socket{default_socket};
     /// A group name (resolved at start-up); empty: none.
     std::string group;
+};
+
+/// The Prometheus endpoint (control/metrics_server.h): plain HTTP on a TCP address, served by
+/// the control thread. Off unless `listen` is set: it shows the engine's traffic to whoever
+/// reaches the address, so an operator chooses where.
+struct MetricsConfig {
+    static constexpr std::uint16_t default_port = 9641;
+    /// The address and port to listen on; port 0: one the system chooses (the log names it).
+    std::optional<stun::Address> listen;
+};
+
+/// The control thread's log (control/log.h). Workers never log (design.md §3).
+enum class LogLevel : std::uint8_t { error, warn, info, debug };
+enum class LogTarget : std::uint8_t { stderr_stream, syslog };
+
+struct LogConfig {
+    LogLevel level = LogLevel::info;
+    LogTarget target = LogTarget::stderr_stream;
 };
 
 /// How packets reach their owner worker (engine/flow_steering.h).
@@ -214,6 +244,8 @@ struct EngineConfig {
     NeighbourConfig neighbour;
     RelayConfig relay;
     ControlConfig control;
+    MetricsConfig metrics;
+    LogConfig log;
     std::vector<PortConfig> ports;
 };
 

@@ -77,6 +77,12 @@ struct alignas(64) CoreCounters {
         stalled_iterations += other.stalled_iterations;
         stalled_cycles += other.stalled_cycles;
     }
+    /// Busy cycles outside the RX and TX bursts: the engine's own work. A live read may see
+    /// busy_cycles and its split between a worker's increments: never below zero.
+    [[nodiscard]] std::uint64_t handling_cycles() const noexcept {
+        const std::uint64_t io = busy_rx_cycles + busy_tx_cycles;
+        return busy_cycles > io ? busy_cycles - io : 0;
+    }
     [[nodiscard]] std::uint64_t dropped() const noexcept {
         std::uint64_t total = 0;
         for (const auto n : drops) total += n;

@@ -60,6 +60,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -131,6 +132,18 @@ enum class CidrError : std::uint8_t {
 /// a /32 or /128. `out` is written only on CidrError::ok. Errors: bad_address, bad_prefix,
 /// prefix_too_long, host_bits_set. For config validation (control thread); does not allocate.
 [[nodiscard]] CidrError parse_cidr(std::string_view text, Cidr& out) noexcept;
+
+/// `cidr` as parse_cidr() reads it: "10.0.0.0/8", "fc00::/7" (for punchctl peer-policy).
+[[nodiscard]] std::string to_string(const Cidr& cidr);
+
+/// A default range (rule 5 of the header comment) and the reason it is refused under.
+struct DefaultPeerRange {
+    Cidr range;
+    PeerVerdict verdict;
+};
+
+/// The default ranges, in the order check() tries them (for punchctl peer-policy).
+[[nodiscard]] std::vector<DefaultPeerRange> default_peer_ranges();
 
 /// The peer address policy. Built by the control thread from config (allocates), published
 /// to the workers, which call check() (const, noexcept, allocation-free).

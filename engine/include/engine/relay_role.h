@@ -28,7 +28,8 @@
 //      §6.3.1.1, after the authentication checks as it says).
 //   6. The method's own checks (relay_role.cc cites each), first among them the allocation:
 //      Allocate on a 5-tuple that has one gets 437 (§7.2), the others 437 without one, and 441
-//      on one that another username made (§5).
+//      on one that another username made (§5). A new Allocate while the engine drains
+//      (RelayDrain) gets 300 Try Alternate or 508 before its attributes are looked at.
 // Every response after step 2 carries the integrity attribute the request was verified with
 // (RFC 8489 §9.2.4), and FINGERPRINT when the request had one (§7.3).
 //
@@ -117,6 +118,11 @@ namespace engine {
                                "worker (§7.2)")                                                  \
     X(table_full, 508, "the worker's allocation table is full (§7.2)")                            \
     X(no_relay_port, 508, "every relay port of the worker is taken (§7.2)")                       \
+    X(draining_redirected, 300, "a new Allocate while the engine drains, sent to "                \
+                                "relay.alternate_server with ALTERNATE-SERVER (RFC 8489 §10, "   \
+                                "§14.15)")                                                       \
+    X(draining_refused, 508, "a new Allocate while the engine drains, without an alternate "      \
+                             "server of the client's family (§7.2)")                             \
     X(bad_refresh_attribute, 400, "LIFETIME or REQUESTED-ADDRESS-FAMILY malformed in a Refresh "  \
                                   "(§8.2)")                                                      \
     X(refresh_family_mismatch, 443, "Refresh for an address family the allocation does not "      \
@@ -233,18 +239,28 @@ struct RelayLimits {
                                           std::uint64_t ticks_per_second) noexcept;
 };
 
-/// What every worker reads and none writes. Built by the control thread (allocates).
+/// Whether the engine drains (punchctl drain): new Allocates are refused, with 300 Try
+/// Alternate and ALTERNATE-SERVER where an alternate of the client's family is configured,
+/// else 508; every other request, and the data of existing allocations, carry on.
+struct RelayDrain {
+    bool draining = false;
+    std::optional<stun::Address> alternate_server;  ///< relay.alternate_server
+};
+
+/// What every worker reads and none writes. Built by the control thread (allocates); a change
+/// (users, secrets, peer policy, drain, reload) is a new one published in its place.
 class RelayContext {
 public:
     /// `addresses`: indexed by relay address index, at least one, all of the same families
     /// (so that a family is the server's or not, whichever index an allocation gets). Throws
     /// std::invalid_argument otherwise, or for a default lifetime of 0 or above the maximum.
     RelayContext(Credentials credentials, PeerPolicy policy, std::vector<RelayAddress> addresses,
-                 const RelayLimits& limits);
+                 const RelayLimits& limits, RelayDrain drain = {});
 
     [[nodiscard]] const Credentials& credentials() const noexcept { return credentials_; }
     [[nodiscard]] const PeerPolicy& policy() const noexcept { return policy_; }
     [[nodiscard]] const RelayLimits& limits() const noexcept { return limits_; }
+    [[nodiscard]] const RelayDrain& drain() const noexcept { return drain_; }
     /// relay_ipv4 | relay_ipv6: the families the server relays.
     [[nodiscard]] std::uint8_t families() const noexcept { return addresses_.front().families; }
     /// Relay address `index`; the first for an index the server does not have.
@@ -280,6 +296,7 @@ private:
     PeerPolicy policy_;
     std::vector<RelayAddress> addresses_;
     RelayLimits limits_;
+    RelayDrain drain_;
 };
 
 /// A worker's relay counters since start-up: what handle_turn() made of each message (its
@@ -299,6 +316,18 @@ struct RelayCounters {
 
     [[nodiscard]] std::uint64_t outcome(TurnOutcome o) const noexcept {
         return outcomes[static_cast<std::size_t>(o)];
+    }
+    /// Adds every counter of `other` (a worker's, into a total): the exit report's and the
+    /// metrics' one sum, as CoreCounters::add() is.
+    void add(const RelayCounters& other) noexcept {
+        for (std::size_t o = 0; o < outcomes.size(); ++o) outcomes[o] += other.outcomes[o];
+        for (std::size_t a = 0; a < auth_failures.size(); ++a)
+            auth_failures[a] += other.auth_failures[a];
+        to_peer_packets += other.to_peer_packets;
+        to_peer_bytes += other.to_peer_bytes;
+        to_client_packets += other.to_client_packets;
+        to_client_bytes += other.to_client_bytes;
+        killed += other.killed;
     }
 };
 
@@ -378,8 +407,8 @@ private:
 /// `out`, which may be `raw_request`'s own buffer: everything is read from the request before
 /// the first byte is written.
 ///
-/// Returns respond (a success, or an error with one of 400, 401, 403, 420, 437, 438, 440, 441,
-/// 442, 443, 486, 508), forward (a Send indication with a permission), or drop (rate_limited,
+/// Returns respond (a success, or an error with one of 300, 400, 401, 403, 420, 437, 438, 440,
+/// 441, 442, 443, 486, 508), forward (a Send indication with a permission), or drop (rate_limited,
 /// not_turn, send_*, response_too_large), the outcome naming which. Counts the outcome (and an
 /// auth_failed's AuthVerdict) in shard.counters().
 ///

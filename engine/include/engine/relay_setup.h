@@ -21,11 +21,16 @@ namespace engine {
 /// the nonce lifetime), the peer policy (the configured allow and deny lists, and every
 /// address the port owns refused, peer_policy.h), the relay address (the port's primary IPv4
 /// and IPv6 addresses: the relayed addresses of its allocations) and the lifetimes and
-/// quotas on a clock of `ticks_per_second`. Throws std::runtime_error, naming what to change,
+/// quotas on a clock of `ticks_per_second`, and whether the engine is `draining` (with
+/// relay.alternate_server, RelayDrain). Throws std::runtime_error, naming what to change,
 /// when the credentials cannot be built or the port has no address to relay from.
+///
+/// The control thread calls it again for every live change (control/relay_commands.h) with
+/// the same `nonce_keys`: a nonce issued before the change verifies after it, so that no
+/// client is answered 438 because the users or the policy changed.
 [[nodiscard]] std::unique_ptr<const RelayContext> make_relay_context(
     const RelayConfig& relay, const PortConfig& port, const NonceKeys& nonce_keys,
-    std::uint64_t ticks_per_second);
+    std::uint64_t ticks_per_second, bool draining = false);
 
 /// How the relay ports split among `workers` (config.cc checked there is one each): equal
 /// consecutive shares from relay.ports' first, the remainder unused, so that steering finds

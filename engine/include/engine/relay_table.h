@@ -86,6 +86,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -120,12 +121,20 @@ public:
     [[nodiscard]] static FiveTuple ipv4(const std::byte* client_ip, std::uint16_t client_port,
                                         const std::byte* server_ip,
                                         std::uint16_t server_port) noexcept {
-        FiveTuple key;
-        std::memcpy(&key.words_[0], client_ip, 4);
-        std::memcpy(&key.words_[2], server_ip, 4);
-        key.words_[4] = std::uint64_t{client_port} | std::uint64_t{server_port} << 16 |
-                        std::uint64_t{static_cast<std::uint8_t>(stun::AddressFamily::ipv4)} << 32;
-        return key;
+        // Each word made in a register and the key built whole: 4-byte copies into a zeroed
+        // key on the stack (the obvious way) made the hash's 8-byte loads wait on stores they
+        // could not forward from, which cost the express lane a fifth of its time.
+        const auto ipv4_word = [](const std::byte* ip) noexcept {
+            std::uint32_t a;
+            std::memcpy(&a, ip, 4);
+            // As stun::Address::ip lies in memory: the address's 4 bytes first, then zeros.
+            return std::endian::native == std::endian::little ? std::uint64_t{a}
+                                                              : std::uint64_t{a} << 32;
+        };
+        return FiveTuple(ipv4_word(client_ip), ipv4_word(server_ip),
+                         std::uint64_t{client_port} | std::uint64_t{server_port} << 16 |
+                             std::uint64_t{static_cast<std::uint8_t>(stun::AddressFamily::ipv4)}
+                                 << 32);
     }
 
     [[nodiscard]] stun::Address client() const noexcept;
@@ -135,6 +144,10 @@ public:
     friend bool operator==(const FiveTuple&, const FiveTuple&) = default;
 
 private:
+    // An IPv4 key (ipv4()): the two addresses' first words and the ports' word.
+    FiveTuple(std::uint64_t client_ip, std::uint64_t server_ip, std::uint64_t ports) noexcept
+        : words_{client_ip, 0, server_ip, 0, ports} {}
+
     friend class Allocation;
     friend class RelayTable;
     // 0-1: client IP, 2-3: server IP (network order, as stun::Address::ip, IPv4 in the first
