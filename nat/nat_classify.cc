@@ -10,19 +10,20 @@ bool answered(const TestResult& t) noexcept { return t.outcome == TestOutcome::s
 
 MappingBehavior classify_mapping(const ProbeResults& r) noexcept {
     if (!answered(r.mapping1)) return MappingBehavior::unknown;
-    // §4.3: "If this address [XOR-MAPPED-ADDRESS] is the same as the local address, the
-    // client is not behind a NAT."
+    // §4.3: "If this address and port are the same as the local IP address and port of the
+    // socket used to send the request, the client knows that it is not NATed and the effective
+    // mapping will be Endpoint-Independent." No OTHER-ADDRESS is needed to know that much.
     if (r.mapping1.mapped == r.local) return MappingBehavior::no_nat;
-    // Test II goes to OTHER-ADDRESS's IP: without it there is no test II.
+    // "If OTHER-ADDRESS is not returned, the server does not support this usage and this test
+    // cannot be run": test II goes to OTHER-ADDRESS's IP.
     if (!r.mapping1.other_address) return MappingBehavior::unknown;
     if (!answered(r.mapping2)) return MappingBehavior::unknown;
-    // "If the XOR-MAPPED-ADDRESS in the Binding Response is the same as the test I
-    // XOR-MAPPED-ADDRESS, the NAT currently has Endpoint-Independent Mapping."
+    // "If the XOR-MAPPED-ADDRESS in the Binding Response is the same as test I the NAT
+    // currently has Endpoint-Independent Mapping."
     if (r.mapping2.mapped == r.mapping1.mapped) return MappingBehavior::endpoint_independent;
     if (!answered(r.mapping3)) return MappingBehavior::unknown;
-    // "If the XOR-MAPPED-ADDRESS matches the one from test II, the NAT currently has
-    // Address-Dependent Mapping; if it does not match, the NAT currently has Address and
-    // Port-Dependent Mapping."
+    // "If the XOR-MAPPED-ADDRESS matches test II, the NAT currently has Address-Dependent
+    // Mapping; if it doesn't match it currently has Address and Port-Dependent Mapping."
     return r.mapping3.mapped == r.mapping2.mapped ? MappingBehavior::address_dependent
                                                   : MappingBehavior::address_and_port_dependent;
 }

@@ -52,9 +52,6 @@ constexpr std::string_view rejection_help[] = {
 #undef PUNCH_REJECTION_HELP
 };
 
-// RFC 8489 §14 and RFC 5780 §7: what a Binding client understands in a response.
-bool known_in_binding_response(std::uint16_t type) noexcept { return stun::is_known_attribute(type); }
-
 }  // namespace
 
 std::string_view to_string(ResponseRejection rejection) noexcept {
@@ -190,7 +187,7 @@ DatagramVerdict StunClient::on_datagram(const stun::Address& from,
     // RFC 8489 §6.3.3, §6.3.4: an unknown comprehension-required attribute in a response
     // makes it unusable. It is discarded here; the transaction then ends by its schedule.
     std::array<std::uint16_t, 1> unknown;
-    if (m.unknown_comprehension_required(unknown, &known_in_binding_response) != 0)
+    if (m.unknown_comprehension_required(unknown) != 0)
         return reject(ResponseRejection::unknown_comprehension_required);
 
     BindingResult result;

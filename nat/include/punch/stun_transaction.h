@@ -27,8 +27,8 @@ namespace punch {
 
 /// RFC 8489 §6.2.1's retransmission parameters, and the caller's bound on the whole.
 struct RetransmissionPolicy {
-    /// "RTO ... SHOULD be configurable and SHOULD be greater than 500 ms": its initial value;
-    /// it doubles after every send.
+    /// The initial retransmission timeout (RFC 8489 §6.2.1: configurable, 500 ms unless the
+    /// path's RTT is known); it doubles after every send.
     Time initial_rto = std::chrono::milliseconds(500);
     /// Rc: requests sent in all, the first included. Default 7.
     unsigned max_sends = 7;

@@ -54,7 +54,7 @@ private:
 };
 
 /// The source address the kernel would choose to reach `destination` (a connected UDP socket's
-/// getsockname(); nothing is sent). Port 0. nullopt-like: false when there is no route.
+/// getsockname(); nothing is sent), port 0; false when there is no route.
 [[nodiscard]] bool route_source(const stun::Address& destination, stun::Address& source);
 
 /// "203.0.113.2:3478", "[2001:db8::1]:3478" or "stun.example.org:3478" to addresses, resolved
