@@ -51,7 +51,7 @@ std::string outcome_text(const punch::BindingResult& r) {
                ms_text(r.elapsed);
     case punch::TransactionStatus::timeout:
         return "no answer after " + ms_text(r.elapsed) + " (" + std::to_string(r.sends) +
-               " requests)";
+               (r.sends == 1 ? " request)" : " requests)");
     case punch::TransactionStatus::send_failed: return "could not send (no route?)";
     }
     return "?";
