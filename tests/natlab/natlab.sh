@@ -73,6 +73,7 @@
 #   NATLAB_RELAY_IP NATLAB_RELAY_PORT NATLAB_RELAY_REALM NATLAB_RELAY_USER
 #   NATLAB_RELAY_PASSWORD NATLAB_REST_SECRET (the relay's TURN REST secret, for a coordinator)
 #   NATLAB_COORD_IP NATLAB_ENGINE_CONFIG
+# (exported, so that a program started in the lab finds them in its environment)
 #
 # natlab.md's pitfalls, each handled where it bites: unsolicited WAN packets are dropped in the
 # router's input hook (an ICMP error would confirm a conntrack entry that later clashes with
@@ -85,18 +86,19 @@ natlab_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/engine/interop/lab.sh
 source "$natlab_here/../engine/interop/lab.sh"
 
-NATLAB_STUN_IP=203.0.113.2
-NATLAB_STUN_ALT_IP=203.0.113.3
-NATLAB_STUN_PORT=3478
-NATLAB_STUN_ALT_PORT=3479
-NATLAB_RELAY_IP=$NATLAB_STUN_IP
-NATLAB_RELAY_PORT=$NATLAB_STUN_PORT
-NATLAB_RELAY_REALM=punchline.test
-NATLAB_RELAY_USER=alice
-NATLAB_RELAY_PASSWORD=relay-password
-NATLAB_REST_SECRET=punchline-natlab-rest-secret
-NATLAB_COORD_IP=203.0.113.4
-NATLAB_ENGINE_CONFIG=""
+# Exported: programs a test starts in the lab read them too.
+export NATLAB_STUN_IP=203.0.113.2
+export NATLAB_STUN_ALT_IP=203.0.113.3
+export NATLAB_STUN_PORT=3478
+export NATLAB_STUN_ALT_PORT=3479
+export NATLAB_RELAY_IP=$NATLAB_STUN_IP
+export NATLAB_RELAY_PORT=$NATLAB_STUN_PORT
+export NATLAB_RELAY_REALM=punchline.test
+export NATLAB_RELAY_USER=alice
+export NATLAB_RELAY_PASSWORD=relay-password
+export NATLAB_REST_SECRET=punchline-natlab-rest-secret
+export NATLAB_COORD_IP=203.0.113.4
+export NATLAB_ENGINE_CONFIG=""
 # The Internet's two sides (natlab_build).
 natlab_server_gateway=203.0.113.1
 natlab_client_gateway=198.51.100.1
