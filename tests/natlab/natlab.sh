@@ -298,9 +298,13 @@ natlab_check_name() {
   [[ -z ${NATLAB_TYPE[$1]+x} ]] || lab_fail "natlab: client $1 exists already"
 }
 
+# On stderr: the functions that print an answer run inside $(...), where a message on stdout
+# would become the caller's value; the failed substitution then ends the script (set -e).
 natlab_check_client() {
-  [[ -n ${NATLAB_TYPE[$1]+x} ]] ||
-    lab_fail "natlab: no client '$1' (natlab_add_client $1 TYPE first)"
+  if [[ -z ${NATLAB_TYPE[$1]+x} ]]; then
+    echo "FAIL: natlab: no client '$1' (natlab_add_client $1 TYPE first)" >&2
+    exit 1
+  fi
 }
 
 natlab_add_client() {
@@ -443,6 +447,7 @@ natlab_check_ipv4() {
 
 natlab_cut_path() {
   local where
+  natlab_check_client "$1"
   where=$(natlab_cut_namespace "$1")
   natlab_check_ipv4 "${2:-}"
   lab_exec "$where" nft add element inet natlab_cut peers "{ $2 }" ||
@@ -451,6 +456,7 @@ natlab_cut_path() {
 
 natlab_restore_path() {
   local where
+  natlab_check_client "$1"
   where=$(natlab_cut_namespace "$1")
   natlab_check_ipv4 "${2:-}"
   lab_exec "$where" nft delete element inet natlab_cut peers "{ $2 }" ||
@@ -465,6 +471,7 @@ natlab_counter() {
 
 natlab_cut_drops() {
   local where
+  natlab_check_client "$1"
   where=$(natlab_cut_namespace "$1")
   natlab_counter "$where" inet natlab_cut cut
 }

@@ -17,9 +17,10 @@
 #    full cone's two LAN hosts through its public address punch through (both sides);
 #    symmetric/symmetric, port-restricted/symmetric and two hosts behind a port-restricted NAT
 #    that does not hairpin do not (neither side).
-# 3. natlab_cut_path: with the path between the full cone and the no-NAT client cut in the
+# 3. TCP from every client reaches the coordinator's host, from the client's public address.
+# 4. natlab_cut_path: with the path between the full cone and the no-NAT client cut in the
 #    NAT, their punch fails and the cut counts drops; restored, it succeeds again.
-# 4. punchlined stops with its counters conserved and stun ok > 0.
+# 5. punchlined stops with its counters conserved and stun ok > 0.
 # Exit 77 (skipped) when not root or when coturn, nftables or python3 is missing. About 15 s.
 set -euo pipefail
 
@@ -168,6 +169,40 @@ for pair in "${pairs[@]}"; do
   echo
   punch_judge "$a" "$b" "$expected"
 done
+
+# The coordinator's host is reachable over TCP from behind every NAT (issue 6's signaling
+# needs no more than that): an echo server there, one connection from each client, which must
+# come from the client's public address.
+echo
+echo "== TCP to the coordinator's host ($NATLAB_COORD_IP:7000) from every client"
+clients=(none full address port symmetric symmetric2 port2 hairpin hairpin2)
+ip netns exec "$(lab_ns coord)" timeout 20 "$python" -c '
+import socket, sys
+server = socket.create_server((sys.argv[1], 7000))
+for _ in range(int(sys.argv[2])):
+    connection, (ip, _) = server.accept()
+    with connection:
+        connection.sendall(connection.recv(64) + b" from " + ip.encode())
+' "$NATLAB_COORD_IP" "${#clients[@]}" >"$LAB_WORKDIR/coord.txt" 2>&1 &
+echo_server=$!
+for client in "${clients[@]}"; do
+  output=$LAB_WORKDIR/tcp-$client.txt
+  natlab_exec "$client" timeout 5 "$python" -c '
+import socket, sys, time
+for _ in range(50):  # the server may still be starting: 5 s at most
+    try:
+        connection = socket.create_connection((sys.argv[1], 7000), timeout=2)
+        break
+    except ConnectionRefusedError:
+        time.sleep(0.1)
+connection.sendall(sys.argv[2].encode())
+print(connection.recv(128).decode())
+' "$NATLAB_COORD_IP" "$client" >"$output" 2>&1 || true
+  public=$(natlab_public_ip "$client")
+  check "TCP from $client ($(natlab_type "$client")) arrives from $public" "$output" \
+    "^$client from ${public//./\\.}\$"
+done
+wait "$echo_server" || { echo "FAIL: the echo server exited $?"; failures=$((failures + 1)); }
 
 echo
 echo "== natlab_cut_path full $(natlab_public_ip none)"
