@@ -21,7 +21,7 @@
 # 4. natlab_cut_path: with the path between the full cone and the no-NAT client cut in the
 #    NAT, their punch fails and the cut counts drops; restored, it succeeds again.
 # 5. punchlined stops with its counters conserved and stun ok > 0.
-# Exit 77 (skipped) when not root or when coturn, nftables or python3 is missing. About 15 s.
+# Exit 77 (skipped) when not root or when coturn, nftables or python3 is missing. About 18 s.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
