@@ -49,6 +49,10 @@ rest_secrets = ["$secret"]
 peer_deny = ["198.51.100.99"]
 EOF
 lab_engine_start e "$config"
+# The peers are behind the gateway: until the engine has its MAC, datagrams to them are dropped
+# as relay_no_route (counted, not lost by a change), so the flow starts once it is resolved.
+lab_poll 100 grep -q 'gateway 203\.0\.113\.10 resolved' "$LAB_ENGINE_LOG" ||
+  lab_fail "the engine did not resolve its gateway 203.0.113.10 within 10 s"
 sock=$LAB_WORKDIR/punchlined.sock
 failures=0
 
