@@ -233,6 +233,13 @@ std::string exposition(const MetricsInput& input) {
                      return to_peer ? r.to_peer_bytes : r.to_client_bytes;
                  });
 
+    writer.family("punchline_relay_killed_total", "counter",
+                  "Allocations the operator deleted (punchctl allocations kill).");
+    for (std::size_t i = 0; i < relay_cores; ++i)
+        writer.sample("punchline_relay_killed_total",
+                      {{"core", std::to_string(input.stats.cores[i].lcore)}},
+                      input.relay[i].killed);
+
     writer.family("punchline_turn_messages_total", "counter",
                   "TURN messages the worker handled, by outcome (engine/include/engine/"
                   "relay_role.h gives each outcome's meaning and error code).");

@@ -47,6 +47,7 @@ MetricsInput two_cores(bool relay) {
             4;
         input.relay[0].to_peer_packets = 20;
         input.relay[0].to_client_bytes = 3000;
+        input.relay[0].killed = 2;
     }
     return input;
 }
@@ -138,6 +139,8 @@ TEST(MetricsExposition, NumbersAndLabelsAsGiven) {
     EXPECT_EQ(s.at(R"(punchline_relay_allocation_capacity{core="3"})"), "512");
     EXPECT_EQ(s.at(R"(punchline_relay_packets_total{core="1",direction="to_peer"})"), "20");
     EXPECT_EQ(s.at(R"(punchline_relay_bytes_total{core="1",direction="to_client"})"), "3000");
+    EXPECT_EQ(s.at(R"(punchline_relay_killed_total{core="1"})"), "2");
+    EXPECT_EQ(s.at(R"(punchline_relay_killed_total{core="3"})"), "0");
     const std::string outcome(engine::turn_outcomes[0].name);
     EXPECT_EQ(s.at(R"(punchline_turn_messages_total{core="3",outcome=")" + outcome + "\"}"),
               "11");
