@@ -16,8 +16,9 @@
 //   - the hammer: a client thread on the control thread's CPU, connected to the socket, sending
 //     one request at a time as fast as the replies come (punchctl's way, without its process),
 //     until told to stop:
-//       list    every allocation, page by page (limit 1000, "after" the previous page's
-//               "next", as `punchctl allocations` pages), then /stats; again
+//       list    every allocation, page by page (limit 1000, or another page size, "after"
+//               the previous page's "next", as `punchctl allocations` pages), then /stats;
+//               again
 //       reload  /users/add of a new user (a publication), then /reload, which finds the file
 //               without that user and publishes again; again
 //       both    the two in turn
@@ -155,7 +156,8 @@ public:
           original_context_(dataplane.ports.at(0).context) {
         {
             std::FILE* file = std::fopen(folder_.config.c_str(), "w");
-            const std::string text = configuration_text(folder_.path, device, worker_lcore, clients);
+            const std::string text =
+                configuration_text(folder_.path, device, worker_lcore, clients);
             const bool written = file != nullptr &&
                                  std::fwrite(text.data(), 1, text.size(), file) == text.size();
             if (file == nullptr || std::fclose(file) != 0 || !written)
@@ -203,11 +205,13 @@ public:
     ControlPlane(const ControlPlane&) = delete;
     ControlPlane& operator=(const ControlPlane&) = delete;
 
-    /// Starts the client thread with `load` (not none); returns at once.
-    void hammer(Load load) {
+    /// Starts the client thread with `load` (not none), its /allocations pages of
+    /// `page_limit` allocations; returns at once.
+    void hammer(Load load, std::int64_t page_limit = control::EngineCommands::max_page) {
         calm();
         stop_hammer_.store(false, std::memory_order_relaxed);
-        client_thread_ = std::thread([this, load] { client_main(load); });
+        client_thread_ =
+            std::thread([this, load, page_limit] { client_main(load, page_limit); });
         pin(client_thread_);
     }
     /// Stops the client thread after its request in flight, and waits for it.
@@ -288,7 +292,7 @@ private:
             first_failure_ = what;
     }
 
-    void client_main(Load load) {
+    void client_main(Load load, std::int64_t page_limit) {
         if (load == Load::rcu) {
             // A grace period after another, nothing published: what the worker's quiescent
             // states cost (the slow path of rcu_quiescent_state(), and a futex wake-up when
@@ -358,7 +362,7 @@ private:
                 nlohmann::json after = nullptr;
                 bool complete = false;
                 while (!stop_hammer_.load(std::memory_order_relaxed)) {
-                    nlohmann::json args = {{"limit", control::EngineCommands::max_page}};
+                    nlohmann::json args = {{"limit", page_limit}};
                     if (!after.is_null()) args["after"] = after;
                     const nlohmann::json page = request("/allocations", std::move(args));
                     if (page.is_null()) break;

@@ -6,7 +6,8 @@
 //                         [--workload binding|channel-out|channel-in|data-indication]
 //                         [--payload 100] [--flows 4096] [--inflight 512] [--burst 32] [--no-huge]
 //                         [--trust-checksum] [--no-alternate] [--no-software]
-//                         [-- EAL ARGUMENTS]
+//                         [--control-load none|list|reload|both|rcu] [--control-page 1000]
+//                         [--control-cpu N] [--realtime] [-- EAL ARGUMENTS]
 //
 // One lcore, run to completion. Two rte_rings are an ethdev (rte_eth_from_rings): what the
 // port transmits lands in the TX ring, what it receives is read from the RX ring. Each loop
@@ -60,6 +61,30 @@
 // allocations' own relayed counters summing to what the worker sent. Their RESULT lines are
 // engine_relay_<workload>_mpps and parse_and_swap_<workload>_mpps, the latter the
 // parse-and-swap loop of the same run on the same frames.
+//
+// The control plane under load (issue 5; --control-load, relay workloads only). Beside the
+// worker, on another CPU (--control-cpu; by default the first this process may use that is not
+// the worker's), runs punchlined's control thread with the management socket and the real
+// commands, and a client that hammers the socket (bench/control_load.h): list pages through
+// every allocation with /allocations (1000 a page, --control-page to change it; each page is
+// one walk of the table's seqlock listing) then asks /stats; reload adds a user with
+// /users/add then re-reads the file with /reload, each a new RelayContext published through
+// RCU with synchronize_rcu(), as punchlined's publish_relay(); both does the two in turn; rcu
+// calls synchronize_rcu() alone, to tell the quiescent states' cost from the rest. The
+// worker is then a registered QSBR reader announcing a quiescent state after every poll, as
+// worker_main does. The runs alternate the engine with the control thread idle (polling its
+// socket, ticking every 50 ms) and hammered, --runs times each, in this process; the
+// parse-and-swap loop does not run.
+// Each hammered run counts the requests answered in its counted seconds. Every reply must be
+// ok and the relayed frames pass the same checks. The figures: Mpps idle and hammered, their
+// ratio (goal ≥ 0.95), the requests per second; and both Mpps again per second that the
+// worker's thread had its CPU (its CPU time less the hypervisor's steal), because on a machine
+// that others share the control plane's CPU work pushes their processes onto the worker's CPU:
+// --realtime (SCHED_FIFO priority 1 for the worker and the control plane's threads, root)
+// keeps them off both, as cores of their own would. RESULT lines
+// engine_relay_<workload>_control_idle_mpps, engine_relay_<workload>_control_<load>_mpps
+// (baseline: the idle one) and control_<load>_requests_per_s_<workload> (for rcu,
+// control_rcu_grace_periods_per_s_<workload>).
 //
 // EAL arguments: everything after "--"; default -l 1 --no-pci --in-memory --no-telemetry
 // --log-level=lib.eal:error, which needs reserved hugepages (dpdk-hugepages.py -p 2M --setup
@@ -155,6 +180,9 @@ struct Options {
     // allowed that is not the worker's).
     std::string control_load = "none";
     int control_cpu = -1;
+    // The hammer's /allocations page size: 1000 (the largest); 1 makes every request a walk
+    // of the whole table with next to no JSON, to tell the walks' cost from the replies'.
+    unsigned control_page = 1000;
     // The worker's thread at SCHED_FIFO priority 1, as on a core of its own: on a machine
     // that others share, nothing else then runs on its CPU but in the kernel's real-time
     // throttling window (by default 50 ms of each second, sched_rt_runtime_us). With
@@ -562,7 +590,8 @@ double median(std::vector<double> values) {
 std::uint64_t thread_cpu_ns() {
     timespec t{};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return static_cast<std::uint64_t>(t.tv_sec) * 1000000000 + static_cast<std::uint64_t>(t.tv_nsec);
+    return static_cast<std::uint64_t>(t.tv_sec) * 1000000000 +
+           static_cast<std::uint64_t>(t.tv_nsec);
 }
 
 // The time the hypervisor ran something else while `cpu` had work, in ns (/proc/stat's
@@ -640,6 +669,9 @@ int main(int argc, char** argv) {
                    "(/users/add, /reload: RCU publications), both; or rcu (synchronize_rcu() "
                    "alone, no socket)")
         ->check(CLI::IsMember({"none", "list", "reload", "both", "rcu"}));
+    app.add_option("--control-page", options.control_page,
+                   "the hammer's /allocations page size (each page walks the whole table)")
+        ->check(CLI::Range(1, 1000));
     app.add_option("--control-cpu", options.control_cpu,
                    "the CPU of the control thread and its client (default: the first allowed "
                    "that is not the worker's)")
@@ -849,7 +881,8 @@ int main(int argc, char** argv) {
         if (const int error = pthread_setschedparam(pthread_self(), SCHED_FIFO, &priority);
             error != 0)
             fail_setup(std::string("--realtime: SCHED_FIFO for the worker's thread: ") +
-                       std::strerror(error) + " (needs root or CAP_SYS_NICE; leave out --realtime)");
+                       std::strerror(error) +
+                       " (needs root or CAP_SYS_NICE; leave out --realtime)");
         std::printf("engine_pipeline_bench: the worker's thread at SCHED_FIFO priority 1\n");
         std::fflush(stdout);
     }
@@ -912,7 +945,7 @@ int main(int argc, char** argv) {
                 control_load::Operations::Counts operations;
                 std::uint64_t tsc = 0, cpu_ns = 0, steal_ns = 0;
             } first, last;
-            if (hammered) plane->hammer(load);
+            if (hammered) plane->hammer(load, options.control_page);
             rcu_thread_online();
             const double mpps = timed_run(
                 feeder, quiescent_step, [&] { return counters.tx_packets; }, options.warmup,
