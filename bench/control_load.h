@@ -14,8 +14,9 @@
 //     re-reads a configuration file that describes the bench's relay (relay_workload.h: realm,
 //     user, addresses), written to the same folder.
 //   - the hammer: a client thread on the control thread's CPU, connected to the socket, sending
-//     one request at a time as fast as the replies come (punchctl's way, without its process),
-//     until told to stop:
+//     one request at a time as fast as the replies come (punchctl's way, without its process,
+//     and without parsing an /allocations page: its "next" is read from the text), until told
+//     to stop:
 //       list    every allocation, page by page (limit 1000, or another page size, "after"
 //               the previous page's "next", as `punchctl allocations` pages), then /stats;
 //               again

@@ -176,8 +176,8 @@ struct Options {
     // Relay workloads: what the control plane does during the engine's runs
     // (bench/control_load.h): none (no control plane: the figures above), or the idle engine
     // against the engine while a client hammers the management socket with list, reload or
-    // both; and the CPU that the control thread and its client run on (-1: the first one
-    // allowed that is not the worker's).
+    // both (or rcu: grace periods alone); and the CPU that the control thread and its client
+    // run on (-1: the first one allowed that is not the worker's).
     std::string control_load = "none";
     int control_cpu = -1;
     // The hammer's /allocations page size: 1000 (the largest); 1 makes every request a walk
