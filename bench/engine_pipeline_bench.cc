@@ -6,7 +6,8 @@
 //                         [--workload binding|channel-out|channel-in|data-indication]
 //                         [--payload 100] [--flows 4096] [--inflight 512] [--burst 32] [--no-huge]
 //                         [--trust-checksum] [--no-alternate] [--no-software]
-//                         [-- EAL ARGUMENTS]
+//                         [--control-load none|list|reload|both|rcu] [--control-page 1000]
+//                         [--control-cpu N] [--realtime] [-- EAL ARGUMENTS]
 //
 // One lcore, run to completion. Two rte_rings are an ethdev (rte_eth_from_rings): what the
 // port transmits lands in the TX ring, what it receives is read from the RX ring. Each loop
@@ -61,6 +62,30 @@
 // engine_relay_<workload>_mpps and parse_and_swap_<workload>_mpps, the latter the
 // parse-and-swap loop of the same run on the same frames.
 //
+// The control plane under load (issue 5; --control-load, relay workloads only). Beside the
+// worker, on another CPU (--control-cpu; by default the first this process may use that is not
+// the worker's), runs punchlined's control thread with the management socket and the real
+// commands, and a client that hammers the socket (bench/control_load.h): list pages through
+// every allocation with /allocations (1000 a page, --control-page to change it; each page is
+// one walk of the table's seqlock listing) then asks /stats; reload adds a user with
+// /users/add then re-reads the file with /reload, each a new RelayContext published through
+// RCU with synchronize_rcu(), as punchlined's publish_relay(); both does the two in turn; rcu
+// calls synchronize_rcu() alone, to tell the quiescent states' cost from the rest. The
+// worker is then a registered QSBR reader announcing a quiescent state after every poll, as
+// worker_main does. The runs alternate the engine with the control thread idle (polling its
+// socket, ticking every 50 ms) and hammered, --runs times each, in this process; the
+// parse-and-swap loop does not run.
+// Each hammered run counts the requests answered in its counted seconds. Every reply must be
+// ok and the relayed frames pass the same checks. The figures: Mpps idle and hammered, their
+// ratio (goal ≥ 0.95), the requests per second; and both Mpps again per second that the
+// worker's thread had its CPU (its CPU time less the hypervisor's steal), because on a machine
+// that others share the control plane's CPU work pushes their processes onto the worker's CPU:
+// --realtime (SCHED_FIFO priority 1 for the worker and the control plane's threads, root)
+// keeps them off both, as cores of their own would. RESULT lines
+// engine_relay_<workload>_control_idle_mpps, engine_relay_<workload>_control_<load>_mpps
+// (baseline: the idle one) and control_<load>_requests_per_s_<workload> (for rcu,
+// control_rcu_grace_periods_per_s_<workload>).
+//
 // EAL arguments: everything after "--"; default -l 1 --no-pci --in-memory --no-telemetry
 // --log-level=lib.eal:error, which needs reserved hugepages (dpdk-hugepages.py -p 2M --setup
 // 1G). --no-huge switches the default to --no-huge -m 512 --no-shconf: slower whenever
@@ -78,6 +103,9 @@
 #include <rte_ring.h>
 #include <rte_udp.h>
 
+#include <sched.h>
+#include <urcu-qsbr.h>
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -86,6 +114,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -95,6 +124,7 @@
 #include "engine/counters.h"
 #include "engine/port_context.h"
 #include "engine/worker.h"
+#include "control_load.h"
 #include "relay_workload.h"
 #include "stun/address.h"
 #include "stun/attributes.h"
@@ -143,6 +173,21 @@ struct Options {
     bool trust_checksum = false;
     bool no_alternate = false;
     bool no_software = false;
+    // Relay workloads: what the control plane does during the engine's runs
+    // (bench/control_load.h): none (no control plane: the figures above), or the idle engine
+    // against the engine while a client hammers the management socket with list, reload or
+    // both (or rcu: grace periods alone); and the CPU that the control thread and its client
+    // run on (-1: the first one allowed that is not the worker's).
+    std::string control_load = "none";
+    int control_cpu = -1;
+    // The hammer's /allocations page size: 1000 (the largest); 1 makes every request a walk
+    // of the whole table with next to no JSON, to tell the walks' cost from the replies'.
+    unsigned control_page = 1000;
+    // The worker's thread at SCHED_FIFO priority 1, as on a core of its own: on a machine
+    // that others share, nothing else then runs on its CPU but in the kernel's real-time
+    // throttling window (by default 50 ms of each second, sched_rt_runtime_us). With
+    // --control-load, the control thread and its client too, on theirs.
+    bool realtime = false;
 };
 
 [[noreturn]] void fail_setup(const std::string& message) {
@@ -307,9 +352,11 @@ struct ParseAndSwap {
 };
 
 // One timed run: warm-up, then `seconds` counted. `count` reads the running total of
-// responses. Returns Mpps.
+// responses; `mark` (if any) is called as the counted seconds begin (true) and end (false).
+// Returns Mpps.
 template <typename Step, typename Count>
-double timed_run(Feeder& feeder, Step step, Count count, double warmup, double seconds) {
+double timed_run(Feeder& feeder, Step step, Count count, double warmup, double seconds,
+                 const std::function<void(bool)>& mark = {}) {
     const std::uint64_t hz = rte_get_tsc_hz();
     const std::uint64_t warm_end = rte_rdtsc() + static_cast<std::uint64_t>(warmup * double(hz));
     while (rte_rdtsc() < warm_end) {
@@ -318,6 +365,7 @@ double timed_run(Feeder& feeder, Step step, Count count, double warmup, double s
             step();
         }
     }
+    if (mark) mark(true);
     const std::uint64_t first = count();
     const std::uint64_t start = rte_rdtsc();
     const std::uint64_t end = start + static_cast<std::uint64_t>(seconds * double(hz));
@@ -331,7 +379,9 @@ double timed_run(Feeder& feeder, Step step, Count count, double warmup, double s
         now = rte_rdtsc();
     } while (now < end);
     const double elapsed = double(now - start) / double(hz);
-    return double(count() - first) / elapsed / 1e6;
+    const std::uint64_t last = count();
+    if (mark) mark(false);
+    return double(last - first) / elapsed / 1e6;
 }
 
 // Lets `step` consume everything in the RX ring, so that every mbuf in flight ends in the TX
@@ -535,6 +585,37 @@ double median(std::vector<double> values) {
     return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
+// The calling thread's time on its CPU in ns (CLOCK_THREAD_CPUTIME_ID): the wall-clock time
+// less the time the kernel gave other threads.
+std::uint64_t thread_cpu_ns() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<std::uint64_t>(t.tv_sec) * 1000000000 +
+           static_cast<std::uint64_t>(t.tv_nsec);
+}
+
+// The time the hypervisor ran something else while `cpu` had work, in ns (/proc/stat's
+// "steal", kept in clock ticks; 0 when it cannot be read). The guest counts it as the running
+// thread's.
+std::uint64_t steal_ns(unsigned cpu) {
+    std::FILE* file = std::fopen("/proc/stat", "r");
+    if (file == nullptr) return 0;
+    const std::string name = "cpu" + std::to_string(cpu) + " ";
+    char line[512];
+    unsigned long long steal = 0;
+    while (std::fgets(line, sizeof line, file) != nullptr) {
+        if (std::strncmp(line, name.c_str(), name.size()) != 0) continue;
+        unsigned long long field[8] = {};
+        if (std::sscanf(line + name.size(), "%llu %llu %llu %llu %llu %llu %llu %llu", &field[0],
+                        &field[1], &field[2], &field[3], &field[4], &field[5], &field[6],
+                        &field[7]) == 8)
+            steal = field[7];
+        break;
+    }
+    std::fclose(file);
+    return steal * 1000000000ULL / static_cast<unsigned long long>(sysconf(_SC_CLK_TCK));
+}
+
 std::string json_list(const std::vector<double>& values) {
     std::string out = "[";
     char buffer[32];
@@ -582,6 +663,23 @@ int main(int argc, char** argv) {
     app.add_flag("--no-alternate", options.no_alternate,
                  "no RFC 5780 alternate address and port (no RESPONSE-ORIGIN, OTHER-ADDRESS)");
     app.add_flag("--no-software", options.no_software, "no SOFTWARE attribute in responses");
+    app.add_option("--control-load", options.control_load,
+                   "relay workloads: none, or the idle engine against the engine while a client "
+                   "hammers the management socket: list (/allocations pages, /stats), reload "
+                   "(/users/add, /reload: RCU publications), both; or rcu (synchronize_rcu() "
+                   "alone, no socket)")
+        ->check(CLI::IsMember({"none", "list", "reload", "both", "rcu"}));
+    app.add_option("--control-page", options.control_page,
+                   "the hammer's /allocations page size (each page walks the whole table)")
+        ->check(CLI::Range(1, 1000));
+    app.add_option("--control-cpu", options.control_cpu,
+                   "the CPU of the control thread and its client (default: the first allowed "
+                   "that is not the worker's)")
+        ->check(CLI::Range(0, CPU_SETSIZE - 1));
+    app.add_flag("--realtime", options.realtime,
+                 "the worker's thread (and --control-load's threads) at SCHED_FIFO priority 1 "
+                 "(root or CAP_SYS_NICE): no other process shares their CPUs but in the "
+                 "kernel's real-time throttling window");
     app.add_flag("--no-huge", options.no_huge,
                  "default EAL arguments without hugepages (slower; labelled in the output)");
     try {
@@ -589,6 +687,19 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return app.exit(e) == 0 ? 0 : 2;
     }
+    const control_load::Load load = *control_load::load_of(options.control_load);
+    const bool controlled = load != control_load::Load::none;
+    if (controlled && options.workload == "binding")
+        fail_setup("--control-load needs a relay workload (the control plane lists allocations "
+                   "and publishes relay contexts): add --workload channel-out or channel-in");
+    if (controlled && app.count("--mode") != 0)
+        fail_setup("--control-load compares the engine with itself, idle and hammered, and "
+                   "runs no parse-and-swap: leave out --mode");
+    // The CPUs this process may use, before EAL pins this thread to the worker's lcore.
+    cpu_set_t allowed_cpus;
+    CPU_ZERO(&allowed_cpus);
+    if (sched_getaffinity(0, sizeof allowed_cpus, &allowed_cpus) != 0)
+        fail_setup(std::string("sched_getaffinity(): ") + std::strerror(errno));
 
     std::vector<std::string> eal_strings = {argv[0]};
     if (split < argc) {
@@ -731,10 +842,63 @@ int main(int argc, char** argv) {
         if (set) port_variant += (port_variant.empty() ? "" : ",") + std::string(name);
     if (!port_variant.empty())
         std::printf("engine_pipeline_bench: NOT the default port: %s\n", port_variant.c_str());
+
+    // --control-load: punchlined's control thread and a client hammering its socket, on a CPU
+    // other than the worker's (bench/control_load.h); the worker a QSBR reader as in
+    // worker_main, offline outside the engine's runs so that a publication never waits for a
+    // thread that is not polling.
+    std::unique_ptr<control_load::ControlPlane> plane;
+    if (controlled) {
+        cpu_set_t worker_cpus;
+        CPU_ZERO(&worker_cpus);
+        pthread_getaffinity_np(pthread_self(), sizeof worker_cpus, &worker_cpus);
+        int control_cpu = options.control_cpu;
+        if (control_cpu < 0) {
+            for (int cpu = 0; cpu < CPU_SETSIZE && control_cpu < 0; ++cpu)
+                if (CPU_ISSET(cpu, &allowed_cpus) && !CPU_ISSET(cpu, &worker_cpus))
+                    control_cpu = cpu;
+            if (control_cpu < 0)
+                fail_setup("--control-load needs a CPU for the control thread other than the "
+                           "worker's (lcore " + std::to_string(rte_lcore_id()) +
+                           "), and this process may use no other: run it without taskset, "
+                           "on a machine with two CPUs or more");
+        } else if (!CPU_ISSET(control_cpu, &allowed_cpus) ||
+                   CPU_ISSET(control_cpu, &worker_cpus)) {
+            fail_setup("--control-cpu " + std::to_string(control_cpu) +
+                       ": expected a CPU this process may use other than the worker's (lcore " +
+                       std::to_string(rte_lcore_id()) + ")");
+        }
+        char device[RTE_ETH_NAME_MAX_LEN] = "pipeline";
+        rte_eth_dev_get_name_by_port(port_id, device);
+        try {
+            plane = std::make_unique<control_load::ControlPlane>(
+                dataplane, device, rte_lcore_id(), options.flows,
+                static_cast<unsigned>(control_cpu), options.realtime);
+        } catch (const std::exception& error) {
+            fail_setup(std::string("the control plane: ") + error.what());
+        }
+        rcu_register_thread();
+        rcu_thread_offline();
+        std::printf("engine_pipeline_bench: control plane on CPU %d: management socket, "
+                    "control thread and a client hammering it with \"%s\", against idle; the "
+                    "worker a QSBR reader\n",
+                    control_cpu, options.control_load.c_str());
+    }
     std::fflush(stdout);
 
-    const bool run_engine = options.mode != "baseline";
-    const bool run_baseline = options.mode != "engine";
+    if (options.realtime) {
+        const sched_param priority{1};
+        if (const int error = pthread_setschedparam(pthread_self(), SCHED_FIFO, &priority);
+            error != 0)
+            fail_setup(std::string("--realtime: SCHED_FIFO for the worker's thread: ") +
+                       std::strerror(error) +
+                       " (needs root or CAP_SYS_NICE; leave out --realtime)");
+        std::printf("engine_pipeline_bench: the worker's thread at SCHED_FIFO priority 1\n");
+        std::fflush(stdout);
+    }
+
+    const bool run_engine = !controlled && options.mode != "baseline";
+    const bool run_baseline = !controlled && options.mode != "engine";
     std::vector<double> engine_mpps, baseline_mpps;
     unsigned bad_responses = 0;
     std::string first_problem;
@@ -769,7 +933,78 @@ int main(int argc, char** argv) {
         if (total < options.inflight) lost += options.inflight - total;
     };
 
-    for (unsigned run = 0; run < options.runs; ++run) {
+    // --control-load: the idle engine and the hammered one, in turns (idle first in odd runs,
+    // hammered first in even ones, so that a drift of the machine's load falls on both).
+    std::vector<double> idle_mpps, hammered_mpps;
+    // The same, per second that the worker had its CPU (the thread's CPU time less the
+    // hypervisor's steal), and that share of the wall-clock time: on this shared machine the
+    // control plane's CPU work can push other processes onto the worker's CPU, which is the
+    // scheduler's doing, not a cost the control plane puts on the worker's loop.
+    std::vector<double> idle_on_cpu_mpps, hammered_on_cpu_mpps, idle_on_cpu, hammered_on_cpu;
+    std::vector<double> requests_per_s, pages_per_s, listings_per_s, stats_per_s,
+        publications_per_s, grace_periods_per_s;
+    const unsigned worker_cpu = static_cast<unsigned>(sched_getcpu());
+    // worker_main's loop: a quiescent state after every poll.
+    auto quiescent_step = [&] {
+        worker.poll();
+        rcu_quiescent_state();
+    };
+    for (unsigned run = 0; controlled && run < options.runs; ++run) {
+        for (const bool hammered : {run % 2 == 1, run % 2 == 0}) {
+            struct Edge {
+                control_load::Operations::Counts operations;
+                std::uint64_t tsc = 0, cpu_ns = 0, steal_ns = 0;
+            } first, last;
+            if (hammered) plane->hammer(load, options.control_page);
+            rcu_thread_online();
+            const double mpps = timed_run(
+                feeder, quiescent_step, [&] { return counters.tx_packets; }, options.warmup,
+                options.seconds, [&](bool start) {
+                    Edge& edge = start ? first : last;
+                    edge.operations = plane->operations().read();
+                    edge.cpu_ns = thread_cpu_ns();
+                    edge.steal_ns = steal_ns(worker_cpu);
+                    edge.tsc = rte_rdtsc();
+                });
+            // Offline before waiting for the client: its request in flight may be a
+            // publication, whose synchronize_rcu() would wait for this thread.
+            rcu_thread_offline();
+            plane->calm();
+            rcu_thread_online();
+            drain(feeder.rx, quiescent_step);
+            rcu_thread_offline();
+            settle(true);
+            (hammered ? hammered_mpps : idle_mpps).push_back(mpps);
+            const double seconds = double(last.tsc - first.tsc) / double(rte_get_tsc_hz());
+            const double on_cpu_seconds =
+                double(last.cpu_ns - first.cpu_ns) / 1e9 -
+                double(last.steal_ns - first.steal_ns) / 1e9;
+            (hammered ? hammered_on_cpu : idle_on_cpu).push_back(on_cpu_seconds / seconds);
+            (hammered ? hammered_on_cpu_mpps : idle_on_cpu_mpps)
+                .push_back(on_cpu_seconds > 0 ? mpps * seconds / on_cpu_seconds : 0);
+            if (hammered) {
+                const control_load::Operations::Counts done = last.operations - first.operations;
+                requests_per_s.push_back(double(done.requests) / seconds);
+                pages_per_s.push_back(double(done.pages) / seconds);
+                listings_per_s.push_back(double(done.listings) / seconds);
+                stats_per_s.push_back(double(done.stats) / seconds);
+                publications_per_s.push_back(double(done.publications) / seconds);
+                grace_periods_per_s.push_back(double(done.grace_periods) / seconds);
+            }
+        }
+        std::printf("run %u:  engine idle %7.3f Mpps (%.3f per second on CPU, %4.1f%% of the "
+                    "time)  hammered %7.3f Mpps (%.3f, %4.1f%%)  %.0f control requests/s: %.0f "
+                    "/allocations pages, %.1f listings of every allocation, %.1f /stats, %.0f "
+                    "publications; %.0f bare grace periods/s\n",
+                    run + 1, idle_mpps.back(), idle_on_cpu_mpps.back(),
+                    100 * idle_on_cpu.back(), hammered_mpps.back(), hammered_on_cpu_mpps.back(),
+                    100 * hammered_on_cpu.back(), requests_per_s.back(), pages_per_s.back(),
+                    listings_per_s.back(), stats_per_s.back(), publications_per_s.back(),
+                    grace_periods_per_s.back());
+        std::fflush(stdout);
+    }
+
+    for (unsigned run = 0; !controlled && run < options.runs; ++run) {
         if (run_engine) {
             // Binding: the success responses built; relay: the frames relayed (every one the
             // worker transmitted; the checks below prove none was anything else).
@@ -796,7 +1031,7 @@ int main(int argc, char** argv) {
 
     // The checks: every packet answered correctly and accounted for.
     std::vector<std::string> problems;
-    if (run_engine) {
+    if (run_engine || controlled) {
         if (!counters.conserved()) problems.emplace_back("worker counters not conserved");
         for (std::size_t r = 0; r < engine::drop_reason_count; ++r)
             if (counters.drops[r] != 0)
@@ -835,8 +1070,61 @@ int main(int argc, char** argv) {
     if (baseline.dropped != 0)
         problems.push_back("parse-and-swap dropped " + std::to_string(baseline.dropped));
     if (lost != 0) problems.push_back(std::to_string(lost) + " mbufs did not come back");
+    const bool publishing =
+        load == control_load::Load::reload || load == control_load::Load::both;
+    const bool listing = load == control_load::Load::list || load == control_load::Load::both;
+    if (controlled) {
+        // A hammer that did nothing, or failed, would make "hammered" mean idle.
+        if (plane->operations().failures.load() != 0)
+            problems.push_back("a control request failed: " + plane->first_failure());
+        const bool bare = load == control_load::Load::rcu;
+        if (!bare && std::count(requests_per_s.begin(), requests_per_s.end(), 0.0) != 0)
+            problems.emplace_back("a hammered run completed no control request");
+        if (bare && std::count(grace_periods_per_s.begin(), grace_periods_per_s.end(), 0.0))
+            problems.emplace_back("a hammered run waited for no grace period");
+        if (publishing && std::count(publications_per_s.begin(), publications_per_s.end(), 0.0))
+            problems.emplace_back("a hammered run published no relay context");
+        if (listing && std::count(listings_per_s.begin(), listings_per_s.end(), 0.0))
+            problems.emplace_back("a hammered run listed the allocations not once");
+    }
 
     std::printf("\n%-36s %10s %10s   runs (Mpps)\n", "loop (1 core, net_ring)", "Mpps", "ns/pkt");
+    const double idle_median = controlled ? median(idle_mpps) : 0;
+    const double hammered_median = controlled ? median(hammered_mpps) : 0;
+    const double hammered_ratio = idle_median > 0 ? hammered_median / idle_median : 0;
+    const double idle_on_cpu_median = controlled ? median(idle_on_cpu_mpps) : 0;
+    const double hammered_on_cpu_median = controlled ? median(hammered_on_cpu_mpps) : 0;
+    const double on_cpu_ratio =
+        idle_on_cpu_median > 0 ? hammered_on_cpu_median / idle_on_cpu_median : 0;
+    if (controlled) {
+        std::printf("%-36s %10.3f %10.2f   %s\n",
+                    ("engine " + options.workload + ", control idle").c_str(), idle_median,
+                    1e3 / idle_median, json_list(idle_mpps).c_str());
+        std::printf("%-36s %10.3f %10.2f   %s\n",
+                    ("engine " + options.workload + ", control " + options.control_load).c_str(),
+                    hammered_median, 1e3 / hammered_median, json_list(hammered_mpps).c_str());
+        std::printf("hammered / idle: %.3f  (%.1f%% of the throughput lost; goal < 5%%; "
+                    "%.1f ns/pkt more)\n",
+                    hammered_ratio, 100.0 * (1.0 - hammered_ratio),
+                    1e3 / hammered_median - 1e3 / idle_median);
+        std::printf("per second on the worker's CPU: idle %.3f Mpps (%.1f%% of the time on "
+                    "CPU), hammered %.3f Mpps (%.1f%%): %.3f  (%.1f%% lost)\n",
+                    idle_on_cpu_median, 100 * median(idle_on_cpu), hammered_on_cpu_median,
+                    100 * median(hammered_on_cpu), on_cpu_ratio, 100.0 * (1.0 - on_cpu_ratio));
+        std::printf("control requests answered per second while hammered (median of the runs): "
+                    "%.0f: %.0f /allocations pages (%.1f listings of all %u allocations), %.1f "
+                    "/stats, %.0f publications through RCU; %.0f bare grace periods\n",
+                    median(requests_per_s), median(pages_per_s), median(listings_per_s),
+                    options.flows, median(stats_per_s), median(publications_per_s),
+                    median(grace_periods_per_s));
+        std::printf("engine counters: rx %llu tx %llu dropped %llu, %s; relay contexts "
+                    "published %llu\n",
+                    static_cast<unsigned long long>(counters.rx_packets),
+                    static_cast<unsigned long long>(counters.tx_packets),
+                    static_cast<unsigned long long>(counters.dropped()),
+                    counters.conserved() ? "conserved" : "NOT CONSERVED",
+                    static_cast<unsigned long long>(plane->publications()));
+    }
     const double engine_median = run_engine ? median(engine_mpps) : 0;
     const double baseline_median = run_baseline ? median(baseline_mpps) : 0;
     if (run_engine)
@@ -886,6 +1174,43 @@ int main(int argc, char** argv) {
             relaying ? "engine_relay_" + suffix + "_mpps" : "engine_pipeline_binding_mpps";
         const std::string baseline_name =
             relaying ? "parse_and_swap_" + suffix + "_mpps" : "parse_and_swap_mpps";
+        if (controlled) {
+            // engine_relay_<workload>_control_idle_mpps, and _control_<load>_mpps with the
+            // idle one as its baseline; the control requests per second beside them.
+            const std::string idle_name = "engine_relay_" + suffix + "_control_idle_mpps";
+            const std::string hammered_name =
+                "engine_relay_" + suffix + "_control_" + options.control_load + "_mpps";
+            std::printf("RESULT {\"name\":\"%s\",\"value\":%.3f,\"unit\":\"Mpps\","
+                        "\"on_cpu_mpps\":%.3f,\"on_cpu_share\":%.3f,\"payload_bytes\":%u,"
+                        "\"allocations\":%u,\"runs\":%s,\"hugepages\":%s}\n",
+                        idle_name.c_str(), idle_median, idle_on_cpu_median,
+                        median(idle_on_cpu), options.payload, options.flows,
+                        json_list(idle_mpps).c_str(), huge);
+            std::printf("RESULT {\"name\":\"%s\",\"value\":%.3f,\"unit\":\"Mpps\","
+                        "\"baseline\":\"%s\",\"ratio\":%.3f,\"on_cpu_mpps\":%.3f,"
+                        "\"on_cpu_share\":%.3f,\"on_cpu_ratio\":%.3f,\"control_load\":\"%s\","
+                        "\"control_requests_per_s\":%.1f,\"control_per_s\":{"
+                        "\"allocations_pages\":%.1f,\"listings\":%.2f,\"stats\":%.2f,"
+                        "\"publications\":%.1f,\"grace_periods\":%.1f},\"payload_bytes\":%u,"
+                        "\"allocations\":%u,"
+                        "\"runs\":%s,\"hugepages\":%s}\n",
+                        hammered_name.c_str(), hammered_median, idle_name.c_str(),
+                        hammered_ratio, hammered_on_cpu_median, median(hammered_on_cpu),
+                        on_cpu_ratio, options.control_load.c_str(), median(requests_per_s),
+                        median(pages_per_s), median(listings_per_s), median(stats_per_s),
+                        median(publications_per_s), median(grace_periods_per_s), options.payload,
+                        options.flows,
+                        json_list(hammered_mpps).c_str(), huge);
+            // What the hammer did, per second of the hammered runs: requests answered on the
+            // socket, or (rcu) grace periods waited for.
+            const bool bare = load == control_load::Load::rcu;
+            const std::vector<double>& done = bare ? grace_periods_per_s : requests_per_s;
+            std::printf("RESULT {\"name\":\"control_%s_%s_per_s_%s\",\"value\":%.1f,"
+                        "\"unit\":\"%s\",\"runs\":%s}\n",
+                        options.control_load.c_str(), bare ? "grace_periods" : "requests",
+                        suffix.c_str(), median(done), bare ? "1/s" : "req/s",
+                        json_list(done).c_str());
+        }
         if (run_engine) {
             std::printf("RESULT {\"name\":\"%s\",\"value\":%.3f,\"unit\":\"Mpps\",",
                         engine_name.c_str(), engine_median);
@@ -908,6 +1233,10 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
 
+    if (controlled) {
+        plane.reset();  // the worker polls no more: the last published context can go
+        rcu_unregister_thread();
+    }
     rte_eth_dev_stop(port_id);
     rte_eth_dev_close(port_id);
     rte_ring_free(feeder.rx);

@@ -22,7 +22,8 @@ A compact table (name, ns/op, baseline, ratio) goes to stdout.
 
 FIGURES.jsonl (--lines, repeatable) holds figures that programs other than Google Benchmark
 printed as "RESULT {json}" lines (scripts/bench strips the prefix): bench/engine_pipeline_bench
-and bench/testpmd_baseline.sh. Each is one JSON object with at least "name", "value" and
+(its --control-load figures too: the hammered engine's "baseline" is the same run's idle one, its
+"ratio" given, its other keys kept as they are) and bench/testpmd_baseline.sh. Each is one JSON object with at least "name", "value" and
 "unit"; it is appended as it is, plus "commit" and "date", except:
     "baseline" without "ratio": the ratio value/baseline is added when that figure is in
         this run (these are throughputs, so a higher ratio is better);
