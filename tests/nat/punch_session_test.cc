@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "punch/clock.h"
+#include "punch/event_loop.h"
+#include "punch/udp_socket.h"
 #include "punch/punch_session.h"
 #include "stun/constants.h"
 #include "stun/writer.h"
@@ -431,6 +433,31 @@ TEST(PunchSession, RequestsCarryShortTermCredentials) {
     EXPECT_TRUE(m.message_integrity());
     EXPECT_TRUE(m.fingerprint());
     EXPECT_FALSE(m.find(stun::attr::use_candidate));
+}
+
+// PunchDriver: two sessions on real sockets on loopback, one EventLoop (no NAT: the host
+// candidates work, and the first ACK nominates them).
+TEST(PunchDriver, TwoSessionsOnLoopbackConnect) {
+    SteadyClock clock;
+    EventLoop loop(clock);
+    UdpSocket a, b;
+    ASSERT_EQ(a.open(v4(0x7F000001, 0)), "");
+    ASSERT_EQ(b.open(v4(0x7F000001, 0)), "");
+    PunchConfig ca;
+    ca.controlling = true;
+    PunchSession sa(ca, creds_a(), {b.local_address()});
+    PunchSession sb(PunchConfig{}, creds_b(), {a.local_address()});
+    PunchDriver da(loop, a, sa), db(loop, b, sb);
+    int done = 0;
+    ASSERT_EQ(da.start([&] { ++done; }), "");
+    ASSERT_EQ(db.start([&] { ++done; }), "");
+    loop.run_until([&] { return done == 2; });
+    EXPECT_EQ(done, 2);
+    ASSERT_EQ(sa.state(), PunchState::connected) << sa.report();
+    ASSERT_EQ(sb.state(), PunchState::connected) << sb.report();
+    EXPECT_EQ(*sa.selected(), b.local_address());
+    EXPECT_EQ(*sb.selected(), a.local_address());
+    EXPECT_EQ(da.send_failures() + db.send_failures(), 0u);
 }
 
 TEST(PunchSession, BadConfigurationIsRefusedByName) {

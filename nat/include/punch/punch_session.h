@@ -158,7 +158,9 @@ private:
 
 /// Runs a PunchSession on an EventLoop with one UdpSocket (the call leg's, already open):
 /// datagrams in, datagrams out, one timer at next_timer(). `done` runs once, when the session
-/// is connected or failed. The session, socket and loop must outlive the driver.
+/// is connected or failed; after it the socket stays watched, so the peer's retransmitted
+/// nomination is still answered, until the driver is destroyed. The session, socket and loop
+/// must outlive the driver.
 class PunchDriver {
 public:
     PunchDriver(EventLoop& loop, UdpSocket& socket, PunchSession& session);
