@@ -71,7 +71,8 @@ std::size_t PunchSession::pair_of(const stun::Address& remote) const noexcept {
 }
 
 std::size_t PunchSession::add_pair(const stun::Address& remote, bool peer_reflexive, Time now) {
-    pairs_.push_back(PairReport{.remote = remote, .peer_reflexive = peer_reflexive, .rtt = {}, .mapped = {}});
+    pairs_.push_back(
+        PairReport{.remote = remote, .peer_reflexive = peer_reflexive, .rtt = {}, .mapped = {}});
     timers_.push_back(PairTimers{.next_send = now});
     return pairs_.size() - 1;
 }
@@ -168,7 +169,7 @@ std::vector<Outgoing> PunchSession::on_datagram(const stun::Address& from,
     if (m.message_class() == stun::MessageClass::request)
         handle_request(from, m, now, out);
     else
-        handle_response(from, m, now, out);
+        handle_response(from, m, now);
     return out;
 }
 
@@ -240,9 +241,8 @@ void PunchSession::handle_request(const stun::Address& from, const stun::Message
     if (pairs_[pair].acked == 0) timers_[pair].next_send = std::min(timers_[pair].next_send, now);
 }
 
-void PunchSession::handle_response(const stun::Address& from, const stun::Message& m, Time now,
-                                   std::vector<Outgoing>& out) {
-    (void)out;
+void PunchSession::handle_response(const stun::Address& from, const stun::Message& m,
+                                   Time now) {
     const auto it = std::find_if(pending_.begin(), pending_.end(), [&](const Pending& p) {
         return std::memcmp(p.id.data(), m.transaction_id().data(), p.id.size()) == 0;
     });

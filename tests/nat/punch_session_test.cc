@@ -153,8 +153,12 @@ public:
     int sent_ = 0;
 };
 
-PunchCredentials creds_a() { return {"ufA1", "passwordA-22chars-long", "ufB1", "passwordB-22chars-long"}; }
-PunchCredentials creds_b() { return {"ufB1", "passwordB-22chars-long", "ufA1", "passwordA-22chars-long"}; }
+PunchCredentials creds_a() {
+    return {"ufA1", "passwordA-22chars-long", "ufB1", "passwordB-22chars-long"};
+}
+PunchCredentials creds_b() {
+    return {"ufB1", "passwordB-22chars-long", "ufA1", "passwordA-22chars-long"};
+}
 
 void expect_agreed(Net& net) {
     ASSERT_EQ(net.session(0).state(), PunchState::connected) << net.session(0).report();
@@ -193,7 +197,8 @@ TEST(PunchSession, EndpointIndependentPairsConnectAndAgree) {
     for (auto fa : {Filtering::none, Filtering::address, Filtering::port})
         for (auto fb : {Filtering::none, Filtering::address, Filtering::port}) {
             SCOPED_TRACE(static_cast<int>(fa) * 3 + static_cast<int>(fb));
-            auto net = connect(Mapping::endpoint_independent, fa, Mapping::endpoint_independent, fb);
+            auto net =
+                connect(Mapping::endpoint_independent, fa, Mapping::endpoint_independent, fb);
             expect_agreed(net);
             // Within the preset time, and both on the srflx pair (no prflx needed with EIM).
             EXPECT_LT(net.clock_.now(), milliseconds(3000));

@@ -63,19 +63,19 @@ struct Outgoing {
 
 /// Every datagram on_datagram() refuses, by reason.
 struct PunchDrops {
-    std::uint64_t not_stun = 0;              ///< not a parseable STUN message
-    std::uint64_t not_binding = 0;           ///< another method, or an indication
-    std::uint64_t bad_fingerprint = 0;       ///< FINGERPRINT missing or wrong (RFC 8445 §7.2.2)
+    std::uint64_t not_stun = 0;                ///< not a parseable STUN message
+    std::uint64_t not_binding = 0;             ///< another method, or an indication
+    std::uint64_t bad_fingerprint = 0;         ///< FINGERPRINT missing or wrong (RFC 8445 §7.2.2)
     std::uint64_t request_no_credentials = 0;  ///< USERNAME or MESSAGE-INTEGRITY missing: 400
     std::uint64_t request_wrong_username = 0;  ///< not "local_ufrag:remote_ufrag": 401
     std::uint64_t request_bad_integrity = 0;   ///< MESSAGE-INTEGRITY fails the local password: 401
-    std::uint64_t unknown_source = 0;        ///< request from an unknown address, peer_reflexive off
-    std::uint64_t unknown_transaction = 0;   ///< response to no request of ours
+    std::uint64_t unknown_source = 0;          ///< request from a new address, peer_reflexive off
+    std::uint64_t unknown_transaction = 0;     ///< response to no request of ours
     std::uint64_t response_bad_integrity = 0;  ///< response not signed with the remote password
-    std::uint64_t response_wrong_source = 0;   ///< response not from the request's destination
-                                               ///< (RFC 8445 §7.2.5.2.1: non-symmetric)
-    std::uint64_t error_response = 0;        ///< error responses are unauthenticated: ignored
-    std::uint64_t after_done = 0;            ///< arrived after failure
+    /// Response not from where its request went (RFC 8445 §7.2.5.2.1: non-symmetric).
+    std::uint64_t response_wrong_source = 0;
+    std::uint64_t error_response = 0;          ///< error responses are unauthenticated: ignored
+    std::uint64_t after_done = 0;              ///< arrived before start() or after failure
 };
 
 struct PairReport {
@@ -115,7 +115,8 @@ public:
     [[nodiscard]] const PunchDrops& drops() const noexcept { return drops_; }
     /// Requests answered with 400 or 401.
     [[nodiscard]] std::uint64_t rejected() const noexcept { return rejected_; }
-    /// One line per pair: "203.0.113.7:4000 srflx sent 30 received 0 acked 0 rtt -".
+    /// One line per pair: "203.0.113.7:4000 candidate sent 30 received 0 acked 0 rtt -" (or
+    /// "prflx" for a peer-reflexive one; the RTT in ms).
     [[nodiscard]] std::string report() const;
 
 private:
@@ -135,8 +136,7 @@ private:
     void send_request(std::size_t pair, Time now, std::vector<Outgoing>& out);
     void handle_request(const stun::Address& from, const stun::Message& m, Time now,
                         std::vector<Outgoing>& out);
-    void handle_response(const stun::Address& from, const stun::Message& m, Time now,
-                         std::vector<Outgoing>& out);
+    void handle_response(const stun::Address& from, const stun::Message& m, Time now);
     void reject(const stun::Address& from, const stun::Message& m, std::uint16_t code,
                 std::vector<Outgoing>& out);
     void pace(Time now, std::vector<Outgoing>& out);
