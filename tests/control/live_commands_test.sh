@@ -48,8 +48,9 @@ expect() {
   local what=$1 want=$2 status=0
   shift 2
   timeout 20 "$punchctl" --socket "$sock" "$@" >"$out" 2>"$err" </dev/null || status=$?
-  echo "\$ punchctl $* (exit $status)"
-  sed 's/^/  | /' "$out" "$err"
+  # cat -v: an argument or a reply may hold control characters (a name SASLprep refuses).
+  echo "\$ punchctl $* (exit $status)" | cat -v
+  sed 's/^/  | /' "$out" "$err" | cat -v
   if [[ $status -eq $want ]]; then
     echo "ok: $what: exit $want"
   else
