@@ -51,6 +51,7 @@
 #include "punch/stun_transaction.h"
 #include "punch/udp_socket.h"
 #include "stun/address.h"
+#include "stun/constants.h"
 #include "stun/message.h"
 
 namespace punch {
@@ -210,6 +211,13 @@ public:
     [[nodiscard]] const stun::Address& relayed() const noexcept { return relayed_; }
     [[nodiscard]] const stun::Address& mapped() const noexcept { return mapped_; }
     [[nodiscard]] std::chrono::seconds lifetime() const noexcept { return lifetime_; }
+    /// The long-term key's hash once a 401 has been answered: SHA-256 when the server offered
+    /// it first in PASSWORD-ALGORITHMS, else MD5 (RFC 8489 §9.2.2, §9.2.5).
+    [[nodiscard]] stun::PasswordAlgorithm password_algorithm() const noexcept {
+        return algorithm_ == static_cast<std::uint16_t>(stun::PasswordAlgorithm::sha256)
+                   ? stun::PasswordAlgorithm::sha256
+                   : stun::PasswordAlgorithm::md5;
+    }
     [[nodiscard]] const TurnCounters& counters() const noexcept { return counters_; }
     [[nodiscard]] std::uint64_t drops(TurnDrop why) const noexcept {
         return drops_[static_cast<std::size_t>(why)];
