@@ -597,9 +597,13 @@ void TurnClient::peer_answer(std::size_t index, const std::string& error) {
 }
 
 void TurnClient::peer_step(const Request& request, const Outcome& outcome) {
-    if (state_ != TurnState::allocated) return;
     Peer& p = peers_[request.peer];
     const std::size_t index = request.peer;
+    // The allocation failed meanwhile: whatever the answer, nothing can be sent.
+    if (state_ != TurnState::allocated) {
+        if (!request.refreshing) peer_answer(index, "not allocated");
+        return;
+    }
     if (!outcome.ok) {
         const std::string error = describe(request) + ": " + outcome.text();
         if (request.kind == Kind::permission) p.permitted = false;
@@ -639,7 +643,7 @@ void TurnClient::peer_step(const Request& request, const Outcome& outcome) {
 }
 
 void TurnClient::release(ResultCallback done) {
-    const bool held = state_ == TurnState::allocated;
+    const TurnState was = state_;
     state_ = TurnState::released;
     loop_.cancel(refresh_timer_);
     refresh_timer_ = 0;
@@ -650,7 +654,21 @@ void TurnClient::release(ResultCallback done) {
     }
     for (auto& [id, r] : pending_) loop_.cancel(r.timer);
     pending_.clear();
-    if (!held) {
+    // Every callback still owed runs once, as promised: an Allocate or add_peer() in flight
+    // ends here.
+    if (was == TurnState::allocating) {
+        defer([this] {
+            AllocateCallback allocate_done = std::move(allocate_done_);
+            TurnAllocation result;
+            result.status = TransactionStatus::timeout;
+            result.error_reason = "released before the answer";
+            result.elapsed = loop_.now() - allocate_started_;
+            if (allocate_done) allocate_done(result);
+        });
+    }
+    for (std::size_t i = 0; i < peers_.size(); ++i)
+        if (!peers_[i].waiting.empty()) defer([this, i] { peer_answer(i, "released"); });
+    if (was != TurnState::allocated) {
         defer([done = std::move(done)] {
             if (done) done("not allocated");
         });

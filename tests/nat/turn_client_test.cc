@@ -845,6 +845,42 @@ TEST_F(TurnClientTest, ReleaseSendsLifetimeZeroAndStopsTimers) {
     EXPECT_EQ(client->drops(TurnDrop::send_not_allocated), 1u);
 }
 
+TEST_F(TurnClientTest, ReleaseEndsWhatIsInFlightOnce) {
+    make(config());
+    start_allocate();
+    std::vector<std::string> released;
+    client->release([&](const std::string& e) { released.push_back(e); });
+    run_for(60s);
+    ASSERT_EQ(allocations.size(), 1u);
+    EXPECT_EQ(allocations[0].status, TransactionStatus::timeout);
+    EXPECT_EQ(allocations[0].error_reason, "released before the answer");
+    EXPECT_EQ(released, std::vector<std::string>{"not allocated"});
+    EXPECT_EQ(socket.sent.size(), 1u);  // the first Allocate only
+
+    allocations.clear();
+    socket.sent.clear();
+    make(config());
+    allocate_ok();
+    client->add_peer(peer, [this](const std::string& e) { peer_results.push_back(e); });
+    run_for(0us);
+    client->release();
+    run_for(60s);
+    EXPECT_EQ(peer_results, std::vector<std::string>{"released"});
+}
+
+TEST_F(TurnClientTest, AllocationFailureEndsAddPeerInFlight) {
+    make(config());
+    allocate_ok(600);
+    run_for(540s);
+    const Sent refresh = last();
+    client->add_peer(peer, [this](const std::string& e) { peer_results.push_back(e); });
+    run_for(0us);
+    const Sent permission = last();
+    ASSERT_TRUE(answer_error(refresh, 437, Sign::md5));
+    ASSERT_TRUE(answer_ok(permission));
+    EXPECT_EQ(peer_results, std::vector<std::string>{"not allocated"});
+}
+
 TEST_F(TurnClientTest, ReleaseWithoutAllocationSendsNothing) {
     make(config());
     std::vector<std::string> released;

@@ -203,8 +203,10 @@ public:
     void on_failure(ResultCallback callback) { on_failure_ = std::move(callback); }
 
     /// Refresh with LIFETIME 0 (RFC 8656 §8), best effort: every timer stops at once, the
-    /// request is retransmitted while the loop runs, and `done` (optional) says how it ended.
-    /// Nothing is sent unless an allocation is held.
+    /// request is retransmitted while the loop runs, and `done` (optional) says how it ended
+    /// ("" or the error). Nothing is sent unless an allocation is held ("not allocated"). An
+    /// allocate() in flight ends with status timeout, "released before the answer"; an
+    /// add_peer() in flight with "released".
     void release(ResultCallback done = {});
 
     [[nodiscard]] TurnState state() const noexcept { return state_; }
