@@ -69,11 +69,13 @@ echo_runs() {
     check "$label $mode: allocated through the 401, $key key" "$output" \
       "^allocate: success relayed [0-9.]+:[0-9]+ mapped ${mapped//./\\.}:[0-9]+ .* key $key\$"
     if [[ $mode == channels ]]; then
-      check "$label $mode: channel bound" "$output" '^peer 198\.51\.100\.7:3480: ready channel 0x4000$'
+      check "$label $mode: channel bound" "$output" \
+        '^peer 198\.51\.100\.7:3480: ready channel 0x4000$'
       check "$label $mode: every echo back" "$output" \
         '^echo: sent 300 received 300 lost 0 duplicated 0 corrupted 0 via channel_data$'
     else
-      check "$label $mode: permission, no channel" "$output" '^peer 198\.51\.100\.7:3480: ready channel 0x0000$'
+      check "$label $mode: permission, no channel" "$output" \
+        '^peer 198\.51\.100\.7:3480: ready channel 0x0000$'
       check "$label $mode: every echo back" "$output" \
         '^echo: sent 300 received 300 lost 0 duplicated 0 corrupted 0 via send_indications$'
     fi

@@ -3,6 +3,9 @@
 // send (signed with a key the test derives itself, from RFC 8489 §9.2.2's formula).
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +15,20 @@
 #include "stun/crypto.h"
 #include "stun/integrity.h"
 #include "stun/writer.h"
+
+// Counts the heap allocations of this process, for the test that send() and the data path of
+// on_datagram() make none (the allocation-free property turn_client.h promises).
+namespace {
+std::atomic<std::uint64_t> heap_allocations{0};
+}  // namespace
+
+void* operator new(std::size_t size) {
+    heap_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace punch {
 namespace {
@@ -54,7 +71,8 @@ std::vector<std::byte> hex(std::string_view text) {
             ++i;
             continue;
         }
-        out.push_back(static_cast<std::byte>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
+        const int value = std::stoi(std::string(text.substr(i, 2)), nullptr, 16);
+        out.push_back(static_cast<std::byte>(value));
         i += 2;
     }
     return out;
@@ -558,7 +576,8 @@ TEST_F(TurnClientTest, DeniedPeerReported403) {
     client->add_peer(loopback, [this](const std::string& e) { peer_results.push_back(e); });
     run_for(0us);
     ASSERT_TRUE(answer_error(last(), 403, Sign::md5));
-    ASSERT_EQ(peer_results, std::vector<std::string>{"CreatePermission 127.0.0.1:3480: 403 Forbidden"});
+    ASSERT_EQ(peer_results,
+              std::vector<std::string>{"CreatePermission 127.0.0.1:3480: 403 Forbidden"});
     const std::array<std::byte, 1> one{};
     EXPECT_FALSE(client->send(loopback, one));
     EXPECT_EQ(client->drops(TurnDrop::send_no_permission), 1u);
@@ -587,7 +606,8 @@ TEST_F(TurnClientTest, PeerTimeoutReported) {
     allocate_ok();
     client->add_peer(peer, [this](const std::string& e) { peer_results.push_back(e); });
     run_for(60s);
-    EXPECT_EQ(peer_results, std::vector<std::string>{"CreatePermission 198.51.100.7:3480: timeout"});
+    EXPECT_EQ(peer_results,
+              std::vector<std::string>{"CreatePermission 198.51.100.7:3480: timeout"});
 }
 
 TEST_F(TurnClientTest, SendBuildsChannelData) {
@@ -635,6 +655,50 @@ TEST_F(TurnClientTest, SendIndicationWhileTheChannelIsBeingBound) {
     run_for(0us);  // ChannelBind in flight, the permission held
     EXPECT_TRUE(client->send(peer, one));
     EXPECT_TRUE(parse(last()).is(stun::Method::send, stun::MessageClass::indication));
+}
+
+TEST_F(TurnClientTest, DataPathDoesNotAllocate) {
+    for (const bool channels : {true, false}) {
+        SCOPED_TRACE(channels ? "ChannelData" : "Send and Data indications");
+        socket.sent.clear();
+        socket.sent.reserve(4096);
+        allocations.clear();
+        auto c = config();
+        c.use_channels = channels;
+        make(c);
+        allocate_ok();
+        add_peer_ok(peer, channels);
+        std::uint64_t bytes_received = 0;
+        client->on_data([&](const stun::Address&, std::span<const std::byte> data) {
+            bytes_received += data.size();
+        });
+        std::vector<std::byte> payload(160, std::byte{0x5A});
+        std::vector<std::byte> incoming;
+        if (channels) {
+            incoming = hex("4000 00a0");
+            incoming.insert(incoming.end(), payload.begin(), payload.end());
+        } else {
+            incoming.resize(256);
+            stun::TransactionId id{};
+            stun::MessageWriter w(incoming, stun::Method::data, stun::MessageClass::indication,
+                                  id);
+            w.add_xor_address(stun::attr::xor_peer_address, peer);
+            w.add(stun::attr::data, payload);
+            incoming.resize(w.finish().size());
+        }
+        // Warm-up: OpenSSL's generator sets itself up on its first use (stun/crypto.h).
+        ASSERT_TRUE(client->send(peer, payload));
+        const std::uint64_t before = heap_allocations.load();
+        for (int i = 0; i < 1000; ++i) {
+            EXPECT_TRUE(client->send(peer, payload));
+            EXPECT_TRUE(client->on_datagram(server, incoming));
+        }
+        const std::uint64_t after = heap_allocations.load();
+        // The recorder copies each datagram into a vector: one allocation per send, and no
+        // more is allowed.
+        EXPECT_EQ(after - before, 1000u);
+        EXPECT_EQ(bytes_received, 1000u * payload.size());
+    }
 }
 
 TEST_F(TurnClientTest, SendRefusalsCounted) {

@@ -151,17 +151,16 @@ int main(int argc, char** argv) {
     });
     client.on_failure([](const std::string& what) { std::printf("failure: %s\n", what.c_str()); });
     std::array<std::byte, 2048> buffer;
-    if (const auto e = loop.watch(socket,
-                                  [&] {
-                                      stun::Address from;
-                                      long n;
-                                      while ((n = socket.receive_from(buffer, from)) >= 0) {
-                                          if (!client.on_datagram(from, std::span(buffer).first(
-                                                                            static_cast<std::size_t>(n))))
-                                              ++stray;
-                                      }
-                                  });
-        !e.empty()) {
+    // The socket's owner: everything read goes to the client, which keeps the server's.
+    auto readable = [&] {
+        stun::Address from;
+        long n;
+        while ((n = socket.receive_from(buffer, from)) >= 0) {
+            const auto datagram = std::span(buffer).first(static_cast<std::size_t>(n));
+            if (!client.on_datagram(from, datagram)) ++stray;
+        }
+    };
+    if (const auto e = loop.watch(socket, readable); !e.empty()) {
         std::fprintf(stderr, "turn_client_tool: %s\n", e.c_str());
         return 1;
     }
