@@ -19,9 +19,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// RFC 8656 §9: "a permission ... lasts for 5 minutes"; refreshed a minute early.
+// RFC 8656 §9: a permission lasts 5 minutes (300 s) unless refreshed; refreshed a minute early.
 constexpr Time permission_refresh = 4min;
-// RFC 8656 §12: "a channel binding lasts for 10 minutes"; refreshed a minute early.
+// RFC 8656 §12: a channel binding lasts 10 minutes unless refreshed; refreshed a minute early.
 constexpr Time channel_refresh = 9min;
 // A request is headers and a few attributes; USERNAME, REALM and NONCE at their RFC 8489 §14
 // send limits (508 + 509 + 509) and MESSAGE-INTEGRITY-SHA256 still fit.
@@ -133,6 +133,17 @@ void TurnClient::defer(std::function<void()> callback) {
     deferred_.insert(*id);
 }
 
+stun::Method TurnClient::method_of(Kind kind) noexcept {
+    switch (kind) {
+        case Kind::allocate: return stun::Method::allocate;
+        case Kind::refresh:
+        case Kind::release: return stun::Method::refresh;
+        case Kind::permission: return stun::Method::create_permission;
+        case Kind::channel_bind: return stun::Method::channel_bind;
+    }
+    return stun::Method::refresh;
+}
+
 void TurnClient::allocate(AllocateCallback done) {
     if (state_ != TurnState::idle)
         throw std::logic_error("TurnClient::allocate: called twice (one allocation per client)");
@@ -162,12 +173,7 @@ void TurnClient::start(Kind kind, std::size_t peer, bool refreshing, unsigned st
         }
     } while (pending_.contains(id));
 
-    static constexpr stun::Method methods[] = {stun::Method::allocate, stun::Method::refresh,
-                                               stun::Method::refresh,
-                                               stun::Method::create_permission,
-                                               stun::Method::channel_bind};
-    stun::MessageWriter w(r.bytes, methods[static_cast<std::size_t>(kind)],
-                          stun::MessageClass::request, id);
+    stun::MessageWriter w(r.bytes, method_of(kind), stun::MessageClass::request, id);
     switch (kind) {
         case Kind::allocate:
             // RFC 8656 §7.1: REQUESTED-TRANSPORT UDP; LIFETIME is the client's wish.
@@ -178,7 +184,7 @@ void TurnClient::start(Kind kind, std::size_t peer, bool refreshing, unsigned st
             w.add_u32(stun::attr::lifetime, static_cast<std::uint32_t>(config_.lifetime.count()));
             break;
         case Kind::release:
-            // RFC 8656 §8: "a Refresh request with a zero LIFETIME ... deletes the allocation".
+            // RFC 8656 §8.1: a Refresh with LIFETIME 0 deletes the allocation.
             w.add_u32(stun::attr::lifetime, 0);
             break;
         case Kind::permission:
@@ -186,15 +192,14 @@ void TurnClient::start(Kind kind, std::size_t peer, bool refreshing, unsigned st
             w.add_xor_address(stun::attr::xor_peer_address, peers_[peer].address);
             break;
         case Kind::channel_bind:
-            // RFC 8656 §11.1: CHANNEL-NUMBER and XOR-PEER-ADDRESS, the same pair on refreshes.
+            // RFC 8656 §12.1: CHANNEL-NUMBER and XOR-PEER-ADDRESS, the same pair on refreshes.
             w.add_channel_number(peers_[peer].channel);
             w.add_xor_address(stun::attr::xor_peer_address, peers_[peer].address);
             break;
     }
     if (r.authenticated) {
-        // RFC 8489 §9.2.3.2 (subsequent requests): USERNAME, REALM and NONCE from the last 401
-        // or 438, and, when the server offered PASSWORD-ALGORITHMS, the list echoed and the
-        // algorithm chosen (§9.2.5).
+        // RFC 8489 §9.2.5: USERNAME, REALM and NONCE from the last 401 or 438, and, when the
+        // server offered PASSWORD-ALGORITHMS, the list echoed and the algorithm chosen.
         w.add_text(stun::attr::username, config_.username);
         w.add_text(stun::attr::realm, realm_);
         w.add_text(stun::attr::nonce, nonce_);
@@ -290,11 +295,7 @@ bool TurnClient::handle_stun(std::span<const std::byte> datagram) {
     // or forged).
     if (it == pending_.end()) return !drop(TurnDrop::unknown_transaction);
     Request& r = it->second;
-    static constexpr stun::Method methods[] = {stun::Method::allocate, stun::Method::refresh,
-                                               stun::Method::refresh,
-                                               stun::Method::create_permission,
-                                               stun::Method::channel_bind};
-    if (m.method() != static_cast<std::uint16_t>(methods[static_cast<std::size_t>(r.kind)]))
+    if (m.method() != static_cast<std::uint16_t>(method_of(r.kind)))
         return !drop(TurnDrop::wrong_method);
     // RFC 8489 §7.3: a FINGERPRINT that fails discards the message; the transaction waits on.
     if (m.fingerprint() && stun::verify_fingerprint(m) != stun::IntegrityResult::ok)
@@ -367,10 +368,9 @@ bool TurnClient::learn_auth(const stun::Message& m) {
     if (nonce.empty()) return false;
     if (realm.empty()) realm = realm_;
     if (realm.empty()) return false;
-    // "If the response contains a PASSWORD-ALGORITHMS attribute, the request MUST contain the
-    // PASSWORD-ALGORITHMS attribute with the same content ... and a PASSWORD-ALGORITHM
-    // attribute with the first algorithm supported on the list"; with none supported, "the
-    // client MUST NOT retry". Without the list, MD5 and no attribute (RFC 5389 servers).
+    // RFC 8489 §9.2.5: when the 401 carries PASSWORD-ALGORITHMS, the retry echoes the list
+    // unchanged and names in PASSWORD-ALGORITHM the first entry the client supports; with none
+    // supported it does not retry. Without the list: MD5 and neither attribute (RFC 5389).
     std::uint16_t algorithm = 0;
     std::vector<std::byte> listed;
     if (const auto a = m.find(stun::attr::password_algorithms)) {
@@ -432,7 +432,7 @@ void TurnClient::handle_response(const stun::Message& m, Request request) {
         start(request.kind, request.peer, request.refreshing, request.stale_retries);
         return;
     }
-    // RFC 8489 §9.2.5: 438 "the client SHOULD retry the request with the new NONCE"; bounded,
+    // RFC 8489 §9.2.5: after a 438 the client retries with the NONCE the answer gives; bounded,
     // so that a server that keeps refusing ends the request.
     if (value.code == stun::error_code::stale_nonce &&
         request.stale_retries < max_stale_nonce_retries && learn_auth(m)) {
@@ -714,8 +714,8 @@ void TurnClient::handle_data_indication(const stun::Message& m) {
         drop(TurnDrop::no_allocation);
         return;
     }
-    // RFC 8656 §11.6: XOR-PEER-ADDRESS and DATA; "If the Data indication ... lacks either
-    // ... the client MUST discard it". Indications are unauthenticated by design (§11).
+    // RFC 8656 §11.4: a Data indication without XOR-PEER-ADDRESS is discarded (and one without
+    // DATA carries nothing). Indications are unauthenticated by design.
     const auto peer_attribute = m.find(stun::attr::xor_peer_address);
     const auto data = m.find(stun::attr::data);
     stun::Address peer;
@@ -725,8 +725,8 @@ void TurnClient::handle_data_indication(const stun::Message& m) {
         drop(TurnDrop::bad_data_indication);
         return;
     }
-    // "the client SHOULD also check that the XOR-PEER-ADDRESS attribute value contains an IP
-    // address with which the client believes there is an active permission".
+    // §11.4: the client should also check that the peer is one it holds a permission for, and
+    // discard the indication otherwise.
     const auto it = peer_index_.find(peer);
     if (it == peer_index_.end() || !peers_[it->second].permitted) {
         drop(TurnDrop::unknown_peer);

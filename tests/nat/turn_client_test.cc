@@ -546,7 +546,7 @@ TEST_F(TurnClientTest, PermissionThenChannelBind) {
     EXPECT_TRUE(peer_results.empty());  // the channel comes next
     run_for(0us);
     {
-        // RFC 8656 §11.1: CHANNEL-NUMBER 0x4000, XOR-PEER-ADDRESS.
+        // RFC 8656 §12.1: CHANNEL-NUMBER 0x4000, XOR-PEER-ADDRESS.
         const auto m = parse(last());
         EXPECT_TRUE(m.is(stun::Method::channel_bind, stun::MessageClass::request));
         std::uint16_t channel = 0;
@@ -581,7 +581,7 @@ TEST_F(TurnClientTest, DeniedPeerReported403) {
     const std::array<std::byte, 1> one{};
     EXPECT_FALSE(client->send(loopback, one));
     EXPECT_EQ(client->drops(TurnDrop::send_no_permission), 1u);
-    // Nor is its data taken: it holds no permission (RFC 8656 §11.6).
+    // Nor is its data taken: it holds no permission (RFC 8656 §11.4).
     std::vector<std::byte> buffer(128);
     stun::TransactionId id{};
     stun::MessageWriter w(buffer, stun::Method::data, stun::MessageClass::indication, id);

@@ -119,7 +119,7 @@ enum class TurnState : std::uint8_t {
       "missing or does not decode (RFC 8656 §7.3, §8.3)")                                      \
     X(unexpected_message, "a request, or an indication other than Data, from the server")     \
     X(bad_data_indication,                                                                     \
-      "a Data indication without a decodable XOR-PEER-ADDRESS or DATA (RFC 8656 §11.6)")     \
+      "a Data indication without a decodable XOR-PEER-ADDRESS or DATA (RFC 8656 §11.4)")     \
     X(no_allocation, "a Data indication or ChannelData while no allocation is held")          \
     X(unknown_peer, "a Data indication from a peer that was not added")                       \
     X(bad_channel_data,                                                                        \
@@ -270,6 +270,7 @@ private:
 
     /// Runs `callback` from a timer due now, so that it never runs inside the caller's call.
     void defer(std::function<void()> callback);
+    static stun::Method method_of(Kind kind) noexcept;
     void start(Kind kind, std::size_t peer, bool refreshing, unsigned stale_retries);
     void on_timer(const stun::TransactionId& id);
     void arm(const stun::TransactionId& id, Request& r);
