@@ -709,6 +709,14 @@ bool TurnClient::send(const stun::Address& peer, std::span<const std::byte> data
     return true;
 }
 
+bool TurnClient::permitted_ip(const stun::Address& address) const noexcept {
+    for (const Peer& p : peers_)
+        if (p.permitted && !p.failed && p.address.family == address.family &&
+            p.address.ip == address.ip)
+            return true;
+    return false;
+}
+
 void TurnClient::handle_data_indication(const stun::Message& m) {
     if (state_ != TurnState::allocated) {
         drop(TurnDrop::no_allocation);
@@ -726,9 +734,10 @@ void TurnClient::handle_data_indication(const stun::Message& m) {
         return;
     }
     // §11.4: the client should also check that the peer is one it holds a permission for, and
-    // discard the indication otherwise.
-    const auto it = peer_index_.find(peer);
-    if (it == peer_index_.end() || !peers_[it->second].permitted) {
+    // discard the indication otherwise. A permission is for an IP address, any port (§9): a
+    // peer behind a symmetric NAT reaches the relay from a port of its own, not the one its
+    // STUN server saw, and this is how the ladder learns that port (then binds a channel).
+    if (!permitted_ip(peer)) {
         drop(TurnDrop::unknown_peer);
         return;
     }

@@ -759,6 +759,14 @@ TEST_F(TurnClientTest, ReceivesDataIndicationsAndChannelData) {
     // What is not for a known peer is dropped and counted.
     EXPECT_TRUE(client->on_datagram(server, data_indication(peer2, "stranger")));
     EXPECT_EQ(client->drops(TurnDrop::unknown_peer), 1u);
+    // A permission is per IP address (RFC 8656 §9): the peer from another port (a symmetric
+    // NAT's mapping towards the relay) is delivered, with that port.
+    auto other_port = peer;
+    other_port.port = 40000;
+    EXPECT_TRUE(client->on_datagram(server, data_indication(other_port, "moved")));
+    ASSERT_EQ(received.size(), 4u);
+    EXPECT_EQ(received[3], std::make_pair(other_port, std::string("moved")));
+    EXPECT_EQ(client->drops(TurnDrop::unknown_peer), 1u);
     EXPECT_TRUE(client->on_datagram(server, hex("4001 0001 61")));
     EXPECT_EQ(client->drops(TurnDrop::unknown_channel), 1u);
     EXPECT_TRUE(client->on_datagram(server, hex("4000 0009 616263")));
@@ -776,7 +784,7 @@ TEST_F(TurnClientTest, ReceivesDataIndicationsAndChannelData) {
     }
     // From the peer itself, not through the server: the owner's business.
     EXPECT_FALSE(client->on_datagram(peer, hex("4000 0001 61")));
-    EXPECT_EQ(received.size(), 3u);
+    EXPECT_EQ(received.size(), 4u);
 }
 
 TEST_F(TurnClientTest, RefreshesFireOnTime) {

@@ -121,7 +121,8 @@ enum class TurnState : std::uint8_t {
     X(bad_data_indication,                                                                     \
       "a Data indication without a decodable XOR-PEER-ADDRESS or DATA (RFC 8656 §11.4)")     \
     X(no_allocation, "a Data indication or ChannelData while no allocation is held")          \
-    X(unknown_peer, "a Data indication from a peer that was not added")                       \
+    X(unknown_peer, "a Data indication from an IP address no added peer holds a permission "   \
+                    "for (RFC 8656 §9: permissions are per IP address)")                     \
     X(bad_channel_data,                                                                        \
       "ChannelData shorter than its length field or on a channel outside 0x4000-0x7FFF "      \
       "(RFC 8656 §12.5)")                                                                      \
@@ -277,6 +278,8 @@ private:
     bool handle_stun(std::span<const std::byte> datagram);
     void handle_response(const stun::Message& m, Request request);
     void handle_data_indication(const stun::Message& m);
+    /// A permission is held for `address`'s IP (any port).
+    [[nodiscard]] bool permitted_ip(const stun::Address& address) const noexcept;
     void handle_channel_data(std::span<const std::byte> datagram);
     void finish(const Request& request, const Outcome& outcome, const stun::Message* m);
     void allocated(const stun::Message& m);
