@@ -90,7 +90,8 @@ MediaSession::MediaSession(MediaConfig config) : config_(config) {
     out_frames_.reserve(most);
     synthetic_payload_.resize(frame_size_ > media_header_size ? frame_size_ - media_header_size
                                                               : 0);
-    // A counting pattern, not zeros: a path that compresses or mangles payloads shows up.
+    // A counting pattern: the content carries nothing (the receiver counts frames), but a
+    // capture of it reads as payload rather than as padding.
     for (std::size_t i = 0; i < synthetic_payload_.size(); ++i)
         synthetic_payload_[i] = static_cast<std::byte>(i & 0xFF);
 }
@@ -235,8 +236,11 @@ MediaSession::Frames MediaSession::on_timer(Time now) {
     if (stream_next_ < stream_count_ && stream_slot(stream_next_) <= now) {
         // Frames due: every slot at or before now. More than max_catch_up after a late wake-up:
         // the oldest are skipped rather than sent in a burst the path would queue or drop.
-        std::uint64_t due_end = stream_next_;
-        while (due_end < stream_count_ && stream_slot(due_end) <= now) ++due_end;
+        // Slot k is due when floor(k·10⁶ / R) <= t, that is k·10⁶ < (t + 1)·R: computed, not
+        // walked, so that an hour's stall costs no more than a 20 ms one.
+        const auto t = static_cast<std::uint64_t>((now - stream_start_).count());
+        const std::uint64_t due_end = std::min<std::uint64_t>(
+            stream_count_, ((t + 1) * config_.packet_rate + us_per_s - 1) / us_per_s);
         if (due_end - stream_next_ > config_.max_catch_up) {
             report_.pacing_skipped += due_end - stream_next_ - config_.max_catch_up;
             stream_next_ = due_end - config_.max_catch_up;

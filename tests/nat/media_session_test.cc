@@ -53,7 +53,9 @@ MediaConfig config(std::uint64_t bitrate = 64'000, std::uint32_t rate = 50) {
 }
 
 // The wire format read independently of the session (docs/ladder.md, "Media channel").
-std::uint8_t type_of(const std::vector<std::byte>& f) { return std::to_integer<std::uint8_t>(f[3]); }
+std::uint8_t type_of(const std::vector<std::byte>& f) {
+    return std::to_integer<std::uint8_t>(f[3]);
+}
 std::uint32_t sequence_of(const std::vector<std::byte>& f) {
     std::uint32_t v = 0;
     for (int i = 8; i < 12; ++i) v = (v << 8) | std::to_integer<std::uint32_t>(f[i]);

@@ -16,15 +16,22 @@
 //
 // Wire format (docs/ladder.md, "Media channel"), all fields big-endian:
 //
-//   0       1       2       3
-//   |1 0 version|  'P'  |  'L'  | type  |   header: 20 bytes
-//   |            call id             |
-//   |     sequence (per type)        |
-//   |   send timestamp, µs, sender's clock (64 bits)   |
-//   data: payload | ping: nothing | pong: 24 bytes | bye: 12 bytes (below)
+//    0               1               2               3
+//   +---------------+---------------+---------------+---------------+
+//   | 0x80|version  |      'P'      |      'L'      |     type      |
+//   +---------------+---------------+---------------+---------------+
+//   |                            call id                            |
+//   +---------------------------------------------------------------+
+//   |                 sequence (one counter per type)               |
+//   +---------------------------------------------------------------+
+//   |           send timestamp, µs on the sender's clock            |
+//   |                           (64 bits)                           |
+//   +---------------------------------------------------------------+
+//   data: the payload; ping: nothing; pong: 24 bytes; bye: 12 bytes (below)
 //
-// The first byte is 0x80 | version (0x81): RFC 7983 §7's 128..191 range, so one socket carries
-// STUN (0..3), TURN ChannelData (64..79) and media; "PL" then tells media from RTP.
+// The first byte, 0x81 for version 1, is in RFC 7983 §7's 128..191 range, so one socket carries
+// STUN (0..3), TURN ChannelData (64..79) and media; "PL" then tells media from RTP (as RTP it
+// would be payload type 80, which RFC 3551 leaves unassigned).
 #pragma once
 
 #include <array>
@@ -70,7 +77,8 @@ inline constexpr std::size_t media_max_payload = media_max_frame - media_header_
     X(too_old, "a data frame older than the receive window (4096 frames behind the newest): "     \
                "cannot tell a late arrival from a duplicate; it stays counted as lost")           \
     X(after_bye, "a data frame numbered at or past the count the peer's bye announced")           \
-    X(not_open, "a ping or data frame before start() or after the call ended")
+    X(not_open, "any frame before start(); after the call, a ping, or data when no bye of the "   \
+                "peer said how many to expect")
 
 enum class MediaDrop : std::uint8_t {
 #define PUNCH_MEDIA_ENUMERATOR(name, help) name,
