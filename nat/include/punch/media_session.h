@@ -288,7 +288,6 @@ private:
     std::uint64_t stream_count_ = 0;
     Time next_bye_{0};
     std::uint32_t byes_sent_ = 0;
-    bool peer_bye_seen_ = false;
 
     // Liveness.
     Time last_alive_{0};  // the last valid frame, or the start of the path's grace
