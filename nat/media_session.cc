@@ -392,11 +392,11 @@ void MediaSession::receive_data(std::uint32_t sequence, std::int64_t sent_at, Ti
     // RFC 3550 §6.4.1: D(i,j) = (Rj - Ri) - (Sj - Si), the difference of the transit times of
     // consecutive arrivals; J += (|D| - J) / 16. The two clocks need not agree: their offset
     // cancels in D.
-    const std::int64_t transit = now.count() - sent_at;
-    if (report_.data_received > 1) {
-        const double difference = std::fabs(static_cast<double>(transit - last_transit_));
-        jitter_us_ += (difference - jitter_us_) / 16.0;
-    }
+    // In double: a timestamp from the wire is whatever the sender wrote, and an int64
+    // difference of two of them could overflow (exact to the µs up to 2^53 µs, 285 years).
+    const double transit = static_cast<double>(now.count()) - static_cast<double>(sent_at);
+    if (report_.data_received > 1)
+        jitter_us_ += (std::fabs(transit - last_transit_) - jitter_us_) / 16.0;
     last_transit_ = transit;
     result.verdict = MediaVerdict::data;
 }

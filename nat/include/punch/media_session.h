@@ -303,7 +303,7 @@ private:
     std::array<std::uint64_t, window / 64> seen_{};
     std::uint64_t highest_ = 0;  // highest data sequence received
     bool any_data_ = false;
-    std::int64_t last_transit_ = 0;
+    double last_transit_ = 0;  // µs
     double jitter_us_ = 0;
 
     std::uint64_t wrap_refused_ = 0;
