@@ -355,7 +355,7 @@ void Coordinator::handle_line(ConnectionId connection, std::string_view line, Co
                                              " levels; no request needs that");
         try {
             request.body = json::parse(line);
-        } catch (const json::parse_error& error) {
+        } catch (const json::exception& error) {  // parse_error; out_of_range: 1e999
             // nlohmann's text names the byte and what it found ("syntax error while parsing
             // value - invalid literal; last read: 'g'"; "ill-formed UTF-8 byte").
             std::string what = error.what();
