@@ -204,6 +204,10 @@ void CoordServer::accept_all(CoordTime now) {
         const int one = 1;
         // Events are small and must not wait for Nagle's algorithm.
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        // A fixed kernel send buffer (no autotuning up to tcp_wmem's 4 MiB): what a client
+        // that does not read can pin is this plus limits.max_output_bytes.
+        const int send_buffer = static_cast<int>(kernel_send_buffer_bytes);
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof send_buffer);
         epoll_event event{};
         event.events = EPOLLIN | EPOLLRDHUP;
         event.data.fd = fd;

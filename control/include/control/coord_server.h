@@ -56,6 +56,8 @@ public:
 
     /// How long a closed connection is drained before close().
     static constexpr std::uint64_t linger_ms = 2000;
+    /// SO_SNDBUF of every connection (the kernel doubles it for its bookkeeping).
+    static constexpr std::size_t kernel_send_buffer_bytes = 64 * 1024;
     /// Bytes read from one connection per serve().
     static constexpr std::size_t read_bytes_per_serve = 64 * 1024;
 
