@@ -13,6 +13,7 @@ namespace {
 
 struct LogState {
     engine::LogConfig config;
+    std::string ident = "punchlined";
     bool syslog_open = false;
     std::function<void(engine::LogLevel, std::string_view)> sink;
     std::function<std::uint64_t()> clock_ms;
@@ -44,19 +45,19 @@ int syslog_priority(engine::LogLevel level) noexcept {
     return LOG_INFO;
 }
 
-std::string_view prefix(engine::LogLevel level) noexcept {
+std::string prefix(const LogState& s, engine::LogLevel level) {
     switch (level) {
-        case engine::LogLevel::error: return "punchlined: error: ";
-        case engine::LogLevel::warn: return "punchlined: warning: ";
-        case engine::LogLevel::info: return "punchlined: ";
-        case engine::LogLevel::debug: return "punchlined: debug: ";
+        case engine::LogLevel::error: return s.ident + ": error: ";
+        case engine::LogLevel::warn: return s.ident + ": warning: ";
+        case engine::LogLevel::info: return s.ident + ": ";
+        case engine::LogLevel::debug: return s.ident + ": debug: ";
     }
-    return "punchlined: ";
+    return s.ident + ": ";
 }
 
 void write_line(LogState& s, engine::LogLevel level, std::string_view message) noexcept {
     try {
-        std::string line(prefix(level));
+        std::string line(prefix(s, level));
         line.append(message);
         if (s.sink) {
             s.sink(level, line);
@@ -91,7 +92,8 @@ void configure_log(const engine::LogConfig& config) {
     s.config = config;
     if (config.target == engine::LogTarget::syslog && !s.syslog_open) {
         // LOG_NDELAY: connect now, before the workers start and while /dev/log is reachable.
-        ::openlog("punchlined", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+        // openlog keeps the pointer: the ident string lives in the state, never changed after.
+        ::openlog(s.ident.c_str(), LOG_PID | LOG_NDELAY, LOG_DAEMON);
         s.syslog_open = true;
     }
 }
@@ -127,6 +129,8 @@ void log(engine::LogLevel level, std::string_view message) noexcept {
     }
     write_line(s, level, message);
 }
+
+void set_log_ident(std::string_view ident) { state().ident = ident; }
 
 void set_log_sink(std::function<void(engine::LogLevel, std::string_view)> sink,
                   std::function<std::uint64_t()> clock_ms) {

@@ -20,18 +20,39 @@ EventLoop::~EventLoop() {
 }
 
 std::string EventLoop::watch(UdpSocket& socket, std::function<void()> readable) {
+    return watch_fd(socket.fd(), std::move(readable));
+}
+
+void EventLoop::unwatch(UdpSocket& socket) { unwatch_fd(socket.fd()); }
+
+std::string EventLoop::watch_fd(int fd, std::function<void()> readable) {
     epoll_event event{};
     event.events = EPOLLIN;
-    event.data.fd = socket.fd();
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, socket.fd(), &event) != 0)
+    event.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0)
         return std::string("epoll_ctl: ") + std::strerror(errno);
-    readable_[socket.fd()] = std::move(readable);
+    watches_[fd] = Watch{std::move(readable), {}};
     return {};
 }
 
-void EventLoop::unwatch(UdpSocket& socket) {
-    if (readable_.erase(socket.fd()) != 0)
-        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+std::string EventLoop::set_writable(int fd, std::function<void()> writable) {
+    const auto it = watches_.find(fd);
+    if (it == watches_.end()) return "set_writable: descriptor " + std::to_string(fd) +
+                                     " is not watched";
+    const bool had = static_cast<bool>(it->second.writable);
+    it->second.writable = std::move(writable);
+    const bool has = static_cast<bool>(it->second.writable);
+    if (had == has) return {};
+    epoll_event event{};
+    event.events = EPOLLIN | (has ? EPOLLOUT : 0u);
+    event.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &event) != 0)
+        return std::string("epoll_ctl: ") + std::strerror(errno);
+    return {};
+}
+
+void EventLoop::unwatch_fd(int fd) {
+    if (watches_.erase(fd) != 0) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
 std::size_t EventLoop::run_once(Time max_wait) {
@@ -46,12 +67,24 @@ std::size_t EventLoop::run_once(Time max_wait) {
     const int ready = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                                    wait_ms);
     for (int i = 0; i < ready; ++i) {
-        // Looked up per event: an earlier callback may have unwatched this socket.
-        const auto it = readable_.find(events[static_cast<std::size_t>(i)].data.fd);
-        if (it == readable_.end()) continue;
-        auto callback = it->second;  // a copy: the callback may unwatch itself
-        callback();
-        ++ran;
+        const epoll_event& event = events[static_cast<std::size_t>(i)];
+        // Looked up before each callback: an earlier one may have unwatched this descriptor.
+        auto it = watches_.find(event.data.fd);
+        if (it == watches_.end()) continue;
+        // An error or hang-up wakes the writer too (a TCP connect that failed), else the
+        // reader; the reader sees the end of stream or the error when it reads.
+        if ((event.events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0 && it->second.writable) {
+            auto callback = it->second.writable;  // a copy: the callback may unwatch itself
+            callback();
+            ++ran;
+            it = watches_.find(event.data.fd);
+            if (it == watches_.end()) continue;
+        }
+        if ((event.events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0 && it->second.readable) {
+            auto callback = it->second.readable;
+            callback();
+            ++ran;
+        }
     }
     return ran + timers_.run_due(now());
 }

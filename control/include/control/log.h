@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 
 #include "engine/config.h"
@@ -25,6 +26,10 @@ namespace control {
 
 /// Lines below error per second, beyond which they are suppressed (and counted).
 inline constexpr unsigned max_log_lines_per_second = 20;
+
+/// The program's name in every line and syslog's ident ("punchlined" unless set; punchcoord
+/// sets its own). Before configure_log().
+void set_log_ident(std::string_view ident);
 
 /// Applies [log]: the level below which lines are left out, and the target (syslog is
 /// opened here, once).

@@ -1,6 +1,7 @@
 // The event loop under libpunch: kernel UDP sockets and timers on one thread, the caller's.
 //
-// One epoll set; one callback per socket ("datagrams are waiting"), one per timer. The time
+// One epoll set; one callback per socket ("datagrams are waiting"), one per timer; any other
+// descriptor (a TCP connection) may be watched for readable and writable too. The time
 // comes from an injected Clock, and run_once() waits only as long as the next timer allows, so
 // the loop itself never decides what time it is. Punching, the TURN client and the media
 // channel are meant to build on the same loop: a socket per call leg, every step a timer.
@@ -37,6 +38,16 @@ public:
     [[nodiscard]] std::string watch(UdpSocket& socket, std::function<void()> readable);
     void unwatch(UdpSocket& socket);
 
+    /// Any descriptor (a TCP socket: the coordinator's client): `readable` when it is readable
+    /// or hung up, and, while one is set with set_writable(), `writable` when it can take
+    /// more. Level-triggered. The descriptor must stay open while watched. Returns "" or why
+    /// epoll refused it.
+    [[nodiscard]] std::string watch_fd(int fd, std::function<void()> readable);
+    /// Starts (a callback) or stops (an empty one) the writable callback of a watched fd.
+    /// Returns "" or why epoll refused it.
+    std::string set_writable(int fd, std::function<void()> writable);
+    void unwatch_fd(int fd);
+
     TimerId at(Time deadline, TimerQueue::Callback callback) {
         return timers_.schedule(deadline, std::move(callback));
     }
@@ -58,7 +69,11 @@ private:
     const Clock& clock_;
     TimerQueue timers_;
     int epoll_fd_ = -1;
-    std::unordered_map<int, std::function<void()>> readable_;
+    struct Watch {
+        std::function<void()> readable;
+        std::function<void()> writable;  // empty: EPOLLOUT not asked for
+    };
+    std::unordered_map<int, Watch> watches_;
 };
 
 }  // namespace punch
