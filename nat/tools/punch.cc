@@ -5,18 +5,36 @@
 //       reflexive address; RFC 5780 tests against the nearest server that offers OTHER-ADDRESS
 //       give mapping, filtering, hairpinning and the NAT type.
 //
-// Exit status: 0 the NAT type is known; 3 a reflexive address was found but the type is
-// unknown (no server offers OTHER-ADDRESS, or a test it needs failed); 1 no server gave a valid
-// answer (blocked, or all down); 2 a usage error (bad option, a name that does not resolve).
+//   punch call --coord HOST:PORT --room ROOM --name NAME [--duration S] [--bitrate BPS]
+//              [--rate PPS] [--force p2p|relay] [--json] ...
+//       The ladder (design.md §5) for one call: the coordinator names the STUN and relay
+//       servers, the probe finds the reflexive address and the NAT type from the call's socket,
+//       the room pairs us with the peer, punching tries P2P for the preset time, the relay
+//       carries the call when it fails; then synthetic media for --duration, keepalives and
+//       fall-back to the relay if the P2P path dies. Prints the rung, the time to connect and
+//       the media figures (loss, RTT, jitter).
+//
+//   punch bridge --coord HOST:PORT --room ROOM --name NAME --listen HOST:PORT --forward HOST:PORT
+//       The same ladder, carrying what arrives on a local UDP port (RTP from ffmpeg or
+//       GStreamer) to the peer, whose punch bridge sends it to its --forward address.
+//
+// Exit status of probe: 0 the NAT type is known; 3 a reflexive address was found but the type
+// is unknown (no server offers OTHER-ADDRESS, or a test it needs failed); 1 no server gave a
+// valid answer (blocked, or all down); 2 a usage error (bad option, a name that does not
+// resolve). Of call and bridge: 0 the call connected and ended normally; 1 it failed (the
+// report says where); 2 a usage error.
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "punch/call.h"
 #include "punch/event_loop.h"
 #include "punch/probe.h"
 
@@ -182,6 +200,247 @@ void print_report(const punch::ProbeReport& r) {
     std::printf("took         %s\n", ms_text(r.elapsed).c_str());
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// call and bridge
+
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) { interrupted = true; }
+
+std::optional<double> ms_opt(const std::optional<punch::Time>& t) {
+    if (!t) return std::nullopt;
+    return ms(*t);
+}
+
+nlohmann::json opt_json(const std::optional<double>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json opt_json(const std::optional<stun::Address>& a) {
+    return a ? nlohmann::json(text(*a)) : nlohmann::json(nullptr);
+}
+
+nlohmann::json call_json(const punch::CallReport& r) {
+    using nlohmann::json;
+    const auto& m = r.media;
+    json paths = json::array();
+    for (const auto& p : m.paths)
+        paths.push_back({{"name", p.name},
+                         {"since_ms", ms(p.since)},
+                         {"sent", p.data_sent},
+                         {"received", p.data_received},
+                         {"pings_sent", p.pings_sent},
+                         {"pongs_received", p.pongs_received},
+                         {"rtt_min_ms", opt_json(ms_opt(p.rtt_min))},
+                         {"srtt_ms", opt_json(ms_opt(p.srtt))}});
+    json drops = json::object();
+    for (std::size_t i = 0; i < m.drops.size(); ++i)
+        if (m.drops[i] != 0) drops[std::string(punch::media_drop_reasons[i].name)] = m.drops[i];
+    json media{{"sent", m.data_sent},
+               {"peer_received",
+                m.peer_received ? json(*m.peer_received) : json(nullptr)},
+               {"peer_final", m.peer_final},
+               {"received", m.data_received},
+               {"expected", m.expected},
+               {"lost", m.lost},
+               {"peer_sent", m.peer_sent ? json(*m.peer_sent) : json(nullptr)},
+               {"duplicates", m.duplicates},
+               {"reordered", m.reordered},
+               {"jitter_ms", m.jitter_ms},
+               {"rtt_ms", opt_json(ms_opt(m.srtt))},
+               {"rtt_min_ms", opt_json(ms_opt(m.rtt_min))},
+               {"bytes_sent", m.bytes_sent},
+               {"bytes_received", m.bytes_received},
+               {"path_changes", m.path_changes},
+               {"paths", paths},
+               {"drops", drops},
+               {"text", punch::to_string(m)}};
+    json steps = json::array();
+    for (const auto& s : r.steps)
+        steps.push_back({{"step", s.name},
+                         {"outcome", s.outcome},
+                         {"started_ms", ms(s.started)},
+                         {"elapsed_ms", ms(s.elapsed)}});
+    return {{"connected", r.connected},
+            {"rung", punch::to_string(r.rung)},
+            {"first_rung", punch::to_string(r.first_rung)},
+            {"error", r.error},
+            {"time_to_connect_ms", opt_json(ms_opt(r.time_to_connect))},
+            {"controlling", r.controlling},
+            {"peer", r.peer_name},
+            {"local", text(r.local)},
+            {"reflexive", text(r.reflexive)},
+            {"relayed", opt_json(r.relayed)},
+            {"remote", opt_json(r.remote)},
+            {"local_nat", punch::to_string(r.local_nat)},
+            {"remote_nat", r.remote_nat},
+            {"fallbacks", r.fallbacks},
+            {"fallback_ms", opt_json(ms_opt(r.fallback_time))},
+            {"steps", steps},
+            {"media", media},
+            {"punch", r.punch_report},
+            {"stray_media", r.stray_media},
+            {"stray_other", r.stray_other}};
+}
+
+void print_call(const punch::CallReport& r) {
+    if (!r.connected && r.first_rung == punch::Rung::none)
+        std::printf("call         FAILED: %s\n", r.error.c_str());
+    else if (!r.error.empty())
+        std::printf("call         ended early: %s\n", r.error.c_str());
+    std::printf("rung         %s", std::string(punch::to_string(r.rung)).c_str());
+    if (r.first_rung != r.rung && r.first_rung != punch::Rung::none)
+        std::printf(" (began %s, moved after %s)",
+                    std::string(punch::to_string(r.first_rung)).c_str(),
+                    r.fallback_time ? ms_text(*r.fallback_time).c_str() : "?");
+    if (r.remote) std::printf(", to %s", text(*r.remote).c_str());
+    std::printf("%s\n", r.controlling ? ", controlling" : "");
+    std::printf("connect      %s\n",
+                r.time_to_connect ? ms_text(*r.time_to_connect).c_str() : "never");
+    std::printf("peer         %s, NAT %s\n", r.peer_name.c_str(), r.remote_nat.c_str());
+    std::printf("us           %s, reflexive %s, NAT %s%s%s\n", text(r.local).c_str(),
+                text(r.reflexive).c_str(), std::string(punch::to_string(r.local_nat)).c_str(),
+                r.relayed ? ", relayed " : "", r.relayed ? text(*r.relayed).c_str() : "");
+    std::printf("media        %s\n", punch::to_string(r.media).c_str());
+    std::printf("steps:\n");
+    for (const auto& s : r.steps)
+        std::printf("  %-12s at %9s  took %9s  %s\n", s.name.c_str(), ms_text(s.started).c_str(),
+                    ms_text(s.elapsed).c_str(), s.outcome.c_str());
+    if (!r.punch_report.empty()) {
+        std::printf("punch pairs:\n");
+        std::string line;
+        for (const char c : r.punch_report) {
+            if (c == '\n') {
+                std::printf("  %s\n", line.c_str());
+                line.clear();
+            } else {
+                line += c;
+            }
+        }
+        if (!line.empty()) std::printf("  %s\n", line.c_str());
+    }
+}
+
+// The options call and bridge share, parsed into a CallConfig.
+struct CallOptions {
+    std::string coordinator;
+    std::string room;
+    std::string name;
+    std::string region;
+    std::vector<std::string> stun;
+    std::string force;
+    double duration_s = 10;
+    std::uint64_t bitrate = 64000;
+    std::uint32_t rate = 50;
+    double punch_timeout_s = 3;
+    double dead_after_s = 2;
+    double peer_wait_s = 30;
+    bool json = false;
+};
+
+void add_call_options(CLI::App* app, CallOptions& o, bool synthetic) {
+    app->add_option("--coord", o.coordinator, "the coordinator, HOST:PORT")->required();
+    app->add_option("--room", o.room, "the room to meet the peer in")->required();
+    app->add_option("--name", o.name, "our name in the room")->required();
+    app->add_option("--region", o.region, "our region, for the coordinator");
+    app->add_option("--stun", o.stun,
+                    "a STUN server, HOST:PORT, instead of the coordinator's (repeatable)");
+    app->add_option("--force", o.force, "take only this rung: p2p or relay (for tests)")
+        ->check(CLI::IsMember({"p2p", "relay"}));
+    app->add_option("--duration", o.duration_s,
+                    synthetic ? "seconds of media once connected"
+                              : "seconds to carry the port once connected (0: until Ctrl-C)")
+        ->capture_default_str();
+    if (synthetic) {
+        app->add_option("--bitrate", o.bitrate, "synthetic media, bits per second")
+            ->capture_default_str();
+        app->add_option("--rate", o.rate, "synthetic media, packets per second")
+            ->capture_default_str();
+    }
+    app->add_option("--punch-timeout", o.punch_timeout_s,
+                    "the preset time: seconds to punch before the relay")
+        ->capture_default_str();
+    app->add_option("--dead-after", o.dead_after_s,
+                    "seconds of silence after which the path is dead and the call falls back")
+        ->capture_default_str();
+    app->add_option("--peer-wait", o.peer_wait_s, "seconds to wait for the peer to join")
+        ->capture_default_str();
+    app->add_flag("--json", o.json, "print the report as JSON");
+}
+
+punch::Time seconds(double s) {
+    return punch::Time{static_cast<long long>(std::llround(s * 1e6))};
+}
+
+// Returns "" or the usage error, naming the option and what to type.
+std::string make_call_config(const CallOptions& o, bool synthetic, punch::CallConfig& c) {
+    if (stun::Address a; !punch::resolve_host_port(o.coordinator, a).empty())
+        return "--coord " + punch::resolve_host_port(o.coordinator, a);
+    c.coordinator = o.coordinator;
+    for (const auto& s : o.stun) {
+        punch::ProbeServer server{s, {}};
+        if (auto e = punch::resolve_host_port(s, server.address); !e.empty()) return "--stun " + e;
+        c.stun_servers.push_back(server);
+    }
+    const auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
+    if (!in(o.duration_s, synthetic ? 0.1 : 0, 86400))
+        return "--duration " + std::to_string(o.duration_s) + ": expected seconds, " +
+               (synthetic ? "0.1" : "0") + " to 86400, like --duration 10";
+    if (!in(o.punch_timeout_s, 0.1, 60))
+        return "--punch-timeout: expected seconds from 0.1 to 60, like --punch-timeout 3";
+    if (!in(o.dead_after_s, 0.2, 60))
+        return "--dead-after: expected seconds from 0.2 to 60, like --dead-after 2";
+    if (!in(o.peer_wait_s, 1, 3600))
+        return "--peer-wait: expected seconds from 1 to 3600, like --peer-wait 30";
+    c.room = o.room;
+    c.name = o.name;
+    c.region = o.region;
+    c.force = o.force == "p2p"     ? punch::ForceRung::p2p
+              : o.force == "relay" ? punch::ForceRung::relay
+                                   : punch::ForceRung::none;
+    c.duration = seconds(o.duration_s);
+    c.punch.timeout = seconds(o.punch_timeout_s);
+    c.peer_wait = seconds(o.peer_wait_s);
+    c.media.dead_after = seconds(o.dead_after_s);
+    if (synthetic) {
+        c.media.bitrate_bps = o.bitrate;
+        c.media.packet_rate = o.rate;
+    } else {
+        c.media.bitrate_bps = 0;
+        c.media.packet_rate = 0;
+    }
+    try {
+        punch::MediaSession check(c.media);
+    } catch (const std::invalid_argument& e) {
+        return std::string("--bitrate/--rate: ") + e.what();
+    }
+    return {};
+}
+
+// Runs the call on `loop` until it ends; Ctrl-C hangs up (bye, report).
+int run_call(punch::EventLoop& loop, punch::Call& call, const CallOptions& o,
+             const char* command) {
+    std::optional<punch::CallReport> report;
+    if (auto error = call.start([&](const punch::CallReport& r) { report = r; });
+        !error.empty()) {
+        std::fprintf(stderr, "punch %s: %s\n", command, error.c_str());
+        return exit_no_answer;
+    }
+    bool hung_up = false;
+    while (!report) {
+        loop.run_once(std::chrono::milliseconds(100));
+        if (interrupted && !hung_up) {
+            hung_up = true;
+            call.hang_up();
+        }
+    }
+    if (o.json)
+        std::cout << call_json(*report).dump(2) << "\n";
+    else
+        print_call(*report);
+    return report->connected && report->error.empty() ? exit_ok : exit_no_answer;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,11 +458,95 @@ int main(int argc, char** argv) {
                       "seconds each STUN transaction may take, retransmissions included "
                       "(RFC 8489 §6.2.1; 0.1..39.5)")
         ->capture_default_str();
+
+    CallOptions call_options;
+    auto* call = app.add_subcommand(
+        "call", "meet a peer in a room, connect by the cheapest rung, stream synthetic media");
+    add_call_options(call, call_options, true);
+
+    CallOptions bridge_options;
+    bridge_options.duration_s = 0;
+    std::string listen_text;
+    std::string forward_text;
+    auto* bridge = app.add_subcommand(
+        "bridge", "carry a local UDP port (RTP, ...) to the peer's, over the ladder");
+    add_call_options(bridge, bridge_options, false);
+    bridge->add_option("--listen", listen_text,
+                       "the local UDP address to read from, HOST:PORT (e.g. 127.0.0.1:5004)")
+        ->required();
+    bridge->add_option("--forward", forward_text,
+                       "where the peer's datagrams go, HOST:PORT (e.g. 127.0.0.1:5006)")
+        ->required();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e) == 0 ? exit_ok : exit_usage;
     }
+    punch::SteadyClock clock;
+    punch::EventLoop loop(clock);
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+
+    if (*call || *bridge) {
+        const bool synthetic = call->parsed();
+        const char* command = synthetic ? "call" : "bridge";
+        const CallOptions& o = synthetic ? call_options : bridge_options;
+        punch::CallConfig config;
+        if (auto error = make_call_config(o, synthetic, config); !error.empty()) {
+            std::fprintf(stderr, "punch %s: %s\n", command, error.c_str());
+            return exit_usage;
+        }
+        punch::Call the_call(loop, config);
+        if (synthetic) return run_call(loop, the_call, o, command);
+
+        // The bridge's local side: datagrams from --listen go to the peer; the peer's go to
+        // --forward from the same socket (so an RTP tool can send and receive on one port).
+        stun::Address listen;
+        stun::Address forward;
+        if (auto e = punch::resolve_host_port(listen_text, listen); !e.empty()) {
+            std::fprintf(stderr, "punch bridge: --listen %s\n", e.c_str());
+            return exit_usage;
+        }
+        if (auto e = punch::resolve_host_port(forward_text, forward); !e.empty()) {
+            std::fprintf(stderr, "punch bridge: --forward %s\n", e.c_str());
+            return exit_usage;
+        }
+        punch::UdpSocket local;
+        if (auto e = local.open(listen); !e.empty()) {
+            std::fprintf(stderr, "punch bridge: --listen %s\n", e.c_str());
+            return exit_usage;
+        }
+        std::uint64_t carried = 0;
+        std::uint64_t not_connected = 0;
+        std::uint64_t delivered = 0;
+        the_call.on_payload([&](std::span<const std::byte> payload) {
+            if (local.send_to(forward, payload)) ++delivered;
+        });
+        if (auto e = loop.watch(local, [&] {
+                std::array<std::byte, 2048> buffer;
+                stun::Address from;
+                for (long n; (n = local.receive_from(buffer, from)) >= 0;) {
+                    const auto d =
+                        std::span<const std::byte>(buffer).first(static_cast<std::size_t>(n));
+                    if (the_call.send_payload(d)) ++carried;
+                    else ++not_connected;
+                }
+            });
+            !e.empty()) {
+            std::fprintf(stderr, "punch bridge: --listen %s\n", e.c_str());
+            return exit_usage;
+        }
+        const int status = run_call(loop, the_call, o, command);
+        loop.unwatch(local);
+        std::fprintf(o.json ? stderr : stdout,
+                     "bridge       %llu datagrams carried to the peer, %llu before the path was "
+                     "up (dropped), %llu from the peer forwarded to %s\n",
+                     static_cast<unsigned long long>(carried),
+                     static_cast<unsigned long long>(not_connected),
+                     static_cast<unsigned long long>(delivered), forward_text.c_str());
+        return status;
+    }
+
     if (!(timeout_s >= 0.1 && timeout_s <= 39.5)) {
         std::fprintf(stderr, "punch probe: --timeout %g: expected seconds from 0.1 to 39.5 "
                              "(RFC 8489's whole schedule), like --timeout 3\n", timeout_s);
@@ -219,8 +562,6 @@ int main(int argc, char** argv) {
         }
         config.servers.push_back(std::move(server));
     }
-    punch::SteadyClock clock;
-    punch::EventLoop loop(clock);
     punch::ProbeReport report;
     if (auto error = punch::run_probe(loop, config, report); !error.empty()) {
         std::fprintf(stderr, "punch probe: %s\n", error.c_str());

@@ -67,12 +67,25 @@
 #   natlab_cut_drops CLIENT    packets dropped by natlab_cut_path in that namespace so far
 #   natlab_router_drops CLIENT unsolicited packets CLIENT's router dropped on its WAN (input
 #                              and forward hooks): what its filtering held back
+#   natlab_coord_start PUNCHCOORD
+#                              punchcoord on the coordinator's host, $NATLAB_COORD:
+#                              the lab's STUN server and relay with its REST secret; returns
+#                              when it accepts connections (its output: $LAB_WORKDIR/punchcoord.txt)
+#   natlab_coord_stop          SIGTERM to it; fails unless it exits 0
+#   natlab_call_start ROOM CLIENT PUNCH ARGS...
+#                              `PUNCH call --json --coord $NATLAB_COORD --room ROOM --name
+#                              CLIENT ARGS...` in CLIENT's namespace, in the background (PID
+#                              appended to NATLAB_CALL_PIDS); its report in
+#                              $LAB_WORKDIR/ROOM-CLIENT.json, its stderr in ...err
+#   natlab_call_wait           waits for every call in NATLAB_CALL_PIDS, then empties it
+#   natlab_call_field ROOM CLIENT JQ
+#                              one value of that call's report ("-" when missing)
 #
 # Addresses, set by natlab_build (the relay is the STUN host's engine):
 #   NATLAB_STUN_IP NATLAB_STUN_PORT NATLAB_STUN_ALT_IP NATLAB_STUN_ALT_PORT
 #   NATLAB_RELAY_IP NATLAB_RELAY_PORT NATLAB_RELAY_REALM NATLAB_RELAY_USER
 #   NATLAB_RELAY_PASSWORD NATLAB_REST_SECRET (the relay's TURN REST secret, for a coordinator)
-#   NATLAB_COORD_IP NATLAB_ENGINE_CONFIG
+#   NATLAB_COORD_IP NATLAB_COORD (its HOST:PORT for punchcoord) NATLAB_ENGINE_CONFIG
 # (exported, so that a program started in the lab finds them in its environment)
 #
 # natlab.md's pitfalls, each handled where it bites: unsolicited WAN packets are dropped in the
@@ -98,6 +111,7 @@ export NATLAB_RELAY_USER=alice
 export NATLAB_RELAY_PASSWORD=relay-password
 export NATLAB_REST_SECRET=punchline-natlab-rest-secret
 export NATLAB_COORD_IP=203.0.113.4
+export NATLAB_COORD=$NATLAB_COORD_IP:7000
 export NATLAB_ENGINE_CONFIG=""
 # The Internet's two sides (natlab_build).
 natlab_server_gateway=203.0.113.1
@@ -480,4 +494,55 @@ natlab_router_drops() {
   natlab_check_client "$1"
   [[ -n ${NATLAB_ROUTER[$1]} ]] || lab_fail "natlab_router_drops $1: $1 has no NAT"
   natlab_counter "${NATLAB_ROUTER[$1]}" ip natlab unsolicited
+}
+
+natlab_coord_pid=""
+natlab_coord_start() {
+  local punchcoord=${1:?natlab_coord_start: the punchcoord executable} _
+  printf '%s' "$NATLAB_REST_SECRET" >"$LAB_WORKDIR/rest-secret"
+  ip netns exec "$(lab_ns coord)" "$punchcoord" --listen "$NATLAB_COORD" \
+    --stun "$NATLAB_STUN_IP:$NATLAB_STUN_PORT" --relay "$NATLAB_RELAY_IP:$NATLAB_RELAY_PORT" \
+    --rest-secret-file "$LAB_WORKDIR/rest-secret" >"$LAB_WORKDIR/punchcoord.txt" 2>&1 &
+  natlab_coord_pid=$!
+  for _ in $(seq 100); do
+    kill -0 "$natlab_coord_pid" 2>/dev/null ||
+      lab_fail "punchcoord exited: $(cat "$LAB_WORKDIR/punchcoord.txt")"
+    if ip netns exec "$(lab_ns coord)" bash -c \
+      "exec 3<>/dev/tcp/$NATLAB_COORD_IP/${NATLAB_COORD##*:}" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  lab_fail "punchcoord does not accept connections on $NATLAB_COORD after 10 s"
+}
+
+natlab_coord_stop() {
+  [[ -n $natlab_coord_pid ]] || return 0
+  local status=0
+  kill -TERM "$natlab_coord_pid" 2>/dev/null || true
+  wait "$natlab_coord_pid" || status=$?
+  natlab_coord_pid=""
+  sed 's/^/  punchcoord | /' "$LAB_WORKDIR/punchcoord.txt" | tail -20
+  return "$status"
+}
+
+NATLAB_CALL_PIDS=()
+natlab_call_start() {
+  local room=$1 client=$2 punch=$3
+  shift 3
+  natlab_check_client "$client"
+  ip netns exec "$(natlab_ns "$client")" timeout 60 "$punch" call --json \
+    --coord "$NATLAB_COORD" --room "$room" --name "$client" "$@" \
+    >"$LAB_WORKDIR/$room-$client.json" 2>"$LAB_WORKDIR/$room-$client.err" &
+  NATLAB_CALL_PIDS+=($!)
+}
+
+natlab_call_wait() {
+  local pid
+  for pid in "${NATLAB_CALL_PIDS[@]}"; do wait "$pid" || true; done
+  NATLAB_CALL_PIDS=()
+}
+
+natlab_call_field() {
+  jq -r "$3 // \"-\"" "$LAB_WORKDIR/$1-$2.json" 2>/dev/null || echo -
 }
