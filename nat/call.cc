@@ -122,7 +122,10 @@ private:
     bool relay_pending_ = false;
     Time relay_since_{0};
     std::optional<TimerId> relay_timer_;
-    std::optional<Time> path_died_at_;
+    // The media gap of a move down the ladder: from the last frame on the old path (gap_from_)
+    // to the first on the relay.
+    Time last_frame_at_{0};
+    std::optional<Time> gap_from_;
     std::string relay_error_;  // the last CreatePermission or ChannelBind failure
     bool streaming_ = false;   // synthetic media started (on the first frame from the peer)
 
@@ -207,6 +210,12 @@ std::string Call::Impl::start(std::function<void(const CallReport&)> done) {
         report_.local = routed;
     }
 
+    // The probe has let go of the socket; from here the call reads it (the peer may come with
+    // the join's answer, and punching start at once).
+    if (auto error = loop_.watch(socket_, [this] { readable(); }); !error.empty())
+        return "the call's socket: " + error;
+    watching_ = true;
+
     // Join: our candidates go to the peer; the credentials come back.
     begin_step("join");
     JoinRequest request;
@@ -254,9 +263,6 @@ std::string Call::Impl::start(std::function<void(const CallReport&)> done) {
         }
     }
 
-    if (auto error = loop_.watch(socket_, [this] { readable(); }); !error.empty())
-        return "the call's socket: " + error;
-    watching_ = true;
     if (phase_ == Phase::setup) {  // the peer may have come with the join
         phase_ = Phase::peer_wait;
         begin_step("peer");
@@ -420,6 +426,7 @@ void Call::Impl::go_relay(const std::string& why, bool tell_peer) {
         phase_ = Phase::relay_setup;
     }
     begin_step("relay");
+    if (phase_ == Phase::media) gap_from_ = last_frame_at_;
     if (tell_peer || phase_ == Phase::media)
         coord_->signal(config_.room, peer_.name, R"({"fallback":"relay"})");
     relay_timer_ = loop_.after(config_.relay_timeout, [this] {
@@ -525,7 +532,6 @@ void Call::Impl::path_up(Rung rung) {
         monitor_timer_ = loop_.after(monitor_every, [this] { monitor(); });
     } else {
         ++report_.fallbacks;
-        if (path_died_at_) report_.fallback_time = now - *path_died_at_;
         phase_ = Phase::media;
         media_flush(media_->path_changed(now, to_string(rung)));
     }
@@ -597,6 +603,12 @@ void Call::Impl::on_media(const stun::Address& from, std::span<const std::byte> 
         return;
     }
     if (!report_.time_to_connect) report_.time_to_connect = now - peer_at_;
+    const bool through_relay = via_turn || (peer_relayed_ && from == *peer_relayed_);
+    if (gap_from_ && rung_ == Rung::relay && through_relay) {
+        report_.fallback_time = now - *gap_from_;
+        gap_from_.reset();
+    }
+    last_frame_at_ = now;
     media_flush(received.reply);
     if (received.verdict == MediaVerdict::data && payload_callback)
         payload_callback(received.payload);
@@ -625,7 +637,6 @@ void Call::Impl::monitor() {
     const Time now = loop_.now();
     if (!media_->path_alive(now) && !relay_pending_) {
         if (rung_ == Rung::p2p) {
-            path_died_at_ = now;
             go_relay("the P2P path died (nothing heard for " +
                          std::to_string(config_.media.dead_after.count() / 1000) + " ms)",
                      true);

@@ -142,11 +142,14 @@ for side in cutfull cutnone; do
   last=$(field cut "$side" .rung)
   moved=$(field cut "$side" .fallback_ms)
   after=$(field cut "$side" '.media.paths[-1].received')
-  if [[ $first == p2p && $last == relay && $moved != - && ${after:-0} != - && ${after:-0} -gt 0 ]]; then
-    echo "ok: $side: p2p, cut, then relay within $(printf '%.0f' "$moved") ms;" \
-      "$after media packets received on the relay"
+  error=$(field cut "$side" '.error | if . == "" then "none" else . end')
+  if [[ $first == p2p && $last == relay && $moved != - && $after != - && $after -gt 0 &&
+    $error == none ]]; then
+    echo "ok: $side: p2p, cut, then relay; media resumed $(printf '%.0f' "$moved") ms after" \
+      "the last frame on the P2P path; $after media packets received on the relay"
   else
-    echo "FAIL: $side: first $first, last $last, moved after $moved ms, $after packets after"
+    echo "FAIL: $side: first $first, last $last, media gap $moved ms, $after packets after," \
+      "error: $error"
     sed 's/^/  | /' "$LAB_WORKDIR/cut-$side.json" "$LAB_WORKDIR/cut-$side.err" | head -60
     failures=$((failures + 1))
   fi

@@ -101,7 +101,10 @@ struct CallReport {
     std::string remote_nat;
     std::string peer_name;
     unsigned fallbacks = 0;   ///< P2P → relay moves mid-call
-    std::optional<Time> fallback_time;  ///< from the path's death noticed to media again
+    /// The media gap of the move to the relay: from the last frame on the P2P path to the
+    /// first through the relay (the liveness bound, MediaConfig::dead_after, plus the relay's
+    /// setup).
+    std::optional<Time> fallback_time;
     MediaReport media;
     std::string punch_report;  ///< PunchSession::report()
     /// Datagrams the leg's socket got that no part of the call could use: media frames from an
