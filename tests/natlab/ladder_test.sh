@@ -9,7 +9,8 @@
 #    at a moderate rate with zero loss (each side's bye gives the other's exact count), and the
 #    time to connect is recorded. Five rounds of five calls at once (a Latin square: no client
 #    is in two calls at a time); each call is a fresh socket, so fresh NAT mappings.
-# 2. A path cut mid-call: a full cone and a no-NAT client are in a P2P call; the path between
+# 2. punch bridge carries a local UDP port to the peer's (datagrams numbered, checked intact).
+# 3. A path cut mid-call: a full cone and a no-NAT client are in a P2P call; the path between
 #    them is cut in the full cone's NAT (natlab_cut_path); both sides notice within the
 #    liveness bound, move to the relay and media resumes, the call never ending.
 #
@@ -129,6 +130,56 @@ table=$LAB_WORKDIR/matrix.md
 echo
 cat "$table"
 if [[ -n $matrix_out ]]; then cp "$table" "$matrix_out"; fi
+
+echo
+echo "== punch bridge: UDP from a local port behind a full cone to one behind a symmetric NAT"
+# A sender on afull's 127.0.0.1:5004 (30 bytes every 20 ms for 3.5 s, numbered); afull's bridge
+# carries what arrives once the path is up; bsym's bridge hands it to 127.0.0.1:5006, where a
+# receiver checks each datagram. What afull's bridge carried must all arrive, intact.
+python=/usr/bin/python3
+for side in afull bsym; do
+  ip netns exec "$(natlab_ns "$side")" timeout 30 "$punch" bridge --coord "$NATLAB_COORD" \
+    --room bridge --name "$side" --listen 127.0.0.1:5004 --forward 127.0.0.1:5006 \
+    --duration 5 >"$LAB_WORKDIR/bridge-$side.txt" 2>&1 &
+  NATLAB_CALL_PIDS+=($!)
+done
+ip netns exec "$(natlab_ns bsym)" timeout 20 "$python" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 5006))
+s.settimeout(3)
+got, bad = set(), 0
+try:
+    while True:
+        d = s.recv(2048)
+        n = int(d[:8]) if d[:8].isdigit() else -1
+        if n < 0 or d != b"%08d" % n + b"x" * 22: bad += 1
+        else: got.add(n)
+except socket.timeout:
+    pass
+print("received", len(got), "bad", bad)
+' >"$LAB_WORKDIR/bridge-receiver.txt" 2>&1 &
+receiver=$!
+ip netns exec "$(natlab_ns afull)" "$python" -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for n in range(175):
+    s.sendto(b"%08d" % n + b"x" * 22, ("127.0.0.1", 5004))
+    time.sleep(0.02)
+'
+wait "$receiver" || true
+natlab_call_wait
+carried=$(sed -n 's/^bridge *\([0-9]*\) datagrams carried.*/\1/p' "$LAB_WORKDIR/bridge-afull.txt")
+forwarded=$(sed -n 's/.* \([0-9]*\) from the peer forwarded.*/\1/p' "$LAB_WORKDIR/bridge-bsym.txt")
+received=$(sed -n 's/^received \([0-9]*\) bad 0$/\1/p' "$LAB_WORKDIR/bridge-receiver.txt")
+if [[ -n $carried && $carried -gt 50 && $forwarded == "$carried" && $received == "$carried" ]]; then
+  echo "ok: punch bridge carried $carried datagrams; the peer's bridge forwarded $forwarded," \
+    "all arrived intact"
+else
+  echo "FAIL: punch bridge: carried '${carried}', received '$(cat "$LAB_WORKDIR/bridge-receiver.txt")'"
+  sed 's/^/  | /' "$LAB_WORKDIR/bridge-afull.txt" "$LAB_WORKDIR/bridge-bsym.txt"
+  failures=$((failures + 1))
+fi
 
 echo
 echo "== a path cut mid-call: cutfull (full cone) and cutnone (no NAT)"
