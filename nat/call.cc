@@ -296,7 +296,12 @@ void Call::Impl::finish() {
     report_.rung = rung_;
     if (media_) report_.media = media_->report();
     if (punch_) report_.punch_report = punch_->report();
-    if (turn_) turn_->release();
+    if (turn_) {
+        report_.turn = turn_->counters();
+        for (std::size_t i = 0; i < report_.turn_drops.size(); ++i)
+            report_.turn_drops[i] = turn_->drops(static_cast<TurnDrop>(i));
+        turn_->release();
+    }
     // The outcome report, then the caller's; the coordinator's answer is not awaited (the line
     // is queued before the caller tears the loop down, and a lost report loses no call).
     if (coord_ && have_peer_) {

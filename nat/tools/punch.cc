@@ -220,6 +220,25 @@ nlohmann::json opt_json(const std::optional<stun::Address>& a) {
     return a ? nlohmann::json(text(*a)) : nlohmann::json(nullptr);
 }
 
+// The TURN client's figures, when this side allocated: counters, and drops by reason.
+nlohmann::json turn_json(const punch::CallReport& r) {
+    if (!r.turn) return nullptr;
+    const auto& c = *r.turn;
+    nlohmann::json drops = nlohmann::json::object();
+    for (std::size_t i = 0; i < r.turn_drops.size(); ++i)
+        if (r.turn_drops[i] != 0)
+            drops[std::string(punch::to_string(static_cast<punch::TurnDrop>(i)))] =
+                r.turn_drops[i];
+    return {{"requests_sent", c.requests_sent},
+            {"retransmissions", c.retransmissions},
+            {"stale_nonce_retries", c.stale_nonce_retries},
+            {"channel_data_sent", c.channel_data_sent},
+            {"send_indications_sent", c.send_indications_sent},
+            {"channel_data_received", c.channel_data_received},
+            {"data_indications_received", c.data_indications_received},
+            {"drops", drops}};
+}
+
 nlohmann::json call_json(const punch::CallReport& r) {
     using nlohmann::json;
     const auto& m = r.media;
@@ -280,7 +299,8 @@ nlohmann::json call_json(const punch::CallReport& r) {
             {"media", media},
             {"punch", r.punch_report},
             {"stray_media", r.stray_media},
-            {"stray_other", r.stray_other}};
+            {"stray_other", r.stray_other},
+            {"turn", turn_json(r)}};
 }
 
 void print_call(const punch::CallReport& r) {

@@ -26,6 +26,7 @@
 // session; other STUN → the punch session (which goes on answering the peer's checks).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -111,6 +112,10 @@ struct CallReport {
     /// address that is not the path's, and what is neither STUN, ChannelData nor media.
     std::uint64_t stray_media = 0;
     std::uint64_t stray_other = 0;
+    /// The TURN client's, when this side allocated: what went right, and what it dropped by
+    /// reason (indexed by TurnDrop).
+    std::optional<TurnCounters> turn;
+    std::array<std::uint64_t, static_cast<std::size_t>(TurnDrop::count)> turn_drops{};
 };
 
 class Call {
