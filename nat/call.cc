@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <utility>
 
+#include "punch/candidates.h"
+
 namespace punch {
 
 std::string_view to_string(Rung rung) noexcept {
@@ -353,9 +355,7 @@ void Call::Impl::start_punching() {
     PunchConfig pc = config_.punch;
     pc.controlling = controlling_;
     PunchCredentials credentials{join_.ufrag, join_.password, peer_.ufrag, peer_.password};
-    std::vector<stun::Address> remote;
-    for (const auto& c : peer_.candidates)
-        if (c.type == "host" || c.type == "srflx") remote.push_back(c.address);
+    const std::vector<stun::Address> remote = order_candidates(report_.local, peer_.candidates);
     try {
         punch_ = std::make_unique<PunchSession>(pc, credentials, remote);
     } catch (const std::invalid_argument& e) {
