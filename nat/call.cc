@@ -475,15 +475,34 @@ void Call::Impl::go_relay(const std::string& why, bool tell_peer) {
         // NAT's port towards the relay is not the one the STUN server saw, and the channel
         // is bound when the peer's first frame shows it). Its host candidates are private
         // addresses unless it has no NAT (then it sent no server-reflexive one).
+        // The relayed address goes to the peer only once a permission is installed: its
+        // frames to the relay would be dropped before (relay_no_permission), and the first
+        // would cost a keepalive interval.
         bool any_srflx = false;
         for (const auto& c : peer_.candidates) any_srflx |= c.type == "srflx";
+        auto outstanding = std::make_shared<std::size_t>(0);
+        auto permitted = std::make_shared<bool>(false);
         for (const auto& c : peer_.candidates) {
             if (c.type != (any_srflx ? "srflx" : "host")) continue;
-            turn_->add_peer(c.address, [this](const std::string& error) {
+            ++*outstanding;
+            turn_->add_peer(c.address, [this, outstanding, permitted,
+                                        relayed = a.relayed](const std::string& error) {
                 if (!error.empty()) relay_error_ = error;
+                else *permitted = true;
+                if (--*outstanding != 0 || phase_ == Phase::done) return;
+                if (*permitted) {
+                    coord_->send_candidates(config_.room, {{"relay", relayed}});
+                } else {
+                    end_step("relay", relay_error_);
+                    fail("relay " + text(*relay_server_) + ": " + relay_error_);
+                }
             });
         }
-        coord_->send_candidates(config_.room, {{"relay", a.relayed}});
+        if (*outstanding == 0) {
+            end_step("relay", "the peer sent no address to permit");
+            fail("relay: the peer sent no server-reflexive or host candidate to permit");
+            return;
+        }
         // Media starts when the peer's first frame shows where it is (relay_peer_).
     });
 }
