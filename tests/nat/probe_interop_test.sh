@@ -46,16 +46,6 @@ expect_field() {
     failures=$((failures + 1))
   fi
 }
-expect_status() {
-  local what=$1 want=$2 got=$3
-  if [[ $got -eq $want ]]; then
-    echo "ok: $what exits $got"
-  else
-    echo "FAIL: $what exits $got, expected $want"
-    failures=$((failures + 1))
-  fi
-}
-
 lab_public_pair
 
 json=$LAB_WORKDIR/probe.json

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "punch/stun_transaction.h"
+#include "recording_sender.h"
 #include "stun/attributes.h"
 #include "stun/writer.h"
 
@@ -13,25 +14,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-struct Sent {
-    stun::Address to;
-    std::vector<std::byte> datagram;
-    Time at;
-};
-
-class RecordingSender final : public DatagramSender {
-public:
-    explicit RecordingSender(const Clock& clock) : clock_(clock) {}
-    bool send_to(const stun::Address& to, std::span<const std::byte> datagram) override {
-        sent.push_back({to, {datagram.begin(), datagram.end()}, clock_.now()});
-        return accept;
-    }
-    std::vector<Sent> sent;
-    bool accept = true;
-
-private:
-    const Clock& clock_;
-};
+using testing::RecordingSender;
+using testing::Sent;
 
 const stun::Address server = stun::Address::v4(0xCB007102, 3478);
 const stun::Address mapped = stun::Address::v4(0xCB00710A, 40000);

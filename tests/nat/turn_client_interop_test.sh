@@ -35,16 +35,6 @@ lab_init "${1:?usage: turn_client_interop_test.sh PATH_TO_PUNCHLINED PATH_TO_TUR
 secret=punchline-rest-secret-for-the-lab
 failures=0
 
-expect_status() {
-  local what=$1 want=$2 got=$3
-  if [[ $got -eq $want ]]; then
-    echo "ok: $what exits $got"
-  else
-    echo "FAIL: $what exits $got, expected $want"
-    failures=$((failures + 1))
-  fi
-}
-
 # run NAME WANT_STATUS ARG...: the tool in namespace c, its output in $LAB_WORKDIR/NAME.txt.
 run() {
   local name=$1 want=$2 status=0

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "punch/turn_client.h"
+#include "recording_sender.h"
 #include "stun/attributes.h"
 #include "stun/crypto.h"
 #include "stun/integrity.h"
@@ -47,25 +48,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Sent {
-    stun::Address to;
-    std::vector<std::byte> datagram;
-    Time at;
-};
-
-class RecordingSender final : public DatagramSender {
-public:
-    explicit RecordingSender(const Clock& clock) : clock_(clock) {}
-    bool send_to(const stun::Address& to, std::span<const std::byte> datagram) override {
-        sent.push_back({to, {datagram.begin(), datagram.end()}, clock_.now()});
-        return accept;
-    }
-    std::vector<Sent> sent;
-    bool accept = true;
-
-private:
-    const Clock& clock_;
-};
+using testing::RecordingSender;
+using testing::Sent;
 
 const stun::Address server = stun::Address::v4(0xCB007102, 3478);    // 203.0.113.2:3478
 const stun::Address relayed = stun::Address::v4(0xCB007102, 50000);  // 203.0.113.2:50000

@@ -27,6 +27,9 @@
 #   lab_verdict                exits 1 with the count of failed checks, or prints PASS
 #   check WHAT FILE PATTERN    "ok: WHAT" if a line of FILE matches PATTERN (ERE), else FAIL
 #                              and one more in $failures
+#   expect_status WHAT WANT GOT
+#                              "ok: WHAT exits GOT" if GOT (an exit status) is WANT, else FAIL
+#                              and one more in $failures
 #   answer FILE N              turnutils_stunclient's "RFC 5780 response N" block from FILE
 #   lab_public_pair            the lab of the af_packet tests: namespace "e" runs punchlined on
 #                              net_af_packet over veth eng0 (203.0.113.2, alternate .3, ports
@@ -364,6 +367,17 @@ lab_verdict() {
     exit 1
   fi
   echo "PASS"
+}
+
+# A check of a program's exit status: counted in $failures when it is not the one wanted.
+expect_status() {
+  local what=$1 want=$2 got=$3
+  if [[ $got -eq $want ]]; then
+    echo "ok: $what exits $got"
+  else
+    echo "FAIL: $what exits $got, expected $want"
+    failures=$((failures + 1))
+  fi
 }
 
 # A check of a client's output: counted in $failures when PATTERN matches no line of FILE.
