@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "control/coordinator.h"
 
@@ -79,6 +80,9 @@ private:
     void on_event(int fd, std::uint32_t events, CoordTime now);
     void read_input(Connection& connection, CoordTime now, Effects& effects);
     void apply(Effects& effects, CoordTime now);
+    // After a connection's output or state changed: flush what the socket takes; a closing
+    // one that has sent everything is half-closed; a gone one tells the coordinator (once).
+    void settle(Connection& connection, CoordTime now, Effects& more);
     void flush(Connection& connection);
     // Tells the coordinator (the connection leaves its rooms); the socket is flushed and
     // half-closed by apply().
@@ -94,6 +98,8 @@ private:
     ConnectionId next_id_ = 1;
     std::unordered_map<int, Connection> connections_;
     std::unordered_map<ConnectionId, int> fd_of_;
+    std::unordered_set<int> closing_;  // connections the coordinator is done with
+    std::uint64_t next_tick_ms_ = 0;   // when the coordinator's timers are next due
     CoordServerCounters counters_;
 };
 
