@@ -11,7 +11,8 @@ namespace {
 
 // The two sockets of a probe, each with its client and its receive path.
 struct Leg {
-    UdpSocket socket;
+    UdpSocket own;
+    UdpSocket* socket = &own;  // the caller's, or `own`
     std::unique_ptr<StunClient> client;
 };
 
@@ -45,8 +46,8 @@ public:
     Probe& operator=(const Probe&) = delete;
     // The loop outlives the probe: its callbacks into these sockets go with it.
     ~Probe() {
-        loop_.unwatch(mapping_.socket);
-        loop_.unwatch(filtering_.socket);
+        loop_.unwatch(*mapping_.socket);
+        loop_.unwatch(*filtering_.socket);
     }
 
     std::string start();
@@ -71,16 +72,17 @@ private:
 };
 
 std::string Probe::open(Leg& leg, stun::AddressFamily family, bool watch_hairpin) {
-    if (auto error = leg.socket.open(any_address(family)); !error.empty()) return error;
-    leg.client = std::make_unique<StunClient>(loop_.clock(), loop_.timers(), leg.socket,
+    if (!leg.socket->is_open())
+        if (auto error = leg.socket->open(any_address(family)); !error.empty()) return error;
+    leg.client = std::make_unique<StunClient>(loop_.clock(), loop_.timers(), *leg.socket,
                                               config_.policy);
-    return loop_.watch(leg.socket, [this, &leg, watch_hairpin] { on_readable(leg, watch_hairpin); });
+    return loop_.watch(*leg.socket, [this, &leg, watch_hairpin] { on_readable(leg, watch_hairpin); });
 }
 
 void Probe::on_readable(Leg& leg, bool watch_hairpin) {
     std::array<std::byte, 2048> buffer;
     stun::Address from;
-    for (long n; (n = leg.socket.receive_from(buffer, from)) >= 0;) {
+    for (long n; (n = leg.socket->receive_from(buffer, from)) >= 0;) {
         const auto datagram = std::span<const std::byte>(buffer).first(static_cast<std::size_t>(n));
         if (leg.client->on_datagram(from, datagram) != DatagramVerdict::not_response) continue;
         if (!watch_hairpin || !hairpin_id_) continue;
@@ -104,6 +106,12 @@ std::string Probe::start() {
         if (s.address.family != family)
             return "--stun " + s.name + ": every server must be of one address family (the "
                    "probe's socket has one); give IPv4 servers or IPv6 servers";
+    if (config_.mapping_socket) {
+        if (!config_.mapping_socket->is_open() ||
+            config_.mapping_socket->local_address().family != family)
+            return "the call leg's socket must be open and of the servers' address family";
+        mapping_.socket = config_.mapping_socket;
+    }
     if (auto e = open(mapping_, family, true); !e.empty()) return "mapping socket: " + e;
     if (auto e = open(filtering_, family, false); !e.empty()) return "filtering socket: " + e;
     report_.servers.clear();
@@ -135,7 +143,7 @@ void Probe::classify_with(std::size_t index) {
     ProbeResults& tests = report_.tests;
     tests.server = first.server;
     tests.mapping1 = test_result(first);
-    stun::Address local = mapping_.socket.local_address();
+    stun::Address local = mapping_.socket->local_address();
     if (stun::Address routed; route_source(first.server, routed)) {
         routed.port = local.port;
         local = routed;

@@ -33,6 +33,11 @@ struct ProbeServer {
 struct ProbeConfig {
     std::vector<ProbeServer> servers;
     RetransmissionPolicy policy;
+    /// The call leg's socket, already open: discovery and the mapping tests go from it, so that
+    /// the reflexive address found is the one the call's peer will see (design.md §5: one
+    /// socket per leg). Null: the probe opens its own. It is watched while the probe runs and
+    /// unwatched when it ends.
+    UdpSocket* mapping_socket = nullptr;
 };
 
 struct ServerReport {
