@@ -238,13 +238,15 @@ TEST(CoordProcessTest, TwoClientsJoinAndLearnEachOther) {
     EXPECT_EQ(hello->stun_servers, std::vector<std::string>{"127.0.0.1:3478"});
     EXPECT_EQ(hello->max_members_per_room, 2u);
 
-    alice.client.join({"call-1", "alice", {candidate("host", "198.18.0.2", 40000)}, "full_cone", "eu"},
-                      [&](const punch::JoinReply& r) { alice.joined = r; });
+    alice.client.join(
+        {"call-1", "alice", {candidate("host", "198.18.0.2", 40000)}, "full_cone", "eu"},
+        [&](const punch::JoinReply& r) { alice.joined = r; });
     run(loop, [&] { return alice.joined.has_value(); });
     ASSERT_TRUE(alice.joined->status.ok) << alice.joined->status.message;
     EXPECT_TRUE(alice.joined->controlling);
-    connect_and_join(loop, bob,
-                     {"call-1", "bob", {candidate("srflx", "203.0.113.9", 50000)}, "symmetric", "us"});
+    connect_and_join(
+        loop, bob,
+        {"call-1", "bob", {candidate("srflx", "203.0.113.9", 50000)}, "symmetric", "us"});
     EXPECT_FALSE(bob.joined->controlling);
     run(loop, [&] { return alice.peers.size() == 1 && bob.peers.size() == 1; });
 
@@ -256,7 +258,8 @@ TEST(CoordProcessTest, TwoClientsJoinAndLearnEachOther) {
     EXPECT_TRUE(alice.peers[0].controlling);
     ASSERT_EQ(alice.peers[0].candidates.size(), 1u);
     EXPECT_EQ(alice.peers[0].candidates[0].type, "srflx");
-    EXPECT_EQ(alice.peers[0].candidates[0].address, candidate("srflx", "203.0.113.9", 50000).address);
+    EXPECT_EQ(alice.peers[0].candidates[0].address,
+              candidate("srflx", "203.0.113.9", 50000).address);
     EXPECT_EQ(bob.peers[0].name, "alice");
     EXPECT_EQ(bob.peers[0].ufrag, alice.joined->ufrag);
     EXPECT_EQ(bob.peers[0].password, alice.joined->password);
