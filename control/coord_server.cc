@@ -257,7 +257,14 @@ void CoordServer::read_input(Connection& connection, CoordTime now, Effects& eff
         const ssize_t n = ::recv(connection.fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n <= 0) {  // end of stream, or the peer is gone: closed at the end of serve()
+        if (n == 0) {
+            // End of stream: the client has said all it will (`printf ... | nc -N`). It
+            // leaves now; the replies to its last lines still go out, then it is closed.
+            connection.peer_closed = true;
+            if (!connection.closing) begin_close(connection, now, effects);
+            return;
+        }
+        if (n < 0) {  // ECONNRESET and the like: closed at the end of serve()
             connection.gone = true;
             if (!connection.closing) begin_close(connection, now, effects);
             return;
@@ -295,7 +302,9 @@ void CoordServer::apply(Effects& effects, CoordTime now) {
             const auto fd = fd_of_.find(message.to);
             if (fd == fd_of_.end()) continue;
             Connection& connection = connections_.at(fd->second);
-            if (connection.closing || connection.gone) continue;
+            // A closing connection still gets what was queued before it closed (the replies
+            // to its last lines); the coordinator sends it nothing after.
+            if (connection.gone || connection.half_closed) continue;
             connection.output += message.line;
             touched.push_back(fd->second);
             if (connection.output.size() - connection.output_offset > bound) {
@@ -333,6 +342,13 @@ void CoordServer::settle(Connection& connection, CoordTime now, Effects& more) {
     if (connection.gone) {
         if (!connection.closing) begin_close(connection, now, more);
         return;
+    }
+    if (connection.closing && connection.output_offset >= connection.output.size()) {
+        // All sent. A client that ended its side has nothing left to drain.
+        if (connection.peer_closed) {
+            connection.gone = true;
+            return;
+        }
     }
     if (connection.closing && !connection.half_closed &&
         connection.output_offset >= connection.output.size()) {
@@ -380,12 +396,16 @@ void CoordServer::flush(Connection& connection) {
 
 void CoordServer::update_interest(Connection& connection) {
     const bool pending = connection.output_offset < connection.output.size();
-    if (pending == connection.want_write) return;
+    // After the client's end of stream, readable stays true (level-triggered): not asked for,
+    // or the loop would spin while the last replies wait for the socket.
+    const std::uint32_t wanted = (connection.peer_closed ? 0u : EPOLLIN | EPOLLRDHUP) |
+                                 (pending ? EPOLLOUT : 0u);
+    if (wanted == connection.registered_events) return;
     epoll_event event{};
-    event.events = EPOLLIN | EPOLLRDHUP | (pending ? EPOLLOUT : 0u);
+    event.events = wanted;
     event.data.fd = connection.fd;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, connection.fd, &event);
-    connection.want_write = pending;
+    connection.registered_events = wanted;
 }
 
 void CoordServer::destroy(int fd) {

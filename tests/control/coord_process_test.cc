@@ -338,6 +338,25 @@ TEST(CoordProcessTest, RequestTimesOutAndConnectFailsWithinTheirBounds) {
     EXPECT_NE(error->find("Connection refused"), std::string::npos) << *error;
 }
 
+// A client that ends its side after its requests (`printf ... | nc -N`) still gets every
+// reply, then the end of stream.
+TEST(CoordProcessTest, RepliesReachAClientThatClosedItsSide) {
+    Punchcoord coordinator({});
+    const int fd = raw_connect(coordinator.port());
+    send_all(fd, R"({"op":"hello","id":1})" "\n" R"({"op":"nodes","id":2})" "\n"
+                 R"({"op":"ping","id":3})" "\n");
+    ::shutdown(fd, SHUT_WR);
+    for (int id = 1; id <= 3; ++id) {
+        const std::string line = read_line(fd);
+        ASSERT_FALSE(line.empty()) << "reply " << id;
+        EXPECT_EQ(nlohmann::json::parse(line)["id"], id);
+    }
+    EXPECT_TRUE(closed_by_server(fd));
+    ::close(fd);
+    EXPECT_EQ(coordinator.stop(), 0);
+    EXPECT_NE(coordinator.out().find("open 0"), std::string::npos) << coordinator.out();
+}
+
 TEST(CoordProcessTest, HostileClientsDoNotDisturbAGoodOne) {
     Punchcoord coordinator({"--max-output-bytes", "65536", "--idle-timeout-ms", "3000",
                             "--max-connections", "60", "--max-connections-per-address", "60"});

@@ -5,11 +5,15 @@
 // max_line_bytes is answered too_large and the connection closed: the rest of it cannot be
 // framed) and a bounded output (a client that does not read its events is closed once more
 // than max_output_bytes wait for it, and counted). Reading is bounded per connection per
-// serve(), so one busy client cannot starve the others. A connection the coordinator closes
+// serve(), so one busy client cannot starve the others. A client that ends its side (end of
+// stream) leaves at once but still gets the replies to its last lines. A connection the
+// coordinator closes
 // gets its last lines, then a half-close (shutdown(SHUT_WR)), and is drained for up to
 // linger_ms before close(): closing with unread input would send a reset that can destroy the
 // error line before the client reads it.
 #pragma once
+
+#include <sys/epoll.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -72,8 +76,9 @@ private:
         bool closing = false;       // the coordinator is done with it: flush, half-close, drain
         bool half_closed = false;   // shutdown(SHUT_WR) done
         bool gone = false;          // the peer went (or never reads): closed without lingering
+        bool peer_closed = false;   // its end of stream came: answer, flush, close
         std::uint64_t drain_until_ms = 0;
-        bool want_write = false;
+        std::uint32_t registered_events = EPOLLIN | EPOLLRDHUP;  // what epoll watches
     };
 
     void accept_all(CoordTime now);
