@@ -167,7 +167,8 @@ void CoordServer::serve(CoordTime now) noexcept {
 
 std::uint64_t CoordServer::next_deadline(CoordTime now) const {
     std::uint64_t deadline = std::min(now.monotonic_ms + 1000, next_tick_ms_);
-    for (const int fd : closing_) deadline = std::min(deadline, connections_.at(fd).drain_until_ms);
+    for (const int fd : closing_)
+        deadline = std::min(deadline, connections_.at(fd).drain_until_ms);
     return deadline;
 }
 

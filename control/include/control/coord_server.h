@@ -7,10 +7,9 @@
 // than max_output_bytes wait for it, and counted). Reading is bounded per connection per
 // serve(), so one busy client cannot starve the others. A client that ends its side (end of
 // stream) leaves at once but still gets the replies to its last lines. A connection the
-// coordinator closes
-// gets its last lines, then a half-close (shutdown(SHUT_WR)), and is drained for up to
-// linger_ms before close(): closing with unread input would send a reset that can destroy the
-// error line before the client reads it.
+// coordinator closes gets its last lines, then a half-close (shutdown(SHUT_WR)), and is
+// drained for up to linger_ms before close(): closing with unread input would send a reset
+// that can destroy the error line before the client reads it.
 #pragma once
 
 #include <sys/epoll.h>
