@@ -125,8 +125,11 @@ public:
     Call& operator=(const Call&) = delete;
     ~Call();
 
-    /// Starts the call; `done` runs once with the report, when the call has ended (failed, or
-    /// media ran for `duration`). Returns "" or why it could not start (the socket).
+    /// Starts the call: runs the loop itself through the steps every call needs before it can
+    /// wait for anything else (coordinator, probe, join; each bounded), then returns, and the
+    /// rest happens as the caller runs the loop. `done` runs once with the report, when the call
+    /// has ended (failed, or media ran for `duration`). Returns "" or why it could not start
+    /// (the coordinator unreachable or refusing, no STUN server answering, the socket).
     [[nodiscard]] std::string start(std::function<void(const CallReport&)> done);
     /// Ends the media phase now (bye, report), e.g. on Ctrl-C.
     void hang_up();
