@@ -4,8 +4,8 @@
 #
 # 1. The 5×5 matrix: a client behind each NAT type calls a client behind each NAT type
 #    (`punch call`, both sides through punchcoord on the coordinator's host). The call goes P2P
-#    wherever punching can work (23 cells) and falls back to the relay (punchlined's TURN role)
-#    in symmetric↔symmetric and symmetric↔port-restricted; in every cell media flows both ways
+#    wherever punching can work (22 cells) and falls back to the relay (punchlined's TURN role)
+#    in symmetric↔symmetric and symmetric↔port-restricted (3 cells); in every cell media flows both ways
 #    at a moderate rate with zero loss (each side's bye gives the other's exact count), and the
 #    time to connect is recorded. Five rounds of five calls at once (a Latin square: no client
 #    is in two calls at a time); each call is a fresh socket, so fresh NAT mappings.
