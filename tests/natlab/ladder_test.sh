@@ -5,9 +5,9 @@
 # 1. The 5×5 matrix: a client behind each NAT type calls a client behind each NAT type
 #    (`punch call`, both sides through punchcoord on the coordinator's host). The call goes P2P
 #    wherever punching can work (22 cells) and falls back to the relay (punchlined's TURN role)
-#    in symmetric↔symmetric and symmetric↔port-restricted (3 cells); in every cell media flows both ways
-#    at a moderate rate with zero loss (each side's bye gives the other's exact count), and the
-#    time to connect is recorded. Five rounds of five calls at once (a Latin square: no client
+#    in symmetric↔symmetric and symmetric↔port-restricted (3 cells); in every cell media
+#    flows both ways at a moderate rate with zero loss (each side's bye gives the other's exact
+#    count), and the time to connect is recorded. Five rounds of five calls at once (a Latin square: no client
 #    is in two calls at a time); each call is a fresh socket, so fresh NAT mappings.
 # 2. --force relay on one side takes both to the relay where P2P works; --force p2p fails where
 #    it does not, without the relay.
