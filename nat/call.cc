@@ -57,7 +57,9 @@ public:
     std::function<void(std::span<const std::byte>)> payload_callback;
 
 private:
-    enum class Phase : std::uint8_t { setup, peer_wait, punching, relay_setup, media, ending, done };
+    enum class Phase : std::uint8_t {
+        setup, peer_wait, punching, relay_setup, media, ending, done
+    };
 
     // Steps: begin_step() opens one, end_step() closes the last open one of that name.
     void begin_step(const std::string& name) {

@@ -7,8 +7,9 @@
 #    wherever punching can work (22 cells) and falls back to the relay (punchlined's TURN role)
 #    in symmetric↔symmetric and symmetric↔port-restricted (3 cells); in every cell media
 #    flows both ways at a moderate rate with zero loss (each side's bye gives the other's exact
-#    count), and the time to connect is recorded. Five rounds of five calls at once (a Latin square: no client
-#    is in two calls at a time); each call is a fresh socket, so fresh NAT mappings.
+#    count), and the time to connect is recorded. Five rounds of five calls at once (a Latin
+#    square: no client is in two calls at a time); each call is a fresh socket, so fresh NAT
+#    mappings.
 # 2. --force relay on one side takes both to the relay where P2P works; --force p2p fails where
 #    it does not, without the relay.
 # 3. punch bridge carries a local UDP port to the peer's (datagrams numbered, checked intact).
@@ -105,7 +106,8 @@ done
 
 for i in 0 1 2 3 4; do
   for j in 0 1 2 3 4; do
-    judge "cell-$i-$j" "a${short[$i]}" "b${short[$j]}" "$(expect_rung "${types[$i]}" "${types[$j]}")"
+    judge "cell-$i-$j" "a${short[$i]}" "b${short[$j]}" \
+      "$(expect_rung "${types[$i]}" "${types[$j]}")"
   done
 done
 
@@ -198,7 +200,8 @@ if [[ -n $carried && $carried -gt 50 && $forwarded == "$carried" && $received ==
   echo "ok: punch bridge carried $carried datagrams; the peer's bridge forwarded $forwarded," \
     "all arrived intact"
 else
-  echo "FAIL: punch bridge: carried '${carried}', received '$(cat "$LAB_WORKDIR/bridge-receiver.txt")'"
+  echo "FAIL: punch bridge: carried '${carried}', forwarded '${forwarded}', received" \
+    "'$(cat "$LAB_WORKDIR/bridge-receiver.txt")'"
   sed 's/^/  | /' "$LAB_WORKDIR/bridge-afull.txt" "$LAB_WORKDIR/bridge-bsym.txt"
   failures=$((failures + 1))
 fi

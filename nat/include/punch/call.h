@@ -14,10 +14,10 @@
 //      refuses (RFC 8656 §21.1 and punchlined's peer policy)
 //   6. media (MediaSession) on whichever path: pings from the moment the path is up, the
 //      stream from the moment the peer answers on it (no data frame reaches a side that is not
-//      ready, so a call loses nothing to its own start); keepalives; when the path dies (nothing heard
-//      for MediaConfig::dead_after) on the P2P rung, both sides move to the relay (each
-//      notices, and the first to notice tells the other through the coordinator) and the call
-//      goes on
+//      ready, so a call loses nothing to its own start); keepalives; when the path dies
+//      (nothing heard for MediaConfig::dead_after) on the P2P rung, both sides move to the
+//      relay (each notices, and the first to notice tells the other through the coordinator)
+//      and the call goes on
 //   7. at the end: bye (exact loss), the outcome report to the coordinator, the allocation
 //      released
 //
