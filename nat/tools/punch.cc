@@ -233,8 +233,10 @@ void print_lifetime(const punch::LifetimeReport& r, punch::Time max) {
     const std::string dead =
         b.dead ? "dead after " + seconds_text(*b.dead) : "> " + seconds_text(max) + " (max)";
     if (!r.error.empty()) std::printf("lifetime     not measured: %s\n", r.error.c_str());
-    std::printf("lifetime     %s, %s (%zu trials in %u rounds, %.1f s)\n", alive.c_str(),
-                dead.c_str(), r.trials.size(), r.rounds, seconds(r.elapsed));
+    if (r.trials.empty()) return;
+    std::printf("lifetime     %s, %s (%zu trials, %u %s, %.1f s)\n", alive.c_str(),
+                dead.c_str(), r.trials.size(), r.rounds, r.rounds == 1 ? "round" : "rounds",
+                seconds(r.elapsed));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,6 +46,10 @@ for client in "${clients[@]}"; do
     >"$LAB_WORKDIR/punch-$client.json" 2>"$LAB_WORKDIR/punch-$client.err" &
   pids+=($!)
 done
+# The human form once, beside them: the line a person reads.
+ip netns exec "$(natlab_ns none)" timeout 60 "$punch" probe --timeout 1 --lifetime \
+  --lifetime-max 2 --stun "$server" >"$LAB_WORKDIR/punch-none.txt" 2>&1 &
+pids+=($!)
 for pid in "${pids[@]}"; do wait "$pid" || true; done
 
 # expect WHAT TEST: one jq condition on a client's report, counted.
@@ -69,6 +73,9 @@ for client in "${clients[@]}"; do
 done
 expect none "no NAT: alive up to the max, never dead" \
   ".mapping_lifetime.alive_s == $max_s and .mapping_lifetime.dead_s == null"
+sed 's/^/  punch (human) | /' "$LAB_WORKDIR/punch-none.txt"
+check "none: the human form's lifetime line" "$LAB_WORKDIR/punch-none.txt" \
+  '^lifetime +alive after 2 s, > 2 s \(max\) \(2 trials, 1 round, '
 for client in port symmetric; do
   expect "$client" "classified as built" ".nat_type == \"$(natlab_type "$client" |
     tr - _)\""
