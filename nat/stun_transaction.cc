@@ -93,6 +93,7 @@ void StunClient::cancel_all() {
 
 std::optional<stun::TransactionId> StunClient::start_binding(const stun::Address& to,
                                                              std::uint32_t change_flags,
+                                                             std::uint16_t response_port,
                                                              Callback done) {
     stun::TransactionId id;
     // RFC 8489 §6: a new, cryptographically random ID per transaction; a second draw on the
@@ -104,6 +105,7 @@ std::optional<stun::TransactionId> StunClient::start_binding(const stun::Address
     t.to = to;
     stun::MessageWriter writer(t.request, stun::Method::binding, stun::MessageClass::request, id);
     if (change_flags != 0) writer.add_u32(stun::attr::change_request, change_flags);
+    if (response_port != 0) writer.add_response_port(response_port);
     writer.add_fingerprint();
     t.request_size = writer.finish().size();
     t.started = clock_.now();

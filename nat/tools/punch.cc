@@ -3,7 +3,8 @@
 //   punch probe --stun HOST:PORT [--stun HOST:PORT ...] [--json] [--timeout S]
 //       Binding requests to every server at once; the nearest (fastest valid answer) gives the
 //       reflexive address; RFC 5780 tests against the nearest server that offers OTHER-ADDRESS
-//       give mapping, filtering, hairpinning and the NAT type.
+//       give mapping, filtering, hairpinning and the NAT type. With --lifetime [--lifetime-max S],
+//       then the mapping's lifetime against the same server (RFC 5780 §4.6, punch/lifetime.h).
 //
 //   punch call --coord HOST:PORT --room ROOM --name NAME [--duration S] [--bitrate BPS]
 //              [--rate PPS] [--force p2p|relay] [--json] ...
@@ -21,7 +22,7 @@
 // Exit status of probe: 0 the NAT type is known; 3 a reflexive address was found but the type
 // is unknown (no server offers OTHER-ADDRESS, or a test it needs failed); 1 no server gave a
 // valid answer (blocked, or all down); 2 a usage error (bad option, a name that does not
-// resolve). Of call and bridge: 0 the call connected and ended normally; 1 it failed (the
+// resolve); 4 --lifetime could not measure (the report says why). Of call and bridge: 0 the call connected and ended normally; 1 it failed (the
 // report says where); 2 a usage error.
 #include <CLI/CLI.hpp>
 
@@ -31,11 +32,13 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "punch/call.h"
 #include "punch/event_loop.h"
+#include "punch/lifetime.h"
 #include "punch/probe.h"
 
 namespace {
@@ -44,6 +47,7 @@ constexpr int exit_ok = 0;
 constexpr int exit_no_answer = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_type_unknown = 3;
+constexpr int exit_lifetime_failed = 4;
 
 std::string text(const stun::Address& a) {
     char buffer[48];
@@ -200,6 +204,40 @@ void print_report(const punch::ProbeReport& r) {
     std::printf("took         %s\n", ms_text(r.elapsed).c_str());
 }
 
+double seconds(punch::Time t) { return static_cast<double>(t.count()) / 1e6; }
+
+// --lifetime: {"alive_s", "dead_s" (null: alive up to max), "max_s", "trials", ...}.
+nlohmann::json lifetime_json(const punch::LifetimeReport& r, punch::Time max) {
+    using nlohmann::json;
+    json trials = json::array();
+    for (const auto& t : r.trials) trials.push_back({{"wait_s", seconds(t.wait)}, {"alive", t.alive}});
+    const auto& b = r.bounds;
+    return {{"alive_s", b.alive ? json(seconds(*b.alive)) : json(nullptr)},
+            {"dead_s", b.dead ? json(seconds(*b.dead)) : json(nullptr)},
+            {"max_s", seconds(max)},
+            {"trials", trials},
+            {"rounds", r.rounds},
+            {"elapsed_ms", ms(r.elapsed)},
+            {"error", r.error.empty() ? json(nullptr) : json(r.error)}};
+}
+
+std::string seconds_text(punch::Time t) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%g s", seconds(t));
+    return buffer;
+}
+
+void print_lifetime(const punch::LifetimeReport& r, punch::Time max) {
+    const auto& b = r.bounds;
+    const std::string alive = b.alive ? "alive after " + seconds_text(*b.alive) : "never alive";
+    const std::string dead =
+        b.dead ? "dead after " + seconds_text(*b.dead) : "> " + seconds_text(max) + " (max)";
+    if (!r.error.empty()) std::printf("lifetime     not measured: %s\n", r.error.c_str());
+    if (r.trials.empty()) return;
+    std::printf("lifetime     %s, %s (%zu trials, %u %s, %.1f s)\n", alive.c_str(),
+                dead.c_str(), r.trials.size(), r.rounds, r.rounds == 1 ? "round" : "rounds",
+                seconds(r.elapsed));
+}
 
 // ---------------------------------------------------------------------------------------------
 // call and bridge
@@ -478,6 +516,14 @@ int main(int argc, char** argv) {
                       "seconds each STUN transaction may take, retransmissions included "
                       "(RFC 8489 §6.2.1; 0.1..39.5)")
         ->capture_default_str();
+    bool lifetime = false;
+    double lifetime_max_s = 120;
+    probe->add_flag("--lifetime", lifetime,
+                    "then measure the NAT mapping's lifetime (RFC 5780 §4.6) against the server "
+                    "that classified (else the nearest); takes up to about twice --lifetime-max");
+    probe->add_option("--lifetime-max", lifetime_max_s,
+                      "the longest idle time --lifetime tries, seconds (2..3600)")
+        ->capture_default_str();
 
     CallOptions call_options;
     auto* call = app.add_subcommand(
@@ -572,6 +618,11 @@ int main(int argc, char** argv) {
                              "(RFC 8489's whole schedule), like --timeout 3\n", timeout_s);
         return exit_usage;
     }
+    if (!(lifetime_max_s >= 2 && lifetime_max_s <= 3600)) {
+        std::fprintf(stderr, "punch probe: --lifetime-max %g: expected seconds from 2 to 3600, "
+                             "like --lifetime-max 120\n", lifetime_max_s);
+        return exit_usage;
+    }
     punch::ProbeConfig config;
     config.policy.max_duration = punch::Time{static_cast<long long>(std::llround(timeout_s * 1e6))};
     for (const auto& s : servers) {
@@ -587,10 +638,33 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "punch probe: %s\n", error.c_str());
         return exit_usage;
     }
-    if (json)
-        std::cout << report_json(report).dump(2) << "\n";
-    else
+    // The lifetime against the classifier (an RFC 5780 server, so RESPONSE-PORT is likely
+    // honoured), else the nearest.
+    std::optional<punch::LifetimeReport> lifetime_report;
+    punch::LifetimeConfig lifetime_config;
+    lifetime_config.policy = config.policy;
+    lifetime_config.search.max =
+        punch::Time{static_cast<long long>(std::llround(lifetime_max_s * 1e6))};
+    if (lifetime) {
+        lifetime_report.emplace();
+        if (const auto server = report.classifier ? report.classifier : report.nearest) {
+            lifetime_config.server = report.servers[*server].server.address;
+            if (auto e = punch::run_lifetime(loop, lifetime_config, *lifetime_report); !e.empty())
+                lifetime_report->error = e;
+        } else {
+            lifetime_report->error = "no server answered the probe";
+        }
+    }
+    if (json) {
+        auto out = report_json(report);
+        if (lifetime_report)
+            out["mapping_lifetime"] = lifetime_json(*lifetime_report, lifetime_config.search.max);
+        std::cout << out.dump(2) << "\n";
+    } else {
         print_report(report);
+        if (lifetime_report) print_lifetime(*lifetime_report, lifetime_config.search.max);
+    }
     if (!report.nearest) return exit_no_answer;
+    if (lifetime_report && !lifetime_report->error.empty()) return exit_lifetime_failed;
     return report.classification.type == punch::NatType::unknown ? exit_type_unknown : exit_ok;
 }

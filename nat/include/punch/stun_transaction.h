@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "punch/clock.h"
@@ -125,7 +126,16 @@ public:
     /// once, from on_datagram() or from a timer, never from here. Returns the transaction ID,
     /// or nullopt when no random ID could be drawn.
     std::optional<stun::TransactionId> start_binding(const stun::Address& to,
-                                                     std::uint32_t change_flags, Callback done);
+                                                     std::uint32_t change_flags, Callback done) {
+        return start_binding(to, change_flags, 0, std::move(done));
+    }
+
+    /// The same with RFC 5780 §7.5 RESPONSE-PORT when `response_port` is not 0: the server
+    /// answers to our mapped IP and that port, so the answer goes to another socket's mapping
+    /// (the mapping lifetime test, RFC 5780 §4.6) and this transaction hears nothing of it.
+    std::optional<stun::TransactionId> start_binding(const stun::Address& to,
+                                                     std::uint32_t change_flags,
+                                                     std::uint16_t response_port, Callback done);
 
     /// Offers a received datagram. A response is matched by transaction ID alone: an RFC 5780
     /// CHANGE-REQUEST answer comes from another address than the request went to.
