@@ -92,7 +92,8 @@ const std::string& read_string(const toml::node& node, const std::string& key,
 
 // "host:port" server lists: what clients are told; a name is fine (they resolve it).
 std::vector<std::string> read_servers(const toml::node& node, const std::string& key) {
-    const std::string expected = R"(expected an array of "host:port" strings, e.g. ["203.0.113.2:3478"])";
+    const std::string expected =
+        R"(expected an array of "host:port" strings, e.g. ["203.0.113.2:3478"])";
     const toml::array* array = node.as_array();
     if (array == nullptr) fail(key, line_of(node), expected + got(node));
     std::vector<std::string> out;
@@ -118,7 +119,8 @@ std::string read_file(const std::string& path, const std::string& key) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     auto cannot = [&](int error) {
         fail(key, 0,
-             "cannot read " + path + ": " + std::error_code(error, std::generic_category()).message());
+             "cannot read " + path + ": " +
+                 std::error_code(error, std::generic_category()).message());
     };
     if (fd < 0) cannot(errno);
     std::string text;

@@ -142,15 +142,23 @@ void CoordServer::serve(CoordTime now) noexcept {
                 on_event(fd, events[static_cast<std::size_t>(i)].events, now);
             }
         }
-        Effects effects;
-        coordinator_.tick(now, effects);
-        apply(effects, now);
+        // The coordinator's timers walk every connection: run them when one is due, not on
+        // every event (at least once a second, so that a deadline set since is not missed
+        // by more than that).
+        if (now.monotonic_ms >= next_tick_ms_) {
+            Effects effects;
+            coordinator_.tick(now, effects);
+            apply(effects, now);
+            next_tick_ms_ = std::min(coordinator_.next_deadline().value_or(UINT64_MAX),
+                                     now.monotonic_ms + 1000);
+        }
         // Gone, or drained long enough after the half-close: closed.
         std::vector<int> done;
-        for (const auto& [fd, connection] : connections_)
-            if (connection.gone ||
-                (connection.closing && now.monotonic_ms >= connection.drain_until_ms))
+        for (const int fd : closing_) {
+            const Connection& connection = connections_.at(fd);
+            if (connection.gone || now.monotonic_ms >= connection.drain_until_ms)
                 done.push_back(fd);
+        }
         for (const int fd : done) destroy(fd);
     } catch (const std::exception& e) {  // std::bad_alloc: this round is lost, the server stays
         log_error(std::string("serve: ") + e.what());
@@ -158,10 +166,9 @@ void CoordServer::serve(CoordTime now) noexcept {
 }
 
 std::uint64_t CoordServer::next_deadline(CoordTime now) const {
-    std::uint64_t deadline = now.monotonic_ms + 1000;
-    if (const auto next = coordinator_.next_deadline()) deadline = std::min(deadline, *next);
-    for (const auto& [fd, connection] : connections_)
-        if (connection.closing) deadline = std::min(deadline, connection.drain_until_ms);
+    std::uint64_t deadline = std::min(now.monotonic_ms + 1000, next_tick_ms_);
+    for (const int fd : closing_)
+        deadline = std::min(deadline, connections_.at(fd).drain_until_ms);
     return deadline;
 }
 
@@ -229,20 +236,18 @@ void CoordServer::accept_all(CoordTime now) {
 void CoordServer::on_event(int fd, std::uint32_t events, CoordTime now) {
     const auto it = connections_.find(fd);
     if (it == connections_.end()) return;
-    Connection& connection = it->second;
     Effects effects;
     if ((events & EPOLLERR) != 0) {
-        connection.gone = true;
-        if (!connection.closing) begin_close(connection, now, effects);
-        apply(effects, now);
-        return;
+        it->second.gone = true;
+    } else if ((events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) != 0) {
+        read_input(it->second, now, effects);
     }
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) != 0) read_input(connection, now, effects);
     apply(effects, now);
-    const auto again = connections_.find(fd);
-    if (again == connections_.end()) return;
-    flush(again->second);
-    update_interest(again->second);
+    // Writable, or gone: flush, half-close or tell the coordinator (apply() leaves nothing
+    // destroyed, so the connection is still there).
+    Effects more;
+    settle(connections_.at(fd), now, more);
+    apply(more, now);
 }
 
 void CoordServer::read_input(Connection& connection, CoordTime now, Effects& effects) {
@@ -253,7 +258,14 @@ void CoordServer::read_input(Connection& connection, CoordTime now, Effects& eff
         const ssize_t n = ::recv(connection.fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n <= 0) {  // end of stream, or the peer is gone: closed at the end of serve()
+        if (n == 0) {
+            // End of stream: the client has said all it will (`printf ... | nc -N`). It
+            // leaves now; the replies to its last lines still go out, then it is closed.
+            connection.peer_closed = true;
+            if (!connection.closing) begin_close(connection, now, effects);
+            return;
+        }
+        if (n < 0) {  // ECONNRESET and the like: closed at the end of serve()
             connection.gone = true;
             if (!connection.closing) begin_close(connection, now, effects);
             return;
@@ -282,15 +294,20 @@ void CoordServer::read_input(Connection& connection, CoordTime now, Effects& eff
 void CoordServer::apply(Effects& effects, CoordTime now) {
     const std::size_t bound = coordinator_.config().limits.max_output_bytes;
     // Messages first (a refusal's line before its close), then closes; a close can cause
-    // more messages (peer_left to the others), handled in the next round.
+    // more messages (peer_left to the others), handled in the next round. Only the
+    // connections touched are settled: the cost is the effects', not the connection count's.
     while (!effects.messages.empty() || !effects.close.empty()) {
         Effects more;
+        std::vector<int> touched;
         for (auto& message : effects.messages) {
             const auto fd = fd_of_.find(message.to);
             if (fd == fd_of_.end()) continue;
             Connection& connection = connections_.at(fd->second);
-            if (connection.closing || connection.gone) continue;
+            // A closing connection still gets what was queued before it closed (the replies
+            // to its last lines); the coordinator sends it nothing after.
+            if (connection.gone || connection.half_closed) continue;
             connection.output += message.line;
+            touched.push_back(fd->second);
             if (connection.output.size() - connection.output_offset > bound) {
                 flush(connection);
                 if (connection.output.size() - connection.output_offset > bound) {
@@ -313,28 +330,39 @@ void CoordServer::apply(Effects& effects, CoordTime now) {
             if (fd == fd_of_.end()) continue;
             Connection& connection = connections_.at(fd->second);
             if (!connection.closing) begin_close(connection, now, more);
+            touched.push_back(fd->second);
         }
-        // Flush everything touched: the closing ones reach their half-close here.
-        for (auto& [fd, connection] : connections_) {
-            if (connection.gone) {
-                if (!connection.closing) begin_close(connection, now, more);
-                continue;
-            }
-            if (connection.output_offset < connection.output.size()) flush(connection);
-            if (connection.closing && !connection.half_closed && !connection.gone &&
-                connection.output_offset >= connection.output.size()) {
-                ::shutdown(fd, SHUT_WR);
-                connection.half_closed = true;
-                connection.drain_until_ms = now.monotonic_ms + linger_ms;
-            }
-            update_interest(connection);
-        }
+        for (const int fd : touched) settle(connections_.at(fd), now, more);
         effects = std::move(more);
     }
 }
 
+void CoordServer::settle(Connection& connection, CoordTime now, Effects& more) {
+    if (!connection.gone && connection.output_offset < connection.output.size())
+        flush(connection);
+    if (connection.gone) {
+        if (!connection.closing) begin_close(connection, now, more);
+        return;
+    }
+    if (connection.closing && connection.output_offset >= connection.output.size()) {
+        // All sent. A client that ended its side has nothing left to drain.
+        if (connection.peer_closed) {
+            connection.gone = true;
+            return;
+        }
+    }
+    if (connection.closing && !connection.half_closed &&
+        connection.output_offset >= connection.output.size()) {
+        ::shutdown(connection.fd, SHUT_WR);
+        connection.half_closed = true;
+        connection.drain_until_ms = now.monotonic_ms + linger_ms;
+    }
+    update_interest(connection);
+}
+
 void CoordServer::begin_close(Connection& connection, CoordTime now, Effects& effects) {
     connection.closing = true;
+    closing_.insert(connection.fd);
     // Bounds the flush too: a client that reads nothing is not waited for.
     connection.drain_until_ms = now.monotonic_ms + linger_ms;
     connection.input.clear();
@@ -369,12 +397,16 @@ void CoordServer::flush(Connection& connection) {
 
 void CoordServer::update_interest(Connection& connection) {
     const bool pending = connection.output_offset < connection.output.size();
-    if (pending == connection.want_write) return;
+    // After the client's end of stream, readable stays true (level-triggered): not asked for,
+    // or the loop would spin while the last replies wait for the socket.
+    const std::uint32_t wanted = (connection.peer_closed ? 0u : EPOLLIN | EPOLLRDHUP) |
+                                 (pending ? EPOLLOUT : 0u);
+    if (wanted == connection.registered_events) return;
     epoll_event event{};
-    event.events = EPOLLIN | EPOLLRDHUP | (pending ? EPOLLOUT : 0u);
+    event.events = wanted;
     event.data.fd = connection.fd;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, connection.fd, &event);
-    connection.want_write = pending;
+    connection.registered_events = wanted;
 }
 
 void CoordServer::destroy(int fd) {
@@ -382,6 +414,7 @@ void CoordServer::destroy(int fd) {
     if (it == connections_.end()) return;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     ::close(fd);
+    closing_.erase(fd);
     fd_of_.erase(it->second.id);
     connections_.erase(it);
 }

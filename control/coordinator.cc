@@ -202,9 +202,10 @@ public:
             const json& element = (*value)[i];
             const std::string where = "candidates[" + std::to_string(i) + "]";
             if (!element.is_object())
-                refuse(CoordError::bad_request, where + " must be an object like " +
-                                                    std::string(candidate_example.substr(1, 47)) +
-                                                    ", got " + describe(element));
+                refuse(CoordError::bad_request,
+                       where + " must be an object like " +
+                           std::string(candidate_example.substr(1, candidate_example.size() - 2)) +
+                           ", got " + describe(element));
             const auto type = element.find("type");
             if (type == element.end() || !type->is_string() ||
                 (*type != "host" && *type != "srflx" && *type != "relay" && *type != "prflx"))

@@ -168,14 +168,21 @@ int main(int argc, char** argv) {
                                : l == "info" ? engine::LogLevel::info
                                              : engine::LogLevel::debug;
         }
-        // The flags go through the file's parser, so that their ranges are the keys' ranges.
-        std::string limits_toml;
-        for (const auto& [name, value] : limit_values)
-            if (value) limits_toml += name + " = " + std::to_string(*value) + "\n";
-        if (!limits_toml.empty()) {
-            control::CoordConfig with_flags = config;
-            control::parse_coord_config("[limits]\n" + limits_toml, "command line", with_flags);
-            config.coordinator.limits = with_flags.coordinator.limits;
+        // The flags go through the file's parser, one at a time, so that their ranges are the
+        // keys' ranges; an error names the flag.
+        for (const auto& [name, value] : limit_values) {
+            if (!value) continue;
+            control::CoordConfig with_flag = config;
+            try {
+                control::parse_coord_config(
+                    "[limits]\n" + name + " = " + std::to_string(*value) + "\n", "", with_flag);
+            } catch (const engine::ConfigError& error) {
+                std::string flag = "--" + name;
+                for (char& c : flag)
+                    if (c == '_') c = '-';
+                throw engine::ConfigError(flag, 0, error.expected());
+            }
+            config.coordinator.limits = with_flag.coordinator.limits;
         }
         control::validate_coord_config(config);
     } catch (const engine::ConfigError& error) {

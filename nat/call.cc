@@ -1,7 +1,7 @@
 #include "punch/call.h"
 
 #include <array>
-#include <cstdio>
+#include <memory>
 #include <utility>
 
 #include "punch/candidates.h"
@@ -57,7 +57,9 @@ public:
     std::function<void(std::span<const std::byte>)> payload_callback;
 
 private:
-    enum class Phase : std::uint8_t { setup, peer_wait, punching, relay_setup, media, ending, done };
+    enum class Phase : std::uint8_t {
+        setup, peer_wait, punching, relay_setup, media, ending, done
+    };
 
     // Steps: begin_step() opens one, end_step() closes the last open one of that name.
     void begin_step(const std::string& name) {
@@ -77,6 +79,7 @@ private:
     void cancel_timers();
 
     void on_peer(const PeerInfo& peer);
+    void start_with_peer();
     void start_punching();
     void punch_flush(const std::vector<Outgoing>& out);
     void punch_rearm();
@@ -109,6 +112,7 @@ private:
     std::unique_ptr<CoordClient> coord_;
     JoinReply join_;
     PeerInfo peer_;
+    bool joined_ = false;  // the join's answer is in: our credentials and the relay are known
     bool have_peer_ = false;
     bool controlling_ = false;  // towards this peer (the coordinator decides: the first to join)
     Time peer_at_{0};
@@ -122,7 +126,6 @@ private:
     std::optional<stun::Address> peer_relayed_;  // the other side allocated: send here
     std::optional<stun::Address> relay_peer_;    // we allocated: the peer, as the relay sees it
     bool relay_pending_ = false;
-    Time relay_since_{0};
     std::optional<TimerId> relay_timer_;
     // The media gap of a move down the ladder: from the last frame on the old path (gap_from_)
     // to the first on the relay.
@@ -248,24 +251,27 @@ std::string Call::Impl::start(std::function<void(const CallReport&)> done) {
             fail("the coordinator closed the connection: " + why);
     });
     std::string join_error = "no answer";
-    bool joined = false;
-    coord_->join(request, [&](const JoinReply& reply) {
+    coord_->join(request, [&, family = any.family](const JoinReply& reply) {
         join_ = reply;
         join_error = reply.status.ok ? "" : status_text(reply.status);
-        joined = true;
+        joined_ = true;
+        for (const auto& name : join_.relay_servers) {
+            stun::Address relay;
+            if (resolve_host_port(name, relay).empty() && relay.family == family) {
+                relay_server_ = relay;
+                break;
+            }
+        }
     });
-    loop_.run_until([&] { return joined; });
+    loop_.run_until([&] { return joined_; });
     end_step("join", join_error.empty() ? "ok" : join_error);
     if (!join_error.empty()) return "join " + config_.room + ": " + join_error;
-    for (const auto& name : join_.relay_servers) {
-        stun::Address relay;
-        if (resolve_host_port(name, relay).empty() && relay.family == any.family) {
-            relay_server_ = relay;
-            break;
-        }
-    }
 
-    if (phase_ == Phase::setup) {  // the peer may have come with the join
+    if (have_peer_) {
+        // The peer event came in the same read as the join's answer: the call starts now that
+        // our credentials are known.
+        start_with_peer();
+    } else {
         phase_ = Phase::peer_wait;
         begin_step("peer");
         phase_timer_ = loop_.after(config_.peer_wait, [this] {
@@ -335,6 +341,10 @@ void Call::Impl::on_peer(const PeerInfo& peer) {
     report_.controlling = controlling_;
     report_.peer_name = peer.name;
     report_.remote_nat = peer.nat_type;
+    if (joined_) start_with_peer();  // else start() does, once the join's answer is in
+}
+
+void Call::Impl::start_with_peer() {
     if (phase_ == Phase::peer_wait) {
         end_step("peer", "ok");
         if (phase_timer_) {
@@ -422,7 +432,6 @@ void Call::Impl::go_relay(const std::string& why, bool tell_peer) {
         return;
     }
     relay_pending_ = true;
-    relay_since_ = loop_.now();
     if (phase_ == Phase::punching) {
         // The peer gave up first: our own checks stop mattering.
         if (!punch_finished_) end_step("punch", "abandoned: " + why);

@@ -218,7 +218,14 @@ void CoordClient::schedule_ping() {
     ping_timer_ = loop_.after(config_.ping_interval, [this] {
         ping_timer_ = 0;
         if (state_ != State::connected) return;
-        ping();
+        // A ping unanswered within the request timeout: the coordinator or the path is dead
+        // even if TCP has not noticed yet (a NAT that forgot the mapping drops silently).
+        ping([this](const CoordStatus& status) {
+            if (status.code == "timeout")
+                fail("the coordinator did not answer a ping within " +
+                         std::to_string(config_.request_timeout.count() / 1000) + " ms",
+                     true);
+        });
         schedule_ping();
     });
 }

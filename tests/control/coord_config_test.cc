@@ -60,8 +60,9 @@ TEST(CoordConfigTest, ErrorsNameTheKeyAndLine) {
     EXPECT_EQ(error_of("listen = \"localhost:7000\"\n").rfind(
                   "coord.toml: listen (line 1): expected \"ip:port\" with a numeric IP", 0),
               0u);
-    EXPECT_EQ(error_of("\n\nmax_rooms = 5\n").rfind("coord.toml: max_rooms (line 3): unknown key", 0),
-              0u);
+    EXPECT_EQ(
+        error_of("\n\nmax_rooms = 5\n").rfind("coord.toml: max_rooms (line 3): unknown key", 0),
+        0u);
     EXPECT_EQ(error_of("stun = [\"203.0.113.2\"]\n").rfind("coord.toml: stun[0] (line 1)", 0), 0u);
     EXPECT_EQ(error_of("[turn]\nrest_secret = \"a\"\nrest_secret_file = \"/x\"\n")
                   .rfind("coord.toml: turn.rest_secret_file (line 3): expected rest_secret or "

@@ -238,13 +238,15 @@ TEST(CoordProcessTest, TwoClientsJoinAndLearnEachOther) {
     EXPECT_EQ(hello->stun_servers, std::vector<std::string>{"127.0.0.1:3478"});
     EXPECT_EQ(hello->max_members_per_room, 2u);
 
-    alice.client.join({"call-1", "alice", {candidate("host", "198.18.0.2", 40000)}, "full_cone", "eu"},
-                      [&](const punch::JoinReply& r) { alice.joined = r; });
+    alice.client.join(
+        {"call-1", "alice", {candidate("host", "198.18.0.2", 40000)}, "full_cone", "eu"},
+        [&](const punch::JoinReply& r) { alice.joined = r; });
     run(loop, [&] { return alice.joined.has_value(); });
     ASSERT_TRUE(alice.joined->status.ok) << alice.joined->status.message;
     EXPECT_TRUE(alice.joined->controlling);
-    connect_and_join(loop, bob,
-                     {"call-1", "bob", {candidate("srflx", "203.0.113.9", 50000)}, "symmetric", "us"});
+    connect_and_join(
+        loop, bob,
+        {"call-1", "bob", {candidate("srflx", "203.0.113.9", 50000)}, "symmetric", "us"});
     EXPECT_FALSE(bob.joined->controlling);
     run(loop, [&] { return alice.peers.size() == 1 && bob.peers.size() == 1; });
 
@@ -256,7 +258,8 @@ TEST(CoordProcessTest, TwoClientsJoinAndLearnEachOther) {
     EXPECT_TRUE(alice.peers[0].controlling);
     ASSERT_EQ(alice.peers[0].candidates.size(), 1u);
     EXPECT_EQ(alice.peers[0].candidates[0].type, "srflx");
-    EXPECT_EQ(alice.peers[0].candidates[0].address, candidate("srflx", "203.0.113.9", 50000).address);
+    EXPECT_EQ(alice.peers[0].candidates[0].address,
+              candidate("srflx", "203.0.113.9", 50000).address);
     EXPECT_EQ(bob.peers[0].name, "alice");
     EXPECT_EQ(bob.peers[0].ufrag, alice.joined->ufrag);
     EXPECT_EQ(bob.peers[0].password, alice.joined->password);
@@ -333,6 +336,25 @@ TEST(CoordProcessTest, RequestTimesOutAndConnectFailsWithinTheirBounds) {
     refused.connect([&](const std::string& e) { error = e; });
     run(loop, [&] { return error.has_value(); });
     EXPECT_NE(error->find("Connection refused"), std::string::npos) << *error;
+}
+
+// A client that ends its side after its requests (`printf ... | nc -N`) still gets every
+// reply, then the end of stream.
+TEST(CoordProcessTest, RepliesReachAClientThatClosedItsSide) {
+    Punchcoord coordinator({});
+    const int fd = raw_connect(coordinator.port());
+    send_all(fd, R"({"op":"hello","id":1})" "\n" R"({"op":"nodes","id":2})" "\n"
+                 R"({"op":"ping","id":3})" "\n");
+    ::shutdown(fd, SHUT_WR);
+    for (int id = 1; id <= 3; ++id) {
+        const std::string line = read_line(fd);
+        ASSERT_FALSE(line.empty()) << "reply " << id;
+        EXPECT_EQ(nlohmann::json::parse(line)["id"], id);
+    }
+    EXPECT_TRUE(closed_by_server(fd));
+    ::close(fd);
+    EXPECT_EQ(coordinator.stop(), 0);
+    EXPECT_NE(coordinator.out().find("open 0"), std::string::npos) << coordinator.out();
 }
 
 TEST(CoordProcessTest, HostileClientsDoNotDisturbAGoodOne) {

@@ -44,7 +44,8 @@ nlohmann::json issued_turn(const std::string& secret) {
     config.relay_servers = {"203.0.113.4:3478"};
     config.rest_secret = secret;
     config.rest_ttl_s = 600;
-    Coordinator coordinator(config, [](std::span<std::byte> out) { return stun::random_bytes(out); });
+    Coordinator coordinator(config,
+                            [](std::span<std::byte> out) { return stun::random_bytes(out); });
     Effects effects;
     const CoordTime now{0, unix_now_s * 1000};
     EXPECT_TRUE(coordinator.open(1, "198.51.100.7", now, effects));

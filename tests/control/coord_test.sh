@@ -21,9 +21,13 @@ done
 work=$(mktemp -d /tmp/punchcoord-test.XXXXXX)
 coord_pid=
 turn_pid=
+# Our own processes, by PID; their exit status (143 after the TERM) is not the test's.
 cleanup() {
-  [[ -n $coord_pid ]] && kill "$coord_pid" 2>/dev/null && wait "$coord_pid" 2>/dev/null
-  [[ -n $turn_pid ]] && kill "$turn_pid" 2>/dev/null && wait "$turn_pid" 2>/dev/null
+  local pid
+  for pid in $coord_pid $turn_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -272,7 +272,8 @@ TEST_F(CoordinatorTest, CandidatesGoToTheOthersAndStayForLaterJoiners) {
     EXPECT_EQ(pushed[0]["event"], "candidates");
     EXPECT_EQ(pushed[0]["from"], "b");
     EXPECT_EQ(pushed[0]["candidates"][0]["address"], "198.51.100.3:1");
-    EXPECT_EQ(code(reply(1, {{"op", "candidates"}, {"room", "elsewhere"}, {"candidates", json::array()}})),
+    EXPECT_EQ(code(reply(
+                  1, {{"op", "candidates"}, {"room", "elsewhere"}, {"candidates", json::array()}})),
               "not_found");
 }
 
@@ -283,10 +284,11 @@ TEST_F(CoordinatorTest, SignalReachesEveryOtherMemberOrTheOneNamed) {
     Effects ignored;
     for (ConnectionId id : {1, 2, 3}) ASSERT_TRUE(three.open(id, "198.51.100.7", now(), ignored));
     for (auto [id, name] : {std::pair{1, "a"}, {2, "b"}, {3, "c"}})
-        three.handle_line(id,
-                          json{{"op", "join"}, {"room", "r"}, {"name", name}, {"candidates", json::array()}}
-                              .dump(),
-                          now(), ignored);
+        three.handle_line(
+            id,
+            json{{"op", "join"}, {"room", "r"}, {"name", name}, {"candidates", json::array()}}
+                .dump(),
+            now(), ignored);
     Effects effects;
     three.handle_line(1, R"({"op":"signal","room":"r","data":{"kind":"moving_to_relay"}})", now(),
                       effects);
@@ -497,8 +499,9 @@ TEST_F(CoordinatorLimitsTest, EachLimitIsNamed) {
     EXPECT_EQ(limit_of(reply(1, {{"op", "candidates"}, {"room", "r1"}, {"candidates", two}})),
               "max_candidates_per_member");
     const json four = {two[0], two[1], two[0], two[1]};
-    EXPECT_EQ(limit_of(reply(5, {{"op", "join"}, {"room", "r2"}, {"name", "e"}, {"candidates", four}})),
-              "max_candidates_per_member");
+    EXPECT_EQ(
+        limit_of(reply(5, {{"op", "join"}, {"room", "r2"}, {"name", "e"}, {"candidates", four}})),
+        "max_candidates_per_member");
 
     const json report = {{"op", "report"}, {"room", "r1"}, {"rung", "failed"}};
     EXPECT_EQ(reply(1, report)["ok"], true);

@@ -2,7 +2,7 @@
 """Writes the seed corpora of the STUN fuzz targets (tests/fuzz/corpus/).
 
 Usage:
-    tests/fuzz/make_corpus.py            rewrite tests/fuzz/corpus/{message,channel_data}/
+    tests/fuzz/make_corpus.py            rewrite tests/fuzz/corpus/{message,channel_data,coordinator}/
     tests/fuzz/make_corpus.py --check    exit 1 if the committed files differ from what this
                                          script would write (a meson test runs this)
     tests/fuzz/make_corpus.py --out DIR  write under DIR instead
@@ -389,11 +389,61 @@ def channel_data_frames():
     }
 
 
+# ------------------------------------------------------------------------------ coordinator
+def session(*steps):
+    """fuzz_coordinator's input: one line per step, its first byte the connection (0, 1, 2),
+    0xFE for time passing, 0xFF for connection 1 closing."""
+    out = b""
+    for who, text in steps:
+        out += bytes([who]) + text.encode() + b"\n"
+    return out
+
+
+def coordinator_sessions():
+    candidates = '[{"type":"host","address":"198.18.0.2:40000"},' \
+                 '{"type":"srflx","address":"[2001:db8::7]:5000"}]'
+    join = '{"op":"join","id":%d,"room":"%s","name":"%s","candidates":' + candidates + \
+           ',"nat_type":"full_cone","region":"eu"}'
+    return {
+        "call.bin": session(
+            (0, '{"op":"hello","id":1}'),
+            (0, join % (2, "r1", "alice")),
+            (1, join % (3, "r1", "bob")),
+            (0, '{"op":"candidates","id":4,"room":"r1","candidates":'
+                '[{"type":"relay","address":"203.0.113.4:49152"}]}'),
+            (1, '{"op":"signal","id":5,"room":"r1","to":"alice","data":{"k":"moving"}}'),
+            (0, '{"op":"report","id":6,"room":"r1","rung":"p2p","time_to_connect_ms":140,'
+                '"local_nat":"full_cone","remote_nat":"symmetric"}'),
+            (2, '{"op":"outcomes","id":7}'),
+            (1, '{"op":"leave","id":8,"room":"r1"}'),
+            (0xFF, ""),
+            (2, '{"op":"ping","id":9}')),
+        "nodes.bin": session(
+            (0, '{"op":"register","id":1,"role":"relay","address":"203.0.113.4:3478",'
+                '"nat_type":"none","region":"eu","load":10}'),
+            (1, '{"op":"register","id":2,"role":"sfu","address":"198.51.100.8:5000"}'),
+            (0, '{"op":"heartbeat","id":3,"load":20}'),
+            (0xFE, "xx"),
+            (2, '{"op":"nodes","id":4,"role":"relay"}'),
+            (1, '{"op":"heartbeat","id":5}')),
+        "hostile.bin": session(
+            (0, "not json"),
+            (0, "[" * 40 + "]" * 40),
+            (0, '{"op":7}'),
+            (0, '{"op":"join","room":"a:b","name":"x","candidates":[]}'),
+            (0, '{"op":"report","room":"r","rung":"p2p","time_to_connect_ms":1e999}'),
+            (0, '{"op":"ping","id":{"a":1}}'),
+            (0, " "),
+            (0, '{"op":"teleport"}')),
+    }
+
+
 # ------------------------------------------------------------------------------ output
 def corpora():
     message = rfc5769_vectors()
     message.update(hand_made_messages())
-    return {"message": message, "channel_data": channel_data_frames()}
+    return {"message": message, "channel_data": channel_data_frames(),
+            "coordinator": coordinator_sessions()}
 
 
 def write(root):

@@ -255,6 +255,7 @@ TEST(CoordClientPingTest, PingsGoOutEveryInterval) {
     EventLoop loop(clock);
     CoordClientConfig config{server.address()};
     config.ping_interval = std::chrono::seconds(10);
+    config.request_timeout = std::chrono::seconds(60);  // unanswered pings: the next test
     CoordClient client(loop, config);
     std::optional<std::string> error;
     client.connect([&](const std::string& e) { error = e; });
@@ -270,6 +271,43 @@ TEST(CoordClientPingTest, PingsGoOutEveryInterval) {
     clock.advance(std::chrono::seconds(10));
     loop.run_once(Time{0});
     EXPECT_EQ(server.request()["op"], "ping");
+}
+
+// A ping left unanswered ends the connection: a dead coordinator is noticed.
+TEST(CoordClientPingTest, AnUnansweredPingEndsTheConnection) {
+    ScriptedServer server;
+    ManualClock clock;
+    EventLoop loop(clock);
+    CoordClientConfig config{server.address()};
+    config.ping_interval = std::chrono::seconds(10);
+    config.request_timeout = std::chrono::seconds(5);
+    CoordClient client(loop, config);
+    std::optional<std::string> closed;
+    client.on_closed([&](const std::string& reason) { closed = reason; });
+    std::optional<std::string> error;
+    client.connect([&](const std::string& e) { error = e; });
+    server.accept();
+    while (!error) loop.run_once(std::chrono::milliseconds(100));
+    clock.advance(std::chrono::seconds(10));
+    loop.run_once(Time{0});
+    const json ping = server.request();
+    ASSERT_EQ(ping["op"], "ping");
+    // Answered: the connection stays.
+    server.write(json{{"id", ping["id"]}, {"ok", true}, {"pong", true}}.dump() + "\n");
+    loop.run_once(std::chrono::seconds(1));  // the reply is there: epoll returns at once
+    clock.advance(std::chrono::seconds(5));
+    loop.run_once(std::chrono::milliseconds(50));
+    EXPECT_FALSE(closed.has_value());
+    EXPECT_TRUE(client.connected());
+    // The next one is not answered.
+    clock.advance(std::chrono::seconds(5));
+    loop.run_once(Time{0});
+    EXPECT_EQ(server.request()["op"], "ping");
+    clock.advance(std::chrono::seconds(5));
+    loop.run_once(Time{0});
+    ASSERT_TRUE(closed.has_value());
+    EXPECT_EQ(*closed, "the coordinator did not answer a ping within 5000 ms");
+    EXPECT_FALSE(client.connected());
 }
 
 TEST(EventLoopFdTest, WritableCallbackRunsOnlyWhileSet) {

@@ -4,18 +4,21 @@
 #
 # 1. The 5×5 matrix: a client behind each NAT type calls a client behind each NAT type
 #    (`punch call`, both sides through punchcoord on the coordinator's host). The call goes P2P
-#    wherever punching can work (23 cells) and falls back to the relay (punchlined's TURN role)
-#    in symmetric↔symmetric and symmetric↔port-restricted; in every cell media flows both ways
-#    at a moderate rate with zero loss (each side's bye gives the other's exact count), and the
-#    time to connect is recorded. Five rounds of five calls at once (a Latin square: no client
-#    is in two calls at a time); each call is a fresh socket, so fresh NAT mappings.
-# 2. punch bridge carries a local UDP port to the peer's (datagrams numbered, checked intact).
-# 3. A path cut mid-call: a full cone and a no-NAT client are in a P2P call; the path between
+#    wherever punching can work (22 cells) and falls back to the relay (punchlined's TURN role)
+#    in symmetric↔symmetric and symmetric↔port-restricted (3 cells); in every cell media
+#    flows both ways at a moderate rate with zero loss (each side's bye gives the other's exact
+#    count), and the time to connect is recorded. Five rounds of five calls at once (a Latin
+#    square: no client is in two calls at a time); each call is a fresh socket, so fresh NAT
+#    mappings.
+# 2. --force relay on one side takes both to the relay where P2P works; --force p2p fails where
+#    it does not, without the relay.
+# 3. punch bridge carries a local UDP port to the peer's (datagrams numbered, checked intact).
+# 4. A path cut mid-call: a full cone and a no-NAT client are in a P2P call; the path between
 #    them is cut in the full cone's NAT (natlab_cut_path); both sides notice within the
 #    liveness bound, move to the relay and media resumes, the call never ending.
 #
 # With --matrix-out FILE the matrix is also written there as a markdown table (scripts/ladder
-# uses it for docs/ladder.md). Exit 77 (skipped) when not root or a tool is missing. About 60 s.
+# uses it for docs/ladder.md). Exit 77 (skipped) when not root or a tool is missing. About 80 s.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -103,7 +106,8 @@ done
 
 for i in 0 1 2 3 4; do
   for j in 0 1 2 3 4; do
-    judge "cell-$i-$j" "a${short[$i]}" "b${short[$j]}" "$(expect_rung "${types[$i]}" "${types[$j]}")"
+    judge "cell-$i-$j" "a${short[$i]}" "b${short[$j]}" \
+      "$(expect_rung "${types[$i]}" "${types[$j]}")"
   done
 done
 
@@ -130,6 +134,26 @@ table=$LAB_WORKDIR/matrix.md
 echo
 cat "$table"
 if [[ -n $matrix_out ]]; then cp "$table" "$matrix_out"; fi
+
+echo
+echo "== --force: relay between two full cones (one side forces it, the other follows); p2p"
+echo "   between two symmetric NATs (fails at the preset time, no relay)"
+call_start force-relay afull "${media[@]}" --force relay
+call_start force-relay bfull "${media[@]}"
+call_start force-p2p asym "${media[@]}" --force p2p
+call_start force-p2p bsym "${media[@]}" --force p2p
+natlab_call_wait
+judge force-relay afull bfull relay
+for side in asym bsym; do
+  rung=$(field force-p2p "$side" .rung)
+  error=$(field force-p2p "$side" .error)
+  if [[ $rung == none && $error == *"--force p2p"* ]]; then
+    echo "ok: force-p2p: $side failed without the relay: $error"
+  else
+    echo "FAIL: force-p2p: $side: rung $rung, error '$error'"
+    failures=$((failures + 1))
+  fi
+done
 
 echo
 echo "== punch bridge: UDP from a local port behind a full cone to one behind a symmetric NAT"
@@ -176,7 +200,8 @@ if [[ -n $carried && $carried -gt 50 && $forwarded == "$carried" && $received ==
   echo "ok: punch bridge carried $carried datagrams; the peer's bridge forwarded $forwarded," \
     "all arrived intact"
 else
-  echo "FAIL: punch bridge: carried '${carried}', received '$(cat "$LAB_WORKDIR/bridge-receiver.txt")'"
+  echo "FAIL: punch bridge: carried '${carried}', forwarded '${forwarded}', received" \
+    "'$(cat "$LAB_WORKDIR/bridge-receiver.txt")'"
   sed 's/^/  | /' "$LAB_WORKDIR/bridge-afull.txt" "$LAB_WORKDIR/bridge-bsym.txt"
   failures=$((failures + 1))
 fi

@@ -5,17 +5,21 @@
 // max_line_bytes is answered too_large and the connection closed: the rest of it cannot be
 // framed) and a bounded output (a client that does not read its events is closed once more
 // than max_output_bytes wait for it, and counted). Reading is bounded per connection per
-// serve(), so one busy client cannot starve the others. A connection the coordinator closes
-// gets its last lines, then a half-close (shutdown(SHUT_WR)), and is drained for up to
-// linger_ms before close(): closing with unread input would send a reset that can destroy the
-// error line before the client reads it.
+// serve(), so one busy client cannot starve the others. A client that ends its side (end of
+// stream) leaves at once but still gets the replies to its last lines. A connection the
+// coordinator closes gets its last lines, then a half-close (shutdown(SHUT_WR)), and is
+// drained for up to linger_ms before close(): closing with unread input would send a reset
+// that can destroy the error line before the client reads it.
 #pragma once
+
+#include <sys/epoll.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "control/coordinator.h"
 
@@ -71,14 +75,18 @@ private:
         bool closing = false;       // the coordinator is done with it: flush, half-close, drain
         bool half_closed = false;   // shutdown(SHUT_WR) done
         bool gone = false;          // the peer went (or never reads): closed without lingering
+        bool peer_closed = false;   // its end of stream came: answer, flush, close
         std::uint64_t drain_until_ms = 0;
-        bool want_write = false;
+        std::uint32_t registered_events = EPOLLIN | EPOLLRDHUP;  // what epoll watches
     };
 
     void accept_all(CoordTime now);
     void on_event(int fd, std::uint32_t events, CoordTime now);
     void read_input(Connection& connection, CoordTime now, Effects& effects);
     void apply(Effects& effects, CoordTime now);
+    // After a connection's output or state changed: flush what the socket takes; a closing
+    // one that has sent everything is half-closed; a gone one tells the coordinator (once).
+    void settle(Connection& connection, CoordTime now, Effects& more);
     void flush(Connection& connection);
     // Tells the coordinator (the connection leaves its rooms); the socket is flushed and
     // half-closed by apply().
@@ -94,6 +102,8 @@ private:
     ConnectionId next_id_ = 1;
     std::unordered_map<int, Connection> connections_;
     std::unordered_map<ConnectionId, int> fd_of_;
+    std::unordered_set<int> closing_;  // connections the coordinator is done with
+    std::uint64_t next_tick_ms_ = 0;   // when the coordinator's timers are next due
     CoordServerCounters counters_;
 };
 

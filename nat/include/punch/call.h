@@ -14,10 +14,10 @@
 //      refuses (RFC 8656 §21.1 and punchlined's peer policy)
 //   6. media (MediaSession) on whichever path: pings from the moment the path is up, the
 //      stream from the moment the peer answers on it (no data frame reaches a side that is not
-//      ready, so a call loses nothing to its own start); keepalives; when the path dies (nothing heard
-//      for MediaConfig::dead_after) on the P2P rung, both sides move to the relay (each
-//      notices, and the first to notice tells the other through the coordinator) and the call
-//      goes on
+//      ready, so a call loses nothing to its own start); keepalives; when the path dies
+//      (nothing heard for MediaConfig::dead_after) on the P2P rung, both sides move to the
+//      relay (each notices, and the first to notice tells the other through the coordinator)
+//      and the call goes on
 //   7. at the end: bye (exact loss), the outcome report to the coordinator, the allocation
 //      released
 //
@@ -125,8 +125,11 @@ public:
     Call& operator=(const Call&) = delete;
     ~Call();
 
-    /// Starts the call; `done` runs once with the report, when the call has ended (failed, or
-    /// media ran for `duration`). Returns "" or why it could not start (the socket).
+    /// Starts the call: runs the loop itself through the steps every call needs before it can
+    /// wait for anything else (coordinator, probe, join; each bounded), then returns, and the
+    /// rest happens as the caller runs the loop. `done` runs once with the report, when the call
+    /// has ended (failed, or media ran for `duration`). Returns "" or why it could not start
+    /// (the coordinator unreachable or refusing, no STUN server answering, the socket).
     [[nodiscard]] std::string start(std::function<void(const CallReport&)> done);
     /// Ends the media phase now (bye, report), e.g. on Ctrl-C.
     void hang_up();

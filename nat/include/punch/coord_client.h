@@ -6,7 +6,9 @@
 // within the request timeout or the connection ends. What the coordinator pushes (a peer that
 // joined, its candidates, a signal, a peer that left) goes to the on_... callbacks. A ping
 // goes out every ping_interval so that the coordinator's idle timeout never closes a quiet
-// call. Every step is bounded by a timer: the connect, each request.
+// call; one unanswered within the request timeout ends the connection (on_closed), so a dead
+// coordinator or path is noticed within ping_interval + request_timeout. Every step is
+// bounded by a timer: the connect, each request.
 //
 //   CoordClient coord(loop, {"203.0.113.10:7000"});
 //   coord.on_peer([&](const PeerInfo& p) { ... p.ufrag, p.password, p.candidates ... });
