@@ -1,0 +1,88 @@
+#include "punch/sfu_select.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <tuple>
+
+#include "punch/nat_matrix.h"
+
+namespace punch {
+
+std::string_view to_string(SfuDrop reason) noexcept {
+    const auto i = static_cast<std::size_t>(reason);
+    return i < sfu_drop_reasons.size() ? sfu_drop_reasons[i].name : "?";
+}
+
+namespace {
+
+std::optional<SfuDrop> drop_reason(const SfuClient& a, const SfuClient& b, const SfuNode& node,
+                                   std::uint64_t now_ms, const SfuSelectConfig& config) {
+    // The directory's rule: gone when not heard from for *more* than the ttl. A heartbeat
+    // stamped after now_ms (the caller's clock read earlier) is fresh.
+    if (now_ms > node.last_heard_ms && now_ms - node.last_heard_ms > config.ttl_ms)
+        return SfuDrop::expired;
+    if (node.load >= config.full_load) return SfuDrop::full;
+    const bool with_a = can_punch(node.nat_type, a.nat_type);
+    const bool with_b = can_punch(node.nat_type, b.nat_type);
+    if (!with_a && !with_b) return SfuDrop::nat_both;
+    if (!with_a) return SfuDrop::nat_client_a;
+    if (!with_b) return SfuDrop::nat_client_b;
+    return std::nullopt;
+}
+
+std::optional<std::uint32_t> rtt_through(const SfuClient& a, const SfuClient& b,
+                                         std::uint64_t node) {
+    const auto to_a = a.rtt_us.find(node);
+    const auto to_b = b.rtt_us.find(node);
+    if (to_a == a.rtt_us.end() || to_b == b.rtt_us.end()) return std::nullopt;
+    // Two round trips of at most 71 minutes each: no overflow worth a wider type, but saturate.
+    const std::uint64_t sum = std::uint64_t{to_a->second} + to_b->second;
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(sum, UINT32_MAX));
+}
+
+int region_match(const SfuClient& a, const SfuClient& b, const std::string& region) {
+    if (region.empty()) return 0;
+    return (a.region == region ? 1 : 0) + (b.region == region ? 1 : 0);
+}
+
+// The preset rule as one key, smaller first: measured before not; then the RTT sum for the
+// measured, the region (more matches first) for the others; then load, then id.
+auto rank(const SfuCandidate& c) {
+    return c.rtt_us ? std::make_tuple(0, *c.rtt_us, 0, c.load, c.id)
+                    : std::make_tuple(1, std::uint32_t{0}, -c.region_match, c.load, c.id);
+}
+
+}  // namespace
+
+SfuSelection select_sfu_nodes(const SfuClient& a, const SfuClient& b,
+                              std::span<const SfuNode> nodes, std::uint64_t now_ms,
+                              const SfuSelectConfig& config) {
+    if (config.race == 0)
+        throw std::invalid_argument(
+            "SfuSelectConfig::race is 0; expected 1 or more (1: try the nodes one by one)");
+    if (config.full_load == 0)
+        throw std::invalid_argument(
+            "SfuSelectConfig::full_load is 0, which makes every node full; expected the load of "
+            "a full node, e.g. 1000 (per-mille)");
+
+    SfuSelection out;
+    for (const SfuNode& node : nodes) {
+        if (const auto reason = drop_reason(a, b, node, now_ms, config)) {
+            out.dropped.push_back({node.id, *reason});
+            continue;
+        }
+        out.candidates.push_back({node.id, node.address, node.nat_type,
+                                  rtt_through(a, b, node.id), region_match(a, b, node.region),
+                                  node.load});
+    }
+    std::sort(out.candidates.begin(), out.candidates.end(),
+              [](const SfuCandidate& x, const SfuCandidate& y) { return rank(x) < rank(y); });
+
+    for (std::size_t i = 0; i < out.candidates.size(); ++i) {
+        if (i == 0 || i >= config.race) out.attempts.emplace_back();
+        out.attempts.back().push_back(out.candidates[i].id);
+    }
+    return out;
+}
+
+}  // namespace punch
