@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "punch/udp_socket.h"
+#include "stun/sfu_token.h"
 
 namespace punch {
 namespace {
@@ -496,6 +497,99 @@ void CoordClient::signal(const std::string& room, const std::string& to,
     json fields = {{"room", room}, {"data", std::move(data)}};
     if (!to.empty()) fields["to"] = to;
     send_request("signal", fields.dump(), status_only(std::move(done)));
+}
+
+namespace {
+
+// The `sfu` reply's fields (docs/sfu.md). Returns "" or what does not hold together, naming
+// the field.
+std::string parse_sfu_reply(const json& r, SfuReply& reply) {
+    const auto text_field = [&](const char* key, std::string& out) -> bool {
+        const auto it = r.find(key);
+        if (it == r.end()) return true;
+        if (!it->is_string()) return false;
+        out = it->get<std::string>();
+        return true;
+    };
+    for (auto [key, out] : {std::pair{"room", &reply.room}, std::pair{"session", &reply.session},
+                            std::pair{"username", &reply.username},
+                            std::pair{"password", &reply.password}})
+        if (!text_field(key, *out)) return std::string(key) + " is not a string";
+    if (const auto it = r.find("expires_unix"); it != r.end()) {
+        if (!it->is_number_unsigned()) return "expires_unix is not a non-negative integer";
+        reply.expires_unix = it->get<std::uint64_t>();
+    }
+    if (const auto it = r.find("race"); it != r.end()) {
+        if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0 ||
+            it->get<std::uint64_t>() > 64)
+            return "race is not an integer from 1 to 64";
+        reply.race = static_cast<std::uint32_t>(it->get<std::uint64_t>());
+    }
+    const json candidates = r.value("candidates", json::array());
+    if (!candidates.is_array()) return "candidates is not an array";
+    for (const json& c : candidates) {
+        SfuCandidate candidate;
+        if (!c.is_object() || !c.contains("node_id") || !c["node_id"].is_number_unsigned())
+            return "a candidate without a numeric node_id";
+        candidate.node_id = c["node_id"].get<std::uint64_t>();
+        const std::string address = value_or<std::string>(c, "address", "");
+        if (!parse_ip_port(address, candidate.address))
+            return "candidate node " + std::to_string(candidate.node_id) + ": address \"" +
+                   address + "\" is not a numeric IP:port";
+        candidate.nat_type = value_or<std::string>(c, "nat_type", "unknown");
+        candidate.region = value_or<std::string>(c, "region", "");
+        candidate.load = value_or<std::uint64_t>(c, "load", 0);
+        reply.candidates.push_back(std::move(candidate));
+    }
+    const json dropped = r.value("dropped", json::array());
+    if (!dropped.is_array()) return "dropped is not an array";
+    for (const json& d : dropped) {
+        if (!d.is_object()) return "a dropped entry is not an object";
+        reply.dropped.push_back({value_or<std::uint64_t>(d, "node_id", 0),
+                                 value_or<std::string>(d, "reason", "")});
+    }
+    if (reply.candidates.empty()) return "";
+    // Candidates are useless without a token the nodes accept: check it as a node will.
+    stun::SfuUsername parsed;
+    if (stun::parse_sfu_username(reply.username, parsed) != stun::SfuTokenError::ok)
+        return "username \"" + reply.username +
+               "\" is not an SFU token \"<expiry>:<16 hex digits>:<participant>\"";
+    if (reply.password.size() != stun::sfu_password_size)
+        return "password is " + std::to_string(reply.password.size()) + " characters, not " +
+               std::to_string(stun::sfu_password_size);
+    if (reply.session.empty()) reply.session = reply.username.substr(
+                                   reply.username.find(':') + 1, 16);
+    if (reply.username.find(":" + reply.session + ":") == std::string::npos)
+        return "session \"" + reply.session + "\" is not the username's";
+    if (reply.expires_unix == 0) reply.expires_unix = parsed.expiry;
+    return "";
+}
+
+}  // namespace
+
+void CoordClient::sfu(const std::string& room, const std::map<std::uint64_t, double>& rtt_ms,
+                      std::function<void(const SfuReply&)> done) {
+    json fields = {{"room", room}};
+    if (!rtt_ms.empty()) {
+        json rtts = json::object();
+        for (const auto& [node, ms] : rtt_ms) rtts[std::to_string(node)] = ms;
+        fields["rtt_ms"] = std::move(rtts);
+    }
+    send_request("sfu", fields.dump(), [done = std::move(done)](const CoordStatus& status,
+                                                                const std::string& text) {
+        SfuReply reply;
+        reply.status = status;
+        if (status.ok) {
+            if (const std::string error = parse_sfu_reply(json::parse(text), reply);
+                !error.empty()) {
+                SfuReply bad;
+                bad.status = {false, "bad_reply", "sfu: " + error, {}};
+                done(bad);
+                return;
+            }
+        }
+        done(reply);
+    });
 }
 
 void CoordClient::report(const OutcomeReport& report,

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -339,6 +340,132 @@ TEST(EventLoopFdTest, WritableCallbackRunsOnlyWhileSet) {
     EXPECT_NE(loop.set_writable(pair[0], [] {}), "");
     ::close(pair[0]);
     ::close(pair[1]);
+}
+
+// The `sfu` op (docs/sfu.md, "The coordinator's part"): the request's fields, a full reply
+// typed, then the coordinator's error and replies that do not hold together, each named.
+class CoordClientSfuTest : public CoordClientTest {
+protected:
+    // Sends one sfu request; the server answers `reply` (its id filled in) and the client's
+    // typed reply comes back.
+    SfuReply ask(CoordClient& client, json reply, json* request = nullptr) {
+        std::optional<SfuReply> answer;
+        client.sfu("call-1", {{3, 12.5}}, [&](const SfuReply& r) { answer = r; });
+        loop_.run_once(Time{0});
+        const json sent = server_.request();
+        if (request) *request = sent;
+        reply["id"] = sent["id"];
+        server_.write(reply.dump() + "\n");
+        run_until([&] { return answer.has_value(); });
+        return answer.value_or(SfuReply{});
+    }
+    static json good() {
+        return {{"op", "sfu"},
+                {"ok", true},
+                {"room", "call-1"},
+                {"session", "00c0ffee12345678"},
+                {"username", "1795531242:00c0ffee12345678:alice"},
+                {"password", std::string(44, 'A')},
+                {"expires_unix", 1795531242},
+                {"race", 2},
+                {"candidates",
+                 {{{"node_id", 3}, {"address", "203.0.113.5:3480"}, {"nat_type", "none"},
+                   {"region", "eu-west"}, {"load", 10}},
+                  {{"node_id", 7}, {"address", "[2001:db8::7]:3480"}, {"nat_type", "full_cone"},
+                   {"region", "us-east"}, {"load", 0}}}},
+                {"dropped", {{{"node_id", 4}, {"reason", "nat_client_b"}}}}};
+    }
+};
+
+TEST_F(CoordClientSfuTest, TheReplyIsTyped) {
+    CoordClient client(loop_, {server_.address()});
+    connect(client);
+    json request;
+    const SfuReply r = ask(client, good(), &request);
+    EXPECT_EQ(request["op"], "sfu");
+    EXPECT_EQ(request["room"], "call-1");
+    EXPECT_EQ(request["rtt_ms"], json({{"3", 12.5}}));
+    ASSERT_TRUE(r.status.ok) << r.status.message;
+    EXPECT_EQ(r.session, "00c0ffee12345678");
+    EXPECT_EQ(r.username, "1795531242:00c0ffee12345678:alice");
+    EXPECT_EQ(r.password.size(), 44u);
+    EXPECT_EQ(r.expires_unix, 1795531242u);
+    EXPECT_EQ(r.race, 2u);
+    ASSERT_EQ(r.candidates.size(), 2u);
+    EXPECT_EQ(r.candidates[0].node_id, 3u);
+    stun::Address node;
+    ASSERT_TRUE(stun::Address::from_string("203.0.113.5", 3480, node));
+    EXPECT_EQ(r.candidates[0].address, node);
+    EXPECT_EQ(r.candidates[0].nat_type, "none");
+    EXPECT_EQ(r.candidates[0].region, "eu-west");
+    EXPECT_EQ(r.candidates[0].load, 10u);
+    EXPECT_EQ(r.candidates[1].node_id, 7u);
+    EXPECT_EQ(r.candidates[1].address.family, stun::AddressFamily::ipv6);
+    ASSERT_EQ(r.dropped.size(), 1u);
+    EXPECT_EQ(r.dropped[0].node_id, 4u);
+    EXPECT_EQ(r.dropped[0].reason, "nat_client_b");
+}
+
+TEST_F(CoordClientSfuTest, NoCandidatesIsOkWithoutAToken) {
+    CoordClient client(loop_, {server_.address()});
+    connect(client);
+    const SfuReply r = ask(client, {{"op", "sfu"}, {"ok", true}, {"room", "call-1"},
+                                    {"candidates", json::array()},
+                                    {"dropped", {{{"node_id", 4}, {"reason", "full"}}}}});
+    ASSERT_TRUE(r.status.ok) << r.status.message;
+    EXPECT_TRUE(r.candidates.empty());
+    EXPECT_EQ(r.race, 1u);
+    ASSERT_EQ(r.dropped.size(), 1u);
+    EXPECT_EQ(r.dropped[0].reason, "full");
+}
+
+TEST_F(CoordClientSfuTest, TheCoordinatorsErrorComesAsItIs) {
+    CoordClient client(loop_, {server_.address()});
+    connect(client);
+    const SfuReply r =
+        ask(client, {{"op", "sfu"}, {"ok", false},
+                     {"error", {{"code", "not_found"}, {"message", "no other member yet"}}}});
+    EXPECT_FALSE(r.status.ok);
+    EXPECT_EQ(r.status.code, "not_found");
+    EXPECT_EQ(r.status.message, "no other member yet");
+    EXPECT_TRUE(r.candidates.empty());
+}
+
+TEST_F(CoordClientSfuTest, MalformedRepliesAreBadReplyNamingTheField) {
+    struct Case {
+        const char* name;
+        std::function<void(json&)> spoil;
+        const char* names;  // in the message
+    };
+    const Case cases[] = {
+        {"UsernameNotAToken", [](json& r) { r["username"] = "alice"; }, "username"},
+        {"UsernameMissing", [](json& r) { r.erase("username"); }, "username"},
+        {"PasswordShort", [](json& r) { r["password"] = "short"; }, "password is 5"},
+        {"SessionNotTheUsernames", [](json& r) { r["session"] = "0123456789abcdef"; },
+         "session"},
+        {"RaceZero", [](json& r) { r["race"] = 0; }, "race"},
+        {"CandidateAddressAName",
+         [](json& r) { r["candidates"][0]["address"] = "node.example:3480"; },
+         "candidate node 3: address"},
+        {"CandidateWithoutNodeId", [](json& r) { r["candidates"][1].erase("node_id"); },
+         "node_id"},
+        {"CandidatesNotAnArray", [](json& r) { r["candidates"] = "3"; }, "candidates"},
+        {"ExpiryNegative", [](json& r) { r["expires_unix"] = -1; }, "expires_unix"},
+    };
+    CoordClient client(loop_, {server_.address()});
+    connect(client);
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        json reply = good();
+        c.spoil(reply);
+        const SfuReply r = ask(client, reply);
+        EXPECT_FALSE(r.status.ok);
+        EXPECT_EQ(r.status.code, "bad_reply");
+        EXPECT_NE(r.status.message.find(c.names), std::string::npos) << r.status.message;
+        EXPECT_TRUE(r.candidates.empty());
+    }
+    // And the client is still usable: the good reply after them.
+    EXPECT_TRUE(ask(client, good()).status.ok);
 }
 
 }  // namespace

@@ -118,6 +118,39 @@ struct PeerInfo {
     bool controlling = false;
 };
 
+/// One SFU node the coordinator offers (docs/sfu.md, "The coordinator's part"), in the order
+/// both members try them.
+struct SfuCandidate {
+    std::uint64_t node_id = 0;
+    stun::Address address;  ///< the node's public SFU address (sfu.port)
+    std::string nat_type;   ///< to_string(NatType) of the node's own NAT: "none", "full_cone", ...
+    std::string region;
+    std::uint64_t load = 0;
+};
+
+/// A node the coordinator left out, and why ("nat_client_b", "full", ...: its selection's
+/// reasons, punch/sfu_select.h).
+struct SfuDropped {
+    std::uint64_t node_id = 0;
+    std::string reason;
+};
+
+/// The `sfu` op's answer: this member's session token for the room's SFU session and the
+/// candidate nodes. Ok with no candidates (no node serves both members, or the coordinator has
+/// no SFU secret) means: go on to the relay.
+struct SfuReply {
+    CoordStatus status;
+    std::string room;
+    std::string session;   ///< 16 lowercase hex digits
+    std::string username;  ///< "<expiry>:<session>:<participant>" (stun/sfu_token.h)
+    std::string password;  ///< 44 characters: the MESSAGE-INTEGRITY key as it is
+    std::uint64_t expires_unix = 0;
+    /// How many of the first candidates to try at once (at least 1).
+    std::uint32_t race = 1;
+    std::vector<SfuCandidate> candidates;
+    std::vector<SfuDropped> dropped;
+};
+
 struct OutcomeReport {
     std::string room;
     std::string rung;  ///< "p2p", "sfu", "relay", "failed"
@@ -153,6 +186,14 @@ public:
     /// JSON object as text ("{\"kind\":\"moving_to_relay\"}"), at most 4 KiB.
     void signal(const std::string& room, const std::string& to, const std::string& data_json,
                 std::function<void(const CoordStatus&)> done = {});
+    /// The room's SFU candidates and this member's token (docs/sfu.md). `rtt_ms`: measured
+    /// round trips to nodes by node id (may be empty). A reply that is ok but does not hold
+    /// together (a missing or malformed token while candidates are offered, a candidate
+    /// without a numeric address, a session that is not the username's) comes back as code
+    /// "bad_reply" with the field named; the coordinator's errors as they are ("not_found":
+    /// not in the room or no peer yet).
+    void sfu(const std::string& room, const std::map<std::uint64_t, double>& rtt_ms,
+             std::function<void(const SfuReply&)> done);
     void report(const OutcomeReport& report, std::function<void(const CoordStatus&)> done = {});
     void ping(std::function<void(const CoordStatus&)> done = {});
 
