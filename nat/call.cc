@@ -4,6 +4,8 @@
 #include <memory>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "punch/candidates.h"
 
 namespace punch {
@@ -12,6 +14,7 @@ std::string_view to_string(Rung rung) noexcept {
     switch (rung) {
     case Rung::none: return "none";
     case Rung::p2p: return "p2p";
+    case Rung::sfu: return "sfu";
     case Rung::relay: return "relay";
     }
     return "?";
@@ -58,7 +61,7 @@ public:
 
 private:
     enum class Phase : std::uint8_t {
-        setup, peer_wait, punching, relay_setup, media, ending, done
+        setup, peer_wait, punching, sfu_setup, relay_setup, media, ending, done
     };
 
     // Steps: begin_step() opens one, end_step() closes the last open one of that name.
@@ -84,6 +87,14 @@ private:
     void punch_flush(const std::vector<Outgoing>& out);
     void punch_rearm();
     void punch_finished();
+
+    void go_sfu(const std::string& why, bool tell_peer);
+    void on_sfu_reply(const SfuReply& reply);
+    void sfu_flush(const std::vector<Outgoing>& out);
+    void sfu_progress();
+    void sfu_stop();
+    void on_peer_sfu(std::uint64_t node_id, bool up);
+    void on_signal(const std::string& data_json);
 
     void go_relay(const std::string& why, bool tell_peer);
     void on_relay_candidate(const stun::Address& relayed);
@@ -120,6 +131,14 @@ private:
     std::unique_ptr<PunchSession> punch_;
     std::optional<TimerId> punch_timer_;
     bool punch_finished_ = false;
+
+    std::unique_ptr<SfuRung> sfu_;
+    std::optional<TimerId> sfu_timer_;
+    bool sfu_asked_ = false;     // the sfu op went out (once a call)
+    bool sfu_stopped_ = false;   // the call left the rung: no more admissions or keepalives
+    std::optional<stun::Address> sfu_node_;  // the chosen node, where media goes
+    // The peer's word on its legs, kept until our rung exists (its reply may come later).
+    std::vector<std::pair<std::uint64_t, bool>> early_peer_legs_;
 
     std::unique_ptr<TurnClient> turn_;
     std::optional<stun::Address> relay_server_;
@@ -241,9 +260,7 @@ std::string Call::Impl::start(std::function<void(const CallReport&)> done) {
     coord_->on_signal([this](const std::string& room, const std::string& from,
                              const std::string& data_json) {
         if (room != config_.room || !have_peer_ || from != peer_.name) return;
-        // {"fallback":"relay",...}: the only signal a call sends (go_relay()).
-        if (data_json.find(R"("fallback":"relay")") != std::string::npos)
-            go_relay("the peer moved to the relay", false);
+        on_signal(data_json);
     });
     coord_->on_closed([this](const std::string& why) {
         // Signalling is gone; a call with media keeps it (the path needs no coordinator).
@@ -290,7 +307,8 @@ void Call::Impl::fail(const std::string& why) {
 }
 
 void Call::Impl::cancel_timers() {
-    for (auto* t : {&punch_timer_, &relay_timer_, &media_timer_, &monitor_timer_, &phase_timer_})
+    for (auto* t : {&punch_timer_, &sfu_timer_, &relay_timer_, &media_timer_, &monitor_timer_,
+                    &phase_timer_})
         if (*t) {
             loop_.cancel(**t);
             t->reset();
@@ -304,6 +322,12 @@ void Call::Impl::finish() {
     report_.rung = rung_;
     if (media_) report_.media = media_->report();
     if (punch_) report_.punch_report = punch_->report();
+    if (sfu_) {
+        report_.sfu_legs = sfu_->legs();
+        report_.sfu_report = sfu_->report();
+        for (std::size_t i = 0; i < report_.sfu_drops.size(); ++i)
+            report_.sfu_drops[i] = sfu_->drops(static_cast<SfuDrop>(i));
+    }
     if (turn_) {
         report_.turn = turn_->counters();
         for (std::size_t i = 0; i < report_.turn_drops.size(); ++i)
@@ -354,6 +378,10 @@ void Call::Impl::start_with_peer() {
     }
     if (config_.force == ForceRung::relay) {
         go_relay("--force relay", true);
+        return;
+    }
+    if (config_.force == ForceRung::sfu) {
+        go_sfu("--force sfu", true);
         return;
     }
     start_punching();
@@ -412,7 +440,156 @@ void Call::Impl::punch_finished() {
         fail("punching failed and --force p2p forbids the relay");
         return;
     }
-    go_relay("punching failed", false);
+    go_sfu("punching failed", false);
+}
+
+// The peer's signals: {"fallback":"relay"} (go_relay()), {"kind":"sfu_start"} (it skipped
+// punching: --force sfu), {"kind":"sfu_up"|"sfu_failed","node_id":N} (its SFU legs).
+void Call::Impl::on_signal(const std::string& data_json) {
+    nlohmann::json data;
+    try {
+        data = nlohmann::json::parse(data_json);
+    } catch (const nlohmann::json::exception&) {
+        return;
+    }
+    if (!data.is_object()) return;
+    const auto text = [&](const char* key) {
+        const auto it = data.find(key);
+        return it != data.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    if (text("fallback") == "relay") {
+        go_relay("the peer moved to the relay", false);
+        return;
+    }
+    const std::string kind = text("kind");
+    if (kind == "sfu_start") {
+        if (phase_ == Phase::punching) go_sfu("the peer moved to the SFU rung", false);
+        return;
+    }
+    if (kind != "sfu_up" && kind != "sfu_failed") return;
+    const auto node = data.find("node_id");
+    if (node == data.end() || !node->is_number_unsigned()) return;
+    on_peer_sfu(node->get<std::uint64_t>(), kind == "sfu_up");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SFU rung (docs/sfu.md, "The client's part")
+
+void Call::Impl::go_sfu(const std::string& why, bool tell_peer) {
+    if (sfu_asked_ || relay_pending_ || rung_ != Rung::none || phase_ == Phase::done ||
+        phase_ == Phase::ending || !have_peer_)
+        return;
+    sfu_asked_ = true;
+    if (phase_ == Phase::punching && !punch_finished_) end_step("punch", "abandoned: " + why);
+    phase_ = Phase::sfu_setup;
+    begin_step("sfu");
+    if (tell_peer) coord_->signal(config_.room, peer_.name, R"({"kind":"sfu_start"})");
+    coord_->sfu(config_.room, {}, [this](const SfuReply& reply) { on_sfu_reply(reply); });
+}
+
+void Call::Impl::on_sfu_reply(const SfuReply& reply) {
+    if (phase_ != Phase::sfu_setup) return;  // the call moved on (the peer took the relay)
+    const auto skip = [this](const std::string& why) {
+        end_step("sfu", why);
+        sfu_stopped_ = true;
+        go_relay("the SFU rung: " + why, false);  // fails the call under --force sfu
+    };
+    if (!reply.status.ok) {
+        skip("sfu: " + status_text(reply.status));
+        return;
+    }
+    report_.sfu_session = reply.session;
+    report_.sfu_dropped = reply.dropped;
+    if (reply.candidates.empty()) {
+        std::string why = "no SFU node serves both";
+        for (const auto& d : reply.dropped)
+            why += (&d == &reply.dropped.front() ? " (node " : ", node ") +
+                   std::to_string(d.node_id) + ": " + d.reason;
+        skip(why + (reply.dropped.empty() ? "" : ")"));
+        return;
+    }
+    SfuRungConfig config = config_.sfu;
+    config.race = std::max<std::uint32_t>(reply.race, 1);
+    try {
+        sfu_ = std::make_unique<SfuRung>(config, reply.username, reply.password,
+                                         reply.candidates);
+    } catch (const std::invalid_argument& e) {
+        skip(e.what());
+        return;
+    }
+    sfu_flush(sfu_->start(loop_.now()));
+    for (const auto& [node, up] : early_peer_legs_)
+        sfu_flush(sfu_->on_peer_leg(node, up, loop_.now()));
+    early_peer_legs_.clear();
+    sfu_progress();
+}
+
+void Call::Impl::sfu_flush(const std::vector<Outgoing>& out) {
+    for (const auto& o : out) socket_.send_to(o.to, o.bytes);
+}
+
+void Call::Impl::on_peer_sfu(std::uint64_t node_id, bool up) {
+    if (sfu_stopped_) return;
+    if (!sfu_) {
+        early_peer_legs_.emplace_back(node_id, up);
+        // The peer is on the SFU rung while we still punch: it skipped punching (--force
+        // sfu) or gave up first; its legs cannot wait for our preset time.
+        if (phase_ == Phase::punching) go_sfu("the peer moved to the SFU rung", false);
+        return;
+    }
+    sfu_flush(sfu_->on_peer_leg(node_id, up, loop_.now()));
+    sfu_progress();
+}
+
+// After every input to the rung: our legs' news to the peer, the rung's outcome, its timer.
+void Call::Impl::sfu_progress() {
+    if (!sfu_ || sfu_stopped_) return;
+    for (const auto& e : sfu_->take_events())
+        coord_->signal(config_.room, peer_.name,
+                       std::string(R"({"kind":")") + (e.up ? "sfu_up" : "sfu_failed") +
+                           R"(","node_id":)" + std::to_string(e.node_id) + "}");
+    if (sfu_timer_) {
+        loop_.cancel(*sfu_timer_);
+        sfu_timer_.reset();
+    }
+    if (phase_ == Phase::sfu_setup && sfu_->state() != SfuRungState::trying) {
+        // One step per candidate tried, with its outcome and timing.
+        for (const auto& leg : sfu_->legs()) {
+            if (!leg.started) continue;
+            const Time end = leg.ended.value_or(loop_.now());
+            report_.steps.push_back({"sfu node " + std::to_string(leg.node.node_id),
+                                     leg.outcome, *leg.started - started_, end - *leg.started});
+        }
+        if (sfu_->state() != SfuRungState::up) {
+            const std::string why = sfu_->failure();
+            end_step("sfu", why);
+            sfu_stopped_ = true;
+            go_relay("no SFU node serves both (" + why + ")", false);
+            return;
+        }
+        const SfuLegReport& chosen = *sfu_->chosen();
+        end_step("sfu", "ok: node " + std::to_string(chosen.node.node_id));
+        report_.sfu_node = chosen.node.node_id;
+        sfu_node_ = sfu_->media_address();
+        path_up(Rung::sfu);
+    }
+    if (const auto at = sfu_->next_timer())
+        sfu_timer_ = loop_.at(*at, [this] {
+            sfu_timer_.reset();
+            sfu_flush(sfu_->on_timer(loop_.now()));
+            sfu_progress();
+        });
+}
+
+// The call left the rung (the relay took over): no more admissions or keepalives; the node
+// expires our leg after its silence.
+void Call::Impl::sfu_stop() {
+    if (sfu_stopped_) return;
+    sfu_stopped_ = true;
+    if (sfu_timer_) {
+        loop_.cancel(*sfu_timer_);
+        sfu_timer_.reset();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,8 +600,9 @@ void Call::Impl::go_relay(const std::string& why, bool tell_peer) {
         phase_ == Phase::ending)
         return;
     if (!have_peer_) return;
-    if (config_.force == ForceRung::p2p) {
-        fail(why + ", and --force p2p forbids the relay");
+    if (config_.force == ForceRung::p2p || config_.force == ForceRung::sfu) {
+        fail(why + ", and --force " + (config_.force == ForceRung::p2p ? "p2p" : "sfu") +
+             " forbids the relay");
         return;
     }
     if (!relay_server_) {
@@ -432,9 +610,13 @@ void Call::Impl::go_relay(const std::string& why, bool tell_peer) {
         return;
     }
     relay_pending_ = true;
+    sfu_stop();
     if (phase_ == Phase::punching) {
         // The peer gave up first: our own checks stop mattering.
         if (!punch_finished_) end_step("punch", "abandoned: " + why);
+        phase_ = Phase::relay_setup;
+    } else if (phase_ == Phase::sfu_setup) {
+        end_step("sfu", "abandoned: " + why);  // no-op when the rung had ended
         phase_ = Phase::relay_setup;
     } else if (phase_ != Phase::media) {
         phase_ = Phase::relay_setup;
@@ -550,7 +732,9 @@ void Call::Impl::path_up(Rung rung) {
     rung_ = rung;
     report_.rung = rung;
     relay_pending_ = false;
-    report_.remote = rung == Rung::p2p ? direct_ : (relay_peer_ ? relay_peer_ : peer_relayed_);
+    report_.remote = rung == Rung::p2p   ? direct_
+                     : rung == Rung::sfu ? sfu_node_
+                                         : (relay_peer_ ? relay_peer_ : peer_relayed_);
     const Time now = loop_.now();
     if (first) {
         report_.connected = true;
@@ -584,6 +768,10 @@ std::uint32_t Call::Impl::call_id() const {
 void Call::Impl::send_media(std::span<const std::byte> frame) {
     if (rung_ == Rung::p2p && direct_) {
         socket_.send_to(*direct_, frame);
+    } else if (rung_ == Rung::sfu && sfu_node_) {
+        // docs/sfu.md, "Forwarding": the node sends every non-STUN datagram of our leg to the
+        // other legs of the session.
+        socket_.send_to(*sfu_node_, frame);
     } else if (rung_ == Rung::relay) {
         if (turn_ && relay_peer_) turn_->send(*relay_peer_, frame);
         else if (peer_relayed_ && !controlling_) socket_.send_to(*peer_relayed_, frame);
@@ -669,8 +857,9 @@ void Call::Impl::monitor() {
     if (phase_ != Phase::media) return;
     const Time now = loop_.now();
     if (!media_->path_alive(now) && !relay_pending_) {
-        if (rung_ == Rung::p2p) {
-            go_relay("the P2P path died (nothing heard for " +
+        if (rung_ == Rung::p2p || rung_ == Rung::sfu) {
+            go_relay(std::string(rung_ == Rung::p2p ? "the P2P" : "the SFU") +
+                         " path died (nothing heard for " +
                          std::to_string(config_.media.dead_after.count() / 1000) + " ms)",
                      true);
         } else {
@@ -709,10 +898,22 @@ void Call::Impl::readable() {
         }
         if (MediaSession::is_media(d)) {
             // Frames only from where the path says the peer is.
-            const bool expected =
-                (direct_ && from == *direct_) || (peer_relayed_ && from == *peer_relayed_);
+            const bool expected = (direct_ && from == *direct_) ||
+                                  (sfu_node_ && from == *sfu_node_) ||
+                                  (peer_relayed_ && from == *peer_relayed_);
             if (expected) on_media(from, d, false);
             else ++report_.stray_media;
+            continue;
+        }
+        if (looks_like_stun(d) && sfu_ && sfu_->claims(from, d)) {
+            // After the rung is left the node's answers still come here (counted as stray),
+            // never to the punch session, which would answer them 401.
+            if (sfu_stopped_) {
+                ++report_.stray_other;
+                continue;
+            }
+            sfu_flush(sfu_->on_datagram(from, d, loop_.now()));
+            sfu_progress();
             continue;
         }
         if (looks_like_stun(d) && punch_) {

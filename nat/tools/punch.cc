@@ -7,12 +7,13 @@
 //       then the mapping's lifetime against the same server (RFC 5780 §4.6, punch/lifetime.h).
 //
 //   punch call --coord HOST:PORT --room ROOM --name NAME [--duration S] [--bitrate BPS]
-//              [--rate PPS] [--force p2p|relay] [--json] ...
+//              [--rate PPS] [--force p2p|sfu|relay] [--sfu-timeout S] [--json] ...
 //       The ladder (design.md §5) for one call: the coordinator names the STUN and relay
 //       servers, the probe finds the reflexive address and the NAT type from the call's socket,
-//       the room pairs us with the peer, punching tries P2P for the preset time, the relay
-//       carries the call when it fails; then synthetic media for --duration, keepalives and
-//       fall-back to the relay if the P2P path dies. Prints the rung, the time to connect and
+//       the room pairs us with the peer, punching tries P2P for the preset time, an SFU node
+//       that both sides reach carries the call when it fails, the relay when no node does;
+//       then synthetic media for --duration, keepalives and fall-back to the relay if the P2P
+//       or SFU path dies. Prints the rung, the time to connect and
 //       the media figures (loss, RTT, jitter).
 //
 //   punch bridge --coord HOST:PORT --room ROOM --name NAME --listen HOST:PORT --forward HOST:PORT
@@ -277,6 +278,46 @@ nlohmann::json turn_json(const punch::CallReport& r) {
             {"drops", drops}};
 }
 
+// The SFU rung, when it was tried: the chosen node, each candidate's outcome and timing, what
+// the coordinator left out and why, and what the rung dropped by reason.
+nlohmann::json sfu_json(const punch::CallReport& r) {
+    using nlohmann::json;
+    if (r.sfu_session.empty() && r.sfu_legs.empty()) return nullptr;
+    json candidates = json::array();
+    for (const auto& l : r.sfu_legs)
+        candidates.push_back(
+            {{"node_id", l.node.node_id},
+             {"address", text(l.node.address)},
+             {"target", text(l.target)},
+             {"peer_reflexive", l.peer_reflexive},
+             {"nat_type", l.node.nat_type},
+             {"region", l.node.region},
+             {"load", l.node.load},
+             {"state", punch::to_string(l.state)},
+             {"peer", l.peer == punch::SfuPeerLeg::up       ? "up"
+                      : l.peer == punch::SfuPeerLeg::failed ? "failed"
+                                                            : "unknown"},
+             {"outcome", l.outcome},
+             {"started_ms", opt_json(ms_opt(l.started))},
+             {"up_after_ms", opt_json(ms_opt(l.up_after))},
+             {"rtt_ms", opt_json(ms_opt(l.rtt))},
+             {"sent", l.sent},
+             {"node_requests", l.node_requests}});
+    json dropped = json::array();
+    for (const auto& d : r.sfu_dropped)
+        dropped.push_back({{"node_id", d.node_id}, {"reason", d.reason}});
+    json drops = json::object();
+    for (std::size_t i = 0; i < r.sfu_drops.size(); ++i)
+        if (r.sfu_drops[i] != 0)
+            drops[std::string(punch::to_string(static_cast<punch::SfuDrop>(i)))] =
+                r.sfu_drops[i];
+    return {{"session", r.sfu_session},
+            {"node", r.sfu_node ? json(*r.sfu_node) : json(nullptr)},
+            {"candidates", candidates},
+            {"dropped", dropped},
+            {"drops", drops}};
+}
+
 nlohmann::json call_json(const punch::CallReport& r) {
     using nlohmann::json;
     const auto& m = r.media;
@@ -336,6 +377,7 @@ nlohmann::json call_json(const punch::CallReport& r) {
             {"steps", steps},
             {"media", media},
             {"punch", r.punch_report},
+            {"sfu", sfu_json(r)},
             {"stray_media", r.stray_media},
             {"stray_other", r.stray_other},
             {"turn", turn_json(r)}};
@@ -351,6 +393,8 @@ void print_call(const punch::CallReport& r) {
         std::printf(" (began %s, moved after %s)",
                     std::string(punch::to_string(r.first_rung)).c_str(),
                     r.fallback_time ? ms_text(*r.fallback_time).c_str() : "?");
+    if (r.sfu_node && r.rung == punch::Rung::sfu)
+        std::printf(", node %llu", static_cast<unsigned long long>(*r.sfu_node));
     if (r.remote) std::printf(", to %s", text(*r.remote).c_str());
     std::printf("%s\n", r.controlling ? ", controlling" : "");
     std::printf("connect      %s\n",
@@ -364,10 +408,9 @@ void print_call(const punch::CallReport& r) {
     for (const auto& s : r.steps)
         std::printf("  %-12s at %9s  took %9s  %s\n", s.name.c_str(), ms_text(s.started).c_str(),
                     ms_text(s.elapsed).c_str(), s.outcome.c_str());
-    if (!r.punch_report.empty()) {
-        std::printf("punch pairs:\n");
+    const auto lines = [](const std::string& text) {
         std::string line;
-        for (const char c : r.punch_report) {
+        for (const char c : text) {
             if (c == '\n') {
                 std::printf("  %s\n", line.c_str());
                 line.clear();
@@ -376,6 +419,14 @@ void print_call(const punch::CallReport& r) {
             }
         }
         if (!line.empty()) std::printf("  %s\n", line.c_str());
+    };
+    if (!r.sfu_report.empty()) {
+        std::printf("sfu nodes (session %s):\n", r.sfu_session.c_str());
+        lines(r.sfu_report);
+    }
+    if (!r.punch_report.empty()) {
+        std::printf("punch pairs:\n");
+        lines(r.punch_report);
     }
 }
 
@@ -387,6 +438,7 @@ struct CallOptions {
     std::string region;
     std::vector<std::string> stun;
     std::string force;
+    double sfu_timeout_s = 2;
     double duration_s = 10;
     std::uint64_t bitrate = 64000;
     std::uint32_t rate = 50;
@@ -403,8 +455,9 @@ void add_call_options(CLI::App* app, CallOptions& o, bool synthetic) {
     app->add_option("--region", o.region, "our region, for the coordinator");
     app->add_option("--stun", o.stun,
                     "a STUN server, HOST:PORT, instead of the coordinator's (repeatable)");
-    app->add_option("--force", o.force, "take only this rung: p2p or relay (for tests)")
-        ->check(CLI::IsMember({"p2p", "relay"}));
+    app->add_option("--force", o.force,
+                    "take only this rung: p2p, sfu (no punching, no relay) or relay (for tests)")
+        ->check(CLI::IsMember({"p2p", "sfu", "relay"}));
     app->add_option("--duration", o.duration_s,
                     synthetic ? "seconds of media once connected"
                               : "seconds to carry the port once connected (0: until Ctrl-C)")
@@ -417,6 +470,9 @@ void add_call_options(CLI::App* app, CallOptions& o, bool synthetic) {
     }
     app->add_option("--punch-timeout", o.punch_timeout_s,
                     "the preset time: seconds to punch before the relay")
+        ->capture_default_str();
+    app->add_option("--sfu-timeout", o.sfu_timeout_s,
+                    "seconds to wait for an SFU node's admission ACK before its next candidate")
         ->capture_default_str();
     app->add_option("--dead-after", o.dead_after_s,
                     "seconds of silence after which the path is dead and the call falls back")
@@ -446,6 +502,8 @@ std::string make_call_config(const CallOptions& o, bool synthetic, punch::CallCo
                (synthetic ? "0.1" : "0") + " to 86400, like --duration 10";
     if (!in(o.punch_timeout_s, 0.1, 60))
         return "--punch-timeout: expected seconds from 0.1 to 60, like --punch-timeout 3";
+    if (!in(o.sfu_timeout_s, 0.1, 60))
+        return "--sfu-timeout: expected seconds from 0.1 to 60, like --sfu-timeout 2";
     if (!in(o.dead_after_s, 0.2, 60))
         return "--dead-after: expected seconds from 0.2 to 60, like --dead-after 2";
     if (!in(o.peer_wait_s, 1, 3600))
@@ -454,8 +512,10 @@ std::string make_call_config(const CallOptions& o, bool synthetic, punch::CallCo
     c.name = o.name;
     c.region = o.region;
     c.force = o.force == "p2p"     ? punch::ForceRung::p2p
+              : o.force == "sfu"   ? punch::ForceRung::sfu
               : o.force == "relay" ? punch::ForceRung::relay
                                    : punch::ForceRung::none;
+    c.sfu.timeout = seconds(o.sfu_timeout_s);
     c.duration = seconds(o.duration_s);
     c.punch.timeout = seconds(o.punch_timeout_s);
     c.peer_wait = seconds(o.peer_wait_s);

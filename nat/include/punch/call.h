@@ -6,24 +6,31 @@
 //      NAT type goes to the coordinator)
 //   3. join the room with host and server-reflexive candidates; wait for the peer
 //   4. punch (PunchSession) for the preset time; connected: the P2P rung
-//   5. failed: the relay rung. The controlling side allocates on the relay (TURN REST
+//   5. failed: the SFU rung (SfuRung, docs/sfu.md). Both sides ask the coordinator for the
+//      room's SFU candidates and a session token (`sfu`), admit a leg on each node in order
+//      (the first `race` at once) and tell each other through the coordinator how each leg
+//      went (signal {"kind":"sfu_up"|"sfu_failed","node_id":N}); the rung is up on the first
+//      node where both legs are, and media goes to that node. No node serves both: the relay
+//   6. the relay rung. The controlling side allocates on the relay (TURN REST
 //      credentials from the join), permits the peer's public address and sends its relayed
 //      address through the coordinator; the other side sends its media to that relayed address
 //      from the same socket, which opens its own NAT towards the relay. One allocation a call:
 //      a relay→relay pair would go from the relay to its own address, which a safe relay
 //      refuses (RFC 8656 §21.1 and punchlined's peer policy)
-//   6. media (MediaSession) on whichever path: pings from the moment the path is up, the
+//   7. media (MediaSession) on whichever path: pings from the moment the path is up, the
 //      stream from the moment the peer answers on it (no data frame reaches a side that is not
 //      ready, so a call loses nothing to its own start); keepalives; when the path dies
-//      (nothing heard for MediaConfig::dead_after) on the P2P rung, both sides move to the
-//      relay (each notices, and the first to notice tells the other through the coordinator)
+//      (nothing heard for MediaConfig::dead_after) on the P2P or the SFU rung, both sides move
+//      to the relay (each notices, and the first to notice tells the other through the coordinator)
 //      and the call goes on
-//   7. at the end: bye (exact loss), the outcome report to the coordinator, the allocation
+//   8. at the end: bye (exact loss), the outcome report to the coordinator, the allocation
 //      released
 //
 // The socket's datagrams are told apart by where they come from and by their first byte
 // (RFC 7983): from the relay server → the TURN client; media frames (0x80-0xBF) → the media
-// session; other STUN → the punch session (which goes on answering the peer's checks).
+// session; STUN from an SFU candidate node, or a Binding request naming our SFU username (a
+// node behind a NAT, from a new port) → the SFU rung; other STUN → the punch session (which
+// goes on answering the peer's checks).
 #pragma once
 
 #include <array>
@@ -41,15 +48,18 @@
 #include "punch/nat_classify.h"
 #include "punch/probe.h"
 #include "punch/punch_session.h"
+#include "punch/sfu_rung.h"
 #include "punch/turn_client.h"
 #include "punch/udp_socket.h"
 
 namespace punch {
 
-enum class Rung : std::uint8_t { none, p2p, relay };
+enum class Rung : std::uint8_t { none, p2p, sfu, relay };
 std::string_view to_string(Rung rung) noexcept;
 
-enum class ForceRung : std::uint8_t { none, p2p, relay };
+/// p2p: fail rather than leave it; sfu: skip punching, fail rather than take the relay;
+/// relay: skip punching and the SFU rung.
+enum class ForceRung : std::uint8_t { none, p2p, sfu, relay };
 
 struct CallConfig {
     std::string coordinator;  ///< "host:port" of punchcoord
@@ -64,6 +74,9 @@ struct CallConfig {
     /// The peer must join within this time after us.
     Time peer_wait = std::chrono::seconds(30);
     PunchConfig punch;  ///< punch.timeout is the preset time; `controlling` comes from the join
+    /// The SFU rung: sfu.timeout bounds each leg's admission (`--sfu-timeout`); `race` comes
+    /// from the coordinator.
+    SfuRungConfig sfu;
     /// The relay rung's bound: allocation, permission and the first media frame through it.
     Time relay_timeout = std::chrono::seconds(5);
     RetransmissionPolicy turn_policy{std::chrono::milliseconds(200), 5, 4,
@@ -78,7 +91,9 @@ struct CallConfig {
 
 /// One step of the ladder with its timing (from the call's start).
 struct CallStep {
-    std::string name;   ///< "coordinator", "probe", "join", "peer", "punch", "relay", "media"
+    /// "coordinator", "probe", "join", "peer", "punch", "sfu", "sfu node N" (one per candidate
+    /// tried), "relay", "media"
+    std::string name;
     std::string outcome;  ///< "ok", or what went wrong
     Time started{0};
     Time elapsed{0};
@@ -101,8 +116,16 @@ struct CallReport {
     NatType local_nat = NatType::unknown;
     std::string remote_nat;
     std::string peer_name;
-    unsigned fallbacks = 0;   ///< P2P → relay moves mid-call
-    /// The media gap of the move to the relay: from the last frame on the P2P path to the
+    /// The SFU rung, when it was tried: the session, each candidate with its outcome (the chosen
+    /// one is `sfu_node`), and what the rung dropped by reason (indexed by SfuDrop).
+    std::string sfu_session;
+    std::optional<std::uint64_t> sfu_node;
+    std::vector<SfuLegReport> sfu_legs;
+    std::vector<SfuDropped> sfu_dropped;  ///< the coordinator's, with its reasons
+    std::string sfu_report;  ///< SfuRung::report()
+    std::array<std::uint64_t, static_cast<std::size_t>(SfuDrop::count)> sfu_drops{};
+    unsigned fallbacks = 0;   ///< P2P or SFU → relay moves mid-call
+    /// The media gap of the move to the relay: from the last frame on the P2P or SFU path to the
     /// first through the relay (the liveness bound, MediaConfig::dead_after, plus the relay's
     /// setup).
     std::optional<Time> fallback_time;
