@@ -326,7 +326,7 @@ void Call::Impl::finish() {
         report_.sfu_legs = sfu_->legs();
         report_.sfu_report = sfu_->report();
         for (std::size_t i = 0; i < report_.sfu_drops.size(); ++i)
-            report_.sfu_drops[i] = sfu_->drops(static_cast<SfuDrop>(i));
+            report_.sfu_drops[i] = sfu_->drops(static_cast<SfuLegDrop>(i));
     }
     if (turn_) {
         report_.turn = turn_->counters();

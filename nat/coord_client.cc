@@ -528,7 +528,7 @@ std::string parse_sfu_reply(const json& r, SfuReply& reply) {
     const json candidates = r.value("candidates", json::array());
     if (!candidates.is_array()) return "candidates is not an array";
     for (const json& c : candidates) {
-        SfuCandidate candidate;
+        SfuOffer candidate;
         if (!c.is_object() || !c.contains("node_id") || !c["node_id"].is_number_unsigned())
             return "a candidate without a numeric node_id";
         candidate.node_id = c["node_id"].get<std::uint64_t>();
@@ -557,9 +557,10 @@ std::string parse_sfu_reply(const json& r, SfuReply& reply) {
     if (reply.password.size() != stun::sfu_password_size)
         return "password is " + std::to_string(reply.password.size()) + " characters, not " +
                std::to_string(stun::sfu_password_size);
-    if (reply.session.empty()) reply.session = reply.username.substr(
-                                   reply.username.find(':') + 1, 16);
-    if (reply.username.find(":" + reply.session + ":") == std::string::npos)
+    // The username's second field (checked above: 16 hex digits after the first ':').
+    const std::string token_session = reply.username.substr(reply.username.find(':') + 1, 16);
+    if (reply.session.empty()) reply.session = token_session;
+    if (reply.session != token_session)
         return "session \"" + reply.session + "\" is not the username's";
     if (reply.expires_unix == 0) reply.expires_unix = parsed.expiry;
     return "";

@@ -17,14 +17,14 @@ namespace {
 constexpr std::size_t max_message = 512;
 
 constexpr std::string_view drop_names[] = {
-#define PUNCH_SFU_DROP_NAME(name, help) #name,
-    PUNCH_SFU_DROPS(PUNCH_SFU_DROP_NAME)
-#undef PUNCH_SFU_DROP_NAME
+#define PUNCH_SFU_LEG_DROP_NAME(name, help) #name,
+    PUNCH_SFU_LEG_DROPS(PUNCH_SFU_LEG_DROP_NAME)
+#undef PUNCH_SFU_LEG_DROP_NAME
 };
 constexpr std::string_view drop_help[] = {
-#define PUNCH_SFU_DROP_HELP(name, help) help,
-    PUNCH_SFU_DROPS(PUNCH_SFU_DROP_HELP)
-#undef PUNCH_SFU_DROP_HELP
+#define PUNCH_SFU_LEG_DROP_HELP(name, help) help,
+    PUNCH_SFU_LEG_DROPS(PUNCH_SFU_LEG_DROP_HELP)
+#undef PUNCH_SFU_LEG_DROP_HELP
 };
 
 // docs/sfu.md: MESSAGE-INTEGRITY is keyed with the password's 44 bytes as they are (base64 is
@@ -46,12 +46,12 @@ bool same_ip(const stun::Address& a, const stun::Address& b) noexcept {
 
 }  // namespace
 
-std::string_view to_string(SfuDrop drop) noexcept {
+std::string_view to_string(SfuLegDrop drop) noexcept {
     const auto i = static_cast<std::size_t>(drop);
     return i < std::size(drop_names) ? drop_names[i] : "?";
 }
 
-std::string_view help(SfuDrop drop) noexcept {
+std::string_view help(SfuLegDrop drop) noexcept {
     const auto i = static_cast<std::size_t>(drop);
     return i < std::size(drop_help) ? drop_help[i] : "?";
 }
@@ -77,7 +77,7 @@ std::string_view to_string(SfuRungState state) noexcept {
 }
 
 SfuRung::SfuRung(SfuRungConfig config, std::string username, std::string password,
-                 std::vector<SfuCandidate> candidates)
+                 std::vector<SfuOffer> candidates)
     : config_(config), username_(std::move(username)), password_(std::move(password)) {
     stun::SfuUsername parsed;
     if (stun::parse_sfu_username(username_, parsed) != stun::SfuTokenError::ok)
@@ -283,20 +283,20 @@ std::vector<Outgoing> SfuRung::on_datagram(const stun::Address& from,
     std::vector<Outgoing> out;
     stun::Message m;
     if (stun::Message::parse(datagram, m) != stun::ParseError::ok) {
-        drop(SfuDrop::not_stun);
+        drop(SfuLegDrop::not_stun);
         return out;
     }
     if (stun::verify_fingerprint(m) != stun::IntegrityResult::ok) {
-        drop(SfuDrop::bad_fingerprint);
+        drop(SfuLegDrop::bad_fingerprint);
         return out;
     }
     if (state_ == SfuRungState::idle || state_ == SfuRungState::failed) {
-        drop(SfuDrop::after_done);
+        drop(SfuLegDrop::after_done);
         return out;
     }
     if (m.method() != static_cast<std::uint16_t>(stun::Method::binding) ||
         m.message_class() == stun::MessageClass::indication) {
-        drop(SfuDrop::not_binding);
+        drop(SfuLegDrop::not_binding);
         return out;
     }
     if (m.message_class() == stun::MessageClass::request) {
@@ -315,17 +315,17 @@ void SfuRung::handle_request(const stun::Address& from, const stun::Message& m, 
                              std::vector<Outgoing>& out) {
     const auto username = m.find(stun::attr::username);
     if (!username || !m.message_integrity()) {
-        drop(SfuDrop::request_no_credentials);
+        drop(SfuLegDrop::request_no_credentials);
         return;
     }
     std::string_view name;
     if (stun::decode_text(*username, name) != stun::ParseError::ok || name != username_) {
-        drop(SfuDrop::request_wrong_username);
+        drop(SfuLegDrop::request_wrong_username);
         return;
     }
     // docs/sfu.md: the node signs with the password it derives from its secret, which is ours.
     if (stun::verify_message_integrity(m, key_of(password_)) != stun::IntegrityResult::ok) {
-        drop(SfuDrop::request_bad_integrity);
+        drop(SfuLegDrop::request_bad_integrity);
         return;
     }
     // Which node: the one this source already is, else the first by IP address (see the
@@ -338,7 +338,7 @@ void SfuRung::handle_request(const stun::Address& from, const stun::Message& m, 
     for (std::size_t i = 0; i < legs_.size() && !leg; ++i)
         if (same_ip(legs_[i].node.address, from)) leg = i;
     if (!leg) {
-        drop(SfuDrop::request_unknown_node);
+        drop(SfuLegDrop::request_unknown_node);
         return;
     }
     auto& l = legs_[*leg];
@@ -370,7 +370,7 @@ void SfuRung::handle_response(const stun::Address& from, const stun::Message& m,
         return std::memcmp(p.id.data(), m.transaction_id().data(), p.id.size()) == 0;
     });
     if (it == pending_.end()) {
-        drop(SfuDrop::unknown_transaction);
+        drop(SfuLegDrop::unknown_transaction);
         return;
     }
     const Pending p = *it;
@@ -378,21 +378,21 @@ void SfuRung::handle_response(const stun::Address& from, const stun::Message& m,
     // RFC 8489 §6.3.3 is silent on the source for UDP; a response from elsewhere than where
     // its request went is someone else's guess at our transaction.
     if (!(l.target == from) && !(l.node.address == from)) {
-        drop(SfuDrop::wrong_source);
+        drop(SfuLegDrop::wrong_source);
         return;
     }
     if (m.message_class() == stun::MessageClass::error_response) {
         stun::ErrorCodeValue error;
         const auto attribute = m.find(stun::attr::error_code);
         if (!attribute || stun::decode_error_code(*attribute, error) != stun::ParseError::ok) {
-            drop(SfuDrop::bad_error_code);
+            drop(SfuLegDrop::bad_error_code);
             return;
         }
         // docs/sfu.md: 403 and 508 come signed, 400 and 401 cannot be (the node doubts our
         // key). A signature that is there must verify.
         if (m.message_integrity() &&
             stun::verify_message_integrity(m, key_of(password_)) != stun::IntegrityResult::ok) {
-            drop(SfuDrop::bad_integrity);
+            drop(SfuLegDrop::bad_integrity);
             return;
         }
         pending_.erase(it);
@@ -404,7 +404,7 @@ void SfuRung::handle_response(const stun::Address& from, const stun::Message& m,
     }
     if (!m.message_integrity() ||
         stun::verify_message_integrity(m, key_of(password_)) != stun::IntegrityResult::ok) {
-        drop(SfuDrop::bad_integrity);
+        drop(SfuLegDrop::bad_integrity);
         return;
     }
     pending_.erase(it);

@@ -309,7 +309,7 @@ nlohmann::json sfu_json(const punch::CallReport& r) {
     json drops = json::object();
     for (std::size_t i = 0; i < r.sfu_drops.size(); ++i)
         if (r.sfu_drops[i] != 0)
-            drops[std::string(punch::to_string(static_cast<punch::SfuDrop>(i)))] =
+            drops[std::string(punch::to_string(static_cast<punch::SfuLegDrop>(i)))] =
                 r.sfu_drops[i];
     return {{"session", r.sfu_session},
             {"node", r.sfu_node ? json(*r.sfu_node) : json(nullptr)},

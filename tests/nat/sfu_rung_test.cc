@@ -39,8 +39,8 @@ const stun::Address node2 = v4(0xCB007106, 3480);  // 203.0.113.6
 const stun::Address node3 = v4(0xCB007107, 3480);  // 203.0.113.7
 const stun::Address us = v4(0xC6336409, 6000);     // 198.51.100.9
 
-SfuCandidate candidate(std::uint64_t id, const stun::Address& a) {
-    return SfuCandidate{id, a, "none", "eu-west", 10};
+SfuOffer candidate(std::uint64_t id, const stun::Address& a) {
+    return SfuOffer{id, a, "none", "eu-west", 10};
 }
 
 // What a node checks of an admission request: a Binding request, our token's USERNAME,
@@ -99,7 +99,7 @@ std::vector<std::byte> node_request(const std::string& name, const std::string& 
 
 class SfuRungTest : public ::testing::Test {
 protected:
-    SfuRung make(std::vector<SfuCandidate> candidates, std::uint32_t race = 1) {
+    SfuRung make(std::vector<SfuOffer> candidates, std::uint32_t race = 1) {
         SfuRungConfig c;
         c.race = race;
         return SfuRung(c, username, password, std::move(candidates));
@@ -224,7 +224,7 @@ TEST_F(SfuRungTest, ForgedAndStrayAnswersAreDroppedByReason) {
         const char* name;
         stun::Address from;
         std::vector<std::byte> bytes;
-        SfuDrop reason;
+        SfuLegDrop reason;
     };
     auto no_fingerprint = ack(request);
     no_fingerprint.resize(no_fingerprint.size() - 8);  // FINGERPRINT off, length left stale
@@ -239,13 +239,13 @@ TEST_F(SfuRungTest, ForgedAndStrayAnswersAreDroppedByReason) {
     }
     std::vector<std::byte> not_stun(28, std::byte{1});
     const Case cases[] = {
-        {"NotStun", node1, not_stun, SfuDrop::not_stun},
-        {"WrongKey", node1, ack(request, other_password), SfuDrop::bad_integrity},
-        {"Unsigned", node1, ack(request, password, false), SfuDrop::bad_integrity},
+        {"NotStun", node1, not_stun, SfuLegDrop::not_stun},
+        {"WrongKey", node1, ack(request, other_password), SfuLegDrop::bad_integrity},
+        {"Unsigned", node1, ack(request, password, false), SfuLegDrop::bad_integrity},
         {"SignedRefusalWrongKey", node1,
-         refusal(request, 403, "SFU session full", &other_password), SfuDrop::bad_integrity},
-        {"UnknownTransaction", node1, ack(stray), SfuDrop::unknown_transaction},
-        {"WrongSource", node2, ack(request), SfuDrop::wrong_source},
+         refusal(request, 403, "SFU session full", &other_password), SfuLegDrop::bad_integrity},
+        {"UnknownTransaction", node1, ack(stray), SfuLegDrop::unknown_transaction},
+        {"WrongSource", node2, ack(request), SfuLegDrop::wrong_source},
     };
     for (const Case& c : cases) {
         SCOPED_TRACE(c.name);
@@ -258,8 +258,8 @@ TEST_F(SfuRungTest, ForgedAndStrayAnswersAreDroppedByReason) {
     // The real ACK still counts.
     rung.on_datagram(node1, ack(request), now_);
     EXPECT_EQ(rung.legs()[0].state, SfuLegState::up);
-    EXPECT_EQ(to_string(SfuDrop::wrong_source), "wrong_source");
-    EXPECT_NE(help(SfuDrop::bad_integrity).find("token password"), std::string_view::npos);
+    EXPECT_EQ(to_string(SfuLegDrop::wrong_source), "wrong_source");
+    EXPECT_NE(help(SfuLegDrop::bad_integrity).find("token password"), std::string_view::npos);
 }
 
 TEST_F(SfuRungTest, ANodeBehindANatIsAnsweredAndLearntAsPeerReflexive) {
@@ -307,15 +307,15 @@ TEST_F(SfuRungTest, NodeRequestsThatFailTheirChecksAreDroppedUnanswered) {
     const auto wrong_name = node_request("1795531242:00c0ffee12345678:bob", password, id);
     EXPECT_FALSE(rung.claims(v4(0xCB007105, 40001), wrong_name));  // the punch session's
     EXPECT_TRUE(rung.on_datagram(node1, wrong_name, now_).empty());
-    EXPECT_EQ(rung.drops(SfuDrop::request_wrong_username), 1u);
+    EXPECT_EQ(rung.drops(SfuLegDrop::request_wrong_username), 1u);
     EXPECT_TRUE(rung.on_datagram(node1, node_request(username, other_password, id), now_).empty());
-    EXPECT_EQ(rung.drops(SfuDrop::request_bad_integrity), 1u);
+    EXPECT_EQ(rung.drops(SfuLegDrop::request_bad_integrity), 1u);
     // A valid request from an IP address of no candidate.
     const stun::Address elsewhere = v4(0xCB0071FE, 40001);
     const auto valid = node_request(username, password, id);
     EXPECT_TRUE(rung.claims(elsewhere, valid));
     EXPECT_TRUE(rung.on_datagram(elsewhere, valid, now_).empty());
-    EXPECT_EQ(rung.drops(SfuDrop::request_unknown_node), 1u);
+    EXPECT_EQ(rung.drops(SfuLegDrop::request_unknown_node), 1u);
     EXPECT_FALSE(rung.legs()[0].peer_reflexive);
 }
 

@@ -117,13 +117,13 @@ struct CallReport {
     std::string remote_nat;
     std::string peer_name;
     /// The SFU rung, when it was tried: the session, each candidate with its outcome (the chosen
-    /// one is `sfu_node`), and what the rung dropped by reason (indexed by SfuDrop).
+    /// one is `sfu_node`), and what the rung dropped by reason (indexed by SfuLegDrop).
     std::string sfu_session;
     std::optional<std::uint64_t> sfu_node;
     std::vector<SfuLegReport> sfu_legs;
-    std::vector<SfuDropped> sfu_dropped;  ///< the coordinator's, with its reasons
+    std::vector<SfuOfferDropped> sfu_dropped;  ///< the coordinator's, with its reasons
     std::string sfu_report;  ///< SfuRung::report()
-    std::array<std::uint64_t, static_cast<std::size_t>(SfuDrop::count)> sfu_drops{};
+    std::array<std::uint64_t, static_cast<std::size_t>(SfuLegDrop::count)> sfu_drops{};
     unsigned fallbacks = 0;   ///< P2P or SFU → relay moves mid-call
     /// The media gap of the move to the relay: from the last frame on the P2P or SFU path to the
     /// first through the relay (the liveness bound, MediaConfig::dead_after, plus the relay's

@@ -120,7 +120,7 @@ struct PeerInfo {
 
 /// One SFU node the coordinator offers (docs/sfu.md, "The coordinator's part"), in the order
 /// both members try them.
-struct SfuCandidate {
+struct SfuOffer {
     std::uint64_t node_id = 0;
     stun::Address address;  ///< the node's public SFU address (sfu.port)
     std::string nat_type;   ///< to_string(NatType) of the node's own NAT: "none", "full_cone", ...
@@ -130,7 +130,7 @@ struct SfuCandidate {
 
 /// A node the coordinator left out, and why ("nat_client_b", "full", ...: its selection's
 /// reasons, punch/sfu_select.h).
-struct SfuDropped {
+struct SfuOfferDropped {
     std::uint64_t node_id = 0;
     std::string reason;
 };
@@ -147,8 +147,8 @@ struct SfuReply {
     std::uint64_t expires_unix = 0;
     /// How many of the first candidates to try at once (at least 1).
     std::uint32_t race = 1;
-    std::vector<SfuCandidate> candidates;
-    std::vector<SfuDropped> dropped;
+    std::vector<SfuOffer> candidates;
+    std::vector<SfuOfferDropped> dropped;
 };
 
 struct OutcomeReport {

@@ -73,7 +73,7 @@ struct SfuRungConfig {
 };
 
 /// Every datagram on_datagram() refuses, by reason. One table, name and help.
-#define PUNCH_SFU_DROPS(X)                                                                     \
+#define PUNCH_SFU_LEG_DROPS(X)                                                                     \
     X(not_stun, "STUN-like (first byte 0..3) but not a well-formed STUN message (RFC 8489 §6.3)") \
     X(bad_fingerprint, "FINGERPRINT missing or wrong (docs/sfu.md: every admission message "   \
                        "carries one)")                                                        \
@@ -89,15 +89,15 @@ struct SfuRungConfig {
     X(request_unknown_node, "a valid node request from an IP address of no candidate node")   \
     X(after_done, "arrived before start() or after the rung failed")
 
-enum class SfuDrop : std::uint8_t {
-#define PUNCH_SFU_DROP_ENUM(name, help) name,
-    PUNCH_SFU_DROPS(PUNCH_SFU_DROP_ENUM)
-#undef PUNCH_SFU_DROP_ENUM
+enum class SfuLegDrop : std::uint8_t {
+#define PUNCH_SFU_LEG_DROP_ENUM(name, help) name,
+    PUNCH_SFU_LEG_DROPS(PUNCH_SFU_LEG_DROP_ENUM)
+#undef PUNCH_SFU_LEG_DROP_ENUM
         count
 };
 
-[[nodiscard]] std::string_view to_string(SfuDrop drop) noexcept;
-[[nodiscard]] std::string_view help(SfuDrop drop) noexcept;
+[[nodiscard]] std::string_view to_string(SfuLegDrop drop) noexcept;
+[[nodiscard]] std::string_view help(SfuLegDrop drop) noexcept;
 
 enum class SfuLegState : std::uint8_t {
     untried,    ///< not started yet (behind the race)
@@ -111,7 +111,7 @@ enum class SfuPeerLeg : std::uint8_t { unknown, up, failed };
 
 /// One candidate node, for the report.
 struct SfuLegReport {
-    SfuCandidate node;
+    SfuOffer node;
     /// Where admission goes: the node's registered address, or the peer-reflexive one its own
     /// requests came from.
     stun::Address target;
@@ -147,7 +147,7 @@ public:
     /// (stun/sfu_token.h), a password that is not 44 characters, a zero pace, rto, rto_max,
     /// timeout, peer_wait, keepalive or race.
     SfuRung(SfuRungConfig config, std::string username, std::string password,
-            std::vector<SfuCandidate> candidates);
+            std::vector<SfuOffer> candidates);
 
     /// Starts the first `race` legs at `now`. No candidate: failed at once.
     std::vector<Outgoing> start(Time now);
@@ -172,7 +172,7 @@ public:
     /// Where media goes once up: the chosen node's target.
     [[nodiscard]] std::optional<stun::Address> media_address() const noexcept;
     [[nodiscard]] const std::vector<SfuLegReport>& legs() const noexcept { return legs_; }
-    [[nodiscard]] std::uint64_t drops(SfuDrop drop) const noexcept {
+    [[nodiscard]] std::uint64_t drops(SfuLegDrop drop) const noexcept {
         return drops_[static_cast<std::size_t>(drop)];
     }
     /// Why the rung failed ("" while it has not): each node's outcome.
@@ -203,7 +203,7 @@ private:
     void handle_request(const stun::Address& from, const stun::Message& m, Time now,
                         std::vector<Outgoing>& out);
     void handle_response(const stun::Address& from, const stun::Message& m, Time now);
-    void drop(SfuDrop reason) noexcept { ++drops_[static_cast<std::size_t>(reason)]; }
+    void drop(SfuLegDrop reason) noexcept { ++drops_[static_cast<std::size_t>(reason)]; }
 
     SfuRungConfig config_;
     std::string username_;
@@ -212,7 +212,7 @@ private:
     std::vector<LegTimers> timers_;
     std::vector<Pending> pending_;
     std::vector<SfuLegEvent> events_;
-    std::array<std::uint64_t, static_cast<std::size_t>(SfuDrop::count)> drops_{};
+    std::array<std::uint64_t, static_cast<std::size_t>(SfuLegDrop::count)> drops_{};
     SfuRungState state_ = SfuRungState::idle;
     Time started_{0};
     Time next_pace_{0};
