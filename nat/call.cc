@@ -369,6 +369,9 @@ void Call::Impl::on_peer(const PeerInfo& peer) {
 }
 
 void Call::Impl::start_with_peer() {
+    // Once: the join's answer and the peer event can come in one read, and then both on_peer()
+    // (the answer's callback ran first) and start() call this.
+    if (phase_ != Phase::setup && phase_ != Phase::peer_wait) return;
     if (phase_ == Phase::peer_wait) {
         end_step("peer", "ok");
         if (phase_timer_) {

@@ -16,6 +16,7 @@
 // real time); each test is bounded by a guard timer, never by a timing threshold.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -263,6 +264,9 @@ private:
     void accept() {
         const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
+        // As punchcoord: events must not wait for Nagle's algorithm.
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto c = std::make_unique<Connection>();
         c->fd = fd;
         Connection* raw = c.get();
