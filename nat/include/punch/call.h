@@ -132,7 +132,8 @@ struct CallReport {
     MediaReport media;
     std::string punch_report;  ///< PunchSession::report()
     /// Datagrams the leg's socket got that no part of the call could use: media frames from an
-    /// address that is not the path's, and what is neither STUN, ChannelData nor media.
+    /// address that is not the path's, what is neither STUN, ChannelData nor media, and an SFU
+    /// node's STUN after the call left the SFU rung.
     std::uint64_t stray_media = 0;
     std::uint64_t stray_other = 0;
     /// The TURN client's, when this side allocated: what went right, and what it dropped by
