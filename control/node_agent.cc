@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "control/log.h"
+#include "control/socket_address.h"
 
 namespace control {
 namespace {
@@ -276,20 +277,7 @@ void NodeAgent::start_connect() {
     reconnect_timer_ = 0;
     const stun::Address& server = config_.coordinator_address;
     sockaddr_storage address{};
-    socklen_t length = 0;
-    if (server.family == stun::AddressFamily::ipv4) {
-        auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(server.port);
-        std::memcpy(&v4->sin_addr, server.ip.data(), 4);
-        length = sizeof(sockaddr_in);
-    } else {
-        auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(server.port);
-        std::memcpy(&v6->sin6_addr, server.ip.data(), 16);
-        length = sizeof(sockaddr_in6);
-    }
+    const socklen_t length = to_sockaddr(server, address);
     fd_ = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
         close_connection(std::string("socket: ") + std::strerror(errno), false);

@@ -85,12 +85,17 @@ std::uint32_t change_flags(std::span<const std::byte> request) {
 
 // --- NodePuncher ---------------------------------------------------------------------------
 
-TEST(NodePunch, SendsSignedBindingRequestsPacedUntilTheDuration) {
+// A puncher on a manual clock, every 50 ms for 2 s, towards two addresses of one participant.
+class NodePunch : public ::testing::Test {
+protected:
     ManualClock clock;
-    RecordingSender sender(clock);
-    control::NodePuncher puncher(clock, sender, bytes(secret_text), {50ms, 2s, 16});
+    RecordingSender sender{clock};
+    control::NodePuncher puncher{clock, sender, bytes(secret_text), {50ms, 2s, 16}};
     const stun::Address a = address("198.51.100.9", 6000);
     const stun::Address b = address("203.0.113.9", 50000);
+};
+
+TEST_F(NodePunch, SendsSignedBindingRequestsPacedUntilTheDuration) {
     EXPECT_EQ(puncher.start({username, {a, b}}), 2u);
     puncher.poll();
     ASSERT_EQ(sender.sent.size(), 2u);
@@ -122,12 +127,7 @@ TEST(NodePunch, SendsSignedBindingRequestsPacedUntilTheDuration) {
     EXPECT_FALSE(puncher.next_deadline());
 }
 
-TEST(NodePunch, AnAnswerEndsItsTargetAndAWrongKeyDoesNot) {
-    ManualClock clock;
-    RecordingSender sender(clock);
-    control::NodePuncher puncher(clock, sender, bytes(secret_text), {50ms, 2s, 16});
-    const stun::Address a = address("198.51.100.9", 6000);
-    const stun::Address b = address("203.0.113.9", 50000);
+TEST_F(NodePunch, AnAnswerEndsItsTargetAndAWrongKeyDoesNot) {
     puncher.start({username, {a, b}});
     puncher.poll();
     ASSERT_EQ(sender.sent.size(), 2u);
@@ -157,7 +157,7 @@ TEST(NodePunch, AnAnswerEndsItsTargetAndAWrongKeyDoesNot) {
     EXPECT_EQ(sender.sent[2].to, b);
 }
 
-TEST(NodePunch, RefusesTargetsPastTheLimitAndRestartsARepeatedOne) {
+TEST(NodePunchLimit, RefusesTargetsPastTheLimitAndRestartsARepeatedOne) {
     ManualClock clock;
     RecordingSender sender(clock);
     control::NodePuncher puncher(clock, sender, bytes(secret_text), {50ms, 2s, 2});

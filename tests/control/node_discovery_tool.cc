@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/node_discovery.h"
+#include "control/socket_address.h"
 #include "punch/clock.h"
 #include "punch/timer_queue.h"
 #include "punch/udp_socket.h"
@@ -36,13 +37,12 @@ std::string text(const stun::Address& address) {
 bool route_source(const stun::Address& server, stun::Address& out) {
     if (server.family != stun::AddressFamily::ipv4) return false;
     const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(server.port);
-    std::memcpy(&to.sin_addr, server.ip.data(), 4);
+    sockaddr_storage to{};
+    const socklen_t to_length = control::to_sockaddr(server, to);
     sockaddr_in local{};
     socklen_t length = sizeof local;
-    const bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 &&
+    const bool ok = fd >= 0 &&
+                    ::connect(fd, reinterpret_cast<const sockaddr*>(&to), to_length) == 0 &&
                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0;
     if (fd >= 0) ::close(fd);
     if (!ok) return false;
