@@ -77,17 +77,22 @@ bool too_deep(std::string_view line) {
     return false;
 }
 
-// A field of `object`, or `fallback` when absent or of another type: a coordinator of
-// another version must not make the control thread throw.
-template <typename T>
-T field_or(const json& object, const char* key, T fallback) {
+// Fields of a line from the coordinator, by type, with a fallback when absent or of another
+// type (checked, not converted: a negative or fractional ttl_ms is not a ttl): a coordinator
+// of another version must not make the control thread throw or misread.
+bool flag_field(const json& object, const char* key) {
     const auto it = object.find(key);
-    if (it == object.end()) return fallback;
-    try {
-        return it->get<T>();
-    } catch (const json::exception&) {
-        return fallback;
-    }
+    return it != object.end() && it->is_boolean() && it->get<bool>();
+}
+
+std::string text_field(const json& object, const char* key) {
+    const auto it = object.find(key);
+    return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::uint64_t count_field(const json& object, const char* key, std::uint64_t fallback) {
+    const auto it = object.find(key);
+    return it != object.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : fallback;
 }
 
 std::string session_hex(std::uint64_t session) {
@@ -463,14 +468,14 @@ void NodeAgent::handle_reply(const json& reply) {
     }
     const std::string op = match->op;
     pending_.erase(match);
-    const bool ok = field_or(reply, "ok", false);
+    const bool ok = flag_field(reply, "ok");
     std::string code;
     std::string message;
     if (!ok) {
         const auto error = reply.find("error");
         if (error != reply.end() && error->is_object()) {
-            code = field_or<std::string>(*error, "code", "");
-            message = field_or<std::string>(*error, "message", "");
+            code = text_field(*error, "code");
+            message = text_field(*error, "message");
         }
     }
     const punch::Time now = clock_.now();
@@ -482,9 +487,11 @@ void NodeAgent::handle_reply(const json& reply) {
                              true);
             return;
         }
-        const std::uint64_t ttl_ms = field_or<std::uint64_t>(reply, "ttl_ms", 15000);
-        ttl_ = milliseconds(std::max<std::uint64_t>(ttl_ms, 3));
-        node_id_ = field_or<std::uint64_t>(reply, "node_id", 0);
+        const std::uint64_t ttl_ms = count_field(reply, "ttl_ms", 15000);
+        // Within punchcoord's own range (--node-ttl-ms 1000..3600000): a ttl of 0 must not
+        // make heartbeats run back to back.
+        ttl_ = milliseconds(std::clamp<std::uint64_t>(ttl_ms, 1000, 3600000));
+        node_id_ = count_field(reply, "node_id", 0);
         ++counters_.registrations;
         backoff_ = punch::Time{0};
         state_ = NodeAgentState::registered;
@@ -518,7 +525,7 @@ void NodeAgent::handle_event(const json& event) {
     const json& name = event["event"];
     if (name == "node_expired") {
         ++counters_.expiries;
-        log_warn("node: punchcoord expired this node (" + field_or<std::string>(event, "message", "") +
+        log_warn("node: punchcoord expired this node (" + text_field(event, "message") +
                  "); registering again");
         if (heartbeat_timer_ != 0) timers_.cancel(heartbeat_timer_);
         heartbeat_timer_ = 0;
@@ -542,7 +549,7 @@ void NodeAgent::handle_event(const json& event) {
             log_debug("node: sfu_punch for " + order.username + ": " + std::to_string(started) +
                       " of " + std::to_string(order.addresses.size()) + " address(es)");
     } else if (name == "closing") {
-        log_warn("node: punchcoord is closing the connection: " + field_or<std::string>(event, "message", ""));
+        log_warn("node: punchcoord is closing the connection: " + text_field(event, "message"));
     }
     // Other events: ignored, as docs/protocol.md asks of clients.
 }

@@ -520,6 +520,13 @@ public:
         fields["op"] = request["op"];
         send(fields.dump() + "\n");
     }
+    // Whether the agent has sent nothing that was not read yet (polled for a moment).
+    bool quiet(control::NodeAgent& agent) {
+        if (!buffer_.empty()) return false;
+        agent.poll();
+        pollfd p{connection_, POLLIN, 0};
+        return ::poll(&p, 1, 50) == 0;
+    }
     void hang_up() {
         ::close(connection_);
         connection_ = -1;
@@ -613,6 +620,36 @@ TEST(NodeAgent, RegistersHeartbeatsAndRegistersAgainAfterExpiry) {
     ASSERT_TRUE(request);
     EXPECT_EQ((*request)["op"], "register");
     EXPECT_EQ(agent.counters().expiries, 2u);
+}
+
+TEST(NodeAgent, ReadsOnlyWellTypedReplyFields) {
+    ScriptedCoordinator coordinator;
+    ManualClock clock;
+    RecordingSender sender(clock);
+    control::NodeAgent agent(agent_config(coordinator.port()), clock, sender, [] { return 0u; },
+                             [] { return now_unix; });
+    ASSERT_TRUE(coordinator.accept(agent));
+    auto request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    // "ok" as a string is not ok: refused, reconnect.
+    coordinator.reply(*request, {{"ok", "true"}, {"node_id", 1}});
+    ASSERT_TRUE(ScriptedCoordinator::until(agent, [&] { return agent.fd() == -1; }));
+    EXPECT_EQ(agent.counters().register_refusals, 1u);
+    clock.advance(1s);
+    ASSERT_TRUE(coordinator.accept(agent));
+    request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    // A negative ttl is no ttl: the default 15 s, a heartbeat 5 s later and not before.
+    coordinator.reply(*request, {{"ok", true}, {"node_id", -1}, {"ttl_ms", -5}});
+    ASSERT_TRUE(ScriptedCoordinator::until(
+        agent, [&] { return agent.state() == control::NodeAgentState::registered; }));
+    EXPECT_EQ(agent.node_id(), 0u);
+    clock.advance(4999ms);
+    EXPECT_TRUE(coordinator.quiet(agent));
+    clock.advance(1ms);
+    request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    EXPECT_EQ((*request)["op"], "heartbeat");
 }
 
 TEST(NodeAgent, PunchesOnOrderAndCountsBadOrders) {
