@@ -34,7 +34,9 @@ std::string address_text(const stun::Address& address) {
     return std::string(text.data(), address.format(text));
 }
 
-long long ms(punch::Time t) { return static_cast<long long>(duration_cast<milliseconds>(t).count()); }
+long long ms(punch::Time t) {
+    return static_cast<long long>(duration_cast<milliseconds>(t).count());
+}
 
 // "203.0.113.7:40000" or "[2001:db8::7]:40000", numeric only: an event must never make the
 // control thread wait on a name lookup.

@@ -69,7 +69,8 @@ public:
         for (const auto& [key, node] : table_) {
             if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
             std::string list;
-            for (const std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+            for (const std::string_view k : known)
+                list += (list.empty() ? "" : ", ") + std::string(k);
             throw engine::ConfigError("node." + std::string(key.str()), key.source().begin.line,
                                       "unknown key; known keys here: " + list);
         }

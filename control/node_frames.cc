@@ -53,7 +53,8 @@ std::size_t build_udp_frame(std::span<std::byte> out, const engine::MacAddress& 
     stun::store_be16(udp + 2, to.port);
     stun::store_be16(udp + 4, static_cast<std::uint16_t>(udp_length));
     stun::store_be16(udp + 6, 0);
-    if (!payload.empty()) std::memcpy(udp + engine::udp_header_size, payload.data(), payload.size());
+    if (!payload.empty())
+        std::memcpy(udp + engine::udp_header_size, payload.data(), payload.size());
     std::uint16_t checksum =
         engine::transport_checksum(addresses, engine::ip_protocol::udp, {udp, udp_length});
     // RFC 768: a computed 0 is sent as all ones (0 means "no checksum", which IPv6 forbids).

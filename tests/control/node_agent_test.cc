@@ -363,7 +363,8 @@ TEST(NodeDiscovery, ClassifiesEachNatType) {
 TEST(NodeDiscovery, NoNatSkipsTheMappingTests) {
     // The mapped address is the node's own: no mapping tests go to the alternate address.
     const DiscoveryRun run = run_discovery(
-        {punch::MappingBehavior::endpoint_independent, punch::FilteringBehavior::endpoint_independent},
+        {punch::MappingBehavior::endpoint_independent,
+         punch::FilteringBehavior::endpoint_independent},
         address("203.0.113.50", 3480));
     ASSERT_TRUE(run.done);
     for (const auto& [to, flags] : run.requests) EXPECT_EQ(to, primary);
@@ -592,7 +593,8 @@ TEST(NodeAgent, RegistersHeartbeatsAndRegistersAgainAfterExpiry) {
     EXPECT_EQ((*request)["op"], "heartbeat");
     EXPECT_EQ((*request)["load"], 300);
     coordinator.reply(*request, {{"ok", true}, {"ttl_ms", 3000}});
-    ASSERT_TRUE(ScriptedCoordinator::until(agent, [&] { return agent.counters().heartbeats == 1; }));
+    ASSERT_TRUE(
+        ScriptedCoordinator::until(agent, [&] { return agent.counters().heartbeats == 1; }));
 
     // Hostile or unknown lines: counted, nothing breaks.
     coordinator.send("not json\n[1,2]\n{\"event\": \"unknown\"}\n" + std::string(40, '[') + "\n");
@@ -747,7 +749,8 @@ TEST(NodeAgent, DiscoversBeforeItRegisters) {
             const std::uint32_t flags = change_flags(sent.datagram);
             if (flags & stun::change_ip) from.ip = alternate.ip;
             if (flags & stun::change_port) from.port = alternate.port;
-            EXPECT_TRUE(agent.on_datagram(from, binding_response(sent.datagram, mapped, alternate)));
+            EXPECT_TRUE(
+                agent.on_datagram(from, binding_response(sent.datagram, mapped, alternate)));
         }
         clock.advance(10ms);
         agent.poll();

@@ -19,7 +19,8 @@ stun::Address address(const char* ip, std::uint16_t port) {
 std::vector<std::byte> from_hex(std::string_view hex) {
     std::vector<std::byte> out;
     for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-        out.push_back(static_cast<std::byte>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+        out.push_back(
+            static_cast<std::byte>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
     return out;
 }
 
