@@ -624,15 +624,24 @@ TEST(NodeAgent, RegistersHeartbeatsAndRegistersAgainAfterExpiry) {
     EXPECT_EQ(agent.counters().expiries, 2u);
 }
 
-TEST(NodeAgent, ReadsOnlyWellTypedReplyFields) {
+// An agent with the default configuration, connected to a scripted coordinator, its register
+// request read.
+class NodeAgentConnected : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_TRUE(coordinator.accept(agent));
+        request = coordinator.line(agent);
+        ASSERT_TRUE(request);
+    }
     ScriptedCoordinator coordinator;
     ManualClock clock;
-    RecordingSender sender(clock);
-    control::NodeAgent agent(agent_config(coordinator.port()), clock, sender, [] { return 0u; },
-                             [] { return now_unix; });
-    ASSERT_TRUE(coordinator.accept(agent));
-    auto request = coordinator.line(agent);
-    ASSERT_TRUE(request);
+    RecordingSender sender{clock};
+    control::NodeAgent agent{agent_config(coordinator.port()), clock, sender,
+                             [] { return 0u; }, [] { return now_unix; }};
+    std::optional<json> request;
+};
+
+TEST_F(NodeAgentConnected, ReadsOnlyWellTypedReplyFields) {
     // "ok" as a string is not ok: refused, reconnect.
     coordinator.reply(*request, {{"ok", "true"}, {"node_id", 1}});
     ASSERT_TRUE(ScriptedCoordinator::until(agent, [&] { return agent.fd() == -1; }));
@@ -654,15 +663,7 @@ TEST(NodeAgent, ReadsOnlyWellTypedReplyFields) {
     EXPECT_EQ((*request)["op"], "heartbeat");
 }
 
-TEST(NodeAgent, PunchesOnOrderAndCountsBadOrders) {
-    ScriptedCoordinator coordinator;
-    ManualClock clock;
-    RecordingSender sender(clock);
-    control::NodeAgent agent(agent_config(coordinator.port()), clock, sender, [] { return 0u; },
-                             [] { return now_unix; });
-    ASSERT_TRUE(coordinator.accept(agent));
-    auto request = coordinator.line(agent);
-    ASSERT_TRUE(request);
+TEST_F(NodeAgentConnected, PunchesOnOrderAndCountsBadOrders) {
     coordinator.reply(*request, {{"ok", true}, {"node_id", 1}, {"ttl_ms", 15000}});
     const json order = {{"event", "sfu_punch"},
                         {"session", "00c0ffee12345678"},
