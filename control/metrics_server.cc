@@ -17,6 +17,7 @@
 
 #include "control/log.h"
 #include "control/metrics.h"
+#include "control/socket_address.h"
 
 namespace control {
 namespace {
@@ -133,20 +134,7 @@ MetricsServer::MetricsServer(const stun::Address& listen, const MetricsServerLim
     : limits_(limits), body_(std::move(body)), now_ms_(std::move(now_ms)), address_(listen) {
     const std::string setting = "metrics.listen \"" + address_text(listen) + "\": ";
     sockaddr_storage storage{};
-    socklen_t length = 0;
-    if (listen.family == stun::AddressFamily::ipv4) {
-        auto* in = reinterpret_cast<sockaddr_in*>(&storage);
-        in->sin_family = AF_INET;
-        in->sin_port = htons(listen.port);
-        std::memcpy(&in->sin_addr, listen.ip.data(), 4);
-        length = sizeof(sockaddr_in);
-    } else {
-        auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(listen.port);
-        std::memcpy(&in6->sin6_addr, listen.ip.data(), 16);
-        length = sizeof(sockaddr_in6);
-    }
+    const socklen_t length = to_sockaddr(listen, storage);
     listen_fd_ = ::socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listen_fd_ < 0) throw MetricsServerError(setting + "socket(): " + error_text(errno));
     auto fail = [&](const std::string& what) {
