@@ -80,12 +80,30 @@
 #   natlab_call_wait           waits for every call in NATLAB_CALL_PIDS, then empties it
 #   natlab_call_field ROOM CLIENT JQ
 #                              one value of that call's report ("-" when missing)
+#   natlab_sfu_node_add NAME TYPE
+#       an SFU node NAME: a host placed as client NAME of TYPE would be (natlab_add_client: the
+#       same router, public address and natlab_* queries), whose eth0 is handed to a second
+#       punchlined (net_af_packet, no kernel address: the engine answers ARP itself) running the
+#       `sfu` role on $NATLAB_SFU_PORT and registering with the lab's punchcoord as a node
+#       ([node]: its public address and NAT type discovered from the lab's STUN server). The
+#       node's own management link, mgmt0 (TCP to the coordinator), sits beside eth0 on the
+#       same LAN, behind the same NAT. Its configuration in $LAB_WORKDIR/sfu-NAME.toml, which
+#       a test may append to before natlab_sfu_node_start
+#   natlab_sfu_node_start NAME [REGION]
+#                              starts it; returns once punchlined runs (not yet registered:
+#                              natlab_sfu_node_wait_registered)
+#   natlab_sfu_node_wait_registered NAME [SECONDS]
+#                              waits until the coordinator lists it (its log says registered)
+#   natlab_sfu_node_stop NAME  SIGINT, counters printed; fails unless conserved
+#   natlab_sfu_node_ctl NAME ARGS...
+#                              punchctl against that node's management socket
 #
 # Addresses, set by natlab_build (the relay is the STUN host's engine):
 #   NATLAB_STUN_IP NATLAB_STUN_PORT NATLAB_STUN_ALT_IP NATLAB_STUN_ALT_PORT
 #   NATLAB_RELAY_IP NATLAB_RELAY_PORT NATLAB_RELAY_REALM NATLAB_RELAY_USER
 #   NATLAB_RELAY_PASSWORD NATLAB_REST_SECRET (the relay's TURN REST secret, for a coordinator)
 #   NATLAB_COORD_IP NATLAB_COORD (its HOST:PORT for punchcoord) NATLAB_ENGINE_CONFIG
+#   NATLAB_SFU_PORT NATLAB_SFU_SECRET (the SFU token secret the coordinator and the nodes share)
 # (exported, so that a program started in the lab finds them in its environment)
 #
 # natlab.md's pitfalls, each handled where it bites: unsolicited WAN packets are dropped in the
@@ -113,6 +131,8 @@ export NATLAB_REST_SECRET=punchline-natlab-rest-secret
 export NATLAB_COORD_IP=203.0.113.4
 export NATLAB_COORD=$NATLAB_COORD_IP:7000
 export NATLAB_ENGINE_CONFIG=""
+export NATLAB_SFU_PORT=3480
+export NATLAB_SFU_SECRET=punchline-natlab-sfu-token-secret
 # The Internet's two sides (natlab_build).
 natlab_server_gateway=203.0.113.1
 natlab_client_gateway=198.51.100.1
@@ -545,4 +565,136 @@ natlab_call_wait() {
 
 natlab_call_field() {
   jq -r "$3 // \"-\"" "$LAB_WORKDIR/$1-$2.json" 2>/dev/null || echo -
+}
+
+# SFU nodes (issue 7): a second punchlined per node. Each busy-polls lcore 1 beside the STUN
+# and relay engine's worker; on these 2-vCPU machines the two share the core, which costs
+# latency (a scheduler time slice), not correctness: the lab starts one or two nodes at a time.
+declare -A NATLAB_SFU_PID=()  # node -> punchlined's PID
+declare -A NATLAB_SFU_LOG=()  # node -> its output
+natlab_nodes=0
+natlab_node_gateway=192.0.2.1
+natlab_sfu_node_add() {
+  local name=$1 type=${2:-} host=c-$1 index gateway address mgmt config
+  if [[ $type == none ]]; then
+    # A public node sits on a bridge of its own, 192.0.2.0/24 (TEST-NET-1): the engine reaches
+    # only its gateway (the neighbour cache resolves gateways, not on-link hosts), so every
+    # client, router and server must be off its subnet.
+    natlab_check_name "$name"
+    natlab_nodes=$((natlab_nodes + 1))
+    index=$natlab_nodes
+    ((index <= 100)) || lab_fail "natlab_sfu_node_add $name: at most 100 public nodes"
+    if ((index == 1)); then
+      lab_exec inet ip link add nod type bridge
+      lab_exec inet ip addr add "$natlab_node_gateway/24" dev nod
+      lab_exec inet ip link set nod up
+    fi
+    address=192.0.2.$((10 + index))
+    mgmt=192.0.2.$((110 + index))
+    gateway=$natlab_node_gateway
+    NATLAB_TYPE[$name]=none
+    NATLAB_PUBLIC[$name]=$address
+    NATLAB_LAN[$name]=$address
+    NATLAB_ROUTER[$name]=""
+    lab_ns_add "$host"
+    lab_veth "$host" eth0 inet "pn$index"
+    lab_exec inet ip link set "pn$index" master nod up
+    lab_exec "$host" ip link set eth0 up
+    lab_veth "$host" mgmt0 inet "pm$index"
+    lab_exec inet ip link set "pm$index" master nod up
+  else
+    # Behind a NAT: a host placed as a client of TYPE would be, whose eth0 becomes the
+    # engine's (no kernel address); the management link joins the same LAN.
+    natlab_add_client "$name" "$type"
+    local router=${NATLAB_ROUTER[$name]} h
+    index=${NATLAB_INDEX[$router]}
+    address=${NATLAB_LAN[$name]}
+    gateway=198.18.$index.1
+    lab_exec "$host" ip addr flush dev eth0
+    h=$((10 + NATLAB_HOSTS[$router]))
+    NATLAB_HOSTS[$router]=$((NATLAB_HOSTS[$router] + 1))
+    mgmt=198.18.$index.$h
+    lab_veth "$router" "m$h" "$host" mgmt0
+    lab_exec "$router" ip link set "m$h" master lan0 up
+  fi
+  # The kernel answers ARP only for addresses on the interface asked (arp_ignore 1), so that
+  # mgmt0's address is never claimed with eth0's MAC, nor eth0's (the engine's) by mgmt0.
+  lab_exec "$host" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.default.arp_ignore=1
+  lab_exec "$host" ip addr add "$mgmt/24" dev mgmt0
+  lab_exec "$host" ip link set mgmt0 up
+  lab_exec "$host" ip route replace default via "$gateway" dev mgmt0
+  lab_wait_carrier "$host" mgmt0
+  lab_wait_carrier "$host" eth0
+
+  mkdir -p "$LAB_WORKDIR/sfu-$name"
+  config=$LAB_WORKDIR/sfu-$name/punchlined.toml
+  lab_engine_config "$config" net_af_packet0,iface=eth0,qpairs=1 net_af_packet0 trust "$address" ""
+  # One address: no RFC 5780 alternate on a node (lab_engine_config wrote two).
+  sed -i "s/^ipv4 = .*/ipv4 = [\"$address\"]/; /^alternate_port = /s/=.*/= 0/" "$config"
+  cat >>"$config" <<EOF
+gateway4 = "$gateway"
+
+[sfu]
+port = $NATLAB_SFU_PORT
+token_secrets = ["$NATLAB_SFU_SECRET"]
+
+[node]
+coordinator = "$NATLAB_COORD"
+stun_server = "$NATLAB_STUN_IP:$NATLAB_STUN_PORT"
+EOF
+}
+
+natlab_sfu_node_start() {
+  local name=$1 region=${2:-} log pid _
+  natlab_check_client "$name"
+  [[ -n $region ]] && sed -i "/^\[node\]/a region = \"$region\"" \
+    "$LAB_WORKDIR/sfu-$name/punchlined.toml"
+  log=$LAB_WORKDIR/sfu-$name/punchlined.log
+  : >"$log"
+  ip netns exec "$(lab_ns "c-$name")" "$PUNCHLINED" --config \
+    "$LAB_WORKDIR/sfu-$name/punchlined.toml" >"$log" 2>&1 &
+  pid=$!
+  NATLAB_SFU_PID[$name]=$pid
+  NATLAB_SFU_LOG[$name]=$log
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { cat "$log"; lab_fail "SFU node $name: punchlined exited"; }
+    [[ -S $LAB_WORKDIR/sfu-$name/punchlined.sock ]] && return 0
+    sleep 0.1
+  done
+  cat "$log"
+  lab_fail "SFU node $name: punchlined not running after 10 s"
+}
+
+natlab_sfu_node_wait_registered() {
+  local name=$1 seconds=${2:-20} _
+  for _ in $(seq $((seconds * 10))); do
+    grep -q 'node: registered with punchcoord' "${NATLAB_SFU_LOG[$name]}" && return 0
+    kill -0 "${NATLAB_SFU_PID[$name]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  sed 's/^/  | /' "${NATLAB_SFU_LOG[$name]}"
+  lab_fail "SFU node $name: not registered with punchcoord after $seconds s"
+}
+
+natlab_sfu_node_ctl() {
+  local name=$1
+  shift
+  "$(dirname "$PUNCHLINED")/punchctl" --socket "$LAB_WORKDIR/sfu-$name/punchlined.sock" "$@"
+}
+
+natlab_sfu_node_stop() {
+  local name=$1 pid=${NATLAB_SFU_PID[$1]:-} log=${NATLAB_SFU_LOG[$1]:-} status=0
+  [[ -n $pid ]] || return 0
+  NATLAB_SFU_PID[$name]=""
+  kill -INT "$pid" 2>/dev/null || true
+  if ! lab_poll 100 eval "! kill -0 $pid 2>/dev/null"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "SFU node $name: punchlined $pid did not stop within 10 s of SIGINT; killed"
+    status=1
+  fi
+  wait "$pid" 2>/dev/null || status=$?
+  echo "SFU node $name: punchlined $pid stopped (exit $status):"
+  sed 's/^/  | /' "$log"
+  [[ $status -eq 0 ]] || return 1
+  grep -Eq '^total .*\| conserved( |$)' "$log" && ! grep -q 'NOT CONSERVED' "$log"
 }
