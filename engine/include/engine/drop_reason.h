@@ -75,7 +75,9 @@ namespace engine {
     X(multi_segment, "a chained mbuf: the handlers work on single-segment frames")               \
     X(handoff_ring_full, "the owner core's handoff ring was full")                               \
     X(control_ring_full, "the ring to the control thread (neighbour replies) was full")          \
-    X(tx_full, "the TX queue did not take the packet")
+    X(tx_full, "the TX queue did not take the packet")                                          \
+    X(fan_out_no_buffer, "an SFU fan-out copy without an mbuf for its header or its payload's "   \
+                         "clone (Dataplane::sfu_copy_pool empty or absent)")
 
 enum class DropReason : std::uint8_t { ENGINE_DROP_REASONS(ENGINE_REASON_ENUMERATOR) };
 
