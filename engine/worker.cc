@@ -124,6 +124,20 @@ void Worker::fan_out(rte_mbuf* m, const SfuFanOut& fan, TxBuffer& tx) noexcept {
     }
 }
 
+void Worker::run_sfu_commands(SfuShard& shard) noexcept {
+    rte_ring* ring = index_ < dataplane_.sfu_command_rings.size()
+                         ? dataplane_.sfu_command_rings[index_]
+                         : nullptr;
+    if (ring == nullptr) return;
+    // A kill is a look-up and an erase: a few an iteration keep its packets' wait short.
+    constexpr unsigned kills_per_iteration = 8;
+    SfuKill kill;
+    for (unsigned i = 0; i < kills_per_iteration &&
+                         rte_ring_sc_dequeue_elem(ring, &kill, sizeof kill) == 0;
+         ++i)
+        (void)kill_leg(shard, kill);
+}
+
 void Worker::post_sfu_messages(SfuShard& shard) noexcept {
     rte_ring* ring = index_ < dataplane_.sfu_messages.size() ? dataplane_.sfu_messages[index_]
                                                             : nullptr;
@@ -317,7 +331,10 @@ unsigned Worker::poll() noexcept {
         }
     }
     if (index_ == 0 && d.from_control != nullptr) send_for_control();
-    if (sfu != nullptr && sfu->shard.queued() != 0) post_sfu_messages(sfu->shard);
+    if (sfu != nullptr) {
+        run_sfu_commands(sfu->shard);
+        if (sfu->shard.queued() != 0) post_sfu_messages(sfu->shard);
+    }
     // The operator's orders: with none, a test of the ring pointer and the flag, and the
     // ring's two indexes compared (rte_ring_empty()): 7 instructions an iteration (callgrind
     // on engine_pipeline_bench), none per packet.

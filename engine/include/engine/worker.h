@@ -107,6 +107,10 @@ struct Dataplane {
     /// its size). Missing (empty or null): they stay in the shard's outbox, which then fills
     /// and refuses admissions (sfu_join_backlog).
     std::vector<rte_ring*> sfu_messages;
+    /// sfu_command_rings[w]: single producer the control thread, single consumer worker w:
+    /// SfuKill orders (by value), the control thread's verdict on a join that lost a race
+    /// (SfuMembershipBuilder::join()) or the operator's. Empty, or a null ring: none.
+    std::vector<rte_ring*> sfu_command_rings;
     /// The mbufs of fan-out copies (Verdict::fan_out): per copy one for its headers and one
     /// indirect clone of the payload (rte_pktmbuf_clone), chained; a small data room (the
     /// headers are 62 bytes at most). Shared by the workers (a mempool is multi-producer and
@@ -145,6 +149,8 @@ private:
     void fan_out(rte_mbuf* m, const SfuFanOut& fan, TxBuffer& tx) noexcept;
     /// The shard's join and leave messages onto Dataplane::sfu_messages, as many as it takes.
     void post_sfu_messages(SfuShard& shard) noexcept;
+    /// A few SfuKill orders from Dataplane::sfu_command_rings, carried out (kill_leg()).
+    void run_sfu_commands(SfuShard& shard) noexcept;
     void hand_to_hairpin(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void hand_to_control(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void send_for_control() noexcept;
