@@ -136,6 +136,10 @@ std::string exposition(const MetricsInput& input) {
              "Of the packets handed off, datagrams the relay sent to another worker's relay "
              "port.",
              [](const CoreStats& c) { return c.counters.hairpinned; });
+    per_core(writer, input, "punchline_fan_out_copies_total", "counter",
+             "Packets the SFU sent beyond the one it received (fan-out copies), each also in "
+             "tx. rx + fan-out copies = tx + handed off + dropped.",
+             [](const CoreStats& c) { return c.counters.fan_out_copies; });
     per_core(writer, input, "punchline_to_control_packets_total", "counter",
              "Of the packets handed off, frames given to the control thread (ARP replies, "
              "neighbour advertisements).",

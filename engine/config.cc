@@ -543,32 +543,32 @@ void read_relay_users(const toml::node& node, RelayConfig& out) {
     }
 }
 
-// TURN REST shared secrets: HMAC-SHA1 keys (stun/rest.h), used as bytes, never prepared.
-void read_rest_secrets(const toml::node& node, RelayConfig& out) {
-    // Every client holds a username and the password HMAC-SHA1(secret, username) made from
-    // it: enough to search for the secret offline, so a short one is soon found. 16 bytes is
-    // the floor (RFC 2104 §3 would have 20, SHA-1's output).
+// Shared secrets (TURN REST's relay.rest_secrets, HMAC-SHA1 keys, stun/rest.h; the SFU's
+// sfu.token_secrets, HMAC-SHA256 keys, stun/sfu_token.h): used as bytes, never prepared.
+void read_secrets(const toml::node& node, const std::string& array_key,
+                  std::vector<std::string>& out) {
+    // Every client holds a username and the password HMAC(secret, username) made from it:
+    // enough to search for the secret offline, so a short one is soon found. 16 bytes is the
+    // floor (RFC 2104 §3 would have 20, SHA-1's output).
     constexpr std::size_t shortest = 16;
     const toml::array* array = node.as_array();
     if (array == nullptr)
-        fail("relay.rest_secrets", line_of(node),
+        fail(array_key, line_of(node),
              R"(expected an array of secrets, e.g. ["<16 bytes or more>"])" + got_secret(node));
     for (std::size_t i = 0; i < array->size(); ++i) {
         const toml::node& element = *array->get(i);
-        const std::string key = element_key("relay.rest_secrets", i);
+        const std::string key = element_key(array_key, i);
         const toml::value<std::string>* secret = element.as_string();
         if (secret == nullptr || secret->get().size() < shortest)
             fail(key, line_of(element),
                  "expected a secret of at least " + std::to_string(shortest) + " bytes" +
                      got_secret(element));
-        const auto same =
-            std::find(out.rest_secrets.begin(), out.rest_secrets.end(), secret->get());
-        if (same != out.rest_secrets.end())
+        const auto same = std::find(out.begin(), out.end(), secret->get());
+        if (same != out.end())
             fail(key, line_of(element),
                  "expected distinct secrets; this one is also " +
-                     element_key("relay.rest_secrets",
-                                 static_cast<std::size_t>(same - out.rest_secrets.begin())));
-        out.rest_secrets.push_back(secret->get());
+                     element_key(array_key, static_cast<std::size_t>(same - out.begin())));
+        out.push_back(secret->get());
     }
 }
 
@@ -679,7 +679,7 @@ void read_relay(const toml::table& root, EngineConfig& config) {
     }
     if (const toml::node* ports = table->get("ports")) read_relay_ports(*ports, out);
     if (const toml::node* users = table->get("users")) read_relay_users(*users, out);
-    if (const toml::node* secrets = table->get("rest_secrets")) read_rest_secrets(*secrets, out);
+    if (const toml::node* secrets = table->get("rest_secrets")) read_secrets(*secrets, "relay.rest_secrets", out.rest_secrets);
 
     auto read = [&]<typename T>(std::string_view name, T& value, std::int64_t min,
                                 std::int64_t max, std::string_view note = {}) {
@@ -738,6 +738,54 @@ void read_relay(const toml::table& root, EngineConfig& config) {
     if (const toml::node* alternate = table->get("alternate_server"))
         out.alternate_server = read_alternate_server(*alternate);
     if (out.enabled) check_relay(*table, config);
+}
+
+// The SFU role (SfuConfig, docs/sfu.md). On when token_secrets is set; the checks against the
+// other listeners apply only then, so that a section without secrets never stops the engine.
+void read_sfu(const toml::table& root, EngineConfig& config) {
+    const toml::table* table = optional_table(root, "sfu");
+    if (table == nullptr) return;
+    SfuConfig& out = config.sfu;
+    reject_unknown_keys(*table, "sfu",
+                        {"port", "token_secrets", "max_legs", "max_legs_per_session",
+                         "leg_timeout_s", "unauthenticated_requests_per_s",
+                         "unauthenticated_burst"});
+    auto read = [&]<typename T>(std::string_view name, T& value, std::int64_t min,
+                                std::int64_t max, std::string_view note = {}) {
+        if (const toml::node* node = table->get(name))
+            value = static_cast<T>(read_integer(*node, child_key("sfu", name), min, max, note));
+    };
+    read("port", out.port, 1, 65535);
+    if (const toml::node* secrets = table->get("token_secrets"))
+        read_secrets(*secrets, "sfu.token_secrets", out.token_secrets);
+    read("max_legs", out.max_legs, 1, 1048576, " (legs per worker)");
+    // A session of one leg forwards to nobody: 2 is a 1:1 call.
+    read("max_legs_per_session", out.max_legs_per_session, 2, 1024, " (2 for a 1:1 call)");
+    read("leg_timeout_s", out.leg_timeout_s, 1, 3600, " (seconds)");
+    read("unauthenticated_requests_per_s", out.unauthenticated_requests_per_s, 1, 1000000,
+         " (requests per second)");
+    read("unauthenticated_burst", out.unauthenticated_burst, 1, 1000000, " (requests)");
+    if (!out.enabled()) return;
+    // A datagram to a STUN port is the STUN role's, to a relay port the relay's: the SFU port
+    // must be neither, or its participants' packets would never reach it.
+    const toml::node* port = table->get("port");
+    const unsigned port_line = port != nullptr ? line_of(*port) : line_of(*table);
+    const std::string got_port = port != nullptr ? got(*port)
+                                                 : ", got the default " + std::to_string(out.port);
+    auto refuse = [&](std::string_view name, bool clash) {
+        if (clash)
+            fail("sfu.port", port_line,
+                 "expected a port other than " + std::string(name) + got_port);
+    };
+    refuse("stun.port (" + std::to_string(config.stun.port) + ")",
+           config.stun.enabled && out.port == config.stun.port);
+    refuse("stun.alternate_port (" + std::to_string(config.stun.alternate_port) + ")",
+           config.stun.enabled && config.stun.alternate_port != 0 &&
+               out.port == config.stun.alternate_port);
+    refuse("the relay ports (relay.ports " + std::to_string(config.relay.port_first) + "-" +
+               std::to_string(config.relay.port_last) + ")",
+           config.relay.enabled && out.port >= config.relay.port_first &&
+               out.port <= config.relay.port_last);
 }
 
 // The management socket (ControlConfig). The group is only checked for its spelling here: the
@@ -1063,13 +1111,14 @@ EngineConfig parse_unnamed(std::string_view toml_text, std::string_view source_n
     }
     EngineConfig config;
     reject_unknown_keys(root, "",
-                        {"eal", "engine", "stun", "neighbour", "relay", "control", "metrics", "log",
-                         "port"});
+                        {"eal", "engine", "stun", "neighbour", "relay", "sfu", "control", "metrics",
+                         "log", "port"});
     read_eal(root, config);
     read_engine(root, config);
     read_stun(root, config);
     read_neighbour(root, config);
     read_relay(root, config);  // after engine and stun: it is checked against them
+    read_sfu(root, config);    // after stun and relay: likewise
     read_control(root, config);
     read_metrics(root, config);
     read_log(root, config);

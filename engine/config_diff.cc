@@ -117,6 +117,17 @@ ConfigChanges diff_config(const EngineConfig& running, const EngineConfig& next)
     d.restart("neighbour.failed_retry_ms", na.failed_retry_ms == nb.failed_retry_ms);
     d.restart("neighbour.capacity", na.capacity == nb.capacity);
     diff_relay(running.relay, next.relay, d);
+    // The SFU role's keys size or place its tables and listener at start-up: none is live yet.
+    const SfuConfig& fa = running.sfu;
+    const SfuConfig& fb = next.sfu;
+    d.restart("sfu.port", fa.port == fb.port);
+    d.restart("sfu.token_secrets", fa.token_secrets == fb.token_secrets);
+    d.restart("sfu.max_legs", fa.max_legs == fb.max_legs);
+    d.restart("sfu.max_legs_per_session", fa.max_legs_per_session == fb.max_legs_per_session);
+    d.restart("sfu.leg_timeout_s", fa.leg_timeout_s == fb.leg_timeout_s);
+    d.restart("sfu.unauthenticated_requests_per_s",
+              fa.unauthenticated_requests_per_s == fb.unauthenticated_requests_per_s);
+    d.restart("sfu.unauthenticated_burst", fa.unauthenticated_burst == fb.unauthenticated_burst);
     d.restart("control.socket", running.control.socket == next.control.socket);
     d.restart("control.group", running.control.group == next.control.group);
     diff_ports(running, next, d);

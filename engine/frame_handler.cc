@@ -80,7 +80,8 @@ bool is_unspecified_ipv6(const std::byte* address) noexcept {
 }
 
 Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_length, bool ipv6,
-                   const PortContext& port, CoreCounters& counters, RelayState* relay) noexcept {
+                   const PortContext& port, CoreCounters& counters, RelayState* relay,
+                   SfuState* sfu) noexcept {
     if (l4_length < udp_header_size) return Verdict::drop(DropReason::bad_udp_length);
     const std::uint16_t udp_length = load_be16(f.data + l4 + 4);
     if (udp_length < udp_header_size || udp_length > l4_length)
@@ -92,6 +93,12 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
     const bool to_stun_port =
         destination_port == port.stun_port ||
         (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port);
+    const bool to_sfu_port = sfu != nullptr && destination_port == sfu->context.limits().port;
+    // On the SFU port, what is not STUN (RFC 7983: first byte 0-3) is a leg's media, forwarded
+    // as a router forwards: its checksum updated, not verified (sfu_role.h).
+    if (to_sfu_port && (udp_length == udp_header_size ||
+                        std::to_integer<unsigned>(f.data[l4 + udp_header_size]) > 3))
+        return sfu_forward(f, ip, l4, ipv6, port, counters, *sfu);
     if (relay != nullptr && port.relay != nullptr) {
         // The relay listens on the STUN ports: there a first byte of 64-127 is ChannelData
         // (RFC 7983's 64-79, and RFC 5766's channels to 0x7FFF: stun::channel_accepted_max);
@@ -117,13 +124,14 @@ Verdict handle_udp(Frame& f, std::size_t ip, std::size_t l4, std::size_t l4_leng
                 return Verdict::drop(DropReason::bad_udp_checksum);
         }
     }
+    if (to_sfu_port) return sfu_answer_stun(f, ip, l4, ipv6, port, *sfu);
     if (port.stun_enabled && to_stun_port)
         return respond_stun(f, ip, l4, ipv6, port, counters, relay);
     return Verdict::drop(DropReason::no_service);
 }
 
 Verdict handle_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
-                    RelayState* relay) noexcept {
+                    RelayState* relay, SfuState* sfu) noexcept {
     constexpr std::size_t ip = ethernet_header_size;
     if (f.length < ip + ipv4_header_size) return Verdict::drop(DropReason::truncated_frame);
     std::byte* h = f.data + ip;
@@ -148,7 +156,7 @@ Verdict handle_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
     const std::size_t l4_length = total_length - header_length;
     const auto protocol = std::to_integer<std::uint8_t>(h[9]);
     if (protocol == ip_protocol::udp)
-        return handle_udp(f, ip, l4, l4_length, false, port, counters, relay);
+        return handle_udp(f, ip, l4, l4_length, false, port, counters, relay, sfu);
     if (protocol != ip_protocol::icmp) return Verdict::drop(DropReason::unsupported_protocol);
 
     if (l4_length < 8) return Verdict::drop(DropReason::truncated_frame);
@@ -309,7 +317,7 @@ bool is_ipv6_extension_header(std::uint8_t next_header) noexcept {
 }
 
 Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters,
-                    RelayState* relay) noexcept {
+                    RelayState* relay, SfuState* sfu) noexcept {
     constexpr std::size_t ip = ethernet_header_size;
     if (f.length < ip + ipv6_header_size) return Verdict::drop(DropReason::truncated_frame);
     std::byte* h = f.data + ip;
@@ -338,20 +346,20 @@ Verdict handle_ipv6(Frame& f, const PortContext& port, CoreCounters& counters,
     }
     if (!to_unicast) return Verdict::drop(DropReason::not_for_us_l3);
     if (next_header == ip_protocol::udp)
-        return handle_udp(f, ip, l4, payload_length, true, port, counters, relay);
+        return handle_udp(f, ip, l4, payload_length, true, port, counters, relay, sfu);
     return Verdict::drop(DropReason::unsupported_protocol);
 }
 
-Verdict dispatch(Frame& f, const PortContext& port, CoreCounters& counters,
-                 RelayState* relay) noexcept {
+Verdict dispatch(Frame& f, const PortContext& port, CoreCounters& counters, RelayState* relay,
+                 SfuState* sfu) noexcept {
     if (f.length < ethernet_header_size) return Verdict::drop(DropReason::truncated_frame);
     const bool multicast_v6 = f.data[0] == std::byte{0x33} && f.data[1] == std::byte{0x33};
     if (!port.is_own_mac(f.data) && !mac_is(f.data, broadcast_mac) && !multicast_v6)
         return Verdict::drop(DropReason::not_for_us_l2);
     switch (load_be16(f.data + 12)) {
     case ethertype::arp: return handle_arp(f, port);
-    case ethertype::ipv4: return handle_ipv4(f, port, counters, relay);
-    case ethertype::ipv6: return handle_ipv6(f, port, counters, relay);
+    case ethertype::ipv4: return handle_ipv4(f, port, counters, relay, sfu);
+    case ethertype::ipv6: return handle_ipv6(f, port, counters, relay, sfu);
     default: return Verdict::drop(DropReason::unsupported_ethertype);
     }
 }
@@ -359,9 +367,10 @@ Verdict dispatch(Frame& f, const PortContext& port, CoreCounters& counters,
 }  // namespace
 
 Verdict handle_frame_generally(Frame& frame, const PortContext& port, CoreCounters& counters,
-                               RelayState* relay) noexcept {
-    const Verdict verdict = dispatch(frame, port, counters, relay);
-    if (verdict.transmits()) {
+                               RelayState* relay, SfuState* sfu) noexcept {
+    const Verdict verdict = dispatch(frame, port, counters, relay, sfu);
+    // A fan-out's frame is one of its copies; sfu_forward() counted the others.
+    if (verdict.transmits() || verdict.fans_out()) {
         ++counters.tx_packets;
         counters.tx_bytes += frame.length;
     } else {

@@ -59,6 +59,8 @@
 #include "engine/neighbour.h"
 #include "engine/port_context.h"
 #include "engine/relay_setup.h"
+#include "engine/sfu_role.h"
+#include "engine/sfu_table.h"
 #include "engine/worker.h"
 #include "stun/address.h"
 #include "stun/crypto.h"
@@ -82,6 +84,9 @@ constexpr unsigned command_ring_size = 64;
 // user's kill walks 64 slots an iteration (a 100k-allocation table in some 10 ms). Past the
 // wait the reply names the workers still at it, and the management socket moves on.
 constexpr std::uint64_t kill_wait_ms = 250;
+// The SFU's join and leave messages: a worker's outbox holds 1024 (SfuShard); the ring as
+// many again, for the ticks between two control loops.
+constexpr unsigned sfu_message_ring_size = 1024;
 constexpr long kill_pause_us = 50;
 
 struct Engine {
@@ -97,6 +102,12 @@ struct Engine {
     std::uint64_t probes_unsent = 0;  // no mbuf, or the ring to worker 0 was full
     // The relay's nonce keys (random at start); its contexts live in the PortContexts.
     engine::NonceKeys nonce_keys;
+    // The SFU role: the control thread's model of the sessions, the membership the workers
+    // read (Dataplane::sfu_membership points at it), and the mbufs of fan-out copies.
+    std::unique_ptr<engine::SfuMembershipBuilder> sfu_builder;
+    std::shared_ptr<const engine::SfuMembership> sfu_published;
+    rte_mempool* sfu_copy_pool = nullptr;
+    std::uint64_t sfu_kills_unsent = 0;  // a race's loser the command ring could not take
 };
 
 std::uint64_t monotonic_ms() {
@@ -160,6 +171,19 @@ void setup_port(Engine& e, const std::string& device, engine::DataplanePort& por
     // check again (Frame::l4_checksum); a port without the offload leaves it to them.
     const bool checksum_offload = (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) != 0;
     if (checksum_offload) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+    // The SFU's fan-out copies are a header mbuf chained to a clone of the payload: a port that
+    // cannot send chained mbufs gets the frame's own copy only (the others dropped as
+    // fan_out_no_buffer: no copy pool).
+    if (e.config.sfu.enabled()) {
+        if ((info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0) {
+            conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+        } else {
+            e.dataplane.sfu_copy_pool = nullptr;
+            control::log_warn(text("port %s cannot send chained mbufs: SFU fan-out sends one "
+                                   "copy per datagram",
+                                   device.c_str()));
+        }
+    }
     if (int rc = rte_eth_dev_configure(port.id, queues, queues, &conf); rc != 0)
         fail("rte_eth_dev_configure(" + device + "): " + rte_strerror(-rc));
     std::uint16_t rx_descriptors = queue_descriptors;
@@ -333,6 +357,31 @@ void print_counters(const Engine& e, bool final) {
                         static_cast<unsigned long long>(relay_total.auth_failures[a]),
                         unsigned{engine::error_code(static_cast<engine::AuthVerdict>(a))},
                         std::string(engine::auth_verdicts[a].help).c_str());
+    // The SFU's legs (listed as the control thread may while workers run), forwarding and
+    // admissions: "  sfu NAME COUNT  (CODE: help)".
+    engine::SfuCounters sfu_total;
+    for (std::size_t w = 0; w < e.dataplane.sfu_shards.size(); ++w) {
+        const engine::SfuShard& shard = *e.dataplane.sfu_shards[w];
+        const auto summary = shard.table().list([](const engine::SfuLegSnapshot&) {});
+        const engine::SfuCounters& c = shard.counters();
+        std::printf("sfu lcore%u: %zu legs (%zu skipped) | forwarded %llu (%llu B), %llu "
+                    "fan-outs, %llu filtered | %llu expired, %llu killed\n",
+                    e.worker_lcores[w], summary.listed, summary.skipped,
+                    static_cast<unsigned long long>(c.forwarded_packets),
+                    static_cast<unsigned long long>(c.forwarded_bytes),
+                    static_cast<unsigned long long>(c.fan_outs),
+                    static_cast<unsigned long long>(c.filtered),
+                    static_cast<unsigned long long>(c.legs_expired),
+                    static_cast<unsigned long long>(c.legs_killed));
+        sfu_total.add(c);
+    }
+    for (std::size_t o = 0; o < engine::sfu_outcome_count; ++o)
+        if (sfu_total.outcomes[o] != 0)
+            std::printf("  sfu %-30s %llu  (%u: %s)\n",
+                        std::string(engine::sfu_outcomes[o].name).c_str(),
+                        static_cast<unsigned long long>(sfu_total.outcomes[o]),
+                        unsigned{engine::sfu_outcome_codes[o]},
+                        std::string(engine::sfu_outcomes[o].help).c_str());
     // Of "handed off", what went to the control thread; and the probes it sent (never
     // received: outside the conservation law).
     std::printf("control: %llu frames handed to it | %llu sent for it, %llu refused by TX\n",
@@ -424,9 +473,108 @@ void drain(rte_ring* ring) {
         rte_pktmbuf_free(static_cast<rte_mbuf*>(object));
 }
 
+// The SFU role (engine/sfu_role.h, docs/sfu.md): one shard per worker, the TSC as its clock
+// (as the relay's), the rings between the workers and the control thread, the copy pool. No
+// membership is published until the first join.
+void setup_sfu(Engine& e, unsigned workers) {
+    const engine::SfuConfig& config = e.config.sfu;
+    if (e.dataplane.start_tsc == 0) {
+        e.dataplane.tsc_hz = rte_get_tsc_hz();
+        e.dataplane.start_tsc = rte_rdtsc();
+        e.dataplane.start_unix_s = static_cast<std::uint64_t>(std::time(nullptr));
+    }
+    const std::optional<engine::RateLimit> limit = engine::RateLimit::make(
+        config.unauthenticated_requests_per_s, config.unauthenticated_burst, e.dataplane.tsc_hz);
+    if (!limit)
+        fail("sfu.unauthenticated_burst: too large for this clock (" +
+             std::to_string(e.dataplane.tsc_hz) + " ticks a second)");
+    try {
+        e.dataplane.sfu_context = std::make_shared<const engine::SfuContext>(
+            config.token_secrets, engine::SfuLimits::from(config, e.dataplane.tsc_hz));
+        for (unsigned w = 0; w < workers; ++w) {
+            std::uint64_t seed = 0;
+            if (!stun::random_bytes({reinterpret_cast<std::byte*>(&seed), sizeof seed}))
+                fail("sfu: the system's random source failed");
+            e.dataplane.sfu_shards.push_back(std::make_unique<engine::SfuShard>(
+                config.max_legs, config.max_legs_per_session, *limit, 4096,
+                static_cast<std::uint16_t>(w), seed));
+        }
+    } catch (const std::exception& error) {
+        fail(std::string("sfu: ") + error.what());
+    }
+    e.sfu_builder = std::make_unique<engine::SfuMembershipBuilder>(config.max_legs_per_session);
+    const int socket = static_cast<int>(rte_socket_id());
+    for (unsigned w = 0; w < workers; ++w) {
+        const std::string messages = "sfu_messages_" + std::to_string(w);
+        const std::string commands = "sfu_commands_" + std::to_string(w);
+        rte_ring* to_control =
+            rte_ring_create_elem(messages.c_str(), sizeof(engine::SfuMessage),
+                                 sfu_message_ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        rte_ring* from_control =
+            rte_ring_create_elem(commands.c_str(), sizeof(engine::SfuKill), command_ring_size,
+                                 socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (to_control == nullptr || from_control == nullptr)
+            fail("cannot create the SFU rings of worker " + std::to_string(w) + ": " +
+                 rte_strerror(rte_errno));
+        e.dataplane.sfu_messages.push_back(to_control);
+        e.dataplane.sfu_command_rings.push_back(from_control);
+    }
+    // Two mbufs a copy (its header, its payload's clone), with a header's room only.
+    e.sfu_copy_pool = rte_pktmbuf_pool_create("sfu_copies", e.config.mbufs, 256, 0,
+                                              RTE_PKTMBUF_HEADROOM + 64, socket);
+    if (e.sfu_copy_pool == nullptr)
+        fail(std::string("cannot create the SFU copy pool (engine.mbufs, EAL -m): ") +
+             rte_strerror(rte_errno));
+    e.dataplane.sfu_copy_pool = e.sfu_copy_pool;
+    control::log_info(text("sfu on: port %u, %u legs per worker, %u per session, legs expire "
+                           "after %u s",
+                           unsigned{config.port}, config.max_legs, config.max_legs_per_session,
+                           config.leg_timeout_s));
+}
+
+// The workers' join and leave messages applied to the model; a join that lost a race (a
+// replayed participant, a full session: SfuMembershipBuilder::join()) sent back to its worker
+// as a kill; a new membership published when anything changed. RCU: rcu_assign_pointer is a
+// release store (the snapshot is whole before a worker sees it); synchronize_rcu() waits until
+// every worker has passed a quiescent state (the end of a loop iteration), after which none
+// holds the old snapshot, which is then freed.
+void apply_sfu_messages(Engine& e) {
+    if (!e.sfu_builder) return;
+    bool changed = false;
+    for (rte_ring* ring : e.dataplane.sfu_messages) {
+        engine::SfuMessage m;
+        while (rte_ring_sc_dequeue_elem(ring, &m, sizeof m) == 0) {
+            if (m.kind == engine::SfuMessage::Kind::leave) {
+                changed |= e.sfu_builder->leave(m);
+                continue;
+            }
+            using Result = engine::SfuMembershipBuilder::JoinResult;
+            const Result result = e.sfu_builder->join(m);
+            changed |= result == Result::joined;
+            if (result != Result::replayed && result != Result::full) continue;
+            engine::SfuKill kill;
+            kill.key = m.key;
+            kill.slot = m.slot;
+            kill.cause = result == Result::replayed ? engine::SfuKill::Cause::replayed
+                                                    : engine::SfuKill::Cause::session_full;
+            if (m.worker >= e.dataplane.sfu_command_rings.size() ||
+                rte_ring_sp_enqueue_elem(e.dataplane.sfu_command_rings[m.worker], &kill,
+                                         sizeof kill) != 0)
+                ++e.sfu_kills_unsent;
+        }
+    }
+    if (!changed) return;
+    std::shared_ptr<const engine::SfuMembership> next = e.sfu_builder->build();
+    rcu_assign_pointer(e.dataplane.sfu_membership, const_cast<engine::SfuMembership*>(next.get()));
+    synchronize_rcu();
+    e.sfu_published = std::move(next);
+}
+
 // One tick of the control loop: replies in, timers, probes out, events logged, publications.
 void control_tick(Engine& e) {
     const std::uint64_t now = monotonic_ms();
+    // 0. The SFU's joins and leaves, and the membership they make.
+    apply_sfu_messages(e);
     // 1. The workers' hand-overs: parse (the handlers checked, the control thread trusts no
     //    one), apply, free.
     for (rte_ring* ring : e.dataplane.to_control) {
@@ -537,6 +685,7 @@ int main(int argc, char** argv) {
     e.dataplane.burst = e.config.burst;
     e.dataplane.counters = std::make_unique<CoreCounters[]>(workers);
     if (e.config.relay.enabled) setup_relay(e, workers);
+    if (e.config.sfu.enabled()) setup_sfu(e, workers);
 
     rte_mempool* pool = rte_pktmbuf_pool_create(
         "punchline_mbufs", e.config.mbufs * static_cast<unsigned>(e.config.ports.size()), 256, 0,
@@ -786,6 +935,8 @@ int main(int argc, char** argv) {
     for (rte_ring* ring : e.dataplane.rings) rte_ring_free(ring);
     for (rte_ring* ring : e.dataplane.hairpin_rings) rte_ring_free(ring);
     for (rte_ring* ring : e.dataplane.command_rings) rte_ring_free(ring);
+    for (rte_ring* ring : e.dataplane.sfu_messages) rte_ring_free(ring);
+    for (rte_ring* ring : e.dataplane.sfu_command_rings) rte_ring_free(ring);
     // What the workers handed over or were yet to send when they stopped.
     for (rte_ring* ring : e.dataplane.to_control) {
         drain(ring);
@@ -794,6 +945,7 @@ int main(int argc, char** argv) {
     drain(e.dataplane.from_control);
     rte_ring_free(e.dataplane.from_control);
     rte_mempool_free(pool);
+    rte_mempool_free(e.sfu_copy_pool);
     rte_eal_cleanup();
     return 0;
 }

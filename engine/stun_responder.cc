@@ -728,4 +728,14 @@ void prepare_binding_templates(PortContext& port) {
     }
 }
 
+void finish_udp_reply(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
+                      const stun::Address& client, const stun::Address& origin,
+                      std::size_t payload_length, const PortContext& port) noexcept {
+    Route route;
+    route.client = client;
+    route.origin = origin;
+    route.destination_port = client.port;
+    finish_reply(frame, ip_offset, udp_offset, ipv6, route, payload_length, port);
+}
+
 }  // namespace engine

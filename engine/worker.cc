@@ -6,6 +6,7 @@
 #include <rte_ring.h>
 #include <urcu-qsbr.h>
 
+#include <cstring>
 #include <optional>
 
 #include "engine/handler.h"
@@ -49,7 +50,7 @@ void Worker::flush(TxBuffer& tx, std::uint16_t port) noexcept {
 }
 
 void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, RelayState* relay,
-                    bool hairpin) noexcept {
+                    SfuState* sfu, bool hairpin) noexcept {
     if (m->nb_segs != 1) {
         ++counters_.rx_packets;
         counters_.rx_bytes += rte_pktmbuf_pkt_len(m);
@@ -69,12 +70,12 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, Relay
     default: break;
     }
     const Verdict verdict = hairpin ? handle_hairpin(frame, context, counters_, relay)
-                                    : handle_frame(frame, context, counters_, relay);
+                                    : handle_frame(frame, context, counters_, relay, sfu);
     if (verdict.goes_to_control()) {
         hand_to_control(m, tx);
         return;
     }
-    if (!verdict.transmits() && !verdict.hairpins()) {
+    if (!verdict.transmits() && !verdict.hairpins() && !verdict.fans_out()) {
         rte_pktmbuf_free(m);
         return;
     }
@@ -87,7 +88,67 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, Relay
         hand_to_hairpin(m, tx);
         return;
     }
+    if (verdict.fans_out()) {
+        fan_out(m, sfu->shard.fan_out(), tx);
+        // The copies may have filled the TX buffer: the frame's own copy needs a place.
+        if (tx.count == max_burst)
+            flush(tx, dataplane_.ports[static_cast<std::size_t>(&tx - tx_.data())].id);
+    }
     tx.packets[tx.count++] = m;
+}
+
+void Worker::fan_out(rte_mbuf* m, const SfuFanOut& fan, TxBuffer& tx) noexcept {
+    const std::uint16_t port = dataplane_.ports[static_cast<std::size_t>(&tx - tx_.data())].id;
+    rte_mempool* pool = dataplane_.sfu_copy_pool;
+    for (const SfuDestination& d : fan.copies()) {
+        // The TX buffer holds a burst; a fan-out of many legs may need it emptied first.
+        if (tx.count == max_burst) flush(tx, port);
+        rte_mbuf* header = pool != nullptr ? rte_pktmbuf_alloc(pool) : nullptr;
+        // The clone shares `m`'s data (its reference count raised): the payload is never
+        // copied, and stays until the last copy has left.
+        rte_mbuf* payload = header != nullptr ? rte_pktmbuf_clone(m, pool) : nullptr;
+        char* room = payload != nullptr ? rte_pktmbuf_append(header, d.header_length) : nullptr;
+        if (room == nullptr || rte_pktmbuf_adj(payload, fan.payload_offset) == nullptr ||
+            rte_pktmbuf_chain(header, payload) != 0) {
+            // sfu_forward() counted it sent; it was not.
+            --counters_.tx_packets;
+            counters_.tx_bytes -= d.header_length + fan.payload_length;
+            counters_.drop(DropReason::fan_out_no_buffer);
+            rte_pktmbuf_free(payload);
+            rte_pktmbuf_free(header);
+            continue;
+        }
+        std::memcpy(room, d.header.data(), d.header_length);
+        header->ol_flags = 0;
+        tx.packets[tx.count++] = header;
+    }
+}
+
+void Worker::run_sfu_commands(SfuShard& shard) noexcept {
+    rte_ring* ring = index_ < dataplane_.sfu_command_rings.size()
+                         ? dataplane_.sfu_command_rings[index_]
+                         : nullptr;
+    if (ring == nullptr) return;
+    // A kill is a look-up and an erase: a few an iteration keep its packets' wait short.
+    constexpr unsigned kills_per_iteration = 8;
+    SfuKill kill;
+    for (unsigned i = 0; i < kills_per_iteration &&
+                         rte_ring_sc_dequeue_elem(ring, &kill, sizeof kill) == 0;
+         ++i)
+        (void)kill_leg(shard, kill);
+}
+
+void Worker::post_sfu_messages(SfuShard& shard) noexcept {
+    rte_ring* ring = index_ < dataplane_.sfu_messages.size() ? dataplane_.sfu_messages[index_]
+                                                            : nullptr;
+    if (ring == nullptr) return;
+    // A ring the control thread has not emptied keeps the rest in the outbox for later.
+    SfuMessage message;
+    for (const SfuMessage* next = shard.peek(); next != nullptr; next = shard.peek()) {
+        message = *next;  // rte_ring copies from a non-const pointer
+        if (rte_ring_sp_enqueue_elem(ring, &message, sizeof message) != 0) return;
+        (void)shard.pop(message);
+    }
 }
 
 void Worker::hand_to_hairpin(rte_mbuf* m, const TxBuffer& tx) noexcept {
@@ -186,6 +247,18 @@ unsigned Worker::poll() noexcept {
         sweep(*d.relay_shards[index_], now, 4);
     }
     RelayState* relay = relay_state ? &*relay_state : nullptr;
+    // The SFU's state likewise, with the membership as published now: the worker announces
+    // its quiescent state only after the iteration (worker_main()), so the snapshot stays.
+    std::optional<SfuState> sfu_state;
+    if (index_ < d.sfu_shards.size() && d.sfu_shards[index_] != nullptr && d.sfu_context) {
+        const std::uint64_t now = d.relay_clock != nullptr ? d.relay_clock() : start;
+        sfu_state.emplace(SfuState{*d.sfu_context, *d.sfu_shards[index_],
+                                   rcu_dereference(d.sfu_membership), now,
+                                   d.start_unix_s + (now - d.start_tsc) / d.tsc_hz});
+        // Silent legs go a few slots per iteration, as the relay's expiries.
+        sweep(*d.sfu_shards[index_], *d.sfu_context, now, 4);
+    }
+    SfuState* sfu = sfu_state ? &*sfu_state : nullptr;
     // The split of busy_cycles (counters.h): two TSC reads around each burst, none per
     // packet; kept only if the iteration takes packets.
     std::uint64_t rx_cycles = 0;
@@ -219,7 +292,7 @@ unsigned Worker::poll() noexcept {
                 }
                 continue;
             }
-            handle(m, *context, tx_[p], relay);
+            handle(m, *context, tx_[p], relay, sfu);
         }
     }
     for (unsigned from = 0; from < d.workers; ++from) {
@@ -234,7 +307,8 @@ unsigned Worker::poll() noexcept {
             for (unsigned i = 0; i < n; ++i) {
                 for (std::size_t p = 0; p < d.ports.size(); ++p) {
                     if (d.ports[p].id != rx[i]->port) continue;
-                    handle(rx[i], *rcu_dereference(d.ports[p].context), tx_[p], relay, hairpin);
+                    handle(rx[i], *rcu_dereference(d.ports[p].context), tx_[p], relay,
+                           hairpin ? nullptr : sfu, hairpin);
                     break;
                 }
             }
@@ -257,6 +331,10 @@ unsigned Worker::poll() noexcept {
         }
     }
     if (index_ == 0 && d.from_control != nullptr) send_for_control();
+    if (sfu != nullptr) {
+        run_sfu_commands(sfu->shard);
+        if (sfu->shard.queued() != 0) post_sfu_messages(sfu->shard);
+    }
     // The operator's orders: with none, a test of the ring pointer and the flag, and the
     // ring's two indexes compared (rte_ring_empty()): 7 instructions an iteration (callgrind
     // on engine_pipeline_bench), none per packet.

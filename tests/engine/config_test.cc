@@ -379,6 +379,46 @@ TEST(ParseConfig, RelayDefaults) {
     expect_numbers(absent, defaults);
 }
 
+// docs/sfu.md, "Configuration": the defaults, and the role off without token_secrets.
+TEST(ParseConfig, SfuDefaultsAndOffWithoutSecrets) {
+    const SfuConfig absent = parse_config(eal + port, "test.toml").sfu;
+    EXPECT_FALSE(absent.enabled());
+    EXPECT_EQ(absent.port, 3480);
+    EXPECT_EQ(absent.max_legs, 65536u);
+    EXPECT_EQ(absent.max_legs_per_session, 8u);
+    EXPECT_EQ(absent.leg_timeout_s, 15u);
+    EXPECT_EQ(absent.unauthenticated_requests_per_s, 20u);
+    EXPECT_EQ(absent.unauthenticated_burst, 40u);
+    // A section without secrets is off, and not checked against the other listeners.
+    const SfuConfig off = parse_config("[sfu]\nport = 3478\n" + eal + port, "test.toml").sfu;
+    EXPECT_FALSE(off.enabled());
+    EXPECT_EQ(off.port, 3478);
+    const SfuConfig on =
+        parse_config("[sfu]\ntoken_secrets = [\"0123456789abcdef\"]\n" + eal + port, "test.toml")
+            .sfu;
+    EXPECT_TRUE(on.enabled());
+    EXPECT_EQ(on.token_secrets, std::vector<std::string>{"0123456789abcdef"});
+}
+
+TEST(ParseConfig, SfuSectionRoundTrips) {
+    const SfuConfig sfu =
+        parse_config("[sfu]\nport = 4000\n"
+                     "token_secrets = [\"0123456789abcdef\", \"the next secret, rotated in\"]\n"
+                     "max_legs = 1\nmax_legs_per_session = 2\nleg_timeout_s = 3600\n"
+                     "unauthenticated_requests_per_s = 1000000\nunauthenticated_burst = 1\n" +
+                         eal + port,
+                     "test.toml")
+            .sfu;
+    EXPECT_EQ(sfu.port, 4000);
+    EXPECT_EQ(sfu.token_secrets,
+              (std::vector<std::string>{"0123456789abcdef", "the next secret, rotated in"}));
+    EXPECT_EQ(sfu.max_legs, 1u);
+    EXPECT_EQ(sfu.max_legs_per_session, 2u);
+    EXPECT_EQ(sfu.leg_timeout_s, 3600u);
+    EXPECT_EQ(sfu.unauthenticated_requests_per_s, 1000000u);
+    EXPECT_EQ(sfu.unauthenticated_burst, 1u);
+}
+
 TEST(ParseConfig, RelaySectionRoundTrips) {
     const RelayConfig relay =
         parse_config("[relay]\nenabled = true\nrealm = \"example.org\"\nports = \"40000-40999\"\n"
@@ -643,7 +683,7 @@ const std::vector<ErrorCase> error_cases = {
 
     // Unknown keys, the first in file order.
     {"UnknownRootKey", "workers = [1]\n", Append::eal_and_port, "workers", 1,
-     "unknown key; known keys here: eal, engine, stun, neighbour, relay, control, metrics, log, "
+     "unknown key; known keys here: eal, engine, stun, neighbour, relay, sfu, control, metrics, log, "
      "port"},
     {"UnknownEalKey", "[eal]\nargs = [\"--no-pci\"]\nargv = []\n", Append::port, "eal.argv", 3,
      "unknown key; known keys here: args"},
@@ -1118,6 +1158,46 @@ const std::vector<ErrorCase> error_cases = {
      Append::eal_and_port, "relay.alternate_server", 2, R"(got "2001:db8::20:3478")"},
     {"AlternateServerNotAnAddress", "[relay]\nalternate_server = \"relay.example:3478\"\n",
      Append::eal_and_port, "relay.alternate_server", 2, R"(got "relay.example:3478")"},
+
+    // [sfu]: the SFU role (docs/sfu.md)
+    {"SfuNotATable", "sfu = 1\n", Append::eal_and_port, "sfu", 1, "expected a table [sfu], got 1"},
+    {"UnknownSfuKey", "[sfu]\nsecret = \"0123456789abcdef\"\n", Append::eal_and_port,
+     "sfu.secret", 2,
+     "unknown key; known keys here: port, token_secrets, max_legs, max_legs_per_session, "
+     "leg_timeout_s, unauthenticated_requests_per_s, unauthenticated_burst"},
+    {"SfuPortZero", "[sfu]\nport = 0\n", Append::eal_and_port, "sfu.port", 2,
+     "expected an integer 1..65535, got 0"},
+    {"SfuTokenSecretsNotAnArray", "[sfu]\ntoken_secrets = \"0123456789abcdef\"\n",
+     Append::eal_and_port, "sfu.token_secrets", 2,
+     R"(expected an array of secrets, e.g. ["<16 bytes or more>"])"},
+    {"SfuTokenSecretBelow16Bytes", "[sfu]\ntoken_secrets = [\"0123456789abcde\"]\n",
+     Append::eal_and_port, "sfu.token_secrets[0]", 2, "expected a secret of at least 16 bytes"},
+    {"SfuTokenSecretsAlike",
+     "[sfu]\ntoken_secrets = [\"0123456789abcdef\",\n                 \"0123456789abcdef\"]\n",
+     Append::eal_and_port, "sfu.token_secrets[1]", 3,
+     "expected distinct secrets; this one is also sfu.token_secrets[0]"},
+    {"SfuMaxLegsZero", "[sfu]\nmax_legs = 0\n", Append::eal_and_port, "sfu.max_legs", 2,
+     "expected an integer 1..1048576 (legs per worker), got 0"},
+    {"SfuMaxLegsPerSessionOne", "[sfu]\nmax_legs_per_session = 1\n", Append::eal_and_port,
+     "sfu.max_legs_per_session", 2, "expected an integer 2..1024 (2 for a 1:1 call), got 1"},
+    {"SfuLegTimeoutAboveAnHour", "[sfu]\nleg_timeout_s = 3601\n", Append::eal_and_port,
+     "sfu.leg_timeout_s", 2, "expected an integer 1..3600 (seconds), got 3601"},
+    {"SfuUnauthenticatedRateZero", "[sfu]\nunauthenticated_requests_per_s = 0\n",
+     Append::eal_and_port, "sfu.unauthenticated_requests_per_s", 2,
+     "expected an integer 1..1000000 (requests per second), got 0"},
+    {"SfuUnauthenticatedBurstZero", "[sfu]\nunauthenticated_burst = 0\n", Append::eal_and_port,
+     "sfu.unauthenticated_burst", 2, "expected an integer 1..1000000 (requests), got 0"},
+    {"SfuPortOnTheStunPort",
+     "[sfu]\ntoken_secrets = [\"0123456789abcdef\"]\nport = 3478\n", Append::eal_and_port,
+     "sfu.port", 3, "expected a port other than stun.port (3478), got 3478"},
+    {"SfuPortOnTheStunAlternatePort",
+     "[sfu]\ntoken_secrets = [\"0123456789abcdef\"]\nport = 3479\n", Append::eal_and_port,
+     "sfu.port", 3, "expected a port other than stun.alternate_port (3479), got 3479"},
+    {"SfuDefaultPortInsideTheRelayPorts",
+     "[relay]\nenabled = true\nrest_secrets = [\"0123456789abcdef\"]\nports = \"3480-4000\"\n"
+     "[sfu]\ntoken_secrets = [\"0123456789abcdef\"]\n",
+     Append::eal_and_port, "sfu.port", 5,
+     "expected a port other than the relay ports (relay.ports 3480-4000), got the default 3480"},
 
     // [control]: the management socket
     {"ControlNotATable", "control = 1\n", Append::eal_and_port, "control", 1,

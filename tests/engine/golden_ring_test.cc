@@ -55,12 +55,16 @@
 #include "engine/frame.h"
 #include "engine/neighbour.h"
 #include "engine/port_context.h"
+#include "engine/sfu_role.h"
 #include "engine/steer.h"
 #include "engine/worker.h"
 #include "golden/golden_cases.h"
+#include "sfu_frames.h"
 #include "stun/attributes.h"
 #include "stun/bytes.h"
 #include "stun/message.h"
+#include "stun/sfu_token.h"
+#include "stun/writer.h"
 
 namespace engine {
 namespace {
@@ -952,6 +956,154 @@ TEST_F(RingWorkerLoopTest, HairpinToAnotherWorkersRelayPortGoesThroughItsHairpin
     ASSERT_EQ(stun::decode_xor_address(*peer_attribute, indication.transaction_id(), peer),
               stun::ParseError::ok);
     EXPECT_EQ(peer, stun::Address::v4(0xC6120002, 49153));
+}
+
+// The SFU's fan-out through the worker loop (engine/sfu_role.h, Verdict::fan_out): a leg's
+// datagram to two other legs leaves as two mbufs, the frame itself rewritten for one, and for
+// the other a header mbuf from the copy pool chained to an indirect clone of the same payload;
+// every mbuf returns to its pool once sent. And the admission's join goes on the worker's
+// message ring to the control thread. A port and a one-worker Dataplane of their own.
+TEST_F(RingWorkerLoopTest, SfuFanOutChainsAHeaderToACloneOfThePayload) {
+    using test::at;
+    using test::build_udp_frame;
+    const int socket = static_cast<int>(rte_socket_id());
+    rte_ring* rx = rte_ring_create("sfu_rx", 64, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    rte_ring* tx = rte_ring_create("sfu_tx", 64, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    rte_ring* messages = rte_ring_create_elem("sfu_messages", sizeof(SfuMessage), 64, socket,
+                                              RING_F_SP_ENQ | RING_F_SC_DEQ);
+    constexpr unsigned copy_pool_size = 63;
+    rte_mempool* copies = rte_pktmbuf_pool_create("sfu_copies", copy_pool_size, 0, 0,
+                                                  RTE_PKTMBUF_HEADROOM + 64, socket);
+    ASSERT_TRUE(rx != nullptr && tx != nullptr && messages != nullptr && copies != nullptr)
+        << rte_strerror(rte_errno);
+    const int port = rte_eth_from_rings("sfu_ring", &rx, 1, &tx, 1, static_cast<unsigned>(socket));
+    ASSERT_GE(port, 0) << rte_strerror(rte_errno);
+    const auto port_id = static_cast<std::uint16_t>(port);
+    rte_eth_conf conf{};
+    ASSERT_EQ(rte_eth_dev_configure(port_id, 1, 1, &conf), 0);
+    ASSERT_EQ(rte_eth_rx_queue_setup(port_id, 0, 64, static_cast<unsigned>(socket), nullptr,
+                                     ring_port->pool),
+              0);
+    ASSERT_EQ(rte_eth_tx_queue_setup(port_id, 0, 64, static_cast<unsigned>(socket), nullptr), 0);
+    ASSERT_EQ(rte_eth_dev_start(port_id), 0);
+    struct Teardown {
+        std::uint16_t port;
+        std::vector<rte_ring*> rings;
+        rte_mempool* pool;
+        ~Teardown() {
+            rte_eth_dev_stop(port);
+            rte_eth_dev_close(port);
+            for (rte_ring* ring : rings) rte_ring_free(ring);
+            rte_mempool_free(pool);
+        }
+    } teardown{port_id, {rx, tx, messages}, copies};
+
+    const MacAddress engine_mac = test::mac(1);
+    PortContext context;
+    context.mac = engine_mac;
+    context.ipv4.primary = at("192.0.2.1", 0);
+    context.prepare();
+    const stun::Address sfu = at("192.0.2.1", 3480);
+    const stun::Address alice = at("198.51.100.10", 6000);
+    const stun::Address bob = at("203.0.113.20", 7000);
+    const stun::Address carol = at("198.51.100.30", 8000);
+    const std::string secret = "the coordinator's secret, 32 B.";
+
+    Dataplane d;
+    d.ports = {DataplanePort{port_id, &context}};
+    d.counters = std::make_unique<CoreCounters[]>(1);
+    d.tsc_hz = 1000;
+    d.start_tsc = 0;
+    d.start_unix_s = 1'795'531'000;
+    d.relay_clock = []() noexcept -> std::uint64_t { return 5000; };
+    d.sfu_context = std::make_shared<const SfuContext>(
+        std::vector<std::string>{secret}, SfuLimits{3480, 4, 15, 1000});
+    d.sfu_shards.push_back(
+        std::make_unique<SfuShard>(8, 4, *RateLimit::make(20, 40, 1000), 64, 0, 7));
+    d.sfu_messages = {messages};
+    d.sfu_copy_pool = copies;
+    SfuShard& shard = *d.sfu_shards[0];
+    // Three legs of one session; the membership as the control thread would publish it.
+    SfuMembershipBuilder builder(4);
+    for (const auto& [client, name] : {std::pair{alice, "alice"}, std::pair{bob, "bob"},
+                                       std::pair{carol, "carol"}}) {
+        SfuMessage join;
+        join.key = *FiveTuple::make(client, sfu);
+        join.session = 9;
+        join.participant = SfuParticipant::from(name);
+        join.client_mac = test::mac(static_cast<std::uint8_t>(client.port / 1000));
+        join.slot = shard.table().insert(join.key, 9, join.participant, join.client_mac, 5000);
+        ASSERT_EQ(builder.join(join), SfuMembershipBuilder::JoinResult::joined);
+    }
+    const std::shared_ptr<const SfuMembership> membership = builder.build();
+    // RCU: this thread is the only reader (poll() below), between publications.
+    rcu_assign_pointer(d.sfu_membership, const_cast<SfuMembership*>(membership.get()));
+    Worker worker(d, 0);
+
+    std::vector<std::byte> media(60, std::byte{0x5A});
+    media[0] = std::byte{0x80};
+    const std::vector<std::byte> input =
+        build_udp_frame(test::mac(6), engine_mac, alice, sfu, media, 0x77);
+    auto enqueue = [&](const std::vector<std::byte>& frame) {
+        rte_mbuf* m = rte_pktmbuf_alloc(ring_port->pool);
+        ASSERT_NE(m, nullptr);
+        std::memcpy(rte_pktmbuf_append(m, static_cast<std::uint16_t>(frame.size())),
+                    frame.data(), frame.size());
+        ASSERT_EQ(rte_ring_enqueue(rx, m), 0);
+    };
+    enqueue(input);
+    EXPECT_EQ(worker.poll(), 1u);
+    ASSERT_EQ(rte_ring_count(tx), 2u);
+    std::vector<std::vector<std::byte>> sent;
+    unsigned chained = 0;
+    for (void* object = nullptr; rte_ring_dequeue(tx, &object) == 0;) {
+        auto* m = static_cast<rte_mbuf*>(object);
+        if (m->nb_segs == 2) ++chained;
+        // rte_pktmbuf_read() copies into the buffer only what spans segments; else it
+        // returns where the bytes lie.
+        std::vector<std::byte> buffer(rte_pktmbuf_pkt_len(m));
+        const auto* bytes = static_cast<const std::byte*>(rte_pktmbuf_read(
+            m, 0, static_cast<std::uint32_t>(buffer.size()), buffer.data()));
+        ASSERT_NE(bytes, nullptr);
+        sent.emplace_back(bytes, bytes + buffer.size());
+        rte_pktmbuf_free(m);
+    }
+    EXPECT_EQ(chained, 1u) << "one copy a header chained to the payload's clone";
+    const std::vector<std::vector<std::byte>> expected = {
+        build_udp_frame(engine_mac, test::mac(7), sfu, bob, media, 0x77),
+        build_udp_frame(engine_mac, test::mac(8), sfu, carol, media, 0x77)};
+    EXPECT_EQ(sent, expected);
+    EXPECT_EQ(d.counters[0].tx_packets, 2u);
+    EXPECT_EQ(d.counters[0].fan_out_copies, 1u);
+    EXPECT_TRUE(d.counters[0].conserved());
+    EXPECT_EQ(rte_mempool_avail_count(copies), copy_pool_size) << "a copy's mbuf leaked";
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "the frame leaked";
+
+    // An admission: the ACK back, and the join on the message ring.
+    std::array<char, stun::sfu_username_max> username;
+    std::size_t length = 0;
+    ASSERT_EQ(stun::make_sfu_username({1'795'531'100, 9, "dave"}, username, length),
+              stun::SfuTokenError::ok);
+    std::array<char, stun::sfu_password_size> password;
+    stun::make_sfu_password({reinterpret_cast<const std::byte*>(secret.data()), secret.size()},
+                            {username.data(), length}, password);
+    std::vector<std::byte> request(256);
+    stun::MessageWriter w(request, stun::Method::binding, stun::MessageClass::request,
+                          stun::TransactionId{});
+    w.add_text(stun::attr::username, {username.data(), length});
+    w.add_message_integrity({reinterpret_cast<const std::byte*>(password.data()), password.size()});
+    w.add_fingerprint();
+    request.resize(w.size());
+    enqueue(build_udp_frame(test::mac(9), engine_mac, at("203.0.113.40", 9000), sfu, request));
+    EXPECT_EQ(worker.poll(), 1u);
+    EXPECT_EQ(rte_ring_count(tx), 1u);
+    for (void* object = nullptr; rte_ring_dequeue(tx, &object) == 0;)
+        rte_pktmbuf_free(static_cast<rte_mbuf*>(object));
+    SfuMessage join;
+    ASSERT_EQ(rte_ring_dequeue_elem(messages, &join, sizeof join), 0);
+    EXPECT_EQ(join.kind, SfuMessage::Kind::join);
+    EXPECT_EQ(join.participant.view(), "dave");
+    EXPECT_EQ(shard.queued(), 0u);
 }
 
 }  // namespace

@@ -56,6 +56,15 @@
 //   peer_deny = ["203.0.113.0/24"]
 //   alternate_server = "198.51.100.20:3478"   # while draining: 300 Try Alternate to it
 //
+//   [sfu]                            # the SFU role (docs/sfu.md); absent: off
+//   port = 3480                      # the SFU port on the engine's addresses
+//   token_secrets = ["..."]          # the coordinator's shared secrets, any verifies
+//   max_legs = 65536                 # legs per worker
+//   max_legs_per_session = 8         # 2 for 1:1 calls, more for rooms
+//   leg_timeout_s = 15               # silence after which a leg expires
+//   unauthenticated_requests_per_s = 20   # error answers per source IP
+//   unauthenticated_burst = 40
+//
 //   [control]                        # the management socket (punchctl); absent: the defaults
 //   socket = "/run/punchline/punchlined.sock"   # absolute, at most 107 bytes
 //   group = "punchline"              # optional: mode 0660 and this group's members may use it
@@ -196,6 +205,32 @@ struct RelayConfig {
     std::optional<stun::Address> alternate_server{};
 };
 
+/// The SFU role (design.md §3, role `sfu`; docs/sfu.md): participants admitted with the
+/// coordinator's session tokens (stun/sfu_token.h) on `port`, media forwarded among the legs of
+/// a session. On when `token_secrets` is set: a node without a secret could admit no one.
+/// Cross-checks against the rest of the file (stun and relay ports) apply only then.
+struct SfuConfig {
+    static constexpr std::uint16_t default_port = 3480;
+
+    std::uint16_t port = default_port;
+    /// The secrets the coordinator signs tokens with (its sfu.token_secret): any of them
+    /// verifies a token, so that a new one can be added before the old one is removed. Each at
+    /// least 16 bytes; no two alike. Empty: the role is off.
+    std::vector<std::string> token_secrets{};
+    /// Legs per worker, 1..1048576: the leg table's capacity (508 past it).
+    std::uint32_t max_legs = 65536;
+    /// Legs per session, 2..1024 (403 "SFU session full" past it): 2 for 1:1 calls.
+    std::uint32_t max_legs_per_session = 8;
+    /// Seconds without a datagram after which a leg expires, 1..3600.
+    std::uint32_t leg_timeout_s = 15;
+    /// Unauthenticated error answers (400, 401) per second per source IP (an IPv6 /64), and
+    /// the bucket's depth; each 1..10^6. Past them the request is dropped unanswered.
+    std::uint32_t unauthenticated_requests_per_s = 20;
+    std::uint32_t unauthenticated_burst = 40;
+
+    [[nodiscard]] bool enabled() const noexcept { return !token_secrets.empty(); }
+};
+
 /// The management socket (design.md §4, control/server.h): a Unix stream socket that punchctl
 /// talks to. Created mode 0600 (owner only); with `group`, mode 0660 and that group. Whatever
 /// the file's mode, the engine checks each peer's credentials (SO_PEERCRED): root, the
@@ -243,6 +278,7 @@ struct EngineConfig {
     StunConfig stun;
     NeighbourConfig neighbour;
     RelayConfig relay;
+    SfuConfig sfu;
     ControlConfig control;
     MetricsConfig metrics;
     LogConfig log;

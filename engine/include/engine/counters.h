@@ -30,6 +30,9 @@ struct alignas(64) CoreCounters {
     /// worker's relay port (Verdict::hairpin), handed to it on its hairpin ring. One that the
     /// ring refused moves to drops[handoff_ring_full]; the owner counts it received again.
     std::uint64_t hairpinned = 0;
+    /// Frames sent beyond the one received: the SFU's fan-out copies (Verdict::fan_out), each
+    /// also in tx_packets. rx + fan_out_copies is what the conservation law balances.
+    std::uint64_t fan_out_copies = 0;
     /// Frames the control thread sent through this worker's TX queues (ARP requests and
     /// neighbour solicitations, worker 0 only), and those the TX queue refused (freed). Never
     /// received, so outside the conservation law.
@@ -69,6 +72,7 @@ struct alignas(64) CoreCounters {
         stun_error += other.stun_error;
         to_control += other.to_control;
         hairpinned += other.hairpinned;
+        fan_out_copies += other.fan_out_copies;
         control_sent += other.control_sent;
         control_refused += other.control_refused;
         busy_cycles += other.busy_cycles;
@@ -88,9 +92,10 @@ struct alignas(64) CoreCounters {
         for (const auto n : drops) total += n;
         return total;
     }
-    /// design.md §3: every packet that enters is sent, handed off, or dropped under a reason.
+    /// design.md §3: every packet that enters is sent, handed off, or dropped under a reason
+    /// (a fanned-out one sent as often as it has subscribers: fan_out_copies).
     [[nodiscard]] bool conserved() const noexcept {
-        return rx_packets == tx_packets + handed_off + dropped();
+        return rx_packets + fan_out_copies == tx_packets + handed_off + dropped();
     }
 };
 

@@ -60,11 +60,24 @@ namespace engine {
                       "relay ports: the server's own listeners (peer_policy.h)")                 \
     X(relay_unforwardable, "the relayed datagram cannot be built: TTL 1 or 0, over the MTU, or " \
                            "no room for its headers (RFC 8656 §14)")                           \
+    X(sfu_rate_limited, "an unauthenticated admission request (400, 401) from a source IP whose " \
+                        "token bucket is empty (sfu.unauthenticated_*): dropped, not answered")   \
+    X(sfu_join_backlog, "an admission the worker could not tell the control thread of (its "      \
+                        "outbox full): not admitted, not answered; the client retransmits")       \
+    X(sfu_unanswerable, "an SFU admission answer would be longer than its request (no "           \
+                        "amplification): not sent")                                              \
+    X(sfu_not_a_leg, "a datagram to the SFU port from a 5-tuple that is not a leg (docs/sfu.md)") \
+    X(sfu_no_subscriber, "a leg's datagram with nobody else in its session (yet)")               \
+    X(sfu_filtered, "a leg's datagram every subscriber paused or did not select by SSRC")         \
+    X(sfu_unforwardable, "a leg's datagram no copy could be built for: over the MTU in the "      \
+                         "subscriber's family, or no headroom for its headers")                  \
     /* Worker loop (punchlined.cc), after the handlers: */                                      \
     X(multi_segment, "a chained mbuf: the handlers work on single-segment frames")               \
     X(handoff_ring_full, "the owner core's handoff ring was full")                               \
     X(control_ring_full, "the ring to the control thread (neighbour replies) was full")          \
-    X(tx_full, "the TX queue did not take the packet")
+    X(tx_full, "the TX queue did not take the packet")                                          \
+    X(fan_out_no_buffer, "an SFU fan-out copy without an mbuf for its header or its payload's "   \
+                         "clone (Dataplane::sfu_copy_pool empty or absent)")
 
 enum class DropReason : std::uint8_t { ENGINE_DROP_REASONS(ENGINE_REASON_ENUMERATOR) };
 

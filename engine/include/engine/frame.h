@@ -41,6 +41,10 @@ struct Verdict {
         hairpin,     ///< the relay rewrote it into a datagram to one of the server's relayed
                      ///< addresses on another worker's relay port: hand it to that worker,
                      ///< which delivers it to the allocation there (handle_hairpin())
+        fan_out,     ///< the SFU's: the frame was rewritten in place for one subscriber, and
+                     ///< the headers of the others' copies are in the worker's fan-out scratch
+                     ///< (SfuShard::fan_out(), engine/sfu_role.h): send them all, each copy a
+                     ///< header chained to the one payload
     };
     Action action = Action::drop;
     DropReason reason = DropReason::truncated_frame;
@@ -49,11 +53,13 @@ struct Verdict {
     static constexpr Verdict drop(DropReason why) noexcept { return {Action::drop, why}; }
     static constexpr Verdict to_control() noexcept { return {Action::to_control, {}}; }
     static constexpr Verdict hairpin() noexcept { return {Action::hairpin, {}}; }
+    static constexpr Verdict fan_out() noexcept { return {Action::fan_out, {}}; }
     [[nodiscard]] constexpr bool transmits() const noexcept { return action == Action::transmit; }
     [[nodiscard]] constexpr bool goes_to_control() const noexcept {
         return action == Action::to_control;
     }
     [[nodiscard]] constexpr bool hairpins() const noexcept { return action == Action::hairpin; }
+    [[nodiscard]] constexpr bool fans_out() const noexcept { return action == Action::fan_out; }
 };
 
 namespace ethertype {

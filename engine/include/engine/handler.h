@@ -10,6 +10,7 @@
 #include "engine/port_context.h"
 #include "engine/relay_forward.h"
 #include "engine/relay_role.h"
+#include "engine/sfu_role.h"
 
 namespace engine {
 
@@ -29,13 +30,22 @@ struct RelayState {
 /// Cost: docs/benchmarks.md (bench/engine_pipeline_bench, bench/engine_handler_bench).
 /// With `relay` (and a port whose context has a relay), TURN messages to the STUN ports go to
 /// the relay role (engine/relay_role.h).
+/// With `sfu`, datagrams to its port (SfuLimits::port) go to the SFU role
+/// (engine/sfu_role.h): STUN to admission, anything else to forwarding.
 Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters,
-                     RelayState* relay = nullptr) noexcept;
+                     RelayState* relay = nullptr, SfuState* sfu = nullptr) noexcept;
 
 /// handle_frame() for a frame the express lane declined, rx already counted: the general
 /// dispatch, and the count of its verdict.
 Verdict handle_frame_generally(Frame& frame, const PortContext& port, CoreCounters& counters,
-                               RelayState* relay) noexcept;
+                               RelayState* relay, SfuState* sfu = nullptr) noexcept;
+
+/// Rewrites Ethernet, IP and UDP headers around an answer of `payload_length` bytes already
+/// written after the UDP header of a received datagram: back to `client` (its MAC the
+/// request's source), from `origin`. The STUN role's answers and the SFU role's use it.
+void finish_udp_reply(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
+                      const stun::Address& client, const stun::Address& origin,
+                      std::size_t payload_length, const PortContext& port) noexcept;
 
 /// The STUN role's answer to a UDP datagram addressed to one of its ports. `udp_offset` is the
 /// UDP header's offset in the frame, which has been validated up to the UDP header (an IPv4
@@ -112,7 +122,7 @@ Verdict handle_hairpin(Frame& frame, const PortContext& port, CoreCounters& coun
 [[nodiscard]] std::size_t max_response_growth(const PortContext& port) noexcept;
 
 inline Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters,
-                            RelayState* relay) noexcept {
+                            RelayState* relay, SfuState* sfu) noexcept {
     ++counters.rx_packets;
     counters.rx_bytes += frame.length;
     // The STUN express lane takes only a plain Binding request's UDP length, where an IPv4
@@ -131,7 +141,7 @@ inline Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters&
         counters.tx_bytes += frame.length;
         return Verdict::transmit();
     }
-    return handle_frame_generally(frame, port, counters, relay);
+    return handle_frame_generally(frame, port, counters, relay, sfu);
 }
 
 }  // namespace engine

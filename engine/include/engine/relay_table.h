@@ -150,6 +150,8 @@ private:
 
     friend class Allocation;
     friend class RelayTable;
+    friend class SfuLeg;  // engine/sfu_table.h: a leg keeps its key as a relay allocation does
+    friend class SfuTable;
     // 0-1: client IP, 2-3: server IP (network order, as stun::Address::ip, IPv4 in the first
     // 4 bytes); 4: client port | server port << 16 | family << 32.
     std::array<std::uint64_t, 5> words_{};

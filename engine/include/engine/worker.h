@@ -12,9 +12,11 @@
 #include "engine/handler.h"
 #include "engine/port_context.h"
 #include "engine/relay_role.h"
+#include "engine/sfu_role.h"
 #include "engine/steer.h"
 
 struct rte_mbuf;
+struct rte_mempool;
 struct rte_ring;
 
 namespace engine {
@@ -86,9 +88,36 @@ struct Dataplane {
     std::uint64_t tsc_hz = 1;
     std::uint64_t start_tsc = 0;
     std::uint64_t start_unix_s = 0;
-    /// The relay's clock in place of the TSC, for tests that inject the time (the golden
-    /// ring test); null in punchlined.
+    /// The relay's and the SFU's clock in place of the TSC, for tests that inject the time
+    /// (the golden ring test); null in punchlined.
     std::uint64_t (*relay_clock)() noexcept = nullptr;
+    /// The SFU role (engine/sfu_role.h): sfu_shards[w] is worker w's (written only by it);
+    /// empty, or no context, where the role is off. The context's ticks are the TSC's
+    /// (SfuLimits::ticks_per_second = tsc_hz), as the relay's.
+    std::vector<std::unique_ptr<SfuShard>> sfu_shards;
+    std::shared_ptr<const SfuContext> sfu_context;
+    /// The published SFU membership. Read by the workers with rcu_dereference once per loop
+    /// iteration (SfuState::membership); published by the control thread with
+    /// rcu_assign_pointer (a release store: the snapshot is whole before a worker sees it) and
+    /// the old one freed after synchronize_rcu(), or once the workers have stopped. Null: none
+    /// published yet (no leg has anyone to send to).
+    SfuMembership* sfu_membership = nullptr;
+    /// sfu_messages[w]: single producer worker w, single consumer the control thread: the
+    /// join and leave messages of w's legs (SfuMessage, by value: rte_ring_create_elem with
+    /// its size). Missing (empty or null): they stay in the shard's outbox, which then fills
+    /// and refuses admissions (sfu_join_backlog).
+    std::vector<rte_ring*> sfu_messages;
+    /// sfu_command_rings[w]: single producer the control thread, single consumer worker w:
+    /// SfuKill orders (by value), the control thread's verdict on a join that lost a race
+    /// (SfuMembershipBuilder::join()) or the operator's. Empty, or a null ring: none.
+    std::vector<rte_ring*> sfu_command_rings;
+    /// The mbufs of fan-out copies (Verdict::fan_out): per copy one for its headers and one
+    /// indirect clone of the payload (rte_pktmbuf_clone), chained; a small data room (the
+    /// headers are 62 bytes at most). Shared by the workers (a mempool is multi-producer and
+    /// multi-consumer, with per-lcore caches). Null: a fan-out sends the frame's own copy only,
+    /// the others dropped as fan_out_no_buffer. Ports must take chained mbufs
+    /// (RTE_ETH_TX_OFFLOAD_MULTI_SEGS).
+    rte_mempool* sfu_copy_pool = nullptr;
     /// Set by the control thread to stop the workers; read relaxed each loop (they only need
     /// to see it eventually; their exit is joined by rte_eal_mp_wait_lcore).
     std::atomic<bool> stop{false};
@@ -113,7 +142,15 @@ private:
     };
     /// `hairpin`: `m` came on a hairpin ring (handle_hairpin()), not from a port.
     void handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, RelayState* relay,
-                bool hairpin = false) noexcept;
+                SfuState* sfu, bool hairpin = false) noexcept;
+    /// The copies of a fanned-out frame other than `m` itself (SfuShard::fan_out()): a header
+    /// mbuf from Dataplane::sfu_copy_pool chained to an indirect clone of `m`'s payload each,
+    /// buffered for TX. `m` is final (its data offset and length set); not yet buffered.
+    void fan_out(rte_mbuf* m, const SfuFanOut& fan, TxBuffer& tx) noexcept;
+    /// The shard's join and leave messages onto Dataplane::sfu_messages, as many as it takes.
+    void post_sfu_messages(SfuShard& shard) noexcept;
+    /// A few SfuKill orders from Dataplane::sfu_command_rings, carried out (kill_leg()).
+    void run_sfu_commands(SfuShard& shard) noexcept;
     void hand_to_hairpin(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void hand_to_control(rte_mbuf* m, const TxBuffer& tx) noexcept;
     void send_for_control() noexcept;
