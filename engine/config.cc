@@ -1111,8 +1111,8 @@ EngineConfig parse_unnamed(std::string_view toml_text, std::string_view source_n
     }
     EngineConfig config;
     reject_unknown_keys(root, "",
-                        {"eal", "engine", "stun", "neighbour", "relay", "sfu", "control", "metrics",
-                         "log", "port"});
+                        {"eal", "engine", "stun", "neighbour", "relay", "sfu", "node", "control",
+                         "metrics", "log", "port"});
     read_eal(root, config);
     read_engine(root, config);
     read_stun(root, config);

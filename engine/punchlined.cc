@@ -43,13 +43,18 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "control/engine_commands.h"
 #include "control/log.h"
 #include "control/metrics_server.h"
+#include "control/node_agent.h"
+#include "control/node_config.h"
+#include "control/node_frames.h"
 #include "control/registry.h"
 #include "control/relay_commands.h"
 #include "control/server.h"
@@ -108,6 +113,14 @@ struct Engine {
     std::shared_ptr<const engine::SfuMembership> sfu_published;
     rte_mempool* sfu_copy_pool = nullptr;
     std::uint64_t sfu_kills_unsent = 0;  // a race's loser the command ring could not take
+    // The engine as an SFU node of punchcoord ([node], docs/sfu.md "Wiring into punchlined"):
+    // the agent, its datagrams' way out (frames on from_control), the SFU address it speaks
+    // from, and the clock it runs on. Absent without [node].
+    std::unique_ptr<control::NodeAgent> node;
+    std::unique_ptr<control::FrameSender> node_sender;
+    stun::Address sfu_address;
+    punch::SteadyClock node_clock;
+    std::uint64_t node_frames_unsent = 0;  // no mbuf, or the ring to worker 0 was full
 };
 
 std::uint64_t monotonic_ms() {
@@ -570,6 +583,67 @@ void apply_sfu_messages(Engine& e) {
     e.sfu_published = std::move(next);
 }
 
+// The engine as an SFU node ([node]; docs/sfu.md, "Wiring into punchlined"): the agent speaks
+// from the first port's first address of the coordinator's family and sfu.port; its datagrams
+// go out as frames through worker 0 (from_control, as the neighbour probes do), and the STUN
+// responses that reach the SFU port come back through control_tick(). Its load is the legs in
+// use per mille of sfu.max_legs over all workers, listed as punchctl lists them.
+void setup_node(Engine& e, control::NodeAgentConfig config) {
+    const engine::PortConfig& port = e.config.ports.front();
+    const bool v6 = config.coordinator_address.family == stun::AddressFamily::ipv6;
+    const std::vector<stun::Address>& addresses = v6 ? port.ipv6 : port.ipv4;
+    if (addresses.empty())
+        fail(std::string("node.coordinator: an IPv") + (v6 ? "6" : "4") +
+             " address, but port " + port.device + " has no " + (v6 ? "ipv6" : "ipv4") +
+             " address to be an SFU node from; give the coordinator's address in the port's "
+             "family");
+    e.sfu_address = addresses.front();
+    e.sfu_address.port = e.config.sfu.port;
+    config.local = e.sfu_address;
+    const std::string& secret = e.config.sfu.token_secrets.front();
+    config.token_secret.assign(reinterpret_cast<const std::byte*>(secret.data()),
+                               reinterpret_cast<const std::byte*>(secret.data()) + secret.size());
+    engine::MacAddress port_mac{};
+    rte_ether_addr mac{};
+    if (rte_eth_macaddr_get(e.dataplane.ports.front().id, &mac) != 0)
+        fail("node: cannot read the MAC address of port " + port.device);
+    std::memcpy(port_mac.data(), mac.addr_bytes, 6);
+    e.node_sender = std::make_unique<control::FrameSender>(
+        e.sfu_address, port_mac,
+        // The control thread publishes the port's context (the RCU writer): it reads it as is.
+        [&e](const stun::Address& to) {
+            return e.dataplane.ports.front().context->neighbours.next_hop_mac(to);
+        },
+        [&e](std::span<const std::byte> frame) {
+            rte_mbuf* m = rte_pktmbuf_alloc(e.pool);
+            if (m == nullptr || frame.size() > rte_pktmbuf_tailroom(m)) {
+                ++e.node_frames_unsent;
+                if (m != nullptr) rte_pktmbuf_free(m);
+                return false;
+            }
+            std::memcpy(rte_pktmbuf_append(m, static_cast<std::uint16_t>(frame.size())),
+                        frame.data(), frame.size());
+            m->port = e.dataplane.ports.front().id;  // before the enqueue: worker 0 reads it
+            if (rte_ring_sp_enqueue(e.dataplane.from_control, m) != 0) {
+                ++e.node_frames_unsent;
+                rte_pktmbuf_free(m);
+                return false;
+            }
+            return true;
+        });
+    const std::uint32_t max_legs = e.config.sfu.max_legs;
+    auto load = [&e, max_legs] {
+        std::uint64_t legs = 0;
+        for (const auto& shard : e.dataplane.sfu_shards)
+            legs += shard->table().list([](const engine::SfuLegSnapshot&) {}).listed;
+        const std::uint64_t capacity = std::uint64_t{max_legs} * e.dataplane.sfu_shards.size();
+        return static_cast<std::uint32_t>(capacity == 0 ? 0 : legs * 1000 / capacity);
+    };
+    auto unix_now = [] { return static_cast<std::uint64_t>(std::time(nullptr)); };
+    e.node = std::make_unique<control::NodeAgent>(std::move(config), e.node_clock,
+                                                  *e.node_sender, load, unix_now);
+}
+
 // One tick of the control loop: replies in, timers, probes out, events logged, publications.
 void control_tick(Engine& e) {
     const std::uint64_t now = monotonic_ms();
@@ -587,13 +661,21 @@ void control_tick(Engine& e) {
                 std::size_t p = 0;
                 while (p < e.dataplane.ports.size() && e.dataplane.ports[p].id != m->port) ++p;
                 engine::NeighbourReply reply;
+                const std::span<const std::byte> frame{rte_pktmbuf_mtod(m, const std::byte*),
+                                                       rte_pktmbuf_data_len(m)};
                 if (p < e.dataplane.ports.size() &&
-                    engine::parse_neighbour_frame(
-                        {rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)},
-                        reply) == engine::NeighbourFrame::reply)
+                    engine::parse_neighbour_frame(frame, reply) == engine::NeighbourFrame::reply) {
                     e.neighbours[p]->on_reply(reply, now);
-                else
+                } else if (e.node) {
+                    // The sfu handler hands over the STUN responses that reach the SFU port:
+                    // answers to the agent's discovery and test packets.
+                    const auto datagram = control::parse_udp_frame(frame);
+                    if (!datagram || !(datagram->to == e.sfu_address) ||
+                        !e.node->on_datagram(datagram->from, datagram->payload))
+                        ++e.neighbour_frames_invalid;
+                } else {
                     ++e.neighbour_frames_invalid;
+                }
                 rte_pktmbuf_free(m);
             }
         }
@@ -646,8 +728,18 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     Engine e;
+    std::optional<control::NodeAgentConfig> node_config;
     try {
         e.config = engine::load_config(config_path);
+        // [node] in the same file, read by its own reader (control/node_config.h).
+        std::ifstream file(config_path);
+        std::stringstream text;
+        text << file.rdbuf();
+        node_config = control::parse_node_config(text.str(), config_path);
+        if (node_config && !e.config.sfu.enabled())
+            throw engine::ConfigError("node", 0,
+                                      "[node] registers the engine as an SFU node, but the sfu "
+                                      "role is off: set sfu.token_secrets (or remove [node])");
     } catch (const engine::ConfigError& error) {
         control::log_error(error.what());
         return 1;
@@ -742,6 +834,7 @@ int main(int argc, char** argv) {
                                                RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (e.dataplane.from_control == nullptr)
         fail(std::string("cannot create ring from_control: ") + rte_strerror(rte_errno));
+    if (node_config) setup_node(e, std::move(*node_config));
 
     // The management socket (control/server.h), before the workers start: a socket path
     // another engine holds stops this one before it forwards anything. The commands read the
@@ -810,6 +903,22 @@ int main(int argc, char** argv) {
          [&config_path] { return engine::load_config(config_path); }, config_path});
     relay_commands.register_in(registry);
     view.relay_drain = [&relay_commands] { return relay_commands.drain_progress(); };
+    // The engine as an SFU node: the agent's state and counters (NodeAgent::status()).
+    registry.add({"/node",
+                  "the engine as an SFU node of punchcoord ([node]): state, node id, public "
+                  "address, NAT type, discovery, test packets, counters",
+                  {},
+                  [&e](const control::Arguments&) -> nlohmann::json {
+                      if (!e.node)
+                          throw control::CommandError(
+                              control::ErrorCode::not_available,
+                              "this engine is no SFU node: it has no [node] table",
+                              "add [node] with coordinator = \"host:port\" (and the sfu role) "
+                              "to its configuration; docs/operations.md");
+                      nlohmann::json status = e.node->status();
+                      status["frames_unsent"] = e.node_frames_unsent;
+                      return status;
+                  }});
     std::unique_ptr<control::Server> server;
     try {
         server = std::make_unique<control::Server>(
@@ -879,15 +988,30 @@ int main(int argc, char** argv) {
     std::uint64_t next_tick = monotonic_ms() + control_tick_ms;
     for (bool running = true; running;) {
         const std::uint64_t now = monotonic_ms();
-        // poll() skips a negative descriptor: no metrics endpoint, nothing to watch.
-        pollfd ready[3] = {{signal_fd, POLLIN, 0},
+        // poll() skips a negative descriptor: no metrics endpoint, no coordinator connection,
+        // nothing to watch.
+        pollfd ready[4] = {{signal_fd, POLLIN, 0},
                            {server->fd(), POLLIN, 0},
-                           {metrics ? metrics->fd() : -1, POLLIN, 0}};
-        const int timeout = next_tick > now ? static_cast<int>(next_tick - now) : 0;
-        if (poll(ready, 3, timeout) < 0 && errno != EINTR)
+                           {metrics ? metrics->fd() : -1, POLLIN, 0},
+                           {e.node ? e.node->fd() : -1, e.node ? e.node->events() : short{0}, 0}};
+        std::uint64_t wake = next_tick;
+        if (e.node) {
+            // The agent's timers (its test packets' pacing, retransmissions) on their own
+            // deadlines, not the tick's 50 ms.
+            if (const auto deadline = e.node->next_deadline()) {
+                const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    *deadline - e.node_clock.now());
+                wake = std::min<std::uint64_t>(
+                    wake, now + static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                    0, remaining.count())));
+            }
+        }
+        const int timeout = wake > now ? static_cast<int>(wake - now) : 0;
+        if (poll(ready, 4, timeout) < 0 && errno != EINTR)
             fail(std::string("poll(): ") + std::strerror(errno));
         if (ready[1].revents != 0) server->serve();
         if (ready[2].revents != 0) metrics->serve();
+        if (e.node) e.node->poll();
         signalfd_siginfo received{};
         while (read(signal_fd, &received, sizeof received) ==
                static_cast<ssize_t>(sizeof received)) {
@@ -923,6 +1047,7 @@ int main(int argc, char** argv) {
     rte_eal_mp_wait_lcore();
     print_counters(e, true);
     print_neighbours(e);
+    if (e.node) std::printf("node: %s\n", e.node->status().dump().c_str());
 
     for (engine::DataplanePort& port : e.dataplane.ports) {
         if (!port.steer_in_software) engine::remove_steering_rules(port.id);

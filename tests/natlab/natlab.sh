@@ -69,7 +69,8 @@
 #                              and forward hooks): what its filtering held back
 #   natlab_coord_start PUNCHCOORD
 #                              punchcoord on the coordinator's host, $NATLAB_COORD:
-#                              the lab's STUN server and relay with its REST secret; returns
+#                              the lab's STUN server and relay with its REST secret, SFU
+#                              tokens with $NATLAB_SFU_SECRET; returns
 #                              when it accepts connections (its output: $LAB_WORKDIR/punchcoord.txt)
 #   natlab_coord_stop          SIGTERM to it; fails unless it exits 0
 #   natlab_call_start ROOM CLIENT PUNCH ARGS...
@@ -520,7 +521,10 @@ natlab_coord_pid=""
 natlab_coord_start() {
   local punchcoord=${1:?natlab_coord_start: the punchcoord executable} _
   printf '%s' "$NATLAB_REST_SECRET" >"$LAB_WORKDIR/rest-secret"
-  ip netns exec "$(lab_ns coord)" "$punchcoord" --listen "$NATLAB_COORD" \
+  # SFU tokens signed with the secret the lab's SFU nodes share (natlab_sfu_node_add).
+  printf '[sfu]\ntoken_secret = "%s"\n' "$NATLAB_SFU_SECRET" >"$LAB_WORKDIR/punchcoord.toml"
+  ip netns exec "$(lab_ns coord)" "$punchcoord" --config "$LAB_WORKDIR/punchcoord.toml" \
+    --listen "$NATLAB_COORD" \
     --stun "$NATLAB_STUN_IP:$NATLAB_STUN_PORT" --relay "$NATLAB_RELAY_IP:$NATLAB_RELAY_PORT" \
     --rest-secret-file "$LAB_WORKDIR/rest-secret" >"$LAB_WORKDIR/punchcoord.txt" 2>&1 &
   natlab_coord_pid=$!
