@@ -213,7 +213,8 @@ public:
                        "them), got " +
                            describe(json(key)));
             const json& ms = it.value();
-            // RFC 6298-style round trips: a minute is far beyond any path a call would take.
+            // A minute bounds any round trip a call could live with; more is a unit mistake
+            // (seconds or microseconds sent as milliseconds).
             if (!ms.is_number() || !(ms.get<double>() >= 0.0 && ms.get<double>() <= 60000.0))
                 refuse(CoordError::bad_request, "rtt_ms[\"" + key +
                                                     "\"] must be a number of milliseconds "
@@ -778,26 +779,35 @@ std::string session_hex(std::uint64_t session) {
 
 }  // namespace
 
+std::vector<punch::SfuClient> Coordinator::sfu_clients(
+    const Room& room, ConnectionId asking,
+    const std::map<std::uint64_t, std::uint32_t>& rtt_us) const {
+    // Every member, in join order: the first two are the selection's clients A and B.
+    std::vector<punch::SfuClient> clients;
+    for (const Member& m : room.members)
+        clients.push_back(
+            {punch::nat_type_from_string(m.nat_type).value_or(punch::NatType::unknown), m.region,
+             m.connection == asking ? rtt_us : std::map<std::uint64_t, std::uint32_t>{}});
+    return clients;
+}
+
+punch::SfuSelectConfig Coordinator::sfu_select_config() const {
+    return {config_.sfu.full_load, nodes_.ttl_ms(), config_.sfu.race};
+}
+
 void Coordinator::begin_sfu_session(Room& room, std::uint64_t id, const Member& asking,
                                     const std::map<std::uint64_t, std::uint32_t>& rtt_us,
                                     CoordTime now) {
     SfuSession session;
     session.id = id;
-    // Every member, in join order: the first two are the selection's clients A and B. Only the
-    // asking member's round trips are known now (each member sends its own with its request);
-    // the order is fixed here all the same, so that every member tries the same nodes in the
-    // same order (docs/sfu.md).
-    std::vector<punch::SfuClient> clients;
-    for (const Member& m : room.members)
-        clients.push_back(
-            {punch::nat_type_from_string(m.nat_type).value_or(punch::NatType::unknown), m.region,
-             m.connection == asking.connection ? rtt_us
-                                               : std::map<std::uint64_t, std::uint32_t>{}});
+    // Only the asking member's round trips are known now (each member sends its own with its
+    // request); the order is fixed here all the same, so that every member tries the same
+    // nodes in the same order (docs/sfu.md).
     std::vector<punch::SfuNode> nodes;
     for (const NodeEntry* entry : nodes_.list(NodeRole::sfu)) nodes.push_back(sfu_node(*entry));
-    const punch::SfuSelection selection = punch::select_sfu_nodes(
-        clients, nodes, now.monotonic_ms,
-        {static_cast<std::uint32_t>(config_.sfu.full_load), nodes_.ttl_ms(), config_.sfu.race});
+    const punch::SfuSelection selection =
+        punch::select_sfu_nodes(sfu_clients(room, asking.connection, rtt_us), nodes,
+                                now.monotonic_ms, sfu_select_config());
     for (const punch::SfuCandidate& c : selection.candidates) {
         if (session.order.size() == config_.sfu.max_candidates) break;
         session.order.push_back(c.id);
@@ -879,14 +889,9 @@ void Coordinator::op_sfu(Request& request, CoordTime now, Effects& out) {
     for (const std::uint64_t id : session.order)
         if (const auto it = listed.find(id); it != listed.end())
             still_listed.push_back(sfu_node(*it->second));
-    std::vector<punch::SfuClient> members;
-    for (const Member& m : room.members)
-        members.push_back(
-            {punch::nat_type_from_string(m.nat_type).value_or(punch::NatType::unknown), m.region,
-             {}});
     const punch::SfuSelection recheck = punch::select_sfu_nodes(
-        members, still_listed, now.monotonic_ms,
-        {static_cast<std::uint32_t>(config_.sfu.full_load), nodes_.ttl_ms(), config_.sfu.race});
+        sfu_clients(room, request.connection, {}), still_listed, now.monotonic_ms,
+        sfu_select_config());
     for (const punch::SfuDropped& d : session.dropped)
         dropped.push_back({{"node_id", d.id}, {"reason", std::string(punch::to_string(d.reason))}});
 

@@ -252,6 +252,11 @@ private:
     nlohmann::json turn_credentials(const std::string& room, const std::string& name,
                                     CoordTime now) const;
     [[nodiscard]] std::uint64_t random_u64();
+    /// The room's members as select_sfu_nodes() takes them, `asking` with its round trips.
+    [[nodiscard]] std::vector<punch::SfuClient> sfu_clients(
+        const Room& room, ConnectionId asking,
+        const std::map<std::uint64_t, std::uint32_t>& rtt_us) const;
+    [[nodiscard]] punch::SfuSelectConfig sfu_select_config() const;
     void begin_sfu_session(Room& room, std::uint64_t id, const Member& asking,
                            const std::map<std::uint64_t, std::uint32_t>& rtt_us, CoordTime now);
     void push(ConnectionId to, const nlohmann::json& event, Effects& out);
