@@ -152,7 +152,7 @@ void read_limits(const toml::table& root, CoordLimits& limits) {
                          "max_members_per_room", "max_rooms_per_connection", "max_line_bytes",
                          "max_candidates_per_member", "max_signal_bytes", "max_reports",
                          "max_reports_per_connection", "max_nodes", "max_json_depth",
-                         "max_output_bytes"});
+                         "max_output_bytes", "max_sfu_requests_per_connection"});
     auto read = [&](std::string_view name, std::size_t& value, std::int64_t min,
                     std::int64_t max) {
         if (const toml::node* node = table->get(name))
@@ -171,6 +171,56 @@ void read_limits(const toml::table& root, CoordLimits& limits) {
     read("max_nodes", limits.max_nodes, 1, 1000000);
     read("max_json_depth", limits.max_json_depth, 4, 256);
     read("max_output_bytes", limits.max_output_bytes, 64 * 1024, 1024 * 1024 * 1024);
+    read("max_sfu_requests_per_connection", limits.max_sfu_requests_per_connection, 1, 10000000);
+}
+
+// [sfu]: the SFU rung's tokens and selection (docs/sfu.md, "Configuration").
+void read_sfu(const toml::table& root, CoordSfuConfig& sfu) {
+    const toml::table* table = optional_table(root, "sfu");
+    if (table == nullptr) return;
+    reject_unknown_keys(*table, "sfu.",
+                        {"token_secret", "token_secret_file", "token_ttl_s", "race", "full_load",
+                         "max_candidates"});
+    const toml::node* inline_secret = table->get("token_secret");
+    const toml::node* file = table->get("token_secret_file");
+    if (inline_secret != nullptr && file != nullptr)
+        fail("sfu.token_secret_file", line_of(*file),
+             "expected token_secret or token_secret_file, not both");
+    // As the nodes' sfu.token_secrets and the relays' rest secrets: 16 bytes at least, so
+    // that the HMAC key is not guessable. The value stays out of messages: they end up in
+    // logs.
+    auto check_length = [](const std::string& secret, const std::string& key, unsigned line) {
+        if (secret.size() < 16)
+            fail(key, line,
+                 "expected a secret of at least 16 bytes (the nodes' sfu.token_secrets entry), "
+                 "got " + std::to_string(secret.size()) + " bytes");
+    };
+    if (inline_secret != nullptr) {
+        if (inline_secret->as_string() == nullptr)
+            fail("sfu.token_secret", line_of(*inline_secret),
+                 "expected a string of at least 16 bytes (the nodes' sfu.token_secrets entry)" +
+                     got(*inline_secret));
+        check_length(inline_secret->as_string()->get(), "sfu.token_secret",
+                     line_of(*inline_secret));
+        sfu.token_secret = inline_secret->as_string()->get();
+    }
+    if (file != nullptr) {
+        const std::string secret = read_secret_file(
+            read_string(*file, "sfu.token_secret_file", "expected a file's path"),
+            "sfu.token_secret_file");
+        check_length(secret, "sfu.token_secret_file", line_of(*file));
+        sfu.token_secret = secret;
+    }
+    if (const toml::node* ttl = table->get("token_ttl_s"))
+        sfu.token_ttl_s = read_integer(*ttl, "sfu.token_ttl_s", 60, 7 * 86400, " (seconds)");
+    if (const toml::node* race = table->get("race"))
+        sfu.race = read_integer(*race, "sfu.race", 1, 64, " (candidates raced at once)");
+    if (const toml::node* full = table->get("full_load"))
+        sfu.full_load = static_cast<std::uint32_t>(
+            read_integer(*full, "sfu.full_load", 1, 1000000, " (per-mille: 1000 is full)"));
+    if (const toml::node* max = table->get("max_candidates"))
+        sfu.max_candidates =
+            read_integer(*max, "sfu.max_candidates", 1, 64, " (nodes per session)");
 }
 
 void read_log(const toml::table& root, engine::LogConfig& log) {
@@ -214,8 +264,8 @@ void parse_unnamed(std::string_view toml_text, std::string_view source_name,
         fail("", error.source().begin.line, std::string(error.description()));
     }
     reject_unknown_keys(root, "",
-                        {"listen", "stun", "relay", "idle_timeout_ms", "turn", "nodes", "limits",
-                         "log"});
+                        {"listen", "stun", "relay", "idle_timeout_ms", "turn", "nodes", "sfu",
+                         "limits", "log"});
     CoordinatorConfig& coordinator = config.coordinator;
     if (const toml::node* listen = root.get("listen")) {
         const std::string expected =
@@ -263,6 +313,7 @@ void parse_unnamed(std::string_view toml_text, std::string_view source_name,
             coordinator.node_secret =
                 read_string(*secret, "nodes.secret", "expected a string (empty: none)");
     }
+    read_sfu(root, coordinator.sfu);
     read_limits(root, coordinator.limits);
     read_log(root, config.log);
 }
@@ -328,6 +379,11 @@ void validate_coord_config(const CoordConfig& config) {
              "expected at most limits.max_connections (" +
                  std::to_string(limits.max_connections) + "), got " +
                  std::to_string(limits.max_connections_per_address));
+    const CoordSfuConfig& sfu = config.coordinator.sfu;
+    if (sfu.race > sfu.max_candidates)
+        fail("sfu.race", 0,
+             "expected at most sfu.max_candidates (" + std::to_string(sfu.max_candidates) +
+                 "): a session hands out no more nodes to race, got " + std::to_string(sfu.race));
     if (!config.coordinator.rest_secret.empty() && config.coordinator.relay_servers.empty())
         fail("relay", 0,
              "expected at least one relay server: a TURN REST secret is configured, but join "

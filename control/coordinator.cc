@@ -8,10 +8,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <utility>
 
+#include "punch/nat_matrix.h"
 #include "stun/address.h"
 #include "stun/rest.h"
+#include "stun/sfu_token.h"
 
 namespace control {
 namespace {
@@ -178,6 +182,47 @@ public:
                                                 std::to_string(min) + ".." + std::to_string(max) +
                                                 std::string(unit) + ", got " + describe(*value));
         return value->get<std::uint64_t>();
+    }
+
+    // "rtt_ms": {"<node id>": milliseconds, ...}, the member's measured round trips to SFU
+    // nodes (sfu_select.h's "nearest first"), as microseconds by node id. Node ids not in the
+    // directory are allowed (a node may have gone since it was measured) and match nothing.
+    std::map<std::uint64_t, std::uint32_t> rtt_ms(std::size_t limit) const {
+        std::map<std::uint64_t, std::uint32_t> out;
+        const json* value = field("rtt_ms");
+        if (value == nullptr) return out;
+        if (!value->is_object())
+            refuse(CoordError::bad_request,
+                   R"("rtt_ms" must be an object of node ids to milliseconds like {"3": 12.5}, )"
+                   "got " +
+                       describe(*value));
+        if (value->size() > limit)
+            refuse_limit("max_nodes", limit,
+                         "\"rtt_ms\" holds " + std::to_string(value->size()) +
+                             " round trips, more than the directory can list; send one per "
+                             "node you measured");
+        for (auto it = value->begin(); it != value->end(); ++it) {
+            const std::string& key = it.key();
+            std::uint64_t node_id = 0;
+            const auto [end, error] =
+                std::from_chars(key.data(), key.data() + key.size(), node_id);
+            if (key.empty() || error != std::errc{} || end != key.data() + key.size() ||
+                node_id == 0)
+                refuse(CoordError::bad_request,
+                       R"("rtt_ms" keys must be node ids in decimal ("3", as "nodes" lists )"
+                       "them), got " +
+                           describe(json(key)));
+            const json& ms = it.value();
+            // A minute bounds any round trip a call could live with; more is a unit mistake
+            // (seconds or microseconds sent as milliseconds).
+            if (!ms.is_number() || !(ms.get<double>() >= 0.0 && ms.get<double>() <= 60000.0))
+                refuse(CoordError::bad_request, "rtt_ms[\"" + key +
+                                                    "\"] must be a number of milliseconds "
+                                                    "0..60000 (e.g. 12.5), got " +
+                                                    describe(ms));
+            out[node_id] = static_cast<std::uint32_t>(std::llround(ms.get<double>() * 1000.0));
+        }
+        return out;
     }
 
     std::vector<Candidate> candidates(bool required, std::size_t limit) const {
@@ -383,7 +428,7 @@ void Coordinator::handle_line(ConnectionId connection, std::string_view line, Co
         if (op == nullptr || !op->is_string())
             refuse(CoordError::bad_request,
                    std::string("\"op\" ") + (op == nullptr ? "is missing" : "must be a string") +
-                       "; expected one of hello, join, leave, candidates, signal, report, "
+                       "; expected one of hello, join, leave, candidates, signal, sfu, report, "
                        "outcomes, register, heartbeat, nodes, ping");
         request.op = op->get<std::string>();
         dispatch(request, now, out);
@@ -432,6 +477,8 @@ void Coordinator::dispatch(Request& request, CoordTime now, Effects& out) {
         op_candidates(request, out);
     } else if (op == "signal") {
         op_signal(request, out);
+    } else if (op == "sfu") {
+        op_sfu(request, now, out);
     } else if (op == "report") {
         op_report(request, now);
     } else if (op == "outcomes") {
@@ -445,8 +492,8 @@ void Coordinator::dispatch(Request& request, CoordTime now, Effects& out) {
     } else {
         refuse(CoordError::unknown_op,
                "no operation is called " + describe(json(op)) +
-                   "; expected one of hello, join, leave, candidates, signal, report, outcomes, "
-                   "register, heartbeat, nodes, ping");
+                   "; expected one of hello, join, leave, candidates, signal, sfu, report, "
+                   "outcomes, register, heartbeat, nodes, ping");
     }
 }
 
@@ -458,6 +505,7 @@ void Coordinator::op_hello(Request& request, CoordTime now) {
     request.reply["stun"] = config_.stun_servers;
     request.reply["relay"] = config_.relay_servers;
     request.reply["turn_credentials"] = !config_.rest_secret.empty();
+    request.reply["sfu_tokens"] = !config_.sfu.token_secret.empty();
     request.reply["idle_timeout_ms"] = config_.idle_timeout_ms;
     request.reply["limits"] = {
         {"max_line_bytes", limits.max_line_bytes},
@@ -593,6 +641,11 @@ void Coordinator::leave_room(ConnectionId connection, const std::string& room_na
     if (it == members.end()) return;
     const std::string name = it->name;
     members.erase(it);
+    if (room->second.sfu) {
+        // A later member of the same name is another participant: its nodes are told again.
+        auto& punched = room->second.sfu->punched;
+        std::erase_if(punched, [&](const auto& entry) { return entry.first == name; });
+    }
     for (const Member& other : members)
         push(other.connection, {{"event", "peer_left"}, {"room", room_name}, {"name", name}}, out);
     if (members.empty()) rooms_.erase(room);
@@ -693,6 +746,221 @@ void Coordinator::op_signal(Request& request, Effects& out) {
     }
     request.reply["room"] = room_name;
     request.reply["delivered"] = delivered;
+}
+
+std::uint64_t Coordinator::random_u64() {
+    std::array<std::byte, 8> bytes{};
+    if (!random_(bytes))
+        refuse(CoordError::internal_error,
+               "the random generator failed; no SFU session can be begun");
+    std::uint64_t value = 0;
+    for (const std::byte b : bytes) value = (value << 8) | std::to_integer<std::uint64_t>(b);
+    return value;
+}
+
+namespace {
+
+punch::SfuNode sfu_node(const NodeEntry& entry) {
+    // An unrecognised NAT name counts as unknown, the conservative reading (nat_matrix.h).
+    return {entry.node_id,
+            entry.info.address,
+            punch::nat_type_from_string(entry.info.nat_type).value_or(punch::NatType::unknown),
+            entry.info.region,
+            entry.info.load,
+            entry.last_heard_ms};
+}
+
+// The token's session: 16 lowercase hex digits (stun/sfu_token.h).
+std::string session_hex(std::uint64_t session) {
+    std::array<char, 17> text{};
+    std::snprintf(text.data(), text.size(), "%016llx", static_cast<unsigned long long>(session));
+    return std::string(text.data(), 16);
+}
+
+}  // namespace
+
+std::vector<punch::SfuClient> Coordinator::sfu_clients(
+    const Room& room, ConnectionId asking,
+    const std::map<std::uint64_t, std::uint32_t>& rtt_us) const {
+    // Every member, in join order: the first two are the selection's clients A and B.
+    std::vector<punch::SfuClient> clients;
+    for (const Member& m : room.members)
+        clients.push_back(
+            {punch::nat_type_from_string(m.nat_type).value_or(punch::NatType::unknown), m.region,
+             m.connection == asking ? rtt_us : std::map<std::uint64_t, std::uint32_t>{}});
+    return clients;
+}
+
+punch::SfuSelectConfig Coordinator::sfu_select_config() const {
+    return {config_.sfu.full_load, nodes_.ttl_ms(), config_.sfu.race};
+}
+
+void Coordinator::begin_sfu_session(Room& room, std::uint64_t id, const Member& asking,
+                                    const std::map<std::uint64_t, std::uint32_t>& rtt_us,
+                                    CoordTime now) {
+    SfuSession session;
+    session.id = id;
+    // Only the asking member's round trips are known now (each member sends its own with its
+    // request); the order is fixed here all the same, so that every member tries the same
+    // nodes in the same order (docs/sfu.md).
+    std::vector<punch::SfuNode> nodes;
+    for (const NodeEntry* entry : nodes_.list(NodeRole::sfu)) nodes.push_back(sfu_node(*entry));
+    const punch::SfuSelection selection =
+        punch::select_sfu_nodes(sfu_clients(room, asking.connection, rtt_us), nodes,
+                                now.monotonic_ms, sfu_select_config());
+    for (const punch::SfuCandidate& c : selection.candidates) {
+        if (session.order.size() == config_.sfu.max_candidates) break;
+        session.order.push_back(c.id);
+    }
+    session.dropped = selection.dropped;
+    room.sfu = std::move(session);
+    ++counters_.sfu_sessions;
+}
+
+void Coordinator::op_sfu(Request& request, CoordTime now, Effects& out) {
+    const std::string room_name = request.room();
+    const std::map<std::uint64_t, std::uint32_t> rtt_us =
+        request.rtt_ms(config_.limits.max_nodes);
+    Connection& connection = connections_.at(request.connection);
+    if (connection.rooms.count(room_name) == 0)
+        refuse(CoordError::not_found, "this connection is not in room \"" + room_name +
+                                          "\"; join it before asking for SFU nodes");
+    Room& room = rooms_.at(room_name);
+    if (room.members.size() < 2)
+        refuse(CoordError::not_found,
+               "room \"" + room_name +
+                   "\" has no other member yet; ask for SFU nodes once a peer has joined (its "
+                   "peer event)");
+    if (connection.sfu_requests >= config_.limits.max_sfu_requests_per_connection)
+        refuse_limit("max_sfu_requests_per_connection",
+                     config_.limits.max_sfu_requests_per_connection,
+                     "this connection has asked for SFU nodes that many times; reconnect to ask "
+                     "again");
+    const Member& self =
+        *std::find_if(room.members.begin(), room.members.end(),
+                      [&](const Member& m) { return m.connection == request.connection; });
+    request.reply["room"] = room_name;
+    request.reply["race"] = config_.sfu.race;
+    json candidates = json::array();
+    json dropped = json::array();
+    auto say_why = [&](std::string_view reason, std::string message) {
+        request.reply["reason"] = reason;
+        request.reply["message"] = std::move(message);
+    };
+
+    if (config_.sfu.token_secret.empty()) {
+        request.reply["candidates"] = std::move(candidates);
+        request.reply["dropped"] = std::move(dropped);
+        say_why("no_token_secret",
+                "the coordinator has no sfu.token_secret, so it signs no SFU tokens; go on to "
+                "the relay");
+        ++connection.sfu_requests;
+        ++counters_.sfu_requests;
+        return;
+    }
+
+    // The token: the coordinator's clock plus the ttl; valid on every node sharing the secret
+    // (docs/sfu.md, "Session tokens"). Made before the session is begun, so that a failure
+    // leaves no session behind; the session id needs the random source first.
+    const bool new_session = !room.sfu;
+    const std::uint64_t session_id = new_session ? random_u64() : room.sfu->id;
+    const std::uint64_t expiry = now.unix_ms / 1000 + config_.sfu.token_ttl_s;
+    std::array<char, stun::sfu_username_max> username_text{};
+    std::size_t username_length = 0;
+    if (stun::make_sfu_username({expiry, session_id, self.name}, username_text,
+                                username_length) != stun::SfuTokenError::ok)
+        refuse(CoordError::internal_error,
+               "the SFU username for \"" + self.name + "\" could not be made");
+    const std::string username(username_text.data(), username_length);
+    std::array<char, stun::sfu_password_size> password{};
+    stun::make_sfu_password(std::as_bytes(std::span(config_.sfu.token_secret)), username,
+                            password);
+
+    if (new_session) begin_sfu_session(room, session_id, self, rtt_us, now);
+    SfuSession& session = *room.sfu;
+    const std::string session_text = session_hex(session.id);
+
+    // The order is the session's; each node in it is checked again against the directory and
+    // the room as they are now: a node gone (expired or disconnected), full, or unable to punch
+    // with a member who joined since is dropped from this reply with its reason.
+    std::map<std::uint64_t, const NodeEntry*> listed;
+    for (const NodeEntry* entry : nodes_.list(NodeRole::sfu)) listed[entry->node_id] = entry;
+    std::vector<punch::SfuNode> still_listed;
+    for (const std::uint64_t id : session.order)
+        if (const auto it = listed.find(id); it != listed.end())
+            still_listed.push_back(sfu_node(*it->second));
+    const punch::SfuSelection recheck = punch::select_sfu_nodes(
+        sfu_clients(room, request.connection, {}), still_listed, now.monotonic_ms,
+        sfu_select_config());
+    for (const punch::SfuDropped& d : session.dropped)
+        dropped.push_back({{"node_id", d.id}, {"reason", std::string(punch::to_string(d.reason))}});
+
+    std::vector<const NodeEntry*> serving;
+    for (const std::uint64_t id : session.order) {
+        const auto it = listed.find(id);
+        std::optional<punch::SfuDrop> reason;
+        if (it == listed.end()) {
+            reason = punch::SfuDrop::expired;
+        } else {
+            for (const punch::SfuDropped& d : recheck.dropped)
+                if (d.id == id) reason = d.reason;
+        }
+        if (reason) {
+            dropped.push_back(
+                {{"node_id", id}, {"reason", std::string(punch::to_string(*reason))}});
+            continue;
+        }
+        const NodeEntry& node = *it->second;
+        serving.push_back(&node);
+        candidates.push_back({{"node_id", node.node_id},
+                              {"address", node.info.address},
+                              {"nat_type", node.info.nat_type},
+                              {"region", node.info.region},
+                              {"load", node.info.load}});
+    }
+    if (candidates.empty()) {
+        if (session.order.empty() && session.dropped.empty())
+            say_why("no_nodes", "no SFU node was registered when this session began; go on to "
+                                "the relay");
+        else if (session.order.empty())
+            say_why("no_node_serves_all",
+                    "no registered SFU node can punch with every member of the room (see "
+                    "dropped); go on to the relay");
+        else
+            say_why("candidates_gone",
+                    "every node selected for this session has gone or can no longer serve it "
+                    "(see dropped); go on to the relay");
+    }
+
+    request.reply["session"] = session_text;
+    request.reply["username"] = username;
+    request.reply["password"] = std::string(password.data(), password.size());
+    request.reply["expires_unix"] = expiry;
+    request.reply["candidates"] = std::move(candidates);
+    request.reply["dropped"] = std::move(dropped);
+
+    // docs/sfu.md, "A node behind a NAT": each candidate node sends its own test packets to the
+    // member's addresses so that its NAT opens towards them. Relayed addresses are left out
+    // (the node reaches the member directly or not at all); once per (session, member, node),
+    // so that asking again costs the nodes nothing.
+    json addresses = json::array();
+    for (const Candidate& c : self.candidates)
+        if (c.type != "relay") addresses.push_back(c.address);
+    if (!addresses.empty()) {
+        for (const NodeEntry* node : serving) {
+            if (!session.punched.insert({self.name, node->node_id}).second) continue;
+            push(node->connection,
+                 {{"event", "sfu_punch"},
+                  {"session", session_text},
+                  {"participant", self.name},
+                  {"username", username},
+                  {"addresses", addresses}},
+                 out);
+            ++counters_.sfu_punches;
+        }
+    }
+    ++connection.sfu_requests;
+    ++counters_.sfu_requests;
 }
 
 void Coordinator::op_report(Request& request, CoordTime now) {

@@ -68,7 +68,8 @@ void print_report(const control::Coordinator& coordinator, const control::CoordS
         "requests: %llu, errors %llu, events pushed %llu\n"
         "rooms: joins %llu, created %llu, open %zu\n"
         "reports: received %llu, kept %zu\n"
-        "nodes: listed %zu, expired %llu\n",
+        "nodes: listed %zu, expired %llu\n"
+        "sfu: requests %llu, sessions %llu, punches sent %llu\n",
         static_cast<unsigned long long>(seconds),
         static_cast<unsigned long long>(c.connections_accepted),
         static_cast<unsigned long long>(c.connections_refused),
@@ -80,7 +81,10 @@ void print_report(const control::Coordinator& coordinator, const control::CoordS
         static_cast<unsigned long long>(c.rooms_created), coordinator.room_count(),
         static_cast<unsigned long long>(coordinator.outcomes().received()),
         coordinator.outcomes().size(), coordinator.nodes().size(),
-        static_cast<unsigned long long>(coordinator.nodes().expired_count()));
+        static_cast<unsigned long long>(coordinator.nodes().expired_count()),
+        static_cast<unsigned long long>(c.sfu_requests),
+        static_cast<unsigned long long>(c.sfu_sessions),
+        static_cast<unsigned long long>(c.sfu_punches));
     std::fflush(stdout);
 }
 
@@ -130,7 +134,7 @@ int main(int argc, char** argv) {
         {"max_candidates_per_member", {}}, {"max_signal_bytes", {}},
         {"max_reports", {}},               {"max_reports_per_connection", {}},
         {"max_nodes", {}},                 {"max_json_depth", {}},
-        {"max_output_bytes", {}},
+        {"max_output_bytes", {}},          {"max_sfu_requests_per_connection", {}},
     };
     for (auto& [name, value] : limit_values) {
         std::string flag = "--" + name;
@@ -223,7 +227,11 @@ int main(int argc, char** argv) {
                       std::to_string(c.relay_servers.size()) + " relay server(s), TURN " +
                       (c.rest_secret.empty() ? "credentials off (no REST secret)"
                                              : "REST credentials for " +
-                                                   std::to_string(c.rest_ttl_s) + " s"));
+                                                   std::to_string(c.rest_ttl_s) + " s") +
+                      ", SFU " +
+                      (c.sfu.token_secret.empty()
+                           ? "tokens off (no sfu.token_secret)"
+                           : "tokens for " + std::to_string(c.sfu.token_ttl_s) + " s"));
     const std::uint64_t started = clock_ms(CLOCK_MONOTONIC);
 
     for (bool running = true; running;) {

@@ -654,6 +654,26 @@ TEST_F(CoordinatorTest, HostileLinesGetTheirErrorAndTheConnectionStays) {
          "bad_request"},
         {"HeartbeatUnregistered", R"({"op":"heartbeat"})", "not_found"},
         {"NodesBadRole", R"({"op":"nodes","role":5})", "bad_request"},
+        {"SfuNoRoom", R"({"op":"sfu"})", "bad_request"},
+        {"SfuRoomNumber", R"({"op":"sfu","room":7})", "bad_request"},
+        {"SfuUnknownRoom", R"({"op":"sfu","room":"nowhere"})", "not_found"},
+        {"SfuOthersRoom", R"({"op":"sfu","room":"busy"})", "not_found"},
+        {"SfuRttArray", R"({"op":"sfu","room":"busy","rtt_ms":[1,2]})", "bad_request"},
+        {"SfuRttString", R"({"op":"sfu","room":"busy","rtt_ms":"3:12"})", "bad_request"},
+        {"SfuRttKeyWord", R"({"op":"sfu","room":"busy","rtt_ms":{"node":1}})", "bad_request"},
+        {"SfuRttKeyZero", R"({"op":"sfu","room":"busy","rtt_ms":{"0":1}})", "bad_request"},
+        {"SfuRttKeyNegative", R"({"op":"sfu","room":"busy","rtt_ms":{"-3":1}})", "bad_request"},
+        {"SfuRttKeyHuge", R"({"op":"sfu","room":"busy","rtt_ms":{"99999999999999999999999":1}})",
+         "bad_request"},
+        {"SfuRttKeySpace", R"({"op":"sfu","room":"busy","rtt_ms":{" 3":1}})", "bad_request"},
+        {"SfuRttNegative", R"({"op":"sfu","room":"busy","rtt_ms":{"3":-1}})", "bad_request"},
+        {"SfuRttOverAMinute", R"({"op":"sfu","room":"busy","rtt_ms":{"3":60000.5}})",
+         "bad_request"},
+        {"SfuRttTextValue", R"({"op":"sfu","room":"busy","rtt_ms":{"3":"12"}})", "bad_request"},
+        {"SfuRttBoolValue", R"({"op":"sfu","room":"busy","rtt_ms":{"3":true}})", "bad_request"},
+        {"SfuRttNullValue", R"({"op":"sfu","room":"busy","rtt_ms":{"3":null}})", "bad_request"},
+        {"SfuRttObjectValue", R"({"op":"sfu","room":"busy","rtt_ms":{"3":{"ms":1}}})",
+         "bad_request"},
     };
     for (const HostileCase& c : cases) {
         const Effects effects = send(1, c.line);
@@ -694,6 +714,434 @@ TEST_F(CoordinatorTest, RandomBytesNeverCrashAndAlwaysGetOneReply) {
         const auto lines = to(1, send(1, line));
         ASSERT_EQ(lines.size(), 1u) << "line " << i;
     }
+}
+
+// The SFU rung's part (docs/sfu.md, "The coordinator's part"): node selection fixed per
+// session, tokens, sfu_punch to the nodes, what is dropped and why.
+std::string openssl_sfu_password(const std::string& secret, const std::string& username) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(username.data()), username.size(), digest,
+         &length);
+    unsigned char base64[64] = {};
+    const int written = EVP_EncodeBlock(base64, digest, static_cast<int>(length));
+    return std::string(reinterpret_cast<char*>(base64), static_cast<std::size_t>(written));
+}
+
+constexpr const char* sfu_secret = "sfu-secret-of-sixteen-or-more";
+
+class CoordinatorSfuTest : public CoordinatorTest {
+protected:
+    static CoordinatorConfig with_sfu() {
+        CoordinatorConfig config = base_config();
+        config.sfu.token_secret = sfu_secret;
+        config.sfu.token_ttl_s = 900;
+        config.sfu.race = 2;
+        config.limits.max_members_per_room = 3;
+        return config;
+    }
+    CoordinatorSfuTest() : CoordinatorTest(with_sfu()) {}
+    explicit CoordinatorSfuTest(CoordinatorConfig config) : CoordinatorTest(std::move(config)) {}
+
+    // Registers an SFU node on its own connection; returns its node id.
+    std::uint64_t node(ConnectionId connection, const std::string& nat,
+                       const std::string& region = "eu-west", int load = 10,
+                       const std::string& role = "sfu") {
+        EXPECT_TRUE(open(connection, "192.0.2." + std::to_string(connection)));
+        const json r = reply(connection, {{"op", "register"},
+                                          {"role", role},
+                                          {"address", "203.0.113." + std::to_string(connection) +
+                                                          ":3480"},
+                                          {"nat_type", nat},
+                                          {"region", region},
+                                          {"load", load}});
+        EXPECT_EQ(r["ok"], true) << r;
+        return r.value("node_id", std::uint64_t{0});
+    }
+    json sfu(ConnectionId id, const std::string& room, json rtt = nullptr) {
+        json request = {{"op", "sfu"}, {"id", 9}, {"room", room}};
+        if (!rtt.is_null()) request["rtt_ms"] = std::move(rtt);
+        return reply(id, request);
+    }
+    static std::vector<std::uint64_t> candidate_ids(const json& r) {
+        std::vector<std::uint64_t> out;
+        for (const json& c : r["candidates"]) out.push_back(c["node_id"]);
+        return out;
+    }
+    static std::vector<std::pair<std::uint64_t, std::string>> drops(const json& r) {
+        std::vector<std::pair<std::uint64_t, std::string>> out;
+        for (const json& d : r["dropped"]) out.emplace_back(d["node_id"], d["reason"]);
+        return out;
+    }
+    // The sfu_punch events the last call sent to `connection`.
+    std::vector<json> punches(ConnectionId connection) const {
+        std::vector<json> out;
+        for (const json& line : to(connection, last_))
+            if (line.value("event", "") == "sfu_punch") out.push_back(line);
+        return out;
+    }
+    std::size_t punch_count() const {
+        std::size_t n = 0;
+        for (const auto& m : last_.messages)
+            if (m.line.find("\"sfu_punch\"") != std::string::npos) ++n;
+        return n;
+    }
+};
+
+using Ids = std::vector<std::uint64_t>;
+using Drops = std::vector<std::pair<std::uint64_t, std::string>>;
+
+TEST_F(CoordinatorSfuTest, BothMembersGetOneSessionOneOrderAndTheirOwnTokens) {
+    // Node 21: no NAT, loaded; node 22: port-restricted (cannot take bob's symmetric NAT's
+    // unknown port); node 23: full cone, idle; node 24: a relay, not an SFU node.
+    const std::uint64_t open_node = node(21, "none", "eu-west", 300);
+    const std::uint64_t restricted = node(22, "port_restricted");
+    const std::uint64_t cone = node(23, "full_cone", "eu-west", 20);
+    node(24, "none", "eu-west", 0, "relay");
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "call-1", "alice", "full_cone");
+    join(2, "call-1", "bob", "symmetric");
+
+    const json alice = sfu(1, "call-1");
+    ASSERT_EQ(alice["ok"], true) << alice;
+    EXPECT_EQ(alice["op"], "sfu");
+    EXPECT_EQ(alice["room"], "call-1");
+    EXPECT_EQ(alice["race"], 2);
+    // Both in the nodes' region; the lighter first.
+    EXPECT_EQ(candidate_ids(alice), (Ids{cone, open_node}));
+    EXPECT_EQ(drops(alice), (Drops{{restricted, "nat_client_b"}}));
+    EXPECT_EQ(alice["candidates"][0],
+              json({{"node_id", cone}, {"address", "203.0.113.23:3480"}, {"nat_type", "full_cone"},
+                    {"region", "eu-west"}, {"load", 20}}));
+    EXPECT_FALSE(alice.contains("reason"));
+
+    const std::string session = alice["session"];
+    ASSERT_EQ(session.size(), 16u);
+    EXPECT_EQ(session.find_first_not_of("0123456789abcdef"), std::string::npos) << session;
+    const std::uint64_t expiry = (unix_start_ms + 1000) / 1000 + 900;
+    EXPECT_EQ(alice["expires_unix"], expiry);
+    EXPECT_EQ(alice["username"], std::to_string(expiry) + ":" + session + ":alice");
+    EXPECT_EQ(alice["password"], openssl_sfu_password(sfu_secret, alice["username"]));
+    EXPECT_NE(alice["password"], openssl_sfu_password("another-secret-16b", alice["username"]));
+
+    // Bob, later and with a measurement of his own: the same session and order.
+    advance(3000);
+    const json bob = sfu(2, "call-1", {{std::to_string(open_node), 1.5}});
+    ASSERT_EQ(bob["ok"], true) << bob;
+    EXPECT_EQ(bob["session"], session);
+    EXPECT_EQ(candidate_ids(bob), candidate_ids(alice));
+    EXPECT_EQ(drops(bob), drops(alice));
+    EXPECT_EQ(bob["username"], std::to_string(expiry + 3) + ":" + session + ":bob");
+    EXPECT_EQ(bob["password"], openssl_sfu_password(sfu_secret, bob["username"]));
+    EXPECT_EQ(coordinator_.counters().sfu_sessions, 1u);
+    EXPECT_EQ(coordinator_.counters().sfu_requests, 2u);
+    EXPECT_EQ(reply(1, {{"op", "hello"}})["sfu_tokens"], true);
+
+    // The call's outcome on the SFU rung is counted like the others.
+    const json report = {{"op", "report"}, {"room", "call-1"}, {"rung", "sfu"},
+                         {"time_to_connect_ms", 850}, {"local_nat", "full_cone"},
+                         {"remote_nat", "symmetric"}};
+    EXPECT_EQ(reply(1, report)["ok"], true);
+    json from_bob = report;
+    from_bob["time_to_connect_ms"] = 910;
+    from_bob["local_nat"] = "symmetric";
+    from_bob["remote_nat"] = "full_cone";
+    EXPECT_EQ(reply(2, from_bob)["ok"], true);
+    const json out = reply(1, {{"op", "outcomes"}});
+    EXPECT_EQ(out["rungs"]["sfu"]["count"], 2);
+    EXPECT_EQ(out["rungs"]["sfu"]["time_to_connect_ms"],
+              json({{"min", 850}, {"median", 880}, {"max", 910}}));
+    ASSERT_EQ(out["pairs"].size(), 1u);
+    EXPECT_EQ(out["pairs"][0]["nat"], json({"full_cone", "symmetric"}));
+    EXPECT_EQ(out["pairs"][0]["success"], 2);
+    EXPECT_EQ(out["pairs"][0]["rungs"]["sfu"]["count"], 2);
+}
+
+TEST_F(CoordinatorSfuTest, EachCandidateNodeIsToldOncePerMember) {
+    const std::uint64_t a = node(21, "none");
+    const std::uint64_t b = node(22, "full_cone");
+    node(23, "symmetric");  // serves nobody here: never told
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "call-1", "alice", "symmetric");
+    // Bob's relayed candidate is left out of what the nodes are told.
+    ASSERT_EQ(reply(2, {{"op", "join"},
+                        {"room", "call-1"},
+                        {"name", "bob"},
+                        {"nat_type", "port_restricted"},
+                        {"candidates",
+                         {{{"type", "srflx"}, {"address", "198.51.100.9:6000"}},
+                          {{"type", "relay"}, {"address", "203.0.113.4:49152"}},
+                          {{"type", "host"}, {"address", "[2001:db8::5]:6001"}}}}})["ok"],
+              true);
+
+    const json alice = sfu(1, "call-1");
+    ASSERT_EQ(candidate_ids(alice), (Ids{a, b}));
+    ASSERT_EQ(punches(21).size(), 1u);
+    ASSERT_EQ(punches(22).size(), 1u);
+    EXPECT_TRUE(punches(23).empty());
+    EXPECT_TRUE(punches(2).empty()) << "the peer is not told";
+    const json punch = punches(21)[0];
+    EXPECT_EQ(punch, json({{"event", "sfu_punch"},
+                           {"session", alice["session"]},
+                           {"participant", "alice"},
+                           {"username", alice["username"]},
+                           {"addresses", {"198.18.0.2:40000", "203.0.113.9:50000"}}}));
+    // The reply comes first on the asker's connection; the node's event is a separate line.
+    ASSERT_FALSE(last_.messages.empty());
+    EXPECT_EQ(last_.messages[0].to, 1u);
+
+    // Asking again: the same answer, the nodes are not told again.
+    EXPECT_EQ(candidate_ids(sfu(1, "call-1")), (Ids{a, b}));
+    EXPECT_EQ(punch_count(), 0u);
+
+    const json bob = sfu(2, "call-1");
+    ASSERT_EQ(punches(21).size(), 1u);
+    EXPECT_EQ(punches(21)[0]["participant"], "bob");
+    EXPECT_EQ(punches(21)[0]["username"], bob["username"]);
+    EXPECT_EQ(punches(21)[0]["addresses"], json({"198.51.100.9:6000", "[2001:db8::5]:6001"}));
+    EXPECT_EQ(punches(22).size(), 1u);
+    EXPECT_EQ(coordinator_.counters().sfu_punches, 4u);
+
+    // Bob leaves and another "bob" joins: another participant, whose nodes are told again;
+    // the room lives on, and so does its session.
+    send(2, json{{"op", "leave"}, {"room", "call-1"}});
+    ASSERT_TRUE(open(3));
+    join(3, "call-1", "bob", "port_restricted");
+    const json again = sfu(3, "call-1");
+    EXPECT_EQ(again["session"], alice["session"]);
+    EXPECT_EQ(punches(21).size(), 1u);
+    EXPECT_EQ(punches(22).size(), 1u);
+}
+
+TEST_F(CoordinatorSfuTest, AMemberWithoutDirectAddressesTellsNoNode) {
+    node(21, "none");
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "r", "alice");
+    ASSERT_EQ(reply(2, {{"op", "join"},
+                        {"room", "r"},
+                        {"name", "bob"},
+                        {"candidates", {{{"type", "relay"}, {"address", "203.0.113.4:1"}}}}})["ok"],
+              true);
+    EXPECT_EQ(candidate_ids(sfu(2, "r")).size(), 1u);
+    EXPECT_EQ(punch_count(), 0u) << "nothing to send test packets to";
+    // Once it learns a reflexive address, asking again tells the node.
+    reply(2, {{"op", "candidates"},
+              {"room", "r"},
+              {"candidates", {{{"type", "srflx"}, {"address", "198.51.100.9:6000"}}}}});
+    sfu(2, "r");
+    ASSERT_EQ(punches(21).size(), 1u);
+    EXPECT_EQ(punches(21)[0]["addresses"], json({"198.51.100.9:6000"}));
+}
+
+TEST_F(CoordinatorSfuTest, ANodeGoneSinceIsDroppedFromLaterReplies) {
+    const std::uint64_t a = node(21, "none", "eu-west", 10);
+    const std::uint64_t b = node(22, "none", "eu-west", 20);
+    const std::uint64_t c = node(23, "none", "eu-west", 30);
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "r", "alice");
+    join(2, "r", "bob");
+    EXPECT_EQ(candidate_ids(sfu(1, "r")), (Ids{a, b, c}));
+
+    // Node a disconnects; node c stops its heartbeats (b and the rest keep theirs).
+    Effects effects;
+    coordinator_.closed(21, now(), effects);
+    advance(10000);
+    EXPECT_EQ(reply(22, {{"op", "heartbeat"}})["ok"], true);
+    advance(5001);
+    const json bob = sfu(2, "r");
+    EXPECT_EQ(candidate_ids(bob), (Ids{b}));
+    EXPECT_EQ(drops(bob), (Drops{{a, "expired"}, {c, "expired"}})) << "c: past its ttl, not yet "
+                                                                      "ticked out";
+    // A node that filled up since is left out too, and one that re-registered as symmetric.
+    EXPECT_EQ(reply(22, {{"op", "heartbeat"}, {"load", 1000}})["ok"], true);
+    EXPECT_EQ(drops(sfu(2, "r")), (Drops{{a, "expired"}, {b, "full"}, {c, "expired"}}));
+    EXPECT_EQ(reply(22, {{"op", "register"}, {"role", "sfu"}, {"address", "203.0.113.22:3480"},
+                         {"nat_type", "blocked"}})["ok"],
+              true);
+    const json none_left = sfu(2, "r");
+    EXPECT_EQ(drops(none_left), (Drops{{a, "expired"}, {b, "nat_both"}, {c, "expired"}}));
+    EXPECT_TRUE(none_left["candidates"].empty());
+    EXPECT_EQ(none_left.value("reason", ""), "candidates_gone");
+    EXPECT_TRUE(none_left["username"].is_string()) << "the token is still issued";
+    // A new node does not join a session whose order is fixed.
+    node(25, "none");
+    EXPECT_TRUE(sfu(1, "r")["candidates"].empty());
+}
+
+TEST_F(CoordinatorSfuTest, ARoomOfThreeNeedsANodeThatPunchesWithEach) {
+    const std::uint64_t open_node = node(21, "none");
+    const std::uint64_t restricted = node(22, "port_restricted");
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    ASSERT_TRUE(open(3));
+    join(1, "room", "alice", "full_cone");
+    join(2, "room", "bob", "none");
+    join(3, "room", "carol", "symmetric");
+    const json r = sfu(2, "room");
+    EXPECT_EQ(candidate_ids(r), (Ids{open_node}));
+    EXPECT_EQ(drops(r), (Drops{{restricted, "nat_member"}}));
+    EXPECT_EQ(punches(21).size(), 1u);
+    EXPECT_TRUE(punches(22).empty());
+}
+
+TEST_F(CoordinatorSfuTest, AMemberWhoJoinsLaterDropsTheNodesItCannotReach) {
+    const std::uint64_t open_node = node(21, "none");
+    const std::uint64_t restricted = node(22, "port_restricted");
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    ASSERT_TRUE(open(3));
+    join(1, "room", "alice", "full_cone");
+    join(2, "room", "bob", "none");
+    const json before = sfu(1, "room");
+    EXPECT_EQ(candidate_ids(before), (Ids{open_node, restricted}));
+    join(3, "room", "carol", "symmetric");
+    const json carol = sfu(3, "room");
+    EXPECT_EQ(carol["session"], before["session"]);
+    EXPECT_EQ(candidate_ids(carol), (Ids{open_node}));
+    EXPECT_EQ(drops(carol), (Drops{{restricted, "nat_member"}}));
+    EXPECT_TRUE(punches(22).empty()) << "not told about a member it cannot reach";
+    EXPECT_EQ(candidate_ids(sfu(1, "room")), (Ids{open_node})) << "for everyone now";
+}
+
+TEST_F(CoordinatorSfuTest, NoNodeOrNoneThatServesEveryoneGivesNoCandidatesAndWhy) {
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "empty", "alice", "symmetric");
+    join(2, "empty", "bob", "symmetric");
+    const json nothing = sfu(1, "empty");
+    ASSERT_EQ(nothing["ok"], true) << nothing;
+    EXPECT_TRUE(nothing["candidates"].empty());
+    EXPECT_TRUE(nothing["dropped"].empty());
+    EXPECT_EQ(nothing.value("reason", ""), "no_nodes");
+    EXPECT_FALSE(nothing.value("message", "").empty());
+
+    const std::uint64_t restricted = node(21, "port_restricted");
+    const std::uint64_t symmetric = node(22, "symmetric");
+    ASSERT_TRUE(open(3));
+    ASSERT_TRUE(open(4));
+    join(3, "hard", "carol", "symmetric");
+    join(4, "hard", "dave", "symmetric");
+    const json none_serves = sfu(4, "hard");
+    EXPECT_TRUE(none_serves["candidates"].empty());
+    EXPECT_EQ(drops(none_serves), (Drops{{restricted, "nat_both"}, {symmetric, "nat_both"}}));
+    EXPECT_EQ(none_serves.value("reason", ""), "no_node_serves_all");
+    EXPECT_EQ(punch_count(), 0u);
+}
+
+TEST_F(CoordinatorSfuTest, NotInTheRoomOrAloneIsNotFound) {
+    node(21, "none");
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "r", "alice");
+    json r = sfu(1, "r");
+    EXPECT_EQ(code(r), "not_found");
+    EXPECT_NE(r["error"]["message"].get<std::string>().find("no other member"),
+              std::string::npos)
+        << r;
+    r = sfu(2, "r");
+    EXPECT_EQ(code(r), "not_found");
+    EXPECT_NE(r["error"]["message"].get<std::string>().find("join it"), std::string::npos) << r;
+    EXPECT_EQ(code(sfu(2, "elsewhere")), "not_found");
+    EXPECT_EQ(coordinator_.counters().sfu_sessions, 0u) << "a refused request begins nothing";
+    EXPECT_EQ(punch_count(), 0u);
+}
+
+TEST_F(CoordinatorSfuTest, ASessionLastsAsLongAsItsRoom) {
+    node(21, "none");
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "r", "alice");
+    join(2, "r", "bob");
+    const std::string first = sfu(1, "r")["session"];
+    send(1, json{{"op", "leave"}, {"room", "r"}});
+    join(1, "r", "alice");
+    EXPECT_EQ(sfu(1, "r")["session"], first) << "bob kept the room: the same instance";
+    send(1, json{{"op", "leave"}, {"room", "r"}});
+    send(2, json{{"op", "leave"}, {"room", "r"}});
+    join(1, "r", "alice");
+    join(2, "r", "bob");
+    const json second = sfu(2, "r");
+    EXPECT_NE(second["session"], first) << "an emptied room is gone; its name begins anew";
+    EXPECT_EQ(punches(21).size(), 1u);
+}
+
+TEST_F(CoordinatorSfuTest, RttsAreReadAndAMeasurementOfOneMemberAloneDoesNotReorder) {
+    // sfu_select.h ranks by RTT only the nodes every member measured; the session's order is
+    // fixed when its first request arrives, with that member's measurements alone.
+    const std::uint64_t a = node(21, "none", "eu-west", 10);
+    const std::uint64_t b = node(22, "none", "eu-west", 20);
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "r", "alice");
+    join(2, "r", "bob");
+    const json r = sfu(1, "r", {{std::to_string(b), 0.5}, {std::to_string(a), 59999.9},
+                                {"987654", 3}});
+    ASSERT_EQ(r["ok"], true) << r;
+    EXPECT_EQ(candidate_ids(r), (Ids{a, b}));
+}
+
+class CoordinatorSfuLimitsTest : public CoordinatorSfuTest {
+protected:
+    static CoordinatorConfig small() {
+        CoordinatorConfig config = with_sfu();
+        config.limits.max_sfu_requests_per_connection = 2;
+        config.limits.max_nodes = 3;
+        config.sfu.max_candidates = 2;
+        return config;
+    }
+    CoordinatorSfuLimitsTest() : CoordinatorSfuTest(small()) {}
+};
+
+TEST_F(CoordinatorSfuLimitsTest, RepeatsRttMapsAndCandidatesAreBounded) {
+    const std::uint64_t a = node(21, "none", "eu-west", 10);
+    const std::uint64_t b = node(22, "none", "eu-west", 20);
+    node(23, "none", "eu-west", 30);
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "r", "alice");
+    join(2, "r", "bob");
+    // An rtt_ms of more entries than the directory can list is refused before anything else.
+    json many = json::object();
+    for (int i = 1; i <= 4; ++i) many[std::to_string(i)] = 1;
+    json r = sfu(1, "r", many);
+    EXPECT_EQ(code(r), "limit");
+    EXPECT_EQ(r["error"]["limit"], "max_nodes");
+    EXPECT_EQ(coordinator_.counters().sfu_sessions, 0u);
+
+    r = sfu(1, "r");
+    EXPECT_EQ(candidate_ids(r), (Ids{a, b})) << "sfu.max_candidates keeps the best two";
+    EXPECT_EQ(punch_count(), 2u);
+    EXPECT_EQ(sfu(1, "r")["ok"], true);
+    r = sfu(1, "r");
+    EXPECT_EQ(code(r), "limit");
+    EXPECT_EQ(r["error"]["limit"], "max_sfu_requests_per_connection");
+    EXPECT_EQ(sfu(2, "r")["ok"], true) << "per connection";
+}
+
+TEST_F(CoordinatorTest, WithoutATokenSecretSfuSaysSoAndOffersNothing) {
+    ASSERT_TRUE(open(3));
+    ASSERT_EQ(
+        reply(3, {{"op", "register"}, {"role", "sfu"}, {"address", "203.0.113.5:3480"}})["ok"],
+        true);
+    ASSERT_TRUE(open(1));
+    ASSERT_TRUE(open(2));
+    join(1, "r", "alice");
+    join(2, "r", "bob");
+    const json r = reply(1, {{"op", "sfu"}, {"room", "r"}});
+    ASSERT_EQ(r["ok"], true) << r;
+    EXPECT_TRUE(r["candidates"].empty());
+    EXPECT_TRUE(r["dropped"].empty());
+    EXPECT_EQ(r.value("reason", ""), "no_token_secret");
+    EXPECT_NE(r.value("message", "").find("sfu.token_secret"), std::string::npos);
+    EXPECT_FALSE(r.contains("username"));
+    EXPECT_FALSE(r.contains("session"));
+    EXPECT_EQ(to(3, last_).size(), 0u) << "no node is told";
+    EXPECT_EQ(reply(1, {{"op", "hello"}})["sfu_tokens"], false);
 }
 
 TEST(JsonNestingDepthTest, CountsOutsideStringsOnly) {

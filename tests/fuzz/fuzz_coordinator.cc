@@ -36,6 +36,8 @@ control::CoordinatorConfig fuzz_config() {
     config.stun_servers = {"203.0.113.2:3478"};
     config.relay_servers = {"203.0.113.4:3478"};
     config.rest_secret = "fuzz";
+    config.sfu.token_secret = "fuzz-sfu-secret-16";
+    config.sfu.max_candidates = 2;
     config.node_ttl_ms = 2000;
     config.idle_timeout_ms = 5000;
     control::CoordLimits& limits = config.limits;

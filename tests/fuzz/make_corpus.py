@@ -426,6 +426,16 @@ def coordinator_sessions():
             (0xFE, "xx"),
             (2, '{"op":"nodes","id":4,"role":"relay"}'),
             (1, '{"op":"heartbeat","id":5}')),
+        "sfu.bin": session(
+            (2, '{"op":"register","id":1,"role":"sfu","address":"203.0.113.5:3480",'
+                '"nat_type":"none","region":"eu","load":10}'),
+            (0, join % (2, "r1", "alice")),
+            (1, join % (3, "r1", "bob")),
+            (0, '{"op":"sfu","id":4,"room":"r1","rtt_ms":{"1":12.5}}'),
+            (1, '{"op":"sfu","id":5,"room":"r1"}'),
+            (0xFE, "xxxx"),
+            (0, '{"op":"sfu","id":6,"room":"r1","rtt_ms":{"x":-1}}'),
+            (1, '{"op":"report","id":7,"room":"r1","rung":"sfu","time_to_connect_ms":800}')),
         "hostile.bin": session(
             (0, "not json"),
             (0, "[" * 40 + "]" * 40),

@@ -269,6 +269,79 @@ TEST(SfuSelect, CandidatesCarryTheNodesAddressAndFigures) {
     EXPECT_EQ(s.candidates[0].region_match, 2);
 }
 
+// Rooms of more than two: every member's leg goes to the node, so it must punch with each.
+TEST(SfuSelect, RoomKeepsOnlyNodesThatPunchWithEveryMember) {
+    // A and B are cones (every node but the blocked one would do); C is symmetric, which the
+    // port-restricted, symmetric and unknown nodes cannot take.
+    const std::vector<SfuClient> room = {client(NatType::full_cone), client(NatType::none),
+                                         client(NatType::symmetric)};
+    const auto s = select_sfu_nodes(room, one_of_each(), now);
+    EXPECT_EQ(ids(s), (Ids{1, 2, 3}));
+    EXPECT_EQ(dropped(s), (Drops{{4, "nat_member"}, {5, "nat_member"}, {6, "nat_member"},
+                                 {7, "nat_both"}}));
+    // The first two clients' reasons come first: A and B are checked before later members.
+    const std::vector<SfuClient> later_cone = {client(NatType::symmetric),
+                                               client(NatType::port_restricted),
+                                               client(NatType::none)};
+    EXPECT_EQ(dropped(select_sfu_nodes(later_cone, one_of_each(), now)),
+              (Drops{{4, "nat_client_a"}, {5, "nat_both"}, {6, "nat_both"}, {7, "nat_both"}}));
+}
+
+TEST(SfuSelect, TwoClientsInASpanAreThePair) {
+    // Over every pair: the room form with two members gives exactly the pair's selection.
+    for (const NatType a : punch::nat_matrix_order)
+        for (const NatType b : punch::nat_matrix_order) {
+            auto x = client(a, "eu-west");
+            auto y = client(b, "us-east");
+            x.rtt_us = {{2, 7'000}, {3, 1'000}};
+            y.rtt_us = {{2, 1'000}, {3, 9'000}};
+            const auto pair = select_sfu_nodes(x, y, one_of_each(), now);
+            const auto room = select_sfu_nodes(std::vector<SfuClient>{x, y}, one_of_each(), now);
+            EXPECT_EQ(ids(room), ids(pair));
+            EXPECT_EQ(dropped(room), dropped(pair));
+            EXPECT_EQ(room.attempts, pair.attempts);
+        }
+}
+
+TEST(SfuSelect, RoomRttIsMeasuredByEveryMemberAndSummed) {
+    auto a = client(NatType::none);
+    auto b = client(NatType::none);
+    auto c = client(NatType::none);
+    // Node 1: 3 + 3 + 3 = 9 ms; node 2: 1 + 1 + 10 = 12 ms; node 3 measured by two of three:
+    // unmeasured, after both.
+    a.rtt_us = {{1, 3'000}, {2, 1'000}, {3, 100}};
+    b.rtt_us = {{1, 3'000}, {2, 1'000}, {3, 100}};
+    c.rtt_us = {{1, 3'000}, {2, 10'000}};
+    const auto s = select_sfu_nodes(std::vector<SfuClient>{a, b, c},
+                                    std::vector<SfuNode>{node(1), node(2), node(3)}, now);
+    EXPECT_EQ(ids(s), (Ids{1, 2, 3}));
+    EXPECT_EQ(*s.candidates[0].rtt_us, 9'000u);
+    EXPECT_FALSE(s.candidates[2].rtt_us.has_value());
+}
+
+TEST(SfuSelect, RoomRegionCountsEveryMember) {
+    const std::vector<SfuClient> room = {client(NatType::none, "eu-west"),
+                                         client(NatType::none, "us-east"),
+                                         client(NatType::none, "us-east")};
+    // Node 1 shares its region with one member, node 2 with two: node 2 first despite its load.
+    const auto s = select_sfu_nodes(
+        room, std::vector<SfuNode>{node(1, NatType::none, "eu-west", 0),
+                                   node(2, NatType::none, "us-east", 500)},
+        now);
+    EXPECT_EQ(ids(s), (Ids{2, 1}));
+    EXPECT_EQ(s.candidates[0].region_match, 2);
+}
+
+TEST(SfuSelect, RoomOfFewerThanTwoIsRefused) {
+    const std::vector<SfuClient> alone = {client(NatType::none)};
+    try {
+        (void)select_sfu_nodes(alone, one_of_each(), now);
+        FAIL() << "one client accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("two or more"), std::string::npos) << e.what();
+    }
+}
+
 TEST(SfuSelect, BadConfigNamesTheField) {
     const auto a = client(NatType::none);
     SfuSelectConfig config;

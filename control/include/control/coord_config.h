@@ -12,10 +12,12 @@
 //   [turn]  rest_secret_file = "/etc/punchline/rest-secret"  (or rest_secret = "..."),
 //           rest_ttl_s = 3600
 //   [nodes] ttl_ms = 15000, secret = ""
+//   [sfu]   token_secret_file = "/etc/punchline/sfu-secret" (or token_secret = "...", 16+
+//           bytes), token_ttl_s = 3600, race = 1, full_load = 1000, max_candidates = 8
 //   [limits] max_connections, max_connections_per_address, max_rooms, max_members_per_room,
 //           max_rooms_per_connection, max_line_bytes, max_candidates_per_member,
 //           max_signal_bytes, max_reports, max_reports_per_connection, max_nodes,
-//           max_json_depth, max_output_bytes
+//           max_json_depth, max_output_bytes, max_sfu_requests_per_connection
 //   [log]   level = "info", target = "stderr" | "syslog"
 #pragma once
 
@@ -50,7 +52,8 @@ void load_coord_config(const std::string& path, CoordConfig& config);
 [[nodiscard]] bool valid_listen_address(std::string_view text) noexcept;
 
 /// Checks the settings that depend on each other (after file and flags): a limit of 0, a
-/// line limit too small for a signal. Throws engine::ConfigError naming the key.
+/// line limit too small for a signal, sfu.race above sfu.max_candidates. Throws
+/// engine::ConfigError naming the key.
 void validate_coord_config(const CoordConfig& config);
 
 }  // namespace control

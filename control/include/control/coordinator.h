@@ -1,5 +1,6 @@
 // punchcoord's protocol (docs/protocol.md) as a pure state machine: rooms and signaling, the node
-// directory, credential issue and outcome reports (design.md §4).
+// directory, credential issue, SFU node selection and session tokens (docs/sfu.md) and outcome
+// reports (design.md §4).
 //
 // The server (control/coord_server.h) owns the sockets and frames lines; everything a line means
 // happens here. Each call takes the connection it concerns and the time, and appends what must
@@ -28,12 +29,14 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "control/node_directory.h"
 #include "control/outcomes.h"
+#include "punch/sfu_select.h"
 
 namespace control {
 
@@ -89,10 +92,30 @@ struct CoordLimits {
     std::size_t max_reports = 10000;
     std::size_t max_reports_per_connection = 256;
     std::size_t max_nodes = 1000;
+    /// sfu requests one connection may make: each is cheap after the session's first (one
+    /// HMAC, a reply of at most sfu.max_candidates nodes and the dropped list), but its reply
+    /// is larger than its line.
+    std::size_t max_sfu_requests_per_connection = 256;
     /// Nesting of objects and arrays in a line: a deeper one is refused before it is parsed.
     std::size_t max_json_depth = 16;
     /// Reply and event bytes waiting for a client that does not read: past this it is closed.
     std::size_t max_output_bytes = 1024 * 1024;
+};
+
+/// The SFU rung (docs/sfu.md, "The coordinator's part"): how the `sfu` op selects nodes and
+/// signs session tokens.
+struct CoordSfuConfig {
+    /// The secret session tokens are signed with (the nodes' sfu.token_secrets holds it);
+    /// empty: `sfu` answers with no candidates and the clients go on to the relay.
+    std::string token_secret;
+    std::uint64_t token_ttl_s = 3600;
+    /// How many of the first candidates clients try at once.
+    std::size_t race = 1;
+    /// A node at or above this load is left out (per-mille: 1000 is full).
+    std::uint32_t full_load = 1000;
+    /// How many of the ordered nodes a session keeps and hands out (each gets a sfu_punch per
+    /// member): the clients try them one by one, so a long tail only costs events.
+    std::size_t max_candidates = 8;
 };
 
 struct CoordinatorConfig {
@@ -106,6 +129,7 @@ struct CoordinatorConfig {
     std::string node_secret;
     std::uint64_t idle_timeout_ms = 30000;
     std::uint64_t node_ttl_ms = 15000;
+    CoordSfuConfig sfu;
     CoordLimits limits;
 };
 
@@ -137,6 +161,9 @@ struct CoordCounters {
     std::uint64_t joins = 0;
     std::uint64_t rooms_created = 0;
     std::uint64_t events = 0;  ///< pushed lines
+    std::uint64_t sfu_requests = 0;  ///< sfu requests answered ok
+    std::uint64_t sfu_sessions = 0;  ///< SFU sessions begun (one per room that asked)
+    std::uint64_t sfu_punches = 0;   ///< sfu_punch events sent to nodes
 };
 
 class Coordinator {
@@ -185,14 +212,25 @@ private:
         std::string password;
         std::uint64_t joined_order = 0;  ///< earlier members are controlling towards later
     };
+    /// The room's SFU session (docs/sfu.md): begun by the first `sfu` request, ended with the
+    /// room. Its nodes are selected once, so that every member tries them in the same order.
+    struct SfuSession {
+        std::uint64_t id = 0;  ///< random: the token's session, the same for every member
+        std::vector<std::uint64_t> order;           ///< node ids, best first
+        std::vector<punch::SfuDropped> dropped;     ///< left out at selection, and why
+        /// (member, node) pairs the node was sent a sfu_punch for: once each.
+        std::set<std::pair<std::string, std::uint64_t>> punched;
+    };
     struct Room {
         std::vector<Member> members;  ///< in join order
+        std::optional<SfuSession> sfu;
     };
     struct Connection {
         std::string peer_address;
         std::uint64_t last_line_ms = 0;
         std::set<std::string> rooms;
         std::size_t reports = 0;
+        std::size_t sfu_requests = 0;
     };
     class Request;  // the parsed line and the reply being built (coordinator.cc)
 
@@ -207,11 +245,20 @@ private:
     void op_register(Request& request, CoordTime now);
     void op_heartbeat(Request& request, CoordTime now);
     void op_nodes(Request& request, CoordTime now);
+    void op_sfu(Request& request, CoordTime now, Effects& out);
 
     void leave_room(ConnectionId connection, const std::string& room_name, Effects& out);
     [[nodiscard]] std::string random_text(std::size_t length);
     nlohmann::json turn_credentials(const std::string& room, const std::string& name,
                                     CoordTime now) const;
+    [[nodiscard]] std::uint64_t random_u64();
+    /// The room's members as select_sfu_nodes() takes them, `asking` with its round trips.
+    [[nodiscard]] std::vector<punch::SfuClient> sfu_clients(
+        const Room& room, ConnectionId asking,
+        const std::map<std::uint64_t, std::uint32_t>& rtt_us) const;
+    [[nodiscard]] punch::SfuSelectConfig sfu_select_config() const;
+    void begin_sfu_session(Room& room, std::uint64_t id, const Member& asking,
+                           const std::map<std::uint64_t, std::uint32_t>& rtt_us, CoordTime now);
     void push(ConnectionId to, const nlohmann::json& event, Effects& out);
 
     CoordinatorConfig config_;

@@ -71,7 +71,10 @@ struct SfuSelectConfig {
     X(full, "its load is at or above full_load")                                                \
     X(nat_client_a, "its NAT type cannot punch with client A's (nat_matrix.h)")                \
     X(nat_client_b, "its NAT type cannot punch with client B's (nat_matrix.h)")                \
-    X(nat_both, "its NAT type cannot punch with either client's (nat_matrix.h)")
+    X(nat_both, "its NAT type cannot punch with either client's (nat_matrix.h)")             \
+    X(nat_member,                                                                              \
+      "its NAT type cannot punch with a client after the first two (rooms of more than two; "  \
+      "nat_matrix.h)")
 
 enum class SfuDrop : std::uint8_t {
 #define PUNCH_SFU_ENUMERATOR(name, help) name,
@@ -100,8 +103,9 @@ struct SfuCandidate {
     std::uint64_t id = 0;
     std::string address;
     NatType nat_type = NatType::unknown;
-    std::optional<std::uint32_t> rtt_us;  ///< rtt_A + rtt_B, when both clients measured it
-    int region_match = 0;  ///< how many of the two clients share its region (ranks only the unmeasured)
+    /// rtt_A + rtt_B (the sum over every client in a room), when every client measured it
+    std::optional<std::uint32_t> rtt_us;
+    int region_match = 0;  ///< how many of the clients share its region (ranks only the unmeasured)
     std::uint32_t load = 0;
 };
 
@@ -122,6 +126,19 @@ struct SfuSelection {
 /// rung). Every node of `nodes` is either in `candidates` or in `dropped`.
 /// Throws std::invalid_argument, naming the field, when config.race or config.full_load is 0.
 [[nodiscard]] SfuSelection select_sfu_nodes(const SfuClient& a, const SfuClient& b,
+                                            std::span<const SfuNode> nodes,
+                                            std::uint64_t now_ms,
+                                            const SfuSelectConfig& config = {});
+
+/// The same for a room of two or more clients (the coordinator's rooms may hold more than two
+/// members): a node is kept only if it can punch with every client, because each member's leg
+/// goes to it. The first two clients are A and B of the drop reasons (nat_client_a,
+/// nat_client_b, nat_both, checked first, as above); a node that serves both but not a later
+/// client is dropped as nat_member. The preset rule extends as it reads: measured means
+/// measured by every client, the RTT is the sum over all of them, and the region rank counts
+/// the clients in the node's region. With exactly two clients this is select_sfu_nodes(a, b).
+/// Throws std::invalid_argument as above, and when `clients` holds fewer than two.
+[[nodiscard]] SfuSelection select_sfu_nodes(std::span<const SfuClient> clients,
                                             std::span<const SfuNode> nodes,
                                             std::uint64_t now_ms,
                                             const SfuSelectConfig& config = {});
