@@ -44,7 +44,9 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -117,9 +119,15 @@ struct Engine {
     // the agent, its datagrams' way out (frames on from_control), the SFU address it speaks
     // from, and the clock it runs on. Absent without [node].
     std::unique_ptr<control::NodeAgent> node;
+    // The agent waits to be made until the port resolves its next hop to the STUN server:
+    // discovery's first answer would otherwise be lost to an unresolved gateway, and the next
+    // try is node.discovery_retry_ms away.
+    std::optional<control::NodeAgentConfig> node_pending;
+    std::uint64_t node_pending_since_ms = 0;
     std::unique_ptr<control::FrameSender> node_sender;
     stun::Address sfu_address;
     punch::SteadyClock node_clock;
+    std::function<std::uint32_t()> node_load;
     std::uint64_t node_frames_unsent = 0;  // no mbuf, or the ring to worker 0 was full
 };
 
@@ -639,9 +647,29 @@ void setup_node(Engine& e, control::NodeAgentConfig config) {
         const std::uint64_t capacity = std::uint64_t{max_legs} * e.dataplane.sfu_shards.size();
         return static_cast<std::uint32_t>(capacity == 0 ? 0 : legs * 1000 / capacity);
     };
+    e.node_load = load;
+    e.node_pending = std::move(config);
+    e.node_pending_since_ms = monotonic_ms();
+}
+
+// The agent made once the first port can reach the STUN server (its gateway resolved), or
+// after node_resolve_wait_ms all the same (discovery then retries on its schedule).
+constexpr std::uint64_t node_resolve_wait_ms = 10000;
+void start_node_when_ready(Engine& e) {
+    if (!e.node_pending) return;
+    const std::optional<stun::Address>& stun = e.node_pending->stun_server;
+    const bool resolved =
+        !stun || e.dataplane.ports.front().context->neighbours.next_hop_mac(*stun) != nullptr;
+    const bool waited = monotonic_ms() - e.node_pending_since_ms >= node_resolve_wait_ms;
+    if (!resolved && !waited) return;
+    if (!resolved)
+        control::log_warn(text("node: no next hop towards the STUN server after %llu ms; "
+                               "starting all the same",
+                               static_cast<unsigned long long>(node_resolve_wait_ms)));
     auto unix_now = [] { return static_cast<std::uint64_t>(std::time(nullptr)); };
-    e.node = std::make_unique<control::NodeAgent>(std::move(config), e.node_clock,
-                                                  *e.node_sender, load, unix_now);
+    e.node = std::make_unique<control::NodeAgent>(std::move(*e.node_pending), e.node_clock,
+                                                  *e.node_sender, e.node_load, unix_now);
+    e.node_pending.reset();
 }
 
 // One tick of the control loop: replies in, timers, probes out, events logged, publications.
@@ -909,6 +937,10 @@ int main(int argc, char** argv) {
                   "address, NAT type, discovery, test packets, counters",
                   {},
                   [&e](const control::Arguments&) -> nlohmann::json {
+                      if (e.node_pending)
+                          return {{"state", "waiting_for_next_hop"},
+                                  {"message", "the agent starts once the port reaches the STUN "
+                                              "server's next hop (at most 10 s)"}};
                       if (!e.node)
                           throw control::CommandError(
                               control::ErrorCode::not_available,
@@ -1011,6 +1043,7 @@ int main(int argc, char** argv) {
             fail(std::string("poll(): ") + std::strerror(errno));
         if (ready[1].revents != 0) server->serve();
         if (ready[2].revents != 0) metrics->serve();
+        start_node_when_ready(e);
         if (e.node) e.node->poll();
         signalfd_siginfo received{};
         while (read(signal_fd, &received, sizeof received) ==

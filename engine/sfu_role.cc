@@ -422,7 +422,13 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
     in.udp_length = udp_length;
     in.udp_checksum = load_be16(f.data + udp + 6);
     in.checksum_base = in.udp_checksum;
-    if (in.udp_checksum == 0) {
+    // A port that hands over partial checksums (rx_checksum = trust: a veth's, which holds the
+    // pseudo-header's sum alone) gives nothing to update from: the copies' checksum is summed
+    // over the whole datagram once, as for none sent, the field counted as zero.
+    const bool partial = f.l4_checksum != L4ChecksumHint::good &&
+                         port.rx_checksum != RxChecksum::verify && in.udp_checksum != 0;
+    if (partial) store_be16(f.data + udp + 6, 0);
+    if (in.udp_checksum == 0 || partial) {
         // None sent (IPv4): an IPv6 copy needs one (RFC 8200 §8.1), from the whole datagram.
         in.checksum_base = transport_checksum({addresses, 2 * ip_size}, ip_protocol::udp,
                                               {f.data + udp, udp_length});
