@@ -550,6 +550,24 @@ TEST(SfuAdmission, KeepaliveAndRetransmissionGetTheSameAnswer) {
                                      4, true, binding_request(signed_by(other, 4)).size())));
 }
 
+TEST(SfuAdmission, AdmissionTheControlThreadCannotHearOfIsRefused) {
+    // The outbox holds SfuShard::outbox_capacity messages; the control thread reads none here.
+    SfuLab lab(SfuShard::outbox_capacity + 8, 2);
+    for (std::size_t i = 0; i <= SfuShard::outbox_capacity; ++i) {
+        const Token t = make_token("p", now_unix + 60, session_id + i);
+        const stun::Address client =
+            at("198.51.100.77", static_cast<std::uint16_t>(10000 + i));
+        const auto out = lab.request(client, mac_a, signed_by(t));
+        if (i < SfuShard::outbox_capacity) {
+            ASSERT_TRUE(out.verdict.transmits()) << i;
+        } else {
+            EXPECT_EQ(out.verdict.reason, DropReason::sfu_join_backlog);
+        }
+    }
+    EXPECT_EQ(lab.shard().table().size(), SfuShard::outbox_capacity) << "not admitted";
+    EXPECT_EQ(drops(lab, DropReason::sfu_join_backlog), 1u);
+}
+
 TEST(SfuAdmission, UnauthenticatedFloodIsRateLimitedPerSourceIp) {
     SfuLab lab(8, 4, 1, 1, 2);  // 1 answer a second, 2 at once
     const Request garbage{"not a token", "key", false, true, 1};
@@ -706,6 +724,18 @@ TEST(SfuForwarding, LegAloneHasNoSubscriber) {
     lab.admit(alice, mac_a, "alice");
     const auto out = lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1)));
     EXPECT_EQ(out.verdict.reason, DropReason::sfu_no_subscriber);
+}
+
+TEST(SfuForwarding, CopyOverTheMtuIsUnforwardable) {
+    SfuLab lab;
+    lab.admit(alice, mac_a, "alice");
+    lab.admit(bob, mac_b, "bob");
+    lab.port().mtu = 100;  // IPv4 20 + UDP 8 + 73 bytes of RTP: one over
+    const auto out = lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1, 1, 61)));
+    EXPECT_EQ(out.verdict.reason, DropReason::sfu_unforwardable);
+    EXPECT_EQ(lab.shard().counters().unforwardable, 1u);
+    EXPECT_TRUE(lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1, 1, 60)))
+                    .verdict.transmits());
 }
 
 TEST(SfuForwarding, ForwardingAllocatesNothing) {
