@@ -413,6 +413,20 @@ TEST(SfuAdmission, ReplayedTokenFromAnotherAddressGets403WithIntegrity) {
     EXPECT_EQ(lab.shard().table().size(), 1u);
 }
 
+TEST(SfuAdmission, ReplayOnTheSameWorkerBeforeThePublicationIsSeenInItsTable) {
+    SfuLab lab;
+    const Token t = make_token("alice");
+    EXPECT_TRUE(lab.request(alice, mac_a, signed_by(t)).verdict.transmits());
+    // No publication yet: the worker's own table knows the leg.
+    const auto out = lab.request(carol, mac_c, signed_by(t, 2));
+    ASSERT_TRUE(out.verdict.transmits());
+    EXPECT_EQ(out.frame,
+              to_client(carol, mac_c,
+                        error_answer(403, "participant already joined from another address", &t,
+                                     2, true, binding_request(signed_by(t, 2)).size())));
+    EXPECT_EQ(lab.shard().table().size(), 1u);
+}
+
 TEST(SfuAdmission, ReplayOnAnotherWorkerSeenInTheMembership) {
     SfuLab lab(8, 4, 2);
     lab.admit(alice, mac_a, "alice", 0);
