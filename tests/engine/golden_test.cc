@@ -223,8 +223,11 @@ TEST(GoldenCorpusTest, CoversEveryHandlerDropReason) {
             << " is a worker-loop reason, which handle_frame() never returns";
         if (golden.pending.empty()) covered[reason] = true;
     }
+    // The SFU role's reasons need a leg table and a membership, which a golden file cannot
+    // carry: tests/engine/sfu_role_test.cc produces each of them from whole frames.
     for (std::size_t i = 0; i < first_worker; ++i)
-        EXPECT_TRUE(covered[i]) << "no golden packet is dropped as " << drop_reasons[i].name;
+        EXPECT_TRUE(covered[i] || drop_reasons[i].name.starts_with("sfu_"))
+            << "no golden packet is dropped as " << drop_reasons[i].name;
 }
 
 // The neighbour cache's path is covered for both protocols: at least one ARP frame and one

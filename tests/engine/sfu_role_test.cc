@@ -413,6 +413,20 @@ TEST(SfuAdmission, ReplayedTokenFromAnotherAddressGets403WithIntegrity) {
     EXPECT_EQ(lab.shard().table().size(), 1u);
 }
 
+TEST(SfuAdmission, ReplayOnTheSameWorkerBeforeThePublicationIsSeenInItsTable) {
+    SfuLab lab;
+    const Token t = make_token("alice");
+    EXPECT_TRUE(lab.request(alice, mac_a, signed_by(t)).verdict.transmits());
+    // No publication yet: the worker's own table knows the leg.
+    const auto out = lab.request(carol, mac_c, signed_by(t, 2));
+    ASSERT_TRUE(out.verdict.transmits());
+    EXPECT_EQ(out.frame,
+              to_client(carol, mac_c,
+                        error_answer(403, "participant already joined from another address", &t,
+                                     2, true, binding_request(signed_by(t, 2)).size())));
+    EXPECT_EQ(lab.shard().table().size(), 1u);
+}
+
 TEST(SfuAdmission, ReplayOnAnotherWorkerSeenInTheMembership) {
     SfuLab lab(8, 4, 2);
     lab.admit(alice, mac_a, "alice", 0);
@@ -548,6 +562,24 @@ TEST(SfuAdmission, KeepaliveAndRetransmissionGetTheSameAnswer) {
               to_client(alice, mac_a,
                         error_answer(403, "address already a leg of another participant", &other,
                                      4, true, binding_request(signed_by(other, 4)).size())));
+}
+
+TEST(SfuAdmission, AdmissionTheControlThreadCannotHearOfIsRefused) {
+    // The outbox holds SfuShard::outbox_capacity messages; the control thread reads none here.
+    SfuLab lab(SfuShard::outbox_capacity + 8, 2);
+    for (std::size_t i = 0; i <= SfuShard::outbox_capacity; ++i) {
+        const Token t = make_token("p", now_unix + 60, session_id + i);
+        const stun::Address client =
+            at("198.51.100.77", static_cast<std::uint16_t>(10000 + i));
+        const auto out = lab.request(client, mac_a, signed_by(t));
+        if (i < SfuShard::outbox_capacity) {
+            ASSERT_TRUE(out.verdict.transmits()) << i;
+        } else {
+            EXPECT_EQ(out.verdict.reason, DropReason::sfu_join_backlog);
+        }
+    }
+    EXPECT_EQ(lab.shard().table().size(), SfuShard::outbox_capacity) << "not admitted";
+    EXPECT_EQ(drops(lab, DropReason::sfu_join_backlog), 1u);
 }
 
 TEST(SfuAdmission, UnauthenticatedFloodIsRateLimitedPerSourceIp) {
@@ -706,6 +738,18 @@ TEST(SfuForwarding, LegAloneHasNoSubscriber) {
     lab.admit(alice, mac_a, "alice");
     const auto out = lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1)));
     EXPECT_EQ(out.verdict.reason, DropReason::sfu_no_subscriber);
+}
+
+TEST(SfuForwarding, CopyOverTheMtuIsUnforwardable) {
+    SfuLab lab;
+    lab.admit(alice, mac_a, "alice");
+    lab.admit(bob, mac_b, "bob");
+    lab.port().mtu = 100;  // IPv4 20 + UDP 8 + 73 bytes of RTP: one over
+    const auto out = lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1, 1, 61)));
+    EXPECT_EQ(out.verdict.reason, DropReason::sfu_unforwardable);
+    EXPECT_EQ(lab.shard().counters().unforwardable, 1u);
+    EXPECT_TRUE(lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1, 1, 60)))
+                    .verdict.transmits());
 }
 
 TEST(SfuForwarding, ForwardingAllocatesNothing) {
