@@ -143,6 +143,7 @@ void MediaSession::send_data(std::span<const std::byte> payload, Time now) noexc
 }
 
 void MediaSession::send_ping(Time now) noexcept {
+    last_ping_at_ = now;
     const std::uint32_t sequence = next_sequence_[static_cast<std::size_t>(MediaType::ping) - 1];
     frame(MediaType::ping, media_header_size, now);
     recent_pings_[sequence % recent_pings_.size()] =
@@ -167,8 +168,14 @@ MediaSession::Frames MediaSession::start(Time now, std::string_view path_name) {
         MediaPathReport{.name = std::string(path_name), .since = now, .rtt_min = {}, .srtt = {}});
     last_alive_ = now;
     send_ping(now);
-    next_ping_ = now + config_.keepalive;
+    schedule_first_pings(now);
     return end_frames();
+}
+
+void MediaSession::schedule_first_pings(Time now) noexcept {
+    ping_backoff_ = config_.first_ping_retry;
+    next_ping_ = now + (ping_backoff_ > Time{0} ? std::min(ping_backoff_, config_.keepalive)
+                                                : config_.keepalive);
 }
 
 Time MediaSession::stream_slot(std::uint64_t k) const noexcept {
@@ -250,9 +257,15 @@ MediaSession::Frames MediaSession::on_timer(Time now) {
     }
     if (now >= next_ping_) {
         send_ping(now);
-        // One ping however late the wake-up: a keepalive has nothing to catch up.
-        next_ping_ += config_.keepalive;
-        if (next_ping_ <= now) next_ping_ = now + config_.keepalive;
+        if (ping_backoff_ > Time{0}) {
+            // Not heard on this path yet: the next early ping, twice as far.
+            ping_backoff_ = std::min(2 * ping_backoff_, config_.keepalive);
+            next_ping_ = now + ping_backoff_;
+        } else {
+            // One ping however late the wake-up: a keepalive has nothing to catch up.
+            next_ping_ += config_.keepalive;
+            if (next_ping_ <= now) next_ping_ = now + config_.keepalive;
+        }
     }
     return end_frames();
 }
@@ -288,7 +301,7 @@ MediaSession::Frames MediaSession::path_changed(Time now, std::string_view path_
     // A pong to a ping sent on the old path would time the old path.
     for (auto& p : recent_pings_) p.used = false;
     send_ping(now);
-    next_ping_ = now + config_.keepalive;
+    schedule_first_pings(now);
     return end_frames();
 }
 
@@ -345,6 +358,11 @@ MediaSession::Received MediaSession::on_datagram(std::span<const std::byte> d, T
     }
     if (result.drop) return drop(*result.drop);
     last_alive_ = now;
+    if (ping_backoff_ > Time{0}) {
+        // Heard on this path: keepalives from here on, from the last ping.
+        ping_backoff_ = Time{0};
+        next_ping_ = last_ping_at_ + config_.keepalive;
+    }
     report_.bytes_received += d.size();
     path().bytes_received += d.size();
     result.reply = end_frames();

@@ -295,6 +295,37 @@ TEST(MediaSession, RttIsTheLinksRoundTrip) {
     EXPECT_EQ(a.rttvar, (*before.rttvar * 3 + milliseconds(40)) / 4);
 }
 
+TEST(MediaSession, PingsComeEarlyUntilThePathIsHeard) {
+    // A path whose first pings are lost (an SFU node not yet forwarding, a relay's permission
+    // not yet installed): the next ones come after 50, 100, 200, 400 ms, then every keepalive;
+    // once the peer is heard, keepalives count from the last ping.
+    Link link;
+    const Time start = link.clock.now();
+    link.wire(0).delay = link.wire(1).delay = milliseconds(5);
+    link.wire(0).lose_if = [&](const std::vector<std::byte>&) {
+        return link.clock.now() < start + milliseconds(700);
+    };
+    link.wire(1).lose_if = link.wire(0).lose_if;
+    link.start();
+    link.run_for(milliseconds(2000));
+    std::vector<Time> pings;
+    for (const auto& f : link.wire(0).log)
+        if (type_of(f.bytes) == static_cast<std::uint8_t>(MediaType::ping))
+            pings.push_back(f.at - start);
+    // 0, 50, 150, 350, 750 (heard at 755 ms: its pong), then 1250, 1750.
+    const std::vector<Time> expected{milliseconds(0),   milliseconds(50),   milliseconds(150),
+                                     milliseconds(350), milliseconds(750),  milliseconds(1250),
+                                     milliseconds(1750)};
+    EXPECT_EQ(pings, expected);
+    // Without it (first_ping_retry 0): one ping a keepalive from the start.
+    MediaConfig plain = config();
+    plain.first_ping_retry = Time{0};
+    Link slow(plain);
+    slow.start();
+    slow.run_for(milliseconds(1100));
+    EXPECT_EQ(slow.session(0).report().pings_sent, 3u);  // 0, 500, 1000
+}
+
 TEST(MediaSession, PacingSendsExactlyRateTimesSecondsFramesOfTheBitratesSize) {
     struct Case {
         std::uint64_t bitrate;
@@ -424,7 +455,7 @@ TEST(MediaSession, PongFromBeforeAPathChangeIsNotTimed) {
     Link link;
     link.wire(0).delay = link.wire(1).delay = milliseconds(100);
     link.start();  // A's ping 0 is on the old path, its pong back at +200 ms
-    link.run_for(milliseconds(50));
+    link.run_for(milliseconds(40));  // before the first early ping (50 ms)
     link.wire(0).delay = link.wire(1).delay = milliseconds(10);
     link.send(0, link.session(0).path_changed(link.clock.now(), "relay"));
     link.run_for(milliseconds(400));

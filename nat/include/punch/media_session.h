@@ -112,6 +112,11 @@ struct MediaConfig {
     /// A ping this often whatever the traffic: RTT, liveness, and the NAT mapping refreshed well
     /// inside Linux's 30 s UDP conntrack timeout (design.md §5).
     Time keepalive = std::chrono::milliseconds(500);
+    /// Until the peer is heard on a new path (start, path_changed), pings come sooner: after
+    /// this, then twice as long each time, up to `keepalive`. A path's first pings may be lost
+    /// while it settles (an SFU node publishing the other leg, a relay's permission), and the
+    /// peer should not wait a whole keepalive for the next. 0: every ping at `keepalive`.
+    Time first_ping_retry = std::chrono::milliseconds(50);
     /// The path is dead when nothing valid came from the peer for this long.
     Time dead_after = std::chrono::seconds(2);
     /// After a late wake-up, at most this many overdue data frames go out at once; the slots
@@ -260,6 +265,7 @@ private:
     std::byte* frame(MediaType type, std::size_t size, Time now) noexcept;
     void send_data(std::span<const std::byte> payload, Time now) noexcept;
     void send_ping(Time now) noexcept;
+    void schedule_first_pings(Time now) noexcept;
     void send_bye(Time now, bool answer) noexcept;
     Received drop(MediaDrop reason) noexcept;
     void receive_data(std::uint32_t sequence, std::int64_t sent_at, Time now,
@@ -283,6 +289,8 @@ private:
 
     // Timers.
     Time next_ping_{0};
+    Time ping_backoff_{0};  ///< the next early ping's interval; 0 once the path is heard
+    Time last_ping_at_{0};
     Time stream_start_{0};
     std::uint64_t stream_next_ = 0;  // next frame index in the stream
     std::uint64_t stream_count_ = 0;
