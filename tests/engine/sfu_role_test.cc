@@ -648,6 +648,27 @@ TEST(SfuForwarding, OneToOneRewritesTheFrameInPlace) {
     EXPECT_TRUE(lab.counters().conserved());
 }
 
+TEST(SfuForwarding, PartialChecksumFromAVethIsSummedWhole) {
+    // rx_checksum = trust (a veth behind net_af_packet): the UDP checksum field holds the
+    // pseudo-header's sum alone (CHECKSUM_PARTIAL), nothing to update from; the copy's
+    // checksum must be the whole one, as a receiving kernel checks it.
+    SfuLab lab;
+    lab.port().rx_checksum = RxChecksum::trust;
+    lab.admit(alice, mac_a, "alice");
+    lab.admit(bob, mac_b, "bob");
+    const Bytes media = rtp(0xA11CE);
+    Bytes in = build_udp_frame(mac_a, engine_mac, alice, sfu4, media, 0x4242, 0xB8);
+    in[40] = std::byte{0x12};  // any partial sum: the handler must not start from it
+    in[41] = std::byte{0x34};
+    const auto out = lab.send(in);
+    ASSERT_TRUE(out.verdict.transmits());
+    EXPECT_EQ(out.frame, build_udp_frame(engine_mac, mac_b, sfu4, bob, media, 0x4242, 0xB8));
+    EXPECT_EQ(transport_checksum({out.frame.data() + 26, 8}, 17,
+                                 {out.frame.data() + 34, out.frame.size() - 34}),
+              0);
+    EXPECT_TRUE(lab.counters().conserved());
+}
+
 TEST(SfuForwarding, FanOutToEveryOtherLegWithoutTouchingThePayload) {
     SfuLab lab(8, 4, 2);
     lab.admit(alice, mac_a, "alice", 0);
