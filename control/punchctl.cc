@@ -897,7 +897,10 @@ int main(int argc, char** argv) {
     std::string sfu_session, sfu_participant, sfu_subscriber, sfu_publisher, sfu_ssrcs;
     CLI::Option* sfu_session_option =
         sfu->add_option("--session", sfu_session, "only this session (16 hex digits)");
-    sfu->add_subcommand("list", "list the sessions (as punchctl sfu)");
+    // "sessions": the command path's word (punchctl help shows "punchctl sfu sessions").
+    CLI::App* sfu_list = sfu->add_subcommand("list", "list the sessions (as punchctl sfu)");
+    sfu_list->alias("sessions");
+    sfu_list->fallthrough();  // --session after the word, as before it
     CLI::App* sfu_kill = sfu->add_subcommand(
         "kill", "remove a session's legs (--session), or one leg (and --participant)");
     sfu_kill->add_option("--session", sfu_session, "the session id, as punchctl sfu lists it")
