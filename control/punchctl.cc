@@ -495,7 +495,7 @@ void print_sfu_change(const std::string& path, const json& r) {
                     r["session"].get<std::string>().c_str(),
                     r["ssrcs"].empty() ? "every SSRC" : ("SSRCs " + joined(r["ssrcs"], ",")).c_str());
     } else {
-        std::printf("%s%s: %s pauses %s\n", r["changed"].get<bool>() ? "" : "unchanged, ",
+        std::printf("%ssession %s: %s pauses %s\n", r["changed"].get<bool>() ? "" : "(unchanged) ",
                     r["session"].get<std::string>().c_str(),
                     r["subscriber"].get<std::string>().c_str(),
                     r["paused"].empty() ? "no one" : joined(r["paused"], ", ").c_str());
