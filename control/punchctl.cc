@@ -491,9 +491,10 @@ void print_sfu_change(const std::string& path, const json& r) {
             std::printf(", %zu not sent (command ring full: try again)", r["unsent"].size());
         std::printf("; %s\n", r["note"].get<std::string>().c_str());
     } else if (path == "/sfu/select") {
+        const std::string ssrcs =
+            r["ssrcs"].empty() ? "every SSRC" : "SSRCs " + joined(r["ssrcs"], ",");
         std::printf("%s in session %s receives %s\n", r["subscriber"].get<std::string>().c_str(),
-                    r["session"].get<std::string>().c_str(),
-                    r["ssrcs"].empty() ? "every SSRC" : ("SSRCs " + joined(r["ssrcs"], ",")).c_str());
+                    r["session"].get<std::string>().c_str(), ssrcs.c_str());
     } else {
         std::printf("%ssession %s: %s pauses %s\n", r["changed"].get<bool>() ? "" : "(unchanged) ",
                     r["session"].get<std::string>().c_str(),

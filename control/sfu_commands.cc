@@ -161,7 +161,8 @@ json SfuCommands::sessions(const Arguments& arguments) const {
     require_sfu("/sfu/sessions");
     std::optional<std::uint64_t> only;
     if (arguments.string("session"))
-        only = session_argument(arguments, "/sfu/sessions", "punchctl sfu --session 00000000000000a1");
+        only = session_argument(arguments, "/sfu/sessions",
+                                "punchctl sfu --session 00000000000000a1");
     const std::uint64_t now = control_.now_ticks();
     const double rate = static_cast<double>(std::max<std::uint64_t>(control_.ticks_per_second, 1));
     std::map<std::uint64_t, json> legs;  // by session

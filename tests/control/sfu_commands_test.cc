@@ -156,6 +156,28 @@ TEST_F(SfuCommandsTest, SessionsListEveryLegWithItsWorkerAddressesAndCounters) {
     EXPECT_EQ(one["sessions"][0]["legs"][0]["participant"], "dave");
 }
 
+TEST_F(SfuCommandsTest, ALegWhoseJoinIsNotAppliedYetIsListedAsNoMember) {
+    // Admitted by worker 1, its join message still on the ring: in the table, not the model.
+    const engine::FiveTuple key =
+        *engine::FiveTuple::make(address("198.51.100.9", 40000), address("203.0.113.2", 3480));
+    ASSERT_NE(shards_[1]->table().insert(key, session_b, engine::SfuParticipant::from("erin"), {},
+                                         0),
+              engine::SfuTable::no_slot);
+    const json legs = result("/sfu/sessions", {{"session", "b2"}})["sessions"][0]["legs"];
+    ASSERT_EQ(legs.size(), 2u);
+    EXPECT_EQ(legs[0]["participant"], "dave");
+    EXPECT_EQ(legs[0]["member"], true);
+    EXPECT_EQ(legs[1]["participant"], "erin");
+    EXPECT_EQ(legs[1]["member"], false);
+    // Not a member: nothing to pause for it, but a kill reaches its worker.
+    EXPECT_EQ(error("/sfu/pause",
+                    {{"session", "b2"}, {"subscriber", "erin"}, {"publisher", "dave"}}),
+              "not_found");
+    EXPECT_EQ(result("/sfu/kill", {{"session", "b2"}, {"participant", "erin"}})["sent"].size(), 1u);
+    EXPECT_EQ(carry_out(), 1u);
+    EXPECT_EQ(shards_[1]->table().find(key), engine::SfuTable::no_slot);
+}
+
 TEST_F(SfuCommandsTest, SessionsRefuseAMalformedOrUnknownSession) {
     EXPECT_EQ(error("/sfu/sessions", {{"session", "xyz"}}), "bad_argument");
     EXPECT_NE(message.find("expected 1 to 16 hex digits"), std::string::npos) << message;
@@ -227,14 +249,17 @@ TEST_F(SfuCommandsTest, PauseAndResumeChangeTheSubscribersSelectionAndPublish) {
 }
 
 TEST_F(SfuCommandsTest, PauseRefusesUnknownMembersAndOneParticipantTwice) {
-    EXPECT_EQ(error("/sfu/pause", {{"session", "a1"}, {"subscriber", "zoe"}, {"publisher", "alice"}}),
+    EXPECT_EQ(error("/sfu/pause",
+                    {{"session", "a1"}, {"subscriber", "zoe"}, {"publisher", "alice"}}),
               "not_found");
     EXPECT_NE(message.find("argument \"subscriber\""), std::string::npos) << message;
     EXPECT_NE(message.find("alice, bob, carol"), std::string::npos) << message;
-    EXPECT_EQ(error("/sfu/resume", {{"session", "a1"}, {"subscriber", "bob"}, {"publisher", "dave"}}),
+    EXPECT_EQ(error("/sfu/resume",
+                    {{"session", "a1"}, {"subscriber", "bob"}, {"publisher", "dave"}}),
               "not_found");
     EXPECT_NE(message.find("argument \"publisher\""), std::string::npos) << message;
-    EXPECT_EQ(error("/sfu/pause", {{"session", "c3"}, {"subscriber", "bob"}, {"publisher", "alice"}}),
+    EXPECT_EQ(error("/sfu/pause",
+                    {{"session", "c3"}, {"subscriber", "bob"}, {"publisher", "alice"}}),
               "not_found");
     EXPECT_EQ(error("/sfu/pause", {{"session", "a1"}, {"subscriber", "bob"}, {"publisher", "bob"}}),
               "bad_argument");
@@ -260,7 +285,8 @@ TEST_F(SfuCommandsTest, SelectSetsAndClearsTheSsrcAllowList) {
 
 TEST_F(SfuCommandsTest, SelectRefusesMalformedSsrcsAndUnknownSubscribers) {
     for (const char* bad : {"x", "1,", ",1", "4294967296", "-1", "0x", "1;2"}) {
-        EXPECT_EQ(error("/sfu/select", {{"session", "a1"}, {"subscriber", "carol"}, {"ssrcs", bad}}),
+        EXPECT_EQ(error("/sfu/select",
+                        {{"session", "a1"}, {"subscriber", "carol"}, {"ssrcs", bad}}),
                   "bad_argument")
             << bad;
         EXPECT_NE(message.find("argument \"ssrcs\""), std::string::npos) << message;
