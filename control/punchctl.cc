@@ -459,6 +459,50 @@ void print_change(const std::string& path, const json& r) {
                     joined(r["deny"]).c_str(), joined(r["allow"]).c_str());
 }
 
+// ---------------------------------------------------------------- the SFU role
+
+void print_sfu_sessions(const json& r) {
+    Table table({"SESSION", "PARTICIPANT", "CLIENT", "LCORE", "IDLE", "IN", "OUT", "FILTERED",
+                 "PAUSED", "SSRCS"});
+    for (const auto& s : r["sessions"])
+        for (const auto& l : s["legs"])
+            // A leg not yet (or no longer) in the membership forwards nothing: marked "*".
+            table.add({s["session"].get<std::string>(),
+                       l["participant"].get<std::string>() + (l["member"].get<bool>() ? "" : "*"),
+                       l["client"].get<std::string>(), l["lcore"].dump(),
+                       duration(l["idle_s"].get<double>()),
+                       count(l["rx_packets"]) + " pkts " + si(l["rx_bytes"].get<double>()) + "B",
+                       count(l["forwarded_packets"]) + " pkts " +
+                           si(l["forwarded_bytes"].get<double>()) + "B",
+                       count(l["filtered"]), l["paused"].empty() ? "-" : joined(l["paused"], ","),
+                       l["ssrcs"].empty() ? "all" : joined(l["ssrcs"], ",")});
+    if (!r["sessions"].empty()) table.print();
+    std::printf("%zu session(s), %s leg(s)", r["sessions"].size(), r["legs"].dump().c_str());
+    if (r["skipped"].get<std::uint64_t>() != 0)
+        std::printf(", %s skipped (changing while read)", r["skipped"].dump().c_str());
+    std::printf("%s\n", r["legs"].get<std::uint64_t>() != 0 ? "; * not yet a member" : "");
+}
+
+void print_sfu_change(const std::string& path, const json& r) {
+    if (path == "/sfu/kill") {
+        std::printf("kill sent for %zu leg(s) of session %s", r["sent"].size(),
+                    r["session"].get<std::string>().c_str());
+        if (!r["unsent"].empty())
+            std::printf(", %zu not sent (command ring full: try again)", r["unsent"].size());
+        std::printf("; %s\n", r["note"].get<std::string>().c_str());
+    } else if (path == "/sfu/select") {
+        const std::string ssrcs =
+            r["ssrcs"].empty() ? "every SSRC" : "SSRCs " + joined(r["ssrcs"], ",");
+        std::printf("%s in session %s receives %s\n", r["subscriber"].get<std::string>().c_str(),
+                    r["session"].get<std::string>().c_str(), ssrcs.c_str());
+    } else {
+        std::printf("%ssession %s: %s pauses %s\n", r["changed"].get<bool>() ? "" : "(unchanged) ",
+                    r["session"].get<std::string>().c_str(),
+                    r["subscriber"].get<std::string>().c_str(),
+                    r["paused"].empty() ? "no one" : joined(r["paused"], ", ").c_str());
+    }
+}
+
 // A secret value from a file ("-": standard input), its first line: kept off the command
 // line, where `ps` shows it to every user of the machine.
 std::string read_secret(const std::string& file, const std::string& option) {
@@ -847,6 +891,41 @@ int main(int argc, char** argv) {
         "drain", "refuse new allocations (300 or 508), keep the others; the allocations left");
     CLI::App* undrain = app.add_subcommand("undrain", "accept new allocations again");
     CLI::App* reload = app.add_subcommand("reload", "re-read the engine's configuration file");
+    // The SFU role (control/sfu_commands.h): "sfu" lists, "sfu kill" removes.
+    CLI::App* sfu = app.add_subcommand("sfu", "the SFU's sessions and legs; kill, pause, resume, "
+                                              "select");
+    sfu->require_subcommand(0, 1);
+    std::string sfu_session, sfu_participant, sfu_subscriber, sfu_publisher, sfu_ssrcs;
+    CLI::Option* sfu_session_option =
+        sfu->add_option("--session", sfu_session, "only this session (16 hex digits)");
+    // "sessions": the command path's word (punchctl help shows "punchctl sfu sessions").
+    CLI::App* sfu_list = sfu->add_subcommand("list", "list the sessions (as punchctl sfu)");
+    sfu_list->alias("sessions");
+    sfu_list->fallthrough();  // --session after the word, as before it
+    CLI::App* sfu_kill = sfu->add_subcommand(
+        "kill", "remove a session's legs (--session), or one leg (and --participant)");
+    sfu_kill->add_option("--session", sfu_session, "the session id, as punchctl sfu lists it")
+        ->required();
+    CLI::Option* sfu_participant_option =
+        sfu_kill->add_option("--participant", sfu_participant, "only this participant's leg");
+    CLI::App* sfu_pause =
+        sfu->add_subcommand("pause", "stop forwarding a publisher's media to a subscriber");
+    CLI::App* sfu_resume =
+        sfu->add_subcommand("resume", "forward a paused publisher's media to it again");
+    for (CLI::App* sub : {sfu_pause, sfu_resume}) {
+        sub->add_option("--session", sfu_session, "the session id")->required();
+        sub->add_option("--subscriber", sfu_subscriber, "the participant that receives")
+            ->required();
+        sub->add_option("--publisher", sfu_publisher, "the participant whose media it receives")
+            ->required();
+    }
+    CLI::App* sfu_select = sfu->add_subcommand(
+        "select", "the RTP SSRCs a subscriber receives (--ssrcs \"\" for all again)");
+    sfu_select->add_option("--session", sfu_session, "the session id")->required();
+    sfu_select->add_option("--subscriber", sfu_subscriber, "the participant that receives")
+        ->required();
+    sfu_select->add_option("--ssrcs", sfu_ssrcs, "comma-separated SSRCs, decimal or 0x hex")
+        ->required();
     CLI::App* help = app.add_subcommand("help", "list the engine's commands, or describe one");
     help->add_option("command", help_words, "a command, e.g. stats");
 
@@ -941,6 +1020,24 @@ int main(int argc, char** argv) {
             args["list"] = peer_list;
             args["cidr"] = peer_cidr;
         }
+    } else if (sfu->parsed()) {
+        path = "/sfu/sessions";
+        if (sfu_session_option->count() != 0) args["session"] = sfu_session;
+        if (sfu_kill->parsed()) {
+            path = "/sfu/kill";
+            args["session"] = sfu_session;
+            if (sfu_participant_option->count() != 0) args["participant"] = sfu_participant;
+        } else if (sfu_pause->parsed() || sfu_resume->parsed()) {
+            path = sfu_pause->parsed() ? "/sfu/pause" : "/sfu/resume";
+            args["session"] = sfu_session;
+            args["subscriber"] = sfu_subscriber;
+            args["publisher"] = sfu_publisher;
+        } else if (sfu_select->parsed()) {
+            path = "/sfu/select";
+            args["session"] = sfu_session;
+            args["subscriber"] = sfu_subscriber;
+            args["ssrcs"] = sfu_ssrcs;
+        }
     } else if (drain->parsed()) {
         path = "/drain";
     } else if (undrain->parsed()) {
@@ -1022,6 +1119,10 @@ int main(int argc, char** argv) {
                     print_drain(result);
                 else if (path == "/reload")
                     print_reload(result);
+                else if (path == "/sfu/sessions")
+                    print_sfu_sessions(result);
+                else if (path.starts_with("/sfu/"))
+                    print_sfu_change(path, result);
                 else if (path.starts_with("/users/") || path.starts_with("/secrets/") ||
                          path.starts_with("/peer-policy/"))
                     print_change(path, result);

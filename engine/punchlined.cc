@@ -59,6 +59,7 @@
 #include "control/node_frames.h"
 #include "control/registry.h"
 #include "control/relay_commands.h"
+#include "control/sfu_commands.h"
 #include "control/server.h"
 #include "engine/config.h"
 #include "engine/flow_steering.h"
@@ -553,6 +554,15 @@ void setup_sfu(Engine& e, unsigned workers) {
                            config.leg_timeout_s));
 }
 
+// A new membership from the model (the joins and leaves below, punchctl sfu pause|resume|select
+// in control/sfu_commands.h), published as the header comment of apply_sfu_messages() says.
+void publish_sfu_membership(Engine& e) {
+    std::shared_ptr<const engine::SfuMembership> next = e.sfu_builder->build();
+    rcu_assign_pointer(e.dataplane.sfu_membership, const_cast<engine::SfuMembership*>(next.get()));
+    synchronize_rcu();
+    e.sfu_published = std::move(next);
+}
+
 // The workers' join and leave messages applied to the model; a join that lost a race (a
 // replayed participant, a full session: SfuMembershipBuilder::join()) sent back to its worker
 // as a kill; a new membership published when anything changed. RCU: rcu_assign_pointer is a
@@ -584,11 +594,7 @@ void apply_sfu_messages(Engine& e) {
                 ++e.sfu_kills_unsent;
         }
     }
-    if (!changed) return;
-    std::shared_ptr<const engine::SfuMembership> next = e.sfu_builder->build();
-    rcu_assign_pointer(e.dataplane.sfu_membership, const_cast<engine::SfuMembership*>(next.get()));
-    synchronize_rcu();
-    e.sfu_published = std::move(next);
+    if (changed) publish_sfu_membership(e);
 }
 
 // The engine as an SFU node ([node]; docs/sfu.md, "Wiring into punchlined"): the agent speaks
@@ -931,6 +937,23 @@ int main(int argc, char** argv) {
          [&config_path] { return engine::load_config(config_path); }, config_path});
     relay_commands.register_in(registry);
     view.relay_drain = [&relay_commands] { return relay_commands.drain_progress(); };
+    // The SFU's sessions: listed from the workers' tables, kills on their command rings,
+    // selections published through RCU (control/sfu_commands.h).
+    control::SfuControl sfu_control;
+    if (e.sfu_builder) {
+        for (const auto& shard : e.dataplane.sfu_shards) sfu_control.shards.push_back(shard.get());
+        sfu_control.builder = e.sfu_builder.get();
+        sfu_control.publish = [&e] { publish_sfu_membership(e); };
+        sfu_control.send_kill = [&e](std::size_t worker, const engine::SfuKill& kill) {
+            return rte_ring_sp_enqueue_elem(e.dataplane.sfu_command_rings[worker],
+                                            const_cast<engine::SfuKill*>(&kill),
+                                            sizeof kill) == 0;
+        };
+        sfu_control.now_ticks = [] { return rte_rdtsc(); };
+        sfu_control.ticks_per_second = e.dataplane.tsc_hz;
+    }
+    control::SfuCommands sfu_commands(view, std::move(sfu_control));
+    sfu_commands.register_in(registry);
     // The engine as an SFU node: the agent's state and counters (NodeAgent::status()).
     registry.add({"/node",
                   "the engine as an SFU node of punchcoord ([node]): state, node id, public "

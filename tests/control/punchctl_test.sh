@@ -132,6 +132,8 @@ expect "help" 0 help
 for command in status stats allocations help; do
   check "help lists $command" "$out" "^punchctl $command +/$command "
 done
+check "help lists the SFU's listing" "$out" '^punchctl sfu sessions +/sfu/sessions '
+check "help lists the SFU's kill" "$out" '^punchctl sfu kill +/sfu/kill '
 expect "help allocations" 0 help allocations
 check "help allocations describes --client" "$out" '^  --client 203\.0\.113\.10:50000 +string +only this client'
 
@@ -182,6 +184,16 @@ check "the error says what a client address looks like" "$err" 'expected an IP a
 expect "allocations --after x (not a position)" 2 allocations --after x
 expect "help nosuch (no such command)" 2 help nosuch
 expect "--count without --watch" 2 --count 2 status
+# The SFU's commands on an engine without the role (control/sfu_commands.h; the listing and
+# the changes themselves: tests/control/sfu_commands_test.cc).
+for sub in "sfu" "sfu kill --session a1" "sfu pause --session a1 --subscriber b --publisher c" \
+    "sfu resume --session a1 --subscriber b --publisher c" \
+    "sfu select --session a1 --subscriber b --ssrcs 1"; do
+  # shellcheck disable=SC2086 # the words of $sub are punchctl's arguments
+  expect "$sub (no sfu role)" 1 $sub
+  check "$sub: not_available, naming the role" "$err" 'this engine runs no SFU \(no \[sfu\] token_secrets in its configuration\) \[not_available\]'
+done
+expect "sfu select without --ssrcs" 2 sfu select --session a1 --subscriber b
 status=0
 "$punchctl" --socket "$LAB_WORKDIR/nothing.sock" status 2>"$err" || status=$?
 [[ $status -eq 3 ]] && echo "ok: no engine: exit 3" || { echo "FAIL: no engine: exit $status"; failures=$((failures + 1)); }
