@@ -123,9 +123,12 @@
 
 #include "engine/counters.h"
 #include "engine/port_context.h"
+#include "engine/sfu_role.h"
+#include "engine/sfu_table.h"
 #include "engine/worker.h"
 #include "control_load.h"
 #include "relay_workload.h"
+#include "sfu_workload.h"
 #include "stun/address.h"
 #include "stun/attributes.h"
 #include "stun/bytes.h"
@@ -152,6 +155,8 @@ static_assert(request_frame_size <= template_stride);
 // Transmitted mbufs moved back to the RX ring per refill: more than a burst, so the feeder
 // never falls behind the loop it feeds.
 constexpr unsigned feed_batch = 2 * engine::max_burst;
+// --workload sfu: the most subscribers per publisher (rooms of 17).
+constexpr unsigned max_fanout = 16;
 
 struct Options {
     std::string mode = "both";
@@ -160,12 +165,15 @@ struct Options {
     // TURN port (to their peers); channel-in, datagrams from peers with a channel bound to the
     // relay ports (to the clients as ChannelData); data-indication, the same from a permitted
     // peer without a channel (to the clients in Data indications).
+    // sfu: the SFU role's forwarding (issue 7): media from publishers to --fanout
+    // subscribers each (1: 1:1 calls).
     std::string workload = "binding";
-    unsigned payload = 100;  // relay workloads: the application bytes relayed per packet
+    unsigned payload = 100;  // relay and sfu workloads: the application bytes per packet
+    unsigned fanout = 1;     // sfu: subscribers per publisher
     unsigned runs = 3;
     double seconds = 2.0;
     double warmup = 0.5;
-    unsigned flows = 4096;
+    unsigned flows = 4096;  // sfu: sessions (default: 4096 legs' worth)
     unsigned inflight = 512;
     unsigned burst = 32;
     bool no_huge = false;
@@ -281,19 +289,52 @@ inline void restore(rte_mbuf* m, Requests& requests) noexcept {
     m->pkt_len = static_cast<std::uint32_t>(requests.frame_size);
 }
 
+// Whether `m` is a frame the feeder sent (or the engine's rewrite of one), not a fan-out copy:
+// those are a header mbuf chained to an indirect clone of a frame's payload (Worker::fan_out).
+inline bool is_frame(const rte_mbuf* m) noexcept {
+    return m->nb_segs == 1 && RTE_MBUF_DIRECT(m);
+}
+
 struct Feeder {
     rte_ring* rx = nullptr;  // the port receives from here
     rte_ring* tx = nullptr;  // the port transmits into here
     Requests* requests = nullptr;
+    // --workload sfu: each frame leaves as up to `fanout` frames, so a refill takes that many
+    // times a batch; the fan-out copies are freed (rte_pktmbuf_free_bulk: the header mbufs and
+    // the clones, whose frees give back the payload's reference), as a driver frees what it
+    // has sent. 0: every transmitted mbuf is a frame.
+    unsigned fanout = 0;
 
     // What the port transmitted goes back to its RX ring as fresh requests. Returns how many.
     unsigned refill() noexcept {
+        if (fanout != 0) return refill_fanned_out();
         void* packets[feed_batch];
         const unsigned n = rte_ring_sc_dequeue_burst(tx, packets, feed_batch, nullptr);
         for (unsigned i = 0; i < n; ++i) restore(static_cast<rte_mbuf*>(packets[i]), *requests);
         // The RX ring holds every mbuf there is, so this never comes up short.
         rte_ring_sp_enqueue_burst(rx, packets, n, nullptr);
         return n;
+    }
+
+    unsigned refill_fanned_out() noexcept {
+        void* packets[feed_batch * max_fanout];
+        rte_mbuf* copies[feed_batch * max_fanout];
+        const unsigned n = rte_ring_sc_dequeue_burst(tx, packets, feed_batch * fanout, nullptr);
+        unsigned frames = 0, sent_copies = 0;
+        for (unsigned i = 0; i < n; ++i) {
+            auto* m = static_cast<rte_mbuf*>(packets[i]);
+            if (is_frame(m))
+                packets[frames++] = m;
+            else
+                copies[sent_copies++] = m;
+        }
+        // The copies first: a frame's payload is theirs until they are freed (they precede it
+        // in the TX ring, so they are in this batch or an earlier one).
+        rte_pktmbuf_free_bulk(copies, sent_copies);
+        for (unsigned i = 0; i < frames; ++i)
+            restore(static_cast<rte_mbuf*>(packets[i]), *requests);
+        rte_ring_sp_enqueue_burst(rx, packets, frames, nullptr);
+        return frames;
     }
 };
 
@@ -449,12 +490,15 @@ std::string check_response(const rte_mbuf* m, const Requests& requests,
 // The relay workloads (Options::workload). Each flow is one client with an allocation made
 // beforehand (relay_workload::allocate: Allocate, CreatePermission, ChannelBind 0x4000 to its
 // peer, each authenticated, through handle_frame()), whose relay port is relay_ports[flow].
-enum class Workload : std::uint8_t { binding, channel_out, channel_in, data_indication };
+// The sfu workload (issue 7): sessions of --fanout + 1 legs admitted beforehand
+// (bench/sfu_workload.h), media from their publishers.
+enum class Workload : std::uint8_t { binding, channel_out, channel_in, data_indication, sfu };
 
 Workload workload_of(const std::string& name) {
     if (name == "channel-out") return Workload::channel_out;
     if (name == "channel-in") return Workload::channel_in;
     if (name == "data-indication") return Workload::data_indication;
+    if (name == "sfu") return Workload::sfu;
     return Workload::binding;
 }
 
@@ -579,6 +623,83 @@ std::string check_relayed(const rte_mbuf* m, Workload workload, unsigned payload
     return {};
 }
 
+// One frame per publisher (sfu_workload::Layout::publishers(), in that order): its media to
+// the SFU address, `payload` bytes of RTP, the frame's index its IPv4 identification.
+// `frame_of_leg[leg]` is set to the publisher's frame (-1: a subscriber only).
+Requests generate_sfu_frames(const sfu_workload::Layout& layout, unsigned payload,
+                             const engine::MacAddress& port_mac, std::vector<int>& frame_of_leg) {
+    const std::vector<unsigned> publishers = layout.publishers();
+    Requests r;
+    r.frame_size = 42 + payload;
+    r.stride = (r.frame_size + 63) / 64 * 64;
+    r.frames.assign(publishers.size() * r.stride, std::byte{0});
+    r.sources.resize(publishers.size());
+    frame_of_leg.assign(layout.legs(), -1);
+    for (unsigned i = 0; i < publishers.size(); ++i) {
+        std::byte* f = r.frames.data() + std::size_t{i} * r.stride;
+        r.sources[i] = relay_workload::client(publishers[i]);
+        frame_of_leg[publishers[i]] = static_cast<int>(i);
+        if (sfu_workload::frame_media(f, port_mac, publishers[i], payload,
+                                      static_cast<std::uint16_t>(i)) != r.frame_size)
+            fail_setup("media frame of the wrong size");
+    }
+    return r;
+}
+
+// Checks one frame the engine sent in the sfu workload: a single mbuf (the received frame
+// rewritten for one subscriber) or a header mbuf from the copy pool chained to an indirect
+// clone of a received frame (the payload not copied); then the bytes, as
+// sfu_workload::check_forwarded() says, and the UDP checksum over the chain. Sets
+// `publisher` and `subscriber`; returns an empty string when it is right.
+std::string check_sfu_frame(const rte_mbuf* m, const sfu_workload::Layout& layout,
+                            unsigned payload, const Requests& requests,
+                            const std::vector<int>& frame_of_leg, const rte_ether_addr& port_mac,
+                            const rte_mempool* frame_pool, const rte_mempool* copy_pool,
+                            unsigned& publisher, unsigned& subscriber) {
+    if (m->nb_segs == 1) {
+        if (!RTE_MBUF_DIRECT(m) || m->pool != frame_pool) return "a single mbuf not a frame's";
+    } else {
+        const rte_mbuf* clone = m->next;
+        if (m->nb_segs != 2 || clone == nullptr || clone->next != nullptr || m->pool != copy_pool)
+            return "a copy that is not a copy-pool header and one segment";
+        if (!RTE_MBUF_CLONED(clone) || clone->pool != copy_pool ||
+            rte_mbuf_from_indirect(const_cast<rte_mbuf*>(clone))->pool != frame_pool)
+            return "a copy's payload is not an indirect clone of a received frame";
+        if (rte_pktmbuf_pkt_len(m) != std::uint32_t{m->data_len} + clone->data_len)
+            return "the chain's length is not its segments'";
+    }
+    std::array<std::byte, 2048> buffer;
+    const std::uint32_t length = rte_pktmbuf_pkt_len(m);
+    if (length > buffer.size()) return "longer than any frame sent";
+    const auto* bytes =
+        static_cast<const std::byte*>(rte_pktmbuf_read(m, 0, length, buffer.data()));
+    if (bytes == nullptr) return "rte_pktmbuf_read failed";
+    engine::MacAddress mac;
+    std::memcpy(mac.data(), port_mac.addr_bytes, 6);
+    std::string problem = sfu_workload::check_forwarded(
+        {bytes, length}, layout, mac, payload,
+        [&](unsigned leg) -> const std::byte* {
+            static const std::byte none[2048] = {};
+            return frame_of_leg[leg] < 0 ? none
+                                         : requests.frame(static_cast<unsigned>(frame_of_leg[leg]));
+        },
+        publisher, subscriber);
+    if (!problem.empty()) return problem;
+    // RFC 768 over the chain as it lies (rte_raw_cksum_mbuf() walks the segments): the
+    // pseudo-header plus the datagram, its checksum included, sums to all ones. The IPv4
+    // header lies in the first segment (a copy's header mbuf holds all 42 bytes).
+    if (m->data_len < 42) return "the headers are not in the first segment";
+    std::uint16_t raw = 0;
+    if (rte_raw_cksum_mbuf(m, 34, length - 34, &raw) != 0) return "cannot sum the chain";
+    std::uint32_t sum = std::uint32_t{rte_ipv4_phdr_cksum(
+                            rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, 14), 0)} +
+                        raw;
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    if (sum != 0xFFFF) return "UDP checksum does not verify over the chain";
+    return {};
+}
+
 double median(std::vector<double> values) {
     std::sort(values.begin(), values.end());
     const std::size_t n = values.size();
@@ -643,16 +764,25 @@ int main(int argc, char** argv) {
     app.add_option("--mode", options.mode, "both (alternating), engine or baseline")
         ->check(CLI::IsMember({"both", "engine", "baseline"}));
     app.add_option("--workload", options.workload,
-                   "binding (STUN), or the relay's channel-out, channel-in, data-indication")
-        ->check(CLI::IsMember({"binding", "channel-out", "channel-in", "data-indication"}));
-    app.add_option("--payload", options.payload, "relay workloads: application bytes per packet")
+                   "binding (STUN), the relay's channel-out, channel-in, data-indication, or "
+                   "sfu (the SFU role's forwarding, --fanout subscribers per publisher)")
+        ->check(CLI::IsMember({"binding", "channel-out", "channel-in", "data-indication", "sfu"}));
+    app.add_option("--payload", options.payload,
+                   "relay and sfu workloads: application bytes per packet (sfu: 12 or more, "
+                   "an RTP header)")
         ->check(CLI::Range(4, 1200));
+    app.add_option("--fanout", options.fanout,
+                   "sfu: subscribers per publisher: 1, 1:1 calls (sessions of 2 legs, both "
+                   "publishing); N, rooms of N + 1 legs, one publishing")
+        ->check(CLI::Range(1u, max_fanout));
     app.add_option("--runs", options.runs, "timed runs of each mode")->check(CLI::Range(1, 99));
     app.add_option("--seconds", options.seconds, "counted seconds per run")
         ->check(CLI::Range(0.05, 600.0));
     app.add_option("--warmup", options.warmup, "uncounted seconds before each run")
         ->check(CLI::Range(0.0, 60.0));
-    app.add_option("--flows", options.flows, "distinct source addresses (request templates)")
+    app.add_option("--flows", options.flows,
+                   "distinct source addresses (request templates); sfu: sessions (default: "
+                   "4096 legs' worth)")
         ->check(CLI::Range(1, 65000));
     app.add_option("--inflight", options.inflight, "mbufs circulating between feeder and port")
         ->check(CLI::Range(64, 16384));
@@ -689,6 +819,14 @@ int main(int argc, char** argv) {
     }
     const control_load::Load load = *control_load::load_of(options.control_load);
     const bool controlled = load != control_load::Load::none;
+    if (options.workload == "sfu" && (controlled || options.trust_checksum ||
+                                      options.no_alternate || options.no_software))
+        fail_setup("--control-load, --trust-checksum, --no-alternate and --no-software are not "
+                   "for --workload sfu: leave them out");
+    if (options.workload != "sfu" && app.count("--fanout") != 0)
+        fail_setup("--fanout is for --workload sfu");
+    if (options.workload == "sfu" && options.payload < sfu_workload::rtp_header_size)
+        fail_setup("--payload: the sfu workload sends RTP, 12 bytes or more");
     if (controlled && options.workload == "binding")
         fail_setup("--control-load needs a relay workload (the control plane lists allocations "
                    "and publishes relay contexts): add --workload channel-out or channel-in");
@@ -723,14 +861,21 @@ int main(int argc, char** argv) {
                               : ""));
 
     const int socket = static_cast<int>(rte_socket_id());
+    const Workload workload = workload_of(options.workload);
+    const bool sfu = workload == Workload::sfu;
+    const bool relaying = workload != Workload::binding && !sfu;
     const unsigned ring_size = rte_align32pow2(2 * options.inflight);
+    // The sfu workload's frames leave as --fanout frames each: the TX ring holds them all when
+    // a run's end drains every frame in flight.
+    const unsigned tx_ring_size = rte_align32pow2(2 * options.inflight * (sfu ? options.fanout : 1));
     const unsigned pool_size = options.inflight + 1024;
     rte_mempool* pool = rte_pktmbuf_pool_create("pipeline_mbufs", pool_size, 0, 0,
                                                 RTE_MBUF_DEFAULT_BUF_SIZE, socket);
     if (pool == nullptr) fail_setup(std::string("mbuf pool: ") + rte_strerror(rte_errno));
     Feeder feeder;
     feeder.rx = rte_ring_create("pipeline_rx", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    feeder.tx = rte_ring_create("pipeline_tx", ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    feeder.tx =
+        rte_ring_create("pipeline_tx", tx_ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (feeder.rx == nullptr || feeder.tx == nullptr)
         fail_setup(std::string("rings: ") + rte_strerror(rte_errno));
     const int created = rte_eth_from_rings("pipeline", &feeder.rx, 1, &feeder.tx, 1,
@@ -738,6 +883,15 @@ int main(int argc, char** argv) {
     if (created < 0) fail_setup(std::string("rte_eth_from_rings: ") + rte_strerror(rte_errno));
     const auto port_id = static_cast<std::uint16_t>(created);
     rte_eth_conf conf{};
+    // The SFU's fan-out copies are chained mbufs: punchlined asks a port to take them
+    // (setup_port(): RTE_ETH_TX_OFFLOAD_MULTI_SEGS), and fans out on none that cannot.
+    if (sfu) {
+        rte_eth_dev_info info{};
+        if (rte_eth_dev_info_get(port_id, &info) != 0 ||
+            (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) == 0)
+            fail_setup("the ring port cannot send chained mbufs: punchlined would not fan out");
+        conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    }
     if (rte_eth_dev_configure(port_id, 1, 1, &conf) != 0 ||
         rte_eth_rx_queue_setup(port_id, 0, 1024, static_cast<unsigned>(socket), nullptr, pool) !=
             0 ||
@@ -747,8 +901,6 @@ int main(int argc, char** argv) {
     rte_ether_addr port_mac{};
     rte_eth_macaddr_get(port_id, &port_mac);
 
-    const Workload workload = workload_of(options.workload);
-    const bool relaying = workload != Workload::binding;
     // One allocation per flow, each on a relay port of its own (49152-65535).
     if (relaying && options.flows > 65536 - relay_workload::first_relay_port)
         fail_setup("a relay workload has at most 16384 flows (one relay port each)");
@@ -806,17 +958,147 @@ int main(int argc, char** argv) {
         if (dataplane.command_rings[0] == nullptr)
             fail_setup(std::string("command ring: ") + rte_strerror(rte_errno));
     }
+    // --workload sfu: the role as punchlined's setup_sfu() makes it from the configuration
+    // (sfu_workload::make_config(): punchlined's defaults but for rooms of --fanout + 1 legs
+    // and legs that outlive the runs): the context, worker 0's shard, its message and command
+    // rings, the copy pool; and the control thread's model of the sessions.
+    sfu_workload::Layout layout;
+    layout.fanout = options.fanout;
+    layout.sessions = app.count("--flows") != 0
+                          ? options.flows
+                          : std::max(1u, 4096 / layout.legs_per_session());
+    rte_mempool* copy_pool = nullptr;
+    unsigned copy_pool_size = 0;
+    std::unique_ptr<engine::SfuMembershipBuilder> sfu_builder;
+    std::shared_ptr<const engine::SfuMembership> sfu_published;
+    if (sfu) {
+        const engine::SfuConfig config = sfu_workload::make_config(layout);
+        if (layout.legs() > config.max_legs)
+            fail_setup("--flows: " + std::to_string(layout.legs()) + " legs, more than sfu.max_legs (" +
+                       std::to_string(config.max_legs) + ")");
+        dataplane.tsc_hz = rte_get_tsc_hz();
+        dataplane.start_tsc = rte_rdtsc();
+        dataplane.start_unix_s = static_cast<std::uint64_t>(std::time(nullptr));
+        const std::optional<engine::RateLimit> limit = engine::RateLimit::make(
+            config.unauthenticated_requests_per_s, config.unauthenticated_burst,
+            dataplane.tsc_hz);
+        if (!limit) fail_setup("sfu.unauthenticated_burst: too large for this clock");
+        dataplane.sfu_context = std::make_shared<const engine::SfuContext>(
+            config.token_secrets, engine::SfuLimits::from(config, dataplane.tsc_hz));
+        dataplane.sfu_shards.push_back(std::make_unique<engine::SfuShard>(
+            config.max_legs, config.max_legs_per_session, *limit, 4096, 0, 0x5EED5F00D));
+        // punchlined's ring sizes (sfu_message_ring_size, command_ring_size).
+        dataplane.sfu_messages.push_back(rte_ring_create_elem(
+            "pipeline_sfu_messages", sizeof(engine::SfuMessage), 1024, socket,
+            RING_F_SP_ENQ | RING_F_SC_DEQ));
+        dataplane.sfu_command_rings.push_back(
+            rte_ring_create_elem("pipeline_sfu_commands", sizeof(engine::SfuKill), 64, socket,
+                                 RING_F_SP_ENQ | RING_F_SC_DEQ));
+        if (dataplane.sfu_messages[0] == nullptr || dataplane.sfu_command_rings[0] == nullptr)
+            fail_setup(std::string("sfu rings: ") + rte_strerror(rte_errno));
+        // As setup_sfu(): engine.mbufs of them, each with a header's room only. A frame in
+        // flight holds up to 2 × (fanout - 1) until the feeder frees its copies.
+        copy_pool_size = engine::EngineConfig{}.mbufs;
+        if (std::uint64_t{options.inflight} * 2 * (options.fanout - 1) + 3 * 256 > copy_pool_size)
+            fail_setup("--inflight: " + std::to_string(options.inflight) + " frames × " +
+                       std::to_string(options.fanout - 1) +
+                       " copies × 2 mbufs do not fit the copy pool (engine.mbufs, " +
+                       std::to_string(copy_pool_size) + "): try --inflight 512");
+        copy_pool = rte_pktmbuf_pool_create("sfu_copies", copy_pool_size, 256, 0,
+                                            RTE_PKTMBUF_HEADROOM + 64, socket);
+        if (copy_pool == nullptr) fail_setup(std::string("copy pool: ") + rte_strerror(rte_errno));
+        dataplane.sfu_copy_pool = copy_pool;
+        sfu_builder = std::make_unique<engine::SfuMembershipBuilder>(config.max_legs_per_session);
+    }
     engine::Worker worker(dataplane, 0);
     const engine::CoreCounters& counters = dataplane.counters[0];
+
+    // Every leg admitted as its participant joins: a Binding request with its token through
+    // the worker's loop (handle_frame(): the token verified, the leg inserted, the ACK sent,
+    // the join posted on the message ring), each answered with a success; then the joins
+    // applied and the membership published as punchlined's control thread does
+    // (apply_sfu_messages(): SfuMembershipBuilder::join(), build(), rcu_assign_pointer,
+    // synchronize_rcu), a batch at a time.
+    if (sfu) {
+        constexpr unsigned admission_batch = 256;
+        std::vector<sfu_workload::Token> tokens(layout.legs());
+        for (unsigned first = 0; first < layout.legs(); first += admission_batch) {
+            const unsigned count = std::min(admission_batch, layout.legs() - first);
+            for (unsigned leg = first; leg < first + count; ++leg) {
+                tokens[leg] = sfu_workload::make_token(layout, leg, dataplane.start_unix_s);
+                rte_mbuf* m = rte_pktmbuf_alloc(pool);
+                if (m == nullptr) fail_setup("no mbuf for an admission request");
+                const std::size_t length = sfu_workload::frame_admission(
+                    rte_pktmbuf_mtod(m, std::byte*), rte_pktmbuf_tailroom(m), mac, tokens[leg],
+                    leg);
+                rte_pktmbuf_append(m, static_cast<std::uint16_t>(length));
+                if (rte_ring_sp_enqueue(feeder.rx, m) != 0)
+                    fail_setup("the RX ring refused an admission request");
+            }
+            drain(feeder.rx, [&] { worker.poll(); });
+            unsigned answered = 0;
+            for (void* object = nullptr; rte_ring_sc_dequeue(feeder.tx, &object) == 0;) {
+                auto* m = static_cast<rte_mbuf*>(object);
+                const std::span<const std::byte> frame(rte_pktmbuf_mtod(m, const std::byte*),
+                                                       rte_pktmbuf_data_len(m));
+                const unsigned leg = frame.size() >= 42 + stun::header_size
+                                         ? stun::load_be32(frame.data() + 42 + 8)
+                                         : layout.legs();
+                const std::string problem =
+                    leg < layout.legs() ? sfu_workload::check_admission(frame, tokens[leg], leg)
+                                        : "an answer to no admission request";
+                if (!problem.empty())
+                    fail_setup("admission of leg " + std::to_string(leg) + ": " + problem);
+                ++answered;
+                rte_pktmbuf_free(m);
+            }
+            if (answered != count)
+                fail_setup("admission: " + std::to_string(count - answered) +
+                           " requests unanswered");
+            engine::SfuMessage join;
+            unsigned joined = 0;
+            while (rte_ring_sc_dequeue_elem(dataplane.sfu_messages[0], &join, sizeof join) == 0) {
+                if (join.kind != engine::SfuMessage::Kind::join ||
+                    sfu_builder->join(join) != engine::SfuMembershipBuilder::JoinResult::joined)
+                    fail_setup("a join that did not make a new member: " +
+                               std::string(join.participant.view()));
+                ++joined;
+            }
+            if (joined != count)
+                fail_setup("admission: " + std::to_string(joined) + " joins for " +
+                           std::to_string(count) + " legs");
+            std::shared_ptr<const engine::SfuMembership> next = sfu_builder->build();
+            // RCU: the release store publishes a whole snapshot; synchronize_rcu() waits for
+            // the readers (this thread, the worker, is none between its polls: it is not
+            // registered) before the old one goes.
+            rcu_assign_pointer(dataplane.sfu_membership,
+                               const_cast<engine::SfuMembership*>(next.get()));
+            synchronize_rcu();
+            sfu_published = std::move(next);
+        }
+        const engine::SfuShard& shard = *dataplane.sfu_shards[0];
+        if (shard.counters().outcome(engine::SfuOutcome::sfu_admitted) != layout.legs() ||
+            shard.table().size() != layout.legs() ||
+            sfu_published->sessions().size() != layout.sessions)
+            fail_setup("admission: not every leg is a member");
+        for (const engine::SfuSession& session : sfu_published->sessions())
+            if (session.members.size() != layout.legs_per_session())
+                fail_setup("admission: a session without all its legs");
+    }
+    // What the admissions counted, so that the checks below see the media alone.
+    const engine::CoreCounters admission_counters = counters;
 
     ParseAndSwap baseline;
     baseline.port = port_id;
     baseline.burst = static_cast<std::uint16_t>(options.burst);
 
+    std::vector<int> frame_of_leg;  // sfu: the publisher's frame in `requests`
     Requests requests =
         relaying ? generate_relay_frames(workload, options.flows, options.payload, mac, relay_ports)
+        : sfu    ? generate_sfu_frames(layout, options.payload, mac, frame_of_leg)
                  : generate_requests(options.flows, port_mac);
     feeder.requests = &requests;
+    feeder.fanout = sfu ? options.fanout : 0;
     {
         std::vector<rte_mbuf*> initial(options.inflight);
         if (rte_pktmbuf_alloc_bulk(pool, initial.data(), options.inflight) != 0)
@@ -835,6 +1117,13 @@ int main(int argc, char** argv) {
         std::printf("engine_pipeline_bench: relay workload %s, %u allocations (one per flow, "
                     "channel 0x4000 bound), %u-byte payload, %zu-byte frames in\n",
                     options.workload.c_str(), options.flows, options.payload, requests.frame_size);
+    if (sfu)
+        std::printf("engine_pipeline_bench: sfu workload, %u sessions of %u legs (%u legs, each "
+                    "admitted with a token), %zu publishers, %u-byte RTP payload, %zu-byte "
+                    "frames in, %u out for each\n",
+                    layout.sessions, layout.legs_per_session(), layout.legs(),
+                    requests.sources.size(), options.payload, requests.frame_size,
+                    options.fanout);
     std::string port_variant;  // empty: the default port
     for (const auto& [set, name] : {std::pair{options.trust_checksum, "trust_checksum"},
                                     std::pair{options.no_alternate, "no_alternate"},
@@ -932,6 +1221,62 @@ int main(int argc, char** argv) {
         }
         if (total < options.inflight) lost += options.inflight - total;
     };
+    // The sfu workload's: each frame the engine received left as its copies then itself
+    // (Worker::handle() buffers the frame after fan_out()'s copies): each output checked, and
+    // each frame's group must reach every other leg of its publisher's session once. The
+    // copies freed, the frames turned back into media frames.
+    auto settle_sfu = [&](bool check) {
+        std::vector<unsigned> group;  // the subscribers of the frame whose copies are coming
+        unsigned group_publisher = 0;
+        unsigned total = 0;
+        auto note = [&](const std::string& problem) {
+            if (bad_responses++ == 0) first_problem = problem;
+        };
+        for (;;) {
+            void* packets[feed_batch * max_fanout];
+            rte_mbuf* copies[feed_batch * max_fanout];
+            const unsigned n =
+                rte_ring_sc_dequeue_burst(feeder.tx, packets, feed_batch * max_fanout, nullptr);
+            if (n == 0) break;
+            unsigned frames = 0, sent_copies = 0;
+            for (unsigned i = 0; i < n; ++i) {
+                auto* m = static_cast<rte_mbuf*>(packets[i]);
+                if (check) {
+                    unsigned publisher = 0, subscriber = 0;
+                    if (std::string problem =
+                            check_sfu_frame(m, layout, options.payload, requests, frame_of_leg,
+                                            port_mac, pool, copy_pool, publisher, subscriber);
+                        !problem.empty()) {
+                        note(problem);
+                    } else {
+                        if (!group.empty() && publisher != group_publisher)
+                            note("a frame's copies carry two publishers' media");
+                        group_publisher = publisher;
+                        group.push_back(subscriber);
+                    }
+                    if (is_frame(m)) {
+                        std::sort(group.begin(), group.end());
+                        if (group.size() != options.fanout ||
+                            std::adjacent_find(group.begin(), group.end()) != group.end())
+                            note("a frame did not reach each of its " +
+                                 std::to_string(options.fanout) + " subscribers once");
+                        group.clear();
+                    }
+                }
+                if (is_frame(m))
+                    packets[frames++] = m;
+                else
+                    copies[sent_copies++] = m;
+            }
+            rte_pktmbuf_free_bulk(copies, sent_copies);
+            for (unsigned i = 0; i < frames; ++i)
+                restore(static_cast<rte_mbuf*>(packets[i]), requests);
+            rte_ring_sp_enqueue_burst(feeder.rx, packets, frames, nullptr);
+            total += frames;
+        }
+        if (!group.empty()) note("fan-out copies without their frame");
+        if (total < options.inflight) lost += options.inflight - total;
+    };
 
     // --control-load: the idle engine and the hammered one, in turns (idle first in odd runs,
     // hammered first in even ones, so that a drift of the machine's load falls on both).
@@ -1006,24 +1351,29 @@ int main(int argc, char** argv) {
 
     for (unsigned run = 0; !controlled && run < options.runs; ++run) {
         if (run_engine) {
-            // Binding: the success responses built; relay: the frames relayed (every one the
-            // worker transmitted; the checks below prove none was anything else).
+            // Binding: the success responses built; relay: the frames relayed; sfu: the frames
+            // sent to subscribers, copies included (every one the worker transmitted; the
+            // checks below prove none was anything else).
             engine_mpps.push_back(timed_run(
                 feeder, engine_step,
-                [&] { return relaying ? counters.tx_packets : counters.stun_success; },
+                [&] { return relaying || sfu ? counters.tx_packets : counters.stun_success; },
                 options.warmup, options.seconds));
             drain(feeder.rx, engine_step);
-            settle(true);
+            sfu ? settle_sfu(true) : settle(true);
         }
         if (run_baseline) {
             baseline_mpps.push_back(timed_run(
                 feeder, baseline_step, [&] { return baseline.sent; }, options.warmup,
                 options.seconds));
             drain(feeder.rx, baseline_step);
-            settle(false);
+            sfu ? settle_sfu(false) : settle(false);
         }
         std::printf("run %u:", run + 1);
-        if (run_engine) std::printf("  engine %7.3f Mpps", engine_mpps.back());
+        if (run_engine && sfu)
+            std::printf("  engine %7.3f Mpps out (%.3f in)", engine_mpps.back(),
+                        engine_mpps.back() / options.fanout);
+        else if (run_engine)
+            std::printf("  engine %7.3f Mpps", engine_mpps.back());
         if (run_baseline) std::printf("  parse-and-swap %7.3f Mpps", baseline_mpps.back());
         std::printf("\n");
         std::fflush(stdout);
@@ -1039,8 +1389,49 @@ int main(int argc, char** argv) {
                                    std::string(engine::drop_reasons[r].name));
         if (counters.stun_error != 0)
             problems.push_back(std::to_string(counters.stun_error) + " STUN error responses");
-        if (!relaying && counters.stun_success != counters.rx_packets)
+        if (!relaying && !sfu && counters.stun_success != counters.rx_packets)
             problems.emplace_back("not every packet received was answered with a success");
+        if (sfu) {
+            // Every media frame received went to each of its --fanout subscribers: sent, and
+            // counted by its publisher's leg; nothing filtered, unforwardable, expired.
+            const std::uint64_t received = counters.rx_packets - admission_counters.rx_packets;
+            const std::uint64_t sent = counters.tx_packets - admission_counters.tx_packets;
+            const std::uint64_t copies =
+                counters.fan_out_copies - admission_counters.fan_out_copies;
+            if (sent != received * options.fanout || copies != received * (options.fanout - 1))
+                problems.push_back("received " + std::to_string(received) + " media frames, sent " +
+                                   std::to_string(sent) + " (" + std::to_string(copies) +
+                                   " fan-out copies): not " + std::to_string(options.fanout) +
+                                   " each");
+            const engine::SfuShard& shard = *dataplane.sfu_shards[0];
+            const engine::SfuCounters& c = shard.counters();
+            if (c.forwarded_packets != sent || c.filtered != 0 || c.unforwardable != 0 ||
+                c.legs_expired != 0 || c.legs_killed != 0 ||
+                c.fan_outs != (options.fanout > 1 ? received : 0))
+                problems.emplace_back("the SFU's counters disagree with the frames sent");
+            std::uint64_t forwarded = 0;
+            for (unsigned leg = 0; leg < layout.legs(); ++leg) {
+                const auto key = engine::FiveTuple::make(
+                    relay_workload::client(leg),
+                    stun::Address::v4(sfu_workload::server_ip, sfu_workload::sfu_port));
+                const std::uint32_t slot = shard.table().find(*key);
+                if (slot == engine::SfuTable::no_slot) {
+                    problems.push_back("leg " + std::to_string(leg) + " is gone");
+                    continue;
+                }
+                // Its admission request, then its media.
+                const engine::SfuLegCounters lc = shard.table().at(slot).counters();
+                if (lc.forwarded_packets != (lc.rx_packets - 1) * options.fanout ||
+                    (frame_of_leg[leg] < 0 && lc.rx_packets != 1))
+                    problems.push_back("leg " + std::to_string(leg) + " received " +
+                                       std::to_string(lc.rx_packets) + " and forwarded " +
+                                       std::to_string(lc.forwarded_packets));
+                forwarded += lc.forwarded_packets;
+            }
+            if (forwarded != sent)
+                problems.push_back("the legs counted " + std::to_string(forwarded) +
+                                   " forwarded, the worker sent " + std::to_string(sent));
+        }
         if (relaying) {
             // Every frame received was relayed: transmitted, and counted by its allocation in
             // the direction of its workload.
@@ -1070,6 +1461,9 @@ int main(int argc, char** argv) {
     if (baseline.dropped != 0)
         problems.push_back("parse-and-swap dropped " + std::to_string(baseline.dropped));
     if (lost != 0) problems.push_back(std::to_string(lost) + " mbufs did not come back");
+    if (copy_pool != nullptr && rte_mempool_avail_count(copy_pool) != copy_pool_size)
+        problems.push_back(std::to_string(copy_pool_size - rte_mempool_avail_count(copy_pool)) +
+                           " mbufs of the copy pool did not come back");
     const bool publishing =
         load == control_load::Load::reload || load == control_load::Load::both;
     const bool listing = load == control_load::Load::list || load == control_load::Load::both;
@@ -1136,9 +1530,21 @@ int main(int argc, char** argv) {
                     1e3 / baseline_median, json_list(baseline_mpps).c_str());
     const bool both = run_engine && run_baseline;
     const double ratio = both && baseline_median > 0 ? engine_median / baseline_median : 0;
-    if (both)
+    if (both && !sfu)
         std::printf("engine / parse-and-swap: %.3f  (goal >= 0.5; engine costs %.1f ns/pkt more)\n",
                     ratio, 1e3 / engine_median - 1e3 / baseline_median);
+    // Issue 7's goals: 1:1 forwarding at half the parse-and-swap loop's rate or more; a
+    // fan-out of 20 M frames a second or more out of one core.
+    if (both && sfu && options.fanout == 1)
+        std::printf("engine / parse-and-swap: %.3f  (goal >= 0.5: %s; engine costs %.1f ns/pkt "
+                    "more)\n",
+                    ratio, ratio >= 0.5 ? "met" : "MISSED",
+                    1e3 / engine_median - 1e3 / baseline_median);
+    if (run_engine && sfu && options.fanout > 1)
+        std::printf("output: %.3f Mpps, %.3f Mpps in  (goal >= 20 Mpps out: %s); "
+                    "engine out / parse-and-swap: %.3f, %.1f ns per frame out\n",
+                    engine_median, engine_median / options.fanout,
+                    engine_median >= 20 ? "met" : "MISSED", ratio, 1e3 / engine_median);
     if (run_engine)
         std::printf("engine counters: rx %llu tx %llu dropped %llu stun ok %llu err %llu, %s\n",
                     static_cast<unsigned long long>(counters.rx_packets),
@@ -1161,6 +1567,12 @@ int main(int argc, char** argv) {
             std::printf("checks: every frame relayed, addressed as RFC 8656 says, checksums "
                         "right, payload intact; allocation counters agree; counters conserved, "
                         "nothing dropped\n");
+        else if (sfu)
+            std::printf("checks: every leg admitted with a success; every frame sent to each "
+                        "other leg of its session once, addressed as docs/sfu.md says, "
+                        "checksums right over the chain, payload intact and shared, not "
+                        "copied; leg and SFU counters agree; copies all freed; counters "
+                        "conserved, nothing dropped\n");
         else
             std::printf("checks: every response parsed, verified and mapped to its request's "
                         "source; counters conserved, nothing dropped\n");
@@ -1170,10 +1582,17 @@ int main(int argc, char** argv) {
         // of its own).
         std::string suffix;
         for (const char c : options.workload) suffix += c == '-' ? '_' : c;
+        // sfu: engine_sfu_1to1_mpps, engine_sfu_fanout_<N>_output_mpps (frames sent,
+        // copies included), beside parse_and_swap_sfu_1to1_mpps or _fanout_<N>_mpps.
+        const std::string sfu_shape =
+            options.fanout == 1 ? "1to1" : "fanout_" + std::to_string(options.fanout);
         const std::string engine_name =
-            relaying ? "engine_relay_" + suffix + "_mpps" : "engine_pipeline_binding_mpps";
-        const std::string baseline_name =
-            relaying ? "parse_and_swap_" + suffix + "_mpps" : "parse_and_swap_mpps";
+            relaying ? "engine_relay_" + suffix + "_mpps"
+            : sfu    ? "engine_sfu_" + sfu_shape + (options.fanout == 1 ? "_mpps" : "_output_mpps")
+                     : "engine_pipeline_binding_mpps";
+        const std::string baseline_name = relaying ? "parse_and_swap_" + suffix + "_mpps"
+                                           : sfu ? "parse_and_swap_sfu_" + sfu_shape + "_mpps"
+                                                 : "parse_and_swap_mpps";
         if (controlled) {
             // engine_relay_<workload>_control_idle_mpps, and _control_<load>_mpps with the
             // idle one as its baseline; the control requests per second beside them.
@@ -1220,6 +1639,19 @@ int main(int argc, char** argv) {
             if (relaying)
                 std::printf("\"payload_bytes\":%u,\"allocations\":%u,", options.payload,
                             options.flows);
+            if (sfu) {
+                std::printf("\"input_mpps\":%.3f,\"fanout\":%u,\"payload_bytes\":%u,"
+                            "\"sessions\":%u,\"legs\":%u,",
+                            engine_median / options.fanout, options.fanout, options.payload,
+                            layout.sessions, layout.legs());
+                // Issue 7's goal, where this run can judge it (1:1's needs the baseline).
+                if (options.fanout > 1)
+                    std::printf("\"goal\":\"value >= 20\",\"met\":%s,",
+                                engine_median >= 20 ? "true" : "false");
+                else if (both)
+                    std::printf("\"goal\":\"ratio >= 0.5\",\"met\":%s,",
+                                ratio >= 0.5 ? "true" : "false");
+            }
             if (!port_variant.empty()) std::printf("\"port\":\"%s\",", port_variant.c_str());
             std::printf("\"compare\":[\"testpmd_macswap_null_mpps\"],\"runs\":%s,"
                         "\"hugepages\":%s}\n",
@@ -1242,7 +1674,10 @@ int main(int argc, char** argv) {
     rte_ring_free(feeder.rx);
     rte_ring_free(feeder.tx);
     for (rte_ring* ring : dataplane.command_rings) rte_ring_free(ring);
-    // The mbufs still in flight belonged to the rings; the pool goes with them.
+    for (rte_ring* ring : dataplane.sfu_messages) rte_ring_free(ring);
+    for (rte_ring* ring : dataplane.sfu_command_rings) rte_ring_free(ring);
+    // The mbufs still in flight belonged to the rings; the pools go with them.
+    rte_mempool_free(copy_pool);
     rte_mempool_free(pool);
     rte_eal_cleanup();
     return problems.empty() ? 0 : 1;
