@@ -3,8 +3,9 @@
 // scripts/bench runs it and records its RESULT lines; nothing in `meson test` does.
 //
 //   engine_pipeline_bench [--mode both|engine|baseline] [--runs 3] [--seconds 2] [--warmup 0.5]
-//                         [--workload binding|channel-out|channel-in|data-indication]
-//                         [--payload 100] [--flows 4096] [--inflight 512] [--burst 32] [--no-huge]
+//                         [--workload binding|channel-out|channel-in|data-indication|sfu]
+//                         [--fanout 1] [--payload 100] [--flows 4096] [--inflight 512]
+//                         [--burst 32] [--no-huge]
 //                         [--trust-checksum] [--no-alternate] [--no-software]
 //                         [--control-load none|list|reload|both|rcu] [--control-page 1000]
 //                         [--control-cpu N] [--realtime] [-- EAL ARGUMENTS]
@@ -61,6 +62,35 @@
 // allocations' own relayed counters summing to what the worker sent. Their RESULT lines are
 // engine_relay_<workload>_mpps and parse_and_swap_<workload>_mpps, the latter the
 // parse-and-swap loop of the same run on the same frames.
+//
+// The SFU workload (issue 7, docs/sfu.md; --workload sfu --fanout N). The port has the sfu
+// role as punchlined's setup_sfu() makes it (bench/sfu_workload.h: one token secret,
+// sfu.max_legs_per_session N + 1, legs that outlive the runs, the rest the defaults): the
+// context, the worker's shard, its message and command rings, the copy pool of engine.mbufs
+// header-sized mbufs, the port asked for chained mbufs (RTE_ETH_TX_OFFLOAD_MULTI_SEGS).
+// Sessions of N + 1 legs, --flows of them (by default as many as make ≈ 4096 legs: 2048 1:1
+// calls, 455 rooms of 9 for N = 8). Before the runs every leg is admitted as a participant
+// is: a Binding request with the coordinator's token (USERNAME, MESSAGE-INTEGRITY keyed with
+// its password, FINGERPRINT) through the worker's loop, each answered with a success that is
+// checked (integrity, XOR-MAPPED-ADDRESS); the joins the worker posts on its message ring are
+// applied and the membership published as punchlined's control thread does
+// (SfuMembershipBuilder::join(), build(), rcu_assign_pointer, synchronize_rcu). The feeder then
+// sends --payload bytes of RTP (100 by default; the SSRC names the publisher) from each
+// publisher in turn: both legs of a 1:1 call, a room's first participant. One frame in leaves
+// as N frames: the frame itself rewritten for one subscriber, and N - 1 copies, each a header
+// mbuf chained to an indirect clone of its payload (Worker::fan_out), which the feeder frees as
+// a driver frees what it sent. The figure counts the frames transmitted (copies included).
+// After each run every frame in flight is checked: a single mbuf or a copy-pool header
+// chained to a clone of a received frame (the payload shared, not copied), from the port's MAC
+// and the SFU address to the subscriber's MAC, address and port, IPv4 (the publisher's
+// identification, DF, TTL 64, header checksum), the UDP checksum summed over the chain, the
+// payload byte for byte; and each frame's group reaches every other leg of its session once.
+// At the end: the counters conserved (rx + fan_out_copies = tx), nothing dropped, N frames
+// sent for each received, the legs' and the SFU's counters agreeing, every copy-pool mbuf
+// back. RESULT lines engine_sfu_1to1_mpps (N = 1: goal ≥ 0.5 of the baseline) and
+// engine_sfu_fanout_<N>_output_mpps (goal ≥ 20 Mpps out), each with its input Mpps, and their
+// baselines parse_and_swap_sfu_1to1_mpps, parse_and_swap_sfu_fanout_<N>_mpps: the
+// parse-and-swap loop of the same run on the same frames (one frame out for each in).
 //
 // The control plane under load (issue 5; --control-load, relay workloads only). Beside the
 // worker, on another CPU (--control-cpu; by default the first this process may use that is not
