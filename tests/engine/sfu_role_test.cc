@@ -788,6 +788,42 @@ TEST(SfuForwarding, ForwardingAllocatesNothing) {
     EXPECT_EQ(outcome(lab, SfuOutcome::sfu_keepalive), 1u);
 }
 
+// The forwarder finds a leg's session among many by interpolating on the id (sfu_role.cc,
+// find_session()): ids bunched at both ends of the range and spread between, so that the
+// guesses land far off, must still find every session, and miss one that is not published.
+TEST(SfuForwarding, EverySessionFoundAmongManyUnevenlySpreadIds) {
+    constexpr unsigned sessions = 48;
+    SfuLab lab(2 * sessions + 1, 2);
+    auto id_of = [](unsigned s) -> std::uint64_t {
+        if (s < 16) return s + 1;                                 // 1..16
+        if (s < 32) return 0xFFFFFFFFFFFFFF00ull + s;             // the top
+        return 0x0000100000000000ull * (s - 31) + (s & 1) * 7;   // between
+    };
+    auto client = [](unsigned s, unsigned leg) {
+        return at("198.51.100." + std::to_string(1 + s), static_cast<std::uint16_t>(6000 + leg));
+    };
+    for (unsigned s = 0; s < sessions; ++s) {
+        for (unsigned leg = 0; leg < 2; ++leg) {
+            const Token t = make_token(leg == 0 ? "a" : "b", now_unix + 3600, id_of(s));
+            ASSERT_TRUE(lab.request(client(s, leg), mac_a, signed_by(t)).verdict.transmits());
+        }
+    }
+    lab.publish();
+    for (unsigned s = 0; s < sessions; ++s) {
+        const Bytes media = rtp(s);
+        const auto out = lab.send(build_udp_frame(mac_a, engine_mac, client(s, 0), sfu4, media));
+        ASSERT_TRUE(out.verdict.transmits()) << "session " << s;
+        EXPECT_EQ(out.frame, to_client(client(s, 1), mac_a, media)) << "session " << s;
+    }
+    // A leg admitted but not yet published: its session is in no membership.
+    const Token late = make_token("a", now_unix + 3600, 0x0000100000000000ull * 3 + 1);
+    ASSERT_TRUE(lab.request(at("198.51.100.200", 6000), mac_a, signed_by(late)).verdict.transmits());
+    EXPECT_FALSE(
+        lab.send(build_udp_frame(mac_a, engine_mac, at("198.51.100.200", 6000), sfu4, rtp(1)))
+            .verdict.transmits());
+    EXPECT_EQ(drops(lab, DropReason::sfu_no_subscriber), 1u);
+}
+
 // --- Expiry ---
 
 TEST(SfuExpiry, LegExpiresAfterSilenceAndLeaves) {
