@@ -147,6 +147,11 @@ private:
     /// mbuf from Dataplane::sfu_copy_pool chained to an indirect clone of `m`'s payload each,
     /// buffered for TX. `m` is final (its data offset and length set); not yet buffered.
     void fan_out(rte_mbuf* m, const SfuFanOut& fan, TxBuffer& tx) noexcept;
+    /// One copy the slow way (rte_pktmbuf_alloc, rte_pktmbuf_clone), for what fan_out() cannot
+    /// take in bulk: a frame not in a direct mbuf, a pool short of a chunk's mbufs. A copy
+    /// without its mbufs is dropped as fan_out_no_buffer.
+    void fan_out_one(rte_mbuf* m, const SfuFanOut& fan, const SfuDestination& d,
+                     TxBuffer& tx) noexcept;
     /// The shard's join and leave messages onto Dataplane::sfu_messages, as many as it takes.
     void post_sfu_messages(SfuShard& shard) noexcept;
     /// A few SfuKill orders from Dataplane::sfu_command_rings, carried out (kill_leg()).
