@@ -539,12 +539,35 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
         in.checksum_base = transport_checksum({addresses, 2 * ip_size}, ip_protocol::udp,
                                               {f.data + udp, udp_length});
     }
-    in.old_terms = checksum_add(checksum_add(0, {addresses, 2 * ip_size}), {f.data + udp, 4});
+    if (ipv6) {
+        in.old_terms =
+            checksum_add(checksum_add(0, {addresses, 2 * ip_size}), {f.data + udp, 4});
+    } else {
+        // IPv4's four address words and two ports summed as values (RFC 1071), no loop.
+        const std::uint32_t from = stun::load_be32(addresses);
+        const std::uint32_t to = stun::load_be32(addresses + 4);
+        in.old_terms = checksum_fold(std::uint64_t{from >> 16} + (from & 0xFFFF) + (to >> 16) +
+                                     (to & 0xFFFF) + load_be16(f.data + udp) +
+                                     load_be16(f.data + udp + 2));
+    }
 
-    // Every copy's headers into the scratch; the last that fits the frame's room goes in place.
     SfuFanOut& fan = shard.fan_out();
+    fan.payload_length = static_cast<std::uint16_t>(payload_length);
+    // The last subscriber's headers straight over the frame's own where they are as long (an
+    // IPv4 datagram without options to an IPv4 leg, a call's usual case): no scratch, no copy.
+    constexpr std::size_t ipv4_headers = ethernet_header_size + ipv4_header_size + udp_header_size;
+    std::size_t to_scratch = subscribers;
+    bool direct = false;
+    if (!ipv6 && payload == ipv4_headers &&
+        static_cast<std::uint8_t>(chosen[subscribers - 1]->key.words()[4] >> 32) ==
+            static_cast<std::uint8_t>(stun::AddressFamily::ipv4)) {
+        --to_scratch;
+        direct = write_headers(f.data, *chosen[subscribers - 1], in, port) != 0;
+        if (!direct) ++shard.counters().unforwardable;
+    }
+    // The others' headers into the scratch.
     std::size_t built = 0;
-    for (std::size_t i = 0; i < subscribers; ++i) {
+    for (std::size_t i = 0; i < to_scratch; ++i) {
         SfuDestination& d = fan.destinations[built];
         d.header_length =
             static_cast<std::uint8_t>(write_headers(d.header.data(), *chosen[i], in, port));
@@ -554,37 +577,39 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
         }
         ++built;
     }
-    if (built == 0) return Verdict::drop(DropReason::sfu_unforwardable);
-    // The frame's own copy: its headers end where the payload begins, so that the payload
-    // stays; longer ones than the frame's reach into the headroom. The last copy whose headers
-    // fit goes there (an IPv6 copy of an IPv4 datagram needs 20 bytes of headroom).
-    std::size_t in_place = built;
-    for (std::size_t i = built; i-- > 0;) {
-        if (fan.destinations[i].header_length <= payload + f.headroom) {
-            in_place = i;
-            break;
+    if (direct) {
+        f.length = static_cast<std::uint16_t>(payload + payload_length);
+        fan.count = static_cast<std::uint32_t>(built);
+        fan.payload_offset = static_cast<std::uint16_t>(payload);
+        ++built;  // the frame's own copy
+    } else {
+        if (built == 0) return Verdict::drop(DropReason::sfu_unforwardable);
+        // The frame's own copy: its headers end where the payload begins, so that the payload
+        // stays; longer ones than the frame's reach into the headroom. The last copy whose
+        // headers fit goes there (an IPv6 copy of an IPv4 datagram needs 20 bytes of
+        // headroom).
+        std::size_t in_place = built;
+        for (std::size_t i = built; i-- > 0;) {
+            if (fan.destinations[i].header_length <= payload + f.headroom) {
+                in_place = i;
+                break;
+            }
         }
-    }
-    if (in_place == built) {
-        shard.counters().unforwardable += built;
-        return Verdict::drop(DropReason::sfu_unforwardable);
-    }
-    std::swap(fan.destinations[in_place], fan.destinations[built - 1]);
-    const SfuDestination& last = fan.destinations[built - 1];
-    const std::ptrdiff_t shift = static_cast<std::ptrdiff_t>(payload) - last.header_length;
-    f.data += shift;
-    f.headroom = static_cast<std::uint16_t>(static_cast<std::ptrdiff_t>(f.headroom) + shift);
-    f.capacity = static_cast<std::uint16_t>(static_cast<std::ptrdiff_t>(f.capacity) - shift);
-    // IPv4's 42 bytes as a copy of a constant size (inline moves, not a libc call).
-    if (last.header_length == ethernet_header_size + ipv4_header_size + udp_header_size)
-        std::memcpy(f.data, last.header.data(),
-                    ethernet_header_size + ipv4_header_size + udp_header_size);
-    else
+        if (in_place == built) {
+            shard.counters().unforwardable += built;
+            return Verdict::drop(DropReason::sfu_unforwardable);
+        }
+        if (in_place != built - 1) std::swap(fan.destinations[in_place], fan.destinations[built - 1]);
+        const SfuDestination& last = fan.destinations[built - 1];
+        const std::ptrdiff_t shift = static_cast<std::ptrdiff_t>(payload) - last.header_length;
+        f.data += shift;
+        f.headroom = static_cast<std::uint16_t>(static_cast<std::ptrdiff_t>(f.headroom) + shift);
+        f.capacity = static_cast<std::uint16_t>(static_cast<std::ptrdiff_t>(f.capacity) - shift);
         std::memcpy(f.data, last.header.data(), last.header_length);
-    f.length = static_cast<std::uint16_t>(last.header_length + payload_length);
-    fan.count = static_cast<std::uint32_t>(built - 1);
-    fan.payload_offset = last.header_length;
-    fan.payload_length = static_cast<std::uint16_t>(payload_length);
+        f.length = static_cast<std::uint16_t>(last.header_length + payload_length);
+        fan.count = static_cast<std::uint32_t>(built - 1);
+        fan.payload_offset = last.header_length;
+    }
 
     leg.count_forwarded(built, payload_length);
     shard.counters().forwarded_packets += built;
