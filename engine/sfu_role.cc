@@ -625,6 +625,35 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
     return Verdict::fan_out();
 }
 
+bool sfu_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters, SfuState& sfu,
+                      Verdict& verdict) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    constexpr std::size_t udp = ip + ipv4_header_size;
+    if (f.length <= udp + udp_header_size) return false;
+    const std::byte* h = f.data + ip;
+    const std::byte* u = f.data + udp;
+    // Ethernet to us; IPv4 with a 20-byte header (RFC 791: version 4, IHL 5), carrying UDP,
+    // not a fragment; the total length UDP's plus the header, within the frame (Ethernet may
+    // pad); from a port (RFC 768: 0 is none) to the SFU port, between an address of ours and a
+    // valid source; not STUN (RFC 7983: first byte 0-3), which admission answers.
+    if (!port.is_own_mac(f.data) || load_be16(f.data + 12) != ethertype::ipv4 ||
+        h[0] != std::byte{0x45} || h[9] != std::byte{ip_protocol::udp} ||
+        (load_be16(h + 6) & 0x3FFF) != 0 || load_be16(u + 2) != sfu.context.limits().port ||
+        std::to_integer<unsigned>(f.data[udp + udp_header_size]) <= 3)
+        return false;
+    const std::size_t udp_length = load_be16(u + 4);
+    if (udp_length <= udp_header_size || load_be16(h + 2) != ipv4_header_size + udp_length ||
+        udp + udp_length > f.length || load_be16(u) == 0 || port.ipv4.index_of({h + 16, 4}) < 0 ||
+        !port.accepts_ipv4_source(h + 12) || f.l4_checksum == L4ChecksumHint::bad)
+        return false;
+    // The IPv4 header checksum verifies (RFC 1071: the folded sum is all ones). The UDP one
+    // is updated, not verified, as the general path forwards it.
+    if (checksum_fold(checksum_native_sum<20>(h)) != 0xFFFF) return false;
+    f.length = static_cast<std::uint16_t>(udp + udp_length);  // trim Ethernet padding
+    verdict = sfu_forward(f, ip, udp, false, port, counters, sfu);
+    return true;
+}
+
 // --- Expiry and kills ---
 
 namespace {

@@ -203,8 +203,9 @@ public:
         Bytes frame;  // the frame after the handler (its bytes from its new start)
     };
 
-    // Hands `frame` to worker `w` at the lab's time.
-    Out send(const Bytes& frame, std::uint16_t w = 0) {
+    // Hands `frame` to worker `w` at the lab's time; `general`: to handle_frame_generally(),
+    // past the express lanes.
+    Out send(const Bytes& frame, std::uint16_t w = 0, bool general = false) {
         constexpr std::size_t headroom = 128;
         buffer_.assign(headroom + 2048, std::byte{0});
         std::memcpy(buffer_.data() + headroom, frame.data(), frame.size());
@@ -216,7 +217,9 @@ public:
         SfuState state{context_, *shards_[w], membership_.get(), now_ticks, now_s};
         Out out;
         const std::size_t before = test::allocations();
-        out.verdict = handle_frame(f, port_, counters_[w], nullptr, &state);
+        if (general) ++counters_[w].rx_packets;  // handle_frame() counts it before either
+        out.verdict = general ? handle_frame_generally(f, port_, counters_[w], nullptr, &state)
+                              : handle_frame(f, port_, counters_[w], nullptr, &state);
         last_allocations = test::allocations() - before;
         out.frame.assign(f.data, f.data + f.length);
         return out;
@@ -786,6 +789,70 @@ TEST(SfuForwarding, ForwardingAllocatesNothing) {
     EXPECT_TRUE(lab.send(keepalive).verdict.transmits());
     EXPECT_EQ(lab.last_allocations, 0u);
     EXPECT_EQ(outcome(lab, SfuOutcome::sfu_keepalive), 1u);
+}
+
+// The express lane (sfu_express_ipv4()) decides as the general path does: the same verdicts,
+// frames, fan-out scratch and counters for media it takes (1:1, fan-out, Ethernet padding, no
+// UDP checksum, a non-leg) and for frames it declines (a bad IPv4 header checksum, a
+// fragment, STUN's first byte).
+TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
+    SfuLab express, general;
+    for (SfuLab* lab : {&express, &general}) {
+        lab->admit(alice, mac_a, "alice");
+        lab->admit(bob, mac_b, "bob");
+    }
+    Bytes padded = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(3, 1, 1));
+    padded.resize(padded.size() + 12, std::byte{0xEE});  // Ethernet padding
+    Bytes no_checksum = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(4));
+    stun::store_be16(no_checksum.data() + 40, 0);
+    Bytes bad_ip_checksum = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(5));
+    bad_ip_checksum[24] ^= std::byte{1};
+    Bytes fragment = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(6));
+    stun::store_be16(fragment.data() + 20, 0x2000);  // more fragments
+    stun::store_be16(fragment.data() + 24, 0);
+    stun::store_be16(fragment.data() + 24, ipv4_header_checksum({fragment.data() + 14, 20}));
+    const std::vector<Bytes> frames = {
+        build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1), 0x4242, 0xB8),
+        build_udp_frame(mac_b, engine_mac, bob, sfu4, text("\x81 opaque")),
+        build_udp_frame(mac_c, engine_mac, carol, sfu4, rtp(2)),  // not a leg
+        padded,
+        no_checksum,
+        bad_ip_checksum,
+        fragment,
+        build_udp_frame(mac_a, engine_mac, alice, sfu4,
+                        binding_request(signed_by(make_token("alice")))),
+    };
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        const auto a = express.send(frames[i]);
+        const auto b = general.send(frames[i], 0, true);
+        EXPECT_EQ(a.verdict.action, b.verdict.action) << "frame " << i;
+        EXPECT_EQ(a.verdict.reason, b.verdict.reason) << "frame " << i;
+        EXPECT_EQ(a.frame, b.frame) << "frame " << i;
+    }
+    express.admit(carol, mac_c, "carol");
+    general.admit(carol, mac_c, "carol");
+    const Bytes media = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(7));
+    const auto a = express.send(media);
+    const auto b = general.send(media, 0, true);
+    ASSERT_TRUE(a.verdict.fans_out());
+    ASSERT_TRUE(b.verdict.fans_out());
+    EXPECT_EQ(a.frame, b.frame);
+    ASSERT_EQ(express.shard().fan_out().count, general.shard().fan_out().count);
+    const SfuDestination& x = express.shard().fan_out().copies()[0];
+    const SfuDestination& y = general.shard().fan_out().copies()[0];
+    EXPECT_EQ(Bytes(x.header.begin(), x.header.begin() + x.header_length),
+              Bytes(y.header.begin(), y.header.begin() + y.header_length));
+    const CoreCounters& c = express.counters();
+    const CoreCounters& d = general.counters();
+    EXPECT_EQ(c.rx_packets, d.rx_packets);
+    EXPECT_EQ(c.tx_packets, d.tx_packets);
+    EXPECT_EQ(c.tx_bytes, d.tx_bytes);
+    EXPECT_EQ(c.fan_out_copies, d.fan_out_copies);
+    EXPECT_EQ(c.drops, d.drops);
+    EXPECT_TRUE(c.conserved());
+    EXPECT_EQ(drops(express, DropReason::sfu_not_a_leg), 1u);
+    EXPECT_EQ(drops(express, DropReason::bad_ipv4_checksum), 1u);
+    EXPECT_EQ(drops(express, DropReason::ip_fragment), 1u);
 }
 
 // The forwarder finds a leg's session among many by interpolating on the id (sfu_role.cc,

@@ -141,6 +141,18 @@ inline Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters&
         counters.tx_bytes += frame.length;
         return Verdict::transmit();
     }
+    // The SFU's express lane: its verdict counted as handle_frame_generally() counts
+    // sfu_forward()'s (a fan-out's frame is one of its copies; sfu_forward() counted the
+    // others).
+    if (Verdict verdict; sfu != nullptr && sfu_express_ipv4(frame, port, counters, *sfu, verdict)) {
+        if (verdict.transmits() || verdict.fans_out()) {
+            ++counters.tx_packets;
+            counters.tx_bytes += frame.length;
+        } else {
+            counters.drop(verdict.reason);
+        }
+        return verdict;
+    }
     return handle_frame_generally(frame, port, counters, relay, sfu);
 }
 

@@ -251,6 +251,17 @@ Verdict sfu_answer_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_off
 Verdict sfu_forward(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
                     const PortContext& port, CoreCounters& counters, SfuState& sfu) noexcept;
 
+/// The express lane (its cost: docs/benchmarks.md, "SFU (issue 7)") for a leg's media over
+/// IPv4 without options: to the port's MAC, one of its IPv4 addresses and the SFU port, not a
+/// fragment, the UDP length the IP payload's, the first byte not STUN's. Makes every check the
+/// general dispatch makes of such a frame (frame_handler.cc), straight through, trims Ethernet
+/// padding, and hands it to sfu_forward() as the general path would: returns true with its
+/// verdict in `verdict` (the caller counts it as handle_frame_generally() does). Returns false,
+/// having written nothing, for anything else or anything wrong with it: the general dispatch
+/// then decides, and names the reason of a drop.
+[[nodiscard]] bool sfu_express_ipv4(Frame& frame, const PortContext& port, CoreCounters& counters,
+                                    SfuState& sfu, Verdict& verdict) noexcept;
+
 /// Expires silent legs, for the worker loop's idle time: visits up to `max_slots` slots round
 /// robin; a leg unheard for sfu.leg_timeout_s is erased and a leave message posted (one the
 /// full outbox cannot take waits for the next pass). Returns the legs expired.
