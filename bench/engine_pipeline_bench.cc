@@ -1050,7 +1050,8 @@ int main(int argc, char** argv) {
     // (apply_sfu_messages(): SfuMembershipBuilder::join(), build(), rcu_assign_pointer,
     // synchronize_rcu), a batch at a time.
     if (sfu) {
-        constexpr unsigned admission_batch = 256;
+        // A batch the RX ring holds whatever --inflight sized it for.
+        const unsigned admission_batch = std::min(256u, options.inflight);
         std::vector<sfu_workload::Token> tokens(layout.legs());
         for (unsigned first = 0; first < layout.legs(); first += admission_batch) {
             const unsigned count = std::min(admission_batch, layout.legs() - first);
