@@ -67,7 +67,8 @@
 // role as punchlined's setup_sfu() makes it (bench/sfu_workload.h: one token secret,
 // sfu.max_legs_per_session N + 1, legs that outlive the runs, the rest the defaults): the
 // context, the worker's shard, its message and command rings, the copy pool of engine.mbufs
-// header-sized mbufs, the port asked for chained mbufs (RTE_ETH_TX_OFFLOAD_MULTI_SEGS).
+// header-sized mbufs (engine::sfu_copy_pool_cache a lcore), the port asked for chained mbufs
+// (RTE_ETH_TX_OFFLOAD_MULTI_SEGS).
 // Sessions of N + 1 legs, --flows of them (by default as many as make ≈ 4096 legs: 2048 1:1
 // calls, 455 rooms of 9 for N = 8). Before the runs every leg is admitted as a participant
 // is: a Binding request with the coordinator's token (USERNAME, MESSAGE-INTEGRITY keyed with
@@ -1029,12 +1030,15 @@ int main(int argc, char** argv) {
         // As setup_sfu(): engine.mbufs of them, each with a header's room only. A frame in
         // flight holds up to 2 × (fanout - 1) until the feeder frees its copies.
         copy_pool_size = engine::EngineConfig{}.mbufs;
-        if (std::uint64_t{options.inflight} * 2 * (options.fanout - 1) + 3 * 256 > copy_pool_size)
+        if (std::uint64_t{options.inflight} * 2 * (options.fanout - 1) +
+                3 * engine::sfu_copy_pool_cache / 2 >
+            copy_pool_size)
             fail_setup("--inflight: " + std::to_string(options.inflight) + " frames × " +
                        std::to_string(options.fanout - 1) +
                        " copies × 2 mbufs do not fit the copy pool (engine.mbufs, " +
                        std::to_string(copy_pool_size) + "): try --inflight 512");
-        copy_pool = rte_pktmbuf_pool_create("sfu_copies", copy_pool_size, 256, 0,
+        copy_pool = rte_pktmbuf_pool_create("sfu_copies", copy_pool_size,
+                                            engine::sfu_copy_pool_cache, 0,
                                             RTE_PKTMBUF_HEADROOM + 64, socket);
         if (copy_pool == nullptr) fail_setup(std::string("copy pool: ") + rte_strerror(rte_errno));
         dataplane.sfu_copy_pool = copy_pool;

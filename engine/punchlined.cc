@@ -542,7 +542,8 @@ void setup_sfu(Engine& e, unsigned workers) {
         e.dataplane.sfu_command_rings.push_back(from_control);
     }
     // Two mbufs a copy (its header, its payload's clone), with a header's room only.
-    e.sfu_copy_pool = rte_pktmbuf_pool_create("sfu_copies", e.config.mbufs, 256, 0,
+    e.sfu_copy_pool = rte_pktmbuf_pool_create("sfu_copies", e.config.mbufs,
+                                              engine::sfu_copy_pool_cache, 0,
                                               RTE_PKTMBUF_HEADROOM + 64, socket);
     if (e.sfu_copy_pool == nullptr)
         fail(std::string("cannot create the SFU copy pool (engine.mbufs, EAL -m): ") +

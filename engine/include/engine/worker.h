@@ -23,6 +23,13 @@ namespace engine {
 
 inline constexpr unsigned max_burst = 512;
 
+/// The per-lcore cache of Dataplane::sfu_copy_pool: DPDK's largest (RTE_MEMPOOL_CACHE_MAX_SIZE).
+/// A fan-out takes two mbufs a copy, and the driver gives them back 32 to 64 at a time; with
+/// 256 (the other pools'), the cache overflowed to the pool's ring between the two, and the
+/// copies' mbufs came back cold from it: at fan-out 8, 16.9-17.8 M frames out a second against
+/// 23.2-23.9 M with 512 (docs/benchmarks.md, "SFU (issue 7)").
+inline constexpr unsigned sfu_copy_pool_cache = 512;
+
 struct DataplanePort {
     std::uint16_t id = 0;
     // Read by the workers with rcu_dereference; published by the control thread with
@@ -112,9 +119,9 @@ struct Dataplane {
     /// (SfuMembershipBuilder::join()) or the operator's. Empty, or a null ring: none.
     std::vector<rte_ring*> sfu_command_rings;
     /// The mbufs of fan-out copies (Verdict::fan_out): per copy one for its headers and one
-    /// indirect clone of the payload (rte_pktmbuf_clone), chained; a small data room (the
-    /// headers are 62 bytes at most). Shared by the workers (a mempool is multi-producer and
-    /// multi-consumer, with per-lcore caches). Null: a fan-out sends the frame's own copy only,
+    /// indirect mbuf on the payload (as rte_pktmbuf_attach() makes it), chained; a small data
+    /// room (the headers are 62 bytes at most). Shared by the workers (a mempool is
+    /// multi-producer and multi-consumer, with per-lcore caches of sfu_copy_pool_cache). Null: a fan-out sends the frame's own copy only,
     /// the others dropped as fan_out_no_buffer. Ports must take chained mbufs
     /// (RTE_ETH_TX_OFFLOAD_MULTI_SEGS).
     rte_mempool* sfu_copy_pool = nullptr;
