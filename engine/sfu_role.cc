@@ -305,17 +305,27 @@ struct Received {
     std::uint16_t checksum_base = 0;  // the checksum to update from: the received one, or the
                                       // true one when none was sent
     std::uint32_t old_terms = 0;      // the received addresses' and ports' sum (RFC 1071)
+    // What every IPv4 copy's sums share, summed once a datagram: the IPv4 header's words but
+    // the addresses (and the checksum); ~checksum_base + ~old_terms (RFC 1624 eqn. 3).
+    std::uint32_t ipv4_header_terms = 0;
+    std::uint32_t udp_terms = 0;
 };
 
 // Ethernet, IP and UDP headers of one copy, to `member` from the SFU address it was admitted
 // on, into `out`: its length, or 0 when the copy would exceed the MTU. The UDP checksum is
 // updated from the received one over the words that change, addresses and ports (RFC 1624
 // eqn. 3: HC' = ~(~HC + ~m + m')); the payload and the length are the same.
-std::size_t write_headers(std::byte* out, const SfuMember& member, const Received& in,
-                          const PortContext& port) noexcept {
-    // IPv4 to IPv4, a call's usual case: the headers from the key's words and the checksums
-    // summed from the values written (RFC 1071: big-endian 16-bit words), never read back
-    // from the bytes just stored (a load spanning smaller stores waits for them).
+std::size_t write_headers_generally(std::byte* out, const SfuMember& member,
+                                   const Received& in, const PortContext& port) noexcept;
+
+// Inline, for the copies' loop: IPv4 to IPv4, a call's usual case, the headers from the key's
+// words and the checksums summed from the values written (RFC 1071: big-endian 16-bit words),
+// never read back from the bytes just stored (a load spanning smaller stores waits for them),
+// and from what the datagram's copies share, summed once (Received); anything else
+// write_headers_generally().
+[[gnu::always_inline]] inline std::size_t write_headers(std::byte* out, const SfuMember& member,
+                                                        const Received& in,
+                                                        const PortContext& port) noexcept {
     const std::array<std::uint64_t, 5>& words = member.key.words();
     if (!in.ipv6 && static_cast<std::uint8_t>(words[4] >> 32) ==
                         static_cast<std::uint8_t>(stun::AddressFamily::ipv4)) {
@@ -347,9 +357,7 @@ std::size_t write_headers(std::byte* out, const SfuMember& member, const Receive
             std::endian::native == std::endian::little ? __builtin_bswap32(to_ip) : to_ip;
         const std::uint32_t address_terms =
             (from_be >> 16) + (from_be & 0xFFFF) + (to_be >> 16) + (to_be & 0xFFFF);
-        store_be16(h + 10, checksum_finish((0x4500u | in.traffic_class) + total + in.ipv4_id +
-                                           0x4000u + (64u << 8 | ip_protocol::udp) +
-                                           address_terms));
+        store_be16(h + 10, checksum_finish(in.ipv4_header_terms + address_terms));
         std::byte* u = h + ipv4_header_size;
         store_be16(u, from_port);
         store_be16(u + 2, to_port);
@@ -358,13 +366,17 @@ std::size_t write_headers(std::byte* out, const SfuMember& member, const Receive
             store_be16(u + 6, 0);  // the sender sent none (RFC 768): the copy has none either
         } else {
             // RFC 1624 eqn. 3 over the addresses and ports, as below.
-            const std::uint16_t checksum = checksum_finish(
-                static_cast<std::uint16_t>(~in.checksum_base) +
-                static_cast<std::uint16_t>(~in.old_terms) + address_terms + from_port + to_port);
+            const std::uint16_t checksum =
+                checksum_finish(in.udp_terms + address_terms + from_port + to_port);
             store_be16(u + 6, checksum == 0 ? 0xFFFF : checksum);
         }
         return ethernet_header_size + ipv4_header_size + udp_header_size;
     }
+    return write_headers_generally(out, member, in, port);
+}
+
+std::size_t write_headers_generally(std::byte* out, const SfuMember& member, const Received& in,
+                                   const PortContext& port) noexcept {
     const stun::Address to = member.key.client();
     const stun::Address from = member.key.server();
     const bool ipv6 = to.family == stun::AddressFamily::ipv6;
@@ -550,6 +562,11 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
                                      (to & 0xFFFF) + load_be16(f.data + udp) +
                                      load_be16(f.data + udp + 2));
     }
+    in.ipv4_header_terms = (0x4500u | in.traffic_class) +
+                           (ipv4_header_size + std::uint32_t{in.udp_length}) + in.ipv4_id +
+                           0x4000u + (64u << 8 | ip_protocol::udp);
+    in.udp_terms = static_cast<std::uint16_t>(~in.checksum_base) +
+                   static_cast<std::uint16_t>(~in.old_terms);
 
     SfuFanOut& fan = shard.fan_out();
     fan.payload_length = static_cast<std::uint16_t>(payload_length);
