@@ -117,7 +117,8 @@ void Worker::fan_out(rte_mbuf* m, const SfuFanOut& fan, TxBuffer& tx) noexcept {
     for (std::size_t first = 0; first < copies.size(); first += chunk) {
         const std::size_t n = std::min(chunk, copies.size() - first);
         if (!direct || pool == nullptr ||
-            rte_pktmbuf_alloc_bulk(pool, mbufs, static_cast<unsigned>(2 * n)) != 0) {
+            rte_mempool_get_bulk(pool, reinterpret_cast<void**>(mbufs),
+                                 static_cast<unsigned>(2 * n)) != 0) {
             for (std::size_t i = first; i < first + n; ++i) fan_out_one(m, fan, copies[i], tx);
             continue;
         }
@@ -126,6 +127,19 @@ void Worker::fan_out(rte_mbuf* m, const SfuFanOut& fan, TxBuffer& tx) noexcept {
             const SfuDestination& d = copies[first + i];
             rte_mbuf* header = mbufs[2 * i];
             rte_mbuf* payload = mbufs[2 * i + 1];
+            // rte_mempool_get_bulk() as rte_mbuf_raw_alloc() takes them: a free mbuf has one
+            // reference, one segment and no next (rte_pktmbuf_free() leaves it so); the other
+            // fields rte_pktmbuf_reset() would set are set below, each once. A copy pool's
+            // mbufs are never external.
+            for (rte_mbuf* fresh : {header, payload}) {
+                fresh->tx_offload = 0;
+                fresh->vlan_tci = 0;
+                fresh->vlan_tci_outer = 0;
+                fresh->port = m->port;
+                fresh->packet_type = 0;
+            }
+            header->ol_flags = 0;
+            header->data_off = RTE_PKTMBUF_HEADROOM;
             // rte_pktmbuf_attach()'s fields (DPDK 22.11) for a direct frame, its reference
             // taken above; its data starting at the payload.
             payload->priv_size = m->priv_size;
