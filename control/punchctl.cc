@@ -282,6 +282,9 @@ void print_status(const json& r) {
         roles += std::string(roles.empty() ? "" : ", ") + "relay (realm " +
                  r["relay"]["realm"].get<std::string>() + ", relay ports " +
                  r["relay"]["ports"].get<std::string>() + ")";
+    if (r.contains("sfu") && r["sfu"]["enabled"].get<bool>())
+        roles += std::string(roles.empty() ? "" : ", ") + "sfu (port " + r["sfu"]["port"].dump() +
+                 ")";
     std::printf("roles: %s\n", roles.empty() ? "none" : roles.c_str());
     Table ports({"PORT", "ID", "MAC", "LINK", "SPEED", "QUEUES", "STEERING", "ADDRESSES"});
     for (const auto& p : r["ports"]) {
@@ -302,6 +305,10 @@ void print_status(const json& r) {
     if (r["relay"].contains("drain") && r["relay"]["drain"]["draining"].get<bool>())
         std::printf("relay: DRAINING, %s allocation(s) left (punchctl drain)\n",
                     r["relay"]["drain"]["allocations"].dump().c_str());
+    if (r.contains("sfu") && r["sfu"].contains("drain") &&
+        r["sfu"]["drain"]["draining"].get<bool>())
+        std::printf("sfu: DRAINING, %s leg(s) left (punchctl drain)\n",
+                    r["sfu"]["drain"]["legs"].dump().c_str());
     if (r.contains("control"))
         std::printf("control: %s, %s client(s)\n",
                     r["control"]["socket"].get<std::string>().c_str(),
@@ -397,21 +404,39 @@ void print_peer_policy(const json& r) {
 }
 
 void print_drain(const json& r) {
-    if (r["draining"].get<bool>())
-        std::printf("draining%s: new allocations get %s\n",
-                    r["changed"].get<bool>() ? " (from now)" : " (already)",
-                    r["alternate_server"].is_null()
-                        ? "508 (no relay.alternate_server)"
-                        : ("300 Try Alternate to " + r["alternate_server"].get<std::string>())
-                              .c_str());
-    else
-        std::printf("not draining%s: new allocations are accepted\n",
-                    r["changed"].get<bool>() ? " any more" : "");
-    std::string cores;
-    for (const auto& c : r["cores"])
-        cores += (cores.empty() ? "" : ", ") + std::string("lcore") + c["lcore"].dump() + " " +
-                 c["allocations"].dump();
-    std::printf("%s allocation(s) left (%s)\n", r["allocations"].dump().c_str(), cores.c_str());
+    // The relay's lines as before; the SFU's after them, where the engine runs one.
+    const bool relay = r.value("relay", true);
+    const bool sfu = r.contains("sfu");
+    const std::string what = relay && sfu ? "new allocations and SFU legs"
+                             : relay      ? "new allocations"
+                                          : "new SFU legs";
+    if (r["draining"].get<bool>()) {
+        const std::string relay_answer =
+            r["alternate_server"].is_null()
+                ? "508 (no relay.alternate_server)"
+                : "300 Try Alternate to " + r["alternate_server"].get<std::string>();
+        std::printf("draining%s: ", r["changed"].get<bool>() ? " (from now)" : " (already)");
+        if (relay) std::printf("new allocations get %s", relay_answer.c_str());
+        if (relay && sfu) std::printf("; ");
+        if (sfu) std::printf("new SFU legs get 508 \"SFU node draining\"");
+        std::printf("\n");
+    } else {
+        std::printf("not draining%s: %s are accepted\n",
+                    r["changed"].get<bool>() ? " any more" : "", what.c_str());
+    }
+    auto left = [](const json& cores, const char* key) {
+        std::string out;
+        for (const auto& c : cores)
+            out += (out.empty() ? "" : ", ") + std::string("lcore") + c["lcore"].dump() + " " +
+                   c[key].dump();
+        return out;
+    };
+    if (relay)
+        std::printf("%s allocation(s) left (%s)\n", r["allocations"].dump().c_str(),
+                    left(r["cores"], "allocations").c_str());
+    if (sfu)
+        std::printf("%s SFU leg(s) left (%s)\n", r["sfu"]["legs"].dump().c_str(),
+                    left(r["sfu"]["cores"], "legs").c_str());
 }
 
 void print_reload(const json& r) {
@@ -888,8 +913,9 @@ int main(int argc, char** argv) {
             ->required();
     }
     CLI::App* drain = app.add_subcommand(
-        "drain", "refuse new allocations (300 or 508), keep the others; the allocations left");
-    CLI::App* undrain = app.add_subcommand("undrain", "accept new allocations again");
+        "drain", "refuse new allocations (300 or 508) and SFU legs (508), keep the others; the "
+                 "allocations and legs left");
+    CLI::App* undrain = app.add_subcommand("undrain", "accept new allocations and SFU legs again");
     CLI::App* reload = app.add_subcommand("reload", "re-read the engine's configuration file");
     // The SFU role (control/sfu_commands.h): "sfu" lists, "sfu kill" removes.
     CLI::App* sfu = app.add_subcommand("sfu", "the SFU's sessions and legs; kill, pause, resume, "

@@ -216,6 +216,31 @@ json SfuCommands::sessions(const Arguments& arguments) const {
     return {{"sessions", std::move(list)}, {"legs", leg_count}, {"skipped", skipped}};
 }
 
+bool SfuCommands::set_draining(bool draining) {
+    if (draining == draining_ || !enabled()) return false;
+    try {
+        if (control_.publish_draining) control_.publish_draining(draining);
+    } catch (const std::exception& error) {
+        throw CommandError(ErrorCode::refused,
+                           std::string("sfu: ") + error.what() + "; nothing changed");
+    }
+    draining_ = draining;
+    return true;
+}
+
+json SfuCommands::drain_progress() const {
+    json cores = json::array();
+    std::uint64_t total = 0;
+    for (std::size_t w = 0; w < control_.shards.size(); ++w) {
+        const auto summary =
+            control_.shards[w]->table().list([](const engine::SfuLegSnapshot&) {});
+        const unsigned lcore = w < view_.cores.size() ? view_.cores[w].lcore : 0;
+        cores.push_back({{"lcore", lcore}, {"legs", summary.listed}});
+        total += summary.listed;
+    }
+    return {{"draining", draining_}, {"legs", total}, {"cores", std::move(cores)}};
+}
+
 json SfuCommands::kill(const Arguments& arguments) {
     require_sfu("/sfu/kill");
     const std::uint64_t session =
