@@ -486,16 +486,35 @@ void print_change(const std::string& path, const json& r) {
 
 // ---------------------------------------------------------------- the SFU role
 
+// "punchctl sfu sessions": one line per session, its legs' traffic summed.
+void print_sfu_summary(const json& r) {
+    Table table({"SESSION", "LEGS", "PARTICIPANTS", "AGE", "IN", "OUT", "FILTERED"});
+    for (const auto& s : r["sessions"]) {
+        const json& m = s["summary"];
+        table.add({s["session"].get<std::string>(), m["legs"].dump(),
+                   joined(m["participants"], ","), duration(m["age_s"].get<double>()),
+                   count(m["rx_packets"]) + " pkts " + si(m["rx_bytes"].get<double>()) + "B",
+                   count(m["forwarded_packets"]) + " pkts " +
+                       si(m["forwarded_bytes"].get<double>()) + "B",
+                   count(m["filtered"])});
+    }
+    if (!r["sessions"].empty()) table.print();
+    std::printf("%zu session(s), %s leg(s)", r["sessions"].size(), r["legs"].dump().c_str());
+    if (r["skipped"].get<std::uint64_t>() != 0)
+        std::printf(", %s skipped (changing while read)", r["skipped"].dump().c_str());
+    std::printf("\n");
+}
+
 void print_sfu_sessions(const json& r) {
-    Table table({"SESSION", "PARTICIPANT", "CLIENT", "LCORE", "IDLE", "IN", "OUT", "FILTERED",
-                 "PAUSED", "SSRCS"});
+    Table table({"SESSION", "PARTICIPANT", "CLIENT", "LCORE", "AGE", "IDLE", "IN", "OUT",
+                 "FILTERED", "PAUSED", "SSRCS"});
     for (const auto& s : r["sessions"])
         for (const auto& l : s["legs"])
             // A leg not yet (or no longer) in the membership forwards nothing: marked "*".
             table.add({s["session"].get<std::string>(),
                        l["participant"].get<std::string>() + (l["member"].get<bool>() ? "" : "*"),
                        l["client"].get<std::string>(), l["lcore"].dump(),
-                       duration(l["idle_s"].get<double>()),
+                       duration(l["age_s"].get<double>()), duration(l["idle_s"].get<double>()),
                        count(l["rx_packets"]) + " pkts " + si(l["rx_bytes"].get<double>()) + "B",
                        count(l["forwarded_packets"]) + " pkts " +
                            si(l["forwarded_bytes"].get<double>()) + "B",
@@ -924,10 +943,13 @@ int main(int argc, char** argv) {
     std::string sfu_session, sfu_participant, sfu_subscriber, sfu_publisher, sfu_ssrcs;
     CLI::Option* sfu_session_option =
         sfu->add_option("--session", sfu_session, "only this session (16 hex digits)");
-    // "sessions": the command path's word (punchctl help shows "punchctl sfu sessions").
-    CLI::App* sfu_list = sfu->add_subcommand("list", "list the sessions (as punchctl sfu)");
-    sfu_list->alias("sessions");
+    CLI::App* sfu_list = sfu->add_subcommand("list", "list the legs by session (as punchctl sfu)");
     sfu_list->fallthrough();  // --session after the word, as before it
+    // "sessions": the command path's word (punchctl help shows "punchctl sfu sessions"): the
+    // same listing, one line per session.
+    CLI::App* sfu_sessions =
+        sfu->add_subcommand("sessions", "one line per session: legs, age, traffic summed");
+    sfu_sessions->fallthrough();
     CLI::App* sfu_kill = sfu->add_subcommand(
         "kill", "remove a session's legs (--session), or one leg (and --participant)");
     sfu_kill->add_option("--session", sfu_session, "the session id, as punchctl sfu lists it")
@@ -1145,6 +1167,8 @@ int main(int argc, char** argv) {
                     print_drain(result);
                 else if (path == "/reload")
                     print_reload(result);
+                else if (path == "/sfu/sessions" && sfu_sessions->parsed())
+                    print_sfu_summary(result);
                 else if (path == "/sfu/sessions")
                     print_sfu_sessions(result);
                 else if (path.starts_with("/sfu/"))

@@ -400,6 +400,16 @@ void print_counters(const Engine& e, bool final) {
                     static_cast<unsigned long long>(c.legs_killed));
         sfu_total.add(c);
     }
+    // The sessions as the membership has them: how many, the largest, the drain (one line:
+    // per-session figures are punchctl sfu sessions', not a report's).
+    if (e.sfu_builder) {
+        std::size_t largest = 0;
+        for (const auto& [id, session] : e.sfu_builder->sessions())
+            largest = std::max(largest, session.members.size());
+        std::printf("sfu sessions: %zu, the largest with %zu leg(s)%s\n",
+                    e.sfu_builder->sessions().size(), largest,
+                    e.sfu_context && e.sfu_context->draining() ? " | draining" : "");
+    }
     for (std::size_t o = 0; o < engine::sfu_outcome_count; ++o)
         if (sfu_total.outcomes[o] != 0)
             std::printf("  sfu %-30s %llu  (%u: %s)\n",

@@ -6,7 +6,9 @@
 //   - /sfu/sessions lists the legs of every worker's SfuTable through its seqlock listing
 //     (engine/sfu_table.h), which never makes a worker wait, grouped by session, with what the
 //     control thread's model (SfuMembershipBuilder) says of each: whether it is in the
-//     published membership yet, and the subscriber's selection.
+//     published membership yet, and the subscriber's selection; each session with a summary
+//     of its legs (their count, the oldest one's age, datagrams and bytes in, copies and
+//     bytes out, copies filtered), summed from the same reads.
 //   - /sfu/kill sends an SfuKill (cause operator_kill) for each leg named to the worker that
 //     owns it, on the command ring apply_sfu_messages() uses for a race's loser: the worker
 //     erases the leg itself (engine::kill_leg) and posts its leave, which takes the member out
