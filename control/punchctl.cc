@@ -486,6 +486,64 @@ void print_change(const std::string& path, const json& r) {
 
 // ---------------------------------------------------------------- the SFU role
 
+// "punchctl node": NodeAgent::status() (control/node_agent.h) for people. A field the engine
+// did not send (an older engine, or the agent not started) prints as "-".
+void print_node(const json& r) {
+    auto text = [](const json& object, const char* key) {
+        const auto it = object.find(key);
+        if (it == object.end() || it->is_null()) return std::string("-");
+        return it->is_string() ? it->get<std::string>() : it->dump();
+    };
+    const std::string state = text(r, "state");
+    if (state == "waiting_for_next_hop") {
+        std::printf("node: not started yet: %s\n", text(r, "message").c_str());
+        return;
+    }
+    std::printf("node: %s%s with punchcoord %s%s\n", state.c_str(),
+                r["node_id"].is_null() ? "" : (" as node " + r["node_id"].dump()).c_str(),
+                text(r, "coordinator").c_str(),
+                r.value("draining", false) ? " | DRAINING: reported full (punchctl undrain)" : "");
+    std::string nat = "NAT " + text(r, "nat_type");
+    if (r.contains("discovery"))
+        nat += " (mapping " + text(r["discovery"], "mapping") + ", filtering " +
+               text(r["discovery"], "filtering") + "; discovered in " +
+               text(r["discovery"], "elapsed_ms") + " ms)";
+    else
+        nat += " (configured)";
+    std::printf("public address %s, %s, region %s\n", text(r, "public_address").c_str(),
+                nat.c_str(), r.value("region", "").empty() ? "-" : text(r, "region").c_str());
+    const json& c = r["counters"];
+    std::printf("coordinator: %s connect(s), %s failed, %s disconnect(s) | %s registration(s), "
+                "%s refused | %s heartbeat(s), %s expiry(ies), %s request timeout(s), %s bad "
+                "line(s)\n",
+                count(c["connects"]).c_str(), count(c["connect_failures"]).c_str(),
+                count(c["disconnects"]).c_str(), count(c["registrations"]).c_str(),
+                count(c["register_refusals"]).c_str(), count(c["heartbeats"]).c_str(),
+                count(c["expiries"]).c_str(), count(c["request_timeouts"]).c_str(),
+                count(c["bad_lines"]).c_str());
+    std::uint64_t dropped = 0;
+    std::string reasons;
+    for (const auto& [reason, n] : c["punch_events_rejected"].items()) {
+        dropped += n.get<std::uint64_t>();
+        if (n.get<std::uint64_t>() != 0)
+            reasons += (reasons.empty() ? "" : ", ") + reason + " " + count(n);
+    }
+    std::printf("sfu_punch orders: %s taken, %s dropped%s\n", count(c["punch_events"]).c_str(),
+                std::to_string(dropped).c_str(), reasons.empty() ? "" : (" (" + reasons + ")").c_str());
+    const json& p = r["punch"];
+    std::printf("test packets: %s sent, %s send failure(s), %s frame(s) unsent | %s answer(s), "
+                "%s with bad integrity | targets: %s, %s answered, %s unanswered, %s live, %s "
+                "refused\n",
+                count(p["requests_sent"]).c_str(), count(p["send_failures"]).c_str(),
+                r.contains("frames_unsent") ? count(r["frames_unsent"]).c_str() : "-",
+                count(p["answers"]).c_str(), count(p["answers_bad_integrity"]).c_str(),
+                count(p["targets"]).c_str(), count(p["targets_answered"]).c_str(),
+                count(p["targets_unanswered"]).c_str(), count(p["live_targets"]).c_str(),
+                count(p["targets_refused"]).c_str());
+    std::printf("discovery: %s run(s); %s datagram(s) ignored\n",
+                count(c["discovery_runs"]).c_str(), count(c["datagrams_ignored"]).c_str());
+}
+
 // "punchctl sfu sessions": one line per session, its legs' traffic summed.
 void print_sfu_summary(const json& r) {
     Table table({"SESSION", "LEGS", "PARTICIPANTS", "AGE", "IN", "OUT", "FILTERED"});
@@ -931,6 +989,10 @@ int main(int argc, char** argv) {
         sub->add_option("--cidr", peer_cidr, "an address or a prefix, e.g. 203.0.113.0/24")
             ->required();
     }
+    // The engine as an SFU node of punchcoord ([node]; the /node command).
+    CLI::App* node = app.add_subcommand(
+        "node", "the engine as an SFU node of punchcoord: registration, public address, NAT "
+                "type, heartbeats, sfu_punch orders, test packets");
     CLI::App* drain = app.add_subcommand(
         "drain", "refuse new allocations (300 or 508) and SFU legs (508), keep the others; the "
                  "allocations and legs left");
@@ -1086,6 +1148,8 @@ int main(int argc, char** argv) {
             args["subscriber"] = sfu_subscriber;
             args["ssrcs"] = sfu_ssrcs;
         }
+    } else if (node->parsed()) {
+        path = "/node";
     } else if (drain->parsed()) {
         path = "/drain";
     } else if (undrain->parsed()) {
@@ -1165,6 +1229,8 @@ int main(int argc, char** argv) {
                     print_peer_policy(result);
                 else if (path == "/drain" || path == "/undrain")
                     print_drain(result);
+                else if (path == "/node")
+                    print_node(result);
                 else if (path == "/reload")
                     print_reload(result);
                 else if (path == "/sfu/sessions" && sfu_sessions->parsed())
