@@ -1100,29 +1100,25 @@ protected:
 TEST_F(CoordinatorSfuDrainTest, ADrainingNodeIsLeftOutUntilItUndrains) {
     const std::uint64_t a = node(21, "none", "eu-west", 10);
     const std::uint64_t b = node(22, "none", "eu-west", 20);
-    ASSERT_TRUE(open(1));
-    ASSERT_TRUE(open(2));
-    join(1, "r", "alice");
-    join(2, "r", "bob");
-    EXPECT_EQ(candidate_ids(sfu(1, "r")), (Ids{a, b}));
+    // A room of two members on connections `first` and `first` + 1; the first one's request.
+    auto call = [&](ConnectionId first, const std::string& room) {
+        EXPECT_TRUE(open(first));
+        EXPECT_TRUE(open(first + 1));
+        join(first, room, "caller");
+        join(first + 1, room, "callee");
+        return sfu(first, room);
+    };
+    EXPECT_EQ(candidate_ids(call(1, "r")), (Ids{a, b}));
     // Node a drains: its heartbeat carries NodeAgent::draining_load, 1000000.
     EXPECT_EQ(reply(21, {{"op", "heartbeat"}, {"load", 1000000}})["ok"], true);
     const json r = sfu(2, "r");
     EXPECT_EQ(candidate_ids(r), (Ids{b}));
     EXPECT_EQ(drops(r), (Drops{{a, "full"}}));
     // A new room's session never gets it.
-    ASSERT_TRUE(open(3));
-    ASSERT_TRUE(open(4));
-    join(3, "s", "carol");
-    join(4, "s", "dave");
-    EXPECT_EQ(candidate_ids(sfu(3, "s")), (Ids{b}));
+    EXPECT_EQ(candidate_ids(call(3, "s")), (Ids{b}));
     // Undrained: its real load again, and it serves once more.
     EXPECT_EQ(reply(21, {{"op", "heartbeat"}, {"load", 10}})["ok"], true);
-    ASSERT_TRUE(open(5));
-    ASSERT_TRUE(open(6));
-    join(5, "t", "erin");
-    join(6, "t", "frank");
-    EXPECT_EQ(candidate_ids(sfu(5, "t")), (Ids{a, b}));
+    EXPECT_EQ(candidate_ids(call(5, "t")), (Ids{a, b}));
 }
 
 class CoordinatorSfuLimitsTest : public CoordinatorSfuTest {
