@@ -528,8 +528,9 @@ void print_node(const json& r) {
         if (n.get<std::uint64_t>() != 0)
             reasons += (reasons.empty() ? "" : ", ") + reason + " " + count(n);
     }
+    if (!reasons.empty()) reasons = " (" + reasons + ")";
     std::printf("sfu_punch orders: %s taken, %s dropped%s\n", count(c["punch_events"]).c_str(),
-                std::to_string(dropped).c_str(), reasons.empty() ? "" : (" (" + reasons + ")").c_str());
+                std::to_string(dropped).c_str(), reasons.c_str());
     const json& p = r["punch"];
     std::printf("test packets: %s sent, %s send failure(s), %s frame(s) unsent | %s answer(s), "
                 "%s with bad integrity | targets: %s, %s answered, %s unanswered, %s live, %s "

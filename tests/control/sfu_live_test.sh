@@ -40,7 +40,10 @@ failures=0
 status=0
 lab_exec_wait c timeout 120 "$python" "$here/sfu_live.py" "$punchctl" "$sock" "$secret" \
   203.0.113.2 || status=$?
-[[ $status -eq 0 ]] || { echo "FAIL: sfu_live.py: $status failed check(s)"; failures=$((failures + status)); }
+if [[ $status -ne 0 ]]; then
+  echo "FAIL: sfu_live.py: $status failed check(s)"
+  failures=$((failures + status))
+fi
 
 lab_engine_stop || { echo "FAIL: the engine's exit"; failures=$((failures + 1)); }
 check "the drain refused the new legs (dave, carol)" "$LAB_ENGINE_LOG" '^  sfu sfu_draining +2  \(508: '
