@@ -1000,6 +1000,7 @@ int main(int argc, char** argv) {
                           : std::max(1u, 4096 / layout.legs_per_session());
     rte_mempool* copy_pool = nullptr;
     unsigned copy_pool_size = 0;
+    std::shared_ptr<const engine::SfuContext> sfu_context;
     std::unique_ptr<engine::SfuMembershipBuilder> sfu_builder;
     std::shared_ptr<const engine::SfuMembership> sfu_published;
     if (sfu) {
@@ -1014,8 +1015,11 @@ int main(int argc, char** argv) {
             config.unauthenticated_requests_per_s, config.unauthenticated_burst,
             dataplane.tsc_hz);
         if (!limit) fail_setup("sfu.unauthenticated_burst: too large for this clock");
-        dataplane.sfu_context = std::make_shared<const engine::SfuContext>(
+        // Owned here, read by the worker through Dataplane::sfu_context as punchlined
+        // publishes it (never replaced in the bench: no drain).
+        sfu_context = std::make_shared<const engine::SfuContext>(
             config.token_secrets, engine::SfuLimits::from(config, dataplane.tsc_hz));
+        dataplane.sfu_context = const_cast<engine::SfuContext*>(sfu_context.get());
         dataplane.sfu_shards.push_back(std::make_unique<engine::SfuShard>(
             config.max_legs, config.max_legs_per_session, *limit, 4096, 0, 0x5EED5F00D));
         // punchlined's ring sizes (sfu_message_ring_size, command_ring_size).

@@ -197,6 +197,7 @@ nlohmann::json EngineCommands::status() const {
     nlohmann::json roles = nlohmann::json::array();
     if (config.stun.enabled) roles.push_back("stun");
     if (config.relay.enabled) roles.push_back("relay");
+    if (config.sfu.enabled()) roles.push_back("sfu");
     nlohmann::json out = {
         {"version", view_.version},
         {"pid", static_cast<long>(::getpid())},
@@ -212,10 +213,12 @@ nlohmann::json EngineCommands::status() const {
           {"realm", config.relay.realm},
           {"ports", std::to_string(config.relay.port_first) + "-" +
                         std::to_string(config.relay.port_last)}}},
+        {"sfu", {{"enabled", config.sfu.enabled()}, {"port", config.sfu.port}}},
         {"ports", std::move(ports)},
     };
     if (view_.control_status) out["control"] = view_.control_status();
     if (view_.relay_drain && config.relay.enabled) out["relay"]["drain"] = view_.relay_drain();
+    if (view_.sfu_drain && config.sfu.enabled()) out["sfu"]["drain"] = view_.sfu_drain();
     return out;
 }
 

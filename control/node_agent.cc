@@ -434,6 +434,7 @@ void NodeAgent::handle_line(std::string_view line) {
 
 void NodeAgent::send_request(const std::string& op, json fields) {
     const std::uint64_t id = next_id_++;
+    if (op == "register" || op == "heartbeat") reported_draining_ = draining_;
     fields["op"] = op;
     fields["id"] = id;
     output_ += fields.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -447,7 +448,7 @@ void NodeAgent::send_register() {
     json fields = {{"role", "sfu"},
                    {"address", address_text(*public_address_)},
                    {"nat_type", nat_type_},
-                   {"load", load_()}};
+                   {"load", reported_load()}};
     if (!config_.region.empty()) fields["region"] = config_.region;
     if (!config_.node_secret.empty()) fields["secret"] = config_.node_secret;
     send_request("register", std::move(fields));
@@ -455,7 +456,23 @@ void NodeAgent::send_register() {
 
 void NodeAgent::send_heartbeat() {
     heartbeat_timer_ = 0;
-    send_request("heartbeat", {{"load", load_()}});
+    send_request("heartbeat", {{"load", reported_load()}});
+}
+
+std::uint32_t NodeAgent::reported_load() const {
+    return draining_ ? draining_load : load_();
+}
+
+void NodeAgent::set_draining(bool draining) {
+    if (draining == draining_) return;
+    draining_ = draining;
+    log_info(draining ? "node: draining: punchcoord is told this node is full"
+                      : "node: draining no more: punchcoord is told the real load");
+    // At once: a coordinator that learnt it only at the next heartbeat (ttl/3, 5 s by
+    // default) would hand the node out meanwhile, to clients that would get 508.
+    if (state_ != NodeAgentState::registered) return;  // the registration will say it
+    if (heartbeat_timer_ != 0) timers_.cancel(heartbeat_timer_);
+    send_heartbeat();
 }
 
 void NodeAgent::handle_reply(const json& reply) {
@@ -500,6 +517,11 @@ void NodeAgent::handle_reply(const json& reply) {
         log_info("node: registered with punchcoord " + config_.coordinator + " as node " +
                  std::to_string(*node_id_) + " (sfu " + address_text(*public_address_) +
                  ", nat " + nat_type_ + ", ttl " + std::to_string(ttl_ms) + " ms)");
+        // A drain (or an undrain) while the register was on its way: say it now.
+        if (reported_draining_ != draining_) {
+            send_heartbeat();
+            return;
+        }
     } else if (op == "heartbeat") {
         if (!ok && code == "not_found") {
             // Expired before this heartbeat arrived (docs/protocol.md: register again).
@@ -563,7 +585,8 @@ json NodeAgent::status() const {
                 {"public_address",
                  public_address_ ? json(address_text(*public_address_)) : json(nullptr)},
                 {"nat_type", nat_type_},
-                {"region", config_.region}};
+                {"region", config_.region},
+                {"draining", draining_}};
     if (discovery_report_) {
         const punch::Classification& c = discovery_report_->classification;
         out["discovery"] = {{"mapping", std::string(punch::to_string(c.mapping))},

@@ -282,6 +282,9 @@ void print_status(const json& r) {
         roles += std::string(roles.empty() ? "" : ", ") + "relay (realm " +
                  r["relay"]["realm"].get<std::string>() + ", relay ports " +
                  r["relay"]["ports"].get<std::string>() + ")";
+    if (r.contains("sfu") && r["sfu"]["enabled"].get<bool>())
+        roles += std::string(roles.empty() ? "" : ", ") + "sfu (port " + r["sfu"]["port"].dump() +
+                 ")";
     std::printf("roles: %s\n", roles.empty() ? "none" : roles.c_str());
     Table ports({"PORT", "ID", "MAC", "LINK", "SPEED", "QUEUES", "STEERING", "ADDRESSES"});
     for (const auto& p : r["ports"]) {
@@ -302,6 +305,10 @@ void print_status(const json& r) {
     if (r["relay"].contains("drain") && r["relay"]["drain"]["draining"].get<bool>())
         std::printf("relay: DRAINING, %s allocation(s) left (punchctl drain)\n",
                     r["relay"]["drain"]["allocations"].dump().c_str());
+    if (r.contains("sfu") && r["sfu"].contains("drain") &&
+        r["sfu"]["drain"]["draining"].get<bool>())
+        std::printf("sfu: DRAINING, %s leg(s) left (punchctl drain)\n",
+                    r["sfu"]["drain"]["legs"].dump().c_str());
     if (r.contains("control"))
         std::printf("control: %s, %s client(s)\n",
                     r["control"]["socket"].get<std::string>().c_str(),
@@ -397,21 +404,39 @@ void print_peer_policy(const json& r) {
 }
 
 void print_drain(const json& r) {
-    if (r["draining"].get<bool>())
-        std::printf("draining%s: new allocations get %s\n",
-                    r["changed"].get<bool>() ? " (from now)" : " (already)",
-                    r["alternate_server"].is_null()
-                        ? "508 (no relay.alternate_server)"
-                        : ("300 Try Alternate to " + r["alternate_server"].get<std::string>())
-                              .c_str());
-    else
-        std::printf("not draining%s: new allocations are accepted\n",
-                    r["changed"].get<bool>() ? " any more" : "");
-    std::string cores;
-    for (const auto& c : r["cores"])
-        cores += (cores.empty() ? "" : ", ") + std::string("lcore") + c["lcore"].dump() + " " +
-                 c["allocations"].dump();
-    std::printf("%s allocation(s) left (%s)\n", r["allocations"].dump().c_str(), cores.c_str());
+    // The relay's lines as before; the SFU's after them, where the engine runs one.
+    const bool relay = r.value("relay", true);
+    const bool sfu = r.contains("sfu");
+    const std::string what = relay && sfu ? "new allocations and SFU legs"
+                             : relay      ? "new allocations"
+                                          : "new SFU legs";
+    if (r["draining"].get<bool>()) {
+        const std::string relay_answer =
+            r["alternate_server"].is_null()
+                ? "508 (no relay.alternate_server)"
+                : "300 Try Alternate to " + r["alternate_server"].get<std::string>();
+        std::printf("draining%s: ", r["changed"].get<bool>() ? " (from now)" : " (already)");
+        if (relay) std::printf("new allocations get %s", relay_answer.c_str());
+        if (relay && sfu) std::printf("; ");
+        if (sfu) std::printf("new SFU legs get 508 \"SFU node draining\"");
+        std::printf("\n");
+    } else {
+        std::printf("not draining%s: %s are accepted\n",
+                    r["changed"].get<bool>() ? " any more" : "", what.c_str());
+    }
+    auto left = [](const json& cores, const char* key) {
+        std::string out;
+        for (const auto& c : cores)
+            out += (out.empty() ? "" : ", ") + std::string("lcore") + c["lcore"].dump() + " " +
+                   c[key].dump();
+        return out;
+    };
+    if (relay)
+        std::printf("%s allocation(s) left (%s)\n", r["allocations"].dump().c_str(),
+                    left(r["cores"], "allocations").c_str());
+    if (sfu)
+        std::printf("%s SFU leg(s) left (%s)\n", r["sfu"]["legs"].dump().c_str(),
+                    left(r["sfu"]["cores"], "legs").c_str());
 }
 
 void print_reload(const json& r) {
@@ -461,16 +486,94 @@ void print_change(const std::string& path, const json& r) {
 
 // ---------------------------------------------------------------- the SFU role
 
+// "punchctl node": NodeAgent::status() (control/node_agent.h) for people. A field the engine
+// did not send (an older engine, or the agent not started) prints as "-".
+void print_node(const json& r) {
+    auto text = [](const json& object, const char* key) {
+        const auto it = object.find(key);
+        if (it == object.end() || it->is_null()) return std::string("-");
+        return it->is_string() ? it->get<std::string>() : it->dump();
+    };
+    const std::string state = text(r, "state");
+    if (state == "waiting_for_next_hop") {
+        std::printf("node: not started yet: %s\n", text(r, "message").c_str());
+        return;
+    }
+    std::printf("node: %s%s with punchcoord %s%s\n", state.c_str(),
+                r["node_id"].is_null() ? "" : (" as node " + r["node_id"].dump()).c_str(),
+                text(r, "coordinator").c_str(),
+                r.value("draining", false) ? " | DRAINING: reported full (punchctl undrain)" : "");
+    std::string nat = "NAT " + text(r, "nat_type");
+    if (r.contains("discovery"))
+        nat += " (mapping " + text(r["discovery"], "mapping") + ", filtering " +
+               text(r["discovery"], "filtering") + "; discovered in " +
+               text(r["discovery"], "elapsed_ms") + " ms)";
+    else
+        nat += " (configured)";
+    std::printf("public address %s, %s, region %s\n", text(r, "public_address").c_str(),
+                nat.c_str(), r.value("region", "").empty() ? "-" : text(r, "region").c_str());
+    const json& c = r["counters"];
+    std::printf("coordinator: %s connect(s), %s failed, %s disconnect(s) | %s registration(s), "
+                "%s refused | %s heartbeat(s), %s expiry(ies), %s request timeout(s), %s bad "
+                "line(s)\n",
+                count(c["connects"]).c_str(), count(c["connect_failures"]).c_str(),
+                count(c["disconnects"]).c_str(), count(c["registrations"]).c_str(),
+                count(c["register_refusals"]).c_str(), count(c["heartbeats"]).c_str(),
+                count(c["expiries"]).c_str(), count(c["request_timeouts"]).c_str(),
+                count(c["bad_lines"]).c_str());
+    std::uint64_t dropped = 0;
+    std::string reasons;
+    for (const auto& [reason, n] : c["punch_events_rejected"].items()) {
+        dropped += n.get<std::uint64_t>();
+        if (n.get<std::uint64_t>() != 0)
+            reasons += (reasons.empty() ? "" : ", ") + reason + " " + count(n);
+    }
+    if (!reasons.empty()) reasons = " (" + reasons + ")";
+    std::printf("sfu_punch orders: %s taken, %s dropped%s\n", count(c["punch_events"]).c_str(),
+                std::to_string(dropped).c_str(), reasons.c_str());
+    const json& p = r["punch"];
+    std::printf("test packets: %s sent, %s send failure(s), %s frame(s) unsent | %s answer(s), "
+                "%s with bad integrity | targets: %s, %s answered, %s unanswered, %s live, %s "
+                "refused\n",
+                count(p["requests_sent"]).c_str(), count(p["send_failures"]).c_str(),
+                r.contains("frames_unsent") ? count(r["frames_unsent"]).c_str() : "-",
+                count(p["answers"]).c_str(), count(p["answers_bad_integrity"]).c_str(),
+                count(p["targets"]).c_str(), count(p["targets_answered"]).c_str(),
+                count(p["targets_unanswered"]).c_str(), count(p["live_targets"]).c_str(),
+                count(p["targets_refused"]).c_str());
+    std::printf("discovery: %s run(s); %s datagram(s) ignored\n",
+                count(c["discovery_runs"]).c_str(), count(c["datagrams_ignored"]).c_str());
+}
+
+// "punchctl sfu sessions": one line per session, its legs' traffic summed.
+void print_sfu_summary(const json& r) {
+    Table table({"SESSION", "LEGS", "PARTICIPANTS", "AGE", "IN", "OUT", "FILTERED"});
+    for (const auto& s : r["sessions"]) {
+        const json& m = s["summary"];
+        table.add({s["session"].get<std::string>(), m["legs"].dump(),
+                   joined(m["participants"], ","), duration(m["age_s"].get<double>()),
+                   count(m["rx_packets"]) + " pkts " + si(m["rx_bytes"].get<double>()) + "B",
+                   count(m["forwarded_packets"]) + " pkts " +
+                       si(m["forwarded_bytes"].get<double>()) + "B",
+                   count(m["filtered"])});
+    }
+    if (!r["sessions"].empty()) table.print();
+    std::printf("%zu session(s), %s leg(s)", r["sessions"].size(), r["legs"].dump().c_str());
+    if (r["skipped"].get<std::uint64_t>() != 0)
+        std::printf(", %s skipped (changing while read)", r["skipped"].dump().c_str());
+    std::printf("\n");
+}
+
 void print_sfu_sessions(const json& r) {
-    Table table({"SESSION", "PARTICIPANT", "CLIENT", "LCORE", "IDLE", "IN", "OUT", "FILTERED",
-                 "PAUSED", "SSRCS"});
+    Table table({"SESSION", "PARTICIPANT", "CLIENT", "LCORE", "AGE", "IDLE", "IN", "OUT",
+                 "FILTERED", "PAUSED", "SSRCS"});
     for (const auto& s : r["sessions"])
         for (const auto& l : s["legs"])
             // A leg not yet (or no longer) in the membership forwards nothing: marked "*".
             table.add({s["session"].get<std::string>(),
                        l["participant"].get<std::string>() + (l["member"].get<bool>() ? "" : "*"),
                        l["client"].get<std::string>(), l["lcore"].dump(),
-                       duration(l["idle_s"].get<double>()),
+                       duration(l["age_s"].get<double>()), duration(l["idle_s"].get<double>()),
                        count(l["rx_packets"]) + " pkts " + si(l["rx_bytes"].get<double>()) + "B",
                        count(l["forwarded_packets"]) + " pkts " +
                            si(l["forwarded_bytes"].get<double>()) + "B",
@@ -887,9 +990,14 @@ int main(int argc, char** argv) {
         sub->add_option("--cidr", peer_cidr, "an address or a prefix, e.g. 203.0.113.0/24")
             ->required();
     }
+    // The engine as an SFU node of punchcoord ([node]; the /node command).
+    CLI::App* node = app.add_subcommand(
+        "node", "the engine as an SFU node of punchcoord: registration, public address, NAT "
+                "type, heartbeats, sfu_punch orders, test packets");
     CLI::App* drain = app.add_subcommand(
-        "drain", "refuse new allocations (300 or 508), keep the others; the allocations left");
-    CLI::App* undrain = app.add_subcommand("undrain", "accept new allocations again");
+        "drain", "refuse new allocations (300 or 508) and SFU legs (508), keep the others; the "
+                 "allocations and legs left");
+    CLI::App* undrain = app.add_subcommand("undrain", "accept new allocations and SFU legs again");
     CLI::App* reload = app.add_subcommand("reload", "re-read the engine's configuration file");
     // The SFU role (control/sfu_commands.h): "sfu" lists, "sfu kill" removes.
     CLI::App* sfu = app.add_subcommand("sfu", "the SFU's sessions and legs; kill, pause, resume, "
@@ -898,10 +1006,13 @@ int main(int argc, char** argv) {
     std::string sfu_session, sfu_participant, sfu_subscriber, sfu_publisher, sfu_ssrcs;
     CLI::Option* sfu_session_option =
         sfu->add_option("--session", sfu_session, "only this session (16 hex digits)");
-    // "sessions": the command path's word (punchctl help shows "punchctl sfu sessions").
-    CLI::App* sfu_list = sfu->add_subcommand("list", "list the sessions (as punchctl sfu)");
-    sfu_list->alias("sessions");
+    CLI::App* sfu_list = sfu->add_subcommand("list", "list the legs by session (as punchctl sfu)");
     sfu_list->fallthrough();  // --session after the word, as before it
+    // "sessions": the command path's word (punchctl help shows "punchctl sfu sessions"): the
+    // same listing, one line per session.
+    CLI::App* sfu_sessions =
+        sfu->add_subcommand("sessions", "one line per session: legs, age, traffic summed");
+    sfu_sessions->fallthrough();
     CLI::App* sfu_kill = sfu->add_subcommand(
         "kill", "remove a session's legs (--session), or one leg (and --participant)");
     sfu_kill->add_option("--session", sfu_session, "the session id, as punchctl sfu lists it")
@@ -1038,6 +1149,8 @@ int main(int argc, char** argv) {
             args["subscriber"] = sfu_subscriber;
             args["ssrcs"] = sfu_ssrcs;
         }
+    } else if (node->parsed()) {
+        path = "/node";
     } else if (drain->parsed()) {
         path = "/drain";
     } else if (undrain->parsed()) {
@@ -1117,8 +1230,12 @@ int main(int argc, char** argv) {
                     print_peer_policy(result);
                 else if (path == "/drain" || path == "/undrain")
                     print_drain(result);
+                else if (path == "/node")
+                    print_node(result);
                 else if (path == "/reload")
                     print_reload(result);
+                else if (path == "/sfu/sessions" && sfu_sessions->parsed())
+                    print_sfu_summary(result);
                 else if (path == "/sfu/sessions")
                     print_sfu_sessions(result);
                 else if (path.starts_with("/sfu/"))

@@ -120,11 +120,11 @@ void RelayCommands::register_in(Registry& registry) {
                       return change_peer_policy(arguments, false);
                   }});
     registry.add({"/drain",
-                  "refuse new allocations (300 to relay.alternate_server, else 508), keep the "
-                  "others; report the allocations left",
+                  "refuse new allocations (300 to relay.alternate_server, else 508) and new SFU "
+                  "legs (508), keep the others; report the allocations and legs left",
                   {},
                   [this](const Arguments&) { return drain(); }});
-    registry.add({"/undrain", "accept new allocations again", {},
+    registry.add({"/undrain", "accept new allocations and SFU legs again", {},
                   [this](const Arguments&) { return undrain(); }});
     registry.add({"/reload",
                   "re-read the configuration file: apply what can change live, refuse what needs "
@@ -410,30 +410,43 @@ json RelayCommands::drain_progress() const {
         total += summary.listed;
     }
     const auto& alternate = running_.relay.alternate_server;
-    return {{"draining", draining_},
-            {"alternate_server", alternate ? json(address_text(*alternate)) : json(nullptr)},
-            {"allocations", total},
-            {"cores", std::move(cores)}};
+    json out = {{"draining", draining_},
+                {"relay", running_.relay.enabled},
+                {"alternate_server", alternate ? json(address_text(*alternate)) : json(nullptr)},
+                {"allocations", total},
+                {"cores", std::move(cores)}};
+    if (covers_sfu()) out["sfu"] = sfu_->drain_progress();
+    return out;
 }
 
-json RelayCommands::drain() {
-    require_relay("/drain");
-    // Again while draining: nothing to publish, the progress to report.
-    const bool changed = !draining_;
-    if (changed) apply(running_.relay, true);
+json RelayCommands::set_draining(std::string_view path, bool draining) {
+    if (!running_.relay.enabled && !covers_sfu())
+        throw CommandError(ErrorCode::not_available,
+                           std::string(path) +
+                               ": this engine neither relays ([relay] enabled = false) nor runs "
+                               "an SFU (no [sfu] token_secrets): nothing to drain",
+                           "punchctl status");
+    // Again in the same state: nothing to publish, the progress to report. The relay first:
+    // its publication is the one that can be refused (a context that cannot be built), and
+    // then nothing has changed anywhere.
+    const bool changed = draining_ != draining;
+    if (changed && running_.relay.enabled) apply(running_.relay, draining);
+    try {
+        if (covers_sfu()) (void)sfu_->set_draining(draining);
+    } catch (const CommandError&) {
+        // The SFU's refusal says nothing changed: the relay's change is taken back.
+        if (changed && running_.relay.enabled) apply(running_.relay, !draining);
+        throw;
+    }
+    draining_ = draining;
     json out = drain_progress();
     out["changed"] = changed;
     return out;
 }
 
-json RelayCommands::undrain() {
-    require_relay("/undrain");
-    const bool changed = draining_;
-    if (changed) apply(running_.relay, false);
-    json out = drain_progress();
-    out["changed"] = changed;
-    return out;
-}
+json RelayCommands::drain() { return set_draining("/drain", true); }
+
+json RelayCommands::undrain() { return set_draining("/undrain", false); }
 
 json RelayCommands::reload() {
     engine::EngineConfig file;

@@ -27,6 +27,33 @@ std::string joined(const std::vector<std::string>& words) {
     return out.empty() ? "none" : out;
 }
 
+// One session's traffic, summed over its legs as listed: what it received from its
+// participants, what it sent them, what the selections held back. The oldest leg's age is
+// the session's on this node.
+json session_summary(const json& legs) {
+    std::uint64_t rx_packets = 0, rx_bytes = 0, forwarded_packets = 0, forwarded_bytes = 0,
+                  filtered = 0;
+    double age_s = 0;
+    json participants = json::array();
+    for (const json& leg : legs) {
+        rx_packets += leg["rx_packets"].get<std::uint64_t>();
+        rx_bytes += leg["rx_bytes"].get<std::uint64_t>();
+        forwarded_packets += leg["forwarded_packets"].get<std::uint64_t>();
+        forwarded_bytes += leg["forwarded_bytes"].get<std::uint64_t>();
+        filtered += leg["filtered"].get<std::uint64_t>();
+        age_s = std::max(age_s, leg["age_s"].get<double>());
+        participants.push_back(leg["participant"]);
+    }
+    return {{"legs", legs.size()},
+            {"participants", std::move(participants)},
+            {"age_s", age_s},
+            {"rx_packets", rx_packets},
+            {"rx_bytes", rx_bytes},
+            {"forwarded_packets", forwarded_packets},
+            {"forwarded_bytes", forwarded_bytes},
+            {"filtered", filtered}};
+}
+
 const engine::SfuMember* find_member(const engine::SfuMembershipBuilder& builder,
                                      std::uint64_t session, std::string_view participant) {
     const auto it = builder.sessions().find(session);
@@ -91,8 +118,9 @@ void SfuCommands::register_in(Registry& registry) {
                             static_cast<std::int64_t>(stun::sfu_participant_max)};
     };
     registry.add({"/sfu/sessions",
-                  "the SFU's sessions and legs: participant, client, worker, idle time, "
-                  "packets and bytes in and out, paused publishers, selected SSRCs",
+                  "the SFU's sessions (each one's legs and traffic summed) and legs: "
+                  "participant, client, worker, age, idle time, packets and bytes in and out, "
+                  "paused publishers, selected SSRCs",
                   {session_filter},
                   [this](const Arguments& arguments) { return sessions(arguments); }});
     registry.add({"/sfu/kill",
@@ -192,6 +220,7 @@ json SfuCommands::sessions(const Arguments& arguments) const {
                  {"slot", l.slot},
                  {"member", published},
                  {"idle_s", static_cast<double>(now - std::min(now, l.last_heard)) / rate},
+                 {"age_s", static_cast<double>(now - std::min(now, l.admitted)) / rate},
                  {"rx_packets", l.counters.rx_packets},
                  {"rx_bytes", l.counters.rx_bytes},
                  {"forwarded_packets", l.counters.forwarded_packets},
@@ -211,9 +240,36 @@ json SfuCommands::sessions(const Arguments& arguments) const {
     std::uint64_t leg_count = 0;
     for (auto& [session, session_legs] : legs) {
         leg_count += session_legs.size();
-        list.push_back({{"session", session_text(session)}, {"legs", std::move(session_legs)}});
+        list.push_back({{"session", session_text(session)},
+                        {"summary", session_summary(session_legs)},
+                        {"legs", std::move(session_legs)}});
     }
     return {{"sessions", std::move(list)}, {"legs", leg_count}, {"skipped", skipped}};
+}
+
+bool SfuCommands::set_draining(bool draining) {
+    if (draining == draining_ || !enabled()) return false;
+    try {
+        if (control_.publish_draining) control_.publish_draining(draining);
+    } catch (const std::exception& error) {
+        throw CommandError(ErrorCode::refused,
+                           std::string("sfu: ") + error.what() + "; nothing changed");
+    }
+    draining_ = draining;
+    return true;
+}
+
+json SfuCommands::drain_progress() const {
+    json cores = json::array();
+    std::uint64_t total = 0;
+    for (std::size_t w = 0; w < control_.shards.size(); ++w) {
+        const auto summary =
+            control_.shards[w]->table().list([](const engine::SfuLegSnapshot&) {});
+        const unsigned lcore = w < view_.cores.size() ? view_.cores[w].lcore : 0;
+        cores.push_back({{"lcore", lcore}, {"legs", summary.listed}});
+        total += summary.listed;
+    }
+    return {{"draining", draining_}, {"legs", total}, {"cores", std::move(cores)}};
 }
 
 json SfuCommands::kill(const Arguments& arguments) {

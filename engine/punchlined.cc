@@ -114,6 +114,9 @@ struct Engine {
     // read (Dataplane::sfu_membership points at it), and the mbufs of fan-out copies.
     std::unique_ptr<engine::SfuMembershipBuilder> sfu_builder;
     std::shared_ptr<const engine::SfuMembership> sfu_published;
+    // The SFU context the workers read (Dataplane::sfu_context points at it): a new one for
+    // each drain and undrain (publish_sfu_context()).
+    std::shared_ptr<const engine::SfuContext> sfu_context;
     rte_mempool* sfu_copy_pool = nullptr;
     std::uint64_t sfu_kills_unsent = 0;  // a race's loser the command ring could not take
     // The engine as an SFU node of punchcoord ([node], docs/sfu.md "Wiring into punchlined"):
@@ -397,6 +400,16 @@ void print_counters(const Engine& e, bool final) {
                     static_cast<unsigned long long>(c.legs_killed));
         sfu_total.add(c);
     }
+    // The sessions as the membership has them: how many, the largest, the drain (one line:
+    // per-session figures are punchctl sfu sessions', not a report's).
+    if (e.sfu_builder) {
+        std::size_t largest = 0;
+        for (const auto& [id, session] : e.sfu_builder->sessions())
+            largest = std::max(largest, session.members.size());
+        std::printf("sfu sessions: %zu, the largest with %zu leg(s)%s\n",
+                    e.sfu_builder->sessions().size(), largest,
+                    e.sfu_context && e.sfu_context->draining() ? " | draining" : "");
+    }
     for (std::size_t o = 0; o < engine::sfu_outcome_count; ++o)
         if (sfu_total.outcomes[o] != 0)
             std::printf("  sfu %-30s %llu  (%u: %s)\n",
@@ -511,8 +524,10 @@ void setup_sfu(Engine& e, unsigned workers) {
         fail("sfu.unauthenticated_burst: too large for this clock (" +
              std::to_string(e.dataplane.tsc_hz) + " ticks a second)");
     try {
-        e.dataplane.sfu_context = std::make_shared<const engine::SfuContext>(
+        // No worker runs yet: a plain store, no RCU to wait for.
+        e.sfu_context = std::make_shared<const engine::SfuContext>(
             config.token_secrets, engine::SfuLimits::from(config, e.dataplane.tsc_hz));
+        e.dataplane.sfu_context = const_cast<engine::SfuContext*>(e.sfu_context.get());
         for (unsigned w = 0; w < workers; ++w) {
             std::uint64_t seed = 0;
             if (!stun::random_bytes({reinterpret_cast<std::byte*>(&seed), sizeof seed}))
@@ -562,6 +577,20 @@ void publish_sfu_membership(Engine& e) {
     rcu_assign_pointer(e.dataplane.sfu_membership, const_cast<engine::SfuMembership*>(next.get()));
     synchronize_rcu();
     e.sfu_published = std::move(next);
+}
+
+// A drain or an undrain of the SFU (punchctl drain, control/sfu_commands.h): a copy of the
+// context with the new state, published as the membership is (rcu_assign_pointer's release
+// store orders the copy's contents before the pointer; each worker reads it with
+// rcu_dereference once per loop iteration), the old one freed once synchronize_rcu() says no
+// worker holds it. The node agent tells punchcoord at once (NodeAgent::set_draining()); one
+// made later learns it in start_node_when_ready().
+void publish_sfu_context(Engine& e, bool draining) {
+    auto next = std::make_shared<const engine::SfuContext>(e.sfu_context->with_draining(draining));
+    rcu_assign_pointer(e.dataplane.sfu_context, const_cast<engine::SfuContext*>(next.get()));
+    synchronize_rcu();
+    e.sfu_context = std::move(next);
+    if (e.node) e.node->set_draining(draining);
 }
 
 // The workers' join and leave messages applied to the model; a join that lost a race (a
@@ -676,6 +705,7 @@ void start_node_when_ready(Engine& e) {
     auto unix_now = [] { return static_cast<std::uint64_t>(std::time(nullptr)); };
     e.node = std::make_unique<control::NodeAgent>(std::move(*e.node_pending), e.node_clock,
                                                   *e.node_sender, e.node_load, unix_now);
+    e.node->set_draining(e.sfu_context->draining());  // a drain ordered before it was made
     e.node_pending.reset();
 }
 
@@ -952,9 +982,13 @@ int main(int argc, char** argv) {
         };
         sfu_control.now_ticks = [] { return rte_rdtsc(); };
         sfu_control.ticks_per_second = e.dataplane.tsc_hz;
+        sfu_control.publish_draining = [&e](bool draining) { publish_sfu_context(e, draining); };
     }
     control::SfuCommands sfu_commands(view, std::move(sfu_control));
     sfu_commands.register_in(registry);
+    // punchctl drain covers the SFU's legs too (control/relay_commands.h).
+    relay_commands.cover_sfu(sfu_commands);
+    view.sfu_drain = [&sfu_commands] { return sfu_commands.drain_progress(); };
     // The engine as an SFU node: the agent's state and counters (NodeAgent::status()).
     registry.add({"/node",
                   "the engine as an SFU node of punchcoord ([node]): state, node id, public "

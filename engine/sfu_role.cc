@@ -46,6 +46,7 @@ constexpr std::string_view reason_replayed = "participant already joined from an
 constexpr std::string_view reason_address_in_use = "address already a leg of another participant";
 constexpr std::string_view reason_full = "SFU session full";
 constexpr std::string_view reason_capacity = "SFU node out of capacity";
+constexpr std::string_view reason_draining = "SFU node draining";
 
 // The integrity a request was verified with, for its answer (RFC 8489 §9.2.4).
 enum class Integrity : std::uint8_t { none, sha1, sha256 };
@@ -67,8 +68,9 @@ SfuLimits SfuLimits::from(const SfuConfig& config, std::uint64_t ticks_per_secon
     return {config.port, config.max_legs_per_session, config.leg_timeout_s, ticks_per_second};
 }
 
-SfuContext::SfuContext(const std::vector<std::string>& secrets, const SfuLimits& limits)
-    : limits_(limits) {
+SfuContext::SfuContext(const std::vector<std::string>& secrets, const SfuLimits& limits,
+                       bool draining)
+    : limits_(limits), draining_(draining) {
     if (secrets.empty())
         throw std::invalid_argument("SfuContext: no secret (sfu.token_secrets is empty)");
     for (const std::string& secret : secrets) {
@@ -243,6 +245,7 @@ Verdict sfu_answer_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
                     : outcome == SfuOutcome::sfu_address_in_use ? reason_address_in_use
                     : outcome == SfuOutcome::sfu_session_full   ? reason_full
                     : outcome == SfuOutcome::sfu_capacity       ? reason_capacity
+                    : outcome == SfuOutcome::sfu_draining       ? reason_draining
                                                                 : std::string_view{},
                     integrity, password);
     };
@@ -256,7 +259,13 @@ Verdict sfu_answer_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
         leg.heard(sfu.now_ticks, request_length);
         return answer(SfuOutcome::sfu_keepalive);
     }
-    // 5. A replayed token: the participant is live elsewhere.
+    // 5. Draining (punchctl drain): no new leg here. 508 (Insufficient Capacity, RFC 8656
+    // §19), as the relay's drain without an alternate server: the node's state, not the
+    // request's fault, on which a client moves to its next candidate at once (docs/sfu.md,
+    // "The client's part"); signed, as the token verified, so that it knows the answer is the
+    // node's. Only now, after step 4: a leg's keepalives and media carry on.
+    if (sfu.context.draining()) return answer(SfuOutcome::sfu_draining);
+    // 6. A replayed token: the participant is live elsewhere.
     const SfuSession* session =
         sfu.membership != nullptr ? sfu.membership->find(token.session) : nullptr;
     if (table.find_participant(token.session, participant.view()) != SfuTable::no_slot)
@@ -268,11 +277,11 @@ Verdict sfu_answer_stun(Frame& f, std::size_t ip, std::size_t udp, bool ipv6,
             if (member.worker != shard.worker()) ++elsewhere;
         }
     }
-    // 6. Room in the session.
+    // 7. Room in the session.
     if (table.session_legs(token.session) + elsewhere >=
         sfu.context.limits().max_legs_per_session)
         return answer(SfuOutcome::sfu_session_full);
-    // 7. Room on the worker.
+    // 8. Room on the worker.
     if (table.size() == table.capacity()) return answer(SfuOutcome::sfu_capacity);
     // The control thread must hear of the leg, or no other worker would ever forward to it.
     SfuMessage join;

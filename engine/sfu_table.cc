@@ -168,6 +168,7 @@ std::uint32_t SfuTable::insert(const FiveTuple& key, std::uint64_t session,
     std::memcpy(&mac, client_mac.data(), client_mac.size());
     leg.mac_.set(mac);
     leg.last_heard_.set(now_ticks);
+    leg.admitted_.set(now_ticks);
     for (auto& counter : leg.counters_) counter.set(0);
     leg.state_.set(1u | std::uint32_t{participant.length} << 8);
     leg.end_write();
@@ -272,6 +273,7 @@ SfuTable::SnapshotStatus SfuTable::snapshot(std::uint32_t slot, SfuLegSnapshot& 
             const std::uint64_t mac = leg.mac_.read();
             std::memcpy(out.client_mac.data(), &mac, out.client_mac.size());
             out.last_heard = leg.last_heard_.read();
+            out.admitted = leg.admitted_.read();
             out.counters = {leg.counters_[0].read(), leg.counters_[1].read(),
                             leg.counters_[2].read(), leg.counters_[3].read(),
                             leg.counters_[4].read()};

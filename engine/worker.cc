@@ -316,16 +316,19 @@ unsigned Worker::poll() noexcept {
         sweep(*d.relay_shards[index_], now, 4);
     }
     RelayState* relay = relay_state ? &*relay_state : nullptr;
-    // The SFU's state likewise, with the membership as published now: the worker announces
-    // its quiescent state only after the iteration (worker_main()), so the snapshot stays.
+    // The SFU's state likewise, with the context and the membership as published now: the
+    // worker announces its quiescent state only after the iteration (worker_main()), so both
+    // stay.
     std::optional<SfuState> sfu_state;
-    if (index_ < d.sfu_shards.size() && d.sfu_shards[index_] != nullptr && d.sfu_context) {
+    const SfuContext* sfu_context = rcu_dereference(d.sfu_context);
+    if (index_ < d.sfu_shards.size() && d.sfu_shards[index_] != nullptr &&
+        sfu_context != nullptr) {
         const std::uint64_t now = d.relay_clock != nullptr ? d.relay_clock() : start;
-        sfu_state.emplace(SfuState{*d.sfu_context, *d.sfu_shards[index_],
+        sfu_state.emplace(SfuState{*sfu_context, *d.sfu_shards[index_],
                                    rcu_dereference(d.sfu_membership), now,
                                    d.start_unix_s + (now - d.start_tsc) / d.tsc_hz});
         // Silent legs go a few slots per iteration, as the relay's expiries.
-        sweep(*d.sfu_shards[index_], *d.sfu_context, now, 4);
+        sweep(*d.sfu_shards[index_], *sfu_context, now, 4);
     }
     SfuState* sfu = sfu_state ? &*sfu_state : nullptr;
     // The split of busy_cycles (counters.h): two TSC reads around each burst, none per

@@ -1085,6 +1085,42 @@ TEST_F(CoordinatorSfuTest, RttsAreReadAndAMeasurementOfOneMemberAloneDoesNotReor
     EXPECT_EQ(candidate_ids(r), (Ids{a, b}));
 }
 
+// A draining engine (punchctl drain; control/node_agent.h) reports the load 1000000, the top of
+// the range, so that even a coordinator whose sfu.full_load is that top leaves it out.
+class CoordinatorSfuDrainTest : public CoordinatorSfuTest {
+protected:
+    static CoordinatorConfig full_at_the_top() {
+        CoordinatorConfig config = with_sfu();
+        config.sfu.full_load = 1000000;
+        return config;
+    }
+    CoordinatorSfuDrainTest() : CoordinatorSfuTest(full_at_the_top()) {}
+};
+
+TEST_F(CoordinatorSfuDrainTest, ADrainingNodeIsLeftOutUntilItUndrains) {
+    const std::uint64_t a = node(21, "none", "eu-west", 10);
+    const std::uint64_t b = node(22, "none", "eu-west", 20);
+    // A room of two members on connections `first` and `first` + 1; the first one's request.
+    auto call = [&](ConnectionId first, const std::string& room) {
+        EXPECT_TRUE(open(first));
+        EXPECT_TRUE(open(first + 1));
+        join(first, room, "caller");
+        join(first + 1, room, "callee");
+        return sfu(first, room);
+    };
+    EXPECT_EQ(candidate_ids(call(1, "r")), (Ids{a, b}));
+    // Node a drains: its heartbeat carries NodeAgent::draining_load, 1000000.
+    EXPECT_EQ(reply(21, {{"op", "heartbeat"}, {"load", 1000000}})["ok"], true);
+    const json r = sfu(2, "r");
+    EXPECT_EQ(candidate_ids(r), (Ids{b}));
+    EXPECT_EQ(drops(r), (Drops{{a, "full"}}));
+    // A new room's session never gets it.
+    EXPECT_EQ(candidate_ids(call(3, "s")), (Ids{b}));
+    // Undrained: its real load again, and it serves once more.
+    EXPECT_EQ(reply(21, {{"op", "heartbeat"}, {"load", 10}})["ok"], true);
+    EXPECT_EQ(candidate_ids(call(5, "t")), (Ids{a, b}));
+}
+
 class CoordinatorSfuLimitsTest : public CoordinatorSfuTest {
 protected:
     static CoordinatorConfig small() {

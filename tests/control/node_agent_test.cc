@@ -624,6 +624,58 @@ TEST(NodeAgent, RegistersHeartbeatsAndRegistersAgainAfterExpiry) {
     EXPECT_EQ(agent.counters().expiries, 2u);
 }
 
+TEST(NodeAgent, DrainingReportsFullLoadAtOnceAndUndrainTheRealLoad) {
+    ScriptedCoordinator coordinator;
+    ManualClock clock;
+    RecordingSender sender(clock);
+    control::NodeAgent agent(agent_config(coordinator.port()), clock, sender,
+                             [] { return 120u; }, [] { return now_unix; });
+    ASSERT_TRUE(coordinator.accept(agent));
+    auto request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    EXPECT_EQ((*request)["load"], 120);
+    // Drained while the register is on its way: a heartbeat follows the registration at once.
+    agent.set_draining(true);
+    EXPECT_TRUE(coordinator.quiet(agent)) << "not registered yet: nothing to send";
+    coordinator.reply(*request, {{"ok", true}, {"node_id", 3}, {"ttl_ms", 3000}});
+    request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    EXPECT_EQ((*request)["op"], "heartbeat");
+    EXPECT_EQ((*request)["load"], control::NodeAgent::draining_load);
+    coordinator.reply(*request, {{"ok", true}, {"ttl_ms", 3000}});
+    ASSERT_TRUE(
+        ScriptedCoordinator::until(agent, [&] { return agent.counters().heartbeats == 1; }));
+    EXPECT_TRUE(agent.status()["draining"]);
+    // The periodic heartbeat says it again; the same state again sends nothing.
+    agent.set_draining(true);
+    EXPECT_TRUE(coordinator.quiet(agent));
+    clock.advance(1s);
+    request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    EXPECT_EQ((*request)["load"], control::NodeAgent::draining_load);
+    coordinator.reply(*request, {{"ok", true}, {"ttl_ms", 3000}});
+    ASSERT_TRUE(
+        ScriptedCoordinator::until(agent, [&] { return agent.counters().heartbeats == 2; }));
+    // Undrained while registered: the real load at once, not a ttl/3 later.
+    agent.set_draining(false);
+    request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    EXPECT_EQ((*request)["op"], "heartbeat");
+    EXPECT_EQ((*request)["load"], 120);
+    EXPECT_FALSE(agent.status()["draining"]);
+    // A register after an expiry carries the state too.
+    agent.set_draining(true);
+    request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    EXPECT_EQ((*request)["load"], control::NodeAgent::draining_load);
+    coordinator.send(R"({"event": "node_expired", "message": "no heartbeat"})"
+                     "\n");
+    request = coordinator.line(agent);
+    ASSERT_TRUE(request);
+    EXPECT_EQ((*request)["op"], "register");
+    EXPECT_EQ((*request)["load"], control::NodeAgent::draining_load);
+}
+
 // An agent with the default configuration, connected to a scripted coordinator, its register
 // request read.
 class NodeAgentConnected : public ::testing::Test {

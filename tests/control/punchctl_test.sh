@@ -194,6 +194,10 @@ for sub in "sfu" "sfu kill --session a1" "sfu pause --session a1 --subscriber b 
   check "$sub: not_available, naming the role" "$err" 'this engine runs no SFU \(no \[sfu\] token_secrets in its configuration\) \[not_available\]'
 done
 expect "sfu select without --ssrcs" 2 sfu select --session a1 --subscriber b
+# punchctl node on an engine without [node] (the answers of a node: punchctl_node_test.py).
+expect "node (no [node])" 1 node
+check "node: not_available, naming the table" "$err" 'this engine is no SFU node: it has no \[node\] table \[not_available\]'
+check "node: says what to add" "$err" '^  try: add \[node\] with coordinator = '
 status=0
 "$punchctl" --socket "$LAB_WORKDIR/nothing.sock" status 2>"$err" || status=$?
 [[ $status -eq 3 ]] && echo "ok: no engine: exit 3" || { echo "FAIL: no engine: exit $status"; failures=$((failures + 1)); }

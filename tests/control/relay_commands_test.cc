@@ -312,6 +312,94 @@ TEST_F(RelayCommandsTest, ReloadRefusesAFileErrorAndKeysThatNeedARestart) {
     EXPECT_EQ(config_.relay.nonce_lifetime_s, 600u);
 }
 
+// The SFU role beside the relay (control/sfu_commands.h): one worker's shard holding one leg,
+// its drain publications recorded as the relay's are.
+class DrainWithSfuTest : public RelayCommandsTest {
+protected:
+    void SetUp() override {
+        RelayCommandsTest::SetUp();
+        const auto rate = engine::RateLimit::make(1, 3, 10);
+        sfu_shard_ = std::make_unique<engine::SfuShard>(8, 4, *rate, 16, 0, 9);
+        builder_ = std::make_unique<engine::SfuMembershipBuilder>(4);
+        SfuControl control;
+        control.shards.push_back(sfu_shard_.get());
+        control.builder = builder_.get();
+        control.publish = [] {};
+        control.now_ticks = [] { return std::uint64_t{100}; };
+        control.ticks_per_second = 10;
+        control.publish_draining = [this](bool draining) {
+            if (refuse_sfu_) throw std::runtime_error("out of memory");
+            sfu_published_.push_back(draining);
+        };
+        sfu_ = std::make_unique<SfuCommands>(view_, std::move(control));
+        commands_->cover_sfu(*sfu_);
+        stun::Address client, server;
+        ASSERT_TRUE(stun::Address::from_string("198.51.100.7", 6000, client));
+        ASSERT_TRUE(stun::Address::from_string("203.0.113.2", 3480, server));
+        ASSERT_NE(sfu_shard_->table().insert(*engine::FiveTuple::make(client, server), 0xa1,
+                                            engine::SfuParticipant::from("alice"), {}, 100),
+                  engine::SfuTable::no_slot);
+    }
+    std::unique_ptr<engine::SfuShard> sfu_shard_;
+    std::unique_ptr<engine::SfuMembershipBuilder> builder_;
+    std::unique_ptr<SfuCommands> sfu_;
+    std::vector<bool> sfu_published_;
+    bool refuse_sfu_ = false;
+};
+
+TEST_F(DrainWithSfuTest, DrainCoversTheSfuLegsAndAReloadKeepsIt) {
+    insert("bob", 40000);
+    json r = result("/drain");
+    EXPECT_EQ(r["draining"], true);
+    EXPECT_EQ(r["changed"], true);
+    EXPECT_EQ(r["relay"], true);
+    EXPECT_EQ(r["allocations"], 1);
+    EXPECT_EQ(r["sfu"], (json{{"draining", true},
+                              {"legs", 1},
+                              {"cores", json::array({{{"lcore", 1}, {"legs", 1}}})}}));
+    EXPECT_EQ(sfu_published_, (std::vector<bool>{true}));
+    ASSERT_EQ(published_.size(), 1u);
+    EXPECT_TRUE(published_[0].draining);
+    EXPECT_TRUE(sfu_->draining());
+    // Again: the progress, nothing published; a reload republishes the relay's drain, and the
+    // SFU's context (its keys need a restart) is not touched.
+    EXPECT_EQ(result("/drain")["changed"], false);
+    file_ += "alternate_server = \"198.51.100.20:3478\"\n";
+    (void)result("/reload");
+    EXPECT_TRUE(published_.back().draining);
+    EXPECT_EQ(sfu_published_.size(), 1u);
+    EXPECT_TRUE(commands_->drain_progress()["sfu"]["draining"]);
+    r = result("/undrain");
+    EXPECT_EQ(r["draining"], false);
+    EXPECT_EQ(r["sfu"]["draining"], false);
+    EXPECT_EQ(r["sfu"]["legs"], 1) << "an undrain removes nothing";
+    EXPECT_EQ(sfu_published_, (std::vector<bool>{true, false}));
+    EXPECT_FALSE(published_.back().draining);
+}
+
+TEST_F(DrainWithSfuTest, AnSfuOnlyEngineDrains) {
+    config_.relay.enabled = false;
+    EXPECT_EQ(error("/users"), "not_available");
+    const json r = result("/drain");
+    EXPECT_EQ(r["draining"], true);
+    EXPECT_EQ(r["relay"], false);
+    EXPECT_EQ(r["sfu"]["legs"], 1);
+    EXPECT_TRUE(published_.empty()) << "no relay to publish";
+    EXPECT_EQ(sfu_published_, (std::vector<bool>{true}));
+    EXPECT_EQ(result("/undrain")["draining"], false);
+    EXPECT_EQ(sfu_published_, (std::vector<bool>{true, false}));
+}
+
+TEST_F(DrainWithSfuTest, ARefusedSfuPublicationTakesTheRelaysBack) {
+    refuse_sfu_ = true;
+    EXPECT_EQ(error("/drain"), "refused");
+    EXPECT_EQ(message, "sfu: out of memory; nothing changed");
+    EXPECT_FALSE(commands_->draining());
+    EXPECT_FALSE(sfu_->draining());
+    ASSERT_EQ(published_.size(), 2u);
+    EXPECT_FALSE(published_.back().draining) << "the relay's drain taken back";
+}
+
 TEST_F(RelayCommandsTest, WithoutARelayTheCommandsAreNotAvailable) {
     config_.relay.enabled = false;
     for (const char* command : {"/users", "/secrets", "/peer-policy", "/drain", "/undrain"})

@@ -156,6 +156,68 @@ TEST_F(SfuCommandsTest, SessionsListEveryLegWithItsWorkerAddressesAndCounters) {
     EXPECT_EQ(one["sessions"][0]["legs"][0]["participant"], "dave");
 }
 
+TEST_F(SfuCommandsTest, EachSessionHasItsLegsSummedAndEachLegItsAge) {
+    // Alice and bob of session a1 carry traffic; carol is silent. Erin joins b2 at tick 35.
+    const std::uint32_t alice = shards_[0]->table().find_participant(session_a, "alice");
+    const std::uint32_t bob = shards_[1]->table().find_participant(session_a, "bob");
+    shards_[0]->table().at(alice).heard(20, 100);
+    shards_[0]->table().at(alice).count_forwarded(2, 100);
+    shards_[0]->table().at(alice).count_filtered(1);
+    shards_[1]->table().at(bob).heard(30, 40);
+    shards_[1]->table().at(bob).count_forwarded(1, 40);
+    const engine::FiveTuple erin =
+        *engine::FiveTuple::make(address("198.51.100.9", 40000), address("203.0.113.2", 3480));
+    ASSERT_NE(shards_[0]->table().insert(erin, session_b, engine::SfuParticipant::from("erin"),
+                                         {}, 35),
+              engine::SfuTable::no_slot);
+    now_ticks_ = 55;
+    const json r = result("/sfu/sessions");
+    ASSERT_EQ(r["sessions"].size(), 2u);
+    EXPECT_EQ(r["sessions"][0]["summary"],
+              (json{{"legs", 3},
+                    {"participants", {"alice", "carol", "bob"}},
+                    {"age_s", 5.5},
+                    {"rx_packets", 2},
+                    {"rx_bytes", 140},
+                    {"forwarded_packets", 3},
+                    {"forwarded_bytes", 240},
+                    {"filtered", 1}}));
+    const json& b2 = r["sessions"][1];
+    EXPECT_EQ(b2["summary"]["legs"], 2);
+    EXPECT_EQ(b2["summary"]["participants"], (json{"erin", "dave"}));
+    EXPECT_DOUBLE_EQ(b2["summary"]["age_s"].get<double>(), 5.5) << "its oldest leg's";
+    EXPECT_EQ(b2["summary"]["rx_packets"], 0);
+    // Each leg's age: since its admission, whatever it heard since.
+    EXPECT_DOUBLE_EQ(r["sessions"][0]["legs"][0]["age_s"].get<double>(), 5.5);
+    EXPECT_DOUBLE_EQ(r["sessions"][0]["legs"][0]["idle_s"].get<double>(), 3.5);
+    EXPECT_EQ(b2["legs"][0]["participant"], "erin");
+    EXPECT_DOUBLE_EQ(b2["legs"][0]["age_s"].get<double>(), 2.0);
+}
+
+TEST_F(SfuCommandsTest, DrainPublishesOnceAndCountsTheLegsLeftPerWorker) {
+    std::vector<bool> published;
+    SfuControl control;
+    for (const auto& shard : shards_) control.shards.push_back(shard.get());
+    control.builder = builder_.get();
+    control.publish_draining = [&](bool draining) { published.push_back(draining); };
+    SfuCommands commands(view_, std::move(control));
+    EXPECT_TRUE(commands.enabled());
+    EXPECT_EQ(commands.drain_progress(),
+              (json{{"draining", false},
+                    {"legs", 4},
+                    {"cores", {{{"lcore", 1}, {"legs", 2}}, {{"lcore", 2}, {"legs", 2}}}}}));
+    EXPECT_TRUE(commands.set_draining(true));
+    EXPECT_FALSE(commands.set_draining(true)) << "the same state: nothing published";
+    EXPECT_EQ(published, (std::vector<bool>{true}));
+    EXPECT_TRUE(commands.drain_progress()["draining"]);
+    EXPECT_TRUE(commands.set_draining(false));
+    EXPECT_EQ(published, (std::vector<bool>{true, false}));
+    // Without the role there is nothing to drain: never published.
+    SfuCommands none(view_, SfuControl{});
+    EXPECT_FALSE(none.enabled());
+    EXPECT_FALSE(none.set_draining(true));
+}
+
 TEST_F(SfuCommandsTest, ALegWhoseJoinIsNotAppliedYetIsListedAsNoMember) {
     // Admitted by worker 1, its join message still on the ring: in the table, not the model.
     const engine::FiveTuple key =

@@ -1016,8 +1016,8 @@ TEST_F(RingWorkerLoopTest, SfuFanOutChainsAHeaderToACloneOfThePayload) {
     d.start_tsc = 0;
     d.start_unix_s = 1'795'531'000;
     d.relay_clock = []() noexcept -> std::uint64_t { return 5000; };
-    d.sfu_context = std::make_shared<const SfuContext>(
-        std::vector<std::string>{secret}, SfuLimits{3480, 4, 15, 1000});
+    SfuContext sfu_context(std::vector<std::string>{secret}, SfuLimits{3480, 4, 15, 1000});
+    d.sfu_context = &sfu_context;
     d.sfu_shards.push_back(
         std::make_unique<SfuShard>(8, 4, *RateLimit::make(20, 40, 1000), 64, 0, 7));
     d.sfu_messages = {messages};

@@ -285,6 +285,8 @@ public:
     const SfuContext& context() const { return context_; }
     PortContext& port() { return port_; }
     void republish() { membership_ = builder_.build(); }
+    // punchctl drain or undrain: the context the control thread would publish next.
+    void set_draining(bool draining) { context_ = context_.with_draining(draining); }
 
     std::uint64_t now_ticks = 1'000'000;
     std::uint64_t now_s = now_unix;
@@ -527,6 +529,42 @@ TEST(SfuAdmission, FullWorkerGets508) {
     EXPECT_EQ(outcome(lab, SfuOutcome::sfu_capacity), 1u);
 }
 
+TEST(SfuAdmission, DrainingRefusesANewLegWith508AndKeepsTheLegs) {
+    SfuLab lab;
+    const Token alice_token = make_token("alice");
+    lab.admit(alice, mac_a, "alice");
+    lab.set_draining(true);
+    // A new leg: 508, signed as the token verified; no leg, no join for the control thread.
+    const Token t = make_token("bob");
+    const Request request = signed_by(t, 2);
+    const auto out = lab.request(bob, mac_b, request);
+    ASSERT_TRUE(out.verdict.transmits());
+    EXPECT_EQ(out.frame, to_client(bob, mac_b,
+                                   error_answer(508, "SFU node draining", &t, 2, true,
+                                                binding_request(request).size())));
+    EXPECT_EQ(outcome(lab, SfuOutcome::sfu_draining), 1u);
+    EXPECT_EQ(outcome(lab, SfuOutcome::sfu_admitted), 1u);
+    EXPECT_EQ(lab.shard().table().find(*FiveTuple::make(bob, sfu4)), SfuTable::no_slot);
+    EXPECT_EQ(lab.shard().queued(), 0u);
+    // An IPv6 one alike, with MESSAGE-INTEGRITY-SHA256: the drain is the node's, any family.
+    const Token erin = make_token("erin");
+    EXPECT_TRUE(lab.request(erin6, mac_d, {erin.username, erin.password, true, true, 3})
+                    .verdict.transmits());
+    EXPECT_EQ(outcome(lab, SfuOutcome::sfu_draining), 2u);
+    // The leg admitted before: its keepalive (consent) is answered as ever.
+    const auto keepalive = lab.request(alice, mac_a, signed_by(alice_token, 9));
+    ASSERT_TRUE(keepalive.verdict.transmits());
+    EXPECT_EQ(keepalive.frame, to_client(alice, mac_a, ack(alice, alice_token, 9)));
+    EXPECT_EQ(outcome(lab, SfuOutcome::sfu_keepalive), 1u);
+    // Undrained: the same request admits.
+    lab.set_draining(false);
+    const auto admitted = lab.request(bob, mac_b, request);
+    ASSERT_TRUE(admitted.verdict.transmits());
+    EXPECT_EQ(admitted.frame, to_client(bob, mac_b, ack(bob, t, 2)));
+    EXPECT_EQ(outcome(lab, SfuOutcome::sfu_admitted), 2u);
+    EXPECT_EQ(outcome(lab, SfuOutcome::sfu_draining), 2u);
+}
+
 TEST(SfuAdmission, SessionFullAcrossWorkersIsDecidedByTheControlThread) {
     SfuLab lab(8, 2, 2);
     // Two legs at once on two workers into a session that has one: each worker sees room.
@@ -648,6 +686,28 @@ TEST(SfuForwarding, OneToOneRewritesTheFrameInPlace) {
     const std::uint32_t slot = lab.shard().table().find(*FiveTuple::make(alice, sfu4));
     EXPECT_EQ(lab.shard().table().at(slot).counters().forwarded_packets, 1u);
     EXPECT_EQ(lab.shard().table().at(slot).counters().forwarded_bytes, media.size());
+    EXPECT_TRUE(lab.counters().conserved());
+}
+
+TEST(SfuForwarding, LegsCarryOnWhileTheNodeDrains) {
+    SfuLab lab;
+    lab.admit(alice, mac_a, "alice");
+    lab.admit(bob, mac_b, "bob");
+    lab.set_draining(true);
+    const Bytes media = rtp(0xA11CE);
+    const auto out = lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, media, 0x4242));
+    ASSERT_TRUE(out.verdict.transmits());
+    EXPECT_EQ(out.frame, build_udp_frame(engine_mac, mac_b, sfu4, bob, media, 0x4242));
+    const Bytes reply = text("\x81 an opaque media frame of the ladder");
+    const auto back = lab.send(build_udp_frame(mac_b, engine_mac, bob, sfu4, reply, 7));
+    ASSERT_TRUE(back.verdict.transmits());
+    EXPECT_EQ(back.frame, build_udp_frame(engine_mac, mac_a, sfu4, alice, reply, 7));
+    // A third participant's admission is what the drain stops; it forwards nothing.
+    EXPECT_TRUE(lab.request(carol, mac_c, signed_by(make_token("carol"))).verdict.transmits());
+    EXPECT_EQ(outcome(lab, SfuOutcome::sfu_draining), 1u);
+    const auto again = lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, media, 0x4243));
+    ASSERT_TRUE(again.verdict.transmits()) << "still one subscriber: bob";
+    EXPECT_EQ(again.frame, build_udp_frame(engine_mac, mac_b, sfu4, bob, media, 0x4243));
     EXPECT_TRUE(lab.counters().conserved());
 }
 

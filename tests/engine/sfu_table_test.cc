@@ -158,6 +158,7 @@ TEST(SfuTable, ListingShowsEveryLiveLeg) {
     const std::uint32_t b = table.insert(key_of(2), 2, SfuParticipant::from("b"), mac, 6);
     table.at(b).count_forwarded(3, 100);
     table.at(b).count_filtered(2);
+    table.at(b).heard(9, 10);  // heard later: admitted stays
     std::vector<SfuLegSnapshot> seen;
     const auto summary = table.list([&](const SfuLegSnapshot& s) { seen.push_back(s); });
     EXPECT_EQ(summary.listed, 2u);
@@ -165,7 +166,9 @@ TEST(SfuTable, ListingShowsEveryLiveLeg) {
     EXPECT_EQ(seen[1].participant.view(), "b");
     EXPECT_EQ(seen[1].session, 2u);
     EXPECT_EQ(seen[1].key, key_of(2));
-    EXPECT_EQ(seen[1].last_heard, 6u);
+    EXPECT_EQ(seen[1].last_heard, 9u);
+    EXPECT_EQ(seen[1].admitted, 6u);
+    EXPECT_EQ(seen[0].admitted, 5u);
     EXPECT_EQ(seen[1].counters.forwarded_packets, 3u);
     EXPECT_EQ(seen[1].counters.forwarded_bytes, 300u);
     EXPECT_EQ(seen[1].counters.filtered, 2u);

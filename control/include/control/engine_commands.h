@@ -62,6 +62,9 @@ struct EngineView {
     /// The relay's drain state and the allocations left (RelayCommands::drain_progress), for
     /// /status; may stay null.
     std::function<nlohmann::json()> relay_drain;
+    /// The SFU's drain state and the legs left (SfuCommands::drain_progress), for /status;
+    /// may stay null.
+    std::function<nlohmann::json()> sfu_drain;
     /// The workers' command rings (engine/worker.h), for /allocations/kill; null where the
     /// engine does not relay. send_kill posts `kill` to the worker cores[core] and returns
     /// false when its ring is full; kill_done reads that worker's CommandAck::done; pause

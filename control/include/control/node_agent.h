@@ -12,6 +12,10 @@
 //   registering  `register` (role sfu, public address, nat_type, region, load, secret)
 //   registered   `heartbeat` with the current load every ttl/3 (the ttl from the reply);
 //                `node_expired`, or a heartbeat answered not_found, registers again
+// Draining (punchctl drain, set_draining()): the load reported is the protocol's maximum,
+// 1000000, at or above any punchcoord's sfu.full_load, so that the coordinator leaves the
+// node out of every later candidate list (docs/protocol.md, "sfu": `full`); a heartbeat goes
+// at once rather than at the next ttl/3. An undrain reports the real load again, at once.
 // A request unanswered for `request_timeout` ends the connection (a dead coordinator, or a
 // NAT on the path that forgot the connection) and the agent reconnects.
 //
@@ -158,6 +162,15 @@ public:
     /// true when the discovery or the puncher took it.
     bool on_datagram(const stun::Address& from, std::span<const std::byte> datagram);
 
+    /// The node drains (punchctl drain) or no longer does: the load reported from now is
+    /// `draining_load` or the real one, and punchcoord is told at once when registered (else
+    /// by the registration, or right after it).
+    void set_draining(bool draining);
+    [[nodiscard]] bool draining() const noexcept { return draining_; }
+    /// The load a draining node reports: docs/protocol.md's maximum, the top of punchcoord's
+    /// sfu.full_load range, so the node counts as full whatever the coordinator's setting.
+    static constexpr std::uint32_t draining_load = 1000000;
+
     [[nodiscard]] NodeAgentState state() const noexcept { return state_; }
     /// After a registration: the coordinator's id for this node (it changes after an expiry).
     [[nodiscard]] std::optional<std::uint64_t> node_id() const noexcept { return node_id_; }
@@ -192,6 +205,8 @@ private:
     void send_request(const std::string& op, nlohmann::json fields);
     void send_register();
     void send_heartbeat();
+    // The figure for register and heartbeat: draining_load while draining, else load_().
+    [[nodiscard]] std::uint32_t reported_load() const;
 
     NodeAgentConfig config_;
     const punch::Clock& clock_;
@@ -207,6 +222,8 @@ private:
     std::optional<DiscoveryReport> discovery_report_;
     std::optional<std::uint64_t> node_id_;
     punch::Time ttl_{0};
+    bool draining_ = false;
+    bool reported_draining_ = false;  // what the last register or heartbeat said
 
     int fd_ = -1;
     bool connecting_ = false;

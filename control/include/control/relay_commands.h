@@ -23,7 +23,10 @@
 // Drain: new Allocates are refused (engine/relay_role.h, RelayDrain) with 300 Try Alternate
 // and ALTERNATE-SERVER when relay.alternate_server is set, else 508; Refresh, CreatePermission,
 // ChannelBind and the data of existing allocations carry on until the allocations end. /drain
-// reports the allocations left per worker and in all, as /status does while draining.
+// reports the allocations left per worker and in all, as /status does while draining. A drain
+// covers the SFU role too, where the engine runs it (cover_sfu(); control/sfu_commands.h): new
+// legs are refused (508), the legs admitted carry on, and the reply has the legs left under
+// "sfu". An engine that runs either role drains; one that runs neither: not_available.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +39,7 @@
 
 #include "control/engine_commands.h"
 #include "control/registry.h"
+#include "control/sfu_commands.h"
 #include "engine/config.h"
 
 namespace control {
@@ -62,6 +66,9 @@ public:
 
     /// Registers the commands of the header comment (the registry must not outlive this).
     void register_in(Registry& registry);
+    /// Makes /drain and /undrain cover `sfu`'s role as well (it must outlive this); nothing
+    /// when it runs no SFU.
+    void cover_sfu(SfuCommands& sfu) { sfu_ = &sfu; }
 
     [[nodiscard]] nlohmann::json users() const;
     nlohmann::json add_user(const Arguments& arguments);
@@ -79,7 +86,8 @@ public:
 
     [[nodiscard]] bool draining() const noexcept { return draining_; }
     /// Whether the engine drains, its alternate server, and the allocations left per worker
-    /// and in all (for /drain and /status).
+    /// and in all (for /drain and /status); "relay": whether it relays; "sfu": the SFU's
+    /// drain_progress() where it runs one.
     [[nodiscard]] nlohmann::json drain_progress() const;
     /// Snapshots published since start-up (every accepted change is one).
     [[nodiscard]] std::uint64_t publications() const noexcept { return publications_; }
@@ -97,6 +105,9 @@ private:
     };
 
     void require_relay(std::string_view path) const;
+    // /drain and /undrain: the relay's, the SFU's, or both.
+    nlohmann::json set_draining(std::string_view path, bool draining);
+    [[nodiscard]] bool covers_sfu() const noexcept { return sfu_ != nullptr && sfu_->enabled(); }
     // Publishes `next` (and `draining`) and adopts it, the secrets it adds marked as the
     // file's or punchctl's; CommandError refused when it cannot be built.
     void apply(engine::RelayConfig next, bool draining, bool from_file = false);
@@ -109,6 +120,7 @@ private:
     const EngineView& view_;
     engine::EngineConfig& running_;
     RelayControl control_;
+    SfuCommands* sfu_ = nullptr;
     bool draining_ = false;
     std::vector<SecretInfo> secret_infos_;
     std::uint32_t next_secret_id_ = 1;

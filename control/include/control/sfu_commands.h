@@ -6,7 +6,9 @@
 //   - /sfu/sessions lists the legs of every worker's SfuTable through its seqlock listing
 //     (engine/sfu_table.h), which never makes a worker wait, grouped by session, with what the
 //     control thread's model (SfuMembershipBuilder) says of each: whether it is in the
-//     published membership yet, and the subscriber's selection.
+//     published membership yet, and the subscriber's selection; each session with a summary
+//     of its legs (their count, the oldest one's age, datagrams and bytes in, copies and
+//     bytes out, copies filtered), summed from the same reads.
 //   - /sfu/kill sends an SfuKill (cause operator_kill) for each leg named to the worker that
 //     owns it, on the command ring apply_sfu_messages() uses for a race's loser: the worker
 //     erases the leg itself (engine::kill_leg) and posts its leave, which takes the member out
@@ -15,6 +17,11 @@
 //   - /sfu/pause, /sfu/resume and /sfu/select change the model and publish a new membership
 //     at once (the control thread is the RCU writer, as for joins and leaves): the workers
 //     forward by it from their next burst.
+//   - The drain (/drain and /undrain, which control/relay_commands.h registers and which call
+//     set_draining() here) publishes a new SfuContext with its flag (SfuControl::
+//     publish_draining): a new leg is refused with 508 (sfu_draining), the legs admitted carry
+//     on; punchlined also has the node agent tell punchcoord. drain_progress() counts the legs
+//     left per worker and in all.
 // Nothing here touches DPDK: punchlined hands the rings and the publication over as callbacks
 // (SfuControl), so that the commands build and test without EAL (style rule 4).
 #pragma once
@@ -50,6 +57,10 @@ struct SfuControl {
     /// The workers' SFU clock (SfuState::now_ticks: the TSC in punchlined) and its rate.
     std::function<std::uint64_t()> now_ticks;
     std::uint64_t ticks_per_second = 1;
+    /// Publishes a context with the drain state `draining` through RCU and returns once no
+    /// worker can read the old one; tells the node agent (when the engine is a node). Throws
+    /// std::exception when it cannot be built: then nothing is published.
+    std::function<void(bool draining)> publish_draining;
 };
 
 class SfuCommands {
@@ -68,6 +79,18 @@ public:
     nlohmann::json pause(const Arguments& arguments, bool paused);
     /// "subscriber"'s SSRC allow-list in "session" ("ssrcs": comma-separated; empty clears).
     nlohmann::json select(const Arguments& arguments);
+
+    /// Whether the engine runs the SFU role (the commands are not_available otherwise).
+    [[nodiscard]] bool enabled() const noexcept {
+        return control_.builder != nullptr && !control_.shards.empty();
+    }
+    [[nodiscard]] bool draining() const noexcept { return draining_; }
+    /// Drains (refuses new legs) or undrains; publishes only a change, which it returns.
+    /// Throws CommandError refused (nothing changed) when the publication fails.
+    bool set_draining(bool draining);
+    /// Whether the SFU drains and the legs left per worker ("cores": lcore, legs) and in all
+    /// ("legs"), for /drain, /undrain and /status.
+    [[nodiscard]] nlohmann::json drain_progress() const;
 
     /// The session id as tokens and the listing write it: 16 lowercase hex digits.
     [[nodiscard]] static std::string session_text(std::uint64_t session);
@@ -93,6 +116,7 @@ private:
     const EngineView& view_;
     SfuControl control_;
     std::uint32_t kill_sequence_ = 0;
+    bool draining_ = false;
 };
 
 }  // namespace control

@@ -19,11 +19,13 @@
 //   4. A leg on this 5-tuple already: the same session and participant is a keepalive (or a
 //      retransmission): the success answer again, the silence timer reset; another is 403
 //      "address already a leg of another participant".
-//   5. The participant live from another 5-tuple (this worker's table, or the membership): 403
+//   5. The node draining (punchctl drain: SfuContext::draining()), else 508 "SFU node
+//      draining": a new leg only; the keepalives of step 4 and the legs' media carry on.
+//   6. The participant live from another 5-tuple (this worker's table, or the membership): 403
 //      "participant already joined from another address".
-//   6. The session's legs (this worker's, and the membership's on other workers) below
+//   7. The session's legs (this worker's, and the membership's on other workers) below
 //      sfu.max_legs_per_session, else 403 "SFU session full".
-//   7. A free slot in the table, else 508 "SFU node out of capacity".
+//   8. A free slot in the table, else 508 "SFU node out of capacity".
 // Unauthenticated answers (400, 401) cost a token of the source IP's bucket first: with it
 // empty the request is dropped unanswered (sfu_rate_limited). The answers from step 4 on carry
 // the integrity attribute the request was verified with (RFC 8489 §9.2.4), keyed with the same
@@ -71,7 +73,8 @@ namespace engine {
     X(sfu_address_in_use, 403, "the 5-tuple is a leg of another participant or session")         \
     X(sfu_session_full, 403, "the session has sfu.max_legs_per_session legs; also a leg the "     \
                              "control thread removed for it")                                   \
-    X(sfu_capacity, 508, "the worker's leg table (sfu.max_legs) is full")
+    X(sfu_capacity, 508, "the worker's leg table (sfu.max_legs) is full")                      \
+    X(sfu_draining, 508, "a new leg while the node drains (punchctl drain); its legs carry on")
 
 #define ENGINE_SFU_OUTCOME_ENUMERATOR(name, code, help) ENGINE_REASON_ENUMERATOR(name, help)
 #define ENGINE_SFU_OUTCOME_COUNT(name, code, help) ENGINE_REASON_COUNT(name, help)
@@ -104,19 +107,32 @@ struct SfuLimits {
     }
 };
 
-/// What every worker reads and none writes.
+/// What every worker reads and none writes. A change (the drain) is a new context, published
+/// through RCU by the control thread (Dataplane::sfu_context), never an edit of this one.
 class SfuContext {
 public:
     /// `secrets`: sfu.token_secrets, at least one. Throws std::invalid_argument without one.
-    SfuContext(const std::vector<std::string>& secrets, const SfuLimits& limits);
+    /// `draining`: punchctl drain (admission step 5).
+    SfuContext(const std::vector<std::string>& secrets, const SfuLimits& limits,
+               bool draining = false);
     [[nodiscard]] std::span<const std::vector<std::byte>> secrets() const noexcept {
         return secrets_;
     }
     [[nodiscard]] const SfuLimits& limits() const noexcept { return limits_; }
+    /// Whether a new leg is refused (508 "SFU node draining", sfu_draining); the legs
+    /// admitted already carry on (docs/sfu.md, "Draining").
+    [[nodiscard]] bool draining() const noexcept { return draining_; }
+    /// This context with another drain state: the next one to publish.
+    [[nodiscard]] SfuContext with_draining(bool draining) const {
+        SfuContext next(*this);
+        next.draining_ = draining;
+        return next;
+    }
 
 private:
     std::vector<std::vector<std::byte>> secrets_;
     SfuLimits limits_;
+    bool draining_ = false;
 };
 
 /// A worker's SFU counters since start-up, written by the owner only, read by the control

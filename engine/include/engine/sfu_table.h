@@ -88,6 +88,7 @@ struct SfuLegSnapshot {
     SfuParticipant participant;
     MacAddress client_mac{};
     std::uint64_t last_heard = 0;  ///< ticks of the owner's clock
+    std::uint64_t admitted = 0;    ///< ticks of the owner's clock: when the leg was made
     SfuLegCounters counters;
 };
 
@@ -107,6 +108,8 @@ public:
     [[nodiscard]] SfuParticipant participant() const noexcept;
     [[nodiscard]] MacAddress client_mac() const noexcept;
     [[nodiscard]] std::uint64_t last_heard() const noexcept { return last_heard_.get(); }
+    /// When the leg was admitted (the owner's clock), for its age in the listing.
+    [[nodiscard]] std::uint64_t admitted() const noexcept { return admitted_.get(); }
 
     /// The owner's per-datagram bookkeeping: the silence timer reset, the datagram counted.
     void heard(std::uint64_t now_ticks, std::size_t payload_bytes) noexcept {
@@ -151,6 +154,7 @@ private:
     alignas(64) detail::SeqField<std::uint64_t> last_heard_;
     std::array<detail::SeqField<std::uint64_t>, 5> counters_;
     detail::SeqField<std::uint64_t> mac_;
+    detail::SeqField<std::uint64_t> admitted_;  // written once, by insert()
     // Line 3: the owner's alone.
     alignas(64) std::uint32_t session_previous_ = 0;  // slot + 1; 0: none
     std::uint32_t session_next_ = 0;
@@ -178,7 +182,7 @@ public:
     [[nodiscard]] std::uint32_t session_legs(std::uint64_t session) const noexcept;
 
     /// A new leg (the caller checked that `key` has none); no_slot when the table is full.
-    /// Heard now, counters zero.
+    /// Heard and admitted now, counters zero.
     std::uint32_t insert(const FiveTuple& key, std::uint64_t session,
                          const SfuParticipant& participant, const MacAddress& client_mac,
                          std::uint64_t now_ticks) noexcept;

@@ -102,7 +102,12 @@ struct Dataplane {
     /// empty, or no context, where the role is off. The context's ticks are the TSC's
     /// (SfuLimits::ticks_per_second = tsc_hz), as the relay's.
     std::vector<std::unique_ptr<SfuShard>> sfu_shards;
-    std::shared_ptr<const SfuContext> sfu_context;
+    /// The SFU's context, owned by the control thread, which publishes a new one for a drain
+    /// or an undrain as it publishes the membership below (rcu_assign_pointer, a release
+    /// store: the context is whole before a worker sees it; the old one freed after
+    /// synchronize_rcu()). Read by the workers with rcu_dereference once per loop iteration
+    /// (SfuState::context). Null: the role is off.
+    SfuContext* sfu_context = nullptr;
     /// The published SFU membership. Read by the workers with rcu_dereference once per loop
     /// iteration (SfuState::membership); published by the control thread with
     /// rcu_assign_pointer (a release store: the snapshot is whole before a worker sees it) and
