@@ -898,7 +898,8 @@ int main(int argc, char** argv) {
     const unsigned ring_size = rte_align32pow2(2 * options.inflight);
     // The sfu workload's frames leave as --fanout frames each: the TX ring holds them all when
     // a run's end drains every frame in flight.
-    const unsigned tx_ring_size = rte_align32pow2(2 * options.inflight * (sfu ? options.fanout : 1));
+    const unsigned tx_ring_size =
+        rte_align32pow2(2 * options.inflight * (sfu ? options.fanout : 1));
     const unsigned pool_size = options.inflight + 1024;
     rte_mempool* pool = rte_pktmbuf_pool_create("pipeline_mbufs", pool_size, 0, 0,
                                                 RTE_MBUF_DEFAULT_BUF_SIZE, socket);
@@ -1006,8 +1007,9 @@ int main(int argc, char** argv) {
     if (sfu) {
         const engine::SfuConfig config = sfu_workload::make_config(layout);
         if (layout.legs() > config.max_legs)
-            fail_setup("--flows: " + std::to_string(layout.legs()) + " legs, more than sfu.max_legs (" +
-                       std::to_string(config.max_legs) + ")");
+            fail_setup("--flows: " + std::to_string(layout.legs()) +
+                       " legs, more than sfu.max_legs (" + std::to_string(config.max_legs) +
+                       "): give fewer sessions");
         dataplane.tsc_hz = rte_get_tsc_hz();
         dataplane.start_tsc = rte_rdtsc();
         dataplane.start_unix_s = static_cast<std::uint64_t>(std::time(nullptr));

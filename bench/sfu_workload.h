@@ -205,7 +205,8 @@ inline std::size_t frame_media(std::byte* f, const engine::MacAddress& port_mac,
 /// MAC and the SFU address, to a subscriber of the publisher its SSRC names (not the publisher
 /// itself), at the subscriber's MAC, IPv4 with the publisher's identification, DF, TTL 64 and
 /// a header checksum that verifies, a UDP checksum present (the caller verifies it over the
-/// mbuf chain: rte_ipv4_udptcp_cksum_mbuf_verify()), the payload the publisher sent. `sent(leg)` is publisher `leg`'s frame as the feeder sends it.
+/// mbuf chain, rte_raw_cksum_mbuf()), the payload the publisher sent. `sent(leg)` is publisher
+/// `leg`'s frame as the feeder sends it.
 /// Sets `publisher` and `subscriber`; returns an empty string when it is right.
 template <class Sent>
 std::string check_forwarded(std::span<const std::byte> frame, const Layout& layout,

@@ -446,7 +446,7 @@ bool same_key(const FiveTuple& a, const FiveTuple& b) noexcept {
 // are random 64-bit numbers (docs/sfu.md), spread evenly over the range, so interpolating
 // between the ends lands on or beside the one sought: two or three loads, where
 // SfuMembership::find()'s binary search over 2048 sessions made 11 dependent loads and
-// mispredicted half its branches, a quarter of a 1:1 call's forwarding time (perf). Ids
+// mispredicted about half its branches, a quarter of a 1:1 call's forwarding time (perf). Ids
 // spread otherwise stay correct, only slower: after three guesses the rest is a binary search.
 const SfuSession* find_session(const SfuMembership& membership, std::uint64_t id) noexcept {
     const std::span<const SfuSession> sessions = membership.sessions();
@@ -625,7 +625,8 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
             shard.counters().unforwardable += built;
             return Verdict::drop(DropReason::sfu_unforwardable);
         }
-        if (in_place != built - 1) std::swap(fan.destinations[in_place], fan.destinations[built - 1]);
+        if (in_place != built - 1)
+            std::swap(fan.destinations[in_place], fan.destinations[built - 1]);
         const SfuDestination& last = fan.destinations[built - 1];
         const std::ptrdiff_t shift = static_cast<std::ptrdiff_t>(payload) - last.header_length;
         f.data += shift;

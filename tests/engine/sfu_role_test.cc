@@ -944,7 +944,8 @@ TEST(SfuForwarding, EverySessionFoundAmongManyUnevenlySpreadIds) {
     }
     // A leg admitted but not yet published: its session is in no membership.
     const Token late = make_token("a", now_unix + 3600, 0x0000100000000000ull * 3 + 1);
-    ASSERT_TRUE(lab.request(at("198.51.100.200", 6000), mac_a, signed_by(late)).verdict.transmits());
+    ASSERT_TRUE(
+        lab.request(at("198.51.100.200", 6000), mac_a, signed_by(late)).verdict.transmits());
     EXPECT_FALSE(
         lab.send(build_udp_frame(mac_a, engine_mac, at("198.51.100.200", 6000), sfu4, rtp(1)))
             .verdict.transmits());

@@ -126,9 +126,9 @@ struct Dataplane {
     /// The mbufs of fan-out copies (Verdict::fan_out): per copy one for its headers and one
     /// indirect mbuf on the payload (as rte_pktmbuf_attach() makes it), chained; a small data
     /// room (the headers are 62 bytes at most). Shared by the workers (a mempool is
-    /// multi-producer and multi-consumer, with per-lcore caches of sfu_copy_pool_cache). Null: a fan-out sends the frame's own copy only,
-    /// the others dropped as fan_out_no_buffer. Ports must take chained mbufs
-    /// (RTE_ETH_TX_OFFLOAD_MULTI_SEGS).
+    /// multi-producer and multi-consumer, with per-lcore caches of sfu_copy_pool_cache). Null:
+    /// a fan-out sends the frame's own copy only, the others dropped as fan_out_no_buffer.
+    /// Ports must take chained mbufs (RTE_ETH_TX_OFFLOAD_MULTI_SEGS).
     rte_mempool* sfu_copy_pool = nullptr;
     /// Set by the control thread to stop the workers; read relaxed each loop (they only need
     /// to see it eventually; their exit is joined by rte_eal_mp_wait_lcore).
