@@ -89,7 +89,8 @@ SfuShard::SfuShard(std::uint32_t max_legs, std::uint32_t max_legs_per_session,
       worker_(worker),
       chosen_capacity_(std::max<std::uint32_t>(max_legs_per_session, 1)) {
     fan_out_.destinations = std::make_unique<SfuDestination[]>(chosen_capacity_);
-    chosen_ = std::make_unique<const SfuMember*[]>(chosen_capacity_);
+    chosen_ = std::make_unique<const SfuPlanDestination*[]>(chosen_capacity_);
+    unplanned_ = std::make_unique<SfuPlanDestination[]>(chosen_capacity_);
     outbox_ = std::make_unique<SfuMessage[]>(outbox_capacity);
 }
 
@@ -324,7 +325,7 @@ struct Received {
 // on, into `out`: its length, or 0 when the copy would exceed the MTU. The UDP checksum is
 // updated from the received one over the words that change, addresses and ports (RFC 1624
 // eqn. 3: HC' = ~(~HC + ~m + m')); the payload and the length are the same.
-std::size_t write_headers_generally(std::byte* out, const SfuMember& member,
+std::size_t write_headers_generally(std::byte* out, const SfuPlanDestination& member,
                                    const Received& in, const PortContext& port) noexcept;
 
 // Inline, for the copies' loop: IPv4 to IPv4, a call's usual case, the headers from the key's
@@ -332,7 +333,8 @@ std::size_t write_headers_generally(std::byte* out, const SfuMember& member,
 // never read back from the bytes just stored (a load spanning smaller stores waits for them),
 // and from what the datagram's copies share, summed once (Received); anything else
 // write_headers_generally().
-[[gnu::always_inline]] inline std::size_t write_headers(std::byte* out, const SfuMember& member,
+[[gnu::always_inline]] inline std::size_t write_headers(std::byte* out,
+                                                        const SfuPlanDestination& member,
                                                         const Received& in,
                                                         const PortContext& port) noexcept {
     const std::array<std::uint64_t, 5>& words = member.key.words();
@@ -359,13 +361,7 @@ std::size_t write_headers_generally(std::byte* out, const SfuMember& member,
         h[9] = std::byte{ip_protocol::udp};
         std::memcpy(h + 12, &from_ip, 4);
         std::memcpy(h + 16, &to_ip, 4);
-        const std::uint32_t from_be = std::endian::native == std::endian::little
-                                          ? __builtin_bswap32(from_ip)
-                                          : from_ip;
-        const std::uint32_t to_be =
-            std::endian::native == std::endian::little ? __builtin_bswap32(to_ip) : to_ip;
-        const std::uint32_t address_terms =
-            (from_be >> 16) + (from_be & 0xFFFF) + (to_be >> 16) + (to_be & 0xFFFF);
+        const std::uint32_t address_terms = member.address_terms;  // summed at build time
         store_be16(h + 10, checksum_finish(in.ipv4_header_terms + address_terms));
         std::byte* u = h + ipv4_header_size;
         store_be16(u, from_port);
@@ -384,8 +380,8 @@ std::size_t write_headers_generally(std::byte* out, const SfuMember& member,
     return write_headers_generally(out, member, in, port);
 }
 
-std::size_t write_headers_generally(std::byte* out, const SfuMember& member, const Received& in,
-                                   const PortContext& port) noexcept {
+std::size_t write_headers_generally(std::byte* out, const SfuPlanDestination& member,
+                                   const Received& in, const PortContext& port) noexcept {
     const stun::Address to = member.key.client();
     const stun::Address from = member.key.server();
     const bool ipv6 = to.family == stun::AddressFamily::ipv6;
@@ -500,9 +496,6 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
     SfuLeg& leg = table.at(slot);
     leg.heard(sfu.now_ticks, payload_length);
 
-    const SfuSession* session =
-        sfu.membership != nullptr ? find_session(*sfu.membership, leg.session()) : nullptr;
-    if (session == nullptr) return Verdict::drop(DropReason::sfu_no_subscriber);
     // docs/sfu.md: select by SSRC for RTP (RFC 3550 §5.1: version 2, first byte 128..191; the
     // SSRC at bytes 8..11), not RTCP (RFC 5761 §4: second byte 192..223), nothing else.
     std::optional<std::uint32_t> ssrc;
@@ -512,23 +505,50 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
         if (first >= 128 && first <= 191 && !(second >= 192 && second <= 223))
             ssrc = stun::load_be32(f.data + payload + 8);
     }
-    // The publisher's name only for a subscriber that pauses someone: a copy of 8 words
-    // through the leg's seqlock fields that most datagrams do not need.
-    std::optional<SfuParticipant> publisher;
-    const std::span<const SfuMember*> chosen = shard.chosen();
+    const std::span<const SfuPlanDestination*> chosen = shard.chosen();
     std::size_t subscribers = 0;
     std::uint64_t filtered = 0;
-    for (const SfuMember& member : session->members) {
-        if (same_key(member.key, key)) continue;  // not back to the publisher
-        const SfuSelection& selection = member.selection;
-        if (!selection.paused.empty() || (ssrc && !selection.ssrcs.empty())) {
-            if (!publisher) publisher = leg.participant();
-            if (!selection.allows(*publisher, ssrc)) {
+    const SfuMembership* membership = sfu.membership;
+    // The leg's plan, by the slot the look-up gave (no session look-up): the one built for
+    // this leg if the key and session say so, and, where someone paused the publisher, its
+    // name (a leg re-admitted on the 5-tuple since the publish may have another).
+    const SfuPlan* plan = membership != nullptr ? membership->plan(shard.worker(), slot) : nullptr;
+    if (plan != nullptr && same_key(plan->publisher, key) && plan->session == leg.session() &&
+        (plan->paused == 0 || leg.participant() == *plan->participant)) {
+        filtered = plan->paused;  // pauses applied when the plan was built
+        for (const SfuPlanDestination& d : membership->destinations(*plan)) {
+            if (ssrc && d.ssrc_count != 0 &&
+                std::find(d.ssrcs, d.ssrcs + d.ssrc_count, *ssrc) == d.ssrcs + d.ssrc_count) {
                 ++filtered;
                 continue;
             }
+            if (subscribers < chosen.size()) chosen[subscribers++] = &d;
         }
-        if (subscribers < chosen.size()) chosen[subscribers++] = &member;
+    } else {
+        // The general path: a leg no plan names yet.
+        const SfuSession* session =
+            membership != nullptr ? find_session(*membership, leg.session()) : nullptr;
+        if (session == nullptr) return Verdict::drop(DropReason::sfu_no_subscriber);
+        // The publisher's name only for a subscriber that pauses someone: a copy of 8 words
+        // through the leg's seqlock fields that most datagrams do not need.
+        std::optional<SfuParticipant> publisher;
+        const std::span<SfuPlanDestination> unplanned = shard.unplanned();
+        for (const SfuMember& member : session->members) {
+            if (same_key(member.key, key)) continue;  // not back to the publisher
+            const SfuSelection& selection = member.selection;
+            if (!selection.paused.empty() || (ssrc && !selection.ssrcs.empty())) {
+                if (!publisher) publisher = leg.participant();
+                if (!selection.allows(*publisher, ssrc)) {
+                    ++filtered;
+                    continue;
+                }
+            }
+            if (subscribers < chosen.size()) {
+                unplanned[subscribers] = plan_destination(member);
+                chosen[subscribers] = &unplanned[subscribers];
+                ++subscribers;
+            }
+        }
     }
     if (filtered != 0) {
         leg.count_filtered(filtered);

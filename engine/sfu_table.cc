@@ -6,6 +6,9 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <string>
+
+#include "stun/bytes.h"
 
 namespace engine {
 namespace {
@@ -293,6 +296,70 @@ bool SfuSelection::allows(const SfuParticipant& publisher,
         if (p == publisher) return false;
     if (!ssrc || ssrcs.empty()) return true;
     return std::find(ssrcs.begin(), ssrcs.end(), *ssrc) != ssrcs.end();
+}
+
+SfuPlanDestination plan_destination(const SfuMember& member) noexcept {
+    SfuPlanDestination d;
+    d.key = member.key;
+    d.client_mac = member.client_mac;
+    d.ssrc_count = static_cast<std::uint32_t>(member.selection.ssrcs.size());
+    d.ssrcs = member.selection.ssrcs.data();
+    const auto& words = member.key.words();
+    if (static_cast<std::uint8_t>(words[4] >> 32) ==
+        static_cast<std::uint8_t>(stun::AddressFamily::ipv4)) {
+        // A FiveTuple word holds an IPv4 address's 4 bytes first, as they lie in a header.
+        const auto* to = reinterpret_cast<const std::byte*>(&words[0]);
+        const auto* from = reinterpret_cast<const std::byte*>(&words[2]);
+        d.address_terms = std::uint32_t{stun::load_be16(from)} + stun::load_be16(from + 2) +
+                          stun::load_be16(to) + stun::load_be16(to + 2);
+    }
+    return d;
+}
+
+SfuMembership::SfuMembership(std::vector<SfuSession> sessions) : sessions_(std::move(sessions)) {
+    // Sized first: the plans' destinations are one array, reserved once.
+    std::size_t pairs = 0;
+    std::vector<std::uint32_t> slots;  // [worker]: the highest slot + 1
+    for (const SfuSession& session : sessions_) {
+        const std::size_t n = session.members.size();
+        if (n > 65536)
+            throw std::length_error("SfuMembership: session of " + std::to_string(n) +
+                                    " members, more than a plan's 65535 destinations");
+        pairs += n == 0 ? 0 : n * (n - 1);
+        for (const SfuMember& m : session.members) {
+            if (m.slot == SfuTable::no_slot) continue;
+            if (m.worker >= slots.size()) slots.resize(std::size_t{m.worker} + 1, 0);
+            slots[m.worker] = std::max(slots[m.worker], m.slot + 1);
+        }
+    }
+    destinations_.reserve(pairs);
+    plans_.resize(slots.size());
+    for (std::size_t w = 0; w < slots.size(); ++w) plans_[w].resize(slots[w]);
+    for (const SfuSession& session : sessions_) {
+        for (const SfuMember& publisher : session.members) {
+            if (publisher.slot == SfuTable::no_slot) continue;
+            SfuPlan& plan = plans_[publisher.worker][publisher.slot];
+            plan = {};
+            plan.publisher = publisher.key;
+            plan.session = session.id;
+            plan.first = static_cast<std::uint32_t>(destinations_.size());
+            plan.participant = &publisher.participant;
+            // As the general path chooses (sfu_forward()): every other member in order of
+            // admission, but those that pause this publisher, which are filtered on every
+            // datagram whatever its SSRC (SfuSelection::allows() checks pauses first).
+            for (const SfuMember& subscriber : session.members) {
+                if (subscriber.key == publisher.key) continue;  // not back to the publisher
+                const auto& paused = subscriber.selection.paused;
+                if (std::find(paused.begin(), paused.end(), publisher.participant) !=
+                    paused.end()) {
+                    ++plan.paused;
+                    continue;
+                }
+                destinations_.push_back(plan_destination(subscriber));
+                ++plan.count;
+            }
+        }
+    }
 }
 
 const SfuSession* SfuMembership::find(std::uint64_t id) const noexcept {

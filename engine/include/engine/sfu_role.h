@@ -210,8 +210,13 @@ public:
     [[nodiscard]] const SfuFanOut& fan_out() const noexcept { return fan_out_; }
     [[nodiscard]] SfuFanOut& fan_out() noexcept { return fan_out_; }
     /// Room for the members a datagram may go to: max_legs_per_session.
-    [[nodiscard]] std::span<const SfuMember*> chosen() noexcept {
+    [[nodiscard]] std::span<const SfuPlanDestination*> chosen() noexcept {
         return {chosen_.get(), chosen_capacity_};
+    }
+    /// As much room for destinations made from the membership's members, for a leg that no
+    /// plan names yet (sfu_forward()'s general path).
+    [[nodiscard]] std::span<SfuPlanDestination> unplanned() noexcept {
+        return {unplanned_.get(), chosen_capacity_};
     }
 
     /// Queues a message for the control thread; false when the outbox is full.
@@ -228,7 +233,8 @@ private:
     SourceRateLimiter limiter_;
     std::uint16_t worker_;
     SfuFanOut fan_out_;
-    std::unique_ptr<const SfuMember*[]> chosen_;
+    std::unique_ptr<const SfuPlanDestination*[]> chosen_;
+    std::unique_ptr<SfuPlanDestination[]> unplanned_;
     std::size_t chosen_capacity_;
     std::unique_ptr<SfuMessage[]> outbox_;
     std::size_t outbox_head_ = 0;
@@ -263,7 +269,10 @@ Verdict sfu_answer_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_off
 /// sfu_unforwardable. The UDP checksum is updated (RFC 1624), not verified: a damaged datagram
 /// stays damaged for its receiver, as a router leaves it. Counts the copies in `counters`
 /// (tx and fan_out_copies, beyond the frame itself, which the caller counts).
-/// Cost: a 5-tuple look-up, a binary search of the membership, per copy 62 bytes of header.
+/// Cost: a 5-tuple look-up, the leg's forwarding plan (SfuMembership::plan(), one line, by the
+/// slot the look-up gave), per copy its destination's line and 62 bytes of header. A leg no
+/// plan names yet (admitted since the last publish) takes the general path: its session found
+/// in the membership, its members read.
 Verdict sfu_forward(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
                     const PortContext& port, CoreCounters& counters, SfuState& sfu) noexcept;
 

@@ -325,18 +325,71 @@ struct SfuSession {
     std::vector<SfuMember> members;  ///< in order of admission
 };
 
-/// The published membership: immutable; sessions sorted by id.
+/// One subscriber in a publishing leg's forwarding plan: what a copy's headers take from the
+/// member, copied out of it, so that a copy reads one contiguous array and not the session's
+/// member vector. 64 bytes: one line.
+struct alignas(64) SfuPlanDestination {
+    FiveTuple key;            ///< the subscriber → the SFU address it was admitted on
+    MacAddress client_mac{};  ///< where its datagrams go
+    std::uint32_t ssrc_count = 0;  ///< its SSRC allow-list's length (0: every SSRC)
+    /// An IPv4 subscriber's addresses summed as 16-bit values (RFC 1071), the terms of the
+    /// header checksums that differ between copies; 0 for IPv6.
+    std::uint32_t address_terms = 0;
+    const std::uint32_t* ssrcs = nullptr;  ///< into the membership's SfuSelection::ssrcs
+};
+static_assert(sizeof(SfuPlanDestination) == 64);
+
+/// A publishing leg's forwarding plan (docs/architecture.md, "SFU leg table and membership"):
+/// where its datagrams go, the pauses of this publisher already applied. Indexed by the leg's
+/// worker and slot; the key and session say whether the leg in that slot now is the one the
+/// plan was built for (a slot is reused as soon as a leg expires, before the next publish).
+struct alignas(64) SfuPlan {
+    FiveTuple publisher;  ///< the leg's key; the default (family 0) matches no leg
+    std::uint64_t session = 0;
+    std::uint32_t first = 0;   ///< its first destination in SfuMembership::destinations()
+    std::uint16_t count = 0;   ///< its destinations, in order of admission
+    std::uint16_t paused = 0;  ///< subscribers that paused this publisher: filtered per datagram
+    /// The publisher's name the pauses were applied for: a leg re-admitted on the same 5-tuple
+    /// under another name before the next publish is not paused by them.
+    const SfuParticipant* participant = nullptr;
+};
+static_assert(sizeof(SfuPlan) == 64);
+
+/// The published membership: immutable; sessions sorted by id; and built from them, a
+/// forwarding plan for each member (SfuPlan), per worker an array indexed by slot.
 class SfuMembership {
 public:
     SfuMembership() = default;
-    explicit SfuMembership(std::vector<SfuSession> sessions) : sessions_(std::move(sessions)) {}
+    /// Builds the plans; throws std::length_error for a session of more than 65536 members
+    /// (sfu.max_legs_per_session is at most 1024). Memory: per worker, an SfuPlan (64 bytes) for each slot up to the
+    /// highest member's; an SfuPlanDestination (64 bytes) per ordered pair of members of a
+    /// session (n (n - 1) for a session of n, at most sfu.max_legs_per_session).
+    explicit SfuMembership(std::vector<SfuSession> sessions);
+    SfuMembership(const SfuMembership&) = delete;  // the plans point into sessions_
+    SfuMembership& operator=(const SfuMembership&) = delete;
     /// The session `id`, or null. Cost: a binary search.
     [[nodiscard]] const SfuSession* find(std::uint64_t id) const noexcept;
     [[nodiscard]] std::span<const SfuSession> sessions() const noexcept { return sessions_; }
+    /// The plan built for `worker`'s leg in `slot`, or null when no member had that slot.
+    /// The caller checks publisher and session against the leg it found. Cost: one line.
+    [[nodiscard]] const SfuPlan* plan(std::uint16_t worker, std::uint32_t slot) const noexcept {
+        if (worker >= plans_.size() || slot >= plans_[worker].size()) return nullptr;
+        return &plans_[worker][slot];
+    }
+    [[nodiscard]] std::span<const SfuPlanDestination> destinations(const SfuPlan& plan) const
+        noexcept {
+        return {destinations_.data() + plan.first, plan.count};
+    }
 
 private:
     std::vector<SfuSession> sessions_;
+    std::vector<std::vector<SfuPlan>> plans_;  // [worker][slot]
+    std::vector<SfuPlanDestination> destinations_;
 };
+
+/// `member`'s destination entry (the plan's, and the general path's for a leg not yet in a
+/// plan).
+[[nodiscard]] SfuPlanDestination plan_destination(const SfuMember& member) noexcept;
 
 /// The control thread's model of every session, from which it publishes SfuMembership
 /// snapshots. Not thread-safe: the control thread's alone.
