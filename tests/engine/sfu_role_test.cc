@@ -952,6 +952,80 @@ TEST(SfuForwarding, EverySessionFoundAmongManyUnevenlySpreadIds) {
     EXPECT_EQ(drops(lab, DropReason::sfu_no_subscriber), 1u);
 }
 
+// A leg's forwarding plan (SfuMembership::plan()) is found by its worker and slot: a leg no
+// plan names yet takes the general path, a slot reused since the publish is not taken for the
+// plan of the leg that had it, and the pauses a plan applied are for its publisher's name.
+TEST(SfuForwarding, LegNoPlanNamesYetReachesThePublishedMembers) {
+    SfuLab lab;
+    lab.admit(alice, mac_a, "alice");
+    lab.admit(bob, mac_b, "bob");
+    // carol admitted, her join not yet published: no plan, her session's members are.
+    ASSERT_TRUE(lab.request(carol, mac_c, signed_by(make_token("carol"))).verdict.transmits());
+    const Bytes media = rtp(0xCA201);
+    const auto out = lab.send(build_udp_frame(mac_c, engine_mac, carol, sfu4, media, 0x77));
+    ASSERT_TRUE(out.verdict.fans_out());
+    const SfuFanOut& fan = lab.shard().fan_out();
+    ASSERT_EQ(fan.count, 1u);
+    const SfuDestination& d = fan.copies()[0];
+    Bytes copy(d.header.begin(), d.header.begin() + d.header_length);
+    copy.insert(copy.end(), out.frame.begin() + fan.payload_offset, out.frame.end());
+    EXPECT_EQ(copy, build_udp_frame(engine_mac, mac_a, sfu4, alice, media, 0x77));
+    EXPECT_EQ(out.frame, build_udp_frame(engine_mac, mac_b, sfu4, bob, media, 0x77));
+}
+
+TEST(SfuForwarding, SlotReusedBeforeThePublishIsNotTakenForTheOldPlan) {
+    SfuLab lab;
+    lab.admit(alice, mac_a, "alice");
+    lab.admit(bob, mac_b, "bob");
+    const FiveTuple alice_key = *FiveTuple::make(alice, sfu4);
+    SfuKill kill;
+    kill.key = alice_key;
+    kill.slot = lab.shard().table().find(alice_key);
+    auto kill_alice = [&] { ASSERT_TRUE(kill_leg(lab.shard(), kill)); };
+    kill_alice();
+    // alice's 5-tuple with a token of another session takes her slot (the free list is a
+    // stack) before the control thread has published her leave: her plan (to bob) is not
+    // this leg's, whose session has no member.
+    const Token other = make_token("alice", now_unix + 3600, session_id + 1);
+    ASSERT_TRUE(lab.request(alice, mac_a, signed_by(other)).verdict.transmits());
+    ASSERT_EQ(lab.shard().table().find(alice_key), kill.slot);
+    EXPECT_EQ(lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1))).verdict.reason,
+              DropReason::sfu_no_subscriber);
+    // dave of alice's session from another 5-tuple in the same slot: the general path's
+    // choice, the published members but himself (alice's departure not yet published).
+    kill_alice();
+    ASSERT_TRUE(lab.request(dave, mac_d, signed_by(make_token("dave"))).verdict.transmits());
+    ASSERT_EQ(lab.shard().table().find(*FiveTuple::make(dave, sfu4)), kill.slot);
+    const Bytes media = rtp(0xDA7E);
+    const auto out = lab.send(build_udp_frame(mac_d, engine_mac, dave, sfu4, media));
+    ASSERT_TRUE(out.verdict.fans_out());
+    EXPECT_EQ(lab.shard().fan_out().count, 1u);
+    EXPECT_EQ(out.frame, build_udp_frame(engine_mac, mac_b, sfu4, bob, media));
+}
+
+TEST(SfuForwarding, PausesOfAPlanAreForItsPublishersName) {
+    SfuLab lab;
+    lab.admit(alice, mac_a, "alice");
+    lab.admit(bob, mac_b, "bob");
+    lab.admit(carol, mac_c, "carol");
+    ASSERT_TRUE(lab.builder().pause(session_id, "bob", "alice", true));
+    lab.republish();
+    const FiveTuple alice_key = *FiveTuple::make(alice, sfu4);
+    SfuKill kill;
+    kill.key = alice_key;
+    kill.slot = lab.shard().table().find(alice_key);
+    ASSERT_TRUE(kill_leg(lab.shard(), kill));
+    // erin, of the same session, on alice's 5-tuple and in her slot, before the publish:
+    // the plan's key and session are hers, but bob paused alice, not erin.
+    ASSERT_TRUE(lab.request(alice, mac_a, signed_by(make_token("erin"))).verdict.transmits());
+    ASSERT_EQ(lab.shard().table().find(alice_key), kill.slot);
+    const Bytes media = rtp(0xE);
+    const auto out = lab.send(build_udp_frame(mac_a, engine_mac, alice, sfu4, media));
+    ASSERT_TRUE(out.verdict.fans_out());
+    EXPECT_EQ(out.frame, build_udp_frame(engine_mac, mac_c, sfu4, carol, media));
+    EXPECT_EQ(lab.shard().table().at(kill.slot).counters().filtered, 0u);
+}
+
 // --- Expiry ---
 
 TEST(SfuExpiry, LegExpiresAfterSilenceAndLeaves) {
