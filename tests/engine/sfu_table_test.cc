@@ -270,5 +270,58 @@ TEST(SfuMembershipBuilder, PauseAndSelectAreASubscribersOwn) {
     EXPECT_TRUE(builder.build()->find(5)->members[1].selection.allows(alice, std::nullopt));
 }
 
+// The forwarding plans (SfuMembership::plan()): per worker and slot, each publisher's
+// destinations in order of admission, itself left out, the pauses of it applied as a count,
+// an SSRC allow-list pointed at, IPv4 address terms summed.
+TEST(SfuMembership, PlansPerWorkerAndSlot) {
+    SfuMembershipBuilder builder(8);
+    auto join = [&](std::uint64_t session, std::string_view who, std::uint16_t port,
+                    std::uint16_t worker, std::uint32_t slot) {
+        SfuMessage m = join_of(session, who, port, worker);
+        m.slot = slot;
+        m.client_mac = mac;
+        m.client_mac[5] = static_cast<std::byte>(port);
+        ASSERT_EQ(builder.join(m), SfuMembershipBuilder::JoinResult::joined);
+    };
+    join(5, "alice", 6000, 0, 3);
+    join(5, "bob", 6001, 1, 0);
+    join(5, "carol", 6002, 0, 7);
+    join(9, "dave", 6003, 0, 1);
+    ASSERT_TRUE(builder.pause(5, "carol", "alice", true));
+    ASSERT_TRUE(builder.select(5, "bob", {0x22, 0x33}));
+    const auto membership = builder.build();
+
+    const SfuPlan* alice = membership->plan(0, 3);
+    ASSERT_NE(alice, nullptr);
+    EXPECT_EQ(alice->publisher, key_of(6000));
+    EXPECT_EQ(alice->session, 5u);
+    EXPECT_EQ(alice->paused, 1u) << "carol paused alice";
+    EXPECT_EQ(alice->participant->view(), "alice");
+    const auto to = membership->destinations(*alice);
+    ASSERT_EQ(to.size(), 1u);
+    EXPECT_EQ(to[0].key, key_of(6001));
+    EXPECT_EQ(to[0].client_mac[5], static_cast<std::byte>(6001 & 0xFF));
+    ASSERT_EQ(to[0].ssrc_count, 2u);
+    EXPECT_EQ(to[0].ssrcs[1], 0x33u);
+    // 198.51.100.9 and 192.0.2.1 (key_of's server) as 16-bit words (RFC 1071).
+    EXPECT_EQ(to[0].address_terms, 0xC633u + 0x6409u + 0xC000u + 0x0201u);
+
+    const SfuPlan* carol = membership->plan(0, 7);
+    ASSERT_NE(carol, nullptr);
+    const auto from_carol = membership->destinations(*carol);
+    ASSERT_EQ(from_carol.size(), 2u);
+    EXPECT_EQ(from_carol[0].key, key_of(6000));
+    EXPECT_EQ(from_carol[1].key, key_of(6001));
+    EXPECT_EQ(carol->paused, 0u);
+
+    ASSERT_NE(membership->plan(1, 0), nullptr);
+    EXPECT_EQ(membership->destinations(*membership->plan(1, 0)).size(), 2u);
+    EXPECT_EQ(membership->plan(0, 1)->count, 0u) << "dave is alone";
+    // A slot no member has: a plan that matches no leg; beyond the last, none.
+    EXPECT_EQ(membership->plan(0, 0)->publisher, FiveTuple{});
+    EXPECT_EQ(membership->plan(0, 8), nullptr);
+    EXPECT_EQ(membership->plan(2, 0), nullptr);
+}
+
 }  // namespace
 }  // namespace engine
