@@ -512,7 +512,8 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
     // The leg's plan, by the slot the look-up gave (no session look-up): the one built for
     // this leg if the key and session say so, and, where someone paused the publisher, its
     // name (a leg re-admitted on the 5-tuple since the publish may have another).
-    const SfuPlan* plan = membership != nullptr ? membership->plan(shard.worker(), slot) : nullptr;
+    const SfuPlan* plan =
+        membership != nullptr ? membership->plan(shard.worker(), slot) : nullptr;
     if (plan != nullptr && same_key(plan->publisher, key) && plan->session == leg.session() &&
         (plan->paused == 0 || leg.participant() == *plan->participant)) {
         filtered = plan->paused;  // pauses applied when the plan was built

@@ -12,7 +12,9 @@
 //   - SfuMembership: immutable, built by the control thread (SfuMembershipBuilder) from the
 //     workers' join and leave messages (SfuMessage) and published to every worker through RCU
 //     (liburcu QSBR, design.md §3). Forwarding reads it: which legs a session has, on which
-//     worker, at which 5-tuple and MAC, and what each subscriber selected.
+//     worker, at which 5-tuple and MAC, and what each subscriber selected; for a published
+//     leg, from its forwarding plan (SfuPlan), which the snapshot's constructor builds on the
+//     control thread, found by the leg's worker and slot.
 //
 // Layout of the table (docs/architecture.md, "SFU leg table"):
 //   - records: one arena of `capacity` slots of four cache lines (256 bytes), allocated once.
@@ -361,9 +363,9 @@ class SfuMembership {
 public:
     SfuMembership() = default;
     /// Builds the plans; throws std::length_error for a session of more than 65536 members
-    /// (sfu.max_legs_per_session is at most 1024). Memory: per worker, an SfuPlan (64 bytes) for each slot up to the
-    /// highest member's; an SfuPlanDestination (64 bytes) per ordered pair of members of a
-    /// session (n (n - 1) for a session of n, at most sfu.max_legs_per_session).
+    /// (sfu.max_legs_per_session is at most 1024). Memory: per worker, an SfuPlan (64 bytes)
+    /// for each slot up to the highest member's; an SfuPlanDestination (64 bytes) per ordered
+    /// pair of members of a session (n (n - 1) for a session of n).
     explicit SfuMembership(std::vector<SfuSession> sessions);
     SfuMembership(const SfuMembership&) = delete;  // the plans point into sessions_
     SfuMembership& operator=(const SfuMembership&) = delete;
