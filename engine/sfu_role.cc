@@ -517,7 +517,8 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
     if (plan != nullptr && same_key(plan->publisher, key) && plan->session == leg.session() &&
         (plan->paused == 0 || leg.participant() == *plan->participant)) {
         filtered = plan->paused;  // pauses applied when the plan was built
-        for (const SfuPlanDestination& d : membership->destinations(*plan)) {
+        for (std::size_t i = 0; i < plan->count; ++i) {
+            const SfuPlanDestination& d = membership->destination(*plan, i);
             if (ssrc && d.ssrc_count != 0 &&
                 std::find(d.ssrcs, d.ssrcs + d.ssrc_count, *ssrc) == d.ssrcs + d.ssrc_count) {
                 ++filtered;

@@ -325,7 +325,7 @@ SfuMembership::SfuMembership(std::vector<SfuSession> sessions) : sessions_(std::
         if (n > 65536)
             throw std::length_error("SfuMembership: session of " + std::to_string(n) +
                                     " members, more than a plan's 65535 destinations");
-        pairs += n == 0 ? 0 : n * (n - 1);
+        pairs += n < 2 ? 0 : (n - 1) * (n - 2);
         for (const SfuMember& m : session.members) {
             if (m.slot == SfuTable::no_slot) continue;
             if (m.worker >= slots.size()) slots.resize(std::size_t{m.worker} + 1, 0);
@@ -342,7 +342,7 @@ SfuMembership::SfuMembership(std::vector<SfuSession> sessions) : sessions_(std::
             plan = {};
             plan.publisher = publisher.key;
             plan.session = session.id;
-            plan.first = static_cast<std::uint32_t>(destinations_.size());
+            plan.rest = static_cast<std::uint32_t>(destinations_.size());
             plan.participant = &publisher.participant;
             // As the general path chooses (sfu_forward()): every other member in order of
             // admission, but those that pause this publisher, which are filtered on every
@@ -355,7 +355,10 @@ SfuMembership::SfuMembership(std::vector<SfuSession> sessions) : sessions_(std::
                     ++plan.paused;
                     continue;
                 }
-                destinations_.push_back(plan_destination(subscriber));
+                if (plan.count == 0)
+                    plan.head = plan_destination(subscriber);
+                else
+                    destinations_.push_back(plan_destination(subscriber));
                 ++plan.count;
             }
         }

@@ -297,8 +297,8 @@ TEST(SfuMembership, PlansPerWorkerAndSlot) {
     EXPECT_EQ(alice->session, 5u);
     EXPECT_EQ(alice->paused, 1u) << "carol paused alice";
     EXPECT_EQ(alice->participant->view(), "alice");
-    const auto to = membership->destinations(*alice);
-    ASSERT_EQ(to.size(), 1u);
+    ASSERT_EQ(alice->count, 1u);
+    const SfuPlanDestination* to = &membership->destination(*alice, 0);
     EXPECT_EQ(to[0].key, key_of(6001));
     EXPECT_EQ(to[0].client_mac[5], static_cast<std::byte>(6001 & 0xFF));
     ASSERT_EQ(to[0].ssrc_count, 2u);
@@ -308,14 +308,14 @@ TEST(SfuMembership, PlansPerWorkerAndSlot) {
 
     const SfuPlan* carol = membership->plan(0, 7);
     ASSERT_NE(carol, nullptr);
-    const auto from_carol = membership->destinations(*carol);
-    ASSERT_EQ(from_carol.size(), 2u);
-    EXPECT_EQ(from_carol[0].key, key_of(6000));
-    EXPECT_EQ(from_carol[1].key, key_of(6001));
+    ASSERT_EQ(carol->count, 2u);
+    EXPECT_EQ(membership->destination(*carol, 0).key, key_of(6000));
+    EXPECT_EQ(membership->destination(*carol, 1).key, key_of(6001));
     EXPECT_EQ(carol->paused, 0u);
 
     ASSERT_NE(membership->plan(1, 0), nullptr);
-    EXPECT_EQ(membership->destinations(*membership->plan(1, 0)).size(), 2u);
+    ASSERT_EQ(membership->plan(1, 0)->count, 2u);
+    EXPECT_EQ(membership->destination(*membership->plan(1, 0), 1).key, key_of(6002));
     EXPECT_EQ(membership->plan(0, 1)->count, 0u) << "dave is alone";
     // A slot no member has: a plan that matches no leg; beyond the last, none.
     EXPECT_EQ(membership->plan(0, 0)->publisher, FiveTuple{});

@@ -345,17 +345,20 @@ static_assert(sizeof(SfuPlanDestination) == 64);
 /// where its datagrams go, the pauses of this publisher already applied. Indexed by the leg's
 /// worker and slot; the key and session say whether the leg in that slot now is the one the
 /// plan was built for (a slot is reused as soon as a leg expires, before the next publish).
-struct alignas(64) SfuPlan {
+/// Two lines, the first destination in the second: a 1:1 call's one copy is read with the
+/// plan (the pair of lines the adjacent-line prefetcher fetches together), not after it.
+struct alignas(128) SfuPlan {
     FiveTuple publisher;  ///< the leg's key; the default (family 0) matches no leg
     std::uint64_t session = 0;
-    std::uint32_t first = 0;   ///< its first destination in SfuMembership::destinations()
+    std::uint32_t rest = 0;    ///< its second destination in the membership's array
     std::uint16_t count = 0;   ///< its destinations, in order of admission
     std::uint16_t paused = 0;  ///< subscribers that paused this publisher: filtered per datagram
     /// The publisher's name the pauses were applied for: a leg re-admitted on the same 5-tuple
     /// under another name before the next publish is not paused by them.
     const SfuParticipant* participant = nullptr;
+    SfuPlanDestination head;  ///< the first destination (count > 0)
 };
-static_assert(sizeof(SfuPlan) == 64);
+static_assert(sizeof(SfuPlan) == 128);
 
 /// The published membership: immutable; sessions sorted by id; and built from them, a
 /// forwarding plan for each member (SfuPlan), per worker an array indexed by slot.
@@ -363,9 +366,9 @@ class SfuMembership {
 public:
     SfuMembership() = default;
     /// Builds the plans; throws std::length_error for a session of more than 65536 members
-    /// (sfu.max_legs_per_session is at most 1024). Memory: per worker, an SfuPlan (64 bytes)
+    /// (sfu.max_legs_per_session is at most 1024). Memory: per worker, an SfuPlan (128 bytes)
     /// for each slot up to the highest member's; an SfuPlanDestination (64 bytes) per ordered
-    /// pair of members of a session (n (n - 1) for a session of n).
+    /// pair of members of a session but each plan's first ((n - 1) (n - 2) for n members).
     explicit SfuMembership(std::vector<SfuSession> sessions);
     SfuMembership(const SfuMembership&) = delete;  // the plans point into sessions_
     SfuMembership& operator=(const SfuMembership&) = delete;
@@ -378,15 +381,16 @@ public:
         if (worker >= plans_.size() || slot >= plans_[worker].size()) return nullptr;
         return &plans_[worker][slot];
     }
-    [[nodiscard]] std::span<const SfuPlanDestination> destinations(const SfuPlan& plan) const
-        noexcept {
-        return {destinations_.data() + plan.first, plan.count};
+    /// The plan's destination `i` (< plan.count).
+    [[nodiscard]] const SfuPlanDestination& destination(const SfuPlan& plan,
+                                                        std::size_t i) const noexcept {
+        return i == 0 ? plan.head : destinations_[plan.rest + i - 1];
     }
 
 private:
     std::vector<SfuSession> sessions_;
     std::vector<std::vector<SfuPlan>> plans_;  // [worker][slot]
-    std::vector<SfuPlanDestination> destinations_;
+    std::vector<SfuPlanDestination> destinations_;  // each plan's but its first
 };
 
 /// `member`'s destination entry (the plan's, and the general path's for a leg not yet in a
