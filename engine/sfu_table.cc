@@ -325,7 +325,7 @@ SfuMembership::SfuMembership(std::vector<SfuSession> sessions) : sessions_(std::
         if (n > 65536)
             throw std::length_error("SfuMembership: session of " + std::to_string(n) +
                                     " members, more than a plan's 65535 destinations");
-        pairs += n < 2 ? 0 : (n - 1) * (n - 2);
+        pairs += n < 2 ? 0 : n * (n - 2);
         for (const SfuMember& m : session.members) {
             if (m.slot == SfuTable::no_slot) continue;
             if (m.worker >= slots.size()) slots.resize(std::size_t{m.worker} + 1, 0);

@@ -915,12 +915,13 @@ TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
     EXPECT_EQ(drops(express, DropReason::ip_fragment), 1u);
 }
 
-// The forwarder finds a leg's session among many by interpolating on the id (sfu_role.cc,
-// find_session()): ids bunched at both ends of the range and spread between, so that the
-// guesses land far off, must still find every session, and miss one that is not published.
+// The forwarder's general path (a leg no plan names yet) finds the leg's session among many
+// by interpolating on the id (sfu_role.cc, find_session()): ids bunched at both ends of the
+// range and spread between, so that the guesses land far off, must still find every session,
+// and miss one that is not published.
 TEST(SfuForwarding, EverySessionFoundAmongManyUnevenlySpreadIds) {
     constexpr unsigned sessions = 48;
-    SfuLab lab(2 * sessions + 1, 2);
+    SfuLab lab(3 * sessions + 1, 3);
     auto id_of = [](unsigned s) -> std::uint64_t {
         if (s < 16) return s + 1;                                 // 1..16
         if (s < 32) return 0xFFFFFFFFFFFFFF00ull + s;             // the top
@@ -940,6 +941,15 @@ TEST(SfuForwarding, EverySessionFoundAmongManyUnevenlySpreadIds) {
         const Bytes media = rtp(s);
         const auto out = lab.send(build_udp_frame(mac_a, engine_mac, client(s, 0), sfu4, media));
         ASSERT_TRUE(out.verdict.transmits()) << "session " << s;
+        EXPECT_EQ(out.frame, to_client(client(s, 1), mac_a, media)) << "session " << s;
+    }
+    // A third leg in each, admitted but not published: no plan names it, its session is found.
+    for (unsigned s = 0; s < sessions; ++s) {
+        const Token t = make_token("c", now_unix + 3600, id_of(s));
+        ASSERT_TRUE(lab.request(client(s, 2), mac_a, signed_by(t)).verdict.transmits());
+        const Bytes media = rtp(s);
+        const auto out = lab.send(build_udp_frame(mac_a, engine_mac, client(s, 2), sfu4, media));
+        ASSERT_TRUE(out.verdict.fans_out()) << "session " << s;
         EXPECT_EQ(out.frame, to_client(client(s, 1), mac_a, media)) << "session " << s;
     }
     // A leg admitted but not yet published: its session is in no membership.

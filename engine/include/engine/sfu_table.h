@@ -368,7 +368,7 @@ public:
     /// Builds the plans; throws std::length_error for a session of more than 65536 members
     /// (sfu.max_legs_per_session is at most 1024). Memory: per worker, an SfuPlan (128 bytes)
     /// for each slot up to the highest member's; an SfuPlanDestination (64 bytes) per ordered
-    /// pair of members of a session but each plan's first ((n - 1) (n - 2) for n members).
+    /// pair of members of a session but each plan's first (n (n - 2) for n members).
     explicit SfuMembership(std::vector<SfuSession> sessions);
     SfuMembership(const SfuMembership&) = delete;  // the plans point into sessions_
     SfuMembership& operator=(const SfuMembership&) = delete;
