@@ -269,10 +269,10 @@ Verdict sfu_answer_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_off
 /// sfu_unforwardable. The UDP checksum is updated (RFC 1624), not verified: a damaged datagram
 /// stays damaged for its receiver, as a router leaves it. Counts the copies in `counters`
 /// (tx and fan_out_copies, beyond the frame itself, which the caller counts).
-/// Cost: a 5-tuple look-up, the leg's forwarding plan (SfuMembership::plan(), one line, by the
-/// slot the look-up gave), per copy its destination's line and 62 bytes of header. A leg no
-/// plan names yet (admitted since the last publish) takes the general path: its session found
-/// in the membership, its members read.
+/// Cost: a 5-tuple look-up, the leg's forwarding plan (SfuMembership::plan(), two lines, by
+/// the slot the look-up gave), per copy beyond the first its destination's line, and 62 bytes
+/// of header a copy. A leg no plan names yet (admitted since the last publish) takes the
+/// general path: its session found in the membership, its members read.
 Verdict sfu_forward(Frame& frame, std::size_t ip_offset, std::size_t udp_offset, bool ipv6,
                     const PortContext& port, CoreCounters& counters, SfuState& sfu) noexcept;
 

@@ -376,7 +376,7 @@ public:
     [[nodiscard]] const SfuSession* find(std::uint64_t id) const noexcept;
     [[nodiscard]] std::span<const SfuSession> sessions() const noexcept { return sessions_; }
     /// The plan built for `worker`'s leg in `slot`, or null when no member had that slot.
-    /// The caller checks publisher and session against the leg it found. Cost: one line.
+    /// The caller checks publisher and session against the leg it found. Cost: two lines.
     [[nodiscard]] const SfuPlan* plan(std::uint16_t worker, std::uint32_t slot) const noexcept {
         if (worker >= plans_.size() || slot >= plans_[worker].size()) return nullptr;
         return &plans_[worker][slot];
