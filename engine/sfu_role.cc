@@ -321,6 +321,15 @@ struct Received {
     std::uint32_t udp_terms = 0;
 };
 
+// Received's last two, from the fields above them.
+void sum_shared_terms(Received& in) noexcept {
+    in.ipv4_header_terms = (0x4500u | in.traffic_class) +
+                           (ipv4_header_size + std::uint32_t{in.udp_length}) + in.ipv4_id +
+                           0x4000u + (64u << 8 | ip_protocol::udp);
+    in.udp_terms = static_cast<std::uint16_t>(~in.checksum_base) +
+                   static_cast<std::uint16_t>(~in.old_terms);
+}
+
 // Ethernet, IP and UDP headers of one copy, to `member` from the SFU address it was admitted
 // on, into `out`: its length, or 0 when the copy would exceed the MTU. The UDP checksum is
 // updated from the received one over the words that change, addresses and ports (RFC 1624
@@ -475,24 +484,17 @@ const SfuSession* find_session(const SfuMembership& membership, std::uint64_t id
                                                                                          : nullptr;
 }
 
-}  // namespace
-
-Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const PortContext& port,
-                    CoreCounters& counters, SfuState& sfu) noexcept {
+// sfu_forward() for the leg `key` in `slot`, found by the caller.
+Verdict forward_leg(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const PortContext& port,
+                    CoreCounters& counters, SfuState& sfu, const FiveTuple& key,
+                    std::uint32_t slot) noexcept {
     SfuShard& shard = sfu.shard;
     const std::size_t ip_size = ipv6 ? 16 : 4;
     const std::byte* addresses = f.data + ip + (ipv6 ? 8 : 12);
     const std::uint16_t udp_length = load_be16(f.data + udp + 4);
     const std::size_t payload = udp + udp_header_size;
     const std::size_t payload_length = udp_length - udp_header_size;
-    const FiveTuple key =
-        ipv6 ? *FiveTuple::make(address_from(addresses, true, load_be16(f.data + udp)),
-                                address_from(addresses + 16, true, load_be16(f.data + udp + 2)))
-             : FiveTuple::ipv4(addresses, load_be16(f.data + udp), addresses + 4,
-                               load_be16(f.data + udp + 2));
     SfuTable& table = shard.table();
-    const std::uint32_t slot = table.find(key);
-    if (slot == SfuTable::no_slot) return Verdict::drop(DropReason::sfu_not_a_leg);
     SfuLeg& leg = table.at(slot);
     leg.heard(sfu.now_ticks, payload_length);
 
@@ -593,11 +595,7 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
                                      (to & 0xFFFF) + load_be16(f.data + udp) +
                                      load_be16(f.data + udp + 2));
     }
-    in.ipv4_header_terms = (0x4500u | in.traffic_class) +
-                           (ipv4_header_size + std::uint32_t{in.udp_length}) + in.ipv4_id +
-                           0x4000u + (64u << 8 | ip_protocol::udp);
-    in.udp_terms = static_cast<std::uint16_t>(~in.checksum_base) +
-                   static_cast<std::uint16_t>(~in.old_terms);
+    sum_shared_terms(in);
 
     SfuFanOut& fan = shard.fan_out();
     fan.payload_length = static_cast<std::uint16_t>(payload_length);
@@ -674,6 +672,65 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
     return Verdict::fan_out();
 }
 
+// A 1:1 call's datagram by its plan, in place (sfu_express_ipv4()): the leg's plan names it,
+// one IPv4 subscriber that selects no SSRCs, nobody paused the publisher, and the frame's
+// checksum can be updated (not a partial one). Rewrites the frame's headers as
+// forward_leg() would, counts as it does, and returns true; false, having written nothing,
+// for anything else (forward_leg() decides).
+bool forward_one_ipv4(Frame& f, const PortContext& port, SfuState& sfu, const FiveTuple& key,
+                      std::uint32_t slot) noexcept {
+    const SfuMembership* membership = sfu.membership;
+    SfuShard& shard = sfu.shard;
+    const SfuPlan* plan = membership != nullptr ? membership->plan(shard.worker(), slot) : nullptr;
+    if (plan == nullptr || plan->count != 1 || plan->paused != 0 || plan->head.ssrc_count != 0 ||
+        static_cast<std::uint8_t>(plan->head.key.words()[4] >> 32) !=
+            static_cast<std::uint8_t>(stun::AddressFamily::ipv4) ||
+        !same_key(plan->publisher, key))
+        return false;
+    SfuLeg& leg = shard.table().at(slot);
+    if (plan->session != leg.session()) return false;
+    constexpr std::size_t ip = ethernet_header_size;
+    constexpr std::size_t udp = ip + ipv4_header_size;
+    const std::byte* h = f.data + ip;
+    const std::byte* u = f.data + udp;
+    Received in;
+    in.udp_checksum = load_be16(u + 6);
+    if (in.udp_checksum != 0 && f.l4_checksum != L4ChecksumHint::good &&
+        port.rx_checksum != RxChecksum::verify)
+        return false;  // a partial checksum: summed over the datagram (forward_leg())
+    in.traffic_class = std::to_integer<std::uint8_t>(h[1]);
+    in.ipv4_id = load_be16(h + 4);
+    in.udp_length = load_be16(u + 4);
+    in.checksum_base = in.udp_checksum;
+    const std::uint32_t from = stun::load_be32(h + 12);
+    const std::uint32_t to = stun::load_be32(h + 16);
+    in.old_terms = checksum_fold(std::uint64_t{from >> 16} + (from & 0xFFFF) + (to >> 16) +
+                                 (to & 0xFFFF) + load_be16(u) + load_be16(u + 2));
+    sum_shared_terms(in);
+    if (write_headers(f.data, plan->head, in, port) == 0) return false;  // over the MTU
+    const std::size_t payload_length = in.udp_length - udp_header_size;
+    leg.heard(sfu.now_ticks, payload_length);
+    leg.count_forwarded(1, payload_length);
+    ++shard.counters().forwarded_packets;
+    shard.counters().forwarded_bytes += payload_length;
+    return true;
+}
+
+}  // namespace
+
+Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const PortContext& port,
+                    CoreCounters& counters, SfuState& sfu) noexcept {
+    const std::byte* addresses = f.data + ip + (ipv6 ? 8 : 12);
+    const FiveTuple key =
+        ipv6 ? *FiveTuple::make(address_from(addresses, true, load_be16(f.data + udp)),
+                                address_from(addresses + 16, true, load_be16(f.data + udp + 2)))
+             : FiveTuple::ipv4(addresses, load_be16(f.data + udp), addresses + 4,
+                               load_be16(f.data + udp + 2));
+    const std::uint32_t slot = sfu.shard.table().find(key);
+    if (slot == SfuTable::no_slot) return Verdict::drop(DropReason::sfu_not_a_leg);
+    return forward_leg(f, ip, udp, ipv6, port, counters, sfu, key, slot);
+}
+
 bool sfu_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters, SfuState& sfu,
                       Verdict& verdict) noexcept {
     constexpr std::size_t ip = ethernet_header_size;
@@ -699,8 +756,58 @@ bool sfu_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
     // is updated, not verified, as the general path forwards it.
     if (checksum_fold(checksum_native_sum<20>(h)) != 0xFFFF) return false;
     f.length = static_cast<std::uint16_t>(udp + udp_length);  // trim Ethernet padding
-    verdict = sfu_forward(f, ip, udp, false, port, counters, sfu);
+    const FiveTuple key = FiveTuple::ipv4(h + 12, load_be16(u), h + 16, load_be16(u + 2));
+    // The look-ahead's slot where the leg there is this one (keys are unique among live legs).
+    const SfuTable& table = sfu.shard.table();
+    std::uint32_t slot = sfu.hint;
+    if (slot == SfuTable::no_slot || !table.at(slot).live() || !table.at(slot).has_key(key))
+        slot = table.find(key);
+    if (slot == SfuTable::no_slot)
+        verdict = Verdict::drop(DropReason::sfu_not_a_leg);
+    else if (forward_one_ipv4(f, port, sfu, key, slot))
+        verdict = Verdict::transmit();
+    else
+        verdict = forward_leg(f, ip, udp, false, port, counters, sfu, key, slot);
     return true;
+}
+
+void sfu_look_ahead(std::span<const std::byte* const> frames,
+                    std::span<const std::uint16_t> lengths, const SfuState& sfu,
+                    std::span<std::uint32_t> hints) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    constexpr std::size_t udp = ip + ipv4_header_size;
+    constexpr std::size_t burst = 64;  // the tags of this many frames a pass
+    const SfuTable& table = sfu.shard.table();
+    const std::uint16_t sfu_port = sfu.context.limits().port;
+    const SfuMembership* membership = sfu.membership;
+    for (std::size_t first = 0; first < frames.size(); first += burst) {
+        const std::size_t n = std::min(burst, frames.size() - first);
+        std::uint32_t tags[burst];
+        bool media[burst];
+        // Pass 1: the tags, each frame's index line on its way.
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::byte* f = frames[first + i];
+            const std::byte* h = f + ip;
+            const std::byte* u = f + udp;
+            media[i] = lengths[first + i] > udp + udp_header_size &&
+                       load_be16(f + 12) == ethertype::ipv4 && h[0] == std::byte{0x45} &&
+                       h[9] == std::byte{ip_protocol::udp} && load_be16(u + 2) == sfu_port;
+            if (media[i])
+                tags[i] = table.start_find(
+                    FiveTuple::ipv4(h + 12, load_be16(u), h + 16, load_be16(u + 2)));
+        }
+        // Pass 2: the slots, each one's record and plan on their way.
+        for (std::size_t i = 0; i < n; ++i) {
+            std::uint32_t slot = SfuTable::no_slot;
+            if (media[i]) slot = table.slot_hint(tags[i]);
+            hints[first + i] = slot;
+            if (slot == SfuTable::no_slot || membership == nullptr) continue;
+            if (const SfuPlan* plan = membership->plan(sfu.shard.worker(), slot)) {
+                __builtin_prefetch(plan);
+                __builtin_prefetch(reinterpret_cast<const std::byte*>(plan) + 64);
+            }
+        }
+    }
 }
 
 // --- Expiry and kills ---

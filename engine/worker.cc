@@ -344,6 +344,17 @@ unsigned Worker::poll() noexcept {
         // One worker owns everything; otherwise the port's rules brought each packet to its
         // owner's queue, or software finds the owner.
         const bool steer = d.workers > 1 && d.ports[p].steer_in_software;
+        // The SFU's look-ups for the whole burst started before its first frame is handled.
+        std::uint32_t hints[max_burst];
+        if (sfu != nullptr && n > 1) {
+            const std::byte* data[max_burst];
+            std::uint16_t lengths[max_burst];
+            for (std::uint16_t i = 0; i < n; ++i) {
+                data[i] = rte_pktmbuf_mtod(rx[i], const std::byte*);
+                lengths[i] = rte_pktmbuf_data_len(rx[i]);
+            }
+            sfu_look_ahead({data, n}, {lengths, n}, *sfu, {hints, n});
+        }
         for (std::uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = rx[i];
             const int owner =
@@ -364,8 +375,10 @@ unsigned Worker::poll() noexcept {
                 }
                 continue;
             }
+            if (sfu != nullptr) sfu->hint = n > 1 ? hints[i] : SfuTable::no_slot;
             handle(m, *context, tx_[p], relay, sfu);
         }
+        if (sfu != nullptr) sfu->hint = SfuTable::no_slot;
     }
     for (unsigned from = 0; from < d.workers; ++from) {
         if (from == index_) continue;

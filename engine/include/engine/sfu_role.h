@@ -250,7 +250,22 @@ struct SfuState {
     const SfuMembership* membership;
     std::uint64_t now_ticks;  ///< SfuLimits::ticks_per_second
     std::uint64_t now_s;      ///< Unix seconds, for token expiries
+    /// The slot sfu_look_ahead() found for the frame in hand, for the express lane to check
+    /// and use (no_slot: none); the worker sets it before each frame.
+    std::uint32_t hint = SfuTable::no_slot;
 };
+
+/// Prefetching across a burst (docs/benchmarks.md, "SFU (issue 7)"), before its frames are
+/// handled: for each frame that looks like a leg's IPv4 media (IPv4 without options, UDP, to
+/// the SFU port; the express lane checks the rest), its look-up started in two passes over the
+/// burst, so that the burst's index lines, then its records and plans, load together instead
+/// of one frame's after another's. hints[i] (room for frames.size()) gets the slot the index
+/// names for frame i's 5-tuple, or SfuTable::no_slot; frames[i] must hold lengths[i] bytes.
+/// Changes nothing. Cost: a 5-tuple hash and a few loads a frame, every one of which the frame
+/// would wait for later.
+void sfu_look_ahead(std::span<const std::byte* const> frames,
+                    std::span<const std::uint16_t> lengths, const SfuState& sfu,
+                    std::span<std::uint32_t> hints) noexcept;
 
 /// The SFU role's answer to a STUN message sent to the SFU port (the admission above), the
 /// UDP checksum verified by the caller: transmit (the answer, in place), drop (stun_garbage,

@@ -176,6 +176,13 @@ public:
 
     /// The leg of `key`, or no_slot. Cost: a seeded hash, one index line, one record line.
     [[nodiscard]] std::uint32_t find(const FiveTuple& key) const noexcept;
+    /// A look-up started ahead of its frame (sfu_look_ahead()), in two steps a burst apart so
+    /// that each one's loads overlap the others': the key's tag, its index line's load
+    /// started; then the slot the index names first for the tag, its record's key line and
+    /// per-datagram line loads started (no_slot: none). The slot is a hint, the key not
+    /// compared: the caller checks the leg there with live() and has_key(), else find()s.
+    [[nodiscard]] std::uint32_t start_find(const FiveTuple& key) const noexcept;
+    [[nodiscard]] std::uint32_t slot_hint(std::uint32_t tag) const noexcept;
     /// This worker's leg of `participant` in `session`, or no_slot. Cost: a session look-up
     /// and a walk of the session's local legs.
     [[nodiscard]] std::uint32_t find_participant(std::uint64_t session,
