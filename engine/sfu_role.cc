@@ -783,7 +783,9 @@ void sfu_look_ahead(std::span<const std::byte* const> frames,
     constexpr std::size_t burst = 64;  // the tags of this many frames a pass
     const SfuTable& table = sfu.shard.table();
     const std::uint16_t sfu_port = sfu.context.limits().port;
-    const SfuMembership* membership = sfu.membership;
+    const std::span<const SfuPlan> plans =
+        sfu.membership != nullptr ? sfu.membership->plans(sfu.shard.worker())
+                                  : std::span<const SfuPlan>{};
     for (std::size_t first = 0; first < frames.size(); first += burst) {
         const std::size_t n = std::min(burst, frames.size() - first);
         std::uint32_t tags[burst];
@@ -805,11 +807,9 @@ void sfu_look_ahead(std::span<const std::byte* const> frames,
             std::uint32_t slot = SfuTable::no_slot;
             if (media[i]) slot = table.slot_hint(tags[i]);
             hints[first + i] = slot;
-            if (slot == SfuTable::no_slot || membership == nullptr) continue;
-            if (const SfuPlan* plan = membership->plan(sfu.shard.worker(), slot)) {
-                __builtin_prefetch(plan);
-                __builtin_prefetch(reinterpret_cast<const std::byte*>(plan) + 64);
-            }
+            if (slot >= plans.size()) continue;  // no_slot too
+            __builtin_prefetch(&plans[slot]);
+            __builtin_prefetch(reinterpret_cast<const std::byte*>(&plans[slot]) + 64);
         }
     }
 }

@@ -98,55 +98,10 @@ SfuTable::SfuTable(std::uint32_t capacity, std::uint64_t seed) : capacity_(capac
     seed_[6] |= 1;
 }
 
-std::uint64_t SfuTable::hash(const FiveTuple& key) const noexcept {
-    // RelayTable::hash()'s multiply-fold: the seed in every product, so which 5-tuples
-    // collide depends on it.
-    const auto& w = key.words();
-    return fold(w[0] ^ seed_[0], w[1] ^ seed_[1]) ^ fold(w[2] ^ seed_[2], w[3] ^ seed_[3]) ^
-           fold(w[4] ^ seed_[4], seed_[5]);
-}
-
 std::uint32_t SfuTable::session_home(std::uint64_t session) const noexcept {
     // Session ids are the coordinator's (random in practice, but a client names one in its
     // token): seeded, so that nobody aims a probe chain at a chosen index.
     return static_cast<std::uint32_t>(fold(session ^ seed_[4], seed_[6]) >> 32) & session_mask_;
-}
-
-std::uint32_t SfuTable::find(const FiveTuple& key) const noexcept {
-    const std::uint64_t tag = hash(key) >> 32;
-    for (std::uint32_t i = static_cast<std::uint32_t>(tag) & index_mask_;;
-         i = (i + 1) & index_mask_) {
-        const std::uint64_t entry = index_[i];
-        if (entry == 0) return no_slot;
-        if (entry >> 32 == tag) {
-            const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
-            if (legs_[slot].has_key(key)) return slot;
-        }
-    }
-}
-
-std::uint32_t SfuTable::start_find(const FiveTuple& key) const noexcept {
-    const auto tag = static_cast<std::uint32_t>(hash(key) >> 32);
-    __builtin_prefetch(&index_[tag & index_mask_]);
-    return tag;
-}
-
-std::uint32_t SfuTable::slot_hint(std::uint32_t tag) const noexcept {
-    // A probe ends at an empty entry (the index is at most half full); a few entries are one
-    // line, and a longer run (rare) gives no hint rather than more loads.
-    constexpr unsigned probes = 4;
-    std::uint32_t i = tag & index_mask_;
-    for (unsigned n = 0; n < probes; ++n, i = (i + 1) & index_mask_) {
-        const std::uint64_t entry = index_[i];
-        if (entry == 0) return no_slot;
-        if (entry >> 32 != tag) continue;
-        const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
-        const auto* record = reinterpret_cast<const std::byte*>(&legs_[slot]);
-        __builtin_prefetch(record);               // line 0: key, session, state
-        __builtin_prefetch(record + 2 * 64, 1);  // line 2: written per datagram (heard())
-        return slot;
-    }
-    return no_slot;
 }
 
 std::uint32_t SfuTable::find_session(std::uint64_t session) const noexcept {

@@ -388,6 +388,11 @@ public:
         if (worker >= plans_.size() || slot >= plans_[worker].size()) return nullptr;
         return &plans_[worker][slot];
     }
+    /// `worker`'s plans, indexed by slot (empty: none).
+    [[nodiscard]] std::span<const SfuPlan> plans(std::uint16_t worker) const noexcept {
+        if (worker >= plans_.size()) return {};
+        return plans_[worker];
+    }
     /// The plan's destination `i` (< plan.count).
     [[nodiscard]] const SfuPlanDestination& destination(const SfuPlan& plan,
                                                         std::size_t i) const noexcept {
@@ -446,5 +451,57 @@ private:
     std::uint32_t max_legs_per_session_;
     std::map<std::uint64_t, SfuSession> sessions_;
 };
+
+// The look-up's steps inline: they run once or twice a datagram.
+
+inline std::uint64_t SfuTable::hash(const FiveTuple& key) const noexcept {
+    // RelayTable::hash()'s multiply-fold: the seed in every product, so which 5-tuples
+    // collide depends on it.
+    __extension__ using Product = unsigned __int128;
+    const auto fold = [](std::uint64_t a, std::uint64_t b) noexcept {
+        const Product product = static_cast<Product>(a) * b;
+        return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+    };
+    const auto& w = key.words();
+    return fold(w[0] ^ seed_[0], w[1] ^ seed_[1]) ^ fold(w[2] ^ seed_[2], w[3] ^ seed_[3]) ^
+           fold(w[4] ^ seed_[4], seed_[5]);
+}
+
+inline std::uint32_t SfuTable::find(const FiveTuple& key) const noexcept {
+    const std::uint64_t tag = hash(key) >> 32;
+    for (std::uint32_t i = static_cast<std::uint32_t>(tag) & index_mask_;;
+         i = (i + 1) & index_mask_) {
+        const std::uint64_t entry = index_[i];
+        if (entry == 0) return no_slot;
+        if (entry >> 32 == tag) {
+            const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
+            if (legs_[slot].has_key(key)) return slot;
+        }
+    }
+}
+
+inline std::uint32_t SfuTable::start_find(const FiveTuple& key) const noexcept {
+    const auto tag = static_cast<std::uint32_t>(hash(key) >> 32);
+    __builtin_prefetch(&index_[tag & index_mask_]);
+    return tag;
+}
+
+inline std::uint32_t SfuTable::slot_hint(std::uint32_t tag) const noexcept {
+    // A probe ends at an empty entry (the index is at most half full); a few entries are one
+    // line, and a longer run (rare) gives no hint rather than more loads.
+    constexpr unsigned probes = 4;
+    std::uint32_t i = tag & index_mask_;
+    for (unsigned n = 0; n < probes; ++n, i = (i + 1) & index_mask_) {
+        const std::uint64_t entry = index_[i];
+        if (entry == 0) return no_slot;
+        if (entry >> 32 != tag) continue;
+        const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
+        const auto* record = reinterpret_cast<const std::byte*>(&legs_[slot]);
+        __builtin_prefetch(record);               // line 0: key, session, state
+        __builtin_prefetch(record + 2 * 64, 1);  // line 2: written per datagram (heard())
+        return slot;
+    }
+    return no_slot;
+}
 
 }  // namespace engine
