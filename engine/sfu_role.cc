@@ -675,23 +675,30 @@ Verdict forward_leg(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
     return Verdict::fan_out();
 }
 
-// A 1:1 call's datagram by its plan, in place (sfu_express_ipv4()): the leg's plan names it,
-// one IPv4 subscriber that selects no SSRCs, nobody paused the publisher, and the frame's
-// checksum can be updated (not a partial one). Rewrites the frame's headers as
-// forward_leg() would, counts as it does, and returns true; false, having written nothing,
-// for anything else (forward_leg() decides).
-bool forward_one_ipv4(Frame& f, const PortContext& port, SfuState& sfu, const FiveTuple& key,
-                      std::uint32_t slot) noexcept {
+// A leg's datagram by its plan alone (sfu_express_ipv4()): the plan names the leg, nobody
+// paused the publisher, every subscriber is IPv4 and selects no SSRCs, and the frame's
+// checksum can be updated (not a partial one). Writes the headers as forward_leg() would (the
+// last subscriber's over the frame's own, the others' into the fan-out scratch), counts as it
+// does, and returns true with the verdict; false, having written nothing, for anything else
+// (forward_leg() decides).
+bool forward_planned_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
+                          SfuState& sfu, const FiveTuple& key, std::uint32_t slot,
+                          Verdict& verdict) noexcept {
     const SfuMembership* membership = sfu.membership;
     SfuShard& shard = sfu.shard;
     const SfuPlan* plan = membership != nullptr ? membership->plan(shard.worker(), slot) : nullptr;
-    if (plan == nullptr || plan->count != 1 || plan->paused != 0 || plan->head.ssrc_count != 0 ||
-        static_cast<std::uint8_t>(plan->head.key.words()[4] >> 32) !=
-            static_cast<std::uint8_t>(stun::AddressFamily::ipv4) ||
-        !same_key(plan->publisher, key))
+    if (plan == nullptr || plan->count == 0 || plan->paused != 0 || !same_key(plan->publisher, key))
         return false;
     SfuLeg& leg = shard.table().at(slot);
     if (plan->session != leg.session()) return false;
+    const std::size_t count = plan->count;
+    if (count > shard.chosen().size()) return false;  // more than the scratch holds
+    for (std::size_t i = 0; i < count; ++i) {
+        const SfuPlanDestination& d = membership->destination(*plan, i);
+        if (d.ssrc_count != 0 || static_cast<std::uint8_t>(d.key.words()[4] >> 32) !=
+                                     static_cast<std::uint8_t>(stun::AddressFamily::ipv4))
+            return false;
+    }
     constexpr std::size_t ip = ethernet_header_size;
     constexpr std::size_t udp = ip + ipv4_header_size;
     const std::byte* h = f.data + ip;
@@ -699,24 +706,44 @@ bool forward_one_ipv4(Frame& f, const PortContext& port, SfuState& sfu, const Fi
     Received in;
     in.ipv6 = false;
     in.udp_checksum = load_be16(u + 6);
-    if (in.udp_checksum != 0 && f.l4_checksum != L4ChecksumHint::good &&
-        port.rx_checksum != RxChecksum::verify)
-        return false;  // a partial checksum: summed over the datagram (forward_leg())
+    in.udp_length = load_be16(u + 4);
+    if ((in.udp_checksum != 0 && f.l4_checksum != L4ChecksumHint::good &&
+         port.rx_checksum != RxChecksum::verify) ||  // partial: summed whole (forward_leg())
+        ipv4_header_size + in.udp_length > port.mtu)  // counted there as unforwardable
+        return false;
     in.traffic_class = std::to_integer<std::uint8_t>(h[1]);
     in.ipv4_id = load_be16(h + 4);
-    in.udp_length = load_be16(u + 4);
     in.checksum_base = in.udp_checksum;
     const std::uint32_t from = stun::load_be32(h + 12);
     const std::uint32_t to = stun::load_be32(h + 16);
     in.old_terms = checksum_fold(std::uint64_t{from >> 16} + (from & 0xFFFF) + (to >> 16) +
                                  (to & 0xFFFF) + load_be16(u) + load_be16(u + 2));
     sum_shared_terms(in);
-    if (write_headers(f.data, plan->head, in, port) == 0) return false;  // over the MTU
     const std::size_t payload_length = in.udp_length - udp_header_size;
+    constexpr std::size_t headers = ethernet_header_size + ipv4_header_size + udp_header_size;
+    SfuFanOut& fan = shard.fan_out();
+    for (std::size_t i = 0; i + 1 < count; ++i) {
+        SfuDestination& d = fan.destinations[i];
+        d.header_length = static_cast<std::uint8_t>(
+            write_headers(d.header.data(), membership->destination(*plan, i), in, port));
+    }
+    (void)write_headers(f.data, membership->destination(*plan, count - 1), in, port);
     leg.heard(sfu.now_ticks, payload_length);
-    leg.count_forwarded(1, payload_length);
-    ++shard.counters().forwarded_packets;
-    shard.counters().forwarded_bytes += payload_length;
+    leg.count_forwarded(count, payload_length);
+    shard.counters().forwarded_packets += count;
+    shard.counters().forwarded_bytes += count * payload_length;
+    if (count == 1) {
+        verdict = Verdict::transmit();
+        return true;
+    }
+    fan.count = static_cast<std::uint32_t>(count - 1);
+    fan.payload_offset = headers;
+    fan.payload_length = static_cast<std::uint16_t>(payload_length);
+    ++shard.counters().fan_outs;
+    counters.tx_packets += fan.count;
+    counters.tx_bytes += fan.count * (headers + payload_length);
+    counters.fan_out_copies += fan.count;
+    verdict = Verdict::fan_out();
     return true;
 }
 
@@ -768,9 +795,7 @@ bool sfu_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
         slot = table.find(key);
     if (slot == SfuTable::no_slot)
         verdict = Verdict::drop(DropReason::sfu_not_a_leg);
-    else if (forward_one_ipv4(f, port, sfu, key, slot))
-        verdict = Verdict::transmit();
-    else
+    else if (!forward_planned_ipv4(f, port, counters, sfu, key, slot, verdict))
         verdict = forward_leg(f, ip, udp, false, port, counters, sfu, key, slot);
     return true;
 }
