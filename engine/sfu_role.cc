@@ -791,7 +791,7 @@ bool sfu_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
     // The look-ahead's slot where the leg there is this one (keys are unique among live legs).
     const SfuTable& table = sfu.shard.table();
     std::uint32_t slot = sfu.hint;
-    if (slot == SfuTable::no_slot || !table.at(slot).live() || !table.at(slot).has_key(key))
+    if (slot >= table.capacity() || !table.at(slot).live() || !table.at(slot).has_key(key))
         slot = table.find(key);
     if (slot == SfuTable::no_slot)
         verdict = Verdict::drop(DropReason::sfu_not_a_leg);

@@ -205,7 +205,8 @@ public:
 
     // Hands `frame` to worker `w` at the lab's time; `general`: to handle_frame_generally(),
     // past the express lanes.
-    Out send(const Bytes& frame, std::uint16_t w = 0, bool general = false) {
+    Out send(const Bytes& frame, std::uint16_t w = 0, bool general = false,
+             std::uint32_t hint = SfuTable::no_slot) {
         constexpr std::size_t headroom = 128;
         buffer_.assign(headroom + 2048, std::byte{0});
         std::memcpy(buffer_.data() + headroom, frame.data(), frame.size());
@@ -215,6 +216,7 @@ public:
         f.capacity = 2048;
         f.headroom = headroom;
         SfuState state{context_, *shards_[w], membership_.get(), now_ticks, now_s};
+        state.hint = hint;  // sfu_look_ahead()'s, as the worker hands it over
         Out out;
         const std::size_t before = test::allocations();
         if (general) ++counters_[w].rx_packets;  // handle_frame() counts it before either
@@ -223,6 +225,20 @@ public:
         last_allocations = test::allocations() - before;
         out.frame.assign(f.data, f.data + f.length);
         return out;
+    }
+
+    // sfu_look_ahead() over `frames` as worker `w`'s burst: the hints.
+    std::vector<std::uint32_t> look_ahead(const std::vector<Bytes>& frames, std::uint16_t w = 0) {
+        std::vector<const std::byte*> data;
+        std::vector<std::uint16_t> lengths;
+        for (const Bytes& f : frames) {
+            data.push_back(f.data());
+            lengths.push_back(static_cast<std::uint16_t>(f.size()));
+        }
+        std::vector<std::uint32_t> hints(frames.size(), 12345);
+        const SfuState state{context_, *shards_[w], membership_.get(), now_ticks, now_s};
+        sfu_look_ahead(data, lengths, state, hints);
+        return hints;
     }
 
     // A Binding request from `client` to the SFU's address of its family.
@@ -891,17 +907,37 @@ TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
     }
     express.admit(carol, mac_c, "carol");
     general.admit(carol, mac_c, "carol");
-    const Bytes media = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(7));
-    const auto a = express.send(media);
-    const auto b = general.send(media, 0, true);
-    ASSERT_TRUE(a.verdict.fans_out());
-    ASSERT_TRUE(b.verdict.fans_out());
-    EXPECT_EQ(a.frame, b.frame);
-    ASSERT_EQ(express.shard().fan_out().count, general.shard().fan_out().count);
-    const SfuDestination& x = express.shard().fan_out().copies()[0];
-    const SfuDestination& y = general.shard().fan_out().copies()[0];
-    EXPECT_EQ(Bytes(x.header.begin(), x.header.begin() + x.header_length),
-              Bytes(y.header.begin(), y.header.begin() + y.header_length));
+    // A fan-out (the planned lane's, forward_planned_ipv4()), with and without a checksum,
+    // with padding, a TOS and an id.
+    const std::vector<Bytes> fanned = {
+        build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(7)),
+        build_udp_frame(mac_b, engine_mac, bob, sfu4, rtp(8), 0x1234, 0x2E),
+        no_checksum,
+        padded,
+    };
+    for (std::size_t i = 0; i < fanned.size(); ++i) {
+        const auto a = express.send(fanned[i]);
+        const auto b = general.send(fanned[i], 0, true);
+        ASSERT_TRUE(a.verdict.fans_out()) << "frame " << i;
+        ASSERT_TRUE(b.verdict.fans_out()) << "frame " << i;
+        EXPECT_EQ(a.frame, b.frame) << "frame " << i;
+        ASSERT_EQ(express.shard().fan_out().count, general.shard().fan_out().count);
+        ASSERT_EQ(express.shard().fan_out().count, 1u);
+        EXPECT_EQ(express.shard().fan_out().payload_offset,
+                  general.shard().fan_out().payload_offset);
+        EXPECT_EQ(express.shard().fan_out().payload_length,
+                  general.shard().fan_out().payload_length);
+        const SfuDestination& x = express.shard().fan_out().copies()[0];
+        const SfuDestination& y = general.shard().fan_out().copies()[0];
+        EXPECT_EQ(Bytes(x.header.begin(), x.header.begin() + x.header_length),
+                  Bytes(y.header.begin(), y.header.begin() + y.header_length))
+            << "frame " << i;
+    }
+    EXPECT_EQ(express.shard().counters().forwarded_packets,
+              general.shard().counters().forwarded_packets);
+    EXPECT_EQ(express.shard().counters().forwarded_bytes,
+              general.shard().counters().forwarded_bytes);
+    EXPECT_EQ(express.shard().counters().fan_outs, general.shard().counters().fan_outs);
     const CoreCounters& c = express.counters();
     const CoreCounters& d = general.counters();
     EXPECT_EQ(c.rx_packets, d.rx_packets);
@@ -913,6 +949,48 @@ TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
     EXPECT_EQ(drops(express, DropReason::sfu_not_a_leg), 1u);
     EXPECT_EQ(drops(express, DropReason::bad_ipv4_checksum), 1u);
     EXPECT_EQ(drops(express, DropReason::ip_fragment), 1u);
+}
+
+// Prefetching across the burst (sfu_look_ahead()): each frame that looks like a leg's IPv4
+// media gets the slot its 5-tuple has, anything else none; the express lane takes a hint only
+// where the leg there is the frame's, so that a wrong or stale one changes nothing.
+TEST(SfuForwarding, LookAheadHintsEachMediaFrameItsLeg) {
+    SfuLab lab;
+    lab.admit(alice, mac_a, "alice");
+    lab.admit(bob, mac_b, "bob");
+    const SfuTable& table = lab.shard().table();
+    const std::uint32_t alice_slot = table.find(FiveTuple::make(alice, sfu4).value());
+    const std::uint32_t bob_slot = table.find(FiveTuple::make(bob, sfu4).value());
+    ASSERT_NE(alice_slot, SfuTable::no_slot);
+    ASSERT_NE(bob_slot, SfuTable::no_slot);
+    Bytes other_port = build_udp_frame(mac_a, engine_mac, alice, at("192.0.2.1", 3478), rtp(1));
+    Bytes short_frame = build_udp_frame(mac_b, engine_mac, bob, sfu4, rtp(2));
+    short_frame.resize(40);
+    const std::vector<Bytes> burst = {
+        build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1)),
+        build_udp_frame(mac_b, engine_mac, bob, sfu4, rtp(2)),
+        build_udp_frame(mac_c, engine_mac, carol, sfu4, rtp(3)),  // not a leg
+        other_port,
+        short_frame,
+        build_udp_frame(mac_a, engine_mac, at("2001:db8::7", 5000), sfu6, rtp(4)),  // IPv6
+    };
+    const std::vector<std::uint32_t> hints = lab.look_ahead(burst);
+    EXPECT_EQ(hints, (std::vector<std::uint32_t>{alice_slot, bob_slot, SfuTable::no_slot,
+                                                 SfuTable::no_slot, SfuTable::no_slot,
+                                                 SfuTable::no_slot}));
+    // Right, wrong (another leg's), free and none: the same copy to bob each time.
+    const Bytes media = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(9));
+    const Bytes expected = to_client(bob, mac_b, rtp(9));
+    for (const std::uint32_t hint : {alice_slot, bob_slot, std::uint32_t{7}, SfuTable::no_slot}) {
+        const auto out = lab.send(media, 0, false, hint);
+        ASSERT_TRUE(out.verdict.transmits()) << "hint " << hint;
+        EXPECT_EQ(out.frame, expected) << "hint " << hint;
+    }
+    EXPECT_EQ(table.at(alice_slot).counters().forwarded_packets, 4u);
+    // A hint for a frame that is no leg's finds nothing either.
+    const auto stray = lab.send(burst[2], 0, false, alice_slot);
+    EXPECT_FALSE(stray.verdict.transmits());
+    EXPECT_EQ(drops(lab, DropReason::sfu_not_a_leg), 1u);
 }
 
 // The forwarder's general path (a leg no plan names yet) finds the leg's session among many
