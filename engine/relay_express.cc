@@ -252,8 +252,7 @@ bool relay_express_ipv4(Frame& f, const PortContext& port, RelayState& relay) no
         return false;
     const std::size_t udp_length = load_be16(u + 4);
     if (udp_length <= udp_header_size || load_be16(h + 2) != ipv4_header_size + udp_length ||
-        udp + udp_length > f.length || load_be16(u) == 0 || port.ipv4.index_of({h + 16, 4}) < 0 ||
-        !port.accepts_ipv4_source(h + 12))
+        udp + udp_length > f.length || load_be16(u) == 0 || !port.ipv4_addresses_ok(h))
         return false;
     // The IPv4 header checksum verifies (RFC 1071: the folded sum is all ones). The UDP one
     // is forwarded, not verified, as the general path forwards it (frame_handler.cc).

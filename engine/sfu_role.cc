@@ -686,7 +686,7 @@ bool forward_planned_ipv4(Frame& f, const PortContext& port, CoreCounters& count
                           Verdict& verdict) noexcept {
     const SfuMembership* membership = sfu.membership;
     SfuShard& shard = sfu.shard;
-    const SfuPlan* plan = membership != nullptr ? membership->plan(shard.worker(), slot) : nullptr;
+    const SfuPlan* plan = slot < sfu.plans.size() ? &sfu.plans[slot] : nullptr;
     if (plan == nullptr || plan->count == 0 || plan->paused != 0 || !same_key(plan->publisher, key))
         return false;
     SfuLeg& leg = shard.table().at(slot);
@@ -780,8 +780,8 @@ bool sfu_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
         return false;
     const std::size_t udp_length = load_be16(u + 4);
     if (udp_length <= udp_header_size || load_be16(h + 2) != ipv4_header_size + udp_length ||
-        udp + udp_length > f.length || load_be16(u) == 0 || port.ipv4.index_of({h + 16, 4}) < 0 ||
-        !port.accepts_ipv4_source(h + 12) || f.l4_checksum == L4ChecksumHint::bad)
+        udp + udp_length > f.length || load_be16(u) == 0 || !port.ipv4_addresses_ok(h) ||
+        f.l4_checksum == L4ChecksumHint::bad)
         return false;
     // The IPv4 header checksum verifies (RFC 1071: the folded sum is all ones). The UDP one
     // is updated, not verified, as the general path forwards it.
@@ -808,9 +808,7 @@ void sfu_look_ahead(std::span<const std::byte* const> frames,
     constexpr std::size_t burst = 64;  // the tags of this many frames a pass
     const SfuTable& table = sfu.shard.table();
     const std::uint16_t sfu_port = sfu.context.limits().port;
-    const std::span<const SfuPlan> plans =
-        sfu.membership != nullptr ? sfu.membership->plans(sfu.shard.worker())
-                                  : std::span<const SfuPlan>{};
+    const std::span<const SfuPlan> plans = sfu.plans;
     for (std::size_t first = 0; first < frames.size(); first += burst) {
         const std::size_t n = std::min(burst, frames.size() - first);
         std::uint32_t tags[burst];

@@ -300,6 +300,7 @@ public:
     SfuMembershipBuilder& builder() { return builder_; }
     const SfuContext& context() const { return context_; }
     PortContext& port() { return port_; }
+    const SfuMembership* membership() const { return membership_.get(); }
     void republish() { membership_ = builder_.build(); }
     // punchctl drain or undrain: the context the control thread would publish next.
     void set_draining(bool draining) { context_ = context_.with_draining(draining); }
@@ -897,6 +898,13 @@ TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
         fragment,
         build_udp_frame(mac_a, engine_mac, alice, sfu4,
                         binding_request(signed_by(make_token("alice")))),
+        // The addresses (PortContext::ipv4_addresses_ok()): not ours; from loopback, a
+        // multicast group, 0.0.0.0 and the port's own address.
+        build_udp_frame(mac_a, engine_mac, alice, at("192.0.2.9", sfu_port), rtp(8)),
+        build_udp_frame(mac_a, engine_mac, at("127.0.0.1", 5000), sfu4, rtp(9)),
+        build_udp_frame(mac_a, engine_mac, at("224.0.0.5", 5000), sfu4, rtp(10)),
+        build_udp_frame(mac_a, engine_mac, at("0.0.0.0", 5000), sfu4, rtp(11)),
+        build_udp_frame(mac_a, engine_mac, at("192.0.2.1", 5000), sfu4, rtp(12)),
     };
     for (std::size_t i = 0; i < frames.size(); ++i) {
         const auto a = express.send(frames[i]);
@@ -949,6 +957,8 @@ TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
     EXPECT_EQ(drops(express, DropReason::sfu_not_a_leg), 1u);
     EXPECT_EQ(drops(express, DropReason::bad_ipv4_checksum), 1u);
     EXPECT_EQ(drops(express, DropReason::ip_fragment), 1u);
+    EXPECT_EQ(drops(express, DropReason::not_for_us_l3), 1u);
+    EXPECT_EQ(drops(express, DropReason::bad_source_address), 4u);
 }
 
 // Prefetching across the burst (sfu_look_ahead()): each frame that looks like a leg's IPv4
@@ -986,7 +996,20 @@ TEST(SfuForwarding, LookAheadHintsEachMediaFrameItsLeg) {
         ASSERT_TRUE(out.verdict.transmits()) << "hint " << hint;
         EXPECT_EQ(out.frame, expected) << "hint " << hint;
     }
-    EXPECT_EQ(table.at(alice_slot).counters().forwarded_packets, 4u);
+    // The express lane itself takes the prepared port's media (not the general path).
+    {
+        Bytes bytes = media;
+        Frame f;
+        f.data = bytes.data();
+        f.length = static_cast<std::uint16_t>(bytes.size());
+        f.capacity = f.length;
+        SfuState state{lab.context(), lab.shard(), lab.membership(), lab.now_ticks, lab.now_s};
+        Verdict verdict;
+        EXPECT_TRUE(sfu_express_ipv4(f, lab.port(), lab.counters(), state, verdict));
+        EXPECT_TRUE(verdict.transmits());
+        EXPECT_EQ(Bytes(f.data, f.data + f.length), expected);
+    }
+    EXPECT_EQ(table.at(alice_slot).counters().forwarded_packets, 5u);
     // A hint for a frame that is no leg's finds nothing either.
     const auto stray = lab.send(burst[2], 0, false, alice_slot);
     EXPECT_FALSE(stray.verdict.transmits());

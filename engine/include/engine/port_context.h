@@ -161,6 +161,22 @@ struct PortContext {
         return a != 0 && first != 127 && first < 224 && ipv4.index_of({source, 4}) < 0;
     }
 
+    /// The express lanes' address checks of an IPv4 header `h` (20 bytes or more): to one of
+    /// the port's addresses, from a source accepts_ipv4_source() accepts. From the words
+    /// prepare() made, compared whole (index_of() tests optionals, families and bytes, twice
+    /// a frame); false for every header before prepare(), so that the general path decides.
+    [[nodiscard]] bool ipv4_addresses_ok(const std::byte* h) const noexcept {
+        std::uint32_t from, to;
+        std::memcpy(&from, h + 12, 4);
+        std::memcpy(&to, h + 16, 4);
+        const std::uint32_t a = ipv4_words_[0];
+        const std::uint32_t b = ipv4_words_[1];  // 0: none
+        const std::uint32_t source = __builtin_bswap32(from);
+        const unsigned first = source >> 24;
+        return to != 0 && (to == a || to == b) && source != 0 && first != 127 && first < 224 &&
+               from != a && from != b;
+    }
+
     /// RFC 5780 needs both an alternate address of the family and an alternate port.
     [[nodiscard]] bool supports_change_request(bool ipv6_family) const noexcept {
         return stun_alternate_port != 0 && (ipv6_family ? ipv6 : ipv4).alternate.has_value();
@@ -171,6 +187,9 @@ struct PortContext {
     /// any of them: a stale template answers with the old values. from_config() calls it;
     /// copies keep what it made.
     void prepare();
+    /// ipv4.primary's and ipv4.alternate's 4 bytes as they lie in a header (0: none), made
+    /// by prepare() for ipv4_addresses_ok().
+    std::array<std::uint32_t, 2> ipv4_words_{};
 
     /// From one port of the configuration and the MAC the device reports, prepared.
     static PortContext from_config(const EngineConfig& config, const PortConfig& port,

@@ -245,11 +245,25 @@ private:
 /// A worker's SFU, as the packet path sees it: the context, the shard, the membership read at
 /// the start of the burst (null: none published yet) and the time, read once per burst.
 struct SfuState {
+    SfuState(const SfuContext& context_in, SfuShard& shard_in,
+             const SfuMembership* membership_in, std::uint64_t now_ticks_in,
+             std::uint64_t now_s_in) noexcept
+        : context(context_in),
+          shard(shard_in),
+          membership(membership_in),
+          now_ticks(now_ticks_in),
+          now_s(now_s_in),
+          plans(membership_in != nullptr ? membership_in->plans(shard_in.worker())
+                                         : std::span<const SfuPlan>{}) {}
+
     const SfuContext& context;
     SfuShard& shard;
     const SfuMembership* membership;
     std::uint64_t now_ticks;  ///< SfuLimits::ticks_per_second
     std::uint64_t now_s;      ///< Unix seconds, for token expiries
+    /// The membership's plans for this worker, by slot: SfuMembership::plan() without its
+    /// two vectors' bounds, read once per burst.
+    std::span<const SfuPlan> plans;
     /// The slot sfu_look_ahead() found for the frame in hand, for the express lane to check
     /// and use (no_slot: none); the worker sets it before each frame.
     std::uint32_t hint = SfuTable::no_slot;
