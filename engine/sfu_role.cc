@@ -693,12 +693,15 @@ bool forward_planned_ipv4(Frame& f, const PortContext& port, CoreCounters& count
     if (plan->session != leg.session()) return false;
     const std::size_t count = plan->count;
     if (count > shard.chosen().size()) return false;  // more than the scratch holds
-    for (std::size_t i = 0; i < count; ++i) {
-        const SfuPlanDestination& d = membership->destination(*plan, i);
-        if (d.ssrc_count != 0 || static_cast<std::uint8_t>(d.key.words()[4] >> 32) !=
-                                     static_cast<std::uint8_t>(stun::AddressFamily::ipv4))
-            return false;
-    }
+    const auto plain_ipv4 = [](const SfuPlanDestination& d) noexcept {
+        return d.ssrc_count == 0 && static_cast<std::uint8_t>(d.key.words()[4] >> 32) ==
+                                        static_cast<std::uint8_t>(stun::AddressFamily::ipv4);
+    };
+    // The destinations: the plan's head, then (count > 1) the rest from the membership's array.
+    const SfuPlanDestination* rest = count > 1 ? &membership->destination(*plan, 1) : nullptr;
+    if (!plain_ipv4(plan->head)) return false;
+    for (std::size_t i = 0; i + 1 < count; ++i)
+        if (!plain_ipv4(rest[i])) return false;
     constexpr std::size_t ip = ethernet_header_size;
     constexpr std::size_t udp = ip + ipv4_header_size;
     const std::byte* h = f.data + ip;
@@ -722,12 +725,18 @@ bool forward_planned_ipv4(Frame& f, const PortContext& port, CoreCounters& count
     const std::size_t payload_length = in.udp_length - udp_header_size;
     constexpr std::size_t headers = ethernet_header_size + ipv4_header_size + udp_header_size;
     SfuFanOut& fan = shard.fan_out();
-    for (std::size_t i = 0; i + 1 < count; ++i) {
-        SfuDestination& d = fan.destinations[i];
-        d.header_length = static_cast<std::uint8_t>(
-            write_headers(d.header.data(), membership->destination(*plan, i), in, port));
+    if (count == 1) {
+        (void)write_headers(f.data, plan->head, in, port);
+    } else {
+        // Written in order, the last over the frame's own: the head, rest[0], ...
+        SfuDestination* scratch = fan.destinations.get();
+        scratch[0].header_length =
+            static_cast<std::uint8_t>(write_headers(scratch[0].header.data(), plan->head, in, port));
+        for (std::size_t i = 1; i + 1 < count; ++i)
+            scratch[i].header_length = static_cast<std::uint8_t>(
+                write_headers(scratch[i].header.data(), rest[i - 1], in, port));
+        (void)write_headers(f.data, rest[count - 2], in, port);
     }
-    (void)write_headers(f.data, membership->destination(*plan, count - 1), in, port);
     leg.heard(sfu.now_ticks, payload_length);
     leg.count_forwarded(count, payload_length);
     shard.counters().forwarded_packets += count;

@@ -153,8 +153,10 @@ private:
         unsigned count = 0;
     };
     /// `hairpin`: `m` came on a hairpin ring (handle_hairpin()), not from a port.
-    void handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, RelayState* relay,
-                SfuState* sfu, bool hairpin = false) noexcept;
+    /// Inline in poll(): a call's register saves were a sixth of its cost per frame.
+    [[gnu::always_inline]] inline void handle(rte_mbuf* m, const PortContext& context,
+                                              TxBuffer& tx, RelayState* relay, SfuState* sfu,
+                                              bool hairpin = false) noexcept;
     /// The copies of a fanned-out frame other than `m` itself (SfuShard::fan_out()): a header
     /// mbuf from Dataplane::sfu_copy_pool chained to an indirect clone of `m`'s payload each,
     /// buffered for TX. `m` is final (its data offset and length set); not yet buffered.
