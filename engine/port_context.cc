@@ -29,11 +29,11 @@ SoftwareText::SoftwareText(std::string_view text) : text_(text) {
 }
 
 void PortContext::prepare() {
-    ipv4_words_ = {};
+    own_ipv4_words = {};
     std::size_t i = 0;
     for (const std::optional<stun::Address>& own : {ipv4.primary, ipv4.alternate}) {
         if (own && own->family == stun::AddressFamily::ipv4)
-            std::memcpy(&ipv4_words_[i], own->ip.data(), 4);
+            std::memcpy(&own_ipv4_words[i], own->ip.data(), 4);
         ++i;
     }
     prepare_binding_templates(*this);

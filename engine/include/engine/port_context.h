@@ -169,8 +169,8 @@ struct PortContext {
         std::uint32_t from, to;
         std::memcpy(&from, h + 12, 4);
         std::memcpy(&to, h + 16, 4);
-        const std::uint32_t a = ipv4_words_[0];
-        const std::uint32_t b = ipv4_words_[1];  // 0: none
+        const std::uint32_t a = own_ipv4_words[0];
+        const std::uint32_t b = own_ipv4_words[1];  // 0: none
         const std::uint32_t source = __builtin_bswap32(from);
         const unsigned first = source >> 24;
         return to != 0 && (to == a || to == b) && source != 0 && first != 127 && first < 224 &&
@@ -189,7 +189,7 @@ struct PortContext {
     void prepare();
     /// ipv4.primary's and ipv4.alternate's 4 bytes as they lie in a header (0: none), made
     /// by prepare() for ipv4_addresses_ok().
-    std::array<std::uint32_t, 2> ipv4_words_{};
+    std::array<std::uint32_t, 2> own_ipv4_words{};
 
     /// From one port of the configuration and the MAC the device reports, prepared.
     static PortContext from_config(const EngineConfig& config, const PortConfig& port,

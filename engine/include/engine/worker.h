@@ -153,7 +153,7 @@ private:
         unsigned count = 0;
     };
     /// `hairpin`: `m` came on a hairpin ring (handle_hairpin()), not from a port.
-    /// Inline in poll(): a call's register saves were a sixth of its cost per frame.
+    /// Inline in poll(): the call's register saves were a sixth of its instructions a frame.
     [[gnu::always_inline]] inline void handle(rte_mbuf* m, const PortContext& context,
                                               TxBuffer& tx, RelayState* relay, SfuState* sfu,
                                               bool hairpin = false) noexcept;
