@@ -225,6 +225,40 @@ enum class ChannelResult : std::uint8_t {
 
 namespace detail {
 
+/// The 5-tuple indexes' hash (RelayTable, SfuTable), keyed by `seed`'s first six words.
+/// Multiply-fold (as in wyhash): each 128-bit product of two keyed words, its halves XORed,
+/// mixes every input bit into the middle bits, which the indexes use. The seed enters every
+/// product, so which 5-tuples collide depends on it.
+template <std::size_t seed_words>
+[[nodiscard]] inline std::uint64_t keyed_hash(
+    const FiveTuple& key, const std::array<std::uint64_t, seed_words>& seed) noexcept {
+    static_assert(seed_words >= 6);
+    __extension__ using Product = unsigned __int128;
+    const auto fold = [](std::uint64_t a, std::uint64_t b) noexcept {
+        const Product product = static_cast<Product>(a) * b;
+        return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+    };
+    const auto& w = key.words();
+    return fold(w[0] ^ seed[0], w[1] ^ seed[1]) ^ fold(w[2] ^ seed[2], w[3] ^ seed[3]) ^
+           fold(w[4] ^ seed[4], seed[5]);
+}
+
+/// The slot of `tag`'s entry in a 5-tuple index (RelayTable, SfuTable: entries
+/// (tag << 32 | slot + 1), 0 empty, probed linearly) whose record `has_key(slot)` says is the
+/// key's, or 0xFFFFFFFF. The index is at most half full: an empty entry ends every probe.
+template <class HasKey>
+[[nodiscard]] inline std::uint32_t probe_index(const std::uint64_t* index, std::uint32_t mask,
+                                               std::uint64_t tag, HasKey&& has_key) noexcept {
+    for (std::uint32_t i = static_cast<std::uint32_t>(tag) & mask;; i = (i + 1) & mask) {
+        const std::uint64_t entry = index[i];
+        if (entry == 0) return 0xFFFFFFFF;
+        if (entry >> 32 == tag) {
+            const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
+            if (has_key(slot)) return slot;
+        }
+    }
+}
+
 /// A field of a seqlock-protected record that the control thread reads while the owner
 /// writes it. Every access states its order; on x86 all four are plain moves.
 template <class T>
@@ -959,17 +993,7 @@ private:
 };
 
 inline std::uint64_t RelayTable::hash(const FiveTuple& key) const noexcept {
-    __extension__ using Product = unsigned __int128;
-    // Multiply-fold (as in wyhash): each 128-bit product of two keyed words, its halves
-    // XORed, mixes every input bit into the middle bits, which the index uses. The seed
-    // enters every product, so which 5-tuples collide depends on it.
-    const auto fold = [](std::uint64_t a, std::uint64_t b) noexcept {
-        const Product product = static_cast<Product>(a) * b;
-        return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
-    };
-    const auto& w = key.words();
-    return fold(w[0] ^ seed_[0], w[1] ^ seed_[1]) ^ fold(w[2] ^ seed_[2], w[3] ^ seed_[3]) ^
-           fold(w[4] ^ seed_[4], seed_[5]);
+    return detail::keyed_hash(key, seed_);
 }
 
 inline std::uint32_t RelayTable::find(const FiveTuple& key) const noexcept {
@@ -977,16 +1001,8 @@ inline std::uint32_t RelayTable::find(const FiveTuple& key) const noexcept {
 }
 
 inline std::uint32_t RelayTable::find(const FiveTuple& key, std::uint64_t tag) const noexcept {
-    // The index is at most half full: an empty entry ends every probe.
-    for (std::uint32_t i = static_cast<std::uint32_t>(tag) & index_mask_;;
-         i = (i + 1) & index_mask_) {
-        const std::uint64_t entry = index_[i];
-        if (entry == 0) return no_slot;
-        if (entry >> 32 == tag) {
-            const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
-            if (at(slot).has_key(key)) return slot;
-        }
-    }
+    return detail::probe_index(index_, index_mask_, tag,
+                               [&](std::uint32_t slot) { return at(slot).has_key(key); });
 }
 
 }  // namespace engine

@@ -455,29 +455,12 @@ private:
 // The look-up's steps inline: they run once or twice a datagram.
 
 inline std::uint64_t SfuTable::hash(const FiveTuple& key) const noexcept {
-    // RelayTable::hash()'s multiply-fold: the seed in every product, so which 5-tuples
-    // collide depends on it.
-    __extension__ using Product = unsigned __int128;
-    const auto fold = [](std::uint64_t a, std::uint64_t b) noexcept {
-        const Product product = static_cast<Product>(a) * b;
-        return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
-    };
-    const auto& w = key.words();
-    return fold(w[0] ^ seed_[0], w[1] ^ seed_[1]) ^ fold(w[2] ^ seed_[2], w[3] ^ seed_[3]) ^
-           fold(w[4] ^ seed_[4], seed_[5]);
+    return detail::keyed_hash(key, seed_);  // RelayTable::hash()'s, with this table's seed
 }
 
 inline std::uint32_t SfuTable::find(const FiveTuple& key) const noexcept {
-    const std::uint64_t tag = hash(key) >> 32;
-    for (std::uint32_t i = static_cast<std::uint32_t>(tag) & index_mask_;;
-         i = (i + 1) & index_mask_) {
-        const std::uint64_t entry = index_[i];
-        if (entry == 0) return no_slot;
-        if (entry >> 32 == tag) {
-            const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
-            if (legs_[slot].has_key(key)) return slot;
-        }
-    }
+    return detail::probe_index(index_, index_mask_, hash(key) >> 32,
+                               [&](std::uint32_t slot) { return legs_[slot].has_key(key); });
 }
 
 inline std::uint32_t SfuTable::start_find(const FiveTuple& key) const noexcept {
