@@ -258,6 +258,20 @@ MetricsInput EngineCommands::metrics() const {
         for (const CoreView& core : view_.cores)
             input.relay.push_back(core.relay != nullptr ? core.relay->counters()
                                                         : engine::RelayCounters{});
+    // The legs as /stats counts the allocations: through the table's seqlock listing, never
+    // its size, which is the worker's plain variable.
+    if (std::any_of(view_.cores.begin(), view_.cores.end(),
+                    [](const CoreView& c) { return c.sfu != nullptr; }))
+        for (const CoreView& core : view_.cores) {
+            SfuCoreMetrics sfu;
+            if (core.sfu != nullptr) {
+                const engine::SfuTable& table = core.sfu->table();
+                sfu.counters = core.sfu->counters();
+                sfu.legs = table.list([](const engine::SfuLegSnapshot&) {}).listed;
+                sfu.leg_capacity = table.capacity();
+            }
+            input.sfu.push_back(sfu);
+        }
     return input;
 }
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/drop_reason.h"
+#include "engine/reason_table.h"
 #include "engine/turn_auth.h"
 
 namespace control {
@@ -67,6 +68,147 @@ void per_core(Writer& writer, const MetricsInput& input, std::string_view name,
     }
 }
 
+// The families of a role's counters, role[i] being stats.cores[i]'s: one sample per core
+// that has them, of what `value` reads from its role[i].
+template <typename Role, typename Value>
+void per_role_core(Writer& writer, const MetricsInput& input, const std::vector<Role>& role,
+                   std::string_view name, std::string_view type, std::string_view help,
+                   Value value) {
+    writer.family(name, type, help);
+    const std::size_t cores = std::min(role.size(), input.stats.cores.size());
+    for (std::size_t i = 0; i < cores; ++i) {
+        const std::string lcore = std::to_string(input.stats.cores[i].lcore);
+        writer.sample(name, {{"core", lcore}}, static_cast<std::uint64_t>(value(role[i])));
+    }
+}
+
+// As per_role_core, split by a second label of two values: value(role[i], true) is `first`'s,
+// value(role[i], false) `second`'s.
+template <typename Role, typename Value>
+void per_role_core_split(Writer& writer, const MetricsInput& input, const std::vector<Role>& role,
+                         std::string_view name, std::string_view help, std::string_view label,
+                         std::string_view first, std::string_view second, Value value) {
+    writer.family(name, "counter", help);
+    const std::size_t cores = std::min(role.size(), input.stats.cores.size());
+    for (std::size_t i = 0; i < cores; ++i) {
+        const std::string lcore = std::to_string(input.stats.cores[i].lcore);
+        writer.sample(name, {{"core", lcore}, {label, first}}, value(role[i], true));
+        writer.sample(name, {{"core", lcore}, {label, second}}, value(role[i], false));
+    }
+}
+
+// As per_role_core, with one series per entry of a reason table from `from` on (a table's
+// entry 0 may be no failure, never counted): value(role[i], r) is entry r's.
+template <typename Role, std::size_t count, typename Value>
+void per_role_core_table(Writer& writer, const MetricsInput& input, const std::vector<Role>& role,
+                         std::string_view name, std::string_view help, std::string_view label,
+                         const std::array<engine::ReasonInfo, count>& table, std::size_t from,
+                         Value value) {
+    writer.family(name, "counter", help);
+    const std::size_t cores = std::min(role.size(), input.stats.cores.size());
+    for (std::size_t i = 0; i < cores; ++i) {
+        const std::string lcore = std::to_string(input.stats.cores[i].lcore);
+        for (std::size_t r = from; r < count; ++r)
+            writer.sample(name, {{"core", lcore}, {label, table[r].name}}, value(role[i], r));
+    }
+}
+
+void relay_families(Writer& writer, const MetricsInput& input) {
+    per_core(writer, input, "punchline_relay_allocations", "gauge",
+             "TURN allocations the worker's relay table holds now (those its worker kept "
+             "changing while they were listed are not counted).",
+             [](const CoreStats& c) { return static_cast<std::uint64_t>(c.table.allocations); });
+    per_core(writer, input, "punchline_relay_allocation_capacity", "gauge",
+             "TURN allocations the worker's relay table can hold.",
+             [](const CoreStats& c) { return static_cast<std::uint64_t>(c.table.capacity); });
+
+    per_role_core_split(writer, input, input.relay, "punchline_relay_packets_total",
+                        "Datagrams the relay forwarded, by direction: to_peer (from a client, "
+                        "out of its relayed address) or to_client (from a peer, to its client).",
+                        "direction", "to_peer", "to_client",
+                        [](const engine::RelayCounters& r, bool to_peer) {
+                            return to_peer ? r.to_peer_packets : r.to_client_packets;
+                        });
+    per_role_core_split(writer, input, input.relay, "punchline_relay_bytes_total",
+                        "UDP payload bytes the relay forwarded, by direction (as "
+                        "punchline_relay_packets_total).",
+                        "direction", "to_peer", "to_client",
+                        [](const engine::RelayCounters& r, bool to_peer) {
+                            return to_peer ? r.to_peer_bytes : r.to_client_bytes;
+                        });
+    per_role_core(writer, input, input.relay, "punchline_relay_killed_total", "counter",
+                  "Allocations the operator deleted (punchctl allocations kill).",
+                  [](const engine::RelayCounters& r) { return r.killed; });
+
+    per_role_core_table(writer, input, input.relay, "punchline_turn_messages_total",
+                        "TURN messages the worker handled, by outcome (engine/include/engine/"
+                        "relay_role.h gives each outcome's meaning and error code).",
+                        "outcome", engine::turn_outcomes, 0,
+                        [](const engine::RelayCounters& r, std::size_t o) {
+                            return r.outcomes[o];
+                        });
+    static_assert(static_cast<std::size_t>(engine::AuthVerdict::ok) == 0);
+    // Verdict 0 is ok: not a failure, never counted.
+    per_role_core_table(writer, input, input.relay, "punchline_turn_auth_failures_total",
+                        "TURN requests whose authentication failed, by verdict (engine/include/"
+                        "engine/turn_auth.h).",
+                        "verdict", engine::auth_verdicts, 1,
+                        [](const engine::RelayCounters& r, std::size_t a) {
+                            return r.auth_failures[a];
+                        });
+}
+
+// Per worker, as the relay's; never per session or per participant: their number is the
+// clients', not the operator's, and each would be a series of its own.
+void sfu_families(Writer& writer, const MetricsInput& input) {
+    per_role_core(writer, input, input.sfu, "punchline_sfu_legs", "gauge",
+                  "SFU legs (a participant's 5-tuple in a session) the worker's table holds now "
+                  "(those its worker kept changing while they were listed are not counted).",
+                  [](const SfuCoreMetrics& s) { return s.legs; });
+    per_role_core(writer, input, input.sfu, "punchline_sfu_leg_capacity", "gauge",
+                  "SFU legs the worker's table can hold (sfu.max_legs).",
+                  [](const SfuCoreMetrics& s) { return s.leg_capacity; });
+    per_role_core(writer, input, input.sfu, "punchline_sfu_forwarded_packets_total", "counter",
+                  "Datagrams the SFU sent to subscribers, each copy counted.",
+                  [](const SfuCoreMetrics& s) { return s.counters.forwarded_packets; });
+    per_role_core(writer, input, input.sfu, "punchline_sfu_forwarded_bytes_total", "counter",
+                  "UDP payload bytes of the datagrams the SFU sent to subscribers, each copy "
+                  "counted.",
+                  [](const SfuCoreMetrics& s) { return s.counters.forwarded_bytes; });
+    per_role_core(writer, input, input.sfu, "punchline_sfu_fan_outs_total", "counter",
+                  "Received datagrams the SFU sent to two subscribers or more.",
+                  [](const SfuCoreMetrics& s) { return s.counters.fan_outs; });
+    per_role_core_split(writer, input, input.sfu, "punchline_sfu_copies_not_sent_total",
+                        "Copies for a subscriber the SFU did not send, by reason: filtered (the "
+                        "subscriber paused the publisher or did not select its SSRC) or "
+                        "unforwardable (over the port's MTU, or no headroom for the headers).",
+                        "reason", "filtered", "unforwardable",
+                        [](const SfuCoreMetrics& s, bool filtered) {
+                            return filtered ? s.counters.filtered : s.counters.unforwardable;
+                        });
+    per_role_core_split(writer, input, input.sfu, "punchline_sfu_legs_ended_total",
+                        "SFU legs the worker removed, by cause: expired (silent for "
+                        "sfu.leg_timeout_s) or killed (punchctl's kill, or the control thread's "
+                        "for a replayed token or a full session).",
+                        "cause", "expired", "killed",
+                        [](const SfuCoreMetrics& s, bool expired) {
+                            return expired ? s.counters.legs_expired : s.counters.legs_killed;
+                        });
+    per_role_core_table(writer, input, input.sfu, "punchline_sfu_admissions_total",
+                        "Binding requests to the SFU port, by what admission made of them, "
+                        "and legs the control thread removed as replayed or beyond their "
+                        "session's room (sfu_token_replayed, sfu_session_full); engine/include/"
+                        "engine/sfu_role.h gives each outcome's meaning and error code.",
+                        "outcome", engine::sfu_outcomes, 0,
+                        [](const SfuCoreMetrics& s, std::size_t o) {
+                            return s.counters.outcomes[o];
+                        });
+    per_role_core(writer, input, input.sfu, "punchline_sfu_probe_answers_total", "counter",
+                  "STUN responses on the SFU port that the worker handed to the control thread "
+                  "(answers to the node's own NAT discovery and test packets).",
+                  [](const SfuCoreMetrics& s) { return s.counters.probe_answers; });
+}
+
 }  // namespace
 
 std::string escape_label_value(std::string_view value) {
@@ -103,7 +245,7 @@ std::string escape_help(std::string_view help) {
 
 std::string exposition(const MetricsInput& input) {
     std::string out;
-    // ≈ 150 bytes a series; a core has about 130 with the relay.
+    // ≈ 150 bytes a series; a core has about 130 with the relay, 21 more with the SFU.
     out.reserve(4096 + input.stats.cores.size() * 20000);
     Writer writer(out);
 
@@ -201,71 +343,8 @@ std::string exposition(const MetricsInput& input) {
              "shared with other threads).",
              [](const CoreStats& c) { return c.counters.stalled_iterations; });
 
-    if (input.relay.empty()) return out;
-
-    per_core(writer, input, "punchline_relay_allocations", "gauge",
-             "TURN allocations the worker's relay table holds now (those its worker kept "
-             "changing while they were listed are not counted).",
-             [](const CoreStats& c) { return static_cast<std::uint64_t>(c.table.allocations); });
-    per_core(writer, input, "punchline_relay_allocation_capacity", "gauge",
-             "TURN allocations the worker's relay table can hold.",
-             [](const CoreStats& c) { return static_cast<std::uint64_t>(c.table.capacity); });
-
-    // The relay's families: one sample per core that has its counters.
-    const std::size_t relay_cores = std::min(input.relay.size(), input.stats.cores.size());
-    auto relay_family = [&](std::string_view name, std::string_view help, std::string_view label,
-                            std::string_view first, std::string_view second, auto value) {
-        writer.family(name, "counter", help);
-        for (std::size_t i = 0; i < relay_cores; ++i) {
-            const std::string lcore = std::to_string(input.stats.cores[i].lcore);
-            writer.sample(name, {{"core", lcore}, {label, first}}, value(input.relay[i], true));
-            writer.sample(name, {{"core", lcore}, {label, second}}, value(input.relay[i], false));
-        }
-    };
-    relay_family("punchline_relay_packets_total",
-                 "Datagrams the relay forwarded, by direction: to_peer (from a client, out of "
-                 "its relayed address) or to_client (from a peer, to its client).",
-                 "direction", "to_peer", "to_client",
-                 [](const engine::RelayCounters& r, bool to_peer) {
-                     return to_peer ? r.to_peer_packets : r.to_client_packets;
-                 });
-    relay_family("punchline_relay_bytes_total",
-                 "UDP payload bytes the relay forwarded, by direction (as "
-                 "punchline_relay_packets_total).",
-                 "direction", "to_peer", "to_client",
-                 [](const engine::RelayCounters& r, bool to_peer) {
-                     return to_peer ? r.to_peer_bytes : r.to_client_bytes;
-                 });
-
-    writer.family("punchline_relay_killed_total", "counter",
-                  "Allocations the operator deleted (punchctl allocations kill).");
-    for (std::size_t i = 0; i < relay_cores; ++i)
-        writer.sample("punchline_relay_killed_total",
-                      {{"core", std::to_string(input.stats.cores[i].lcore)}},
-                      input.relay[i].killed);
-
-    writer.family("punchline_turn_messages_total", "counter",
-                  "TURN messages the worker handled, by outcome (engine/include/engine/"
-                  "relay_role.h gives each outcome's meaning and error code).");
-    for (std::size_t i = 0; i < relay_cores; ++i) {
-        const std::string lcore = std::to_string(input.stats.cores[i].lcore);
-        for (std::size_t o = 0; o < engine::turn_outcome_count; ++o)
-            writer.sample("punchline_turn_messages_total",
-                          {{"core", lcore}, {"outcome", engine::turn_outcomes[o].name}},
-                          input.relay[i].outcomes[o]);
-    }
-    writer.family("punchline_turn_auth_failures_total", "counter",
-                  "TURN requests whose authentication failed, by verdict (engine/include/"
-                  "engine/turn_auth.h).");
-    for (std::size_t i = 0; i < relay_cores; ++i) {
-        const std::string lcore = std::to_string(input.stats.cores[i].lcore);
-        static_assert(static_cast<std::size_t>(engine::AuthVerdict::ok) == 0);
-        // Verdict 0 is ok: not a failure, never counted.
-        for (std::size_t a = 1; a < engine::auth_verdict_count; ++a)
-            writer.sample("punchline_turn_auth_failures_total",
-                          {{"core", lcore}, {"verdict", engine::auth_verdicts[a].name}},
-                          input.relay[i].auth_failures[a]);
-    }
+    if (!input.relay.empty()) relay_families(writer, input);
+    if (!input.sfu.empty()) sfu_families(writer, input);
     return out;
 }
 

@@ -912,7 +912,9 @@ int main(int argc, char** argv) {
         view.cores.push_back({e.worker_lcores[w], &e.dataplane.counters[w],
                               e.dataplane.relay_shards.empty()
                                   ? nullptr
-                                  : e.dataplane.relay_shards[w].get()});
+                                  : e.dataplane.relay_shards[w].get(),
+                              e.dataplane.sfu_shards.empty() ? nullptr
+                                                             : e.dataplane.sfu_shards[w].get()});
     view.ports = [&e, workers] {
         std::vector<control::PortView> ports;
         for (std::size_t p = 0; p < e.dataplane.ports.size(); ++p) {

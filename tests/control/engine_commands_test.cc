@@ -13,6 +13,7 @@
 #include "control/registry.h"
 #include "engine/rate_limit.h"
 #include "engine/relay_table.h"
+#include "engine/sfu_role.h"
 #include "stun/address.h"
 
 namespace control {
@@ -529,6 +530,45 @@ TEST_F(EngineCommandsTest, MetricsShowWhatStatsShows) {
     // Without a relay: no relay counters.
     for (CoreView& core : view_.cores) core.relay = nullptr;
     EXPECT_TRUE(commands_->metrics().relay.empty());
+}
+
+TEST_F(EngineCommandsTest, MetricsReadTheSfuShards) {
+    run(R"({"command": "/help"})");
+    // Without an SFU role: nothing of it.
+    EXPECT_TRUE(commands_->metrics().sfu.empty());
+    // The second worker alone has a shard: the first's entry is zero, the vector stays
+    // parallel to the cores.
+    const auto rate = engine::RateLimit::make(1, 3, 10);
+    engine::SfuShard shard(16, 4, *rate, 16, 1, 11);
+    for (const char* name : {"alice", "bob"}) {
+        const std::uint16_t port = name[0] == 'a' ? 40000 : 40001;
+        const auto key = engine::FiveTuple::make(address("198.51.100.1", port),
+                                                 address("203.0.113.2", 3480));
+        ASSERT_TRUE(key);
+        ASSERT_NE(shard.table().insert(*key, 0xa1, engine::SfuParticipant::from(name), {}, 0),
+                  engine::SfuTable::no_slot);
+    }
+    shard.counters().forwarded_packets = 21;
+    shard.counters().legs_killed = 1;
+    shard.counters().outcomes[static_cast<std::size_t>(engine::SfuOutcome::sfu_admitted)] = 2;
+    view_.cores[1].sfu = &shard;
+    const MetricsInput m = commands_->metrics();
+    ASSERT_EQ(m.sfu.size(), 2u);
+    EXPECT_EQ(m.sfu[0].legs, 0u);
+    EXPECT_EQ(m.sfu[0].leg_capacity, 0u);
+    EXPECT_EQ(m.sfu[0].counters.forwarded_packets, 0u);
+    EXPECT_EQ(m.sfu[1].legs, 2u);
+    EXPECT_EQ(m.sfu[1].leg_capacity, shard.table().capacity());
+    EXPECT_EQ(m.sfu[1].counters.forwarded_packets, 21u);
+    EXPECT_EQ(m.sfu[1].counters.legs_killed, 1u);
+    const std::string text = exposition(m);
+    EXPECT_NE(text.find("punchline_sfu_legs{core=\"2\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("punchline_sfu_forwarded_packets_total{core=\"2\"} 21\n"),
+              std::string::npos);
+    EXPECT_NE(
+        text.find("punchline_sfu_admissions_total{core=\"2\",outcome=\"sfu_admitted\"} 2\n"),
+        std::string::npos);
+    view_.cores[1].sfu = nullptr;
 }
 
 }  // namespace

@@ -14,11 +14,17 @@ Usage:
                  the engine's exit report (its "turn" and "turn auth" lines, its "relay lcoreN"
                  lines) against the scrape's TURN outcomes, refused authentications and
                  relayed datagrams
+  metrics_compare.py sfu ENGINE_LOG SCRAPE
+                 every SFU family present (every admission outcome on every core), and the
+                 engine's exit report (its "sfu lcoreN" lines and its "sfu OUTCOME" lines)
+                 against the scrape's SFU counters; legs + expired, not each, since a leg may
+                 expire between the scrape and the exit
 
 The engine's totals are sums over the per-core series (the exporter has no aggregate series).
 Each check prints "ok: ..." or "FAIL: ..."; the exit status is the number of failures.
 """
 import json
+import os
 import re
 import sys
 
@@ -142,6 +148,64 @@ def report(log_path, scrape_path):
     return failures
 
 
+SFU_FAMILIES = ["punchline_sfu_legs", "punchline_sfu_leg_capacity",
+                "punchline_sfu_forwarded_packets_total", "punchline_sfu_forwarded_bytes_total",
+                "punchline_sfu_fan_outs_total", "punchline_sfu_copies_not_sent_total",
+                "punchline_sfu_legs_ended_total", "punchline_sfu_admissions_total",
+                "punchline_sfu_probe_answers_total"]
+
+
+def sfu_outcomes():
+    """The admission outcomes' names, in order, from their table (ENGINE_SFU_OUTCOMES)."""
+    header = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "../../engine/include/engine/sfu_role.h")
+    text = open(header).read()
+    table = text[text.index("#define ENGINE_SFU_OUTCOMES(X)"):]
+    table = table[:table.index("\n\n")]
+    return re.findall(r"X\((sfu_\w+),", table)
+
+
+def sfu(log_path, scrape_path):
+    global failures
+    log = open(log_path).read()
+    m = read_scrape(scrape_path)
+    # The exit report is the log's last: a later line of a core or an outcome replaces an
+    # earlier report's.
+    outcomes = {name: int(n) for name, n in re.findall(r"^  sfu (\S+) +(\d+)  \(", log, re.M)}
+    lines = re.findall(r"^sfu lcore(\d+): (\d+) legs \(\d+ skipped\) \| forwarded (\d+) "
+                       r"\((\d+) B\), (\d+) fan-outs, (\d+) filtered \| (\d+) expired, "
+                       r"(\d+) killed$", log, re.M)
+    last = {core: [int(n) for n in numbers] for core, *numbers in lines}
+    if not last or not outcomes:
+        failures += 1
+        print("FAIL: no sfu lines in the exit report to compare")
+        return failures
+    same("the SFU families", SFU_FAMILIES,
+         [f for f in SFU_FAMILIES if total(m, f) is not None])
+    names = sfu_outcomes()
+    for core in last:
+        same(f"lcore {core} admission outcomes", names,
+             [o for o in names
+              if total(m, "punchline_sfu_admissions_total", core=core, outcome=o) is not None])
+    same("admission outcomes", outcomes, by_label(m, "punchline_sfu_admissions_total", "outcome"))
+    for core, (legs, packets, size, fan_outs, filtered, expired, killed) in last.items():
+        for what, expected, got in [
+                ("legs + expired", legs + expired,
+                 total(m, "punchline_sfu_legs", core=core)
+                 + total(m, "punchline_sfu_legs_ended_total", core=core, cause="expired")),
+                ("forwarded packets", packets,
+                 total(m, "punchline_sfu_forwarded_packets_total", core=core)),
+                ("forwarded bytes", size,
+                 total(m, "punchline_sfu_forwarded_bytes_total", core=core)),
+                ("fan-outs", fan_outs, total(m, "punchline_sfu_fan_outs_total", core=core)),
+                ("filtered", filtered,
+                 total(m, "punchline_sfu_copies_not_sent_total", core=core, reason="filtered")),
+                ("killed", killed,
+                 total(m, "punchline_sfu_legs_ended_total", core=core, cause="killed"))]:
+            same(f"lcore {core} {what}", expected, got)
+    return failures
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "same-stats":
@@ -150,6 +214,8 @@ def main():
         sys.exit(stats(*args))
     if mode == "report":
         sys.exit(report(*args))
+    if mode == "sfu":
+        sys.exit(sfu(*args))
     print(__doc__)
     sys.exit(2)
 

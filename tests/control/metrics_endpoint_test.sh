@@ -13,7 +13,8 @@
 #     taken while the aioice allocations are live and again at rest, and `promtool check
 #     metrics` (Debian's prometheus package) finds nothing to say about either;
 #   - at rest (no traffic: two `punchctl stats --json` around the scrape agree), its numbers are
-#     /stats's: rx, tx, handed off per core and in all, drops by reason, allocations;
+#     /stats's: rx, tx, handed off per core and in all, drops by reason, allocations; no SFU
+#     family without the SFU role (tests/control/sfu_live_test.sh checks them with it);
 #   - after the engine stops, the exit report's TURN outcomes, refused authentications and
 #     relayed datagrams equal the at-rest scrape's;
 #   - another path is 404, another method 405, a request that is not HTTP 400; /status counts
@@ -138,6 +139,11 @@ if [[ $at_rest -eq 1 ]]; then
   # Five no_service drops and three allocations: what this test sent and left.
   "$python" "$here/metrics_compare.py" stats "$after" "$rest" 5 3 ||
     fail "the scrape and /stats disagree"
+  if grep -q '^punchline_sfu_' "$rest"; then
+    fail "SFU families without the SFU role: $(grep -c '^punchline_sfu_' "$rest") series"
+  else
+    echo "ok: no SFU family without the SFU role"
+  fi
 else
   fail "no two equal stats around a scrape in 5 tries"
 fi

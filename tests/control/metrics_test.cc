@@ -1,6 +1,7 @@
 // Tests for control/metrics.cc: the exposition of a hand-built MetricsInput — every family with
 // its HELP and TYPE before its samples, counters ending in _total, labels escaped, numbers as
-// given — without EAL. promtool checks the real engine's output (tests/control/metrics_test.sh).
+// given, the relay's and the SFU's families only with their role — without EAL. promtool
+// checks the real engine's output (tests/control/metrics_endpoint_test.sh).
 #include "control/metrics.h"
 
 #include <gtest/gtest.h>
@@ -12,12 +13,13 @@
 #include <vector>
 
 #include "engine/drop_reason.h"
+#include "engine/sfu_role.h"
 #include "engine/turn_auth.h"
 
 namespace control {
 namespace {
 
-MetricsInput two_cores(bool relay) {
+MetricsInput two_cores(bool relay, bool sfu = false) {
     MetricsInput input;
     input.version = "1.2.3";
     input.start_time_s = 1790000000.5;
@@ -48,6 +50,24 @@ MetricsInput two_cores(bool relay) {
         input.relay[0].to_peer_packets = 20;
         input.relay[0].to_client_bytes = 3000;
         input.relay[0].killed = 2;
+    }
+    if (sfu) {
+        input.sfu.resize(2);
+        SfuCoreMetrics& first = input.sfu[0];
+        first.legs = 5;
+        first.leg_capacity = 1024;
+        first.counters.forwarded_packets = 40;
+        first.counters.forwarded_bytes = 48000;
+        first.counters.fan_outs = 12;
+        first.counters.filtered = 3;
+        first.counters.unforwardable = 1;
+        first.counters.legs_expired = 6;
+        first.counters.legs_killed = 2;
+        first.counters.probe_answers = 9;
+        first.counters.outcomes[static_cast<std::size_t>(engine::SfuOutcome::sfu_admitted)] = 7;
+        input.sfu[1].leg_capacity = 1024;
+        input.sfu[1].counters.outcomes[static_cast<std::size_t>(
+            engine::SfuOutcome::sfu_token_forged)] = 4;
     }
     return input;
 }
@@ -96,7 +116,7 @@ Parsed parse(const std::string& text) {
 }
 
 TEST(MetricsExposition, EveryFamilyHasHelpTypeAndSamplesInOrder) {
-    const std::string text = exposition(two_cores(true));
+    const std::string text = exposition(two_cores(true, true));
     ASSERT_TRUE(text.ends_with("\n"));
     const Parsed p = parse(text);
     EXPECT_TRUE(p.problems.empty()) << p.problems.front();
@@ -150,24 +170,67 @@ TEST(MetricsExposition, NumbersAndLabelsAsGiven) {
 }
 
 TEST(MetricsExposition, EveryReasonOutcomeAndVerdictIsASeries) {
-    const Parsed p = parse(exposition(two_cores(true)));
-    std::size_t drops = 0, outcomes = 0, verdicts = 0;
+    const Parsed p = parse(exposition(two_cores(true, true)));
+    std::size_t drops = 0, outcomes = 0, verdicts = 0, admissions = 0;
     for (const auto& [series, value] : p.samples) {
         drops += series.starts_with("punchline_dropped_packets_total{") ? 1 : 0;
         outcomes += series.starts_with("punchline_turn_messages_total{") ? 1 : 0;
         verdicts += series.starts_with("punchline_turn_auth_failures_total{") ? 1 : 0;
+        admissions += series.starts_with("punchline_sfu_admissions_total{") ? 1 : 0;
     }
     EXPECT_EQ(drops, 2 * engine::drop_reason_count);
     EXPECT_EQ(outcomes, 2 * engine::turn_outcome_count);
     EXPECT_EQ(verdicts, 2 * (engine::auth_verdict_count - 1));
+    EXPECT_EQ(admissions, 2 * engine::sfu_outcome_count);
+    // Each by its name, zero or not, on both cores.
+    for (const engine::ReasonInfo& outcome : engine::sfu_outcomes)
+        for (const char* core : {"1", "3"})
+            EXPECT_EQ(p.samples.count("punchline_sfu_admissions_total{core=\"" +
+                                      std::string(core) + "\",outcome=\"" +
+                                      std::string(outcome.name) + "\"}"),
+                      1u)
+                << outcome.name << " on core " << core;
+}
+
+TEST(MetricsExposition, SfuNumbersAndLabelsAsGiven) {
+    const Parsed p = parse(exposition(two_cores(false, true)));
+    const auto& s = p.samples;
+    EXPECT_EQ(p.type.at("punchline_sfu_legs"), "gauge");
+    EXPECT_EQ(p.type.at("punchline_sfu_leg_capacity"), "gauge");
+    EXPECT_EQ(s.at(R"(punchline_sfu_legs{core="1"})"), "5");
+    EXPECT_EQ(s.at(R"(punchline_sfu_legs{core="3"})"), "0");
+    EXPECT_EQ(s.at(R"(punchline_sfu_leg_capacity{core="1"})"), "1024");
+    EXPECT_EQ(s.at(R"(punchline_sfu_leg_capacity{core="3"})"), "1024");
+    EXPECT_EQ(s.at(R"(punchline_sfu_forwarded_packets_total{core="1"})"), "40");
+    EXPECT_EQ(s.at(R"(punchline_sfu_forwarded_packets_total{core="3"})"), "0");
+    EXPECT_EQ(s.at(R"(punchline_sfu_forwarded_bytes_total{core="1"})"), "48000");
+    EXPECT_EQ(s.at(R"(punchline_sfu_fan_outs_total{core="1"})"), "12");
+    EXPECT_EQ(s.at(R"(punchline_sfu_copies_not_sent_total{core="1",reason="filtered"})"), "3");
+    EXPECT_EQ(s.at(R"(punchline_sfu_copies_not_sent_total{core="1",reason="unforwardable"})"),
+              "1");
+    EXPECT_EQ(s.at(R"(punchline_sfu_copies_not_sent_total{core="3",reason="filtered"})"), "0");
+    EXPECT_EQ(s.at(R"(punchline_sfu_legs_ended_total{core="1",cause="expired"})"), "6");
+    EXPECT_EQ(s.at(R"(punchline_sfu_legs_ended_total{core="1",cause="killed"})"), "2");
+    EXPECT_EQ(s.at(R"(punchline_sfu_legs_ended_total{core="3",cause="killed"})"), "0");
+    EXPECT_EQ(s.at(R"(punchline_sfu_admissions_total{core="1",outcome="sfu_admitted"})"), "7");
+    EXPECT_EQ(s.at(R"(punchline_sfu_admissions_total{core="3",outcome="sfu_token_forged"})"),
+              "4");
+    EXPECT_EQ(s.at(R"(punchline_sfu_admissions_total{core="3",outcome="sfu_admitted"})"), "0");
+    EXPECT_EQ(s.at(R"(punchline_sfu_probe_answers_total{core="1"})"), "9");
+    EXPECT_EQ(s.at(R"(punchline_sfu_probe_answers_total{core="3"})"), "0");
+    // The SFU alone: no relay family.
+    for (const std::string& family : p.order) {
+        EXPECT_FALSE(family.starts_with("punchline_relay_")) << family;
+        EXPECT_FALSE(family.starts_with("punchline_turn_")) << family;
+    }
 }
 
 TEST(MetricsExposition, NoTotalsAndNoPerSessionLabels) {
     // Every labelled series of the workers' counters names its core: none is an aggregate
     // that a sum() would count twice; and no label but the bounded ones.
-    const Parsed p = parse(exposition(two_cores(true)));
-    const std::set<std::string> allowed = {"core",      "reason",  "result", "part",
-                                           "direction", "outcome", "verdict", "version"};
+    const Parsed p = parse(exposition(two_cores(true, true)));
+    const std::set<std::string> allowed = {"core",    "reason",  "result", "part", "direction",
+                                           "outcome", "verdict", "cause",  "version"};
     for (const auto& [series, value] : p.samples) {
         const std::string name = series.substr(0, series.find('{'));
         if (name.starts_with("punchline_build_info") || name == "punchline_start_time_seconds" ||
@@ -188,6 +251,12 @@ TEST(MetricsExposition, WithoutARelayNoRelayFamilies) {
     EXPECT_EQ(text.find("punchline_relay_"), std::string::npos);
     EXPECT_EQ(text.find("punchline_turn_"), std::string::npos);
     EXPECT_NE(text.find("punchline_rx_packets_total{core=\"3\"} 300\n"), std::string::npos);
+}
+
+TEST(MetricsExposition, WithoutAnSfuNoSfuFamilies) {
+    const std::string text = exposition(two_cores(true));
+    EXPECT_EQ(text.find("punchline_sfu_"), std::string::npos);
+    EXPECT_NE(text.find("punchline_relay_killed_total{core=\"1\"} 2\n"), std::string::npos);
 }
 
 TEST(MetricsExposition, WithoutTheCycleRateNoBusySeconds) {

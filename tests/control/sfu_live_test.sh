@@ -10,7 +10,10 @@
 # (a new leg gets 508 "SFU node draining" while the others' keepalives and media carry on;
 # status says so), undrain (admitted again). The exit report must then show the refusals
 # (sfu_draining), the kill (legs_killed), the datagrams of a leg no more (sfu_not_a_leg), and
-# every packet accounted for (conserved).
+# every packet accounted for (conserved). A Prometheus scrape ([metrics], GET /metrics from the
+# engine's namespace) taken once the participants are done has every SFU family, every admission
+# outcome on every core, and the exit report's SFU counters (tests/control/metrics_compare.py);
+# promtool finds nothing to say about it, where it is installed.
 # Needs root (namespaces, EAL); exit 77 (skipped) otherwise.
 set -euo pipefail
 
@@ -32,6 +35,9 @@ cat >>"$config" <<EOT
 port = 3480
 token_secrets = ["$secret"]
 max_legs_per_session = 4
+
+[metrics]
+listen = "127.0.0.1:9641"
 EOT
 lab_engine_start e "$config"
 sock=$LAB_WORKDIR/punchlined.sock
@@ -45,7 +51,31 @@ if [[ $status -ne 0 ]]; then
   failures=$((failures + status))
 fi
 
+# The scrape before the exit, compared with the exit report below (nothing is sent between them).
+scrape=$LAB_WORKDIR/sfu.prom
+if ! lab_exec e timeout 10 "$python" -c '
+import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:9641/metrics", timeout=5).read().decode())
+' >"$scrape"; then
+  echo "FAIL: no scrape of the metrics"
+  failures=$((failures + 1))
+elif command -v promtool >/dev/null; then
+  # Its lint, where Debian's prometheus package is installed: any output is a problem.
+  if lint=$(promtool check metrics <"$scrape" 2>&1) && [[ -z $lint ]]; then
+    echo "ok: promtool check metrics"
+  else
+    echo "FAIL: promtool check metrics: $lint"
+    failures=$((failures + 1))
+  fi
+fi
+
 lab_engine_stop || { echo "FAIL: the engine's exit"; failures=$((failures + 1)); }
+status=0
+"$python" "$here/metrics_compare.py" sfu "$LAB_ENGINE_LOG" "$scrape" || status=$?
+if [[ $status -ne 0 ]]; then
+  echo "FAIL: the scrape and the exit report disagree: $status check(s)"
+  failures=$((failures + status))
+fi
 check "the drain refused the new legs (dave, carol)" "$LAB_ENGINE_LOG" '^  sfu sfu_draining +2  \(508: '
 check "four admissions (alice, bob, carol, dave)" "$LAB_ENGINE_LOG" '^  sfu sfu_admitted +4  '
 check "the kill, by the worker" "$LAB_ENGINE_LOG" '^sfu lcore1: 3 legs .*\| [0-9]+ expired, 1 killed$'

@@ -17,6 +17,7 @@
 #include "engine/config.h"
 #include "engine/counters.h"
 #include "engine/relay_role.h"
+#include "engine/sfu_role.h"
 
 namespace control {
 
@@ -25,6 +26,7 @@ struct CoreView {
     unsigned lcore = 0;
     const engine::CoreCounters* counters = nullptr;  ///< written by the worker only
     const engine::RelayShard* relay = nullptr;       ///< null: no relay on this engine
+    const engine::SfuShard* sfu = nullptr;           ///< null: no SFU role on this core
 };
 
 /// A port's state at the moment of the request (punchlined reads the link without waiting).

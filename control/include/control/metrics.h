@@ -6,10 +6,12 @@
 // Every series of the workers' counters is per worker, labelled core="LCORE", and none is a
 // total: Prometheus's guidance is that an aggregate beside its parts is double-counted by any
 // sum(), and the total is `sum without (core) (...)` exactly (CoreCounters::add is a plain
-// sum). Labels are bounded: cores, the fixed tables of drop reasons, TURN outcomes and
-// authentication verdicts, and the version; never a user, an address or a session.
+// sum). Labels are bounded: cores, the fixed tables of drop reasons, TURN outcomes,
+// authentication verdicts and SFU admission outcomes, and the version; never a user, an
+// address or a session (an SFU session per label would grow the series without bound).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -17,8 +19,18 @@
 
 #include "control/stats.h"
 #include "engine/relay_role.h"
+#include "engine/sfu_role.h"
 
 namespace control {
+
+/// One worker's SFU as a scrape shows it.
+struct SfuCoreMetrics {
+    engine::SfuCounters counters;
+    /// The legs its table holds now, counted through the table's seqlock listing (those its
+    /// worker kept changing while they were listed are not counted), and the most it can hold.
+    std::size_t legs = 0;
+    std::size_t leg_capacity = 0;
+};
 
 /// What one scrape shows.
 struct MetricsInput {
@@ -33,11 +45,14 @@ struct MetricsInput {
     StatsReport stats;
     /// The relay's counters, parallel to stats.cores; empty: the engine does not relay.
     std::vector<engine::RelayCounters> relay;
+    /// The SFU's counters and legs, parallel to stats.cores; empty: the engine has no SFU role.
+    std::vector<SfuCoreMetrics> sfu;
 };
 
 /// The exposition: for each family a # HELP line, a # TYPE line, then its samples; counters
 /// end in _total, quantities are in base units (bytes, seconds). Every drop reason, TURN
-/// outcome and verdict is present, zero or not, so that rate() has a series from the start.
+/// outcome, verdict and SFU outcome is present, zero or not, so that rate() has a series from
+/// the start.
 [[nodiscard]] std::string exposition(const MetricsInput& input);
 
 /// The Content-Type of exposition()'s text.
