@@ -28,7 +28,8 @@ counts as a failure:
     that file counted as failed, one failure is added.
 --extra-failure LABEL: a failure from outside the logs (a build step); counts as one failure.
 
-Failed tests go to stderr, one per line. The last line on stdout is exactly
+Failed tests go to stderr, one per line, each followed by the first lines of its output that
+start with "FAIL" (indented), so that a log's tail names the check that failed. The last line on stdout is exactly
 "N passed, N failed" or "N passed, N failed, N skipped" (skipped only when N > 0).
 Exit status 1 when anything failed, a file is missing or unparseable (each counts as one
 failure too), or there were no test cases at all; otherwise 0.
@@ -44,6 +45,16 @@ import xml.etree.ElementTree as et
 BAD_RESULTS = {"FAIL", "ERROR", "TIMEOUT", "UNEXPECTEDPASS", "INTERRUPT"}
 # The C0 controls but tab, line feed and carriage return: not characters in XML 1.0.
 INVALID_XML_CHARACTERS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def fail_lines(case, limit=12):
+    """The first LIMIT lines of a failed testcase's <system-out> that start with "FAIL" (the
+    checks of the lab and interop scripts), each on its own indented line: a CI log that keeps
+    only its tail still says which check failed."""
+    out = case.find("system-out")
+    lines = [l for l in (out.text or "").splitlines() if l.startswith("FAIL")] \
+        if out is not None else []
+    return "".join(f"\n    {l}" for l in lines[:limit])
 
 
 def summarize_file(path, failures):
@@ -74,7 +85,7 @@ def summarize_file(path, failures):
                 failed += 1
                 failed_suites.add(sname)
                 failed_exitcode.add(cname)
-                failures.append(f"{sname} :: {cname}")
+                failures.append(f"{sname} :: {cname}" + fail_lines(case))
             elif "skipped" in tags or case.get("status") == "notrun":
                 skipped += 1
             else:
