@@ -904,8 +904,16 @@ void Call::Impl::readable() {
             const bool expected = (direct_ && from == *direct_) ||
                                   (sfu_node_ && from == *sfu_node_) ||
                                   (peer_relayed_ && from == *peer_relayed_);
-            if (expected) on_media(from, d, false);
-            else ++report_.stray_media;
+            if (expected) {
+                on_media(from, d, false);
+            } else if (rung_ == Rung::sfu && sfu_ && sfu_->latch(from)) {
+                // The node's traffic comes from its registered address now (SfuRung::latch()).
+                sfu_node_ = from;
+                report_.remote = from;
+                on_media(from, d, false);
+            } else {
+                ++report_.stray_media;
+            }
             continue;
         }
         if (looks_like_stun(d) && sfu_ && sfu_->claims(from, d)) {

@@ -465,6 +465,15 @@ std::optional<stun::Address> SfuRung::media_address() const noexcept {
     return legs_[*chosen_].target;
 }
 
+bool SfuRung::latch(const stun::Address& from) noexcept {
+    if (state_ != SfuRungState::up || !chosen_) return false;
+    SfuLegReport& l = legs_[*chosen_];
+    if (!l.peer_reflexive || l.target == from || !(l.node.address == from)) return false;
+    l.target = from;
+    ++l.latched;
+    return true;
+}
+
 std::string SfuRung::failure() const {
     if (state_ != SfuRungState::failed) return "";
     if (legs_.empty()) return "no candidate node";

@@ -302,7 +302,8 @@ nlohmann::json sfu_json(const punch::CallReport& r) {
              {"up_after_ms", opt_json(ms_opt(l.up_after))},
              {"rtt_ms", opt_json(ms_opt(l.rtt))},
              {"sent", l.sent},
-             {"node_requests", l.node_requests}});
+             {"node_requests", l.node_requests},
+             {"latched", l.latched}});
     json dropped = json::array();
     for (const auto& d : r.sfu_dropped)
         dropped.push_back({{"node_id", d.node_id}, {"reason", d.reason}});

@@ -300,6 +300,54 @@ TEST_F(SfuRungTest, ANodeBehindANatIsAnsweredAndLearntAsPeerReflexive) {
     EXPECT_EQ(rung.legs()[0].node_requests, 1u);
 }
 
+// The node's NAT sent its first packet towards us from a second public port, then mapped its
+// traffic to the registered address after all: media from
+// the registered address moves the target back there, and nothing else moves it.
+TEST_F(SfuRungTest, MediaFromTheRegisteredAddressMovesAPeerReflexiveTargetBack) {
+    SfuRung rung = make({candidate(3, node1)});
+    (void)rung.start(now_);
+    const stun::Address mapped_node = v4(0xCB007105, 48426);
+    stun::TransactionId id{};
+    (void)rung.on_datagram(mapped_node, node_request(username, password, id), now_);
+    EXPECT_FALSE(rung.latch(node1));  // not up yet
+    const auto next = run(rung, milliseconds(20));
+    ASSERT_EQ(next.size(), 1u);
+    rung.on_datagram(mapped_node, ack(admission(next[0])), now_);
+    rung.on_peer_leg(3, true, now_);
+    ASSERT_EQ(rung.state(), SfuRungState::up);
+    ASSERT_EQ(rung.media_address(), mapped_node);
+    // Another port or another address of the node's, or the target itself: no move.
+    EXPECT_FALSE(rung.latch(v4(0xCB007105, 3481)));
+    EXPECT_FALSE(rung.latch(v4(0xCB007106, 3480)));
+    EXPECT_FALSE(rung.latch(mapped_node));
+    EXPECT_EQ(rung.media_address(), mapped_node);
+    EXPECT_TRUE(rung.latch(node1));
+    EXPECT_EQ(rung.media_address(), node1);
+    EXPECT_EQ(rung.legs()[0].target, node1);
+    EXPECT_EQ(rung.legs()[0].latched, 1u);
+    EXPECT_FALSE(rung.latch(node1));  // already there
+    // The keepalives follow, and the node's answers from there are taken.
+    const auto keepalives = run(rung, now_ + milliseconds(5000));
+    ASSERT_EQ(keepalives.size(), 1u);
+    EXPECT_EQ(keepalives[0].to, node1);
+    const std::uint64_t sent = rung.legs()[0].sent;
+    rung.on_datagram(node1, ack(admission(keepalives[0])), now_);
+    EXPECT_EQ(rung.legs()[0].sent, sent);
+    EXPECT_TRUE(rung.legs()[0].rtt.has_value());
+}
+
+// A node on its registered address all along: media from there changes nothing.
+TEST_F(SfuRungTest, LatchingLeavesATargetThatIsNotPeerReflexive) {
+    SfuRung rung = make({candidate(3, node1), candidate(4, node2)});
+    rung.on_datagram(node1, ack(admission(rung.start(now_).at(0))), now_);
+    rung.on_peer_leg(3, true, now_);
+    ASSERT_EQ(rung.state(), SfuRungState::up);
+    EXPECT_FALSE(rung.latch(node1));
+    EXPECT_FALSE(rung.latch(node2));  // not the chosen node
+    EXPECT_EQ(rung.media_address(), node1);
+    EXPECT_EQ(rung.legs()[0].latched, 0u);
+}
+
 TEST_F(SfuRungTest, NodeRequestsThatFailTheirChecksAreDroppedUnanswered) {
     SfuRung rung = make({candidate(3, node1)});
     (void)rung.start(now_);

@@ -79,9 +79,14 @@ judge() {
       "connected in $(field "$room" "$a" .time_to_connect_ms) ms"
   else
     failures=$((failures + 1))
+    # What decides the case, compactly (a whole report runs past what a CI log keeps).
     for side in "$a" "$b"; do
       echo "  $side's report:"
-      sed 's/^/  | /' "$LAB_WORKDIR/$room-$side.json" "$LAB_WORKDIR/$room-$side.err" | head -80
+      jq -c '{rung, error, remote, stray_media, stray_other, media: .media.text,
+          candidates: [.sfu.candidates[]? | {node_id, target, peer_reflexive, state, outcome,
+          sent, node_requests, latched}], steps: [.steps[]? | "\(.step): \(.outcome)"]}' \
+        "$LAB_WORKDIR/$room-$side.json" 2>&1 | sed 's/^/  | /'
+      tail -5 "$LAB_WORKDIR/$room-$side.err" | sed 's/^/  | /'
     done
   fi
 }

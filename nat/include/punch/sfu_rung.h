@@ -32,6 +32,8 @@
 //
 // Once up, a keepalive Binding request goes to the chosen node every `keepalive` (well inside
 // the node's sfu.leg_timeout_s, 15 s), on the same credentials: the node's consent refresh.
+// Media from the chosen node's registered address, when its target is a peer-reflexive one,
+// moves the target back there (latch()).
 //
 // No sockets and no clock reads: start(now), on_timer(now), on_datagram(from, bytes, now) and
 // on_peer_leg() return what to send; next_timer() says when on_timer() wants to run.
@@ -128,6 +130,7 @@ struct SfuLegReport {
     std::optional<stun::Address> mapped;  ///< XOR-MAPPED-ADDRESS in the last ACK: us, as seen
     std::uint64_t sent = 0;            ///< requests sent to it (admission and keepalive)
     std::uint64_t node_requests = 0;   ///< the node's own valid requests answered
+    std::uint64_t latched = 0;  ///< times media moved the target back to node.address (latch())
     std::uint16_t error_code = 0;      ///< of the error response that ended it
 };
 
@@ -171,6 +174,14 @@ public:
     [[nodiscard]] const SfuLegReport* chosen() const noexcept;
     /// Where media goes once up: the chosen node's target.
     [[nodiscard]] std::optional<stun::Address> media_address() const noexcept;
+    /// Media came from `from`, which is not media_address(): when the rung is up, the chosen
+    /// node's target is a peer-reflexive address and `from` is the node's registered one, the
+    /// node's NAT now maps the node's traffic there, and the target (media and keepalives)
+    /// moves to it (latching, as an SFU latches onto a client's media). Returns whether it
+    /// moved. A peer-reflexive mapping can be short-lived (docs/sfu.md, "A node behind a NAT":
+    /// Linux's conntrack, when two packets of a new flow race). Nothing else moves the target:
+    /// media is not authenticated, and the registered address is the coordinator's word.
+    bool latch(const stun::Address& from) noexcept;
     [[nodiscard]] const std::vector<SfuLegReport>& legs() const noexcept { return legs_; }
     [[nodiscard]] std::uint64_t drops(SfuLegDrop drop) const noexcept {
         return drops_[static_cast<std::size_t>(drop)];
