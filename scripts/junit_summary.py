@@ -29,8 +29,9 @@ counts as a failure:
 --extra-failure LABEL: a failure from outside the logs (a build step); counts as one failure.
 
 Failed tests go to stderr, one per line, each followed by the first lines of its output that
-start with "FAIL" (indented), so that a log's tail names the check that failed. The last line on stdout is exactly
-"N passed, N failed" or "N passed, N failed, N skipped" (skipped only when N > 0).
+start with "FAIL" (indented), so that a log's tail names the check that failed. The last line
+on stdout is exactly "N passed, N failed" or "N passed, N failed, N skipped" (skipped only
+when N > 0).
 Exit status 1 when anything failed, a file is missing or unparseable (each counts as one
 failure too), or there were no test cases at all; otherwise 0.
 """
