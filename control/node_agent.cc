@@ -561,6 +561,9 @@ void NodeAgent::handle_event(const json& event) {
             parse_punch_event(event, unix_now_(), config_.local.family, order);
         if (!rejection && config_.token_secret.empty())
             rejection = PunchEventRejection::no_secret;
+        // A draining node answers a new leg's admission 508 (docs/sfu.md, "Draining"): an
+        // order the coordinator gave before it heard of the drain opens nothing.
+        if (!rejection && draining_) rejection = PunchEventRejection::draining;
         if (rejection) {
             ++counters_.punch_events_rejected[static_cast<std::size_t>(*rejection)];
             log_warn("node: sfu_punch dropped: " + std::string(to_string(*rejection)) + " (" +

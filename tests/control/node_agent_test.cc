@@ -742,6 +742,36 @@ TEST_F(NodeAgentConnected, PunchesOnOrderAndCountsBadOrders) {
     EXPECT_EQ(agent.status()["punch"]["answers"], 1);
 }
 
+// An order the coordinator gave before it heard of a drain opens nothing: the node would answer
+// the participant's admission 508. Undrained, the same order punches again.
+TEST_F(NodeAgentConnected, ADrainingNodeDropsPunchOrders) {
+    coordinator.reply(*request, {{"ok", true}, {"node_id", 1}, {"ttl_ms", 15000}});
+    ASSERT_TRUE(ScriptedCoordinator::until(
+        agent, [&] { return agent.state() == control::NodeAgentState::registered; }));
+    const json order = {{"event", "sfu_punch"},
+                        {"session", "00c0ffee12345678"},
+                        {"participant", "alice"},
+                        {"username", username},
+                        {"addresses", {"198.51.100.9:6000"}}};
+    const auto draining = static_cast<std::size_t>(control::PunchEventRejection::draining);
+    agent.set_draining(true);
+    request = coordinator.line(agent);  // the heartbeat with the full load
+    ASSERT_TRUE(request);
+    coordinator.send(order.dump() + "\n");
+    ASSERT_TRUE(ScriptedCoordinator::until(
+        agent, [&] { return agent.counters().punch_events_rejected[draining] == 1; }));
+    EXPECT_EQ(agent.counters().punch_events, 0u);
+    clock.advance(100ms);
+    agent.poll();
+    EXPECT_TRUE(sender.sent.empty());
+    EXPECT_EQ(agent.status()["counters"]["punch_events_rejected"]["draining"], 1);
+    agent.set_draining(false);
+    coordinator.send(order.dump() + "\n");
+    ASSERT_TRUE(ScriptedCoordinator::until(agent, [&] { return !sender.sent.empty(); }));
+    EXPECT_EQ(agent.counters().punch_events, 1u);
+    EXPECT_EQ(sender.sent[0].to, address("198.51.100.9", 6000));
+}
+
 TEST(NodeAgent, ReconnectsWithBackoffAfterATimeoutOrAHangUp) {
     ScriptedCoordinator coordinator;
     ManualClock clock;

@@ -35,7 +35,7 @@ REGISTERED = {
                  "request_timeouts": 0, "bad_lines": 0, "punch_events": 5,
                  "punch_events_rejected": {"bad_username": 0, "expired": 2, "mismatch": 0,
                                            "bad_addresses": 0, "no_usable_address": 0,
-                                           "no_secret": 0},
+                                           "no_secret": 0, "draining": 0},
                  "discovery_runs": 1, "datagrams_ignored": 4},
     "punch": {"live_targets": 1, "orders": 5, "targets": 6, "targets_refused": 0,
               "requests_sent": 80, "send_failures": 0, "answers": 5,

@@ -16,6 +16,8 @@
 // 1000000, at or above any punchcoord's sfu.full_load, so that the coordinator leaves the
 // node out of every later candidate list (docs/protocol.md, "sfu": `full`); a heartbeat goes
 // at once rather than at the next ttl/3. An undrain reports the real load again, at once.
+// While draining, `sfu_punch` orders are dropped (counted as `draining`): the node would answer
+// the participant's admission 508.
 // A request unanswered for `request_timeout` ends the connection (a dead coordinator, or a
 // NAT on the path that forgot the connection) and the agent reconnects.
 //
@@ -96,7 +98,8 @@ enum class NodeAgentState : std::uint8_t {
     X(mismatch, "\"session\" or \"participant\" disagrees with the username")               \
     X(bad_addresses, "\"addresses\" missing, empty, too long, or an entry not \"ip:port\"")  \
     X(no_usable_address, "no address of the SFU address's family")                         \
-    X(no_secret, "the node has no sfu.token_secrets to key its requests with")
+    X(no_secret, "the node has no sfu.token_secrets to key its requests with")             \
+    X(draining, "the node drains (punchctl drain): it admits no new leg to open its NAT for")
 
 enum class PunchEventRejection : std::uint8_t {
 #define CONTROL_PUNCH_EVENT_ENUM(name, help) name,
@@ -111,7 +114,7 @@ enum class PunchEventRejection : std::uint8_t {
 /// Validates an `sfu_punch` event into `out`. `family` is the SFU address's: an address of
 /// the other family cannot be reached from it and is left out (an order with none left is
 /// no_usable_address). At most 16 addresses (the coordinator's max_candidates_per_member).
-/// Errors: every PunchEventRejection but no_secret.
+/// Errors: every PunchEventRejection but no_secret and draining (the agent's own state).
 [[nodiscard]] std::optional<PunchEventRejection> parse_punch_event(const nlohmann::json& event,
                                                                    std::uint64_t now_unix,
                                                                    stun::AddressFamily family,
