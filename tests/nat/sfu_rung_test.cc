@@ -301,8 +301,8 @@ TEST_F(SfuRungTest, ANodeBehindANatIsAnsweredAndLearntAsPeerReflexive) {
 }
 
 // The node's NAT sent its first packet towards us from a second public port, then mapped its
-// traffic to the registered address after all: media from
-// the registered address moves the target back there, and nothing else moves it.
+// traffic to the registered address after all: media from the registered address moves the
+// target back there, and nothing else moves it.
 TEST_F(SfuRungTest, MediaFromTheRegisteredAddressMovesAPeerReflexiveTargetBack) {
     SfuRung rung = make({candidate(3, node1)});
     (void)rung.start(now_);
