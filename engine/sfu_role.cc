@@ -681,9 +681,10 @@ Verdict forward_leg(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
 // last subscriber's over the frame's own, the others' into the fan-out scratch), counts as it
 // does, and returns true with the verdict; false, having written nothing, for anything else
 // (forward_leg() decides).
-bool forward_planned_ipv4(Frame& f, const PortContext& port, CoreCounters& counters,
-                          SfuState& sfu, const FiveTuple& key, std::uint32_t slot,
-                          Verdict& verdict) noexcept {
+[[gnu::always_inline]] inline bool forward_planned_ipv4(Frame& f, const PortContext& port,
+                                                        CoreCounters& counters, SfuState& sfu,
+                                                        const FiveTuple& key, std::uint32_t slot,
+                                                        Verdict& verdict) noexcept {
     const SfuMembership* membership = sfu.membership;
     SfuShard& shard = sfu.shard;
     const SfuPlan* plan = slot < sfu.plans.size() ? &sfu.plans[slot] : nullptr;
@@ -756,6 +757,56 @@ bool forward_planned_ipv4(Frame& f, const PortContext& port, CoreCounters& count
     return true;
 }
 
+// The express lane's checks of one frame (sfu_express_ipv4()): true, its Ethernet padding
+// trimmed and `key` its 5-tuple, for a leg's media as the lane takes it; false, having
+// written nothing, for anything else.
+[[gnu::always_inline]] inline bool express_checks(Frame& f, const PortContext& port,
+                                                  std::uint16_t sfu_port,
+                                                  FiveTuple& key) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    constexpr std::size_t udp = ip + ipv4_header_size;
+    if (f.length <= udp + udp_header_size) return false;
+    const std::byte* h = f.data + ip;
+    const std::byte* u = f.data + udp;
+    // Ethernet to us; IPv4 with a 20-byte header (RFC 791: version 4, IHL 5), carrying UDP,
+    // not a fragment; the total length UDP's plus the header, within the frame (Ethernet may
+    // pad); from a port (RFC 768: 0 is none) to the SFU port, between an address of ours and a
+    // valid source; not STUN (RFC 7983: first byte 0-3), which admission answers.
+    if (!port.is_own_mac(f.data) || load_be16(f.data + 12) != ethertype::ipv4 ||
+        h[0] != std::byte{0x45} || h[9] != std::byte{ip_protocol::udp} ||
+        (load_be16(h + 6) & 0x3FFF) != 0 || load_be16(u + 2) != sfu_port ||
+        std::to_integer<unsigned>(f.data[udp + udp_header_size]) <= 3)
+        return false;
+    const std::size_t udp_length = load_be16(u + 4);
+    if (udp_length <= udp_header_size || load_be16(h + 2) != ipv4_header_size + udp_length ||
+        udp + udp_length > f.length || load_be16(u) == 0 || !port.ipv4_addresses_ok(h) ||
+        f.l4_checksum == L4ChecksumHint::bad)
+        return false;
+    // The IPv4 header checksum verifies (RFC 1071: the folded sum is all ones). The UDP one
+    // is updated, not verified, as the general path forwards it.
+    if (checksum_fold(checksum_native_sum<20>(h)) != 0xFFFF) return false;
+    f.length = static_cast<std::uint16_t>(udp + udp_length);  // trim Ethernet padding
+    key = FiveTuple::ipv4(h + 12, load_be16(u), h + 16, sfu_port);
+    return true;
+}
+
+// The express lane past its checks: the leg of `key` (at `slot` where the leg there has the
+// key; keys are unique among live legs), and the datagram forwarded.
+[[gnu::always_inline]] inline Verdict express_forward(Frame& f, const PortContext& port,
+                                                     CoreCounters& counters, SfuState& sfu,
+                                                     const FiveTuple& key,
+                                                     std::uint32_t slot) noexcept {
+    constexpr std::size_t ip = ethernet_header_size;
+    constexpr std::size_t udp = ip + ipv4_header_size;
+    const SfuTable& table = sfu.shard.table();
+    if (slot >= table.capacity() || !table.at(slot).live() || !table.at(slot).has_key(key))
+        slot = table.find(key);
+    if (slot == SfuTable::no_slot) return Verdict::drop(DropReason::sfu_not_a_leg);
+    if (Verdict verdict; forward_planned_ipv4(f, port, counters, sfu, key, slot, verdict))
+        return verdict;
+    return forward_leg(f, ip, udp, false, port, counters, sfu, key, slot);
+}
+
 }  // namespace
 
 Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const PortContext& port,
@@ -773,47 +824,19 @@ Verdict sfu_forward(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
 
 bool sfu_express_ipv4(Frame& f, const PortContext& port, CoreCounters& counters, SfuState& sfu,
                       Verdict& verdict) noexcept {
-    constexpr std::size_t ip = ethernet_header_size;
-    constexpr std::size_t udp = ip + ipv4_header_size;
-    if (f.length <= udp + udp_header_size) return false;
-    const std::byte* h = f.data + ip;
-    const std::byte* u = f.data + udp;
-    // Ethernet to us; IPv4 with a 20-byte header (RFC 791: version 4, IHL 5), carrying UDP,
-    // not a fragment; the total length UDP's plus the header, within the frame (Ethernet may
-    // pad); from a port (RFC 768: 0 is none) to the SFU port, between an address of ours and a
-    // valid source; not STUN (RFC 7983: first byte 0-3), which admission answers.
-    if (!port.is_own_mac(f.data) || load_be16(f.data + 12) != ethertype::ipv4 ||
-        h[0] != std::byte{0x45} || h[9] != std::byte{ip_protocol::udp} ||
-        (load_be16(h + 6) & 0x3FFF) != 0 || load_be16(u + 2) != sfu.context.limits().port ||
-        std::to_integer<unsigned>(f.data[udp + udp_header_size]) <= 3)
-        return false;
-    const std::size_t udp_length = load_be16(u + 4);
-    if (udp_length <= udp_header_size || load_be16(h + 2) != ipv4_header_size + udp_length ||
-        udp + udp_length > f.length || load_be16(u) == 0 || !port.ipv4_addresses_ok(h) ||
-        f.l4_checksum == L4ChecksumHint::bad)
-        return false;
-    // The IPv4 header checksum verifies (RFC 1071: the folded sum is all ones). The UDP one
-    // is updated, not verified, as the general path forwards it.
-    if (checksum_fold(checksum_native_sum<20>(h)) != 0xFFFF) return false;
-    f.length = static_cast<std::uint16_t>(udp + udp_length);  // trim Ethernet padding
-    const FiveTuple key = FiveTuple::ipv4(h + 12, load_be16(u), h + 16, load_be16(u + 2));
-    // The look-ahead's slot where the leg there is this one (keys are unique among live legs).
-    const SfuTable& table = sfu.shard.table();
-    std::uint32_t slot = sfu.hint;
-    if (slot >= table.capacity() || !table.at(slot).live() || !table.at(slot).has_key(key))
-        slot = table.find(key);
-    if (slot == SfuTable::no_slot)
-        verdict = Verdict::drop(DropReason::sfu_not_a_leg);
-    else if (!forward_planned_ipv4(f, port, counters, sfu, key, slot, verdict))
-        verdict = forward_leg(f, ip, udp, false, port, counters, sfu, key, slot);
+    FiveTuple key;
+    if (!express_checks(f, port, sfu.context.limits().port, key)) return false;
+    verdict = express_forward(f, port, counters, sfu, key, SfuTable::no_slot);
     return true;
 }
 
-void sfu_look_ahead(std::span<const std::byte* const> frames,
-                    std::span<const std::uint16_t> lengths, const SfuState& sfu,
-                    std::span<std::uint32_t> hints) noexcept {
-    constexpr std::size_t ip = ethernet_header_size;
-    constexpr std::size_t udp = ip + ipv4_header_size;
+Verdict sfu_express_ahead(Frame& f, const PortContext& port, CoreCounters& counters,
+                          SfuState& sfu, const SfuAhead& ahead) noexcept {
+    return express_forward(f, port, counters, sfu, ahead.key, ahead.slot);
+}
+
+void sfu_look_ahead(std::span<Frame> frames, const PortContext& port, const SfuState& sfu,
+                    std::span<SfuAhead> ahead) noexcept {
     constexpr std::size_t burst = 64;  // the tags of this many frames a pass
     const SfuTable& table = sfu.shard.table();
     const std::uint16_t sfu_port = sfu.context.limits().port;
@@ -821,27 +844,19 @@ void sfu_look_ahead(std::span<const std::byte* const> frames,
     for (std::size_t first = 0; first < frames.size(); first += burst) {
         const std::size_t n = std::min(burst, frames.size() - first);
         std::uint32_t tags[burst];
-        bool media[burst];
-        // Pass 1: the tags, each frame's index line on its way.
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::byte* f = frames[first + i];
-            const std::byte* h = f + ip;
-            const std::byte* u = f + udp;
-            media[i] = lengths[first + i] > udp + udp_header_size &&
-                       load_be16(f + 12) == ethertype::ipv4 && h[0] == std::byte{0x45} &&
-                       h[9] == std::byte{ip_protocol::udp} && load_be16(u + 2) == sfu_port;
-            if (media[i])
-                tags[i] = table.start_find(
-                    FiveTuple::ipv4(h + 12, load_be16(u), h + 16, load_be16(u + 2)));
+        // Pass 1: the checks and the tags, each frame's index line on its way.
+        for (std::size_t i = first; i < first + n; ++i) {
+            SfuAhead& a = ahead[i];
+            a.express = express_checks(frames[i], port, sfu_port, a.key);
+            if (a.express) tags[i - first] = table.start_find(a.key);
         }
         // Pass 2: the slots, each one's record and plan on their way.
-        for (std::size_t i = 0; i < n; ++i) {
-            std::uint32_t slot = SfuTable::no_slot;
-            if (media[i]) slot = table.slot_hint(tags[i]);
-            hints[first + i] = slot;
-            if (slot >= plans.size()) continue;  // no_slot too
-            __builtin_prefetch(&plans[slot]);
-            __builtin_prefetch(reinterpret_cast<const std::byte*>(&plans[slot]) + 64);
+        for (std::size_t i = first; i < first + n; ++i) {
+            SfuAhead& a = ahead[i];
+            a.slot = a.express ? table.slot_hint(tags[i - first]) : SfuTable::no_slot;
+            if (a.slot >= plans.size()) continue;  // no_slot too
+            __builtin_prefetch(&plans[a.slot]);
+            __builtin_prefetch(reinterpret_cast<const std::byte*>(&plans[a.slot]) + 64);
         }
     }
 }

@@ -28,6 +28,8 @@ Worker::Worker(Dataplane& dataplane, unsigned index)
       index_(index),
       counters_(dataplane.counters[index]),
       tx_(dataplane.ports.size()),
+      frames_(max_burst),
+      ahead_(max_burst),
       stall_cycles_(rte_get_tsc_hz() / 1000) {
     if (index < dataplane.command_rings.size() && dataplane.command_acks != nullptr &&
         index < dataplane.relay_shards.size() && dataplane.relay_shards[index] != nullptr) {
@@ -51,15 +53,10 @@ void Worker::flush(TxBuffer& tx, std::uint16_t port) noexcept {
     tx.count = 0;
 }
 
-void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, RelayState* relay,
-                    SfuState* sfu, bool hairpin) noexcept {
-    if (m->nb_segs != 1) {
-        ++counters_.rx_packets;
-        counters_.rx_bytes += rte_pktmbuf_pkt_len(m);
-        counters_.drop(DropReason::multi_segment);
-        rte_pktmbuf_free(m);
-        return;
-    }
+namespace {
+
+// The frame the handlers see in a single-segment mbuf.
+[[gnu::always_inline]] inline Frame frame_of(rte_mbuf* m) noexcept {
     Frame frame;
     frame.data = rte_pktmbuf_mtod(m, std::byte*);
     frame.length = rte_pktmbuf_data_len(m);
@@ -71,8 +68,37 @@ void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, Relay
     case RTE_MBUF_F_RX_L4_CKSUM_BAD: frame.l4_checksum = L4ChecksumHint::bad; break;
     default: break;
     }
+    return frame;
+}
+
+}  // namespace
+
+void Worker::handle(rte_mbuf* m, const PortContext& context, TxBuffer& tx, RelayState* relay,
+                    SfuState* sfu, bool hairpin) noexcept {
+    if (m->nb_segs != 1) {
+        ++counters_.rx_packets;
+        counters_.rx_bytes += rte_pktmbuf_pkt_len(m);
+        counters_.drop(DropReason::multi_segment);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    Frame frame = frame_of(m);
     const Verdict verdict = hairpin ? handle_hairpin(frame, context, counters_, relay)
                                     : handle_frame(frame, context, counters_, relay, sfu);
+    dispatch(m, frame, verdict, tx, sfu);
+}
+
+void Worker::handle_express(rte_mbuf* m, Frame& frame, const SfuAhead& ahead,
+                            const PortContext& context, TxBuffer& tx, SfuState& sfu) noexcept {
+    ++counters_.rx_packets;
+    counters_.rx_bytes += rte_pktmbuf_data_len(m);  // as received: the look-ahead trimmed it
+    const Verdict verdict = sfu_express_ahead(frame, context, counters_, sfu, ahead);
+    count_sfu_express(verdict, frame, counters_);
+    dispatch(m, frame, verdict, tx, &sfu);
+}
+
+void Worker::dispatch(rte_mbuf* m, const Frame& frame, Verdict verdict, TxBuffer& tx,
+                      SfuState* sfu) noexcept {
     if (verdict.goes_to_control()) {
         hand_to_control(m, tx);
         return;
@@ -344,16 +370,16 @@ unsigned Worker::poll() noexcept {
         // One worker owns everything; otherwise the port's rules brought each packet to its
         // owner's queue, or software finds the owner.
         const bool steer = d.workers > 1 && d.ports[p].steer_in_software;
-        // The SFU's look-ups for the whole burst started before its first frame is handled.
-        std::uint32_t hints[max_burst];
-        if (sfu != nullptr && n > 1) {
-            const std::byte* data[max_burst];
-            std::uint16_t lengths[max_burst];
-            for (std::uint16_t i = 0; i < n; ++i) {
-                data[i] = rte_pktmbuf_mtod(rx[i], const std::byte*);
-                lengths[i] = rte_pktmbuf_data_len(rx[i]);
-            }
-            sfu_look_ahead({data, n}, {lengths, n}, *sfu, {hints, n});
+        // The SFU's lane for the whole burst: its media checked and their look-ups started
+        // before the first frame is handled. A multi-segment frame (length 0 here) is not
+        // media to it; handle() drops it.
+        const bool look_ahead = sfu != nullptr && n > 1;
+        Frame* const frames = frames_.data();
+        SfuAhead* const ahead = ahead_.data();
+        if (look_ahead) {
+            for (std::uint16_t i = 0; i < n; ++i)
+                frames[i] = rx[i]->nb_segs == 1 ? frame_of(rx[i]) : Frame{};
+            sfu_look_ahead({frames, n}, *context, *sfu, {ahead, n});
         }
         for (std::uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = rx[i];
@@ -375,10 +401,11 @@ unsigned Worker::poll() noexcept {
                 }
                 continue;
             }
-            if (sfu != nullptr) sfu->hint = n > 1 ? hints[i] : SfuTable::no_slot;
-            handle(m, *context, tx_[p], relay, sfu);
+            if (look_ahead && ahead[i].express)
+                handle_express(m, frames[i], ahead[i], *context, tx_[p], *sfu);
+            else
+                handle(m, *context, tx_[p], relay, sfu);
         }
-        if (sfu != nullptr) sfu->hint = SfuTable::no_slot;
     }
     for (unsigned from = 0; from < d.workers; ++from) {
         if (from == index_) continue;

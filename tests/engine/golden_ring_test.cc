@@ -1104,6 +1104,90 @@ TEST_F(RingWorkerLoopTest, SfuFanOutChainsAHeaderToACloneOfThePayload) {
     EXPECT_EQ(join.kind, SfuMessage::Kind::join);
     EXPECT_EQ(join.participant.view(), "dave");
     EXPECT_EQ(shard.queued(), 0u);
+
+    // A burst (the SFU's burst lane, sfu_look_ahead(), then each frame in turn): media from
+    // each leg, one with Ethernet padding, fanned out; a stranger's media, a multi-segment
+    // frame and the admission's retransmission each take the general path. Out in the order
+    // they came, each frame's copies before it; the counters as frame by frame.
+    const CoreCounters before = d.counters[0];
+    const auto media_of = [&](std::uint8_t tag) {
+        std::vector<std::byte> m(40, std::byte{tag});
+        m[0] = std::byte{0x80};
+        return m;
+    };
+    std::vector<std::byte> padded = build_udp_frame(test::mac(7), engine_mac, bob, sfu,
+                                                    media_of(0xB0));
+    padded.resize(padded.size() + 10, std::byte{0xEE});
+    const stun::Address eve = at("198.51.100.66", 6600);
+    enqueue(build_udp_frame(test::mac(6), engine_mac, alice, sfu, media_of(0xA0)));
+    enqueue(padded);
+    enqueue(build_udp_frame(test::mac(9), engine_mac, eve, sfu, media_of(0xE0)));
+    {
+        rte_mbuf* head = rte_pktmbuf_alloc(ring_port->pool);
+        rte_mbuf* tail = rte_pktmbuf_alloc(ring_port->pool);
+        ASSERT_TRUE(head != nullptr && tail != nullptr);
+        const std::vector<std::byte> whole =
+            build_udp_frame(test::mac(8), engine_mac, carol, sfu, media_of(0xC1));
+        std::memcpy(rte_pktmbuf_append(head, 40), whole.data(), 40);
+        std::memcpy(rte_pktmbuf_append(tail, static_cast<std::uint16_t>(whole.size() - 40)),
+                    whole.data() + 40, whole.size() - 40);
+        ASSERT_EQ(rte_pktmbuf_chain(head, tail), 0);
+        ASSERT_EQ(rte_ring_enqueue(rx, head), 0);
+    }
+    enqueue(build_udp_frame(test::mac(9), engine_mac, at("203.0.113.40", 9000), sfu, request));
+    enqueue(build_udp_frame(test::mac(8), engine_mac, carol, sfu, media_of(0xC0)));
+    EXPECT_EQ(worker.poll(), 6u);
+    // Each frame sent: the tag of the input it came from (its first payload byte after RTP's,
+    // or 0x01 for a STUN success), and its bytes.
+    std::vector<std::pair<int, std::vector<std::byte>>> out;
+    for (void* object = nullptr; rte_ring_dequeue(tx, &object) == 0;) {
+        auto* m = static_cast<rte_mbuf*>(object);
+        std::vector<std::byte> buffer(rte_pktmbuf_pkt_len(m));
+        const auto* bytes = static_cast<const std::byte*>(rte_pktmbuf_read(
+            m, 0, static_cast<std::uint32_t>(buffer.size()), buffer.data()));
+        ASSERT_NE(bytes, nullptr);
+        out.emplace_back(std::to_integer<int>(bytes[42 + 1]),
+                         std::vector<std::byte>(bytes, bytes + buffer.size()));
+        rte_pktmbuf_free(m);
+    }
+    std::vector<int> tags;
+    for (const auto& [tag, frame] : out) tags.push_back(tag);
+    EXPECT_EQ(tags, (std::vector<int>{0xA0, 0xA0, 0xB0, 0xB0, 0x01, 0xC0, 0xC0}));
+    // Frames `first` and `first + 1` are the copies to x and y, in either order.
+    const auto sent_to = [&](std::size_t first, const stun::Address& x, std::uint8_t mx,
+                             const stun::Address& y, std::uint8_t my, std::uint8_t tag) {
+        const std::vector<std::byte> to_x =
+            build_udp_frame(engine_mac, test::mac(mx), sfu, x, media_of(tag));
+        const std::vector<std::byte> to_y =
+            build_udp_frame(engine_mac, test::mac(my), sfu, y, media_of(tag));
+        const auto& a = out[first].second;
+        const auto& b = out[first + 1].second;
+        return (a == to_x && b == to_y) || (a == to_y && b == to_x);
+    };
+    ASSERT_EQ(out.size(), 7u);
+    EXPECT_TRUE(sent_to(0, bob, 7, carol, 8, 0xA0));
+    EXPECT_TRUE(sent_to(2, alice, 6, carol, 8, 0xB0)) << "the padding trimmed";
+    EXPECT_TRUE(sent_to(5, alice, 6, bob, 7, 0xC0));
+    const CoreCounters& after = d.counters[0];
+    EXPECT_EQ(after.rx_packets - before.rx_packets, 6u);
+    std::uint64_t in_bytes = 0;
+    for (const std::size_t size :
+         {std::size_t{82}, padded.size(), std::size_t{82}, std::size_t{82},
+          build_udp_frame(test::mac(9), engine_mac, at("203.0.113.40", 9000), sfu, request).size(),
+          std::size_t{82}})
+        in_bytes += size;
+    EXPECT_EQ(after.rx_bytes - before.rx_bytes, in_bytes) << "as received, padding included";
+    EXPECT_EQ(after.tx_packets - before.tx_packets, 7u);
+    EXPECT_EQ(after.fan_out_copies - before.fan_out_copies, 3u);
+    EXPECT_EQ(after.drops[static_cast<std::size_t>(DropReason::sfu_not_a_leg)] -
+                  before.drops[static_cast<std::size_t>(DropReason::sfu_not_a_leg)],
+              1u);
+    EXPECT_EQ(after.drops[static_cast<std::size_t>(DropReason::multi_segment)] -
+                  before.drops[static_cast<std::size_t>(DropReason::multi_segment)],
+              1u);
+    EXPECT_TRUE(after.conserved());
+    EXPECT_EQ(rte_mempool_avail_count(copies), copy_pool_size) << "a copy's mbuf leaked";
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "a frame leaked";
 }
 
 }  // namespace

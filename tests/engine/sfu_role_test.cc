@@ -203,10 +203,8 @@ public:
         Bytes frame;  // the frame after the handler (its bytes from its new start)
     };
 
-    // Hands `frame` to worker `w` at the lab's time; `general`: to handle_frame_generally(),
-    // past the express lanes.
-    Out send(const Bytes& frame, std::uint16_t w = 0, bool general = false,
-             std::uint32_t hint = SfuTable::no_slot) {
+    // `frame` copied into the lab's buffer, with headroom, as a handler's Frame.
+    Frame load(const Bytes& frame) {
         constexpr std::size_t headroom = 128;
         buffer_.assign(headroom + 2048, std::byte{0});
         std::memcpy(buffer_.data() + headroom, frame.data(), frame.size());
@@ -215,8 +213,15 @@ public:
         f.length = static_cast<std::uint16_t>(frame.size());
         f.capacity = 2048;
         f.headroom = headroom;
+        return f;
+    }
+
+
+    // Hands `frame` to worker `w` at the lab's time; `general`: to handle_frame_generally(),
+    // past the express lanes.
+    Out send(const Bytes& frame, std::uint16_t w = 0, bool general = false) {
+        Frame f = load(frame);
         SfuState state{context_, *shards_[w], membership_.get(), now_ticks, now_s};
-        state.hint = hint;  // sfu_look_ahead()'s, as the worker hands it over
         Out out;
         const std::size_t before = test::allocations();
         if (general) ++counters_[w].rx_packets;  // handle_frame() counts it before either
@@ -227,18 +232,48 @@ public:
         return out;
     }
 
-    // sfu_look_ahead() over `frames` as worker `w`'s burst: the hints.
-    std::vector<std::uint32_t> look_ahead(const std::vector<Bytes>& frames, std::uint16_t w = 0) {
-        std::vector<const std::byte*> data;
+    // What sfu_look_ahead() makes of `frames` as worker `w`'s burst: each frame's SfuAhead
+    // and its length after.
+    struct Ahead {
+        std::vector<SfuAhead> ahead;
         std::vector<std::uint16_t> lengths;
-        for (const Bytes& f : frames) {
-            data.push_back(f.data());
-            lengths.push_back(static_cast<std::uint16_t>(f.size()));
+    };
+    Ahead look_ahead(std::vector<Bytes> frames, std::uint16_t w = 0) {
+        std::vector<Frame> burst;
+        for (Bytes& f : frames) {
+            Frame frame;
+            frame.data = f.data();
+            frame.length = static_cast<std::uint16_t>(f.size());
+            frame.capacity = frame.length;
+            burst.push_back(frame);
         }
-        std::vector<std::uint32_t> hints(frames.size(), 12345);
+        Ahead out;
+        out.ahead.resize(frames.size());
         const SfuState state{context_, *shards_[w], membership_.get(), now_ticks, now_s};
-        sfu_look_ahead(data, lengths, state, hints);
-        return hints;
+        sfu_look_ahead(burst, port_, state, out.ahead);
+        for (const Frame& f : burst) out.lengths.push_back(f.length);
+        return out;
+    }
+
+    // `frame` as the worker handles a frame of a burst: the look-ahead's SfuAhead for it
+    // (its slot replaced by `hint`, right or wrong, if given), then, where it passed,
+    // sfu_express_ahead() counted as Worker::handle_express() counts it; else handle_frame().
+    Out send_lane(const Bytes& frame, std::optional<std::uint32_t> hint = std::nullopt,
+                  std::uint16_t w = 0) {
+        Frame f = load(frame);
+        SfuState state{context_, *shards_[w], membership_.get(), now_ticks, now_s};
+        SfuAhead ahead;
+        sfu_look_ahead({&f, 1}, port_, state, {&ahead, 1});
+        if (!ahead.express) return send(frame, w);
+        if (hint) ahead.slot = *hint;
+        Out out;
+        const std::size_t before = test::allocations();
+        ++counters_[w].rx_packets;
+        out.verdict = sfu_express_ahead(f, port_, counters_[w], state, ahead);
+        count_sfu_express(out.verdict, f, counters_[w]);
+        last_allocations = test::allocations() - before;
+        out.frame.assign(f.data, f.data + f.length);
+        return out;
     }
 
     // A Binding request from `client` to the SFU's address of its family.
@@ -873,8 +908,8 @@ TEST(SfuForwarding, ForwardingAllocatesNothing) {
 // UDP checksum, a non-leg) and for frames it declines (a bad IPv4 header checksum, a
 // fragment, STUN's first byte).
 TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
-    SfuLab express, general;
-    for (SfuLab* lab : {&express, &general}) {
+    SfuLab express, general, lane;
+    for (SfuLab* lab : {&express, &general, &lane}) {
         lab->admit(alice, mac_a, "alice");
         lab->admit(bob, mac_b, "bob");
     }
@@ -909,12 +944,15 @@ TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
     for (std::size_t i = 0; i < frames.size(); ++i) {
         const auto a = express.send(frames[i]);
         const auto b = general.send(frames[i], 0, true);
+        const auto c = lane.send_lane(frames[i]);
         EXPECT_EQ(a.verdict.action, b.verdict.action) << "frame " << i;
         EXPECT_EQ(a.verdict.reason, b.verdict.reason) << "frame " << i;
         EXPECT_EQ(a.frame, b.frame) << "frame " << i;
+        EXPECT_EQ(c.verdict.action, b.verdict.action) << "frame " << i;
+        EXPECT_EQ(c.verdict.reason, b.verdict.reason) << "frame " << i;
+        EXPECT_EQ(c.frame, b.frame) << "frame " << i;
     }
-    express.admit(carol, mac_c, "carol");
-    general.admit(carol, mac_c, "carol");
+    for (SfuLab* lab : {&express, &general, &lane}) lab->admit(carol, mac_c, "carol");
     // A fan-out (the planned lane's, forward_planned_ipv4()), with and without a checksum,
     // with padding, a TOS and an id.
     const std::vector<Bytes> fanned = {
@@ -924,47 +962,52 @@ TEST(SfuForwarding, ExpressLaneDecidesAsTheGeneralPath) {
         padded,
     };
     for (std::size_t i = 0; i < fanned.size(); ++i) {
-        const auto a = express.send(fanned[i]);
         const auto b = general.send(fanned[i], 0, true);
-        ASSERT_TRUE(a.verdict.fans_out()) << "frame " << i;
         ASSERT_TRUE(b.verdict.fans_out()) << "frame " << i;
-        EXPECT_EQ(a.frame, b.frame) << "frame " << i;
-        ASSERT_EQ(express.shard().fan_out().count, general.shard().fan_out().count);
-        ASSERT_EQ(express.shard().fan_out().count, 1u);
-        EXPECT_EQ(express.shard().fan_out().payload_offset,
-                  general.shard().fan_out().payload_offset);
-        EXPECT_EQ(express.shard().fan_out().payload_length,
-                  general.shard().fan_out().payload_length);
-        const SfuDestination& x = express.shard().fan_out().copies()[0];
-        const SfuDestination& y = general.shard().fan_out().copies()[0];
-        EXPECT_EQ(Bytes(x.header.begin(), x.header.begin() + x.header_length),
-                  Bytes(y.header.begin(), y.header.begin() + y.header_length))
-            << "frame " << i;
+        for (SfuLab* lab : {&express, &lane}) {
+            const auto a = lab == &express ? lab->send(fanned[i]) : lab->send_lane(fanned[i]);
+            ASSERT_TRUE(a.verdict.fans_out()) << "frame " << i;
+            EXPECT_EQ(a.frame, b.frame) << "frame " << i;
+            const SfuFanOut& x = lab->shard().fan_out();
+            const SfuFanOut& y = general.shard().fan_out();
+            ASSERT_EQ(x.count, y.count);
+            ASSERT_EQ(x.count, 1u);
+            EXPECT_EQ(x.payload_offset, y.payload_offset);
+            EXPECT_EQ(x.payload_length, y.payload_length);
+            const SfuDestination& p = x.copies()[0];
+            const SfuDestination& q = y.copies()[0];
+            EXPECT_EQ(Bytes(p.header.begin(), p.header.begin() + p.header_length),
+                      Bytes(q.header.begin(), q.header.begin() + q.header_length))
+                << "frame " << i;
+        }
     }
-    EXPECT_EQ(express.shard().counters().forwarded_packets,
-              general.shard().counters().forwarded_packets);
-    EXPECT_EQ(express.shard().counters().forwarded_bytes,
-              general.shard().counters().forwarded_bytes);
-    EXPECT_EQ(express.shard().counters().fan_outs, general.shard().counters().fan_outs);
-    const CoreCounters& c = express.counters();
     const CoreCounters& d = general.counters();
-    EXPECT_EQ(c.rx_packets, d.rx_packets);
-    EXPECT_EQ(c.tx_packets, d.tx_packets);
-    EXPECT_EQ(c.tx_bytes, d.tx_bytes);
-    EXPECT_EQ(c.fan_out_copies, d.fan_out_copies);
-    EXPECT_EQ(c.drops, d.drops);
-    EXPECT_TRUE(c.conserved());
-    EXPECT_EQ(drops(express, DropReason::sfu_not_a_leg), 1u);
-    EXPECT_EQ(drops(express, DropReason::bad_ipv4_checksum), 1u);
-    EXPECT_EQ(drops(express, DropReason::ip_fragment), 1u);
-    EXPECT_EQ(drops(express, DropReason::not_for_us_l3), 1u);
-    EXPECT_EQ(drops(express, DropReason::bad_source_address), 4u);
+    for (SfuLab* lab : {&express, &lane}) {
+        EXPECT_EQ(lab->shard().counters().forwarded_packets,
+                  general.shard().counters().forwarded_packets);
+        EXPECT_EQ(lab->shard().counters().forwarded_bytes,
+                  general.shard().counters().forwarded_bytes);
+        EXPECT_EQ(lab->shard().counters().fan_outs, general.shard().counters().fan_outs);
+        const CoreCounters& c = lab->counters();
+        EXPECT_EQ(c.rx_packets, d.rx_packets);
+        EXPECT_EQ(c.tx_packets, d.tx_packets);
+        EXPECT_EQ(c.tx_bytes, d.tx_bytes);
+        EXPECT_EQ(c.fan_out_copies, d.fan_out_copies);
+        EXPECT_EQ(c.drops, d.drops);
+        EXPECT_TRUE(c.conserved());
+        EXPECT_EQ(drops(*lab, DropReason::sfu_not_a_leg), 1u);
+        EXPECT_EQ(drops(*lab, DropReason::bad_ipv4_checksum), 1u);
+        EXPECT_EQ(drops(*lab, DropReason::ip_fragment), 1u);
+        EXPECT_EQ(drops(*lab, DropReason::not_for_us_l3), 1u);
+        EXPECT_EQ(drops(*lab, DropReason::bad_source_address), 4u);
+    }
 }
 
-// Prefetching across the burst (sfu_look_ahead()): each frame that looks like a leg's IPv4
-// media gets the slot its 5-tuple has, anything else none; the express lane takes a hint only
+// The burst lane (sfu_look_ahead()): each frame the express lane takes passes its checks, with
+// its 5-tuple, the slot the index names for it and its Ethernet padding trimmed; anything else
+// does not pass (the worker hands it to handle_frame()). sfu_express_ahead() takes a hint only
 // where the leg there is the frame's, so that a wrong or stale one changes nothing.
-TEST(SfuForwarding, LookAheadHintsEachMediaFrameItsLeg) {
+TEST(SfuForwarding, LookAheadChecksEachFrameAndHintsItsLeg) {
     SfuLab lab;
     lab.admit(alice, mac_a, "alice");
     lab.admit(bob, mac_b, "bob");
@@ -976,27 +1019,49 @@ TEST(SfuForwarding, LookAheadHintsEachMediaFrameItsLeg) {
     Bytes other_port = build_udp_frame(mac_a, engine_mac, alice, at("192.0.2.1", 3478), rtp(1));
     Bytes short_frame = build_udp_frame(mac_b, engine_mac, bob, sfu4, rtp(2));
     short_frame.resize(40);
+    Bytes padded = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(5));
+    padded.resize(padded.size() + 12, std::byte{0xEE});
+    Bytes bad_ip_checksum = build_udp_frame(mac_b, engine_mac, bob, sfu4, rtp(6));
+    bad_ip_checksum[24] ^= std::byte{1};
     const std::vector<Bytes> burst = {
         build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(1)),
         build_udp_frame(mac_b, engine_mac, bob, sfu4, rtp(2)),
-        build_udp_frame(mac_c, engine_mac, carol, sfu4, rtp(3)),  // not a leg
+        build_udp_frame(mac_c, engine_mac, carol, sfu4, rtp(3)),  // not a leg: passes
         other_port,
         short_frame,
         build_udp_frame(mac_a, engine_mac, at("2001:db8::7", 5000), sfu6, rtp(4)),  // IPv6
+        padded,
+        bad_ip_checksum,
+        build_udp_frame(mac_a, engine_mac, alice, sfu4,
+                        binding_request(signed_by(make_token("alice")))),  // STUN
     };
-    const std::vector<std::uint32_t> hints = lab.look_ahead(burst);
-    EXPECT_EQ(hints, (std::vector<std::uint32_t>{alice_slot, bob_slot, SfuTable::no_slot,
-                                                 SfuTable::no_slot, SfuTable::no_slot,
-                                                 SfuTable::no_slot}));
+    const SfuLab::Ahead seen = lab.look_ahead(burst);
+    std::vector<bool> passed;
+    std::vector<std::uint32_t> slots;
+    for (const SfuAhead& a : seen.ahead) {
+        passed.push_back(a.express);
+        slots.push_back(a.slot);
+    }
+    EXPECT_EQ(passed,
+              (std::vector<bool>{true, true, true, false, false, false, true, false, false}));
+    constexpr std::uint32_t none = SfuTable::no_slot;
+    EXPECT_EQ(slots, (std::vector<std::uint32_t>{alice_slot, bob_slot, none, none, none, none,
+                                                 alice_slot, none, none}));
+    EXPECT_TRUE(seen.ahead[0].key == FiveTuple::make(alice, sfu4).value());
+    EXPECT_TRUE(seen.ahead[2].key == FiveTuple::make(carol, sfu4).value());
+    for (std::size_t i = 0; i < burst.size(); ++i) {
+        const std::size_t trimmed = i == 6 ? burst[i].size() - 12 : burst[i].size();
+        EXPECT_EQ(seen.lengths[i], trimmed) << "frame " << i;
+    }
     // Right, wrong (another leg's), free and none: the same copy to bob each time.
     const Bytes media = build_udp_frame(mac_a, engine_mac, alice, sfu4, rtp(9));
     const Bytes expected = to_client(bob, mac_b, rtp(9));
     for (const std::uint32_t hint : {alice_slot, bob_slot, std::uint32_t{7}, SfuTable::no_slot}) {
-        const auto out = lab.send(media, 0, false, hint);
+        const auto out = lab.send_lane(media, hint);
         ASSERT_TRUE(out.verdict.transmits()) << "hint " << hint;
         EXPECT_EQ(out.frame, expected) << "hint " << hint;
     }
-    // The express lane itself takes the prepared port's media (not the general path).
+    // The single-frame express lane takes the prepared port's media (not the general path).
     {
         Bytes bytes = media;
         Frame f;
@@ -1011,9 +1076,10 @@ TEST(SfuForwarding, LookAheadHintsEachMediaFrameItsLeg) {
     }
     EXPECT_EQ(table.at(alice_slot).counters().forwarded_packets, 5u);
     // A hint for a frame that is no leg's finds nothing either.
-    const auto stray = lab.send(burst[2], 0, false, alice_slot);
+    const auto stray = lab.send_lane(burst[2], alice_slot);
     EXPECT_FALSE(stray.verdict.transmits());
     EXPECT_EQ(drops(lab, DropReason::sfu_not_a_leg), 1u);
+    EXPECT_TRUE(lab.counters().conserved());
 }
 
 // The forwarder's general path (a leg no plan names yet) finds the leg's session among many

@@ -121,6 +121,19 @@ Verdict handle_hairpin(Frame& frame, const PortContext& port, CoreCounters& coun
 /// carried.
 [[nodiscard]] std::size_t max_response_growth(const PortContext& port) noexcept;
 
+/// The count of the SFU express lane's verdict (sfu_express_ipv4(), sfu_express_ahead()), as
+/// handle_frame_generally() counts sfu_forward()'s: the frame transmitted (a fan-out's frame
+/// is one of its copies; sfu_forward() counted the others), or dropped under its reason.
+inline void count_sfu_express(Verdict verdict, const Frame& frame,
+                              CoreCounters& counters) noexcept {
+    if (verdict.transmits() || verdict.fans_out()) {
+        ++counters.tx_packets;
+        counters.tx_bytes += frame.length;
+    } else {
+        counters.drop(verdict.reason);
+    }
+}
+
 inline Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters& counters,
                             RelayState* relay, SfuState* sfu) noexcept {
     ++counters.rx_packets;
@@ -141,16 +154,8 @@ inline Verdict handle_frame(Frame& frame, const PortContext& port, CoreCounters&
         counters.tx_bytes += frame.length;
         return Verdict::transmit();
     }
-    // The SFU's express lane: its verdict counted as handle_frame_generally() counts
-    // sfu_forward()'s (a fan-out's frame is one of its copies; sfu_forward() counted the
-    // others).
     if (Verdict verdict; sfu != nullptr && sfu_express_ipv4(frame, port, counters, *sfu, verdict)) {
-        if (verdict.transmits() || verdict.fans_out()) {
-            ++counters.tx_packets;
-            counters.tx_bytes += frame.length;
-        } else {
-            counters.drop(verdict.reason);
-        }
+        count_sfu_express(verdict, frame, counters);
         return verdict;
     }
     return handle_frame_generally(frame, port, counters, relay, sfu);

@@ -264,22 +264,36 @@ struct SfuState {
     /// The membership's plans for this worker, by slot: SfuMembership::plan() without its
     /// two vectors' bounds, read once per burst.
     std::span<const SfuPlan> plans;
-    /// The slot sfu_look_ahead() found for the frame in hand, for the express lane to check
-    /// and use (no_slot: none); the worker sets it before each frame.
-    std::uint32_t hint = SfuTable::no_slot;
 };
 
-/// Prefetching across a burst (docs/benchmarks.md, "SFU (issue 7)"), before its frames are
-/// handled: for each frame that looks like a leg's IPv4 media (IPv4 without options, UDP, to
-/// the SFU port; the express lane checks the rest), its look-up started in two passes over the
-/// burst, so that the burst's index lines, then its records and plans, load together instead
-/// of one frame's after another's. hints[i] (room for frames.size()) gets the slot the index
-/// names for frame i's 5-tuple, or SfuTable::no_slot; frames[i] must hold lengths[i] bytes.
-/// Changes nothing. Cost: a 5-tuple hash and a few loads a frame, every one of which the frame
-/// would wait for later.
-void sfu_look_ahead(std::span<const std::byte* const> frames,
-                    std::span<const std::uint16_t> lengths, const SfuState& sfu,
-                    std::span<std::uint32_t> hints) noexcept;
+/// What sfu_look_ahead() found of one frame of a burst, for sfu_express_ahead().
+struct SfuAhead {
+    FiveTuple key;  ///< the frame's 5-tuple (where `express`)
+    /// The slot the index names first for `key`, a hint: sfu_express_ahead() takes it only
+    /// where the leg there has the key. no_slot: none.
+    std::uint32_t slot = SfuTable::no_slot;
+    bool express = false;  ///< every check of the express lane (sfu_express_ipv4()) passed
+};
+
+/// The SFU's lane for a whole burst (docs/benchmarks.md, "SFU (issue 7)"), before its frames
+/// are handled one by one: for each frame, the express lane's checks (sfu_express_ipv4(): a
+/// leg's media over IPv4 without options to the port's MAC, an address of its and the SFU
+/// port, every header field right), its Ethernet padding trimmed and its 5-tuple's look-up
+/// started, in two passes over the burst, so that the burst's index lines, then its records
+/// and plans, load together instead of one frame's after another's. ahead[i] (room for
+/// frames.size()) says whether frame i passed, and holds its 5-tuple and the slot the index
+/// names for it. Writes nothing but the frames' lengths. Cost: the checks and a 5-tuple hash
+/// a frame, once for both passes (sfu_express_ahead() repeats neither), and a few loads, every
+/// one of which the frame would wait for later.
+void sfu_look_ahead(std::span<Frame> frames, const PortContext& port, const SfuState& sfu,
+                    std::span<SfuAhead> ahead) noexcept;
+
+/// The express lane for a frame sfu_look_ahead() passed (`ahead.express`): its leg found
+/// (the hint taken where the leg there has the key), and the datagram forwarded as
+/// sfu_forward() forwards it. Returns the verdict, counted as sfu_express_ipv4()'s.
+[[nodiscard]] Verdict sfu_express_ahead(Frame& frame, const PortContext& port,
+                                        CoreCounters& counters, SfuState& sfu,
+                                        const SfuAhead& ahead) noexcept;
 
 /// The SFU role's answer to a STUN message sent to the SFU port (the admission above), the
 /// UDP checksum verified by the caller: transmit (the answer, in place), drop (stun_garbage,

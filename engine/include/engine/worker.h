@@ -157,6 +157,16 @@ private:
     [[gnu::always_inline]] inline void handle(rte_mbuf* m, const PortContext& context,
                                               TxBuffer& tx, RelayState* relay, SfuState* sfu,
                                               bool hairpin = false) noexcept;
+    /// A frame sfu_look_ahead() passed, by the SFU's express lane (sfu_express_ahead()):
+    /// counted as handle_frame() counts it, then as handle() goes on.
+    [[gnu::always_inline]] inline void handle_express(rte_mbuf* m, Frame& frame,
+                                                      const SfuAhead& ahead,
+                                                      const PortContext& context, TxBuffer& tx,
+                                                      SfuState& sfu) noexcept;
+    /// What handle() does after the handler: `m` (its start and length from `frame`) freed,
+    /// handed on or buffered for TX as `verdict` says, with its fan-out copies.
+    [[gnu::always_inline]] inline void dispatch(rte_mbuf* m, const Frame& frame, Verdict verdict,
+                                                TxBuffer& tx, SfuState* sfu) noexcept;
     /// The copies of a fanned-out frame other than `m` itself (SfuShard::fan_out()): a header
     /// mbuf from Dataplane::sfu_copy_pool chained to an indirect clone of `m`'s payload each,
     /// buffered for TX. `m` is final (its data offset and length set); not yet buffered.
@@ -182,6 +192,10 @@ private:
     unsigned index_;
     CoreCounters& counters_;
     std::vector<TxBuffer> tx_;
+    /// A burst's frames and what sfu_look_ahead() found of them (max_burst each):
+    /// kept here, not made on the stack each iteration (a FiveTuple starts zeroed).
+    std::vector<Frame> frames_;
+    std::vector<SfuAhead> ahead_;
     /// An iteration longer than this (1 ms of TSC) counts as stalled, not busy.
     std::uint64_t stall_cycles_;
     /// This worker's command ring and its acknowledgement (null: none), and the order under
