@@ -339,54 +339,63 @@ void sum_shared_terms(Received& in) noexcept {
 std::size_t write_headers_generally(std::byte* out, const SfuPlanDestination& member,
                                    const Received& in, const PortContext& port) noexcept;
 
-// Inline, for the copies' loop: IPv4 to IPv4, a call's usual case, the headers from the key's
-// words and the checksums summed from the values written (RFC 1071: big-endian 16-bit words),
-// never read back from the bytes just stored (a load spanning smaller stores waits for them),
-// and from what the datagram's copies share, summed once (Received); anything else
-// write_headers_generally().
+// IPv4 to IPv4, a call's usual case, inline for the copies' loop: `member` an IPv4 leg, the
+// copy within the MTU (the caller checked both). The headers from the key's words and the
+// checksums summed from the values written (RFC 1071: big-endian 16-bit words), never read
+// back from the bytes just stored (a load spanning smaller stores waits for them), and from
+// what the datagram's copies share, summed once (Received). Returns the headers' length.
+[[gnu::always_inline]] inline std::size_t write_ipv4_headers(std::byte* out,
+                                                             const SfuPlanDestination& member,
+                                                             const Received& in,
+                                                             const PortContext& port) noexcept {
+    const std::array<std::uint64_t, 5>& words = member.key.words();
+    // A FiveTuple word holds an IPv4 address's 4 bytes first, as they lie in a header.
+    std::uint32_t to_ip, from_ip;
+    std::memcpy(&to_ip, &words[0], 4);
+    std::memcpy(&from_ip, &words[2], 4);
+    const auto to_port = static_cast<std::uint16_t>(words[4]);
+    const auto from_port = static_cast<std::uint16_t>(words[4] >> 16);
+    std::memcpy(out, member.client_mac.data(), 6);
+    std::memcpy(out + 6, port.mac.data(), 6);
+    store_be16(out + 12, ethertype::ipv4);
+    std::byte* h = out + ethernet_header_size;
+    const auto total = static_cast<std::uint16_t>(ipv4_header_size + in.udp_length);
+    h[0] = std::byte{0x45};
+    h[1] = std::byte{in.traffic_class};
+    store_be16(h + 2, total);
+    store_be16(h + 4, in.ipv4_id);
+    store_be16(h + 6, 0x4000);  // DF: the engine never fragments
+    h[8] = std::byte{64};
+    h[9] = std::byte{ip_protocol::udp};
+    std::memcpy(h + 12, &from_ip, 4);
+    std::memcpy(h + 16, &to_ip, 4);
+    const std::uint32_t address_terms = member.address_terms;  // summed at build time
+    store_be16(h + 10, checksum_finish(in.ipv4_header_terms + address_terms));
+    std::byte* u = h + ipv4_header_size;
+    store_be16(u, from_port);
+    store_be16(u + 2, to_port);
+    store_be16(u + 4, in.udp_length);
+    if (in.udp_checksum == 0) {
+        store_be16(u + 6, 0);  // the sender sent none (RFC 768): the copy has none either
+    } else {
+        // RFC 1624 eqn. 3 over the addresses and ports, as below.
+        const std::uint16_t checksum =
+            checksum_finish(in.udp_terms + address_terms + from_port + to_port);
+        store_be16(u + 6, checksum == 0 ? 0xFFFF : checksum);
+    }
+    return ethernet_header_size + ipv4_header_size + udp_header_size;
+}
+
+// Inline, for the copies' loop: write_ipv4_headers() where it applies (IPv4 to IPv4 within the
+// MTU), anything else write_headers_generally().
 [[gnu::always_inline]] inline std::size_t write_headers(std::byte* out,
                                                         const SfuPlanDestination& member,
                                                         const Received& in,
                                                         const PortContext& port) noexcept {
-    const std::array<std::uint64_t, 5>& words = member.key.words();
-    if (!in.ipv6 && static_cast<std::uint8_t>(words[4] >> 32) ==
+    if (!in.ipv6 && static_cast<std::uint8_t>(member.key.words()[4] >> 32) ==
                         static_cast<std::uint8_t>(stun::AddressFamily::ipv4)) {
         if (ipv4_header_size + in.udp_length > port.mtu) return 0;
-        // A FiveTuple word holds an IPv4 address's 4 bytes first, as they lie in a header.
-        std::uint32_t to_ip, from_ip;
-        std::memcpy(&to_ip, &words[0], 4);
-        std::memcpy(&from_ip, &words[2], 4);
-        const auto to_port = static_cast<std::uint16_t>(words[4]);
-        const auto from_port = static_cast<std::uint16_t>(words[4] >> 16);
-        std::memcpy(out, member.client_mac.data(), 6);
-        std::memcpy(out + 6, port.mac.data(), 6);
-        store_be16(out + 12, ethertype::ipv4);
-        std::byte* h = out + ethernet_header_size;
-        const auto total = static_cast<std::uint16_t>(ipv4_header_size + in.udp_length);
-        h[0] = std::byte{0x45};
-        h[1] = std::byte{in.traffic_class};
-        store_be16(h + 2, total);
-        store_be16(h + 4, in.ipv4_id);
-        store_be16(h + 6, 0x4000);  // DF: the engine never fragments
-        h[8] = std::byte{64};
-        h[9] = std::byte{ip_protocol::udp};
-        std::memcpy(h + 12, &from_ip, 4);
-        std::memcpy(h + 16, &to_ip, 4);
-        const std::uint32_t address_terms = member.address_terms;  // summed at build time
-        store_be16(h + 10, checksum_finish(in.ipv4_header_terms + address_terms));
-        std::byte* u = h + ipv4_header_size;
-        store_be16(u, from_port);
-        store_be16(u + 2, to_port);
-        store_be16(u + 4, in.udp_length);
-        if (in.udp_checksum == 0) {
-            store_be16(u + 6, 0);  // the sender sent none (RFC 768): the copy has none either
-        } else {
-            // RFC 1624 eqn. 3 over the addresses and ports, as below.
-            const std::uint16_t checksum =
-                checksum_finish(in.udp_terms + address_terms + from_port + to_port);
-            store_be16(u + 6, checksum == 0 ? 0xFFFF : checksum);
-        }
-        return ethernet_header_size + ipv4_header_size + udp_header_size;
+        return write_ipv4_headers(out, member, in, port);
     }
     return write_headers_generally(out, member, in, port);
 }
@@ -726,17 +735,18 @@ Verdict forward_leg(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
     const std::size_t payload_length = in.udp_length - udp_header_size;
     constexpr std::size_t headers = ethernet_header_size + ipv4_header_size + udp_header_size;
     SfuFanOut& fan = shard.fan_out();
+    // Every destination is IPv4 (plain_ipv4()) and the copies within the MTU (checked above).
     if (count == 1) {
-        (void)write_headers(f.data, plan->head, in, port);
+        (void)write_ipv4_headers(f.data, plan->head, in, port);
     } else {
         // Written in order, the last over the frame's own: the head, rest[0], ...
         SfuDestination* scratch = fan.destinations.get();
-        scratch[0].header_length =
-            static_cast<std::uint8_t>(write_headers(scratch[0].header.data(), plan->head, in, port));
+        scratch[0].header_length = static_cast<std::uint8_t>(
+            write_ipv4_headers(scratch[0].header.data(), plan->head, in, port));
         for (std::size_t i = 1; i + 1 < count; ++i)
             scratch[i].header_length = static_cast<std::uint8_t>(
-                write_headers(scratch[i].header.data(), rest[i - 1], in, port));
-        (void)write_headers(f.data, rest[count - 2], in, port);
+                write_ipv4_headers(scratch[i].header.data(), rest[i - 1], in, port));
+        (void)write_ipv4_headers(f.data, rest[count - 2], in, port);
     }
     leg.heard(sfu.now_ticks, payload_length);
     leg.count_forwarded(count, payload_length);
