@@ -794,7 +794,8 @@ Verdict forward_leg(Frame& f, std::size_t ip, std::size_t udp, bool ipv6, const 
         return false;
     // The IPv4 header checksum verifies (RFC 1071: the folded sum is all ones). The UDP one
     // is updated, not verified, as the general path forwards it.
-    if (checksum_fold(checksum_native_sum<20>(h)) != 0xFFFF) return false;
+    if (checksum_fold(checksum_native_sum<12>(h) + checksum_native_sum<8>(h + 12)) != 0xFFFF)
+        return false;
     f.length = static_cast<std::uint16_t>(udp + udp_length);  // trim Ethernet padding
     key = FiveTuple::ipv4(h + 12, load_be16(u), h + 16, sfu_port);
     return true;

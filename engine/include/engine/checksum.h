@@ -121,17 +121,26 @@ inline std::uint64_t checksum_native_sum_n(const std::byte* p, std::size_t n) no
 template <std::size_t N>
 std::uint64_t checksum_native_sum(const std::byte* p) noexcept {
     static_assert(N % 4 == 0);
-    // 32-bit words added into 64 bits, a load and an add each, all in registers (an __int128
-    // sum of 64-bit words, an add-with-carry each in principle, went through the stack): no
-    // carry is lost below 2^32 words, and since 2^16 is 1 modulo 2^16 - 1, the sum folds to
-    // the same 16 bits as the 16-bit words' (RFC 1071 §2(C)).
-    std::uint64_t sum = 0;
-    for (std::size_t i = 0; i < N; i += 4) {
-        std::uint32_t word;
-        std::memcpy(&word, p + i, 4);
+    // 64-bit words added with their carries (an add and an add-with-carry each): the sum
+    // modulo 2^64 - 1, a multiple of 2^16 - 1, so it folds to the same 16 bits (RFC 1071
+    // §2(C)). The carries are added back once, and a 32-bit tail on its own.
+    __extension__ using wide = unsigned __int128;
+    wide sum = 0;
+    for (std::size_t i = 0; i + 8 <= N; i += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, p + i, 8);
         sum += word;
     }
-    return sum;
+    std::uint64_t folded = static_cast<std::uint64_t>(sum);
+    const auto carries = static_cast<std::uint64_t>(sum >> 64);
+    // Without a carry out of 64 bits: carries < 2^3, and the 32-bit halves take them.
+    std::uint64_t result = (folded & 0xFFFFFFFF) + (folded >> 32) + carries;
+    if constexpr (N % 8 != 0) {
+        std::uint32_t word;
+        std::memcpy(&word, p + N - 4, 4);
+        result += word;
+    }
+    return result;
 }
 
 inline std::uint32_t checksum_fold(std::uint64_t sum) noexcept {
