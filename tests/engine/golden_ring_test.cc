@@ -602,6 +602,85 @@ TEST_F(GoldenRingBurstTest, SixtyFourMixedFramesAreAccountedForInOrder) {
     }
 }
 
+// The relay's burst lane (relay_look_ahead(), then each frame in turn: ChannelData that passed
+// the look-ahead by relay_express_ahead(), the rest as one at a time): the relay data path's
+// golden cases that need no prelude and arrive a second after the shard was made, all in one
+// burst on one shard, the ChannelData ones twice over (a Data indication's transaction ID is
+// the shard's next), each relayed, delivered or dropped as its file says and in the order they
+// came, as GoldenRingTest takes them one at a time.
+TEST_F(GoldenRingBurstTest, RelayDataPathCasesInOneBurstAsOneAtATime) {
+    std::vector<const GoldenCase*> cases;
+    for (const GoldenCase& golden : corpus().cases) {
+        const bool data_path = golden.name.starts_with("relay_channel_data") ||
+                               golden.name.starts_with("relay_peer");
+        // over_bandwidth empties its allocation's bucket, which the others' frames share here.
+        if (data_path && golden.context == "relay" && golden.prelude.empty() &&
+            golden.relay_time_s == 1 && golden.pending.empty() &&
+            golden.capacity == golden::default_capacity &&
+            golden.name != "relay_channel_data_over_bandwidth")
+            cases.push_back(&golden);
+    }
+    ASSERT_GE(cases.size(), 6u) << "the relay's data-path golden cases";
+    const std::optional<PortContext> context = make_context("relay");
+    ASSERT_TRUE(context.has_value());
+    ring_port->publish(*context);
+    std::unique_ptr<RelayShard> shard = golden::make_relay_shard(*context->relay, 49152, 40000);
+    golden::sweep_relay_shard(*shard, golden::relay_case_ticks(*cases[0]));
+    ring_port->dataplane.relay_shards.push_back(std::move(shard));
+    relay_now = golden::relay_case_ticks(*cases[0]);
+    struct Unrelay {
+        ~Unrelay() {
+            ring_port->dataplane.relay_shards.clear();
+            relay_now = default_relay_now;
+        }
+    } unrelay;
+
+    std::vector<const GoldenCase*> frames = cases;
+    for (const GoldenCase* golden : cases)
+        if (golden->name.starts_with("relay_channel_data")) frames.push_back(golden);
+    std::vector<rte_mbuf*> mbufs;
+    std::vector<const GoldenCase*> relayed;
+    std::map<DropReason, std::uint64_t> expected_drops;
+    std::uint64_t rx_bytes = 0;
+    for (const GoldenCase* golden : frames) {
+        mbufs.push_back(make_mbuf(*golden));
+        ASSERT_NE(mbufs.back(), nullptr);
+        rx_bytes += golden->input.size();
+        ASSERT_FALSE(golden->to_control) << golden->file;
+        if (golden->transmit)
+            relayed.push_back(golden);
+        else
+            ++expected_drops[golden->reason];
+    }
+    ASSERT_FALSE(relayed.empty());
+    ASSERT_FALSE(expected_drops.empty());
+    const CoreCounters before = ring_port->counters();
+    const auto n = static_cast<unsigned>(mbufs.size());
+    ASSERT_EQ(rte_ring_enqueue_bulk(ring_port->rx, reinterpret_cast<void* const*>(mbufs.data()),
+                                    n, nullptr),
+              n);
+    EXPECT_EQ(ring_port->worker->poll(), n) << "one burst";
+    const std::vector<Sent> sent = take_transmitted();
+    const CoreCounters delta = difference(ring_port->counters(), before);
+
+    EXPECT_EQ(rte_mempool_avail_count(ring_port->pool), pool_size) << "an mbuf leaked";
+    EXPECT_TRUE(delta.conserved());
+    EXPECT_EQ(delta.rx_packets, n);
+    EXPECT_EQ(delta.rx_bytes, rx_bytes);
+    EXPECT_EQ(delta.tx_packets, relayed.size());
+    for (std::size_t i = 0; i < drop_reason_count; ++i) {
+        const auto it = expected_drops.find(static_cast<DropReason>(i));
+        EXPECT_EQ(delta.drops[i], it == expected_drops.end() ? 0u : it->second)
+            << drop_reasons[i].name;
+    }
+    ASSERT_EQ(sent.size(), relayed.size());
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        SCOPED_TRACE("frame " + std::to_string(i) + " out, of " + relayed[i]->file);
+        EXPECT_EQ(sent[i].segments, 1u);
+        expect_bytes(sent[i].bytes, relayed[i]->output);
+    }
+}
+
 // The worker loop's own drop reasons, which only the mbuf path can reach (handle_frame()
 // never gives them, so no golden file names them).
 class RingWorkerLoopTest : public RingPortTest {
