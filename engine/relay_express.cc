@@ -110,13 +110,8 @@ struct ReceivedSum {
 
 // ChannelData from a client (RFC 8656 §12.6): to its channel's peer, from the relayed
 // address, the 4-byte ChannelData header dropped (the new headers end where the data starts).
-// `key` is the datagram's 5-tuple; `hint` a slot where its allocation may be (the
-// look-ahead's), or no_slot: taken only where the live allocation there has the key.
-[[gnu::always_inline]] inline bool channel_to_peer(Frame& f, std::size_t udp_length,
-                                                   const ReceivedSum& received,
-                                                   const PortContext& port, RelayState& relay,
-                                                   const FiveTuple& key,
-                                                   std::uint32_t hint) noexcept {
+bool channel_to_peer(Frame& f, std::size_t udp_length, const ReceivedSum& received,
+                     const PortContext& port, RelayState& relay) noexcept {
     const std::byte* h = f.data + ip;
     const std::byte* message = f.data + payload;
     const std::uint16_t number = load_be16(message);
@@ -129,7 +124,8 @@ struct ReceivedSum {
                                                      length);
 
     RelayTable& table = relay.shard.table();
-    const std::uint32_t slot = table.holds(hint, key) ? hint : table.find(key);
+    const std::uint32_t slot = table.find(FiveTuple::ipv4(
+        h + 12, load_be16(f.data + udp), h + 16, load_be16(f.data + udp + 2)));
     if (slot == RelayTable::no_slot) return false;
     Allocation& allocation = table.at(slot);
     // RFC 8656 §12.6: a live channel, its peer's IP with a live permission (§9).
@@ -241,38 +237,29 @@ bool peer_to_channel(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     return true;
 }
 
-// The checks every datagram of the express lane passes (relay_express_ipv4(), the
-// look-ahead), of the `length` bytes at `f`: Ethernet to us; IPv4 with a 20-byte header (RFC
-// 791: version 4, IHL 5), carrying UDP, not a fragment; the total length UDP's plus the
-// header, within the frame (Ethernet may pad); from a port (RFC 768: 0 is none), between an
-// address of ours and a valid source; the IPv4 header checksum right (RFC 1071: the folded sum
-// is all ones; the UDP one is forwarded, not verified, as the general path forwards it,
-// frame_handler.cc). Gives the UDP length and the addresses' native sum. The caller checks
-// what the port said of the UDP checksum (L4ChecksumHint::bad: declined).
-[[gnu::always_inline]] inline bool checked_ipv4(const std::byte* f, std::size_t length,
-                                                const PortContext& port,
-                                                std::size_t& udp_length,
-                                                std::uint64_t& addresses) noexcept {
-    if (port.relay == nullptr || length < headers) return false;
-    const std::byte* h = f + ip;
-    const std::byte* u = f + udp;
-    if (!port.is_own_mac(f) || load_be16(f + 12) != ethertype::ipv4 ||
+}  // namespace
+
+bool relay_express_ipv4(Frame& f, const PortContext& port, RelayState& relay) noexcept {
+    if (port.relay == nullptr || f.length < headers) return false;
+    const std::byte* h = f.data + ip;
+    const std::byte* u = f.data + udp;
+    // Ethernet to us; IPv4 with a 20-byte header (RFC 791: version 4, IHL 5), carrying UDP,
+    // not a fragment; the total length UDP's plus the header, within the frame (Ethernet may
+    // pad); from a port (RFC 768: 0 is none), between an address of ours and a valid source.
+    if (!port.is_own_mac(f.data) || load_be16(f.data + 12) != ethertype::ipv4 ||
         h[0] != std::byte{0x45} || h[9] != std::byte{ip_protocol::udp} ||
         (load_be16(h + 6) & 0x3FFF) != 0)
         return false;
-    udp_length = load_be16(u + 4);
+    const std::size_t udp_length = load_be16(u + 4);
     if (udp_length <= udp_header_size || load_be16(h + 2) != ipv4_header_size + udp_length ||
-        udp + udp_length > length || load_be16(u) == 0 || !port.ipv4_addresses_ok(h))
+        udp + udp_length > f.length || load_be16(u) == 0 || !port.ipv4_addresses_ok(h))
         return false;
-    addresses = checksum_native_sum<8>(h + 12);
-    return checksum_fold(checksum_native_sum<12>(h) + addresses) == 0xFFFF;
-}
-
-// What the relayed datagram's UDP checksum is made from, for a datagram checked_ipv4() passed.
-[[gnu::always_inline]] inline ReceivedSum received_sum(const Frame& f, const PortContext& port,
-                                                       std::size_t udp_length,
-                                                       std::uint64_t addresses) noexcept {
-    const std::byte* u = f.data + udp;
+    // The IPv4 header checksum verifies (RFC 1071: the folded sum is all ones). The UDP one
+    // is forwarded, not verified, as the general path forwards it (frame_handler.cc).
+    const std::uint64_t addresses = checksum_native_sum<8>(h + 12);
+    if (checksum_fold(checksum_native_sum<12>(h) + addresses) != 0xFFFF ||
+        f.l4_checksum == L4ChecksumHint::bad)
+        return false;
     ReceivedSum received;
     std::memcpy(&received.checksum, u + 6, 2);
     // A whole checksum (the port hands them over, or checked it) is updated; a partial one
@@ -283,92 +270,17 @@ bool peer_to_channel(Frame& f, std::size_t udp_length, const ReceivedSum& receiv
     received.headers = addresses + native16(ip_protocol::udp) +
                        2 * native16(static_cast<std::uint16_t>(udp_length)) +
                        checksum_native_sum<4>(u);
-    return received;
-}
-
-// Whether a datagram (`headers` bytes or more at `f`) goes to a STUN port (ChannelData, TURN),
-// not a relay port.
-[[gnu::always_inline]] inline bool to_stun_port(const std::byte* f,
-                                                const PortContext& port) noexcept {
-    const std::uint16_t destination_port = load_be16(f + udp + 2);
-    return destination_port == port.stun_port ||
-           (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port);
-}
-
-// Whether a checked datagram to a STUN port is ChannelData (first byte 64-127,
-// frame_handler.cc's demultiplexing) with its header.
-[[gnu::always_inline]] inline bool is_channel_data(const std::byte* f,
-                                                   std::size_t udp_length) noexcept {
-    return udp_length >= udp_header_size + stun::channel_data_header_size &&
-           (std::to_integer<unsigned>(f[payload]) & 0xC0) == 0x40;
-}
-
-// The datagram's 5-tuple, client first.
-[[gnu::always_inline]] inline FiveTuple key_of(const std::byte* f) noexcept {
-    const std::byte* h = f + ip;
-    return FiveTuple::ipv4(h + 12, load_be16(f + udp), h + 16, load_be16(f + udp + 2));
-}
-
-}  // namespace
-
-bool relay_express_ipv4(Frame& f, const PortContext& port, RelayState& relay) noexcept {
-    std::size_t udp_length = 0;
-    std::uint64_t addresses = 0;
-    if (!checked_ipv4(f.data, f.length, port, udp_length, addresses) ||
-        f.l4_checksum == L4ChecksumHint::bad)
-        return false;
-    const ReceivedSum received = received_sum(f, port, udp_length, addresses);
-    if (to_stun_port(f.data, port))
-        return is_channel_data(f.data, udp_length) &&
-               channel_to_peer(f, udp_length, received, port, relay, key_of(f.data),
-                               RelayTable::no_slot);
-    return peer_to_channel(f, udp_length, received, port, relay);
-}
-
-bool relay_express_ahead(Frame& f, const PortContext& port, RelayState& relay,
-                         const RelayAhead& ahead) noexcept {
-    if (f.l4_checksum == L4ChecksumHint::bad) return false;
-    const std::size_t udp_length = load_be16(f.data + udp + 4);
-    return channel_to_peer(f, udp_length, received_sum(f, port, udp_length, ahead.addresses),
-                           port, relay, ahead.key, ahead.slot);
-}
-
-std::size_t relay_look_ahead(std::span<const std::byte* const> frames,
-                             std::span<const std::uint16_t> lengths, const PortContext& port,
-                             const RelayState& relay, std::span<RelayAhead> ahead) noexcept {
-    constexpr std::size_t burst = 64;  // the tags of this many frames a pass
-    const RelayTable& table = relay.shard.table();
-    std::size_t passed = 0;
-    for (std::size_t first = 0; first < frames.size(); first += burst) {
-        const std::size_t n = std::min(burst, frames.size() - first);
-        std::uint32_t tags[burst];
-        // Pass 1: ChannelData's checks and tag, its index line on its way. Anything that is
-        // not ChannelData to a STUN port by its port and first byte (a peer's datagram, a
-        // Binding or TURN request) is turned away before the checks: its lane makes them.
-        for (std::size_t i = first; i < first + n; ++i) {
-            const std::byte* f = frames[i];
-            RelayAhead& a = ahead[i];
-            a.express = false;
-            a.slot = RelayTable::no_slot;
-            if (lengths[i] <= headers || !to_stun_port(f, port) ||
-                (std::to_integer<unsigned>(f[payload]) & 0xC0) != 0x40)
-                continue;
-            std::size_t udp_length = 0;
-            if (!checked_ipv4(f, lengths[i], port, udp_length, a.addresses) ||
-                !is_channel_data(f, udp_length))
-                continue;
-            a.express = true;
-            ++passed;
-            a.key = key_of(f);
-            tags[i - first] = table.start_find(a.key);
-        }
-        // Pass 2: the slots, each one's record on its way.
-        for (std::size_t i = first; i < first + n; ++i) {
-            RelayAhead& a = ahead[i];
-            if (a.express) a.slot = table.slot_hint(tags[i - first]);
-        }
+    const std::uint16_t destination_port = load_be16(u + 2);
+    const bool to_stun_port =
+        destination_port == port.stun_port ||
+        (port.stun_alternate_port != 0 && destination_port == port.stun_alternate_port);
+    if (to_stun_port) {
+        // ChannelData (first byte 64-127, frame_handler.cc's demultiplexing) with its header.
+        return udp_length >= udp_header_size + stun::channel_data_header_size &&
+               (std::to_integer<unsigned>(f.data[payload]) & 0xC0) == 0x40 &&
+               channel_to_peer(f, udp_length, received, port, relay);
     }
-    return passed;
+    return peer_to_channel(f, udp_length, received, port, relay);
 }
 
 }  // namespace engine

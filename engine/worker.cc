@@ -30,7 +30,6 @@ Worker::Worker(Dataplane& dataplane, unsigned index)
       tx_(dataplane.ports.size()),
       frames_(max_burst),
       ahead_(max_burst),
-      relay_ahead_(max_burst),
       stall_cycles_(rte_get_tsc_hz() / 1000) {
     if (index < dataplane.command_rings.size() && dataplane.command_acks != nullptr &&
         index < dataplane.relay_shards.size() && dataplane.relay_shards[index] != nullptr) {
@@ -96,22 +95,6 @@ void Worker::handle_express(rte_mbuf* m, Frame& frame, const SfuAhead& ahead,
     const Verdict verdict = sfu_express_ahead(frame, context, counters_, sfu, ahead);
     count_sfu_express(verdict, frame, counters_);
     dispatch(m, frame, verdict, tx, &sfu);
-}
-
-void Worker::handle_relay_express(rte_mbuf* m, const RelayAhead& ahead,
-                                  const PortContext& context, TxBuffer& tx, RelayState& relay,
-                                  SfuState* sfu) noexcept {
-    Frame frame = frame_of(m);
-    ++counters_.rx_packets;
-    counters_.rx_bytes += frame.length;
-    Verdict verdict = Verdict::transmit();
-    if (relay_express_ahead(frame, context, relay, ahead)) {
-        ++counters_.tx_packets;
-        counters_.tx_bytes += frame.length;
-    } else {
-        verdict = handle_frame_generally(frame, context, counters_, &relay, sfu);
-    }
-    dispatch(m, frame, verdict, tx, sfu);
 }
 
 void Worker::dispatch(rte_mbuf* m, const Frame& frame, Verdict verdict, TxBuffer& tx,
@@ -398,27 +381,6 @@ unsigned Worker::poll() noexcept {
                 frames[i] = rx[i]->nb_segs == 1 ? frame_of(rx[i]) : Frame{};
             sfu_look_ahead({frames, n}, *context, *sfu, {ahead, n});
         }
-        // The relay's likewise for ChannelData from clients (relay_look_ahead()), from the
-        // bytes alone: the lane makes the Frame of what passed. A burst without ChannelData
-        // (a stream of peers' datagrams) rests it for the next relay_look_rest bursts: it
-        // costs every other frame its port compare.
-        bool relay_look = relay != nullptr && context->relay != nullptr && n > 1;
-        if (relay_look && relay_look_resting_ != 0) {
-            --relay_look_resting_;
-            relay_look = false;
-        }
-        RelayAhead* const relay_ahead = relay_ahead_.data();
-        if (relay_look) {
-            const std::byte* data[max_burst];
-            std::uint16_t lengths[max_burst];
-            for (std::uint16_t i = 0; i < n; ++i) {
-                data[i] = rte_pktmbuf_mtod(rx[i], const std::byte*);
-                lengths[i] = rx[i]->nb_segs == 1 ? rte_pktmbuf_data_len(rx[i]) : 0;
-            }
-            if (relay_look_ahead({data, n}, {lengths, n}, *context, *relay, {relay_ahead, n}) ==
-                0)
-                relay_look_resting_ = relay_look_rest;
-        }
         for (std::uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = rx[i];
             const int owner =
@@ -441,8 +403,6 @@ unsigned Worker::poll() noexcept {
             }
             if (look_ahead && ahead[i].express)
                 handle_express(m, frames[i], ahead[i], *context, tx_[p], *sfu);
-            else if (relay_look && relay_ahead[i].express)
-                handle_relay_express(m, relay_ahead[i], *context, tx_[p], *relay, sfu);
             else
                 handle(m, *context, tx_[p], relay, sfu);
         }

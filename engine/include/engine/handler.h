@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 
 #include "engine/counters.h"
 #include "engine/frame.h"
@@ -78,42 +77,6 @@ Verdict respond_stun(Frame& frame, std::size_t ip_offset, std::size_t udp_offset
 /// names the reason of a drop.
 [[nodiscard]] bool relay_express_ipv4(Frame& frame, const PortContext& port,
                                       RelayState& relay) noexcept;
-
-/// What relay_look_ahead() found of one frame of a burst, for relay_express_ahead().
-struct RelayAhead {
-    FiveTuple key;               ///< the datagram's 5-tuple (where `express`)
-    std::uint64_t addresses = 0;  ///< its IPv4 addresses' native sum (checksum_native_sum<8>)
-    /// The slot the index names first for `key`, a hint: taken only where the live
-    /// allocation there has the key. 0xFFFFFFFF (RelayTable::no_slot): none.
-    std::uint32_t slot = 0xFFFFFFFF;
-    bool express = false;  ///< ChannelData to a STUN port that passed the express lane's checks
-};
-
-/// The relay's lane for ChannelData from clients, over a whole burst (docs/benchmarks.md,
-/// "Relay (issue 4)"), before its frames are handled one by one: for each frame that is
-/// ChannelData to a STUN port by its port and first byte, the relay express lane's checks
-/// (relay_express_ipv4(): IPv4 without options to the port's MAC and an address of its, every
-/// header field right) and its allocation's look-up started, in two passes over the burst, so
-/// that the burst's index lines, then its records load together instead of one frame's after
-/// another's. Anything else is turned away after a port compare (a peer's datagram, whose
-/// allocation is one array load away, gained nothing from the lane; a third pass for the
-/// first peer entries cost more than it saved). frames[i] holds lengths[i] bytes (0: none);
-/// what the port said of the UDP checksum is relay_express_ahead()'s to check. Returns how
-/// many passed. ahead[i] (room for frames.size()) says whether frame i passed,
-/// with its 5-tuple, its addresses' sum and the slot the index names for it. Changes nothing.
-/// Cost: the checks and a 5-tuple hash a frame, once (relay_express_ahead() repeats neither),
-/// and a few loads, every one of which the frame would wait for later.
-std::size_t relay_look_ahead(std::span<const std::byte* const> frames,
-                             std::span<const std::uint16_t> lengths, const PortContext& port,
-                             const RelayState& relay, std::span<RelayAhead> ahead) noexcept;
-
-/// The relay express lane for a frame relay_look_ahead() passed (`ahead.express`), past its
-/// checks: the allocation found (the hint taken where the live allocation there has the key)
-/// and the data relayed to the channel's peer as relay_express_ipv4() relays it; false,
-/// having written and charged nothing, where that lane would decline (the general path then
-/// decides).
-[[nodiscard]] bool relay_express_ahead(Frame& frame, const PortContext& port, RelayState& relay,
-                                       const RelayAhead& ahead) noexcept;
 
 /// Makes `port.binding_templates` from its other fields (PortContext::prepare() calls it):
 /// one per family, owned address, STUN port and FINGERPRINT or not, where the STUN role answers

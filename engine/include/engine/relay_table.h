@@ -259,32 +259,6 @@ template <class HasKey>
     }
 }
 
-/// A look-up in a 5-tuple index started ahead of its frame (RelayTable::start_find(),
-/// SfuTable::start_find()): the tag of a key's seeded `hash`, its index line's load started.
-[[nodiscard]] inline std::uint32_t start_index_find(const std::uint64_t* index,
-                                                    std::uint32_t mask,
-                                                    std::uint64_t hash) noexcept {
-    const auto tag = static_cast<std::uint32_t>(hash >> 32);
-    __builtin_prefetch(&index[tag & mask]);
-    return tag;
-}
-
-/// The slot a 5-tuple index (probe_index()'s) names first for `tag`, for a look-up started
-/// ahead of its frame (RelayTable::slot_hint(), SfuTable::slot_hint()): a hint, the key not
-/// compared, or 0xFFFFFFFF. A few entries are one line; a longer run (rare) gives no hint
-/// rather than more loads.
-[[nodiscard]] inline std::uint32_t index_hint(const std::uint64_t* index, std::uint32_t mask,
-                                              std::uint32_t tag) noexcept {
-    constexpr unsigned probes = 4;
-    std::uint32_t i = tag & mask;
-    for (unsigned n = 0; n < probes; ++n, i = (i + 1) & mask) {
-        const std::uint64_t entry = index[i];
-        if (entry == 0) return 0xFFFFFFFF;
-        if (entry >> 32 == tag) return static_cast<std::uint32_t>(entry) - 1;
-    }
-    return 0xFFFFFFFF;
-}
-
 /// A field of a seqlock-protected record that the control thread reads while the owner
 /// writes it. Every access states its order; on x86 all four are plain moves.
 template <class T>
@@ -768,21 +742,6 @@ public:
     /// is at most half full: 1.5 probes on a hit, 2.5 on a miss, on average), the record's
     /// first line on a tag match. Per request and per ChannelData from a client.
     [[nodiscard]] std::uint32_t find(const FiveTuple& key) const noexcept;
-    /// A look-up started ahead of its frame (relay_look_ahead(), engine/handler.h), in steps a
-    /// burst apart so that each one's loads overlap the others': the key's tag, its index
-    /// line's load started; then the slot the index names first for the tag (a hint, the key
-    /// not compared: the caller checks live() and has_key(), else find()s; no_slot: none),
-    /// its record's loads started (prefetch_record()).
-    [[nodiscard]] std::uint32_t start_find(const FiveTuple& key) const noexcept;
-    [[nodiscard]] std::uint32_t slot_hint(std::uint32_t tag) const noexcept;
-    /// Whether `slot` (any value, a hint) holds the live allocation of `key`: the hint's
-    /// check, on its record's line 0.
-    [[nodiscard]] bool holds(std::uint32_t slot, const FiveTuple& key) const noexcept {
-        return slot < capacity_ && at(slot).live() && at(slot).has_key(key);
-    }
-    /// The loads of the lines of `slot`'s record a relayed datagram reads started: line 0
-    /// (key, shape, expiries) and line 1 (the peers' head, counters, bucket).
-    void prefetch_record(std::uint32_t slot) const noexcept;
 
     /// The slot of the allocation that holds `port` on relay address `address`, or no_slot
     /// (also for a port or address outside this worker's). Cost: two compares and an array
@@ -1044,22 +1003,6 @@ inline std::uint32_t RelayTable::find(const FiveTuple& key) const noexcept {
 inline std::uint32_t RelayTable::find(const FiveTuple& key, std::uint64_t tag) const noexcept {
     return detail::probe_index(index_, index_mask_, tag,
                                [&](std::uint32_t slot) { return at(slot).has_key(key); });
-}
-
-inline std::uint32_t RelayTable::start_find(const FiveTuple& key) const noexcept {
-    return detail::start_index_find(index_, index_mask_, hash(key));
-}
-
-inline std::uint32_t RelayTable::slot_hint(std::uint32_t tag) const noexcept {
-    const std::uint32_t slot = detail::index_hint(index_, index_mask_, tag);
-    if (slot != no_slot) prefetch_record(slot);
-    return slot;
-}
-
-inline void RelayTable::prefetch_record(std::uint32_t slot) const noexcept {
-    const auto* record = reinterpret_cast<const std::byte*>(&at(slot));
-    __builtin_prefetch(record);
-    __builtin_prefetch(record + 64, 1);  // counted in per datagram
 }
 
 }  // namespace engine

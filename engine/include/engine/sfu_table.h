@@ -465,16 +465,27 @@ inline std::uint32_t SfuTable::find(const FiveTuple& key) const noexcept {
 }
 
 inline std::uint32_t SfuTable::start_find(const FiveTuple& key) const noexcept {
-    return detail::start_index_find(index_, index_mask_, hash(key));
+    const auto tag = static_cast<std::uint32_t>(hash(key) >> 32);
+    __builtin_prefetch(&index_[tag & index_mask_]);
+    return tag;
 }
 
 inline std::uint32_t SfuTable::slot_hint(std::uint32_t tag) const noexcept {
-    const std::uint32_t slot = detail::index_hint(index_, index_mask_, tag);
-    if (slot == no_slot) return no_slot;
-    const auto* record = reinterpret_cast<const std::byte*>(&legs_[slot]);
-    __builtin_prefetch(record);               // line 0: key, session, state
-    __builtin_prefetch(record + 2 * 64, 1);  // line 2: written per datagram (heard())
-    return slot;
+    // A probe ends at an empty entry (the index is at most half full); a few entries are one
+    // line, and a longer run (rare) gives no hint rather than more loads.
+    constexpr unsigned probes = 4;
+    std::uint32_t i = tag & index_mask_;
+    for (unsigned n = 0; n < probes; ++n, i = (i + 1) & index_mask_) {
+        const std::uint64_t entry = index_[i];
+        if (entry == 0) return no_slot;
+        if (entry >> 32 != tag) continue;
+        const std::uint32_t slot = static_cast<std::uint32_t>(entry) - 1;
+        const auto* record = reinterpret_cast<const std::byte*>(&legs_[slot]);
+        __builtin_prefetch(record);               // line 0: key, session, state
+        __builtin_prefetch(record + 2 * 64, 1);  // line 2: written per datagram (heard())
+        return slot;
+    }
+    return no_slot;
 }
 
 }  // namespace engine

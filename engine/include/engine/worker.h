@@ -163,14 +163,6 @@ private:
                                                       const SfuAhead& ahead,
                                                       const PortContext& context, TxBuffer& tx,
                                                       SfuState& sfu) noexcept;
-    /// A frame relay_look_ahead() passed, by the relay's express lane (relay_express_ahead()),
-    /// else the general dispatch (handle_frame_generally()): counted as handle_frame() counts
-    /// it, then as handle() goes on.
-    [[gnu::always_inline]] inline void handle_relay_express(rte_mbuf* m,
-                                                            const RelayAhead& ahead,
-                                                            const PortContext& context,
-                                                            TxBuffer& tx, RelayState& relay,
-                                                            SfuState* sfu) noexcept;
     /// What handle() does after the handler: `m` (its start and length from `frame`) freed,
     /// handed on or buffered for TX as `verdict` says, with its fan-out copies.
     [[gnu::always_inline]] inline void dispatch(rte_mbuf* m, const Frame& frame, Verdict verdict,
@@ -200,15 +192,10 @@ private:
     unsigned index_;
     CoreCounters& counters_;
     std::vector<TxBuffer> tx_;
-    /// A burst's frames (sfu_look_ahead()'s) and what sfu_look_ahead() and relay_look_ahead()
-    /// found of them (max_burst each):
+    /// A burst's frames and what sfu_look_ahead() found of them (max_burst each):
     /// kept here, not made on the stack each iteration (a FiveTuple starts zeroed).
     std::vector<Frame> frames_;
     std::vector<SfuAhead> ahead_;
-    std::vector<RelayAhead> relay_ahead_;
-    /// Bursts left before relay_look_ahead() runs again, after one that found no ChannelData.
-    static constexpr unsigned relay_look_rest = 7;
-    unsigned relay_look_resting_ = 0;
     /// An iteration longer than this (1 ms of TSC) counts as stalled, not busy.
     std::uint64_t stall_cycles_;
     /// This worker's command ring and its acknowledgement (null: none), and the order under
