@@ -216,7 +216,6 @@ public:
         return f;
     }
 
-
     // Hands `frame` to worker `w` at the lab's time; `general`: to handle_frame_generally(),
     // past the express lanes.
     Out send(const Bytes& frame, std::uint16_t w = 0, bool general = false) {
